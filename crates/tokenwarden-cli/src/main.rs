@@ -1,0 +1,2 @@
+//! The `tokenwarden` binary.
+fn main() {}

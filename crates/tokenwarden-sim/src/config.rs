@@ -1,0 +1,391 @@
+//! Simulator configuration: every adversity knob lives in [`SimConfig`].
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::ops::Range;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+/// Client id of the OAuth client configured by [`SimConfig::default`].
+pub const DEFAULT_CLIENT_ID: &str = "tw-client";
+/// Client secret of the OAuth client configured by [`SimConfig::default`].
+pub const DEFAULT_CLIENT_SECRET: &str = "tw-secret";
+/// Display name of the OAuth client configured by [`SimConfig::default`].
+pub const DEFAULT_CLIENT_NAME: &str = "tokenwarden demo";
+
+/// Default `conversation_interval` start: 2024-01-01T00:00:00Z (Unix seconds).
+const DEFAULT_INTERVAL_START_UNIX: u64 = 1_704_067_200;
+/// Default `conversation_interval` end: 2024-01-08T00:00:00Z (Unix seconds).
+const DEFAULT_INTERVAL_END_UNIX: u64 = 1_704_672_000;
+
+/// An OAuth client known to the simulated token endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimClient {
+    /// The OAuth client id (`client_id`).
+    pub id: String,
+    /// The OAuth client secret (`client_secret`).
+    pub secret: String,
+    /// The client's display name, reported by `GET /api/v2/tokens/me` as `OAuthClient.name`.
+    pub name: String,
+}
+
+impl SimClient {
+    /// A client with the given id, secret and display name.
+    pub fn new(id: impl Into<String>, secret: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            secret: secret.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl Default for SimClient {
+    /// The default client: [`DEFAULT_CLIENT_ID`] / [`DEFAULT_CLIENT_SECRET`].
+    fn default() -> Self {
+        Self::new(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_CLIENT_NAME)
+    }
+}
+
+/// Terminal state of a simulated async analytics job (see [`SimConfig::job_outcome`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobOutcome {
+    /// The job succeeds; its results can be fetched.
+    #[default]
+    Fulfilled,
+    /// The job fails (`state: "FAILED"`, with an `errorMessage`).
+    Failed,
+    /// The job is cancelled by the platform (`state: "CANCELLED"`).
+    Cancelled,
+    /// The job's results expired (`state: "EXPIRED"`).
+    Expired,
+}
+
+impl JobOutcome {
+    /// The Genesys `state` string of this outcome (`"FULFILLED"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobOutcome::Fulfilled => "FULFILLED",
+            JobOutcome::Failed => "FAILED",
+            JobOutcome::Cancelled => "CANCELLED",
+            JobOutcome::Expired => "EXPIRED",
+        }
+    }
+}
+
+/// The realistic default scope list answered by `GET /api/v2/tokens/me`.
+pub fn default_scopes() -> Vec<String> {
+    [
+        "analytics",
+        "analytics:readonly",
+        "analytics:conversationDetail:view",
+        "analytics:conversationAggregate:view",
+        "users",
+        "users:readonly",
+        "externalContacts",
+        "externalContacts:readonly",
+        "conversations:readonly",
+        "routing:readonly",
+        "presence:readonly",
+        "organization:readonly",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+/// Configuration of a [`Simulator`](crate::Simulator): identity, data sizes and adversity knobs.
+///
+/// Every field can be changed at runtime with [`Simulator::update`](crate::Simulator::update)
+/// (except `bind`, which only matters at start). Knobs are read per request, so a change applies
+/// to the next request that reaches the relevant check.
+///
+/// Counters behind "every Nth" and "first K" knobs (`revoke_every`, `throttle_token_every`,
+/// `fail_first_token_requests`) restart from zero whenever `update` changes that knob's value, so
+/// "the first 3 token requests fail" means "the first 3 after I set it". The random stream behind
+/// `error_rate`/`drop_rate` restarts whenever `seed`, `error_rate` or `drop_rate` changes.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Address to listen on. Default `127.0.0.1:0` (an ephemeral port; see
+    /// [`Simulator::addr`](crate::Simulator::addr)).
+    pub bind: SocketAddr,
+    /// OAuth clients accepted by the token endpoint. Default: one client,
+    /// [`DEFAULT_CLIENT_ID`] / [`DEFAULT_CLIENT_SECRET`], named `"tokenwarden demo"`.
+    pub clients: Vec<SimClient>,
+    /// Server-side lifetime of an access token. Default 86399 s. `expires_in` in the token response
+    /// is this value in whole seconds rounded UP (minimum 1), but the token really dies after exactly
+    /// `token_ttl` (minus `clock_skew`), so sub-second lifetimes are possible in tests.
+    pub token_ttl: Duration,
+    /// Tokens die this long BEFORE their advertised expiry (server side). Default 0.
+    pub clock_skew: Duration,
+    /// When true, access tokens are JWT-shaped (`header.payload.signature`, base64url, with
+    /// `exp`, `iat`, `sub` (the client id) and `jti` claims; the signature is random, not a real
+    /// one). When false (default) they are opaque random 40-character url-safe strings.
+    pub jwt_tokens: bool,
+    /// Every Nth API call that carries a valid token has that token revoked before handling, and
+    /// the call gets 401 `bad.credentials` (journaled as a revoked token). Default `None`.
+    pub revoke_every: Option<u64>,
+    /// The first K token requests (after start, or after this value is changed) get 503 with an
+    /// OAuth error body (`temporarily_unavailable`). Default 0.
+    pub fail_first_token_requests: u32,
+    /// While true, every token request gets 503. Default false.
+    pub token_outage: bool,
+    /// Every Nth token request is throttled the Genesys way: HTTP 400
+    /// `{"error":"invalid_request","description":"rate limit exceeded; retry in a few seconds",...}`.
+    /// Default `None`.
+    pub throttle_token_every: Option<u32>,
+    /// The token endpoint sleeps this long before answering. Default 0.
+    pub token_latency: Duration,
+    /// Per-token API request limit per `rate_limit_window` (fixed windows aligned to the
+    /// simulator's start). Requests beyond it get 429 `too.many.requests.retry.after` with
+    /// `Retry-After`. When set, every authenticated API response carries `inin-ratelimit-count`,
+    /// `inin-ratelimit-allowed` and `inin-ratelimit-reset`. Default `None` (unlimited).
+    pub api_rate_limit_per_minute: Option<u32>,
+    /// Length of the rate-limit window. Default 60 s (shorten it in tests).
+    pub rate_limit_window: Duration,
+    /// Fraction (0.0..=1.0) of authenticated API requests answered with an injected 5xx (cycling
+    /// 500, 502, 503, 504), chosen by a RNG seeded with `seed`. Default 0.0.
+    pub error_rate: f64,
+    /// Fraction (0.0..=1.0) of authenticated API requests whose connection is closed without any
+    /// response (HTTP/1: the TCP connection is closed; HTTP/2: the stream is reset). Default 0.0.
+    pub drop_rate: f64,
+    /// Seed of the RNG behind `error_rate` and `drop_rate`: the i-th authenticated request gets the
+    /// same fate in every run with the same seed. Default 42.
+    pub seed: u64,
+    /// Added to every API response (slept before the request is processed). Default 0.
+    pub latency: Duration,
+    /// Scopes reported by `GET /api/v2/tokens/me` (`authorizedScope`). Default
+    /// [`default_scopes()`].
+    pub scopes: Vec<String>,
+    /// API path prefixes (e.g. `"/api/v2/users"`) answered 403 `missing.any.permissions` for
+    /// valid tokens. Default empty.
+    pub forbidden_paths: Vec<String>,
+    /// Number of users (`GET /api/v2/users...`). Generated on demand by index. Default 1000.
+    pub users: usize,
+    /// Number of external contacts (`GET /api/v2/externalcontacts/scan/contacts`). Default 1000.
+    pub contacts: usize,
+    /// Number of conversations (analytics query and jobs). Default 5000.
+    pub conversations: usize,
+    /// Conversation i (of `conversations`) starts at `start + i * (end - start) / conversations`.
+    /// Default 2024-01-01T00:00:00Z .. 2024-01-08T00:00:00Z.
+    pub conversation_interval: Range<SystemTime>,
+    /// An async analytics job is `QUEUED` for the first half of this, then `PENDING`, and reaches
+    /// its terminal state (`job_outcome`) once this much time has passed since submission.
+    /// Captured when the job is submitted. Default 2 s.
+    pub job_duration: Duration,
+    /// Terminal state of async analytics jobs, captured when a job is submitted.
+    /// Default [`JobOutcome::Fulfilled`].
+    pub job_outcome: JobOutcome,
+    /// Accept `client_id`/`client_secret` as form fields as well as HTTP Basic. Default true.
+    pub accept_form_credentials: bool,
+    /// Largest page size accepted by the paged routes (larger ones get 400). Default 500.
+    pub max_page_size: usize,
+    /// Number of most recent [`JournalEntry`](crate::JournalEntry)s kept. Default 200 000.
+    pub journal_capacity: usize,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)),
+            clients: vec![SimClient::default()],
+            token_ttl: Duration::from_secs(86_399),
+            clock_skew: Duration::ZERO,
+            jwt_tokens: false,
+            revoke_every: None,
+            fail_first_token_requests: 0,
+            token_outage: false,
+            throttle_token_every: None,
+            token_latency: Duration::ZERO,
+            api_rate_limit_per_minute: None,
+            rate_limit_window: Duration::from_secs(60),
+            error_rate: 0.0,
+            drop_rate: 0.0,
+            seed: 42,
+            latency: Duration::ZERO,
+            scopes: default_scopes(),
+            forbidden_paths: Vec::new(),
+            users: 1000,
+            contacts: 1000,
+            conversations: 5000,
+            conversation_interval: SystemTime::UNIX_EPOCH
+                + Duration::from_secs(DEFAULT_INTERVAL_START_UNIX)
+                ..SystemTime::UNIX_EPOCH + Duration::from_secs(DEFAULT_INTERVAL_END_UNIX),
+            job_duration: Duration::from_secs(2),
+            job_outcome: JobOutcome::Fulfilled,
+            accept_form_credentials: true,
+            max_page_size: 500,
+            journal_capacity: 200_000,
+        }
+    }
+}
+
+impl SimConfig {
+    /// The client with this id, if configured.
+    pub fn client(&self, id: &str) -> Option<&SimClient> {
+        self.clients.iter().find(|c| c.id == id)
+    }
+}
+
+/// Deserialize a field that may be absent (no change), `null` (clear) or a value (set).
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A partial update of [`SimConfig`], accepted as JSON by `PATCH /sim/config` and applied with
+/// [`ConfigPatch::apply`]. Absent fields are left alone; for `Option` knobs, `null` clears the knob.
+/// Durations are given in milliseconds (`*_ms`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigPatch {
+    /// New [`SimConfig::token_ttl`], in ms.
+    #[serde(default)]
+    pub token_ttl_ms: Option<u64>,
+    /// New [`SimConfig::clock_skew`], in ms.
+    #[serde(default)]
+    pub clock_skew_ms: Option<u64>,
+    /// New [`SimConfig::jwt_tokens`].
+    #[serde(default)]
+    pub jwt_tokens: Option<bool>,
+    /// New [`SimConfig::revoke_every`] (`null` clears it).
+    #[serde(default, deserialize_with = "double_option")]
+    pub revoke_every: Option<Option<u64>>,
+    /// New [`SimConfig::fail_first_token_requests`].
+    #[serde(default)]
+    pub fail_first_token_requests: Option<u32>,
+    /// New [`SimConfig::token_outage`].
+    #[serde(default)]
+    pub token_outage: Option<bool>,
+    /// New [`SimConfig::throttle_token_every`] (`null` clears it).
+    #[serde(default, deserialize_with = "double_option")]
+    pub throttle_token_every: Option<Option<u32>>,
+    /// New [`SimConfig::token_latency`], in ms.
+    #[serde(default)]
+    pub token_latency_ms: Option<u64>,
+    /// New [`SimConfig::api_rate_limit_per_minute`] (`null` clears it).
+    #[serde(default, deserialize_with = "double_option")]
+    pub api_rate_limit_per_minute: Option<Option<u32>>,
+    /// New [`SimConfig::rate_limit_window`], in ms.
+    #[serde(default)]
+    pub rate_limit_window_ms: Option<u64>,
+    /// New [`SimConfig::error_rate`].
+    #[serde(default)]
+    pub error_rate: Option<f64>,
+    /// New [`SimConfig::drop_rate`].
+    #[serde(default)]
+    pub drop_rate: Option<f64>,
+    /// New [`SimConfig::seed`].
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// New [`SimConfig::latency`], in ms.
+    #[serde(default)]
+    pub latency_ms: Option<u64>,
+    /// New [`SimConfig::scopes`].
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// New [`SimConfig::forbidden_paths`].
+    #[serde(default)]
+    pub forbidden_paths: Option<Vec<String>>,
+    /// New [`SimConfig::users`].
+    #[serde(default)]
+    pub users: Option<usize>,
+    /// New [`SimConfig::contacts`].
+    #[serde(default)]
+    pub contacts: Option<usize>,
+    /// New [`SimConfig::conversations`].
+    #[serde(default)]
+    pub conversations: Option<usize>,
+    /// New [`SimConfig::job_duration`], in ms.
+    #[serde(default)]
+    pub job_duration_ms: Option<u64>,
+    /// New [`SimConfig::job_outcome`] (`"FULFILLED"`, `"FAILED"`, `"CANCELLED"`, `"EXPIRED"`).
+    #[serde(default)]
+    pub job_outcome: Option<JobOutcome>,
+    /// New [`SimConfig::accept_form_credentials`].
+    #[serde(default)]
+    pub accept_form_credentials: Option<bool>,
+    /// New [`SimConfig::max_page_size`].
+    #[serde(default)]
+    pub max_page_size: Option<usize>,
+}
+
+impl ConfigPatch {
+    /// Apply the present fields of this patch to `config`.
+    pub fn apply(&self, c: &mut SimConfig) {
+        let ms = Duration::from_millis;
+        if let Some(v) = self.token_ttl_ms {
+            c.token_ttl = ms(v);
+        }
+        if let Some(v) = self.clock_skew_ms {
+            c.clock_skew = ms(v);
+        }
+        if let Some(v) = self.jwt_tokens {
+            c.jwt_tokens = v;
+        }
+        if let Some(v) = self.revoke_every {
+            c.revoke_every = v;
+        }
+        if let Some(v) = self.fail_first_token_requests {
+            c.fail_first_token_requests = v;
+        }
+        if let Some(v) = self.token_outage {
+            c.token_outage = v;
+        }
+        if let Some(v) = self.throttle_token_every {
+            c.throttle_token_every = v;
+        }
+        if let Some(v) = self.token_latency_ms {
+            c.token_latency = ms(v);
+        }
+        if let Some(v) = self.api_rate_limit_per_minute {
+            c.api_rate_limit_per_minute = v;
+        }
+        if let Some(v) = self.rate_limit_window_ms {
+            c.rate_limit_window = ms(v);
+        }
+        if let Some(v) = self.error_rate {
+            c.error_rate = v;
+        }
+        if let Some(v) = self.drop_rate {
+            c.drop_rate = v;
+        }
+        if let Some(v) = self.seed {
+            c.seed = v;
+        }
+        if let Some(v) = self.latency_ms {
+            c.latency = ms(v);
+        }
+        if let Some(v) = &self.scopes {
+            c.scopes = v.clone();
+        }
+        if let Some(v) = &self.forbidden_paths {
+            c.forbidden_paths = v.clone();
+        }
+        if let Some(v) = self.users {
+            c.users = v;
+        }
+        if let Some(v) = self.contacts {
+            c.contacts = v;
+        }
+        if let Some(v) = self.conversations {
+            c.conversations = v;
+        }
+        if let Some(v) = self.job_duration_ms {
+            c.job_duration = ms(v);
+        }
+        if let Some(v) = self.job_outcome {
+            c.job_outcome = v;
+        }
+        if let Some(v) = self.accept_form_credentials {
+            c.accept_form_credentials = v;
+        }
+        if let Some(v) = self.max_page_size {
+            c.max_page_size = v;
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The one error type of the library. Variants are named by where the failure happened; none carries a
+//! secret (tokens and client secrets are never part of a message).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything that can go wrong in tokenwarden.
+///
+/// `Error` is `Clone` (sources are shared behind `Arc`) because one failed refresh is reported to every
+/// task that was waiting for it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The token endpoint permanently rejected the client credentials or the grant (HTTP 400/401/403
+    /// other than throttling). Retrying cannot help: the configuration must change.
+    #[error(
+        "the token endpoint rejected the credentials (HTTP {status}{}{}): {hint}",
+        code_part(.code), desc_part(.description)
+    )]
+    Credentials {
+        /// HTTP status from the token endpoint.
+        status: u16,
+        /// The OAuth `error` code, e.g. `invalid_client`.
+        code: Option<String>,
+        /// The endpoint's description, if any.
+        description: Option<String>,
+        /// What to check, in words.
+        hint: String,
+    },
+
+    /// A static access token expired (or was rejected) and there is no way to get another one.
+    #[error(
+        "the access token supplied directly (e.g. GENESYSCLOUD_ACCESS_TOKEN) {reason} and a static token cannot be refreshed: supply client credentials (GENESYSCLOUD_OAUTHCLIENT_ID / GENESYSCLOUD_OAUTHCLIENT_SECRET) instead"
+    )]
+    StaticTokenExpired {
+        /// "has expired" or "was rejected by the API".
+        reason: &'static str,
+    },
+
+    /// The token endpoint kept failing with transient errors until the retry budget ran out and no
+    /// valid token was left to serve.
+    #[error("the token endpoint is unavailable after {attempts} attempts over {elapsed:?}: {last}")]
+    TokenEndpointUnavailable {
+        /// Token requests made in this refresh.
+        attempts: u32,
+        /// Time spent.
+        elapsed: Duration,
+        /// The last failure, in words.
+        last: String,
+    },
+
+    /// The token endpoint answered 2xx with something that is not a token response.
+    #[error("the token endpoint's answer is not a token response: {detail}")]
+    TokenDecode {
+        /// What was wrong (never the body itself: it may hold a token).
+        detail: String,
+    },
+
+    /// A network-level failure (connect, TLS, timeout, reset) talking to `url_host`.
+    #[error("transport error talking to {context}: {source}")]
+    Transport {
+        /// Which endpoint, without query strings or secrets.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: Arc<reqwest::Error>,
+    },
+
+    /// The API rejected a freshly obtained token too: the OAuth client, its role or its scopes are the
+    /// problem, not token expiry.
+    #[error(
+        "the API rejected a freshly issued token for {method} {path} (HTTP 401{}): the OAuth client, its role or its scopes do not allow this; check the client's roles and divisions",
+        code_part(.code)
+    )]
+    Unauthorized {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+        /// Genesys error code, if any.
+        code: Option<String>,
+    },
+
+    /// The API answered 403: a permission or scope is missing. A token refresh never cures this.
+    #[error(
+        "permission denied for {method} {path} (HTTP 403{}): {message} (a permission or OAuth scope is missing: grant the client's role the permission)",
+        code_part(.code)
+    )]
+    Forbidden {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+        /// Genesys `code`.
+        code: Option<String>,
+        /// Genesys `message`.
+        message: String,
+    },
+
+    /// Retries were exhausted on an API request (429, 5xx, transport errors).
+    #[error("{method} {path} failed after {attempts} attempts: {last}")]
+    RetriesExhausted {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure, in words.
+        last: String,
+    },
+
+    /// A response body could not be decoded.
+    #[error("could not decode {what}: {detail}")]
+    Decode {
+        /// What was being decoded.
+        what: String,
+        /// The parser's complaint and an excerpt of the body.
+        detail: String,
+    },
+
+    /// A request cannot be sent again safely (non-idempotent and not marked safe, or a streaming body).
+    #[error("{0}")]
+    NotReplayable(String),
+
+    /// An API returned an unexpected status.
+    #[error("{method} {path} answered HTTP {status}: {body}")]
+    Status {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+        /// HTTP status.
+        status: u16,
+        /// An excerpt of the body.
+        body: String,
+    },
+
+    /// An asynchronous job ended in a state other than success.
+    #[error("job {job_id} ended in state {state}")]
+    JobFailed {
+        /// The job id.
+        job_id: String,
+        /// Its terminal state.
+        state: String,
+    },
+
+    /// The token store failed.
+    #[error("token store: {0}")]
+    Store(String),
+
+    /// Invalid configuration.
+    #[error("configuration: {0}")]
+    Config(String),
+
+    /// A bug or a runtime failure inside tokenwarden (e.g. a refresh task was cancelled by runtime
+    /// shutdown).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn code_part(code: &Option<String>) -> String {
+    code.as_deref().map(|c| format!(" {c}")).unwrap_or_default()
+}
+
+fn desc_part(d: &Option<String>) -> String {
+    d.as_deref()
+        .filter(|d| !d.is_empty())
+        .map(|d| format!(": {d}"))
+        .unwrap_or_default()
+}
+
+impl Error {
+    /// True for failures a later attempt may cure (transport errors, an unavailable endpoint).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::Transport { .. }
+                | Error::TokenEndpointUnavailable { .. }
+                | Error::RetriesExhausted { .. }
+        )
+    }
+
+    /// True when the credentials or grant are wrong: the job should stop at once.
+    pub fn is_credentials(&self) -> bool {
+        matches!(
+            self,
+            Error::Credentials { .. } | Error::StaticTokenExpired { .. } | Error::Unauthorized { .. }
+        )
+    }
+
+    pub(crate) fn transport(context: impl Into<String>, source: reqwest::Error) -> Self {
+        Error::Transport {
+            context: context.into(),
+            source: Arc::new(source.without_url()),
+        }
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// At most `max` characters of `s`, for error messages.
+pub(crate) fn excerpt(s: &str, max: usize) -> String {
+    let mut out: String = s.chars().take(max).collect();
+    if s.chars().count() > max {
+        out.push('…');
+    }
+    out
+}

@@ -1,0 +1,652 @@
+//! How a token is obtained: the OAuth 2.0 grants, and the token endpoint they talk to.
+
+use crate::error::{Error, excerpt};
+use crate::secret::{AccessToken, ClientSecret, RefreshToken};
+use async_trait::async_trait;
+use base64::Engine as _;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use url::Url;
+
+/// A successful token response.
+#[derive(Debug, Clone)]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: AccessToken,
+    /// `expires_in`, if the endpoint sent it.
+    pub expires_in: Option<Duration>,
+    /// A refresh token, if the endpoint sent one (Authorization Code grant).
+    pub refresh_token: Option<RefreshToken>,
+    /// `token_type`, usually `bearer`.
+    pub token_type: Option<String>,
+}
+
+/// Why a token request failed, classified for the retry loop.
+#[derive(Debug, Clone)]
+pub enum FetchError {
+    /// A later attempt may succeed (5xx, 429, throttling 400, timeouts, connection errors).
+    Transient {
+        /// What happened, in words (no secrets).
+        reason: String,
+        /// The server's `Retry-After`, if any.
+        retry_after: Option<Duration>,
+    },
+    /// Retrying cannot help (wrong secret, disabled client, revoked refresh token, ...).
+    Fatal(Error),
+}
+
+/// A way to obtain access tokens. Implementations must be safe for concurrent use, though the
+/// [`TokenManager`](crate::TokenManager) never calls `fetch` concurrently on one grant.
+#[async_trait]
+pub trait Grant: Send + Sync + std::fmt::Debug + 'static {
+    /// Makes one token request (no retries: the manager retries transient failures).
+    async fn fetch(&self) -> Result<TokenResponse, FetchError>;
+
+    /// A short name for messages and logs: `client_credentials`, `refresh_token`, `static`.
+    fn name(&self) -> &'static str;
+
+    /// A token to start with, and its remaining lifetime if known (static tokens).
+    fn initial(&self) -> Option<(AccessToken, Option<Duration>)> {
+        None
+    }
+}
+
+/// How the client authenticates to the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// `Authorization: Basic base64(id:secret)`: what Genesys Cloud documents, and the default.
+    #[default]
+    Basic,
+    /// `client_id` and `client_secret` as form fields in the body.
+    FormFields,
+}
+
+/// An OAuth 2.0 token endpoint: its URL and the HTTP client used to reach it (which follows no
+/// redirects, so credentials are never sent anywhere else).
+#[derive(Debug, Clone)]
+pub struct TokenEndpoint {
+    url: Url,
+    http: reqwest::Client,
+    auth: ClientAuth,
+}
+
+impl TokenEndpoint {
+    /// An endpoint at `url` with default timeouts (connect 10 s, request 30 s).
+    ///
+    /// # Errors
+    /// [`Error::Config`] if the URL does not parse, or is plain `http://` to a host other than
+    /// loopback (use [`TokenEndpoint::allow_insecure_http`] to permit that knowingly).
+    pub fn new(url: &str) -> Result<Self, Error> {
+        Self::build(url, false)
+    }
+
+    /// Like [`TokenEndpoint::new`], but accepts `http://` to any host.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if the URL does not parse.
+    pub fn allow_insecure_http(url: &str) -> Result<Self, Error> {
+        Self::build(url, true)
+    }
+
+    fn build(url: &str, insecure_ok: bool) -> Result<Self, Error> {
+        let url = Url::parse(url)
+            .map_err(|e| Error::Config(format!("token URL {url:?} is not a URL: {e}")))?;
+        check_scheme(&url, insecure_ok, "token URL")?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .user_agent(concat!("tokenwarden/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            url,
+            http,
+            auth: ClientAuth::Basic,
+        })
+    }
+
+    /// Sends client credentials as `auth` (Basic by default).
+    pub fn with_client_auth(mut self, auth: ClientAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Uses this HTTP client (it should not follow redirects).
+    pub fn with_http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = http;
+        self
+    }
+
+    /// The endpoint URL.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    fn host(&self) -> String {
+        match (self.url.host_str(), self.url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            _ => self.url.to_string(),
+        }
+    }
+
+    /// Posts one token request: `params` plus client authentication.
+    pub(crate) async fn request(
+        &self,
+        client_id: &str,
+        secret: &ClientSecret,
+        params: &[(&str, &str)],
+        grant: &'static str,
+    ) -> Result<TokenResponse, FetchError> {
+        let mut form: Vec<(&str, &str)> = params.to_vec();
+        let mut req = self.http.post(self.url.clone());
+        match self.auth {
+            ClientAuth::Basic => {
+                let basic = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{client_id}:{}", secret.expose_secret()));
+                let mut v = http::HeaderValue::from_str(&format!("Basic {basic}")).map_err(|_| {
+                    FetchError::Fatal(Error::Config(
+                        "client id contains characters not allowed in a header".into(),
+                    ))
+                })?;
+                v.set_sensitive(true);
+                req = req.header(http::header::AUTHORIZATION, v);
+            }
+            ClientAuth::FormFields => {
+                form.push(("client_id", client_id));
+                form.push(("client_secret", secret.expose_secret()));
+            }
+        }
+        let resp = req
+            .header(http::header::ACCEPT, "application/json")
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| FetchError::Transient {
+                reason: format!(
+                    "token request to {} failed: {}",
+                    self.host(),
+                    Error::transport(self.host(), e)
+                ),
+                retry_after: None,
+            })?;
+        let status = resp.status();
+        let retry_after = crate::retry::retry_after_header(resp.headers(), SystemTime::now());
+        let location = resp
+            .headers()
+            .get(http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = resp.bytes().await.map_err(|e| FetchError::Transient {
+            reason: format!("reading the token response from {}: {e}", self.host()),
+            retry_after,
+        })?;
+        classify(status.as_u16(), &body, retry_after, location, grant, &self.host())
+    }
+}
+
+/// Rejects plain `http://` except to loopback, unless `insecure_ok`.
+pub(crate) fn check_scheme(url: &Url, insecure_ok: bool, what: &str) -> Result<(), Error> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if insecure_ok || is_loopback(url) => Ok(()),
+        "http" => Err(Error::Config(format!(
+            "{what} {url} uses plain http to a non-loopback host: tokens would travel in clear text (allow it explicitly if you must)"
+        ))),
+        other => Err(Error::Config(format!(
+            "{what} {url} has unsupported scheme {other:?}"
+        ))),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RawToken {
+    access_token: String,
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct RawError {
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// Turns a token endpoint answer into a token or a classified failure. Pure, so every case is tested.
+pub(crate) fn classify(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<Duration>,
+    location: Option<String>,
+    grant: &'static str,
+    host: &str,
+) -> Result<TokenResponse, FetchError> {
+    if (200..300).contains(&status) {
+        let raw: RawToken = serde_json::from_slice(body).map_err(|e| {
+            // Never echo the body: it may hold a token.
+            FetchError::Fatal(Error::TokenDecode {
+                detail: format!(
+                    "HTTP {status}, {} bytes, {}",
+                    body.len(),
+                    e.to_string().split(" at line").next().unwrap_or_default()
+                ),
+            })
+        })?;
+        if raw.access_token.is_empty() {
+            return Err(FetchError::Fatal(Error::TokenDecode {
+                detail: "empty access_token".into(),
+            }));
+        }
+        let expires_in = raw.expires_in.as_ref().and_then(|v| match v {
+            serde_json::Value::Number(n) => n.as_f64(),
+            serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        });
+        let expires_in = expires_in
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(|s| Duration::from_secs_f64(s.min(1e9)));
+        return Ok(TokenResponse {
+            access_token: AccessToken::new(raw.access_token),
+            expires_in,
+            refresh_token: raw.refresh_token.filter(|r| !r.is_empty()).map(RefreshToken::new),
+            token_type: raw.token_type,
+        });
+    }
+    let err: RawError = serde_json::from_slice(body).unwrap_or_default();
+    let description = err
+        .error_description
+        .clone()
+        .or(err.description.clone())
+        .or(err.message.clone())
+        .map(|d| excerpt(&d, 300));
+    let reason = format!(
+        "HTTP {status}{}{}",
+        err.error.as_deref().map(|e| format!(" {e}")).unwrap_or_default(),
+        description.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+    );
+    if status == 429 || (500..600).contains(&status) || status == 408 {
+        return Err(FetchError::Transient {
+            reason,
+            retry_after,
+        });
+    }
+    // Genesys throttles token creation with 400 invalid_request "rate limit exceeded; ...".
+    let throttled = [&err.description, &err.error_description, &err.message]
+        .iter()
+        .any(|d| {
+            d.as_deref()
+                .is_some_and(|d| d.trim_start().to_ascii_lowercase().starts_with("rate limit exceeded"))
+        });
+    if status == 400 && throttled {
+        return Err(FetchError::Transient {
+            reason,
+            retry_after,
+        });
+    }
+    if (300..400).contains(&status) {
+        return Err(FetchError::Fatal(Error::Config(format!(
+            "the token endpoint at {host} redirected (HTTP {status}{}); token requests never follow redirects: check the token URL or region",
+            location.map(|l| format!(" to {}", excerpt(&l, 200))).unwrap_or_default()
+        ))));
+    }
+    let code = err.error.clone();
+    let hint = match code.as_deref() {
+        Some("invalid_client") | Some("unauthorized") => format!(
+            "check the client id and secret, that the OAuth client exists and is enabled, and that it belongs to the region of {host}"
+        ),
+        Some("unauthorized_client") | Some("unsupported_grant_type") => format!(
+            "the OAuth client is not allowed to use the {grant} grant: check its grant type"
+        ),
+        Some("invalid_grant") if grant == "refresh_token" => {
+            "the refresh token was revoked, expired or already used: sign in again to get a new one"
+                .to_string()
+        }
+        Some("invalid_grant") => {
+            "the grant was rejected: check the OAuth client's grant type and credentials".into()
+        }
+        Some("invalid_scope") => "a requested scope is not allowed for this OAuth client".into(),
+        _ if status == 404 => format!(
+            "no token endpoint at {host}: check the region or token URL"
+        ),
+        _ => format!(
+            "check the client id and secret, that the OAuth client is enabled and allows the {grant} grant, and the region ({host})"
+        ),
+    };
+    Err(FetchError::Fatal(Error::Credentials {
+        status,
+        code,
+        description,
+        hint,
+    }))
+}
+
+/// The Client Credentials grant: a service identity trading its id and secret for a token. What
+/// Genesys Cloud integrations use; there is no refresh token, a new token is simply minted.
+#[derive(Debug, Clone)]
+pub struct ClientCredentials {
+    endpoint: TokenEndpoint,
+    client_id: String,
+    secret: ClientSecret,
+    scope: Option<String>,
+}
+
+impl ClientCredentials {
+    /// A grant for `client_id` / `secret` at `endpoint`.
+    pub fn new(endpoint: TokenEndpoint, client_id: impl Into<String>, secret: ClientSecret) -> Self {
+        Self {
+            endpoint,
+            client_id: client_id.into(),
+            secret,
+            scope: None,
+        }
+    }
+
+    /// Asks for these space-separated scopes.
+    pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The token endpoint.
+    pub fn endpoint(&self) -> &TokenEndpoint {
+        &self.endpoint
+    }
+}
+
+#[async_trait]
+impl Grant for ClientCredentials {
+    async fn fetch(&self) -> Result<TokenResponse, FetchError> {
+        let mut params = vec![("grant_type", "client_credentials")];
+        if let Some(s) = &self.scope {
+            params.push(("scope", s.as_str()));
+        }
+        self.endpoint
+            .request(&self.client_id, &self.secret, &params, self.name())
+            .await
+    }
+
+    fn name(&self) -> &'static str {
+        "client_credentials"
+    }
+}
+
+/// Called with each new refresh token, so that it can be persisted before it is needed again.
+pub type RotationHook = Arc<dyn Fn(&RefreshToken) + Send + Sync>;
+
+/// The Refresh Token grant (after an Authorization Code login). Genesys Cloud rotates refresh tokens:
+/// each response carries a new one that replaces the old, which stops working. The replacement is
+/// stored *before* the new access token is handed out.
+pub struct RefreshTokenGrant {
+    endpoint: TokenEndpoint,
+    client_id: String,
+    secret: ClientSecret,
+    refresh: tokio::sync::Mutex<RefreshToken>,
+    on_rotate: Option<RotationHook>,
+}
+
+impl std::fmt::Debug for RefreshTokenGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshTokenGrant")
+            .field("endpoint", &self.endpoint.url().as_str())
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RefreshTokenGrant {
+    /// A grant that starts from `refresh_token`.
+    pub fn new(
+        endpoint: TokenEndpoint,
+        client_id: impl Into<String>,
+        secret: ClientSecret,
+        refresh_token: RefreshToken,
+    ) -> Self {
+        Self {
+            endpoint,
+            client_id: client_id.into(),
+            secret,
+            refresh: tokio::sync::Mutex::new(refresh_token),
+            on_rotate: None,
+        }
+    }
+
+    /// Calls `hook` with every new refresh token (to persist it).
+    pub fn on_rotate(mut self, hook: RotationHook) -> Self {
+        self.on_rotate = Some(hook);
+        self
+    }
+
+    /// The refresh token currently held.
+    pub async fn current_refresh_token(&self) -> RefreshToken {
+        self.refresh.lock().await.clone()
+    }
+}
+
+#[async_trait]
+impl Grant for RefreshTokenGrant {
+    async fn fetch(&self) -> Result<TokenResponse, FetchError> {
+        let mut held = self.refresh.lock().await;
+        let resp = self
+            .endpoint
+            .request(
+                &self.client_id,
+                &self.secret,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", held.expose_secret()),
+                ],
+                self.name(),
+            )
+            .await?;
+        if let Some(new) = &resp.refresh_token {
+            *held = new.clone();
+            if let Some(hook) = &self.on_rotate {
+                hook(new);
+            }
+        }
+        Ok(resp)
+    }
+
+    fn name(&self) -> &'static str {
+        "refresh_token"
+    }
+}
+
+/// A token supplied directly (e.g. `GENESYSCLOUD_ACCESS_TOKEN`). It cannot be refreshed: when it
+/// expires or is rejected, requests fail with [`Error::StaticTokenExpired`].
+#[derive(Debug, Clone)]
+pub struct StaticToken {
+    token: AccessToken,
+    lifetime: Option<Duration>,
+}
+
+impl StaticToken {
+    /// A static token; its lifetime comes from a JWT `exp` if it has one, otherwise it is assumed
+    /// valid until the API rejects it.
+    pub fn new(token: AccessToken) -> Self {
+        Self {
+            token,
+            lifetime: None,
+        }
+    }
+
+    /// Declares how long the token remains valid from now.
+    pub fn expires_in(mut self, d: Duration) -> Self {
+        self.lifetime = Some(d);
+        self
+    }
+}
+
+#[async_trait]
+impl Grant for StaticToken {
+    async fn fetch(&self) -> Result<TokenResponse, FetchError> {
+        Err(FetchError::Fatal(Error::StaticTokenExpired {
+            reason: "has expired",
+        }))
+    }
+
+    fn name(&self) -> &'static str {
+        "static"
+    }
+
+    fn initial(&self) -> Option<(AccessToken, Option<Duration>)> {
+        Some((self.token.clone(), self.lifetime))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fatal(r: Result<TokenResponse, FetchError>) -> Error {
+        match r {
+            Err(FetchError::Fatal(e)) => e,
+            other => panic!("expected fatal, got {:?}", other.map(|_| ())),
+        }
+    }
+
+    fn transient(r: Result<TokenResponse, FetchError>) -> Option<Duration> {
+        match r {
+            Err(FetchError::Transient { retry_after, .. }) => retry_after,
+            other => panic!("expected transient, got {:?}", other.map(|_| ())),
+        }
+    }
+
+    const H: &str = "login.example";
+
+    #[test]
+    fn success_parses_and_tolerates_string_expiry() {
+        let ok = classify(
+            200,
+            br#"{"access_token":"abc","token_type":"bearer","expires_in":86399}"#,
+            None,
+            None,
+            "client_credentials",
+            H,
+        )
+        .unwrap();
+        assert_eq!(ok.access_token.expose_secret(), "abc");
+        assert_eq!(ok.expires_in, Some(Duration::from_secs(86399)));
+        let s = classify(200, br#"{"access_token":"x","expires_in":"60"}"#, None, None, "g", H)
+            .unwrap();
+        assert_eq!(s.expires_in, Some(Duration::from_secs(60)));
+        let none = classify(200, br#"{"access_token":"x"}"#, None, None, "g", H).unwrap();
+        assert_eq!(none.expires_in, None);
+    }
+
+    #[test]
+    fn undecodable_success_never_echoes_the_body() {
+        let e = fatal(classify(200, b"<html>access_token=SECRETTOKEN</html>", None, None, "g", H));
+        assert!(matches!(e, Error::TokenDecode { .. }));
+        assert!(!e.to_string().contains("SECRETTOKEN"), "{e}");
+    }
+
+    #[test]
+    fn genesys_token_throttling_is_transient() {
+        let body = br#"{"error":"invalid_request","description":"rate limit exceeded; try again","error_description":"rate limit exceeded; try again"}"#;
+        assert_eq!(transient(classify(400, body, None, None, "g", H)), None);
+        let ra = Some(Duration::from_secs(3));
+        assert_eq!(transient(classify(400, body, ra, None, "g", H)), ra);
+    }
+
+    #[test]
+    fn server_errors_and_429_are_transient() {
+        for s in [429, 500, 502, 503, 504, 408] {
+            transient(classify(s, b"", None, None, "g", H));
+        }
+    }
+
+    #[test]
+    fn bad_credentials_are_fatal_with_a_hint() {
+        let e = fatal(classify(
+            401,
+            br#"{"error":"invalid_client","description":"client not found"}"#,
+            None,
+            None,
+            "client_credentials",
+            H,
+        ));
+        let msg = e.to_string();
+        assert!(msg.contains("client id and secret"), "{msg}");
+        assert!(msg.contains("invalid_client"), "{msg}");
+        assert!(e.is_credentials());
+        let other_400 = fatal(classify(
+            400,
+            br#"{"error":"invalid_request","description":"bad things"}"#,
+            None,
+            None,
+            "g",
+            H,
+        ));
+        assert!(other_400.is_credentials());
+        let grant = fatal(classify(
+            400,
+            br#"{"error":"invalid_grant"}"#,
+            None,
+            None,
+            "refresh_token",
+            H,
+        ));
+        assert!(grant.to_string().contains("sign in again"), "{grant}");
+    }
+
+    #[test]
+    fn redirects_are_fatal_config_errors() {
+        let e = fatal(classify(302, b"", None, Some("https://evil.example/".into()), "g", H));
+        assert!(e.to_string().contains("redirect"), "{e}");
+    }
+
+    #[test]
+    fn http_only_for_loopback() {
+        assert!(TokenEndpoint::new("http://127.0.0.1:8080/oauth/token").is_ok());
+        assert!(TokenEndpoint::new("http://localhost/oauth/token").is_ok());
+        assert!(TokenEndpoint::new("http://[::1]:9/oauth/token").is_ok());
+        assert!(TokenEndpoint::new("https://login.mypurecloud.com/oauth/token").is_ok());
+        assert!(TokenEndpoint::new("http://login.mypurecloud.com/oauth/token").is_err());
+        assert!(TokenEndpoint::allow_insecure_http("http://login.example/oauth/token").is_ok());
+        assert!(TokenEndpoint::new("ftp://x/y").is_err());
+        assert!(TokenEndpoint::new("not a url").is_err());
+    }
+
+    #[test]
+    fn grants_debug_without_secrets() {
+        let ep = TokenEndpoint::new("http://127.0.0.1:1/oauth/token").unwrap();
+        let cc = ClientCredentials::new(ep.clone(), "id", ClientSecret::new("s3cr3t-value"));
+        let rt = RefreshTokenGrant::new(
+            ep,
+            "id",
+            ClientSecret::new("s3cr3t-value"),
+            RefreshToken::new("rt-value-123"),
+        );
+        let st = StaticToken::new(AccessToken::new("static-tok-999"));
+        let shown = format!("{cc:?} {rt:?} {st:?}");
+        for s in ["s3cr3t-value", "rt-value-123", "static-tok-999"] {
+            assert!(!shown.contains(s), "{shown}");
+        }
+    }
+}

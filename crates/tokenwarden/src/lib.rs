@@ -1,0 +1,46 @@
+//! # tokenwarden
+//!
+//! OAuth 2.0 access tokens that never expire in the middle of a job.
+//!
+//! Long-running jobs against OAuth-protected REST APIs (Genesys Cloud CX first) die when the access
+//! token expires mid-batch. A [`TokenManager`] keeps a valid token at hand: it refreshes before
+//! expiry in the background, runs one refresh at a time however many tasks ask, refreshes once when
+//! the API rejects a token (keyed on the token that failed), and retries a flaky token endpoint
+//! without letting callers notice while the current token is still valid.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), tokenwarden::Error> {
+//! use tokenwarden::{ClientCredentials, ClientSecret, Region, TokenEndpoint, TokenManager};
+//!
+//! let region = Region::parse("eu-west-1")?;
+//! let endpoint = TokenEndpoint::new(&region.token_url())?;
+//! let grant = ClientCredentials::new(endpoint, "client-id", ClientSecret::new("secret"));
+//! let tokens = TokenManager::builder(grant).build();
+//! let bearer = tokens.bearer().await?; // cheap: lock-free while the token is fresh
+//! # let _ = bearer; Ok(()) }
+//! ```
+
+mod clock;
+mod error;
+mod grant;
+mod manager;
+mod metrics;
+mod region;
+mod retry;
+mod secret;
+mod store;
+mod token;
+
+pub use clock::{Clock, FixedJitter, Instant, Jitter, ManualClock, RandomJitter, TokioClock};
+pub use error::{Error, Result};
+pub use grant::{
+    ClientAuth, ClientCredentials, FetchError, Grant, RefreshTokenGrant, RotationHook,
+    StaticToken, TokenEndpoint, TokenResponse,
+};
+pub use manager::{DEFAULT_FATAL_COOLDOWN, TokenManager, TokenManagerBuilder};
+pub use metrics::Metrics;
+pub use region::{REGIONS, Region};
+pub use retry::{Backoff, parse_retry_after};
+pub use secret::{AccessToken, ClientSecret, RefreshToken};
+pub use store::{FileStore, MemoryStore, StoreLock, StoredToken, TokenStore};
+pub use token::{Bearer, Freshness, RefreshPolicy, expiry, freshness, jwt_expiry};

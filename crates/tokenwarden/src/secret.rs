@@ -1,0 +1,96 @@
+//! Secret newtypes. Their `Debug` and `Display` print `[redacted]`, so a secret cannot reach a log line,
+//! an error message or a panic by accident; reading one takes an explicit `expose_secret()`.
+
+use secrecy::{ExposeSecret, SecretString};
+use std::fmt;
+
+macro_rules! secret_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name(SecretString);
+
+        impl $name {
+            /// Wraps a secret value.
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(SecretString::from(value.into()))
+            }
+
+            /// The secret itself.
+            ///
+            /// **Security:** the returned string must only go where the secret is needed (an HTTP
+            /// header or form body); never log, format or store it anywhere else.
+            pub fn expose_secret(&self) -> &str {
+                self.0.expose_secret()
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "([redacted])"))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("[redacted]")
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.expose_secret() == other.expose_secret()
+            }
+        }
+
+        impl Eq for $name {}
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self::new(s)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self::new(s)
+            }
+        }
+    };
+}
+
+secret_type!(
+    /// An OAuth client secret.
+    ClientSecret
+);
+secret_type!(
+    /// An OAuth access token (sent as `Authorization: Bearer`).
+    AccessToken
+);
+secret_type!(
+    /// An OAuth refresh token (Authorization Code grant; rotated on every use by Genesys Cloud).
+    RefreshToken
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_are_redacted() {
+        let s = ClientSecret::new("hunter2-very-secret");
+        let a = AccessToken::new("tok-abc");
+        let r = RefreshToken::new("rt-xyz");
+        for shown in [
+            format!("{s:?} {s} {s:#?}"),
+            format!("{a:?} {a}"),
+            format!("{r:?} {r}"),
+        ] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(!shown.contains("tok-abc"), "{shown}");
+            assert!(!shown.contains("rt-xyz"), "{shown}");
+            assert!(shown.contains("redacted"), "{shown}");
+        }
+        assert_eq!(s.expose_secret(), "hunter2-very-secret");
+    }
+}
