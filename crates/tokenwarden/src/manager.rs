@@ -613,3 +613,7 @@ enum Next {
     Wait(SharedRefresh),
     Fail(Error),
 }
+
+#[cfg(test)]
+#[path = "manager_tests.rs"]
+mod tests;
