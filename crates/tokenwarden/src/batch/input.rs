@@ -183,8 +183,7 @@ mod tests {
         assert_eq!(r.method, Method::POST);
         assert_eq!(r.body, Some(json!({"a": 1})));
         assert_eq!(r.line, 3);
-        let Parsed::Record(r) =
-            parse_line(&InputFormat::Jsonl, 1, r#"{"id":"a","path":"/p"}"#)
+        let Parsed::Record(r) = parse_line(&InputFormat::Jsonl, 1, r#"{"id":"a","path":"/p"}"#)
         else {
             panic!()
         };
@@ -200,7 +199,11 @@ mod tests {
         assert!(invalid(parse_line(&f, 6, r#"{"path":"/x"}"#)).contains("no id"));
         assert!(invalid(parse_line(&f, 7, r#"{"id":"a"}"#)).contains("no path"));
         assert!(invalid(parse_line(&f, 8, r#"{"id":"a","path":"x"}"#)).contains("must start"));
-        let e = invalid(parse_line(&f, 9, r#"{"id":"a","path":"/x","method":"FETCH"}"#));
+        let e = invalid(parse_line(
+            &f,
+            9,
+            r#"{"id":"a","path":"/x","method":"FETCH"}"#,
+        ));
         assert!(e.contains("unknown method"), "{e}");
         match parse_line(&f, 9, r#"{"id":"a","path":"/x","method":"FETCH"}"#) {
             Parsed::Invalid { id, .. } => assert_eq!(id.unwrap().1, "a"),

@@ -32,6 +32,7 @@ impl KeySet {
         self.set.contains(&self.hash(key))
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.set.len()
     }
@@ -64,7 +65,11 @@ pub(crate) struct Scan {
 /// collects the key of every recorded line.
 pub(crate) fn scan_and_repair(path: &Path) -> std::io::Result<Scan> {
     let mut scan = Scan::default();
-    let mut file = match std::fs::OpenOptions::new().read(true).write(true).open(path) {
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(scan),
         Err(e) => return Err(e),

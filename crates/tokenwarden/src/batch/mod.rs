@@ -129,7 +129,11 @@ fn err_str<S: serde::Serializer>(e: &Option<Error>, s: S) -> Result<S::Ok, S::Er
 
 enum Work {
     Run(Record),
-    Invalid { id: Option<Value>, line: u64, error: String },
+    Invalid {
+        id: Option<Value>,
+        line: u64,
+        error: String,
+    },
 }
 
 struct Done {
@@ -233,10 +237,14 @@ where
                     Parsed::Blank => continue,
                     Parsed::Record(r) => {
                         if !st.seen.insert(&r.key) {
-                            keyed_invalid(done, line_no, format!(
-                                "line {line_no}: duplicate id {} (an earlier line has it)",
-                                r.id
-                            ))
+                            keyed_invalid(
+                                done,
+                                line_no,
+                                format!(
+                                    "line {line_no}: duplicate id {} (an earlier line has it)",
+                                    r.id
+                                ),
+                            )
                         } else if done.contains(&r.key) {
                             progress.skipped.fetch_add(1, Ordering::Relaxed);
                             continue;
@@ -244,16 +252,25 @@ where
                             Some(Work::Run(r))
                         }
                     }
-                    Parsed::Invalid { id: Some((id, key)), error } => {
+                    Parsed::Invalid {
+                        id: Some((id, key)),
+                        error,
+                    } => {
                         if !st.seen.insert(&key) {
-                            keyed_invalid(done, line_no, format!(
-                                "{error}; also a duplicate id {id}"
-                            ))
+                            keyed_invalid(
+                                done,
+                                line_no,
+                                format!("{error}; also a duplicate id {id}"),
+                            )
                         } else if done.contains(&key) {
                             progress.skipped.fetch_add(1, Ordering::Relaxed);
                             continue;
                         } else {
-                            Some(Work::Invalid { id: Some(id), line: line_no, error })
+                            Some(Work::Invalid {
+                                id: Some(id),
+                                line: line_no,
+                                error,
+                            })
                         }
                     }
                     Parsed::Invalid { id: None, error } => keyed_invalid(done, line_no, error),

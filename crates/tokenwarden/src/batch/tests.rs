@@ -90,7 +90,12 @@ async fn every_record_once_with_bounded_concurrency() {
     assert_eq!(counts.len(), 500);
     assert!(counts.values().all(|c| *c == 1));
     assert_eq!(out[0]["status"], 200);
-    assert!(out[0]["body"]["path"].as_str().unwrap().starts_with("/api/v2/users/u"));
+    assert!(
+        out[0]["body"]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("/api/v2/users/u")
+    );
     assert!(max.load(Ordering::SeqCst) <= 7);
     assert_eq!(progress.total_lines.load(Ordering::Relaxed), 500);
 }
@@ -121,7 +126,12 @@ async fn bad_lines_are_reported_and_the_rest_runs() {
     let errors: Vec<(u64, String)> = out
         .iter()
         .filter(|v| v.get("error").is_some())
-        .map(|v| (v["line"].as_u64().unwrap(), v["error"].as_str().unwrap().to_string()))
+        .map(|v| {
+            (
+                v["line"].as_u64().unwrap(),
+                v["error"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     let find = |n: u64| errors.iter().find(|(l, _)| *l == n).unwrap().1.clone();
     assert!(find(2).contains("not JSON"));
@@ -165,7 +175,10 @@ async fn abort_stops_at_once_and_resume_completes_exactly_once() {
     let first = lines(&output).len();
     assert!((100..=124).contains(&first), "{first}");
     // A torn write at the kill point.
-    let mut f = std::fs::OpenOptions::new().append(true).open(&output).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&output)
+        .unwrap();
     f.write_all(b"{\"id\":\"r299\",\"stat").unwrap();
     drop(f);
     // Without resume, the journal is protected.
@@ -193,7 +206,10 @@ async fn abort_stops_at_once_and_resume_completes_exactly_once() {
 #[tokio::test]
 async fn resume_keeps_invalid_lines_recorded_once() {
     let d = Dir::new();
-    let input = d.file("in.jsonl", "garbage\n{\"id\":1,\"path\":\"/a\"}\n{\"id\":1,\"path\":\"/a\"}\n");
+    let input = d.file(
+        "in.jsonl",
+        "garbage\n{\"id\":1,\"path\":\"/a\"}\n{\"id\":1,\"path\":\"/a\"}\n",
+    );
     let output = d.0.join("out.jsonl");
     let opts = BatchOptions {
         resume: true,

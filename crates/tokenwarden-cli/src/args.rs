@@ -1,0 +1,457 @@
+//! Command-line arguments, kept as the user typed them; `config` turns them into library settings.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "\
+Exit status:
+  0  success (every record succeeded)
+  1  the request or some batch records failed (the rest completed; see the output)
+  2  usage error (bad arguments)
+  3  configuration or credentials error (nothing useful can run until it is fixed)
+  4  other runtime error (network, API unavailable after retries, I/O)
+  130 interrupted";
+
+/// tokenwarden: OAuth tokens that never expire mid-job, for Genesys Cloud and any OAuth 2.0 API.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tokenwarden",
+    version,
+    about,
+    long_about = "tokenwarden runs API jobs that survive token expiry: it refreshes the access token before \
+it expires, heals 401s, waits out 429s and retries 5xx, so a 10,000-request job does not die at request 5,001.",
+    after_long_help = EXIT_CODES,
+    after_help = "Try `tokenwarden demo` to see it work against the embedded simulator."
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options accepted before or after the command name.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct GlobalArgs {
+    /// Profile to use from tokenwarden's config file, then from the gc CLI's ~/.gc/config.toml.
+    #[arg(long, short = 'p', global = true, value_name = "NAME")]
+    pub(crate) profile: Option<String>,
+    /// tokenwarden's config file [default: <config dir>/tokenwarden/config.toml].
+    #[arg(long, global = true, value_name = "FILE", env = "TOKENWARDEN_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Genesys Cloud region, by name (eu-west-1) or domain (mypurecloud.ie) [env: GENESYSCLOUD_REGION].
+    #[arg(long, global = true, value_name = "REGION")]
+    pub(crate) region: Option<String>,
+    /// OAuth client id [env: GENESYSCLOUD_OAUTHCLIENT_ID].
+    #[arg(long, global = true, value_name = "ID")]
+    pub(crate) client_id: Option<String>,
+    /// OAuth client secret. Visible to other users in the process list: prefer
+    /// GENESYSCLOUD_OAUTHCLIENT_SECRET, --client-secret-file or --client-secret-stdin.
+    #[arg(long, global = true, value_name = "SECRET", hide_default_value = true)]
+    pub(crate) client_secret: Option<String>,
+    /// Read the client secret from this file (first line).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) client_secret_file: Option<PathBuf>,
+    /// Read the client secret from standard input (first line).
+    #[arg(long, global = true)]
+    pub(crate) client_secret_stdin: bool,
+    /// Token endpoint URL, for any OAuth 2.0 provider or the simulator (overrides the region's).
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) token_url: Option<String>,
+    /// API base URL (overrides the region's).
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) api_base: Option<String>,
+    /// How to send client credentials to the token endpoint.
+    #[arg(long, global = true, value_enum)]
+    pub(crate) client_auth: Option<ClientAuthArg>,
+    /// OAuth scopes to request (space-separated).
+    #[arg(long, global = true, value_name = "SCOPES")]
+    pub(crate) scope: Option<String>,
+    /// Allow plain http:// to hosts other than loopback (tokens then travel in clear text).
+    #[arg(long, global = true)]
+    pub(crate) allow_insecure_http: bool,
+    /// More log output (-v info, -vv debug, -vvv trace). Secrets are never logged.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum ClientAuthArg {
+    /// HTTP Basic (Genesys Cloud's documented way).
+    Basic,
+    /// client_id and client_secret as form fields.
+    Form,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Print a valid access token (cached across invocations, refreshed when due).
+    #[command(after_help = "Examples:
+  curl -H \"Authorization: Bearer $(tokenwarden token)\" https://api.mypurecloud.com/api/v2/users/me
+  tokenwarden --token-url http://127.0.0.1:8080/oauth/token --client-id tw-client token")]
+    Token(TokenArgs),
+    /// Preflight: check credentials, token lifetime and scopes before a long job.
+    #[command(after_help = "Examples:
+  tokenwarden check
+  tokenwarden check --require-scope analytics:conversationDetail:view --require-scope users:readonly")]
+    Check(CheckArgs),
+    /// Send one API request through the client (refresh, retries); body to stdout.
+    #[command(after_help = "Examples:
+  tokenwarden request GET /api/v2/users/me
+  tokenwarden request POST /api/v2/analytics/conversations/details/query --data @query.json --replay-safe")]
+    Request(RequestArgs),
+    /// Stream every item of a paged listing as JSON Lines.
+    #[command(after_help = "Examples:
+  tokenwarden paginate /api/v2/users --out users.jsonl
+  tokenwarden paginate /api/v2/externalcontacts/scan/contacts
+  tokenwarden paginate /api/v2/analytics/conversations/details/query --body @query.json")]
+    Paginate(PaginateArgs),
+    /// Export data with an asynchronous analytics job (survives any number of token expiries).
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// Run one request per input record; resumable, exactly-once output.
+    #[command(after_help = "Examples:
+  tokenwarden batch --input requests.jsonl --output results.jsonl --concurrency 8 --rate 5/s
+  tokenwarden batch --ids user-ids.txt --path-template '/api/v2/users/{id}' --output users.jsonl
+  tokenwarden batch --input requests.jsonl --output results.jsonl --resume   # after a crash or kill
+
+Input lines: {\"id\": \"r1\", \"method\": \"GET\", \"path\": \"/api/v2/users/abc\", \"body\": null}
+Output lines: {\"id\": \"r1\", \"status\": 200, \"body\": {...}} or {\"id\": \"r1\", \"error\": \"...\"};
+bad input lines: {\"id\": null, \"line\": 7, \"error\": \"line 7: not JSON ...\"}.")]
+    Batch(BatchArgs),
+    /// Run the embedded Genesys Cloud simulator standalone.
+    #[command(after_help = "Examples:
+  tokenwarden sim --port 8080 --token-ttl 5s --revoke-every 100
+  # then, in another shell:
+  export GENESYSCLOUD_OAUTHCLIENT_ID=tw-client GENESYSCLOUD_OAUTHCLIENT_SECRET=tw-secret
+  tokenwarden --api-base http://127.0.0.1:8080 --token-url http://127.0.0.1:8080/oauth/token check")]
+    Sim(SimArgs),
+    /// A realistic job against the embedded simulator: short tokens, revocations, rate limits.
+    Demo(DemoArgs),
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TokenArgs {
+    /// Do not read or write the token cache.
+    #[arg(long)]
+    pub(crate) no_cache: bool,
+    /// Print JSON with the expiry instead of the bare token.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args, Default, Clone)]
+pub(crate) struct CheckArgs {
+    /// Fail unless the token carries this scope (repeatable).
+    #[arg(long = "require-scope", value_name = "SCOPE")]
+    pub(crate) require_scope: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RequestArgs {
+    /// HTTP method (GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS).
+    pub(crate) method: String,
+    /// Path below the API base (e.g. /api/v2/users/me).
+    pub(crate) path: String,
+    /// JSON body, or @FILE to read it from a file (@- for stdin).
+    #[arg(long, short = 'd', value_name = "JSON|@FILE")]
+    pub(crate) data: Option<String>,
+    /// Extra header (repeatable), as "Name: value".
+    #[arg(long, short = 'H', value_name = "HEADER")]
+    pub(crate) header: Vec<String>,
+    /// Allow retries of a POST/PATCH (mark it as a read or idempotent).
+    #[arg(long)]
+    pub(crate) replay_safe: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PaginateArgs {
+    /// Path of the listing (query parameters allowed).
+    pub(crate) path: String,
+    /// JSON query body for POST query endpoints, or @FILE (paging.pageNumber is managed).
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub(crate) body: Option<String>,
+    /// Paging style; auto picks cursor for the scan endpoints, query when --body is given.
+    #[arg(long, value_enum, default_value_t = PagingStyle::Auto)]
+    pub(crate) style: PagingStyle,
+    /// Items per page.
+    #[arg(long, value_name = "N")]
+    pub(crate) page_size: Option<u32>,
+    /// Write items here instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum PagingStyle {
+    /// Decide from the path and arguments.
+    Auto,
+    /// pageNumber / pageSize / nextUri listings.
+    Pages,
+    /// cursor / after / nextUri listings.
+    Cursor,
+    /// POST query with paging.pageNumber and totalHits.
+    Query,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ExportCommand {
+    /// Conversation details via an async analytics job.
+    #[command(after_help = "Examples:
+  tokenwarden export conversations --interval 2024-01-01T00:00:00Z/2024-01-08T00:00:00Z --out convs.jsonl")]
+    Conversations(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// ISO-8601 interval START/END.
+    #[arg(long)]
+    pub(crate) interval: String,
+    /// Extra job body fields as JSON (e.g. '{"segmentFilters": [...]}'), or @FILE.
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub(crate) filter: Option<String>,
+    /// Results per page.
+    #[arg(long, value_name = "N")]
+    pub(crate) page_size: Option<u32>,
+    /// Write conversations here instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub(crate) struct BatchArgs {
+    /// JSON Lines input: {"id", "method", "path", "body"} per line.
+    #[arg(long, short, value_name = "FILE", required_unless_present = "ids", conflicts_with = "ids")]
+    pub(crate) input: Option<PathBuf>,
+    /// One id per line, used with --path-template.
+    #[arg(long, value_name = "FILE", requires = "path_template")]
+    pub(crate) ids: Option<PathBuf>,
+    /// Path with {id}, e.g. '/api/v2/users/{id}'.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub(crate) path_template: Option<String>,
+    /// Method for --ids records.
+    #[arg(long, default_value = "GET")]
+    pub(crate) method: String,
+    /// Output JSON Lines file: also the job's journal for --resume.
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) output: PathBuf,
+    /// Requests in flight at once.
+    #[arg(long, short = 'c', default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub(crate) concurrency: u32,
+    /// Client-side rate limit, e.g. 5/s or 300/m (Genesys allows 300 requests per minute per token).
+    #[arg(long, value_name = "N/s|N/m")]
+    pub(crate) rate: Option<String>,
+    /// Continue an interrupted job: skip records already in the output.
+    #[arg(long)]
+    pub(crate) resume: bool,
+    /// Overwrite an existing output file.
+    #[arg(long, conflicts_with = "resume")]
+    pub(crate) force: bool,
+    /// Treat POST/PATCH records as safe to retry (reads or idempotent writes).
+    #[arg(long)]
+    pub(crate) replay_safe: bool,
+    /// Run `check` first (with --require-scope).
+    #[arg(long)]
+    pub(crate) preflight: bool,
+    /// Scopes the preflight must find (implies --preflight).
+    #[arg(long = "require-scope", value_name = "SCOPE")]
+    pub(crate) require_scope: Vec<String>,
+    /// Also write the final summary as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) summary_json: Option<PathBuf>,
+    /// Never draw a progress bar (plain progress lines instead).
+    #[arg(long)]
+    pub(crate) no_progress: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub(crate) struct SimArgs {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub(crate) port: u16,
+    #[command(flatten)]
+    pub(crate) knobs: SimKnobs,
+}
+
+/// Every simulator knob, as flags.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct SimKnobs {
+    /// Token lifetime (e.g. 300s, 5m, 1500ms) [default: 86399s].
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) token_ttl: Option<std::time::Duration>,
+    /// Tokens die this long before their advertised expiry.
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) clock_skew: Option<std::time::Duration>,
+    /// Issue JWT-shaped tokens (with exp).
+    #[arg(long)]
+    pub(crate) jwt_tokens: bool,
+    /// Revoke the calling token every N API calls.
+    #[arg(long, value_name = "N")]
+    pub(crate) revoke_every: Option<u64>,
+    /// Fail the first K token requests with 503.
+    #[arg(long, value_name = "K")]
+    pub(crate) fail_first_token_requests: Option<u32>,
+    /// Throttle every Nth token request (Genesys's 400 "rate limit exceeded").
+    #[arg(long, value_name = "N")]
+    pub(crate) throttle_token_every: Option<u32>,
+    /// Delay every token response.
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) token_latency: Option<std::time::Duration>,
+    /// Per-token API rate limit per window (429 + Retry-After beyond it).
+    #[arg(long, value_name = "N")]
+    pub(crate) rate_limit: Option<u32>,
+    /// The rate-limit window [default: 60s].
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) rate_limit_window: Option<std::time::Duration>,
+    /// Fraction of API requests answered 5xx (seeded).
+    #[arg(long, value_name = "FRACTION")]
+    pub(crate) error_rate: Option<f64>,
+    /// Fraction of API requests whose connection is dropped.
+    #[arg(long, value_name = "FRACTION")]
+    pub(crate) drop_rate: Option<f64>,
+    /// Seed for injected faults.
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Latency added to every API response.
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) latency: Option<std::time::Duration>,
+    /// Number of users.
+    #[arg(long)]
+    pub(crate) users: Option<usize>,
+    /// Number of external contacts.
+    #[arg(long)]
+    pub(crate) contacts: Option<usize>,
+    /// Number of conversations.
+    #[arg(long)]
+    pub(crate) conversations: Option<usize>,
+    /// How long an analytics job takes.
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) job_duration: Option<std::time::Duration>,
+    /// Path prefixes answered 403 (repeatable).
+    #[arg(long, value_name = "PREFIX")]
+    pub(crate) forbidden_path: Vec<String>,
+    /// Scopes reported by /api/v2/tokens/me (repeatable; replaces the default list).
+    #[arg(long = "sim-scope", value_name = "SCOPE")]
+    pub(crate) scopes: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub(crate) struct DemoArgs {
+    /// Number of requests in the demo batch.
+    #[arg(long, default_value_t = 20_000)]
+    pub(crate) requests: u64,
+    /// Requests in flight at once.
+    #[arg(long, short = 'c', default_value_t = 32)]
+    pub(crate) concurrency: u32,
+    /// Simulator token lifetime.
+    #[arg(long, value_parser = parse_duration, default_value = "3s")]
+    pub(crate) token_ttl: std::time::Duration,
+    /// Revoke the calling token every N API calls.
+    #[arg(long, default_value_t = 5_000)]
+    pub(crate) revoke_every: u64,
+    /// Per-token rate limit per second in the simulator (429 beyond it).
+    #[arg(long, default_value_t = 1_500)]
+    pub(crate) rate_limit_per_second: u32,
+    /// Fraction of API requests answered 5xx.
+    #[arg(long, default_value_t = 0.01)]
+    pub(crate) error_rate: f64,
+    /// Keep the demo's output file here (default: a temporary file, deleted).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// Never draw a progress bar.
+    #[arg(long)]
+    pub(crate) no_progress: bool,
+}
+
+/// Parses `1500ms`, `5s`, `2m`, `1h` or a bare number of seconds.
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 5s, 2m, 1h)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "sec" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{s:?} is not a positive duration"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use std::time::Duration;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("5y").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn connection_options_go_before_or_after_the_command() {
+        let a = Cli::try_parse_from([
+            "tokenwarden",
+            "--api-base",
+            "http://x",
+            "batch",
+            "-i",
+            "in",
+            "-o",
+            "out",
+        ])
+        .unwrap();
+        let b = Cli::try_parse_from([
+            "tokenwarden",
+            "batch",
+            "-i",
+            "in",
+            "-o",
+            "out",
+            "--api-base",
+            "http://x",
+        ])
+        .unwrap();
+        assert_eq!(a.global.api_base.as_deref(), Some("http://x"));
+        assert_eq!(b.global.api_base.as_deref(), Some("http://x"));
+    }
+}

@@ -1,0 +1,132 @@
+//! `tokenwarden check`: the preflight before a long job.
+
+use crate::ConfigError;
+use crate::args::CheckArgs;
+use anyhow::Result;
+use serde_json::Value;
+use tokenwarden::ApiClient;
+
+/// What the preflight learned.
+#[derive(Debug)]
+pub(crate) struct CheckReport {
+    pub(crate) organization: String,
+    pub(crate) client: String,
+    pub(crate) lifetime_secs: u64,
+    pub(crate) scopes: Vec<String>,
+}
+
+pub(crate) async fn run(client: &ApiClient, a: &CheckArgs) -> Result<u8> {
+    let r = preflight(client, &a.require_scope).await?;
+    println!("organization:     {}", r.organization);
+    println!("OAuth client:     {}", r.client);
+    println!(
+        "token expires in: {} (grant: {})",
+        human(r.lifetime_secs),
+        client.tokens().grant_name()
+    );
+    println!(
+        "scopes:           {}",
+        if r.scopes.is_empty() {
+            "(none reported)".to_string()
+        } else {
+            r.scopes.join(" ")
+        }
+    );
+    if !a.require_scope.is_empty() {
+        println!("required scopes:  all present");
+    }
+    println!("ok");
+    Ok(crate::exit::OK)
+}
+
+fn human(secs: u64) -> String {
+    match secs {
+        s if s >= 3600 => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
+        s if s >= 60 => format!("{}m {:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Fetches a token, calls `GET /api/v2/tokens/me`, and checks the required scopes.
+pub(crate) async fn preflight(client: &ApiClient, required: &[String]) -> Result<CheckReport> {
+    let bearer = client.tokens().bearer().await?;
+    let me = client.get_json("/api/v2/tokens/me").await?;
+    let name = |v: &Value| {
+        let n = v.get("name").and_then(Value::as_str).unwrap_or("?");
+        match v.get("id").and_then(Value::as_str) {
+            Some(id) => format!("{n} ({id})"),
+            None => n.to_string(),
+        }
+    };
+    let scopes: Vec<String> = me
+        .get("authorizedScope")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let missing: Vec<&String> = required
+        .iter()
+        .filter(|r| !scope_granted(&scopes, r))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ConfigError(format!(
+            "the OAuth client lacks required scope(s) {}: it has {}. Add them to the client's scopes (Admin > Integrations > OAuth) before running the job",
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if scopes.is_empty() {
+                "none reported".to_string()
+            } else {
+                scopes.join(" ")
+            }
+        ))
+        .into());
+    }
+    Ok(CheckReport {
+        organization: me.get("organization").map(name).unwrap_or_else(|| "?".into()),
+        client: me.get("OAuthClient").map(name).unwrap_or_else(|| "?".into()),
+        lifetime_secs: bearer
+            .expires_at()
+            .saturating_duration_since(tokenwarden::Instant::now())
+            .as_secs(),
+        scopes,
+    })
+}
+
+/// A scope is granted when present, or when asking for `X:readonly` and `X` (read-write) is held.
+fn scope_granted(have: &[String], want: &str) -> bool {
+    have.iter().any(|h| {
+        h == want
+            || want
+                .strip_suffix(":readonly")
+                .is_some_and(|base| h == base)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes() {
+        let have = vec!["analytics".to_string(), "users:readonly".to_string()];
+        assert!(scope_granted(&have, "analytics"));
+        assert!(scope_granted(&have, "analytics:readonly"));
+        assert!(scope_granted(&have, "users:readonly"));
+        assert!(!scope_granted(&have, "users"));
+        assert!(!scope_granted(&have, "routing"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(human(86399), "23h 59m");
+        assert_eq!(human(299), "4m 59s");
+        assert_eq!(human(5), "5s");
+    }
+}

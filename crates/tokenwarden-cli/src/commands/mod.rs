@@ -1,0 +1,152 @@
+//! One function per command, and the shared glue that turns settings into library objects.
+
+mod batch;
+mod check;
+mod demo;
+mod paginate;
+mod request;
+mod sim;
+mod token;
+
+use crate::ConfigError;
+use crate::args::{Cli, Command, ExportCommand, GlobalArgs};
+use crate::config::{self, Credentials, Settings};
+use anyhow::{Context as _, Result};
+use std::io::Read as _;
+use std::path::PathBuf;
+use tokenwarden::{
+    ApiClient, ClientCredentials, RateLimit, StaticToken, TokenEndpoint, TokenManager,
+    TokenManagerBuilder,
+};
+
+pub(crate) async fn run(cli: Cli) -> Result<u8> {
+    let g = cli.global;
+    match cli.command {
+        Command::Token(a) => token::run(&g, a).await,
+        Command::Check(a) => check::run(&connect(&g, None)?, &a).await,
+        Command::Request(a) => request::run(&connect(&g, None)?, a).await,
+        Command::Paginate(a) => paginate::paginate(&connect(&g, None)?, a).await,
+        Command::Export(ExportCommand::Conversations(a)) => {
+            paginate::export_conversations(&connect(&g, None)?, a).await
+        }
+        Command::Batch(a) => {
+            let rate = a.rate.as_deref().map(parse_rate).transpose()?;
+            batch::run(&connect(&g, rate)?, a, &g).await
+        }
+        Command::Sim(a) => sim::run(a).await,
+        Command::Demo(a) => demo::run(a, &g).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "tokenwarden",
+                &mut std::io::stdout(),
+            );
+            Ok(crate::exit::OK)
+        }
+    }
+}
+
+/// Resolves the settings from flags, environment and profiles; prints warnings.
+pub(crate) fn settings(g: &GlobalArgs) -> Result<Settings> {
+    let paths = config::Paths::from_system(g.config.as_deref());
+    let mut stdin = || {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading standard input")?;
+        Ok(s)
+    };
+    let (settings, warnings) = config::resolve(g, &config::process_env, &paths, &mut stdin)
+        .map_err(|e| anyhow::Error::new(ConfigError(format!("{e:#}"))))?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    for (what, from) in &settings.sources {
+        tracing::debug!(setting = %what, from = %from, "configuration");
+    }
+    Ok(settings)
+}
+
+/// A token manager for the settings (optionally with a store).
+pub(crate) fn token_builder(s: &Settings) -> Result<TokenManagerBuilder> {
+    Ok(match &s.credentials {
+        Credentials::Client { id, secret } => {
+            let ep = if s.allow_insecure_http {
+                TokenEndpoint::allow_insecure_http(&s.token_url)?
+            } else {
+                TokenEndpoint::new(&s.token_url)?
+            }
+            .with_client_auth(s.client_auth);
+            let mut grant = ClientCredentials::new(ep, id.clone(), secret.clone());
+            if let Some(scope) = &s.scope {
+                grant = grant.with_scope(scope.clone());
+            }
+            TokenManager::builder(grant)
+        }
+        Credentials::Static(tok) => TokenManager::builder(StaticToken::new(tok.clone())),
+    })
+}
+
+/// The API client for the settings.
+pub(crate) fn client_for(s: &Settings, tokens: TokenManager, rate: Option<RateLimit>) -> Result<ApiClient> {
+    let mut b = ApiClient::builder(&s.api_base, tokens).allow_insecure_http(s.allow_insecure_http);
+    if let Some(r) = rate {
+        b = b.rate_limit(r);
+    }
+    Ok(b.build()?)
+}
+
+fn connect(g: &GlobalArgs, rate: Option<RateLimit>) -> Result<ApiClient> {
+    let s = settings(g)?;
+    let tokens = token_builder(&s)?.build();
+    client_for(&s, tokens, rate)
+}
+
+/// Parses `5/s`, `300/m`, `300/min` or a bare number (per second).
+pub(crate) fn parse_rate(s: &str) -> Result<RateLimit> {
+    let bad = || ConfigError(format!("--rate {s:?}: use N/s or N/m, e.g. 5/s or 300/m"));
+    let (n, unit) = s.split_once('/').unwrap_or((s, "s"));
+    let n: u32 = n.trim().parse().map_err(|_| bad())?;
+    if n == 0 {
+        return Err(bad().into());
+    }
+    Ok(match unit.trim() {
+        "s" | "sec" | "second" => RateLimit::per_second(n),
+        "m" | "min" | "minute" => RateLimit::per_minute(n),
+        _ => return Err(bad().into()),
+    })
+}
+
+/// A JSON argument given inline or as @FILE (@- for stdin).
+pub(crate) fn json_arg(v: &str) -> Result<serde_json::Value> {
+    let text = if let Some(path) = v.strip_prefix('@') {
+        if path == "-" {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s)?;
+            s
+        } else {
+            std::fs::read_to_string(PathBuf::from(path)).with_context(|| format!("reading {path}"))?
+        }
+    } else {
+        v.to_string()
+    };
+    serde_json::from_str(&text)
+        .map_err(|e| anyhow::Error::new(ConfigError(format!("{v}: not valid JSON: {e}"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("5/s").unwrap().interval(), std::time::Duration::from_millis(200));
+        assert_eq!(parse_rate("300/m").unwrap().interval(), std::time::Duration::from_millis(200));
+        assert_eq!(parse_rate("10").unwrap().interval(), std::time::Duration::from_millis(100));
+        assert!(parse_rate("0/s").is_err());
+        assert!(parse_rate("5/h").is_err());
+        assert!(parse_rate("x").is_err());
+    }
+}
