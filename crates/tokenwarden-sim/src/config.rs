@@ -43,7 +43,11 @@ impl SimClient {
 impl Default for SimClient {
     /// The default client: [`DEFAULT_CLIENT_ID`] / [`DEFAULT_CLIENT_SECRET`].
     fn default() -> Self {
-        Self::new(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_CLIENT_NAME)
+        Self::new(
+            DEFAULT_CLIENT_ID,
+            DEFAULT_CLIENT_SECRET,
+            DEFAULT_CLIENT_NAME,
+        )
     }
 }
 

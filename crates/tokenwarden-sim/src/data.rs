@@ -6,13 +6,53 @@ use serde_json::{Value, json};
 use crate::time::format_unix_ms;
 
 const FIRST: [&str; 20] = [
-    "Ada", "Alan", "Barbara", "Claude", "Dennis", "Edsger", "Frances", "Grace", "Hedy", "Ivan",
-    "John", "Ken", "Leslie", "Margaret", "Niklaus", "Radia", "Shafi", "Tim", "Vint", "Whitfield",
+    "Ada",
+    "Alan",
+    "Barbara",
+    "Claude",
+    "Dennis",
+    "Edsger",
+    "Frances",
+    "Grace",
+    "Hedy",
+    "Ivan",
+    "John",
+    "Ken",
+    "Leslie",
+    "Margaret",
+    "Niklaus",
+    "Radia",
+    "Shafi",
+    "Tim",
+    "Vint",
+    "Whitfield",
 ];
 const LAST: [&str; 25] = [
-    "Lovelace", "Turing", "Liskov", "Shannon", "Ritchie", "Dijkstra", "Allen", "Hopper", "Lamarr",
-    "Sutherland", "McCarthy", "Thompson", "Lamport", "Hamilton", "Wirth", "Perlman", "Goldwasser",
-    "Berners-Lee", "Cerf", "Diffie", "Knuth", "Hoare", "Milner", "Backus", "Kay",
+    "Lovelace",
+    "Turing",
+    "Liskov",
+    "Shannon",
+    "Ritchie",
+    "Dijkstra",
+    "Allen",
+    "Hopper",
+    "Lamarr",
+    "Sutherland",
+    "McCarthy",
+    "Thompson",
+    "Lamport",
+    "Hamilton",
+    "Wirth",
+    "Perlman",
+    "Goldwasser",
+    "Berners-Lee",
+    "Cerf",
+    "Diffie",
+    "Knuth",
+    "Hoare",
+    "Milner",
+    "Backus",
+    "Kay",
 ];
 const CITIES: [&str; 8] = [
     "Dublin",
@@ -24,6 +64,10 @@ const CITIES: [&str; 8] = [
     "Mumbai",
     "Toronto",
 ];
+
+const DEPARTMENTS: [&str; 4] = ["Sales", "Support", "Engineering", "Billing"];
+const TITLES: [&str; 3] = ["Agent", "Senior Agent", "Supervisor"];
+const MEDIA: [&str; 4] = ["voice", "chat", "email", "message"];
 
 /// A bijective 64-bit mixer (the SplitMix64 finalizer).
 pub(crate) fn mix64(mut z: u64) -> u64 {
@@ -67,7 +111,11 @@ pub fn parse_user_id(id: &str) -> Option<usize> {
 
 /// Display name of user `i`.
 pub fn user_name(i: usize) -> String {
-    format!("{} {}", FIRST[i % FIRST.len()], LAST[(i / FIRST.len()) % LAST.len()])
+    format!(
+        "{} {}",
+        FIRST[i % FIRST.len()],
+        LAST[(i / FIRST.len()) % LAST.len()]
+    )
 }
 
 /// The JSON of user `i`, as `GET /api/v2/users/{id}` answers it.
@@ -75,15 +123,19 @@ pub fn user(i: usize) -> Value {
     let id = user_id(i);
     let first = FIRST[i % FIRST.len()];
     let last = LAST[(i / FIRST.len()) % LAST.len()];
-    let email = format!("{}.{}.{i}@example.com", first.to_lowercase(), last.to_lowercase());
+    let email = format!(
+        "{}.{}.{i}@example.com",
+        first.to_lowercase(),
+        last.to_lowercase()
+    );
     json!({
         "id": id,
         "name": format!("{first} {last}"),
         "division": {"id": "division-home", "name": "Home", "selfUri": "/api/v2/authorization/divisions/division-home"},
         "email": email,
         "username": email,
-        "department": ["Sales", "Support", "Engineering", "Billing"][i % 4],
-        "title": ["Agent", "Senior Agent", "Supervisor"][i % 3],
+        "department": DEPARTMENTS[i % DEPARTMENTS.len()],
+        "title": TITLES[i % TITLES.len()],
         "state": if i % 50 == 49 { "inactive" } else { "active" },
         "acdAutoAnswer": false,
         "version": 1 + (i % 7),
@@ -137,7 +189,7 @@ pub fn conversation(i: usize, start_ms: u64, users: usize) -> Value {
     let direction = if outbound { "outbound" } else { "inbound" };
     let cid = conversation_id(i);
     let agent = i % users.max(1);
-    let media = ["voice", "chat", "email", "message"][(h >> 20) as usize % 4];
+    let media = MEDIA[(h >> 20) as usize % MEDIA.len()];
     json!({
         "conversationId": cid,
         "conversationStart": format_unix_ms(start_ms),

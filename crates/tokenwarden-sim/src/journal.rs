@@ -167,6 +167,8 @@ pub(crate) struct Record<'a> {
     pub(crate) authorization_present: bool,
     pub(crate) body_len: u64,
     pub(crate) is_api: bool,
+    /// A successful refresh-token grant (token endpoint only).
+    pub(crate) refresh_grant: bool,
 }
 
 impl JournalState {
@@ -212,6 +214,9 @@ impl JournalState {
                 _ => &mut c.token_bad_request,
             };
             *counter += 1;
+            if r.refresh_grant {
+                c.refresh_grants += 1;
+            }
         }
         if capacity == 0 {
             self.next_seq += 1;

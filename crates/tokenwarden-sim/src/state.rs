@@ -213,7 +213,9 @@ impl Inner {
         if new.revoke_every != old.revoke_every {
             self.revoke_counter.store(0, Ordering::SeqCst);
         }
-        if new.seed != old.seed || new.error_rate != old.error_rate || new.drop_rate != old.drop_rate
+        if new.seed != old.seed
+            || new.error_rate != old.error_rate
+            || new.drop_rate != old.drop_rate
         {
             self.fate_counter.store(0, Ordering::SeqCst);
             self.injected_errors.store(0, Ordering::SeqCst);

@@ -51,6 +51,8 @@ pub(crate) async fn run(client: &ApiClient, a: BatchArgs, g: &GlobalArgs) -> Res
     }
     if !g.quiet {
         print_summary(&report, client);
+    } else if let Some(e) = &report.aborted {
+        eprintln!("error: {e}");
     }
     Ok(outcome_code(&report))
 }
@@ -167,7 +169,7 @@ pub(crate) fn print_summary(r: &BatchReport, client: &ApiClient) {
         );
     }
     if let Some(e) = &r.aborted {
-        eprintln!("stopped early: {e}");
+        eprintln!("error: stopped early: {e}");
         eprintln!("fix the cause, then rerun with --resume to continue where it stopped");
     }
 }

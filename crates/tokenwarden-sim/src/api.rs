@@ -1,0 +1,700 @@
+//! The `/api/...` pipeline (latency, authentication, revocation, rate limit, fault injection,
+//! permissions, journal) and the API route handlers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Extension;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+use crate::config::{JobOutcome, SimConfig};
+use crate::data;
+use crate::journal::{Outcome, Record};
+use crate::state::{AuthCtx, Fate, Inner, Job, RateInfo, TokenCheck, lock, token_id};
+use crate::time::{format_rfc3339, format_unix_ms, parse_interval, unix_ms};
+use crate::util::{
+    DropConnection, Query, bad_request, empty, genesys_error, internal_error, json_response,
+    not_found, status_code_and_message,
+};
+
+/// Largest request body the simulator reads (bigger ones get 413).
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// Outermost middleware. Every request except the `/sim/...` admin routes is handled in its own
+/// task, so the server finishes (and journals) a request even if the client gives up on it.
+pub(crate) async fn outer_layer(
+    State(inner): State<Arc<Inner>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path();
+    if path.starts_with("/sim/") || path == "/sim" {
+        return next.run(req).await;
+    }
+    let is_api = path.starts_with("/api/");
+    let task = tokio::spawn(async move {
+        if is_api {
+            api_pipeline(inner, req, next).await
+        } else {
+            next.run(req).await
+        }
+    });
+    task.await.unwrap_or_else(|_| internal_error())
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+fn classify(status: u16) -> Outcome {
+    match status {
+        200..=299 => Outcome::Ok,
+        300..=399 => Outcome::Redirect,
+        403 => Outcome::Forbidden,
+        404 => Outcome::NotFound,
+        429 => Outcome::RateLimited,
+        500..=599 => Outcome::ServerError,
+        _ => Outcome::ClientError,
+    }
+}
+
+fn rate_limited(rate: &RateInfo) -> Response {
+    let secs = rate.reset_secs;
+    let mut resp = genesys_error(
+        429,
+        "too.many.requests.retry.after",
+        &format!("Rate limit exceeded the maximum. Retry the request in [{secs}] seconds"),
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    resp
+}
+
+fn add_rate_headers(resp: &mut Response, rate: &RateInfo) {
+    let h = resp.headers_mut();
+    h.insert("inin-ratelimit-count", HeaderValue::from(rate.count));
+    h.insert("inin-ratelimit-allowed", HeaderValue::from(rate.allowed));
+    h.insert("inin-ratelimit-reset", HeaderValue::from(rate.reset_secs));
+}
+
+async fn api_pipeline(inner: Arc<Inner>, req: Request, next: Next) -> Response {
+    let latency = inner.cfg().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let cfg = inner.cfg();
+    let (parts, body) = req.into_parts();
+    let authorization_present = parts.headers.contains_key(header::AUTHORIZATION);
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+    let path = parts.uri.path().to_owned();
+    let method = parts.method.clone();
+    let (bytes, body_error) = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => (b, false),
+        Err(_) => (Bytes::new(), true),
+    };
+    let body_len = bytes.len() as u64;
+
+    let mut token_seq = None;
+    let (resp, outcome) = match bearer(&parts.headers) {
+        None => (
+            genesys_error(
+                401,
+                "authentication.required",
+                "No authentication bearer token specified in authorization header.",
+            ),
+            Outcome::MissingToken,
+        ),
+        Some(tok) => match inner.check_api_token(tok, &cfg, Instant::now()) {
+            TokenCheck::Unknown => (
+                genesys_error(401, "bad.credentials", "Invalid login credentials."),
+                Outcome::UnknownToken,
+            ),
+            TokenCheck::Revoked(seq) | TokenCheck::RevokedNow(seq) => {
+                token_seq = Some(seq);
+                (
+                    genesys_error(401, "bad.credentials", "Invalid login credentials."),
+                    Outcome::RevokedToken,
+                )
+            }
+            TokenCheck::Expired(seq) => {
+                token_seq = Some(seq);
+                (
+                    genesys_error(
+                        401,
+                        "credentials.expired",
+                        "The supplied credentials are expired.",
+                    ),
+                    Outcome::ExpiredToken,
+                )
+            }
+            TokenCheck::Valid(ctx, rate) => {
+                token_seq = Some(ctx.seq);
+                let (mut resp, outcome) = match rate {
+                    Some(r) if r.limited => (rate_limited(&r), Outcome::RateLimited),
+                    _ => match inner.fate(&cfg) {
+                        Fate::Drop => {
+                            let mut resp = empty(500);
+                            resp.extensions_mut().insert(DropConnection);
+                            (resp, Outcome::Dropped)
+                        }
+                        Fate::Error(status) => {
+                            let (code, message) = status_code_and_message(status);
+                            (genesys_error(status, code, message), Outcome::ServerError)
+                        }
+                        Fate::Proceed if body_error => (
+                            genesys_error(
+                                413,
+                                "request.entity.too.large",
+                                "The request is too large.",
+                            ),
+                            Outcome::ClientError,
+                        ),
+                        Fate::Proceed
+                            if cfg
+                                .forbidden_paths
+                                .iter()
+                                .any(|p| !p.is_empty() && path.starts_with(p.as_str())) =>
+                        {
+                            let (code, message) = status_code_and_message(403);
+                            (genesys_error(403, code, message), Outcome::Forbidden)
+                        }
+                        Fate::Proceed => {
+                            let mut req = Request::from_parts(parts, Body::from(bytes));
+                            req.extensions_mut().insert(ctx);
+                            let resp = next.run(req).await;
+                            let outcome = classify(resp.status().as_u16());
+                            (resp, outcome)
+                        }
+                    },
+                };
+                if let Some(r) = &rate {
+                    add_rate_headers(&mut resp, r);
+                }
+                (resp, outcome)
+            }
+        },
+    };
+    let status = if outcome == Outcome::Dropped {
+        0
+    } else {
+        resp.status().as_u16()
+    };
+    inner.record(
+        Record {
+            at_ms: inner.elapsed_ms(),
+            method: method.as_str(),
+            path_and_query: &path_and_query,
+            path: &path,
+            status,
+            outcome,
+            token_id: token_seq.map(token_id),
+            authorization_present,
+            body_len,
+            is_api: true,
+            refresh_grant: false,
+        },
+        cfg.journal_capacity,
+    );
+    resp
+}
+
+// ---- fallbacks ----------------------------------------------------------------------------------
+
+/// Unknown routes: 404 `not.found`.
+pub(crate) async fn fallback() -> Response {
+    not_found("The requested resource was not found.")
+}
+
+/// Known path, wrong method: 405.
+pub(crate) async fn method_not_allowed() -> Response {
+    let (code, message) = status_code_and_message(405);
+    genesys_error(405, code, message)
+}
+
+// ---- users --------------------------------------------------------------------------------------
+
+/// `GET /api/v2/users/{id}`.
+pub(crate) async fn get_user(State(inner): State<Arc<Inner>>, Path(id): Path<String>) -> Response {
+    let cfg = inner.cfg();
+    match data::parse_user_id(&id) {
+        Some(i) if i < cfg.users => json_response(200, &data::user(i)),
+        _ => not_found(&format!("User {id} not found")),
+    }
+}
+
+/// `GET /api/v2/users?pageSize=&pageNumber=` (page-number paging).
+pub(crate) async fn list_users(State(inner): State<Arc<Inner>>, RawQuery(q): RawQuery) -> Response {
+    let cfg = inner.cfg();
+    let q = Query::parse(q.as_deref());
+    let page_size = match q.bounded("pageSize", 25, cfg.max_page_size) {
+        Ok(v) => v,
+        Err(m) => return bad_request(&m),
+    };
+    let page_number = match q.bounded("pageNumber", 1, usize::MAX) {
+        Ok(v) => v,
+        Err(m) => return bad_request(&m),
+    };
+    let total = cfg.users;
+    let page_count = total.div_ceil(page_size);
+    let start = (page_number - 1).saturating_mul(page_size).min(total);
+    let end = start.saturating_add(page_size).min(total);
+    let entities: Vec<Value> = (start..end).map(data::user).collect();
+    let uri = |n: usize| format!("/api/v2/users?pageSize={page_size}&pageNumber={n}");
+    let mut body = json!({
+        "entities": entities,
+        "pageSize": page_size,
+        "pageNumber": page_number,
+        "total": total,
+        "pageCount": page_count,
+        "firstUri": uri(1),
+        "selfUri": uri(page_number),
+        "lastUri": uri(page_count.max(1)),
+    });
+    if page_number > 1 {
+        body["previousUri"] = json!(uri((page_number - 1).min(page_count.max(1))));
+    }
+    if page_number < page_count {
+        body["nextUri"] = json!(uri(page_number + 1));
+    }
+    json_response(200, &body)
+}
+
+// ---- external contacts (cursor paging) ----------------------------------------------------------
+
+fn encode_cursor(tag: &str, offset: usize) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{tag}:{offset}"))
+}
+
+fn decode_cursor(tag: &str, cursor: &str) -> Option<usize> {
+    let raw = URL_SAFE_NO_PAD.decode(cursor.trim_end_matches('=')).ok()?;
+    let raw = String::from_utf8(raw).ok()?;
+    let (t, offset) = raw.rsplit_once(':')?;
+    if t != tag {
+        return None;
+    }
+    offset.parse().ok()
+}
+
+/// `GET /api/v2/externalcontacts/scan/contacts?limit=&cursor=` (cursor paging).
+pub(crate) async fn scan_contacts(
+    State(inner): State<Arc<Inner>>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let cfg = inner.cfg();
+    let q = Query::parse(q.as_deref());
+    let limit = match q.bounded("limit", 25, cfg.max_page_size) {
+        Ok(v) => v,
+        Err(m) => return bad_request(&m),
+    };
+    let offset = match q.get("cursor").filter(|c| !c.is_empty()) {
+        None => 0,
+        Some(c) => match decode_cursor("scan", c) {
+            Some(o) => o,
+            None => return bad_request(&format!("Invalid cursor [{c}]")),
+        },
+    };
+    let total = cfg.contacts;
+    let start = offset.min(total);
+    let end = start.saturating_add(limit).min(total);
+    let entities: Vec<Value> = (start..end).map(data::contact).collect();
+    let mut body = json!({
+        "entities": entities,
+        "selfUri": match q.get("cursor") {
+            Some(c) if !c.is_empty() => format!("/api/v2/externalcontacts/scan/contacts?limit={limit}&cursor={c}"),
+            _ => format!("/api/v2/externalcontacts/scan/contacts?limit={limit}"),
+        },
+    });
+    if end < total {
+        let after = encode_cursor("scan", end);
+        body["nextUri"] = json!(format!(
+            "/api/v2/externalcontacts/scan/contacts?limit={limit}&cursor={after}"
+        ));
+        body["cursors"] = json!({ "after": after });
+    } else {
+        body["cursors"] = json!({});
+    }
+    json_response(200, &body)
+}
+
+// ---- analytics ----------------------------------------------------------------------------------
+
+/// Conversation indices whose start lies in `[from_ms, to_ms)`.
+fn conversation_range(cfg: &SimConfig, from_ms: u64, to_ms: u64) -> std::ops::Range<usize> {
+    let n = cfg.conversations;
+    let (s, e) = interval_ms(cfg);
+    let first_at_or_after = |t: u64| {
+        let (mut lo, mut hi) = (0usize, n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if data::conversation_start_ms(mid, n, s, e) < t {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    };
+    first_at_or_after(from_ms)..first_at_or_after(to_ms)
+}
+
+fn interval_ms(cfg: &SimConfig) -> (u64, u64) {
+    (
+        unix_ms(cfg.conversation_interval.start),
+        unix_ms(cfg.conversation_interval.end),
+    )
+}
+
+/// Parsed interval + order of an analytics request body.
+struct AnalyticsRequest {
+    from_ms: u64,
+    to_ms: u64,
+    desc: bool,
+    body: Value,
+}
+
+fn parse_analytics_body(bytes: &[u8]) -> Result<AnalyticsRequest, String> {
+    let body: Value = serde_json::from_slice(bytes)
+        .map_err(|e| format!("Unable to parse the request body: {e}"))?;
+    let interval = body
+        .get("interval")
+        .and_then(Value::as_str)
+        .ok_or_else(|| "The field [interval] is required.".to_owned())?;
+    let (from, to) = parse_interval(interval).ok_or_else(|| {
+        format!(
+            "Invalid interval [{interval}]: expected <ISO-8601 start>/<ISO-8601 end> with start before end."
+        )
+    })?;
+    let desc = match body.get("order") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("asc") => false,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("desc") => true,
+        Some(other) => {
+            return Err(format!("Invalid order [{other}]: expected asc or desc."));
+        }
+    };
+    Ok(AnalyticsRequest {
+        from_ms: unix_ms(from),
+        to_ms: unix_ms(to),
+        desc,
+        body,
+    })
+}
+
+fn paging_field(body: &Value, key: &str, default: usize, max: usize) -> Result<usize, String> {
+    match body.get("paging").and_then(|p| p.get(key)) {
+        None | Some(Value::Null) => Ok(default.min(max.max(1))),
+        Some(v) => match v.as_u64() {
+            Some(n) if n >= 1 && n <= max as u64 => Ok(n as usize),
+            _ => Err(format!(
+                "Value [{v}] is not valid for field [paging.{key}]. Allowable values are: 1 to {max}"
+            )),
+        },
+    }
+}
+
+/// The `i`-th conversation (in the requested order) of a range.
+fn nth_in_range(range: &std::ops::Range<usize>, desc: bool, i: usize) -> usize {
+    if desc {
+        range.end - 1 - i
+    } else {
+        range.start + i
+    }
+}
+
+/// `POST /api/v2/analytics/conversations/details/query` (page-number paging in the body).
+pub(crate) async fn analytics_query(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response {
+    let cfg = inner.cfg();
+    let req = match parse_analytics_body(&bytes) {
+        Ok(r) => r,
+        Err(m) => return bad_request(&m),
+    };
+    let page_size = match paging_field(&req.body, "pageSize", 25, cfg.max_page_size) {
+        Ok(v) => v,
+        Err(m) => return bad_request(&m),
+    };
+    let page_number = match paging_field(&req.body, "pageNumber", 1, usize::MAX) {
+        Ok(v) => v,
+        Err(m) => return bad_request(&m),
+    };
+    let range = conversation_range(&cfg, req.from_ms, req.to_ms);
+    let total = range.len();
+    let start = (page_number - 1).saturating_mul(page_size).min(total);
+    let end = start.saturating_add(page_size).min(total);
+    let (s, e) = interval_ms(&cfg);
+    let n = cfg.conversations;
+    let mut body = json!({ "totalHits": total });
+    if start < end {
+        let conversations: Vec<Value> = (start..end)
+            .map(|k| {
+                let i = nth_in_range(&range, req.desc, k);
+                data::conversation(i, data::conversation_start_ms(i, n, s, e), cfg.users)
+            })
+            .collect();
+        body["conversations"] = Value::Array(conversations);
+    }
+    json_response(200, &body)
+}
+
+/// `POST /api/v2/analytics/conversations/details/jobs` → 202 `{"jobId"}`.
+pub(crate) async fn job_submit(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response {
+    let cfg = inner.cfg();
+    let req = match parse_analytics_body(&bytes) {
+        Ok(r) => r,
+        Err(m) => return bad_request(&m),
+    };
+    let (s, e) = interval_ms(&cfg);
+    let job = Job {
+        submitted: Instant::now(),
+        submitted_wall: SystemTime::now(),
+        duration: cfg.job_duration,
+        outcome: cfg.job_outcome,
+        range: conversation_range(&cfg, req.from_ms, req.to_ms),
+        desc: req.desc,
+        conversations: cfg.conversations,
+        start_ms: s,
+        end_ms: e,
+        users: cfg.users,
+    };
+    let id = inner.new_job_id();
+    lock(&inner.jobs).insert(id.clone(), job);
+    json_response(202, &json!({ "jobId": id }))
+}
+
+fn find_job(inner: &Inner, id: &str) -> Option<Job> {
+    lock(&inner.jobs).get(id).cloned()
+}
+
+/// `GET /api/v2/analytics/conversations/details/jobs/{jobId}`.
+pub(crate) async fn job_status(
+    State(inner): State<Arc<Inner>>,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(job) = find_job(&inner, &id) else {
+        return not_found(&format!("Job {id} not found"));
+    };
+    let state = job.state(Instant::now());
+    let mut body = json!({
+        "state": state,
+        "submissionDate": format_rfc3339(job.submitted_wall),
+        "expirationDate": format_rfc3339(job.submitted_wall + Duration::from_secs(7 * 86_400)),
+    });
+    if state == JobOutcome::Failed.as_str() {
+        body["errorMessage"] = json!("The job failed (simulated).");
+    }
+    json_response(200, &body)
+}
+
+/// `GET /api/v2/analytics/conversations/details/jobs/{jobId}/results?cursor=&pageSize=`.
+pub(crate) async fn job_results(
+    State(inner): State<Arc<Inner>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let cfg = inner.cfg();
+    let Some(job) = find_job(&inner, &id) else {
+        return not_found(&format!("Job {id} not found"));
+    };
+    let state = job.state(Instant::now());
+    if state != JobOutcome::Fulfilled.as_str() {
+        return bad_request(&format!(
+            "Results for job {id} are not available: the job state is {state}, not FULFILLED."
+        ));
+    }
+    let q = Query::parse(q.as_deref());
+    let page_size = match q.bounded("pageSize", cfg.max_page_size, cfg.max_page_size) {
+        Ok(v) => v,
+        Err(m) => return bad_request(&m),
+    };
+    let offset = match q.get("cursor").filter(|c| !c.is_empty()) {
+        None => 0,
+        Some(c) => match decode_cursor(&id, c) {
+            Some(o) => o,
+            None => return bad_request(&format!("Invalid cursor [{c}]")),
+        },
+    };
+    let total = job.range.len();
+    let start = offset.min(total);
+    let end = start.saturating_add(page_size).min(total);
+    let mut body = json!({});
+    if start < end {
+        let conversations: Vec<Value> = (start..end)
+            .map(|k| {
+                let i = nth_in_range(&job.range, job.desc, k);
+                let at =
+                    data::conversation_start_ms(i, job.conversations, job.start_ms, job.end_ms);
+                data::conversation(i, at, job.users)
+            })
+            .collect();
+        body["conversations"] = Value::Array(conversations);
+    }
+    if end < total {
+        body["cursor"] = json!(encode_cursor(&id, end));
+    }
+    body["dataAvailabilityDate"] = json!(format_unix_ms(unix_ms(SystemTime::now())));
+    json_response(200, &body)
+}
+
+/// `DELETE /api/v2/analytics/conversations/details/jobs/{jobId}` → 204 (the job is gone).
+pub(crate) async fn job_delete(
+    State(inner): State<Arc<Inner>>,
+    Path(id): Path<String>,
+) -> Response {
+    match lock(&inner.jobs).remove(&id) {
+        Some(_) => empty(204),
+        None => not_found(&format!("Job {id} not found")),
+    }
+}
+
+// ---- tokens/me ----------------------------------------------------------------------------------
+
+/// The simulated organization's id.
+pub(crate) const ORG_ID: &str = "5e1f0000-7000-4000-8000-000000000001";
+/// The simulated organization's name.
+pub(crate) const ORG_NAME: &str = "Tokenwarden Simulated Org";
+
+/// `GET`/`HEAD /api/v2/tokens/me`.
+pub(crate) async fn tokens_me(
+    State(inner): State<Arc<Inner>>,
+    Extension(ctx): Extension<AuthCtx>,
+) -> Response {
+    let cfg = inner.cfg();
+    let org = json!({"id": ORG_ID, "name": ORG_NAME, "selfUri": format!("/api/v2/organizations/{ORG_ID}")});
+    json_response(
+        200,
+        &json!({
+            "organization": org,
+            "homeOrganization": {"id": ORG_ID, "name": ORG_NAME, "thirdPartyOrgName": "tokenwarden-sim"},
+            "authorizedScope": cfg.scopes,
+            "OAuthClient": {
+                "id": &*ctx.client_id,
+                "name": &*ctx.client_name,
+                "organization": org,
+            },
+            "selfUri": "/api/v2/tokens/me",
+        }),
+    )
+}
+
+/// `DELETE /api/v2/tokens/me`: revokes the calling token → 204.
+pub(crate) async fn tokens_me_delete(
+    State(inner): State<Arc<Inner>>,
+    Extension(ctx): Extension<AuthCtx>,
+) -> Response {
+    inner.revoke_token(&ctx.token);
+    empty(204)
+}
+
+// ---- /api/v2/sim test helpers -------------------------------------------------------------------
+
+/// Any method on `/api/v2/sim/echo`: echoes method, query, body and a request counter.
+/// `?delay_ms=N` delays the answer.
+pub(crate) async fn echo(
+    State(inner): State<Arc<Inner>>,
+    Extension(ctx): Extension<AuthCtx>,
+    method: Method,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    let counter = inner
+        .echo_counter
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        + 1;
+    let q = Query::parse(raw.as_deref());
+    if let Some(d) = q.get("delay_ms") {
+        match d.parse::<u64>() {
+            Ok(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            Err(_) => return bad_request(&format!("Invalid delay_ms [{d}]")),
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let parsed: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let query: serde_json::Map<String, Value> = q
+        .pairs()
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    json_response(
+        200,
+        &json!({
+            "method": method.as_str(),
+            "query": query,
+            "body": text,
+            "json": parsed,
+            "bodyLength": bytes.len(),
+            "contentType": headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+            "counter": counter,
+            "tokenId": token_id(ctx.seq),
+            "clientId": &*ctx.client_id,
+        }),
+    )
+}
+
+/// `GET /api/v2/sim/status/{code}`: answers that status with a Genesys body.
+/// `?retry_after=N` adds `Retry-After`; `?location=URL` adds `Location`.
+pub(crate) async fn sim_status(Path(code): Path<String>, RawQuery(raw): RawQuery) -> Response {
+    let status = match code.parse::<u16>() {
+        Ok(s) if (200..=599).contains(&s) => s,
+        _ => return bad_request(&format!("Invalid status [{code}]: expected 200..=599")),
+    };
+    let q = Query::parse(raw.as_deref());
+    let mut resp = match status {
+        204 | 304 => empty(status),
+        200..=299 => json_response(status, &json!({"status": status, "message": "OK"})),
+        429 => genesys_error(
+            429,
+            "too.many.requests.retry.after",
+            &format!(
+                "Rate limit exceeded the maximum. Retry the request in [{}] seconds",
+                q.get("retry_after").unwrap_or("1")
+            ),
+        ),
+        _ => {
+            let (c, m) = status_code_and_message(status);
+            genesys_error(status, c, m)
+        }
+    };
+    if let Some(v) = q
+        .get("retry_after")
+        .or((status == 429).then_some("1"))
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    if let Some(v) = q
+        .get("location")
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// `GET /api/v2/sim/redirect?location=URL` → 302 to URL.
+pub(crate) async fn sim_redirect(RawQuery(raw): RawQuery) -> Response {
+    let q = Query::parse(raw.as_deref());
+    match q
+        .get("location")
+        .and_then(|l| HeaderValue::from_str(l).ok())
+    {
+        Some(loc) => {
+            let mut resp = empty(302);
+            resp.headers_mut().insert(header::LOCATION, loc);
+            resp
+        }
+        None => bad_request("The query parameter [location] is required."),
+    }
+}

@@ -1,0 +1,470 @@
+//! The authenticated client against the simulator: 401 heal, 403, 429, 5xx, transport failures,
+//! replay safety, redirects, client-side rate limit. Assertions are on the simulator's journal.
+
+mod common;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use common::{builder, client, sim, tokens};
+use futures::{StreamExt as _, TryStreamExt as _};
+use http::{Method, StatusCode};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use tokenwarden::{
+    AccessToken, Backoff, Error, FetchError, Grant, RateLimit, TokenManager, TokenResponse,
+};
+use tokenwarden_sim::{Outcome, SimConfig};
+
+const ME: &str = "/api/v2/tokens/me";
+const ECHO: &str = "/api/v2/sim/echo";
+
+#[tokio::test]
+async fn a_revoked_token_is_healed_with_one_token_request() {
+    let sim = sim(SimConfig::default()).await;
+    let client = client(&sim);
+    client.get_json(ME).await.unwrap();
+    // Revoke the token the client holds: the next call gets 401.
+    let revoked = client.request(Method::DELETE, ME).send().await.unwrap();
+    assert!(revoked.status().is_success(), "{revoked:?}");
+    assert_eq!(sim.journal().token_requests, 1);
+
+    let me = client.get_json(ME).await.unwrap();
+    assert!(me.is_object());
+    let j = sim.journal();
+    assert_eq!(j.token_requests, 2, "one refresh for the 401");
+    assert_eq!(j.api_revoked_token, 1);
+    let m = client.metrics();
+    assert_eq!(m.unauthorized_healed, 1);
+    assert_eq!(m.failures, 0);
+    assert_eq!(client.tokens().metrics().rejected_refreshes, 1);
+}
+
+#[tokio::test]
+async fn an_unmarked_post_is_replayed_after_a_401() {
+    // A 401 proves Genesys did not act, so even a POST goes again, with the new token.
+    let sim = sim(SimConfig::default()).await;
+    let client = client(&sim);
+    client.request(Method::DELETE, ME).send().await.unwrap();
+    let resp = client
+        .request(Method::POST, ECHO)
+        .json(&serde_json::json!({"n": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let echo: serde_json::Value = resp.json().unwrap();
+    assert_eq!(echo["json"]["n"], 1, "the same body was sent again");
+    let j = sim.journal();
+    assert_eq!(j.token_requests, 2);
+    assert_eq!(j.api_revoked_token, 1);
+    assert_eq!(j.ok_count("POST", ECHO), 1);
+}
+
+/// A grant whose tokens the API never accepts: the token endpoint is happy, the API is not, as
+/// with an OAuth client that lacks the role for the call.
+#[derive(Debug, Default, Clone)]
+struct BogusGrant {
+    fetches: Arc<AtomicU32>,
+}
+
+#[async_trait]
+impl Grant for BogusGrant {
+    async fn fetch(&self) -> Result<TokenResponse, FetchError> {
+        let n = self.fetches.fetch_add(1, Ordering::SeqCst);
+        Ok(TokenResponse {
+            access_token: AccessToken::new(format!("never-issued-{n}")),
+            expires_in: Some(Duration::from_secs(3600)),
+            refresh_token: None,
+            token_type: Some("bearer".into()),
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "bogus"
+    }
+}
+
+#[tokio::test]
+async fn a_second_401_with_a_fresh_token_is_an_unauthorized_error() {
+    let sim = sim(SimConfig::default()).await;
+    let grant = BogusGrant::default();
+    let tokens = TokenManager::builder(grant.clone()).build();
+    let client = builder(&sim, tokens).build().unwrap();
+    let err = client.get_json(ME).await.unwrap_err();
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
+    assert!(err.is_credentials());
+    let msg = err.to_string();
+    assert!(msg.contains("role") && msg.contains(ME), "{msg}");
+    assert_eq!(
+        grant.fetches.load(Ordering::SeqCst),
+        2,
+        "one refresh, no loop"
+    );
+    let j = sim.journal();
+    assert_eq!(j.api_unknown_token, 2);
+    assert_eq!(j.api_requests, 2);
+    assert_eq!(client.metrics().unauthorized_healed, 1);
+}
+
+#[tokio::test]
+async fn forbidden_is_an_error_and_never_refreshes() {
+    let sim = sim(SimConfig {
+        forbidden_paths: vec!["/api/v2/users".into()],
+        ..SimConfig::default()
+    })
+    .await;
+    let client = client(&sim);
+    client.tokens().bearer().await.unwrap();
+    assert_eq!(sim.journal().token_requests, 1);
+    let err = client
+        .get("/api/v2/users?pageSize=5")
+        .send()
+        .await
+        .unwrap_err();
+    let Error::Forbidden { code, message, .. } = &err else {
+        panic!("expected Forbidden, got {err:?}");
+    };
+    assert_eq!(code.as_deref(), Some("missing.any.permissions"));
+    assert!(!message.is_empty());
+    assert!(err.to_string().contains("permission"), "{err}");
+    let j = sim.journal();
+    assert_eq!(j.token_requests, 1, "a 403 never causes a token request");
+    assert_eq!(j.api_forbidden, 1, "and is not retried");
+}
+
+#[tokio::test]
+async fn not_found_is_a_response() {
+    let sim = sim(SimConfig::default()).await;
+    let client = client(&sim);
+    let resp = client.get("/api/v2/users/nobody").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert!(matches!(
+        resp.error_for_status().unwrap_err(),
+        Error::Status { status: 404, .. }
+    ));
+    assert_eq!(sim.journal().api_not_found, 1);
+}
+
+#[tokio::test]
+async fn a_429_is_waited_out_with_retry_after() {
+    let sim = sim(SimConfig {
+        api_rate_limit_per_minute: Some(3),
+        rate_limit_window: Duration::from_secs(1),
+        ..SimConfig::default()
+    })
+    .await;
+    // Without the early pause, the 429s come.
+    let client = builder(&sim, tokens(&sim))
+        .honor_rate_limit_headers(false)
+        .build()
+        .unwrap();
+    for _ in 0..8 {
+        client.get_json(ME).await.unwrap();
+    }
+    let j = sim.journal();
+    assert!(j.api_rate_limited >= 1, "the limit was hit: {j:?}");
+    assert_eq!(j.api_ok, 8);
+    let m = client.metrics();
+    assert_eq!(m.rate_limited_waits, j.api_rate_limited);
+    assert_eq!(m.failures, 0);
+    // The waits followed Retry-After: no 429 burst (at most one 429 per window and request).
+    assert!(j.api_rate_limited <= 8, "{j:?}");
+}
+
+#[tokio::test]
+async fn inin_ratelimit_headers_slow_down_before_a_429() {
+    let sim = sim(SimConfig {
+        api_rate_limit_per_minute: Some(3),
+        rate_limit_window: Duration::from_secs(1),
+        ..SimConfig::default()
+    })
+    .await;
+    let client = client(&sim);
+    for _ in 0..7 {
+        client.get_json(ME).await.unwrap();
+    }
+    let j = sim.journal();
+    assert_eq!(j.api_ok, 7);
+    assert_eq!(j.api_rate_limited, 0, "paused instead: {j:?}");
+    assert!(client.metrics().rate_limit_pauses >= 2);
+}
+
+#[tokio::test]
+async fn a_429_without_budget_is_retries_exhausted() {
+    let sim = sim(SimConfig::default()).await;
+    let client = builder(&sim, tokens(&sim))
+        .backoff(Backoff {
+            max_attempts: 3,
+            ..common::fast_backoff()
+        })
+        .build()
+        .unwrap();
+    // Retry-After: 0 keeps the test fast; the budget (3 attempts) ends it.
+    let err = client
+        .get("/api/v2/sim/status/429?retry_after=0")
+        .send()
+        .await
+        .unwrap_err();
+    let Error::RetriesExhausted { attempts, last, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*attempts, 3);
+    assert!(last.contains("429"), "{last}");
+    assert_eq!(sim.journal().api_rate_limited, 3);
+}
+
+#[tokio::test]
+async fn ten_percent_5xx_over_2000_gets_all_succeed() {
+    let sim = sim(SimConfig {
+        error_rate: 0.1,
+        ..SimConfig::default()
+    })
+    .await;
+    let client = client(&sim);
+    let ok = futures::stream::iter(0..2000)
+        .map(|_| {
+            let c = client.clone();
+            async move { c.get_json(ECHO).await }
+        })
+        .buffer_unordered(32)
+        .try_fold(0u32, |n, _| async move { Ok(n + 1) })
+        .await
+        .unwrap();
+    assert_eq!(ok, 2000);
+    let j = sim.journal();
+    assert_eq!(j.api_ok, 2000);
+    assert!(j.api_server_error > 100, "errors were injected: {j:?}");
+    let m = client.metrics();
+    assert_eq!(m.server_errors_retried, j.api_server_error);
+    assert_eq!(m.requests, 2000);
+    assert_eq!(m.attempts, j.api_requests);
+}
+
+#[tokio::test]
+async fn dropped_connections_are_retried_for_gets() {
+    let sim = sim(SimConfig {
+        drop_rate: 0.1,
+        ..SimConfig::default()
+    })
+    .await;
+    let client = client(&sim);
+    for _ in 0..150 {
+        client.get_json(ECHO).await.unwrap();
+    }
+    let j = sim.journal();
+    assert_eq!(j.api_ok, 150);
+    assert!(j.api_dropped > 0, "{j:?}");
+    assert_eq!(client.metrics().transport_retries, j.api_dropped);
+}
+
+/// The number of echo requests the simulator has received so far (the echo's own counter, which
+/// counts arrivals, before any delay), minus this probe.
+async fn echo_arrivals(client: &tokenwarden::ApiClient) -> u64 {
+    let v = client.get_json(ECHO).await.unwrap();
+    v["counter"].as_u64().unwrap() - 1
+}
+
+#[tokio::test]
+async fn an_unmarked_post_that_timed_out_is_not_replayed() {
+    let sim = sim(SimConfig::default()).await;
+    let client = client(&sim);
+    let err = client
+        .request(Method::POST, "/api/v2/sim/echo?delay_ms=2000")
+        .json(&serde_json::json!({"create": "something"}))
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert_eq!(
+        echo_arrivals(&client).await,
+        1,
+        "the POST reached the server once"
+    );
+    let m = client.metrics();
+    assert_eq!(m.retries, 0);
+    assert_eq!(m.transport_retries, 0);
+}
+
+#[tokio::test]
+async fn a_post_marked_replay_safe_is_replayed_after_a_timeout() {
+    let sim = sim(SimConfig::default()).await;
+    let client = builder(&sim, tokens(&sim))
+        .backoff(Backoff {
+            max_attempts: 3,
+            ..common::fast_backoff()
+        })
+        .build()
+        .unwrap();
+    let err = client
+        .request(Method::POST, "/api/v2/sim/echo?delay_ms=2000")
+        .json(&serde_json::json!({"query": "read only"}))
+        .replay_safe()
+        .timeout(Duration::from_millis(150))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::RetriesExhausted { attempts: 3, .. }),
+        "{err:?}"
+    );
+    assert_eq!(echo_arrivals(&client).await, 3);
+    assert_eq!(client.metrics().transport_retries, 2);
+}
+
+#[tokio::test]
+async fn an_unmarked_post_that_got_a_5xx_is_returned_not_replayed() {
+    let sim = sim(SimConfig::default()).await;
+    let client = client(&sim);
+    client.tokens().bearer().await.unwrap();
+    sim.update(|c| c.error_rate = 1.0);
+    let resp = client
+        .request(Method::POST, ECHO)
+        .body(Bytes::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_server_error());
+    assert_eq!(sim.journal().api_server_error, 1);
+
+    // The same POST marked safe is retried until the budget runs out.
+    let err = client
+        .request(Method::POST, ECHO)
+        .body(Bytes::from_static(b"x"))
+        .replay_safe()
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::RetriesExhausted { attempts: 8, .. }),
+        "{err:?}"
+    );
+    assert_eq!(sim.journal().api_server_error, 9);
+}
+
+#[tokio::test]
+async fn a_streaming_body_that_must_be_resent_is_not_replayable() {
+    let sim = sim(SimConfig::default()).await;
+    let client = client(&sim);
+    client.request(Method::DELETE, ME).send().await.unwrap();
+    let stream = reqwest::Body::wrap(http_body_util::Full::new(Bytes::from_static(b"once")));
+    let err = client
+        .request(Method::POST, ECHO)
+        .body_stream(stream)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotReplayable(_)), "{err:?}");
+    assert!(err.to_string().contains("streaming body"), "{err}");
+    // A body made of bytes is fine.
+    let ok = client
+        .request(Method::POST, ECHO)
+        .body_stream(reqwest::Body::from("bytes"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.json::<serde_json::Value>().unwrap()["body"], "bytes");
+}
+
+#[tokio::test]
+async fn a_cross_host_redirect_reaches_the_other_host_without_authorization() {
+    let api = sim(SimConfig::default()).await;
+    let other = sim(SimConfig::default()).await;
+    let client = client(&api);
+    let target = format!("{}{ECHO}", other.base_url());
+    let resp = client
+        .get("/api/v2/sim/redirect")
+        .query([("location", target.as_str())])
+        .send()
+        .await
+        .unwrap();
+    // The other host saw no token, said so, and its 401 is not about our token: returned as is.
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let o = other.journal();
+    assert_eq!(o.api_requests, 1, "the redirect reached the other host");
+    let entry = &o.entries[0];
+    assert!(!entry.authorization_present, "{entry:?}");
+    assert_eq!(entry.outcome, Outcome::MissingToken);
+    let a = api.journal();
+    assert_eq!(a.api_redirect, 1);
+    assert!(a.entries.iter().all(|e| e.authorization_present));
+    assert_eq!(a.token_requests, 1, "no refresh for someone else's 401");
+    assert_eq!(client.metrics().redirects_followed, 1);
+}
+
+#[tokio::test]
+async fn a_same_origin_redirect_keeps_the_token() {
+    let sim = sim(SimConfig::default()).await;
+    let client = client(&sim);
+    let resp = client
+        .get("/api/v2/sim/redirect")
+        .query([("location", ECHO)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.url().path().ends_with("/sim/echo"));
+    let j = sim.journal();
+    assert_eq!(j.api_redirect, 1);
+    assert_eq!(j.ok_count("GET", ECHO), 1);
+    assert!(j.entries.iter().all(|e| e.authorization_present));
+}
+
+#[tokio::test]
+async fn redirects_are_bounded() {
+    let sim = sim(SimConfig::default()).await;
+    let client = builder(&sim, tokens(&sim))
+        .max_redirects(1)
+        .build()
+        .unwrap();
+    let second = format!("/api/v2/sim/redirect?location={ECHO}");
+    let err = client
+        .get("/api/v2/sim/redirect")
+        .query([("location", second.as_str())])
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Redirect { .. }), "{err:?}");
+    assert_eq!(sim.journal().api_redirect, 2);
+}
+
+#[tokio::test]
+async fn the_client_side_rate_limit_paces_every_task() {
+    let sim = sim(SimConfig::default()).await;
+    let client = builder(&sim, tokens(&sim))
+        .rate_limit(RateLimit::per_second(20))
+        .build()
+        .unwrap();
+    client.tokens().bearer().await.unwrap();
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.get_json(ECHO).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let j = sim.journal();
+    let times: Vec<u64> = j
+        .entries
+        .iter()
+        .filter(|e| e.path.starts_with(ECHO))
+        .map(|e| e.at_ms)
+        .collect();
+    assert_eq!(times.len(), 10);
+    let spread = times.iter().max().unwrap() - times.iter().min().unwrap();
+    // 10 requests at 20/s: the last one leaves 450 ms after the first.
+    assert!(spread >= 400, "spread {spread} ms: {times:?}");
+    assert!(client.metrics().throttle_waits >= 9);
+}
+
+#[tokio::test]
+async fn http_api_base_is_refused_off_loopback() {
+    let sim = sim(SimConfig::default()).await;
+    let err = tokenwarden::ApiClient::builder("http://api.example.com", tokens(&sim))
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+}
