@@ -20,27 +20,44 @@
 //! # let _ = bearer; Ok(()) }
 //! ```
 
+pub mod batch;
+mod client;
 mod clock;
 mod error;
 mod grant;
 mod manager;
 mod metrics;
+#[cfg(feature = "middleware")]
+mod middleware;
+mod paginate;
 mod region;
 mod retry;
 mod secret;
 mod store;
 mod token;
 
+pub use client::{
+    ApiClient, ApiClientBuilder, ApiResponse, ClientMetrics, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_REDIRECTS, DEFAULT_REQUEST_TIMEOUT, RateLimit, RequestBuilder,
+};
 pub use clock::{Clock, FixedJitter, Instant, Jitter, ManualClock, RandomJitter, TokioClock};
 pub use error::{Error, Result};
 pub use grant::{
-    ClientAuth, ClientCredentials, FetchError, Grant, RefreshTokenGrant, RotationHook,
-    StaticToken, TokenEndpoint, TokenResponse,
+    ClientAuth, ClientCredentials, FetchError, Grant, RefreshTokenGrant, RotationHook, StaticToken,
+    TokenEndpoint, TokenResponse,
 };
 pub use manager::{DEFAULT_FATAL_COOLDOWN, TokenManager, TokenManagerBuilder};
 pub use metrics::Metrics;
+#[cfg(feature = "middleware")]
+pub use middleware::{AuthMiddleware, ReplaySafe};
+pub use paginate::{JobOptions, analytics_job, paginate_cursor, paginate_pages, paginate_query};
 pub use region::{REGIONS, Region};
 pub use retry::{Backoff, parse_retry_after};
 pub use secret::{AccessToken, ClientSecret, RefreshToken};
 pub use store::{FileStore, MemoryStore, StoreLock, StoredToken, TokenStore};
 pub use token::{Bearer, Freshness, RefreshPolicy, expiry, freshness, jwt_expiry};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
