@@ -185,7 +185,7 @@ pub fn conversation_start_ms(i: usize, n: usize, start_ms: u64, end_ms: u64) -> 
 pub fn conversation(i: usize, start_ms: u64, users: usize) -> Value {
     let h = mix64(i as u64 ^ 0xC0FF_EE00);
     let end_ms = start_ms + 30_000 + (h % 900_000);
-    let outbound = i % 3 == 0;
+    let outbound = i.is_multiple_of(3);
     let direction = if outbound { "outbound" } else { "inbound" };
     let cid = conversation_id(i);
     let agent = i % users.max(1);

@@ -291,7 +291,7 @@ impl Inner {
         }
         if let Some(every) = cfg.revoke_every.filter(|n| *n > 0) {
             let n = self.revoke_counter.fetch_add(1, Ordering::SeqCst) + 1;
-            if n % every == 0 {
+            if n.is_multiple_of(every) {
                 rec.revoked = true;
                 return TokenCheck::RevokedNow(rec.seq);
             }

@@ -124,7 +124,7 @@ fn decide(
         );
     }
     if let Some(every) = cfg.throttle_token_every.filter(|n| *n > 0)
-        && n_throttle % u64::from(every) == 0
+        && n_throttle.is_multiple_of(u64::from(every))
     {
         return (
             oauth_error(400, "invalid_request", THROTTLE_DESCRIPTION),

@@ -123,6 +123,17 @@ pub enum Error {
     #[error("{0}")]
     NotReplayable(String),
 
+    /// A redirect could not be followed (too many, or an unusable `Location`).
+    #[error("{method} {path}: {detail}")]
+    Redirect {
+        /// Request method.
+        method: String,
+        /// Request path (of the answer that redirected).
+        path: String,
+        /// What was wrong.
+        detail: String,
+    },
+
     /// An API returned an unexpected status.
     #[error("{method} {path} answered HTTP {status}: {body}")]
     Status {
@@ -185,7 +196,9 @@ impl Error {
     pub fn is_credentials(&self) -> bool {
         matches!(
             self,
-            Error::Credentials { .. } | Error::StaticTokenExpired { .. } | Error::Unauthorized { .. }
+            Error::Credentials { .. }
+                | Error::StaticTokenExpired { .. }
+                | Error::Unauthorized { .. }
         )
     }
 

@@ -145,11 +145,12 @@ impl TokenEndpoint {
             ClientAuth::Basic => {
                 let basic = base64::engine::general_purpose::STANDARD
                     .encode(format!("{client_id}:{}", secret.expose_secret()));
-                let mut v = http::HeaderValue::from_str(&format!("Basic {basic}")).map_err(|_| {
-                    FetchError::Fatal(Error::Config(
-                        "client id contains characters not allowed in a header".into(),
-                    ))
-                })?;
+                let mut v =
+                    http::HeaderValue::from_str(&format!("Basic {basic}")).map_err(|_| {
+                        FetchError::Fatal(Error::Config(
+                            "client id contains characters not allowed in a header".into(),
+                        ))
+                    })?;
                 v.set_sensitive(true);
                 req = req.header(http::header::AUTHORIZATION, v);
             }
@@ -182,7 +183,14 @@ impl TokenEndpoint {
             reason: format!("reading the token response from {}: {e}", self.host()),
             retry_after,
         })?;
-        classify(status.as_u16(), &body, retry_after, location, grant, &self.host())
+        classify(
+            status.as_u16(),
+            &body,
+            retry_after,
+            location,
+            grant,
+            &self.host(),
+        )
     }
 }
 
@@ -268,7 +276,10 @@ pub(crate) fn classify(
         return Ok(TokenResponse {
             access_token: AccessToken::new(raw.access_token),
             expires_in,
-            refresh_token: raw.refresh_token.filter(|r| !r.is_empty()).map(RefreshToken::new),
+            refresh_token: raw
+                .refresh_token
+                .filter(|r| !r.is_empty())
+                .map(RefreshToken::new),
             token_type: raw.token_type,
         });
     }
@@ -281,8 +292,14 @@ pub(crate) fn classify(
         .map(|d| excerpt(&d, 300));
     let reason = format!(
         "HTTP {status}{}{}",
-        err.error.as_deref().map(|e| format!(" {e}")).unwrap_or_default(),
-        description.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+        err.error
+            .as_deref()
+            .map(|e| format!(" {e}"))
+            .unwrap_or_default(),
+        description
+            .as_deref()
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default()
     );
     if status == 429 || (500..600).contains(&status) || status == 408 {
         return Err(FetchError::Transient {
@@ -294,8 +311,11 @@ pub(crate) fn classify(
     let throttled = [&err.description, &err.error_description, &err.message]
         .iter()
         .any(|d| {
-            d.as_deref()
-                .is_some_and(|d| d.trim_start().to_ascii_lowercase().starts_with("rate limit exceeded"))
+            d.as_deref().is_some_and(|d| {
+                d.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("rate limit exceeded")
+            })
         });
     if status == 400 && throttled {
         return Err(FetchError::Transient {
@@ -306,7 +326,9 @@ pub(crate) fn classify(
     if (300..400).contains(&status) {
         return Err(FetchError::Fatal(Error::Config(format!(
             "the token endpoint at {host} redirected (HTTP {status}{}); token requests never follow redirects: check the token URL or region",
-            location.map(|l| format!(" to {}", excerpt(&l, 200))).unwrap_or_default()
+            location
+                .map(|l| format!(" to {}", excerpt(&l, 200)))
+                .unwrap_or_default()
         ))));
     }
     let code = err.error.clone();
@@ -325,9 +347,7 @@ pub(crate) fn classify(
             "the grant was rejected: check the OAuth client's grant type and credentials".into()
         }
         Some("invalid_scope") => "a requested scope is not allowed for this OAuth client".into(),
-        _ if status == 404 => format!(
-            "no token endpoint at {host}: check the region or token URL"
-        ),
+        _ if status == 404 => format!("no token endpoint at {host}: check the region or token URL"),
         _ => format!(
             "check the client id and secret, that the OAuth client is enabled and allows the {grant} grant, and the region ({host})"
         ),
@@ -352,7 +372,11 @@ pub struct ClientCredentials {
 
 impl ClientCredentials {
     /// A grant for `client_id` / `secret` at `endpoint`.
-    pub fn new(endpoint: TokenEndpoint, client_id: impl Into<String>, secret: ClientSecret) -> Self {
+    pub fn new(
+        endpoint: TokenEndpoint,
+        client_id: impl Into<String>,
+        secret: ClientSecret,
+    ) -> Self {
         Self {
             endpoint,
             client_id: client_id.into(),
@@ -552,8 +576,15 @@ mod tests {
         .unwrap();
         assert_eq!(ok.access_token.expose_secret(), "abc");
         assert_eq!(ok.expires_in, Some(Duration::from_secs(86399)));
-        let s = classify(200, br#"{"access_token":"x","expires_in":"60"}"#, None, None, "g", H)
-            .unwrap();
+        let s = classify(
+            200,
+            br#"{"access_token":"x","expires_in":"60"}"#,
+            None,
+            None,
+            "g",
+            H,
+        )
+        .unwrap();
         assert_eq!(s.expires_in, Some(Duration::from_secs(60)));
         let none = classify(200, br#"{"access_token":"x"}"#, None, None, "g", H).unwrap();
         assert_eq!(none.expires_in, None);
@@ -561,7 +592,14 @@ mod tests {
 
     #[test]
     fn undecodable_success_never_echoes_the_body() {
-        let e = fatal(classify(200, b"<html>access_token=SECRETTOKEN</html>", None, None, "g", H));
+        let e = fatal(classify(
+            200,
+            b"<html>access_token=SECRETTOKEN</html>",
+            None,
+            None,
+            "g",
+            H,
+        ));
         assert!(matches!(e, Error::TokenDecode { .. }));
         assert!(!e.to_string().contains("SECRETTOKEN"), "{e}");
     }
@@ -617,7 +655,14 @@ mod tests {
 
     #[test]
     fn redirects_are_fatal_config_errors() {
-        let e = fatal(classify(302, b"", None, Some("https://evil.example/".into()), "g", H));
+        let e = fatal(classify(
+            302,
+            b"",
+            None,
+            Some("https://evil.example/".into()),
+            "g",
+            H,
+        ));
         assert!(e.to_string().contains("redirect"), "{e}");
     }
 

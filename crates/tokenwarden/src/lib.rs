@@ -8,6 +8,11 @@
 //! the API rejects a token (keyed on the token that failed), and retries a flaky token endpoint
 //! without letting callers notice while the current token is still valid.
 //!
+//! An [`ApiClient`] sends every API request with that token: it heals a 401 once, waits out 429s,
+//! retries 5xx and transport failures without ever replaying an unsafe request, keeps the token on
+//! the API's origin across redirects, and pages through Genesys listings as streams
+//! ([`paginate_pages`], [`paginate_cursor`], [`paginate_query`], [`analytics_job`]).
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), tokenwarden::Error> {
 //! use tokenwarden::{ClientCredentials, ClientSecret, Region, TokenEndpoint, TokenManager};

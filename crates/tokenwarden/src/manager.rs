@@ -349,9 +349,8 @@ impl Inner {
         let this = Arc::clone(self);
         let task = tokio::spawn(async move { this.run_refresh(reason, replaced).await });
         let shared = async move {
-            task.await.unwrap_or_else(|e| {
-                Err(Error::Internal(format!("token refresh task ended: {e}")))
-            })
+            task.await
+                .unwrap_or_else(|e| Err(Error::Internal(format!("token refresh task ended: {e}"))))
         }
         .boxed()
         .shared();
@@ -424,12 +423,10 @@ impl Inner {
             match store.load().await {
                 Ok(Some(stored)) => {
                     let is_replaced = replaced.is_some_and(|r| r.access == stored.access_token);
-                    if !is_replaced {
-                        if let Some(held) = self.held_from_store(&stored) {
-                            Counters::inc(&self.counters.adopted_from_store);
-                            tracing::debug!("adopted a token from the shared store");
-                            return Ok(Bearer(Arc::new(held)));
-                        }
+                    if !is_replaced && let Some(held) = self.held_from_store(&stored) {
+                        Counters::inc(&self.counters.adopted_from_store);
+                        tracing::debug!("adopted a token from the shared store");
+                        return Ok(Bearer(Arc::new(held)));
                     }
                 }
                 Ok(None) => {}

@@ -55,7 +55,10 @@ impl Grant for Arc<FakeGrant> {
     async fn fetch(&self) -> Result<TokenResponse, FetchError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         let concurrent = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        assert_eq!(concurrent, 1, "single-flight broken: {concurrent} token requests at once");
+        assert_eq!(
+            concurrent, 1,
+            "single-flight broken: {concurrent} token requests at once"
+        );
         tokio::time::sleep(self.delay).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         let step = self.script.lock().unwrap().pop_front().unwrap_or(Step::Ok);
@@ -125,7 +128,11 @@ async fn refresh_starts_in_background_at_the_refresh_point_and_callers_never_wai
     tokio::time::sleep_until(sent + Duration::from_millis(74_999)).await;
     assert_eq!(m.bearer().await.unwrap().generation(), first.generation());
     settle().await;
-    assert_eq!(g.calls(), 1, "1 ms before the refresh point nothing is fetched");
+    assert_eq!(
+        g.calls(),
+        1,
+        "1 ms before the refresh point nothing is fetched"
+    );
 
     tokio::time::sleep_until(sent + Duration::from_secs(75)).await;
     let t = Instant::now();
@@ -199,7 +206,10 @@ async fn contention_over_many_lifetimes_keeps_single_flight() {
                 let mut n = 0u32;
                 while Instant::now() < end {
                     let b = m.bearer().await.unwrap();
-                    assert!(Instant::now() < b.expires_at(), "handed out an expired token");
+                    assert!(
+                        Instant::now() < b.expires_at(),
+                        "handed out an expired token"
+                    );
                     n += 1;
                     tokio::time::sleep(Duration::from_millis(50 + (i % 7) * 10)).await;
                 }
@@ -214,7 +224,10 @@ async fn contention_over_many_lifetimes_keeps_single_flight() {
     let calls = g.calls();
     assert!((10..=16).contains(&calls), "{calls} token requests");
     let mt = m.metrics();
-    assert_eq!(mt.reactive_refreshes, 1, "only the first token was waited for");
+    assert_eq!(
+        mt.reactive_refreshes, 1,
+        "only the first token was waited for"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -384,7 +397,10 @@ async fn managers_sharing_a_store_fetch_one_token() {
     let (ta, tb) = tokio::join!(a.bearer(), b.bearer());
     assert_eq!(secret(&ta.unwrap()), secret(&tb.unwrap()));
     assert_eq!(g.calls(), 1);
-    assert_eq!(a.metrics().adopted_from_store + b.metrics().adopted_from_store, 1);
+    assert_eq!(
+        a.metrics().adopted_from_store + b.metrics().adopted_from_store,
+        1
+    );
     // A 401 on the shared token makes one manager fetch anew; the other adopts the replacement
     // when it sees its own 401, instead of re-adopting the rejected token.
     let bad = a.current().unwrap();

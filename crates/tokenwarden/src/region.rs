@@ -103,11 +103,16 @@ mod tests {
             assert_eq!(Region::parse(name).unwrap().domain(), *domain);
             assert_eq!(Region::parse(domain).unwrap().name(), *name);
             assert_eq!(
-                Region::parse(&format!("https://api.{domain}/")).unwrap().name(),
+                Region::parse(&format!("https://api.{domain}/"))
+                    .unwrap()
+                    .name(),
                 *name
             );
         }
-        assert_eq!(Region::parse("US-EAST-1").unwrap().domain(), "mypurecloud.com");
+        assert_eq!(
+            Region::parse("US-EAST-1").unwrap().domain(),
+            "mypurecloud.com"
+        );
         let e = Region::parse("mars-1").unwrap_err().to_string();
         assert!(e.contains("eu-west-1"), "{e}");
     }

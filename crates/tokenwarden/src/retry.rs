@@ -50,7 +50,10 @@ impl Backoff {
             let extra = (ra.as_secs_f64() * 0.1).min(1.0) * jitter;
             return ra.min(self.max_retry_after) + Duration::from_secs_f64(extra);
         }
-        let exp = self.multiplier.max(1.0).powi(retry.saturating_sub(1).min(64) as i32);
+        let exp = self
+            .multiplier
+            .max(1.0)
+            .powi(retry.saturating_sub(1).min(64) as i32);
         let base = (self.initial.as_secs_f64() * exp).min(self.max_delay.as_secs_f64());
         Duration::from_secs_f64(base / 2.0 + base / 2.0 * jitter)
     }

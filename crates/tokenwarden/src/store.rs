@@ -214,7 +214,8 @@ impl TokenStore for FileStore {
             if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 create_private_dir(dir).map_err(|e| io_err("creating", dir, e))?;
             }
-            let f = open_private(&lock_path, false).map_err(|e| io_err("opening", &lock_path, e))?;
+            let f =
+                open_private(&lock_path, false).map_err(|e| io_err("opening", &lock_path, e))?;
             f.lock().map_err(|e| io_err("locking", &lock_path, e))?;
             // The lock is released when the file is closed, i.e. when the StoreLock is dropped.
             Ok(StoreLock::new(f))
@@ -245,7 +246,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(store.path()).unwrap().permissions().mode();
+            let mode = std::fs::metadata(store.path())
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::write(store.path(), "{ torn").unwrap();

@@ -46,7 +46,9 @@ impl Default for RefreshPolicy {
 impl RefreshPolicy {
     /// How long before expiry a token of `lifetime` is refreshed, given a jitter sample in `[0, 1)`.
     pub fn refresh_margin(&self, lifetime: Duration, jitter: f64) -> Duration {
-        let base = lifetime.mul_f64(self.margin_fraction.clamp(0.0, 1.0)).min(self.max_margin);
+        let base = lifetime
+            .mul_f64(self.margin_fraction.clamp(0.0, 1.0))
+            .min(self.max_margin);
         let widened = base.mul_f64(1.0 + self.jitter_fraction.max(0.0) * jitter.clamp(0.0, 1.0));
         // Never past the middle of the lifetime, whatever the settings.
         widened.min(lifetime / 2)
@@ -137,8 +139,9 @@ impl Bearer {
     /// The `Authorization` header value (`Bearer …`), marked sensitive so that `http`'s and
     /// reqwest's `Debug` output hides it.
     pub fn header_value(&self) -> http::HeaderValue {
-        let mut v = http::HeaderValue::from_str(&format!("Bearer {}", self.0.access.expose_secret()))
-            .unwrap_or_else(|_| http::HeaderValue::from_static("Bearer invalid"));
+        let mut v =
+            http::HeaderValue::from_str(&format!("Bearer {}", self.0.access.expose_secret()))
+                .unwrap_or_else(|_| http::HeaderValue::from_static("Bearer invalid"));
         v.set_sensitive(true);
         v
     }
@@ -231,8 +234,14 @@ mod tests {
     #[test]
     fn expiry_buffer_is_small_and_capped() {
         let p = RefreshPolicy::default();
-        assert_eq!(p.expiry_buffer(Duration::from_secs(1)), Duration::from_millis(50));
-        assert_eq!(p.expiry_buffer(Duration::from_secs(86399)), Duration::from_secs(10));
+        assert_eq!(
+            p.expiry_buffer(Duration::from_secs(1)),
+            Duration::from_millis(50)
+        );
+        assert_eq!(
+            p.expiry_buffer(Duration::from_secs(86399)),
+            Duration::from_secs(10)
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -241,7 +250,10 @@ mod tests {
         let refresh_at = t0 + Duration::from_secs(10);
         let until = t0 + Duration::from_secs(12);
         let ms = Duration::from_millis(1);
-        assert_eq!(freshness(refresh_at, until, refresh_at - ms), Freshness::Fresh);
+        assert_eq!(
+            freshness(refresh_at, until, refresh_at - ms),
+            Freshness::Fresh
+        );
         assert_eq!(freshness(refresh_at, until, refresh_at), Freshness::Stale);
         assert_eq!(freshness(refresh_at, until, until - ms), Freshness::Stale);
         assert_eq!(freshness(refresh_at, until, until), Freshness::Expired);

@@ -61,7 +61,10 @@ async fn nothing_secret_reaches_logs_debug_or_errors_at_trace() {
     let mut i = 0;
     while start.elapsed() < Duration::from_millis(2500) {
         let r = client
-            .get(&format!("/api/v2/users/{}", tokenwarden_sim::data::user_id(i % 50)))
+            .get(&format!(
+                "/api/v2/users/{}",
+                tokenwarden_sim::data::user_id(i % 50)
+            ))
             .send()
             .await
             .unwrap();
@@ -76,7 +79,11 @@ async fn nothing_secret_reaches_logs_debug_or_errors_at_trace() {
     shown += &format!("{tokens:?}\n{client:?}\n");
     // Failures, too: a 403, a wrong secret, a revoked refresh token.
     sim.update(|c| c.forbidden_paths = vec!["/api/v2/users".into()]);
-    let e = client.get("/api/v2/users/user-000001").send().await.unwrap_err();
+    let e = client
+        .get("/api/v2/users/user-000001")
+        .send()
+        .await
+        .unwrap_err();
     shown += &format!("{e} {e:?}\n");
     let bad = TokenManager::builder(ClientCredentials::new(
         TokenEndpoint::new(&sim.token_url()).unwrap(),
@@ -102,14 +109,25 @@ async fn nothing_secret_reaches_logs_debug_or_errors_at_trace() {
     shown += &format!("{again} {again:?}\n");
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.len() > 1000, "TRACE logging captured: {} bytes", logs.len());
-    assert!(seen_tokens.len() >= 3, "several tokens were issued: {}", seen_tokens.len());
+    assert!(
+        logs.len() > 1000,
+        "TRACE logging captured: {} bytes",
+        logs.len()
+    );
+    assert!(
+        seen_tokens.len() >= 3,
+        "several tokens were issued: {}",
+        seen_tokens.len()
+    );
     for (what, text) in [("logs", &logs), ("Debug/Display/errors", &shown)] {
         assert!(!text.contains(SECRET), "client secret in {what}");
         assert!(!text.contains(&rt), "refresh token in {what}");
         for t in &seen_tokens {
             assert!(!text.contains(t.as_str()), "an access token in {what}");
         }
-        assert!(!text.contains("access_token\":"), "a token response body in {what}");
+        assert!(
+            !text.contains("access_token\":"),
+            "a token response body in {what}"
+        );
     }
 }

@@ -370,7 +370,6 @@ where
             .and_then(|_| out.flush())
             .map_err(|e| io_error("writing", output, e))?;
     }
-    drop(results);
     out.get_ref()
         .sync_data()
         .map_err(|e| io_error("syncing", output, e))?;

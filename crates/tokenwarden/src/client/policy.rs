@@ -1,0 +1,290 @@
+//! The client's rules as pure functions: what an answer means, which requests may be sent again,
+//! where a redirect may carry the token. The send loop in `request.rs` only applies them.
+
+use http::{HeaderMap, Method, StatusCode};
+use std::time::Duration;
+use url::Url;
+
+/// What a failed attempt proves about the server, for the replay rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// HTTP 401: the token was refused. Genesys authenticates before it acts, so nothing happened.
+    Unauthorized,
+    /// HTTP 429: the request was refused by the rate limiter before it was processed.
+    RateLimited,
+    /// HTTP 500, 502, 503 or 504: the server may have acted before it failed.
+    ServerError,
+    /// No connection was made: the request never left this process.
+    Connect,
+    /// A timeout, a reset or a broken body after the request may have been sent.
+    Transport,
+}
+
+impl Failure {
+    /// True when the failure proves that the server did not act on the request, so that sending it
+    /// again cannot do anything twice.
+    pub(crate) fn proves_not_acted(self) -> bool {
+        matches!(
+            self,
+            Failure::Unauthorized | Failure::RateLimited | Failure::Connect
+        )
+    }
+
+    /// The name used in logs and error messages.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Failure::Unauthorized => "401 unauthorized",
+            Failure::RateLimited => "429 rate limited",
+            Failure::ServerError => "server error",
+            Failure::Connect => "connect error",
+            Failure::Transport => "transport error",
+        }
+    }
+}
+
+/// Methods that RFC 9110 defines as idempotent: sending one twice has the effect of sending it once.
+pub(crate) fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
+    )
+}
+
+/// The replay rule: an idempotent method, or a request the caller marked safe (e.g. the analytics
+/// query `POST`, which is a read), may always be sent again; any other request (a `POST` or `PATCH`
+/// that creates or changes something) only when the failure proves the server did not act.
+pub(crate) fn may_replay(method: &Method, marked_safe: bool, failure: Failure) -> bool {
+    failure.proves_not_acted() || marked_safe || is_idempotent(method)
+}
+
+/// What the send loop does with an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Hand the response to the caller as it is (2xx, 404 and other 4xx, other 5xx).
+    Return,
+    /// Follow the `Location` header.
+    Redirect,
+    /// Report the rejected token, and send again with a new one.
+    Heal,
+    /// The API rejected the token it was just given: stop with [`Error::Unauthorized`].
+    ///
+    /// [`Error::Unauthorized`]: crate::Error::Unauthorized
+    Unauthorized,
+    /// Stop with [`Error::Forbidden`]: a refresh never cures a 403.
+    ///
+    /// [`Error::Forbidden`]: crate::Error::Forbidden
+    Forbidden,
+    /// Send again after a wait, if the replay rule and the budget allow.
+    Retry(Failure),
+}
+
+/// Classifies a status.
+///
+/// `carried_token`: whether this request carried our token (a 401 or 403 from a host we did not
+/// give the token to says nothing about it and is returned as it is). `after_heal`: whether the
+/// token this request carried came from healing a 401 of the same request, with nothing in between:
+/// then a second 401 means the token is fine but the client is not allowed, and refreshing again
+/// would loop.
+pub(crate) fn action(status: StatusCode, carried_token: bool, after_heal: bool) -> Action {
+    match status.as_u16() {
+        301 | 302 | 303 | 307 | 308 => Action::Redirect,
+        401 if !carried_token => Action::Return,
+        401 if after_heal => Action::Unauthorized,
+        401 => Action::Heal,
+        403 if carried_token => Action::Forbidden,
+        429 => Action::Retry(Failure::RateLimited),
+        500 | 502 | 503 | 504 => Action::Retry(Failure::ServerError),
+        _ => Action::Return,
+    }
+}
+
+/// Classifies a transport error: a failed connect proves nothing was sent.
+pub(crate) fn transport_failure(is_connect: bool) -> Failure {
+    if is_connect {
+        Failure::Connect
+    } else {
+        Failure::Transport
+    }
+}
+
+/// Whether the token may be sent to `target`: only to the API base's own origin (scheme, host and
+/// port), so that neither a redirect nor an absolute URL can carry it anywhere else.
+pub(crate) fn may_carry_token(api_base: &Url, target: &Url) -> bool {
+    api_base.origin() == target.origin()
+}
+
+/// The method and body of the request that follows a redirect, as browsers and reqwest do it:
+/// 303 turns anything but `HEAD` into a bodiless `GET`; 301 and 302 turn a `POST` into a bodiless
+/// `GET`; 307 and 308 keep both. Returns the method and whether the body is kept.
+pub(crate) fn redirected(status: StatusCode, method: &Method) -> (Method, bool) {
+    match status.as_u16() {
+        303 if *method == Method::HEAD => (Method::HEAD, false),
+        303 => (Method::GET, false),
+        301 | 302 if *method == Method::POST => (Method::GET, false),
+        _ => (method.clone(), true),
+    }
+}
+
+/// Genesys's `inin-ratelimit-count`, `-allowed` and `-reset` headers (seen on responses, not
+/// officially documented): when the count has reached the allowance, how long until the window
+/// resets, so the client pauses instead of collecting a 429. `None` when the headers are absent,
+/// unparsable, the allowance is not used up, or the reset is longer than `max` (an unexpected
+/// unit, e.g. a timestamp: then the 429 path with `Retry-After` still applies).
+pub(crate) fn rate_limit_pause(headers: &HeaderMap, max: Duration) -> Option<Duration> {
+    let num = |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
+    let count = num("inin-ratelimit-count")?;
+    let allowed = num("inin-ratelimit-allowed")?;
+    let reset = Duration::from_secs(num("inin-ratelimit-reset")?);
+    (allowed > 0 && count >= allowed && reset <= max).then_some(reset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rl(count: &str, allowed: &str, reset: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("inin-ratelimit-count", count.parse().unwrap());
+        h.insert("inin-ratelimit-allowed", allowed.parse().unwrap());
+        h.insert("inin-ratelimit-reset", reset.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn pauses_when_the_allowance_is_used_up() {
+        let max = Duration::from_secs(60);
+        assert_eq!(rate_limit_pause(&rl("299", "300", "12"), max), None);
+        assert_eq!(
+            rate_limit_pause(&rl("300", "300", "12"), max),
+            Some(Duration::from_secs(12))
+        );
+        assert_eq!(
+            rate_limit_pause(&rl("301", "300", "1"), max),
+            Some(Duration::from_secs(1))
+        );
+        // a reset that is no number of seconds we would wait (e.g. a timestamp) is ignored
+        assert_eq!(rate_limit_pause(&rl("300", "300", "1700000000"), max), None);
+        assert_eq!(rate_limit_pause(&rl("1", "0", "5"), max), None);
+        assert_eq!(rate_limit_pause(&rl("x", "300", "5"), max), None);
+        assert_eq!(rate_limit_pause(&HeaderMap::new(), max), None);
+    }
+
+    fn s(code: u16) -> StatusCode {
+        StatusCode::from_u16(code).unwrap()
+    }
+
+    #[test]
+    fn idempotent_methods_replay_after_anything() {
+        for m in [
+            Method::GET,
+            Method::HEAD,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ] {
+            for f in [Failure::ServerError, Failure::Transport, Failure::Connect] {
+                assert!(may_replay(&m, false, f), "{m} after {f:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn unmarked_post_and_patch_replay_only_when_nothing_happened() {
+        for m in [Method::POST, Method::PATCH] {
+            assert!(!may_replay(&m, false, Failure::ServerError));
+            assert!(!may_replay(&m, false, Failure::Transport));
+            assert!(may_replay(&m, false, Failure::Connect));
+            assert!(may_replay(&m, false, Failure::Unauthorized));
+            assert!(may_replay(&m, false, Failure::RateLimited));
+            // marked safe by the caller (a read such as the analytics query)
+            assert!(may_replay(&m, true, Failure::ServerError));
+            assert!(may_replay(&m, true, Failure::Transport));
+        }
+    }
+
+    #[test]
+    fn classifies_statuses() {
+        assert_eq!(action(s(200), true, false), Action::Return);
+        assert_eq!(action(s(204), true, true), Action::Return);
+        assert_eq!(action(s(404), true, false), Action::Return);
+        assert_eq!(action(s(400), true, false), Action::Return);
+        assert_eq!(action(s(409), true, false), Action::Return);
+        assert_eq!(action(s(501), true, false), Action::Return);
+        assert_eq!(action(s(505), true, false), Action::Return);
+        for code in [500, 502, 503, 504] {
+            assert_eq!(
+                action(s(code), true, false),
+                Action::Retry(Failure::ServerError)
+            );
+        }
+        assert_eq!(
+            action(s(429), true, false),
+            Action::Retry(Failure::RateLimited)
+        );
+        for code in [301, 302, 303, 307, 308] {
+            assert_eq!(action(s(code), true, false), Action::Redirect);
+        }
+        assert_eq!(action(s(304), true, false), Action::Return);
+    }
+
+    #[test]
+    fn one_heal_per_401_then_a_clear_error() {
+        assert_eq!(action(s(401), true, false), Action::Heal);
+        assert_eq!(action(s(401), true, true), Action::Unauthorized);
+        // a 401 from a host that never saw our token is not about our token
+        assert_eq!(action(s(401), false, false), Action::Return);
+    }
+
+    #[test]
+    fn forbidden_never_heals() {
+        assert_eq!(action(s(403), true, false), Action::Forbidden);
+        assert_eq!(action(s(403), true, true), Action::Forbidden);
+        assert_eq!(action(s(403), false, false), Action::Return);
+    }
+
+    #[test]
+    fn connect_errors_prove_nothing_was_sent() {
+        assert_eq!(transport_failure(true), Failure::Connect);
+        assert_eq!(transport_failure(false), Failure::Transport);
+        assert!(Failure::Connect.proves_not_acted());
+        assert!(!Failure::Transport.proves_not_acted());
+        assert!(!Failure::ServerError.proves_not_acted());
+    }
+
+    #[test]
+    fn token_stays_on_the_api_origin() {
+        let base = Url::parse("https://api.mypurecloud.com").unwrap();
+        let ok = |u: &str| may_carry_token(&base, &Url::parse(u).unwrap());
+        assert!(ok("https://api.mypurecloud.com/api/v2/users?x=1"));
+        assert!(ok("https://api.mypurecloud.com:443/api/v2/users"));
+        assert!(!ok("http://api.mypurecloud.com/api/v2/users"));
+        assert!(!ok("https://api.mypurecloud.com:8443/api/v2/users"));
+        assert!(!ok("https://evil.example/api/v2/users"));
+        assert!(!ok("https://api.mypurecloud.com.evil.example/"));
+        assert!(!ok("https://login.mypurecloud.com/oauth/token"));
+        let local = Url::parse("http://127.0.0.1:8080").unwrap();
+        assert!(may_carry_token(
+            &local,
+            &Url::parse("http://127.0.0.1:8080/a").unwrap()
+        ));
+        assert!(!may_carry_token(
+            &local,
+            &Url::parse("http://127.0.0.1:8081/a").unwrap()
+        ));
+        assert!(!may_carry_token(
+            &local,
+            &Url::parse("http://localhost:8080/a").unwrap()
+        ));
+    }
+
+    #[test]
+    fn redirect_methods() {
+        assert_eq!(redirected(s(303), &Method::POST), (Method::GET, false));
+        assert_eq!(redirected(s(303), &Method::HEAD), (Method::HEAD, false));
+        assert_eq!(redirected(s(302), &Method::POST), (Method::GET, false));
+        assert_eq!(redirected(s(301), &Method::POST), (Method::GET, false));
+        assert_eq!(redirected(s(302), &Method::GET), (Method::GET, true));
+        assert_eq!(redirected(s(307), &Method::POST), (Method::POST, true));
+        assert_eq!(redirected(s(308), &Method::PUT), (Method::PUT, true));
+    }
+}

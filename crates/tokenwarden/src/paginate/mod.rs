@@ -1,0 +1,125 @@
+//! Genesys Cloud's pagination styles as async streams of items.
+//!
+//! Every page is fetched through the [`ApiClient`](crate::ApiClient), so a token that expires or is
+//! revoked in the middle of a listing is replaced inside the loop, and 429s and 5xx are retried
+//! per page. Only one page is held at a time: items are handed out as the pages arrive.
+//!
+//! The items of a page are the first array found under `entities`, `conversations` or `results`
+//! (absent means an empty page, as Genesys does for the last analytics page).
+
+mod analytics;
+mod listing;
+
+pub use analytics::{JobOptions, analytics_job, paginate_query};
+pub use listing::{paginate_cursor, paginate_pages};
+
+use crate::error::{Error, Result};
+use futures::{Stream, TryStreamExt as _, stream};
+use serde_json::Value;
+use url::Url;
+
+/// Keys under which Genesys pages hold their items, in the order they are looked for.
+const ITEM_KEYS: [&str; 3] = ["entities", "conversations", "results"];
+
+/// Takes the items out of a page (see the module docs); empty if there are none.
+pub(crate) fn take_items(page: &mut Value) -> Vec<Value> {
+    for key in ITEM_KEYS {
+        if let Some(Value::Array(items)) = page.get_mut(key) {
+            return std::mem::take(items);
+        }
+    }
+    Vec::new()
+}
+
+/// A non-empty string field.
+fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// A number field, as Genesys sends them (numbers; tolerate numeric strings).
+fn u64_field(v: &Value, key: &str) -> Option<u64> {
+    match v.get(key)? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// `url` with query parameter `key` set to `value` (replacing any previous values).
+fn with_query_param(url: &Url, key: &str, value: &str) -> Url {
+    let mut out = url.clone();
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != key)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    {
+        let mut q = out.query_pairs_mut();
+        q.clear();
+        q.extend_pairs(kept);
+        q.append_pair(key, value);
+    }
+    out
+}
+
+/// Guards against an API that answers the same "next" page again, which would loop forever.
+fn ensure_progress(current: &Url, next: Option<Url>) -> Result<Option<Url>> {
+    match next {
+        Some(n) if n == *current => Err(Error::Decode {
+            what: format!("the page after {}", current.path()),
+            detail: "the API pointed at the page it had just returned; stopping instead of looping"
+                .into(),
+        }),
+        other => Ok(other),
+    }
+}
+
+/// Turns a stream of pages (each a `Vec` of items) into a stream of items.
+fn items<S>(pages: S) -> impl Stream<Item = Result<Value>> + Send + 'static
+where
+    S: Stream<Item = Result<Vec<Value>>> + Send + 'static,
+{
+    pages
+        .map_ok(|page| stream::iter(page.into_iter().map(Ok)))
+        .try_flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn finds_items_under_known_keys() {
+        let mut p = json!({"entities": [1, 2], "conversations": [3]});
+        assert_eq!(take_items(&mut p), vec![json!(1), json!(2)]);
+        let mut p = json!({"conversations": [3], "totalHits": 1});
+        assert_eq!(take_items(&mut p), vec![json!(3)]);
+        let mut p = json!({"totalHits": 0});
+        assert!(take_items(&mut p).is_empty());
+        let mut p = json!({"entities": null, "results": [4]});
+        assert_eq!(take_items(&mut p), vec![json!(4)]);
+    }
+
+    #[test]
+    fn sets_query_params() {
+        let u = Url::parse("https://a.example/x?pageSize=25&pageNumber=1&q=a%20b").unwrap();
+        let n = with_query_param(&u, "pageNumber", "2");
+        let pairs: Vec<_> = n.query_pairs().into_owned().collect();
+        assert_eq!(
+            pairs,
+            vec![
+                ("pageSize".into(), "25".into()),
+                ("q".into(), "a b".into()),
+                ("pageNumber".into(), "2".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn refuses_to_loop() {
+        let u = Url::parse("https://a.example/x?cursor=1").unwrap();
+        assert!(ensure_progress(&u, Some(u.clone())).is_err());
+        assert!(ensure_progress(&u, None).unwrap().is_none());
+    }
+}
