@@ -221,8 +221,12 @@ impl TokenManager {
             let guard = inner.current.load();
             if let Some(t) = guard.as_ref() {
                 match t.freshness(now) {
-                    Freshness::Fresh => return Ok(Bearer(Arc::clone(t))),
+                    Freshness::Fresh => {
+                        t.mark_used();
+                        return Ok(Bearer(Arc::clone(t)));
+                    }
                     Freshness::Stale => {
+                        t.mark_used();
                         inner.refresh_in_background(now);
                         return Ok(Bearer(Arc::clone(t)));
                     }
@@ -230,7 +234,9 @@ impl TokenManager {
                 }
             }
         }
-        Inner::refresh(inner, Reason::Reactive, None).await
+        let b = Inner::refresh(inner, Reason::Reactive, None).await?;
+        b.0.mark_used();
+        Ok(b)
     }
 
     /// Reports that the API rejected `token` (HTTP 401) and returns a token to retry with.
@@ -242,7 +248,9 @@ impl TokenManager {
     /// # Errors
     /// As [`bearer`](Self::bearer); a static token gives [`Error::StaticTokenExpired`].
     pub async fn rejected(&self, token: &Bearer) -> Result<Bearer, Error> {
-        Inner::refresh(&self.inner, Reason::Rejected, Some(token.generation())).await
+        let b = Inner::refresh(&self.inner, Reason::Rejected, Some(token.generation())).await?;
+        b.0.mark_used();
+        Ok(b)
     }
 
     /// The current token, if any, without refreshing or waiting (even if it is expired).
@@ -274,6 +282,31 @@ impl Inner {
         t.saturating_duration_since(self.origin)
             .as_nanos()
             .min(u64::MAX as u128) as u64
+    }
+
+    /// Arms a timer for the token's refresh point, so that a token in use is refreshed on time even
+    /// if no caller happens to ask during its refresh window (say, every worker is waiting out a
+    /// 429). An idle token (never handed out) is not refreshed: the next caller fetches on demand,
+    /// and an idle process does not mint tokens forever. The timer holds only a weak reference.
+    fn schedule_refresh(self: &Arc<Self>, t: &Arc<HeldToken>) {
+        if t.never_expires || self.grant.initial().is_some() {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        let (generation, at) = (t.generation, t.refresh_at);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            let Some(inner) = weak.upgrade() else { return };
+            let due = inner
+                .current
+                .load()
+                .as_ref()
+                .is_some_and(|c| c.generation == generation && c.used.load(Ordering::Relaxed));
+            if due {
+                tracing::debug!(generation, "refresh timer fired");
+                inner.refresh_in_background(inner.clock.now());
+            }
+        });
     }
 
     /// Starts a refresh without waiting for it, unless one is running or a recent one failed.
@@ -383,6 +416,7 @@ impl Inner {
                     "new access token"
                 );
                 self.current.store(Some(Arc::clone(&b.0)));
+                Inner::schedule_refresh(&self, &b.0);
             }
             Err(e) => {
                 Counters::inc(&self.counters.refresh_failures);
@@ -531,6 +565,7 @@ impl Inner {
             usable_until,
             expires_at_wall: now_wall_at_obtained + lifetime,
             never_expires: false,
+            used: AtomicBool::new(false),
         }
     }
 
@@ -592,6 +627,7 @@ impl Inner {
                 usable_until: now + far,
                 expires_at_wall: wall + far,
                 never_expires: true,
+                used: AtomicBool::new(false),
             };
         }
         let expires_at = expiry(now, wall, lifetime, jwt, self.policy.default_lifetime);

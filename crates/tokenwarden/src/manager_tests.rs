@@ -165,13 +165,16 @@ async fn callers_wait_only_when_no_valid_token_exists() {
     let g = FakeGrant::with(10, Duration::from_secs(1), []);
     let m = manager(&g);
     let first = m.bearer().await.unwrap();
-    // Jump past expiry (10 s; usable until 9.5 s): the next caller must wait for a new token.
-    tokio::time::sleep(Duration::from_millis(9_500)).await;
+    // The first token was used, so its timer refreshes it at 7.5 s; the second token is never
+    // handed out and expires unrefreshed (at ~18.5 s). The next caller must wait for a new one.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(g.calls(), 2);
     let t = Instant::now();
     let b = m.bearer().await.unwrap();
     assert_ne!(b.generation(), first.generation());
     assert!(Instant::now() > t, "waited for the refresh");
-    assert_eq!(g.calls(), 2);
+    assert_eq!(g.calls(), 3);
+    assert_eq!(m.metrics().reactive_refreshes, 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -420,4 +423,33 @@ async fn nothing_secret_in_debug_or_errors() {
     let hv = b.header_value();
     assert!(hv.is_sensitive());
     assert!(!format!("{hv:?}").contains("tok-1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_in_use_is_refreshed_on_time_even_if_nobody_asks_in_its_window() {
+    // Every worker is busy elsewhere (say, waiting out a 429) across the whole refresh window.
+    let g = FakeGrant::with(4, Duration::from_millis(100), []);
+    let m = manager(&g);
+    let first = m.bearer().await.unwrap();
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_millis(3_950)).await;
+    // The first token (4 s, unusable from 3.8 s) was refreshed by its timer at 3 s.
+    let t = Instant::now();
+    let b = m.bearer().await.unwrap();
+    assert_eq!(Instant::now(), t, "no waiting");
+    assert_ne!(b.generation(), first.generation());
+    assert!(b.expires_at() > t0 + Duration::from_secs(6));
+    let mt = m.metrics();
+    assert_eq!(mt.reactive_refreshes, 1, "{mt:?}");
+    assert!(mt.proactive_refreshes >= 1, "{mt:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_token_is_not_refreshed_forever() {
+    let g = FakeGrant::with(4, Duration::from_millis(100), []);
+    let m = manager(&g);
+    let _ = m.bearer().await.unwrap();
+    // Used once: refreshed once by the timer; the new token is never handed out, so it stops there.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(g.calls(), 2);
 }

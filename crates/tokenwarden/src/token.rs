@@ -97,9 +97,20 @@ pub(crate) struct HeldToken {
     pub(crate) usable_until: Instant,
     pub(crate) expires_at_wall: SystemTime,
     pub(crate) never_expires: bool,
+    /// Set the first time the token is handed out: only a token in use is refreshed by the timer.
+    pub(crate) used: std::sync::atomic::AtomicBool,
 }
 
 impl HeldToken {
+    /// Marks the token as in use (a load first, so the common case writes nothing).
+    #[inline]
+    pub(crate) fn mark_used(&self) {
+        use std::sync::atomic::Ordering;
+        if !self.used.load(Ordering::Relaxed) {
+            self.used.store(true, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn freshness(&self, now: Instant) -> Freshness {
         freshness(self.refresh_at, self.usable_until, now)
     }

@@ -46,7 +46,10 @@ pub(crate) async fn run(a: DemoArgs, g: &GlobalArgs) -> Result<u8> {
         }
         f.flush()?;
     }
-    let output = a.output.clone().unwrap_or_else(|| dir.join("demo-output.jsonl"));
+    let output = a
+        .output
+        .clone()
+        .unwrap_or_else(|| dir.join("demo-output.jsonl"));
     if !g.quiet {
         eprintln!(
             "tokenwarden demo: {} requests against the embedded simulator at {}",
@@ -88,7 +91,7 @@ pub(crate) async fn run(a: DemoArgs, g: &GlobalArgs) -> Result<u8> {
         (report.ok + report.failed) as f64 / report.elapsed.as_secs_f64().max(0.001)
     );
     println!(
-        "  tokens fetched:                {} ({} proactive, {} after a 401, {} first)",
+        "  tokens fetched:                {} ({} proactive, {} after a 401, {} on demand)",
         t.tokens_fetched, t.proactive_refreshes, t.rejected_refreshes, t.reactive_refreshes
     );
     println!(
