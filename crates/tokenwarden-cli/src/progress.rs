@@ -56,7 +56,7 @@ impl Reporter {
                 let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
                 b.set_style(
                     ProgressStyle::with_template(
-                        "{bar:30.cyan/blue} {pos}/{len} {per_sec} ETA {eta} · {msg}",
+                        "{bar:30.cyan/blue} {pos}/{len} ETA {eta} · {msg}",
                     )
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
                 );
@@ -77,9 +77,14 @@ impl Reporter {
                 let n = progress.done();
                 match (&bar, mode) {
                     (Some(b), _) => {
+                        let secs = started.elapsed().as_secs_f64().max(0.001);
                         b.set_length(total);
                         b.set_position(n);
-                        b.set_message(status(&progress, &client));
+                        b.set_message(format!(
+                            "{:.0}/s · {}",
+                            n as f64 / secs,
+                            status(&progress, &client)
+                        ));
                     }
                     (None, Mode::Lines) if !done => {
                         let secs = started.elapsed().as_secs_f64().max(0.001);
