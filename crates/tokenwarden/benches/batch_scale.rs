@@ -1,0 +1,121 @@
+//! Batch engine at scale: how long a resume of a 1,000,000-record job that is 90% done takes to
+//! reach its first new request, and how memory grows with input size.
+//!
+//! Run with `cargo bench -p tokenwarden --bench batch_scale` (add `-- 200000` for a smaller run).
+//! The executor answers at once, so the numbers are the engine's own cost.
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokenwarden::batch::{self, BatchOptions, BatchProgress, Outcome};
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn write_input(path: &std::path::Path, n: usize) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for i in 0..n {
+        writeln!(
+            f,
+            "{{\"id\":\"rec-{i:07}\",\"method\":\"GET\",\"path\":\"/api/v2/users/user-{:06}\"}}",
+            i % 1_000_000
+        )
+        .unwrap();
+    }
+}
+
+fn write_done_output(path: &std::path::Path, n: usize) {
+    // What a real run writes: a status and a user body of a few hundred bytes per record.
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for i in 0..n {
+        writeln!(
+            f,
+            "{{\"id\":\"rec-{i:07}\",\"status\":200,\"body\":{{\"id\":\"user-{i:06}\",\"name\":\"User {i}\",\"email\":\"user{i}@example.com\",\"state\":\"active\",\"version\":1,\"selfUri\":\"/api/v2/users/user-{i:06}\"}}}}"
+        )
+        .unwrap();
+    }
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = std::env::temp_dir().join(format!("tw-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("in.jsonl");
+    let output = dir.join("out.jsonl");
+    write_input(&input, n);
+    let done = n * 9 / 10;
+    write_done_output(&output, done);
+    // A torn last line, as a kill -9 leaves.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&output)
+        .unwrap()
+        .write_all(b"{\"id\":\"rec-09")
+        .unwrap();
+    let rss_before = peak_rss_kib();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let first_request: Mutex<Option<Duration>> = Mutex::new(None);
+    let report = rt
+        .block_on(batch::run(
+            &input,
+            &output,
+            &BatchOptions {
+                resume: true,
+                concurrency: 32,
+                ..BatchOptions::default()
+            },
+            &BatchProgress::default(),
+            |r| {
+                let first_request = &first_request;
+                async move {
+                    first_request
+                        .lock()
+                        .unwrap()
+                        .get_or_insert_with(|| start.elapsed());
+                    Outcome::Response {
+                        status: 200,
+                        body: format!("{{\"path\":\"{}\"}}", r.path).into(),
+                    }
+                }
+            },
+        ))
+        .unwrap();
+    let total = start.elapsed();
+    let first = first_request.lock().unwrap().unwrap_or_default();
+    println!("batch resume, {n} records, {done} already done (output {} MB):",
+        std::fs::metadata(&output).map(|m| m.len() / 1_000_000).unwrap_or(0));
+    println!("  time to first new request: {:.2} s", first.as_secs_f64());
+    println!(
+        "  whole resume: {:.2} s ({} skipped, {} run, {:.0} records/s for the new ones)",
+        total.as_secs_f64(),
+        report.skipped,
+        report.ok,
+        report.ok as f64 / (total - first).as_secs_f64().max(1e-9)
+    );
+    println!(
+        "  peak RSS: {} MiB (before the run: {} MiB)",
+        peak_rss_kib() / 1024,
+        rss_before / 1024
+    );
+    assert_eq!(report.skipped as usize, done);
+    assert_eq!(report.ok as usize, n - done);
+    let _ = std::fs::remove_dir_all(&dir);
+}
