@@ -122,7 +122,11 @@ pub(crate) enum Command {
   tokenwarden paginate /api/v2/analytics/conversations/details/query --body @query.json")]
     Paginate(PaginateArgs),
     /// Export data with an asynchronous analytics job (survives any number of token expiries).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  tokenwarden export conversations --interval 2024-01-01T00:00:00Z/2024-01-08T00:00:00Z --out convs.jsonl"
+    )]
     Export(ExportCommand),
     /// Run one request per input record; resumable, exactly-once output.
     #[command(after_help = "Examples:
@@ -142,8 +146,15 @@ bad input lines: {\"id\": null, \"line\": 7, \"error\": \"line 7: not JSON ...\"
   tokenwarden --api-base http://127.0.0.1:8080 --token-url http://127.0.0.1:8080/oauth/token check")]
     Sim(SimArgs),
     /// A realistic job against the embedded simulator: short tokens, revocations, rate limits.
+    #[command(after_help = "Examples:
+  tokenwarden demo
+  tokenwarden demo --requests 2000 --token-ttl 1s --revoke-every 500 --no-progress")]
     Demo(DemoArgs),
     /// Print shell completions.
+    #[command(after_help = "Examples:
+  tokenwarden completions bash > ~/.local/share/bash-completion/completions/tokenwarden
+  tokenwarden completions zsh > ~/.zfunc/_tokenwarden
+  tokenwarden completions fish > ~/.config/fish/completions/tokenwarden.fish")]
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
@@ -241,7 +252,13 @@ pub(crate) struct ExportArgs {
 #[derive(Debug, Args, Clone)]
 pub(crate) struct BatchArgs {
     /// JSON Lines input: {"id", "method", "path", "body"} per line.
-    #[arg(long, short, value_name = "FILE", required_unless_present = "ids", conflicts_with = "ids")]
+    #[arg(
+        long,
+        short,
+        value_name = "FILE",
+        required_unless_present = "ids",
+        conflicts_with = "ids"
+    )]
     pub(crate) input: Option<PathBuf>,
     /// One id per line, used with --path-template.
     #[arg(long, value_name = "FILE", requires = "path_template")]
@@ -347,12 +364,37 @@ pub(crate) struct SimKnobs {
     /// How long an analytics job takes.
     #[arg(long, value_parser = parse_duration)]
     pub(crate) job_duration: Option<std::time::Duration>,
+    /// Terminal state of analytics jobs.
+    #[arg(long, value_enum)]
+    pub(crate) job_outcome: Option<JobOutcomeArg>,
+    /// Largest accepted page size.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_page_size: Option<usize>,
+    /// Accepted OAuth client as ID:SECRET (repeatable; replaces tw-client:tw-secret).
+    #[arg(long = "sim-client", value_name = "ID:SECRET")]
+    pub(crate) clients: Vec<String>,
+    /// Refuse client credentials sent as form fields (accept HTTP Basic only).
+    #[arg(long)]
+    pub(crate) basic_only: bool,
     /// Path prefixes answered 403 (repeatable).
     #[arg(long, value_name = "PREFIX")]
     pub(crate) forbidden_path: Vec<String>,
     /// Scopes reported by /api/v2/tokens/me (repeatable; replaces the default list).
     #[arg(long = "sim-scope", value_name = "SCOPE")]
     pub(crate) scopes: Vec<String>,
+}
+
+/// Terminal state of the simulator's analytics jobs.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum JobOutcomeArg {
+    /// FULFILLED.
+    Fulfilled,
+    /// FAILED.
+    Failed,
+    /// CANCELLED.
+    Cancelled,
+    /// EXPIRED.
+    Expired,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -15,10 +15,7 @@ pub(crate) const ENV_ACCESS_TOKEN: &str = "GENESYSCLOUD_ACCESS_TOKEN";
 #[derive(Debug, Clone)]
 pub(crate) enum Credentials {
     /// Client credentials grant.
-    Client {
-        id: String,
-        secret: ClientSecret,
-    },
+    Client { id: String, secret: ClientSecret },
     /// A token supplied directly; it cannot be refreshed.
     Static(AccessToken),
 }
@@ -69,10 +66,9 @@ impl Paths {
 
 fn read_toml(path: &Path) -> Result<Option<toml::Table>> {
     match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(
-            text.parse::<toml::Table>()
-                .with_context(|| format!("config file {} is not valid TOML", path.display()))?,
-        )),
+        Ok(text) => Ok(Some(text.parse::<toml::Table>().with_context(|| {
+            format!("config file {} is not valid TOML", path.display())
+        })?)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
@@ -96,35 +92,33 @@ fn section<'a>(t: &'a toml::Table, name: &str) -> Option<&'a toml::Table> {
 fn load_profiles(paths: &Paths, name: Option<&str>) -> Result<(Option<Profile>, Option<Profile>)> {
     let wanted = name.unwrap_or("default");
     let mut tw = None;
-    if let Some(p) = &paths.tokenwarden_config {
-        if let Some(t) = read_toml(p)? {
-            if let Some(s) = section(&t, wanted) {
-                tw = Some(Profile {
-                    origin: format!("profile {wanted} in {}", p.display()),
-                    region: get_str(s, "region").or_else(|| get_str(s, "environment")),
-                    client_id: get_str(s, "client_id"),
-                    client_secret: get_str(s, "client_secret"),
-                    client_secret_file: get_str(s, "client_secret_file").map(expand_home),
-                    token_url: get_str(s, "token_url"),
-                    api_base: get_str(s, "api_base"),
-                    client_auth: get_str(s, "client_auth"),
-                });
-            }
-        }
+    if let Some(p) = &paths.tokenwarden_config
+        && let Some(t) = read_toml(p)?
+        && let Some(s) = section(&t, wanted)
+    {
+        tw = Some(Profile {
+            origin: format!("profile {wanted} in {}", p.display()),
+            region: get_str(s, "region").or_else(|| get_str(s, "environment")),
+            client_id: get_str(s, "client_id"),
+            client_secret: get_str(s, "client_secret"),
+            client_secret_file: get_str(s, "client_secret_file").map(expand_home),
+            token_url: get_str(s, "token_url"),
+            api_base: get_str(s, "api_base"),
+            client_auth: get_str(s, "client_auth"),
+        });
     }
     let mut gc = None;
-    if let Some(p) = &paths.gc_config {
-        if let Some(t) = read_toml(p)? {
-            if let Some(s) = section(&t, wanted) {
-                gc = Some(Profile {
-                    origin: format!("gc profile {wanted} in {}", p.display()),
-                    region: get_str(s, "environment"),
-                    client_id: get_str(s, "client_credentials"),
-                    client_secret: get_str(s, "client_secret"),
-                    ..Profile::default()
-                });
-            }
-        }
+    if let Some(p) = &paths.gc_config
+        && let Some(t) = read_toml(p)?
+        && let Some(s) = section(&t, wanted)
+    {
+        gc = Some(Profile {
+            origin: format!("gc profile {wanted} in {}", p.display()),
+            region: get_str(s, "environment"),
+            client_id: get_str(s, "client_credentials"),
+            client_secret: get_str(s, "client_secret"),
+            ..Profile::default()
+        });
     }
     if let (Some(n), None, None) = (name, &tw, &gc) {
         bail!(
@@ -184,7 +178,11 @@ pub(crate) fn resolve(
     stdin: &mut dyn FnMut() -> Result<String>,
 ) -> Result<(Settings, Vec<String>)> {
     let mut warnings = Vec::new();
-    let env_nonempty = |k: &str| env(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let env_nonempty = |k: &str| {
+        env(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
     let (tw, gc) = load_profiles(paths, g.profile.as_deref())?;
     let prof = |f: &dyn Fn(&Profile) -> Option<String>| -> Vec<(Option<String>, String)> {
         [&tw, &gc]
@@ -203,9 +201,9 @@ pub(crate) fn resolve(
             .chain(prof(&|p| p.region.clone())),
     );
     let region_parsed = match &region {
-        Some(r) => Some(
-            Region::parse(&r.value).with_context(|| format!("region from {}", r.from))?,
-        ),
+        Some(r) => {
+            Some(Region::parse(&r.value).with_context(|| format!("region from {}", r.from))?)
+        }
         None => None,
     };
     let token_url = pick(
@@ -293,8 +291,8 @@ pub(crate) fn resolve(
         ("token URL".to_string(), token_url.from.clone()),
         ("API base".to_string(), api_base.from.clone()),
     ];
-    let credentials_given_directly = direct_secret_given
-        || id_any.as_ref().is_some_and(|i| !i.from.contains("profile"));
+    let credentials_given_directly =
+        direct_secret_given || id_any.as_ref().is_some_and(|i| !i.from.contains("profile"));
     let credentials = match (id_any, secret_any, static_token) {
         (Some(id), Some(secret), tok) if tok.is_none() || credentials_given_directly => {
             sources.push(("client id".into(), id.from));
@@ -339,6 +337,31 @@ pub(crate) fn resolve(
         },
         warnings,
     ))
+}
+
+impl Settings {
+    /// Which credentials were used and where they came from (never the secret itself), for
+    /// messages about rejected credentials: with four places to set them, the usual mistake is
+    /// a stale one winning.
+    pub(crate) fn credentials_hint(&self) -> String {
+        let from = |what: &str| {
+            self.sources
+                .iter()
+                .find(|(w, _)| w == what)
+                .map_or("?", |(_, f)| f.as_str())
+        };
+        match &self.credentials {
+            Credentials::Client { id, .. } => format!(
+                "used client id {id:?} (from {}) and the client secret from {}, at {}",
+                from("client id"),
+                from("client secret"),
+                self.token_url
+            ),
+            Credentials::Static(_) => {
+                format!("used the access token from {}", from("access token"))
+            }
+        }
+    }
 }
 
 /// `https://login.X/oauth/token` → `https://api.X`; otherwise the token URL's origin.
@@ -525,14 +548,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("no region"), "{e}");
-        let e = run(
-            GlobalArgs::default(),
-            &[(ENV_REGION, "mars-2")],
-            None,
-            None,
-        )
-        .unwrap_err();
-        assert!(format!("{e:#}").contains("unknown Genesys Cloud region"), "{e:#}");
+        let e = run(GlobalArgs::default(), &[(ENV_REGION, "mars-2")], None, None).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("unknown Genesys Cloud region"),
+            "{e:#}"
+        );
         let e = run(
             GlobalArgs::default(),
             &[(ENV_REGION, "eu-west-1"), (ENV_CLIENT_ID, "x")],
@@ -551,6 +571,31 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("no credentials"), "{e}");
+    }
+
+    #[test]
+    fn the_credentials_hint_names_the_sources_never_the_secret() {
+        let (s, _) = run(
+            GlobalArgs {
+                client_id: Some("id-flag".into()),
+                ..GlobalArgs::default()
+            },
+            &[(ENV_REGION, "eu-west-1"), (ENV_CLIENT_SECRET, "s3cret")],
+            None,
+            None,
+        )
+        .unwrap();
+        let h = s.credentials_hint();
+        assert!(h.contains("\"id-flag\" (from --client-id)"), "{h}");
+        assert!(
+            h.contains(&format!("secret from {ENV_CLIENT_SECRET}")),
+            "{h}"
+        );
+        assert!(
+            h.contains("https://login.mypurecloud.ie/oauth/token"),
+            "{h}"
+        );
+        assert!(!h.contains("s3cret"), "{h}");
     }
 
     #[test]

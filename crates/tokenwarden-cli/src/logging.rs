@@ -1,6 +1,7 @@
 //! Logs go to stderr; stdout carries only command output. `RUST_LOG` wins over -v/-q.
 
 use crate::args::{GlobalArgs, LogFormat};
+use std::io::IsTerminal as _;
 use tracing_subscriber::EnvFilter;
 
 pub(crate) fn init(g: &GlobalArgs) {
@@ -23,6 +24,8 @@ pub(crate) fn init(g: &GlobalArgs) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: not in files, pipes or CI logs.
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_target(g.verbose >= 2);
     match g.log_format {
         LogFormat::Json => builder.json().init(),

@@ -100,8 +100,12 @@ fn main() {
         .unwrap();
     let total = start.elapsed();
     let first = first_request.lock().unwrap().unwrap_or_default();
-    println!("batch resume, {n} records, {done} already done (output {} MB):",
-        std::fs::metadata(&output).map(|m| m.len() / 1_000_000).unwrap_or(0));
+    println!(
+        "batch resume, {n} records, {done} already done (output {} MB):",
+        std::fs::metadata(&output)
+            .map(|m| m.len() / 1_000_000)
+            .unwrap_or(0)
+    );
     println!("  time to first new request: {:.2} s", first.as_secs_f64());
     println!(
         "  whole resume: {:.2} s ({} skipped, {} run, {:.0} records/s for the new ones)",

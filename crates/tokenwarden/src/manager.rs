@@ -424,10 +424,14 @@ impl Inner {
                 let pause = self.backoff.initial.max(Duration::from_secs(1));
                 self.proactive_not_before
                     .store(self.nanos_since_origin(now + pause), Ordering::Relaxed);
-                if e.is_retryable() {
-                    tracing::warn!(error = %e, "token refresh failed");
+                // The error goes to every waiting caller; a background refresh has none, so only
+                // its failure is worth a warning of its own.
+                if reason == Reason::Proactive {
+                    tracing::warn!(error = %e, "background token refresh failed; the current token is still used");
                 } else {
-                    tracing::error!(error = %e, "token refresh failed permanently");
+                    tracing::debug!(error = %e, "token refresh failed");
+                }
+                if !e.is_retryable() {
                     *self.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some((now, e.clone()));
                 }
             }
@@ -566,6 +570,7 @@ impl Inner {
             expires_at_wall: now_wall_at_obtained + lifetime,
             never_expires: false,
             used: AtomicBool::new(false),
+            accepted: AtomicBool::new(false),
         }
     }
 
@@ -628,6 +633,7 @@ impl Inner {
                 expires_at_wall: wall + far,
                 never_expires: true,
                 used: AtomicBool::new(false),
+                accepted: AtomicBool::new(false),
             };
         }
         let expires_at = expiry(now, wall, lifetime, jwt, self.policy.default_lifetime);

@@ -99,6 +99,8 @@ pub(crate) struct HeldToken {
     pub(crate) never_expires: bool,
     /// Set the first time the token is handed out: only a token in use is refreshed by the timer.
     pub(crate) used: std::sync::atomic::AtomicBool,
+    /// Set once the API has answered a request carrying this token with something other than 401.
+    pub(crate) accepted: std::sync::atomic::AtomicBool,
 }
 
 impl HeldToken {
@@ -145,6 +147,21 @@ impl Bearer {
     /// When the token expires, by the wall clock.
     pub fn expires_at_wall(&self) -> SystemTime {
         self.0.expires_at_wall
+    }
+
+    /// Records that the API accepted this token (answered something other than 401).
+    pub fn mark_accepted(&self) {
+        use std::sync::atomic::Ordering;
+        if !self.0.accepted.load(Ordering::Relaxed) {
+            self.0.accepted.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the API has accepted this token at least once ([`Bearer::mark_accepted`]). A 401
+    /// for an accepted token means it was revoked; for a never-accepted one, that the client is not
+    /// allowed.
+    pub fn was_accepted(&self) -> bool {
+        self.0.accepted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The `Authorization` header value (`Bearer …`), marked sensitive so that `http`'s and

@@ -241,6 +241,43 @@ async fn ten_percent_5xx_over_2000_gets_all_succeed() {
     assert_eq!(m.attempts, j.api_requests);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_closer_together_than_the_concurrency_are_all_healed() {
+    // A token is revoked every 24 calls while 16 requests are in flight: a request healed after
+    // one revocation may meet the next. A token the API had already accepted (or that another
+    // request already reported) was revoked, not refused, so it is healed again (bounded) instead
+    // of stopping as "not allowed". (A token revoked on its very first use is indistinguishable
+    // from one the client may not use; the simulator's revoke_every can do that below about
+    // twice the concurrency, real revocations are far rarer.)
+    let sim = sim(SimConfig {
+        revoke_every: Some(24),
+        users: 100,
+        ..SimConfig::default()
+    })
+    .await;
+    let client = client(&sim);
+    let ok = futures::stream::iter(0..1200)
+        .map(|i| {
+            let c = client.clone();
+            async move {
+                c.get_json(&format!(
+                    "/api/v2/users/{}",
+                    tokenwarden_sim::data::user_id(i % 100)
+                ))
+                .await
+            }
+        })
+        .buffer_unordered(16)
+        .try_fold(0u32, |n, _| async move { Ok(n + 1) })
+        .await
+        .unwrap();
+    assert_eq!(ok, 1200);
+    let j = sim.journal();
+    assert_eq!(j.api_ok, 1200);
+    assert!(j.api_revoked_token >= 20, "{j:?}");
+    assert_eq!(client.metrics().failures, 0);
+}
+
 #[tokio::test]
 async fn dropped_connections_are_retried_for_gets() {
     let sim = sim(SimConfig {

@@ -6,10 +6,26 @@ use crate::progress::{Mode, Reporter};
 use anyhow::{Context as _, Result};
 use std::path::Path;
 use std::sync::Arc;
-use tokenwarden::batch::{self, BatchOptions, BatchProgress, BatchReport, InputFormat, Outcome, Record};
+use tokenwarden::batch::{
+    self, BatchOptions, BatchProgress, BatchReport, InputFormat, Outcome, Record,
+};
 use tokenwarden::{ApiClient, Error};
 
-pub(crate) async fn run(client: &ApiClient, a: BatchArgs, g: &GlobalArgs) -> Result<u8> {
+/// `hint` says which credentials were used, for a job stopped by rejected credentials.
+pub(crate) async fn run(
+    client: &ApiClient,
+    a: BatchArgs,
+    g: &GlobalArgs,
+    hint: Option<&str>,
+) -> Result<u8> {
+    // The library refuses too; this says which flag to use.
+    if !a.resume && !a.force && a.output.exists() {
+        return Err(ConfigError(format!(
+            "output {} already exists: it may hold the results of an unfinished run; rerun with --resume to continue it, or --force to overwrite it",
+            a.output.display()
+        ))
+        .into());
+    }
     if a.preflight || !a.require_scope.is_empty() {
         let r = super::check::preflight(client, &a.require_scope).await?;
         tracing::info!(organization = %r.organization, client = %r.client, "preflight ok");
@@ -29,10 +45,13 @@ pub(crate) async fn run(client: &ApiClient, a: BatchArgs, g: &GlobalArgs) -> Res
             }
             let method = http::Method::from_bytes(a.method.to_ascii_uppercase().as_bytes())
                 .map_err(|_| ConfigError(format!("unknown method {:?}", a.method)))?;
-            (ids.clone(), InputFormat::Ids {
-                path_template: template,
-                method,
-            })
+            (
+                ids.clone(),
+                InputFormat::Ids {
+                    path_template: template,
+                    method,
+                },
+            )
         }
         (None, None) => return Err(ConfigError("give --input or --ids".into()).into()),
     };
@@ -49,10 +68,14 @@ pub(crate) async fn run(client: &ApiClient, a: BatchArgs, g: &GlobalArgs) -> Res
         std::fs::write(p, serde_json::to_vec_pretty(&summary)?)
             .with_context(|| format!("writing {}", p.display()))?;
     }
+    let hint = hint.filter(|_| report.aborted.as_ref().is_some_and(Error::is_credentials));
     if !g.quiet {
-        print_summary(&report, client);
+        print_summary(&report, client, hint);
     } else if let Some(e) = &report.aborted {
         eprintln!("error: {e}");
+        if let Some(h) = hint {
+            eprintln!("hint: {h}");
+        }
     }
     Ok(outcome_code(&report))
 }
@@ -129,6 +152,7 @@ pub(crate) fn summary_json(r: &BatchReport, client: &ApiClient) -> serde_json::V
         "refreshes_after_401": t.rejected_refreshes,
         "unauthorized_healed": c.unauthorized_healed,
         "rate_limited_waits": c.rate_limited_waits,
+        "rate_limit_pauses": c.rate_limit_pauses,
         "server_errors_retried": c.server_errors_retried,
         "transport_retries": c.transport_retries,
         "wall_time_secs": r.elapsed.as_secs_f64(),
@@ -136,7 +160,7 @@ pub(crate) fn summary_json(r: &BatchReport, client: &ApiClient) -> serde_json::V
     })
 }
 
-pub(crate) fn print_summary(r: &BatchReport, client: &ApiClient) {
+pub(crate) fn print_summary(r: &BatchReport, client: &ApiClient, hint: Option<&str>) {
     let c = client.metrics();
     let t = client.tokens().metrics();
     let secs = r.elapsed.as_secs_f64();
@@ -153,12 +177,13 @@ pub(crate) fn print_summary(r: &BatchReport, client: &ApiClient) {
         }
     );
     eprintln!(
-        "tokens fetched: {} ({} proactive, {} after a 401) · 401s healed: {} · 429s waited: {} · 5xx retried: {} · transport retries: {}",
+        "tokens fetched: {} ({} proactive, {} after a 401) · 401s healed: {} · 429s waited: {} · rate-limit pauses: {} · 5xx retried: {} · transport retries: {}",
         t.tokens_fetched,
         t.proactive_refreshes,
         t.rejected_refreshes,
         c.unauthorized_healed,
         c.rate_limited_waits,
+        c.rate_limit_pauses,
         c.server_errors_retried,
         c.transport_retries
     );
@@ -170,6 +195,9 @@ pub(crate) fn print_summary(r: &BatchReport, client: &ApiClient) {
     }
     if let Some(e) = &r.aborted {
         eprintln!("error: stopped early: {e}");
+        if let Some(h) = hint {
+            eprintln!("hint: {h}");
+        }
         eprintln!("fix the cause, then rerun with --resume to continue where it stopped");
     }
 }

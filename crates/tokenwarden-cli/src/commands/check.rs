@@ -89,8 +89,14 @@ pub(crate) async fn preflight(client: &ApiClient, required: &[String]) -> Result
         .into());
     }
     Ok(CheckReport {
-        organization: me.get("organization").map(name).unwrap_or_else(|| "?".into()),
-        client: me.get("OAuthClient").map(name).unwrap_or_else(|| "?".into()),
+        organization: me
+            .get("organization")
+            .map(name)
+            .unwrap_or_else(|| "?".into()),
+        client: me
+            .get("OAuthClient")
+            .map(name)
+            .unwrap_or_else(|| "?".into()),
         lifetime_secs: bearer
             .expires_at()
             .saturating_duration_since(tokenwarden::Instant::now())
@@ -101,12 +107,8 @@ pub(crate) async fn preflight(client: &ApiClient, required: &[String]) -> Result
 
 /// A scope is granted when present, or when asking for `X:readonly` and `X` (read-write) is held.
 fn scope_granted(have: &[String], want: &str) -> bool {
-    have.iter().any(|h| {
-        h == want
-            || want
-                .strip_suffix(":readonly")
-                .is_some_and(|base| h == base)
-    })
+    have.iter()
+        .any(|h| h == want || want.strip_suffix(":readonly").is_some_and(|base| h == base))
 }
 
 #[cfg(test)]

@@ -21,17 +21,20 @@ use tokenwarden::{
 
 pub(crate) async fn run(cli: Cli) -> Result<u8> {
     let g = cli.global;
-    match cli.command {
-        Command::Token(a) => token::run(&g, a).await,
-        Command::Check(a) => check::run(&connect(&g, None)?, &a).await,
-        Command::Request(a) => request::run(&connect(&g, None)?, a).await,
-        Command::Paginate(a) => paginate::paginate(&connect(&g, None)?, a).await,
+    // Which credentials were used, once resolved: added to a credentials error.
+    let mut hint = None;
+    let result = match cli.command {
+        Command::Token(a) => token::run(&g, a, &mut hint).await,
+        Command::Check(a) => check::run(&connect(&g, None, &mut hint)?, &a).await,
+        Command::Request(a) => request::run(&connect(&g, None, &mut hint)?, a).await,
+        Command::Paginate(a) => paginate::paginate(&connect(&g, None, &mut hint)?, a).await,
         Command::Export(ExportCommand::Conversations(a)) => {
-            paginate::export_conversations(&connect(&g, None)?, a).await
+            paginate::export_conversations(&connect(&g, None, &mut hint)?, a).await
         }
         Command::Batch(a) => {
             let rate = a.rate.as_deref().map(parse_rate).transpose()?;
-            batch::run(&connect(&g, rate)?, a, &g).await
+            let client = connect(&g, rate, &mut hint)?;
+            batch::run(&client, a, &g, hint.as_deref()).await
         }
         Command::Sim(a) => sim::run(a).await,
         Command::Demo(a) => demo::run(a, &g).await,
@@ -45,7 +48,20 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
             );
             Ok(crate::exit::OK)
         }
+    };
+    match (result, hint) {
+        (Err(e), Some(hint)) if is_credentials(&e) => {
+            Err(ConfigError(format!("{e:#}\nhint: {hint}")).into())
+        }
+        (r, _) => r,
     }
+}
+
+/// Whether the error says the credentials (or the token they give) were refused.
+fn is_credentials(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<tokenwarden::Error>())
+        .any(tokenwarden::Error::is_credentials)
 }
 
 /// Resolves the settings from flags, environment and profiles; prints warnings.
@@ -90,7 +106,11 @@ pub(crate) fn token_builder(s: &Settings) -> Result<TokenManagerBuilder> {
 }
 
 /// The API client for the settings.
-pub(crate) fn client_for(s: &Settings, tokens: TokenManager, rate: Option<RateLimit>) -> Result<ApiClient> {
+pub(crate) fn client_for(
+    s: &Settings,
+    tokens: TokenManager,
+    rate: Option<RateLimit>,
+) -> Result<ApiClient> {
     let mut b = ApiClient::builder(&s.api_base, tokens).allow_insecure_http(s.allow_insecure_http);
     if let Some(r) = rate {
         b = b.rate_limit(r);
@@ -98,8 +118,13 @@ pub(crate) fn client_for(s: &Settings, tokens: TokenManager, rate: Option<RateLi
     Ok(b.build()?)
 }
 
-fn connect(g: &GlobalArgs, rate: Option<RateLimit>) -> Result<ApiClient> {
+fn connect(
+    g: &GlobalArgs,
+    rate: Option<RateLimit>,
+    hint: &mut Option<String>,
+) -> Result<ApiClient> {
     let s = settings(g)?;
+    *hint = Some(s.credentials_hint());
     let tokens = token_builder(&s)?.build();
     client_for(&s, tokens, rate)
 }
@@ -127,7 +152,8 @@ pub(crate) fn json_arg(v: &str) -> Result<serde_json::Value> {
             std::io::stdin().read_to_string(&mut s)?;
             s
         } else {
-            std::fs::read_to_string(PathBuf::from(path)).with_context(|| format!("reading {path}"))?
+            std::fs::read_to_string(PathBuf::from(path))
+                .with_context(|| format!("reading {path}"))?
         }
     } else {
         v.to_string()
@@ -142,9 +168,18 @@ mod tests {
 
     #[test]
     fn rates() {
-        assert_eq!(parse_rate("5/s").unwrap().interval(), std::time::Duration::from_millis(200));
-        assert_eq!(parse_rate("300/m").unwrap().interval(), std::time::Duration::from_millis(200));
-        assert_eq!(parse_rate("10").unwrap().interval(), std::time::Duration::from_millis(100));
+        assert_eq!(
+            parse_rate("5/s").unwrap().interval(),
+            std::time::Duration::from_millis(200)
+        );
+        assert_eq!(
+            parse_rate("300/m").unwrap().interval(),
+            std::time::Duration::from_millis(200)
+        );
+        assert_eq!(
+            parse_rate("10").unwrap().interval(),
+            std::time::Duration::from_millis(100)
+        );
         assert!(parse_rate("0/s").is_err());
         assert!(parse_rate("5/h").is_err());
         assert!(parse_rate("x").is_err());

@@ -32,15 +32,21 @@ pub(crate) async fn paginate(client: &ApiClient, a: PaginateArgs) -> Result<u8> 
                 None => serde_json::json!({}),
             };
             if let (Some(n), Some(obj)) = (a.page_size, body.as_object_mut()) {
-                let paging = obj
-                    .entry("paging")
-                    .or_insert_with(|| serde_json::json!({}));
+                let paging = obj.entry("paging").or_insert_with(|| serde_json::json!({}));
                 paging["pageSize"] = n.into();
             }
-            write_items(tokenwarden::paginate_query(client, &path, body), a.out.as_deref()).await
+            write_items(
+                tokenwarden::paginate_query(client, &path, body),
+                a.out.as_deref(),
+            )
+            .await
         }
         PagingStyle::Cursor => {
-            write_items(tokenwarden::paginate_cursor(client, &path), a.out.as_deref()).await
+            write_items(
+                tokenwarden::paginate_cursor(client, &path),
+                a.out.as_deref(),
+            )
+            .await
         }
         _ => write_items(tokenwarden::paginate_pages(client, &path), a.out.as_deref()).await,
     }

@@ -1,9 +1,11 @@
 //! `tokenwarden sim`: the embedded simulator, standalone.
 
-use crate::args::{SimArgs, SimKnobs};
+use crate::args::{JobOutcomeArg, SimArgs, SimKnobs};
 use anyhow::{Context as _, Result};
 use std::net::{Ipv4Addr, SocketAddr};
-use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simulator};
+use tokenwarden_sim::{
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, JobOutcome, SimClient, SimConfig, Simulator,
+};
 
 /// Applies the knobs given on the command line to `c`.
 pub(crate) fn apply(k: &SimKnobs, c: &mut SimConfig) {
@@ -58,6 +60,29 @@ pub(crate) fn apply(k: &SimKnobs, c: &mut SimConfig) {
     if let Some(v) = k.job_duration {
         c.job_duration = v;
     }
+    if let Some(o) = k.job_outcome {
+        c.job_outcome = match o {
+            JobOutcomeArg::Fulfilled => JobOutcome::Fulfilled,
+            JobOutcomeArg::Failed => JobOutcome::Failed,
+            JobOutcomeArg::Cancelled => JobOutcome::Cancelled,
+            JobOutcomeArg::Expired => JobOutcome::Expired,
+        };
+    }
+    if let Some(v) = k.max_page_size {
+        c.max_page_size = v;
+    }
+    if k.basic_only {
+        c.accept_form_credentials = false;
+    }
+    let clients: Vec<SimClient> = k
+        .clients
+        .iter()
+        .filter_map(|s| s.split_once(':'))
+        .map(|(id, secret)| SimClient::new(id, secret, id))
+        .collect();
+    if !clients.is_empty() {
+        c.clients = clients;
+    }
     if !k.forbidden_path.is_empty() {
         c.forbidden_paths = k.forbidden_path.clone();
     }
@@ -67,6 +92,9 @@ pub(crate) fn apply(k: &SimKnobs, c: &mut SimConfig) {
 }
 
 pub(crate) async fn run(a: SimArgs) -> Result<u8> {
+    if let Some(bad) = a.knobs.clients.iter().find(|c| !c.contains(':')) {
+        return Err(crate::ConfigError(format!("--sim-client {bad:?}: use ID:SECRET")).into());
+    }
     let mut config = SimConfig {
         bind: SocketAddr::from((Ipv4Addr::LOCALHOST, a.port)),
         ..SimConfig::default()
@@ -78,10 +106,14 @@ pub(crate) async fn run(a: SimArgs) -> Result<u8> {
     let base = sim.base_url();
     println!("tokenwarden simulator listening on {base}");
     println!("  token endpoint: {}", sim.token_url());
-    println!("  client id / secret: {DEFAULT_CLIENT_ID} / {DEFAULT_CLIENT_SECRET}");
+    if a.knobs.clients.is_empty() {
+        println!("  client id / secret: {DEFAULT_CLIENT_ID} / {DEFAULT_CLIENT_SECRET}");
+    }
     println!("  journal: {base}/sim/journal");
     println!();
-    println!("  export GENESYSCLOUD_OAUTHCLIENT_ID={DEFAULT_CLIENT_ID} GENESYSCLOUD_OAUTHCLIENT_SECRET={DEFAULT_CLIENT_SECRET}");
+    println!(
+        "  export GENESYSCLOUD_OAUTHCLIENT_ID={DEFAULT_CLIENT_ID} GENESYSCLOUD_OAUTHCLIENT_SECRET={DEFAULT_CLIENT_SECRET}"
+    );
     println!(
         "  tokenwarden --api-base {base} --token-url {} check",
         sim.token_url()

@@ -6,14 +6,15 @@ use anyhow::Result;
 use std::path::PathBuf;
 use tokenwarden::FileStore;
 
-pub(crate) async fn run(g: &GlobalArgs, a: TokenArgs) -> Result<u8> {
+pub(crate) async fn run(g: &GlobalArgs, a: TokenArgs, hint: &mut Option<String>) -> Result<u8> {
     let s = super::settings(g)?;
+    *hint = Some(s.credentials_hint());
     let mut builder = super::token_builder(&s)?;
-    if let (false, Credentials::Client { id, .. }) = (a.no_cache, &s.credentials) {
-        if let Some(path) = cache_path(&s.token_url, id) {
-            tracing::debug!(path = %path.display(), "token cache");
-            builder = builder.store(FileStore::new(path));
-        }
+    if let (false, Credentials::Client { id, .. }) = (a.no_cache, &s.credentials)
+        && let Some(path) = cache_path(&s.token_url, id)
+    {
+        tracing::debug!(path = %path.display(), "token cache");
+        builder = builder.store(FileStore::new(path));
     }
     let tokens = builder.build();
     let bearer = tokens.bearer().await?;
@@ -47,7 +48,10 @@ pub(crate) fn cache_path(token_url: &str, client_id: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("TOKENWARDEN_CACHE_DIR")
         .map(PathBuf::from)
         .or_else(|| dirs::cache_dir().map(|d| d.join("tokenwarden")))?;
-    Some(dir.join("tokens").join(format!("{:016x}.json", fnv1a(&[token_url, client_id]))))
+    Some(
+        dir.join("tokens")
+            .join(format!("{:016x}.json", fnv1a(&[token_url, client_id]))),
+    )
 }
 
 /// FNV-1a 64: stable across Rust versions and platforms (unlike `DefaultHasher`).

@@ -184,6 +184,7 @@ impl RequestBuilder {
         let mut retries = 0u32;
         let mut redirects = 0u32;
         let mut after_heal = false;
+        let mut heals = 0u32;
         loop {
             let carry = policy::may_carry_token(&inner.base, &url);
             if carry {
@@ -248,10 +249,29 @@ impl RequestBuilder {
                         body: bytes,
                     };
                     tracing::trace!(%method, path = url.path(), status = status.as_u16(), "API answer");
-                    if carry && inner.honor_rate_limit_headers {
+                    // A 429 is waited out by its Retry-After; other answers may warn us first.
+                    if carry && inner.honor_rate_limit_headers && status.as_u16() != 429 {
                         note_rate_limit(inner, &resp.headers);
                     }
-                    match policy::action(status, bearer.is_some(), after_heal) {
+                    if let Some(b) = &bearer
+                        && status.as_u16() != 401
+                    {
+                        b.mark_accepted();
+                    }
+                    // A second 401 right after a heal means the client is not allowed, unless the
+                    // token it carried was revoked meanwhile: the API had already accepted it, or
+                    // another request already reported it and it was replaced. Then healing again
+                    // is right, a bounded number of times.
+                    let revoked_meanwhile = bearer.as_ref().is_some_and(|b| {
+                        b.was_accepted()
+                            || inner
+                                .tokens
+                                .current()
+                                .is_none_or(|c| c.generation() != b.generation())
+                    });
+                    let fresh_token_refused =
+                        after_heal && (heals >= MAX_HEALS || !revoked_meanwhile);
+                    match policy::action(status, bearer.is_some(), fresh_token_refused) {
                         Action::Return => return Ok(resp),
                         Action::Redirect => {
                             redirects += 1;
@@ -304,6 +324,7 @@ impl RequestBuilder {
                             Counters::inc(&inner.counters.unauthorized_healed);
                             Counters::inc(&inner.counters.retries);
                             after_heal = true;
+                            heals += 1;
                             continue;
                         }
                         Action::Unauthorized => {
@@ -392,6 +413,10 @@ impl RequestBuilder {
         }
     }
 }
+
+/// Most 401 heals for one request. The first always happens; further ones only when the token that
+/// was refused had already been accepted by the API (it was revoked, not useless).
+const MAX_HEALS: u32 = 3;
 
 /// One HTTP exchange, the body read in full (a failure while reading is a transport failure).
 async fn exchange(

@@ -1,0 +1,251 @@
+//! Helpers for running the built `tokenwarden` binary against an in-process simulator, each test
+//! in a fresh temporary directory that stands in for HOME, the config dir and the cache dir.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simulator};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_tokenwarden");
+
+/// What one run of the binary produced.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (-1 when killed by a signal).
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    /// Panics with the full output unless the exit code is `code`.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn ok(&self) -> &Self {
+        self.expect_code(0)
+    }
+
+    /// stdout and stderr together, for "appears nowhere" assertions.
+    pub fn all_output(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// A simulator plus a sandbox directory; builds commands that talk to that simulator.
+pub struct Sandbox {
+    pub sim: Simulator,
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    /// Starts a simulator with `config` and makes a fresh temporary directory.
+    pub async fn start(config: SimConfig) -> Sandbox {
+        let sim = Simulator::start(config).await.expect("start the simulator");
+        Sandbox {
+            sim,
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// A path inside the sandbox.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The bare binary: sandboxed HOME/config/cache, no GENESYSCLOUD_* or TOKENWARDEN_* variables
+    /// from the developer's environment, no connection flags, no credentials.
+    pub fn bare(&self) -> Command {
+        let mut c = Command::new(BIN);
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            if k.starts_with("GENESYSCLOUD_") || k.starts_with("TOKENWARDEN_") || k == "RUST_LOG" {
+                c.env_remove(k.as_ref());
+            }
+        }
+        let d = self.dir.path();
+        c.current_dir(d)
+            .env("HOME", d.join("home"))
+            .env("XDG_CONFIG_HOME", d.join("config"))
+            .env("XDG_CACHE_HOME", d.join("cache"))
+            .env("TOKENWARDEN_CACHE_DIR", d.join("tw-cache"))
+            .env("TMPDIR", d)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// The binary pointed at the simulator (`--api-base`, `--token-url`), without credentials.
+    pub fn connected(&self) -> Command {
+        let mut c = self.bare();
+        c.args([
+            "--api-base",
+            &self.sim.base_url(),
+            "--token-url",
+            &self.sim.token_url(),
+        ]);
+        c
+    }
+
+    /// The binary pointed at the simulator with the default client credentials in the environment.
+    pub fn tw(&self) -> Command {
+        self.tw_with_secret(DEFAULT_CLIENT_SECRET)
+    }
+
+    /// The binary pointed at the simulator with the default client id and `secret`.
+    pub fn tw_with_secret(&self, secret: &str) -> Command {
+        let mut c = self.connected();
+        c.env("GENESYSCLOUD_OAUTHCLIENT_ID", DEFAULT_CLIENT_ID)
+            .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", secret);
+        c
+    }
+
+    /// Writes `text` to a file in the sandbox and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).expect("write file");
+        p
+    }
+}
+
+/// Runs `cmd` with `args` to completion on a blocking thread (the simulator keeps serving).
+pub async fn run(mut cmd: Command, args: &[&str]) -> Run {
+    cmd.args(args);
+    run_with_stdin(cmd, None).await
+}
+
+/// Runs `cmd` to completion, feeding `stdin` if given.
+pub async fn run_with_stdin(mut cmd: Command, stdin: Option<String>) -> Run {
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        if stdin.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn tokenwarden");
+        if let Some(text) = stdin {
+            let mut pipe = child.stdin.take().expect("stdin pipe");
+            pipe.write_all(text.as_bytes()).expect("write stdin");
+        }
+        let out = child.wait_with_output().expect("wait for tokenwarden");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            elapsed: started.elapsed(),
+        }
+    })
+    .await
+    .expect("runner thread")
+}
+
+/// Each non-empty line of `text` parsed as JSON.
+#[track_caller]
+pub fn jsonl(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// A JSONL file's lines parsed as JSON.
+#[track_caller]
+pub fn read_jsonl(path: &Path) -> Vec<Value> {
+    jsonl(&std::fs::read_to_string(path).expect("read output"))
+}
+
+/// Counts `v[field]` as strings; panics on a missing field.
+#[track_caller]
+pub fn count_by(items: &[Value], field: &str) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for v in items {
+        let k = v[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no string {field:?} in {v}"))
+            .to_string();
+        *m.entry(k).or_insert(0) += 1;
+    }
+    m
+}
+
+/// Asserts that `items` hold each of `expected` exactly once by `field`, and nothing else.
+#[track_caller]
+pub fn assert_exactly_once(items: &[Value], field: &str, expected: &BTreeSet<String>) {
+    let counts = count_by(items, field);
+    let dups: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(dups.is_empty(), "duplicated {field}s: {dups:?}");
+    let got: BTreeSet<String> = counts.into_keys().collect();
+    let missing: Vec<_> = expected.difference(&got).take(5).collect();
+    let extra: Vec<_> = got.difference(expected).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, unexpected {extra:?} ({} of {} present)",
+        got.len(),
+        expected.len()
+    );
+}
+
+/// Number of complete lines in a file (0 if it does not exist yet).
+pub fn line_count(path: &Path) -> usize {
+    std::fs::read(path)
+        .map(|b| b.iter().filter(|c| **c == b'\n').count())
+        .unwrap_or(0)
+}
+
+/// A JSONL batch input of `n` GETs of users `0..n`: ids `r-0`, `r-1`, ...
+pub fn user_gets(n: usize) -> String {
+    let mut s = String::new();
+    for i in 0..n {
+        s.push_str(&format!(
+            "{{\"id\":\"r-{i}\",\"method\":\"GET\",\"path\":\"/api/v2/users/{}\"}}\n",
+            tokenwarden_sim::data::user_id(i)
+        ));
+    }
+    s
+}
+
+/// The ids `r-0..r-{n-1}`.
+pub fn record_ids(n: usize) -> BTreeSet<String> {
+    (0..n).map(|i| format!("r-{i}")).collect()
+}
+
+/// Reads a `--summary-json` file.
+#[track_caller]
+pub fn summary(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("read summary"))
+        .expect("summary JSON")
+}
+
+/// Starts `tokenwarden sim --port 0` and returns the child, its stdout (kept open: the simulator
+/// prints more lines) and the first line it printed.
+pub fn spawn_standalone_sim(
+    mut cmd: Command,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+    String,
+) {
+    cmd.args(["sim", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn tokenwarden sim");
+    let mut first = String::new();
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    out.read_line(&mut first).expect("read the first line");
+    (child, out, first)
+}
