@@ -36,7 +36,7 @@ pub(crate) struct GlobalArgs {
     /// Profile to use from tokenwarden's config file, then from the gc CLI's ~/.gc/config.toml.
     #[arg(long, short = 'p', global = true, value_name = "NAME")]
     pub(crate) profile: Option<String>,
-    /// tokenwarden's config file [default: <config dir>/tokenwarden/config.toml].
+    /// tokenwarden's config file [default: CONFIG_DIR/tokenwarden/config.toml, e.g. ~/.config/tokenwarden/config.toml].
     #[arg(long, global = true, value_name = "FILE", env = "TOKENWARDEN_CONFIG")]
     pub(crate) config: Option<PathBuf>,
     /// Genesys Cloud region, by name (eu-west-1) or domain (mypurecloud.ie) [env: GENESYSCLOUD_REGION].
