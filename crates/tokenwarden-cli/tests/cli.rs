@@ -783,6 +783,50 @@ async fn batch_waits_out_rate_limits() {
     eprintln!("rate limit: {s}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_rate_option_paces_requests_client_side() {
+    // --rate 40/s: 60 records with 16 in flight still arrive about 25 ms apart (a burst of one),
+    // as the simulator's journal timestamps show.
+    const N: usize = 60;
+    let sb = Sandbox::start(SimConfig {
+        users: N,
+        ..SimConfig::default()
+    })
+    .await;
+    let input = sb.write("in.jsonl", &user_gets(N));
+    let out = sb.path("out.jsonl");
+    run(
+        sb.tw(),
+        &[
+            "batch",
+            "-i",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "-c",
+            "16",
+            "--rate",
+            "40/s",
+        ],
+    )
+    .await
+    .ok();
+    let j = sb.sim.journal();
+    let times: Vec<u64> = j
+        .entries
+        .iter()
+        .filter(|e| e.path.starts_with("/api/v2/users/"))
+        .map(|e| e.at_ms)
+        .collect();
+    assert_eq!(times.len(), N);
+    let span = times.iter().max().unwrap() - times.iter().min().unwrap();
+    // 59 gaps of 25 ms = 1475 ms; allow scheduling slack below.
+    assert!(span >= 1_300, "{N} requests spread over only {span} ms");
+    let bad = run(sb.tw(), &["batch", "-i", "x", "-o", "y", "--rate", "fast"]).await;
+    bad.expect_code(3);
+    assert!(bad.stderr.contains("--rate"), "{}", bad.stderr);
+}
+
 // ---- bad credentials ----------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
