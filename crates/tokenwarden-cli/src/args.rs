@@ -133,6 +133,7 @@ pub(crate) enum Command {
   tokenwarden batch --input requests.jsonl --output results.jsonl --concurrency 8 --rate 5/s
   tokenwarden batch --ids user-ids.txt --path-template '/api/v2/users/{id}' --output users.jsonl
   tokenwarden batch --input requests.jsonl --output results.jsonl --resume   # after a crash or kill
+  tokenwarden batch --input requests.jsonl --output results.jsonl --resume --retry-failed
 
 Input lines: {\"id\": \"r1\", \"method\": \"GET\", \"path\": \"/api/v2/users/abc\", \"body\": null}
 Output lines: {\"id\": \"r1\", \"status\": 200, \"body\": {...}} or {\"id\": \"r1\", \"error\": \"...\"};
@@ -281,6 +282,9 @@ pub(crate) struct BatchArgs {
     /// Continue an interrupted job: skip records already in the output.
     #[arg(long)]
     pub(crate) resume: bool,
+    /// With --resume: run again the records that failed (non-2xx or error), replacing their lines.
+    #[arg(long, requires = "resume")]
+    pub(crate) retry_failed: bool,
     /// Overwrite an existing output file.
     #[arg(long, conflicts_with = "resume")]
     pub(crate) force: bool,

@@ -38,6 +38,7 @@ impl std::error::Error for ConfigError {}
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    let is_batch = matches!(cli.command, args::Command::Batch(_));
     logging::init(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -59,7 +60,11 @@ fn main() -> ExitCode {
                 }
             },
             _ = tokio::signal::ctrl_c() => {
-                eprintln!("interrupted");
+                if is_batch {
+                    eprintln!("interrupted: every record finished so far is in the output; rerun with --resume to continue");
+                } else {
+                    eprintln!("interrupted");
+                }
                 exit::INTERRUPTED
             }
         }

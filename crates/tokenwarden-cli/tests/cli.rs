@@ -827,6 +827,52 @@ async fn batch_rate_option_paces_requests_client_side() {
     assert!(bad.stderr.contains("--rate"), "{}", bad.stderr);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_with_retry_failed_reruns_only_the_failures() {
+    const N: usize = 60;
+    let sb = Sandbox::start(SimConfig {
+        users: N,
+        // user-000010 .. user-000019 are forbidden at first: 10 records fail with 403.
+        forbidden_paths: vec!["/api/v2/users/user-00001".into()],
+        ..SimConfig::default()
+    })
+    .await;
+    let input = sb.write("in.jsonl", &user_gets(N));
+    let out = sb.path("out.jsonl");
+    let o = out.to_str().unwrap();
+    let i = input.to_str().unwrap();
+    let first = run(sb.tw(), &["batch", "-i", i, "-o", o]).await;
+    first.expect_code(1);
+    let errors = read_jsonl(&out)
+        .iter()
+        .filter(|v| v.get("error").is_some())
+        .count();
+    assert_eq!(errors, 10, "{}", first.stderr);
+    sb.sim.update(|c| c.forbidden_paths.clear());
+    sb.sim.reset_journal();
+    run(
+        sb.tw(),
+        &["batch", "-i", i, "-o", o, "--resume", "--retry-failed"],
+    )
+    .await
+    .ok();
+    let lines = read_jsonl(&out);
+    assert_exactly_once(&lines, "id", &record_ids(N));
+    assert!(
+        lines.iter().all(|v| v["status"] == 200),
+        "all succeeded now"
+    );
+    assert_eq!(
+        sb.sim.journal_counters().api_ok,
+        10,
+        "only the failures ran again"
+    );
+    // --retry-failed needs --resume.
+    run(sb.tw(), &["batch", "-i", i, "-o", o, "--retry-failed"])
+        .await
+        .expect_code(2);
+}
+
 // ---- bad credentials ----------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

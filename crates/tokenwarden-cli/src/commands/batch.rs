@@ -60,6 +60,7 @@ pub(crate) async fn run(
         concurrency: a.concurrency as usize,
         resume: a.resume,
         overwrite: a.force,
+        retry_failed: a.retry_failed,
     };
     let mode = Mode::pick(a.no_progress, g.quiet);
     let report = execute(client, &input, &a.output, &options, a.replay_safe, mode).await?;

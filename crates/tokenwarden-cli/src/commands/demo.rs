@@ -69,6 +69,7 @@ pub(crate) async fn run(a: DemoArgs, g: &GlobalArgs) -> Result<u8> {
         concurrency: a.concurrency.max(1) as usize,
         resume: false,
         overwrite: true,
+        retry_failed: false,
     };
     let report = super::batch::execute(
         &client,

@@ -104,6 +104,55 @@ pub(crate) fn scan_and_repair(path: &Path) -> std::io::Result<Scan> {
     Ok(scan)
 }
 
+#[derive(serde::Deserialize)]
+struct Verdict {
+    #[serde(default)]
+    status: Option<u16>,
+    #[serde(default)]
+    line: Option<u64>,
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
+}
+
+/// Rewrites the output without the records that failed (a non-2xx status, or an error that was not
+/// about the input line itself), so that a resume runs them again. Invalid input lines stay: they
+/// would fail the same way. Returns how many records were removed. The file is replaced atomically
+/// (a temporary file beside it, then a rename), so a kill during this loses nothing.
+pub(crate) fn drop_failed(path: &Path) -> std::io::Result<u64> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".retry-tmp");
+    let tmp = std::path::PathBuf::from(tmp_name);
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+    let mut dropped = 0;
+    for line in std::io::BufReader::with_capacity(1 << 20, file).split(b'\n') {
+        let line = line?;
+        let failed = match serde_json::from_slice::<Verdict>(&line) {
+            Ok(v) => match (v.status, v.error, v.line) {
+                (Some(s), _, _) => !(200..300).contains(&s),
+                (None, Some(_), None) => true,
+                _ => false,
+            },
+            Err(_) => false,
+        };
+        if failed {
+            dropped += 1;
+        } else {
+            out.write_all(&line)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    out.get_ref().sync_data()?;
+    drop(out);
+    std::fs::rename(&tmp, path)?;
+    Ok(dropped)
+}
+
 /// Length of the file up to and including its last newline.
 fn complete_prefix_len(file: &mut std::fs::File, len: u64) -> std::io::Result<u64> {
     use std::io::Read;
@@ -143,6 +192,30 @@ mod tests {
         assert!(!s.done.contains("b"));
         assert_eq!(s.done.len(), 3);
         assert!(std::fs::read_to_string(&p).unwrap().ends_with("garbage\n"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn drop_failed_keeps_successes_and_input_errors() {
+        let dir = std::env::temp_dir().join(format!("tw-journal-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("out.jsonl");
+        std::fs::write(
+            &p,
+            concat!(
+                "{\"id\":\"a\",\"status\":200,\"body\":{\"error\":1}}\n",
+                "{\"id\":\"b\",\"status\":503,\"body\":null}\n",
+                "{\"id\":\"c\",\"error\":\"retries exhausted\"}\n",
+                "{\"id\":null,\"line\":4,\"error\":\"line 4: not JSON\"}\n",
+                "{\"id\":\"e\",\"line\":5,\"error\":\"line 5: no path\"}\n",
+                "{\"id\":\"f\",\"status\":404,\"body\":null}\n",
+            ),
+        )
+        .unwrap();
+        assert_eq!(drop_failed(&p).unwrap(), 3);
+        let s = scan_and_repair(&p).unwrap();
+        assert!(s.done.contains("a") && s.done.contains("e") && s.done.contains(&line_key(4)));
+        assert!(!s.done.contains("b") && !s.done.contains("c") && !s.done.contains("f"));
         let _ = std::fs::remove_dir_all(dir);
     }
 

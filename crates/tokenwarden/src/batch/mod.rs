@@ -42,6 +42,9 @@ pub struct BatchOptions {
     /// Replace an existing output file (without `resume` or this, an existing output is an error:
     /// it may be the journal of an unfinished run).
     pub overwrite: bool,
+    /// With `resume`: also run again the records that failed (non-2xx or an error), replacing
+    /// their lines. Invalid input lines are kept: they would fail the same way.
+    pub retry_failed: bool,
 }
 
 impl Default for BatchOptions {
@@ -51,6 +54,7 @@ impl Default for BatchOptions {
             concurrency: 8,
             resume: false,
             overwrite: false,
+            retry_failed: false,
         }
     }
 }
@@ -405,10 +409,21 @@ async fn prepare_output(output: &Path, options: &BatchOptions) -> Result<(KeySet
         return Ok((KeySet::default(), 0));
     }
     let path: PathBuf = output.to_path_buf();
-    let scan = tokio::task::spawn_blocking(move || journal::scan_and_repair(&path))
-        .await
-        .map_err(|e| Error::Internal(format!("resume scan: {e}")))?
-        .map_err(|e| io_error("resuming from", output, e))?;
+    let retry_failed = options.retry_failed;
+    let scan = tokio::task::spawn_blocking(move || {
+        let scan = journal::scan_and_repair(&path)?;
+        if !retry_failed {
+            return Ok(scan);
+        }
+        let dropped = journal::drop_failed(&path)?;
+        tracing::info!(records = dropped, "failed records will run again");
+        let mut again = journal::scan_and_repair(&path)?;
+        again.repaired_bytes = scan.repaired_bytes;
+        Ok::<_, std::io::Error>(again)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("resume scan: {e}")))?
+    .map_err(|e| io_error("resuming from", output, e))?;
     if scan.repaired_bytes > 0 {
         tracing::warn!(
             bytes = scan.repaired_bytes,

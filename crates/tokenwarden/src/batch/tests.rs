@@ -247,3 +247,59 @@ async fn ids_input_fills_the_template() {
     paths.sort();
     assert_eq!(paths, ["/api/v2/users/u%202", "/api/v2/users/u1"]);
 }
+
+#[tokio::test]
+async fn retry_failed_runs_only_the_failures_again() {
+    let d = Dir::new();
+    let input = d.file("in.jsonl", &format!("{}not json\n", jsonl(100)));
+    let output = d.0.join("out.jsonl");
+    // First run: every 10th record gets a 503, every 25th an error.
+    let flaky = |r: Record| async move {
+        let n: usize = r.key[1..].parse().unwrap();
+        if n % 25 == 0 {
+            Outcome::Failed("retries exhausted".into())
+        } else if n % 10 == 0 {
+            Outcome::Response {
+                status: 503,
+                body: bytes::Bytes::new(),
+            }
+        } else {
+            ok(r).await
+        }
+    };
+    let r = run(
+        &input,
+        &output,
+        &BatchOptions::default(),
+        &BatchProgress::default(),
+        flaky,
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.ok, r.failed, r.invalid), (88, 13, 1));
+    let retried = std::sync::Mutex::new(Vec::new());
+    let opts = BatchOptions {
+        resume: true,
+        retry_failed: true,
+        ..BatchOptions::default()
+    };
+    let r2 = run(&input, &output, &opts, &BatchProgress::default(), |rec| {
+        retried.lock().unwrap().push(rec.key.clone());
+        ok(rec)
+    })
+    .await
+    .unwrap();
+    assert_eq!((r2.ok, r2.failed, r2.skipped), (12, 0, 89));
+    assert_eq!(retried.lock().unwrap().len(), 12);
+    let out = lines(&output);
+    assert_eq!(out.len(), 101);
+    let counts = ids_count(&out);
+    assert_eq!(counts.len(), 100);
+    assert!(counts.values().all(|c| *c == 1));
+    assert_eq!(
+        out.iter()
+            .filter(|v| v.get("status") == Some(&200.into()))
+            .count(),
+        100
+    );
+}
