@@ -256,9 +256,9 @@ async fn retry_failed_runs_only_the_failures_again() {
     // First run: every 10th record gets a 503, every 25th an error.
     let flaky = |r: Record| async move {
         let n: usize = r.key[1..].parse().unwrap();
-        if n % 25 == 0 {
+        if n.is_multiple_of(25) {
             Outcome::Failed("retries exhausted".into())
-        } else if n % 10 == 0 {
+        } else if n.is_multiple_of(10) {
             Outcome::Response {
                 status: 503,
                 body: bytes::Bytes::new(),
