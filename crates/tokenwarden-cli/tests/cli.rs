@@ -19,6 +19,27 @@ fn users(n: usize) -> BTreeSet<String> {
 // ---- token ------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_token_invocations_share_one_token_request() {
+    // A shell loop run in parallel: the cache's file lock lets one process fetch while the others
+    // wait and then adopt its token.
+    let sb = Sandbox::start(SimConfig {
+        token_latency: Duration::from_millis(300),
+        ..SimConfig::default()
+    })
+    .await;
+    let runs = futures::future::join_all((0..8).map(|_| run(sb.tw(), &["token"]))).await;
+    let tokens: std::collections::BTreeSet<String> = runs
+        .iter()
+        .map(|r| {
+            r.ok();
+            r.stdout.trim().to_string()
+        })
+        .collect();
+    assert_eq!(tokens.len(), 1, "every process printed the same token");
+    assert_eq!(sb.sim.journal_counters().token_requests, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_prints_a_token_and_the_second_run_reuses_the_cache() {
     let sb = Sandbox::start(SimConfig::default()).await;
     let first = run(sb.tw(), &["token"]).await;
