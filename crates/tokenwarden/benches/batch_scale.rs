@@ -6,8 +6,9 @@
 
 use std::io::Write;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokenwarden::batch::{self, BatchOptions, BatchProgress, Outcome};
+use tokio::time::Instant;
 
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

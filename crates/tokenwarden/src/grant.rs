@@ -173,6 +173,9 @@ impl TokenEndpoint {
                 retry_after: None,
             })?;
         let status = resp.status();
+        // An HTTP-date Retry-After is the server's real time, so it is compared with the real
+        // clock (Genesys sends delta-seconds, for which the clock does not matter).
+        #[allow(clippy::disallowed_methods)]
         let retry_after = crate::retry::retry_after_header(resp.headers(), SystemTime::now());
         let location = resp
             .headers()

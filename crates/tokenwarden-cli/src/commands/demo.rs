@@ -56,13 +56,17 @@ pub(crate) async fn run(a: DemoArgs, g: &GlobalArgs) -> Result<u8> {
             a.requests,
             sim.base_url()
         );
-        eprintln!(
-            "  adversity: {:?} tokens, a revocation every {} calls, {} requests/s per token, {:.1}% server errors",
-            a.token_ttl,
-            a.revoke_every,
-            a.rate_limit_per_second,
-            a.error_rate * 100.0
-        );
+        let mut adversity = vec![format!("{:?} tokens", a.token_ttl)];
+        if a.revoke_every > 0 {
+            adversity.push(format!("a revocation every {} calls", a.revoke_every));
+        }
+        if a.rate_limit_per_second > 0 {
+            adversity.push(format!("{} requests/s per token", a.rate_limit_per_second));
+        }
+        if a.error_rate > 0.0 {
+            adversity.push(format!("{:.1}% server errors", a.error_rate * 100.0));
+        }
+        eprintln!("  adversity: {}", adversity.join(", "));
     }
     let options = BatchOptions {
         format: InputFormat::Jsonl,
