@@ -121,6 +121,7 @@ impl Middleware for AuthMiddleware {
         };
         let started = self.clock.now();
         let (mut attempts, mut retries, mut after_heal) = (0u32, 0u32, false);
+        let mut heals = 0u32;
         let mut template = req;
         loop {
             // Keep a copy for a retry; a streaming body cannot be copied and goes once.
@@ -150,7 +151,17 @@ impl Middleware for AuthMiddleware {
                     Err(reqwest_middleware::Error::Reqwest(e)),
                 ),
                 Err(other) => return Err(other),
-                Ok(resp) => match policy::action(resp.status(), bearer.is_some(), after_heal) {
+                Ok(resp) => match policy::action(
+                    resp.status(),
+                    bearer.is_some(),
+                    policy::note_answer(
+                        resp.status(),
+                        bearer.as_ref(),
+                        &self.tokens,
+                        after_heal,
+                        heals,
+                    ),
+                ) {
                     Action::Return | Action::Redirect => return Ok(resp),
                     Action::Heal => {
                         let (Some(spare), Some(rejected)) = (spare, bearer.as_ref()) else {
@@ -159,6 +170,7 @@ impl Middleware for AuthMiddleware {
                         tracing::info!(%method, %path, "API answered 401; refreshing the token and retrying once");
                         self.tokens.rejected(rejected).await.map_err(mw)?;
                         after_heal = true;
+                        heals += 1;
                         template = spare;
                         continue;
                     }

@@ -98,6 +98,40 @@ pub(crate) fn action(status: StatusCode, carried_token: bool, after_heal: bool) 
     }
 }
 
+/// Most 401 heals for one request. The first always happens; further ones only when the token that
+/// was refused had been revoked meanwhile (see [`note_answer`]).
+pub(crate) const MAX_HEALS: u32 = 3;
+
+/// Notes what an answer says about the token it carried, and decides whether a 401 right after a
+/// heal means "this client is not allowed" (`true`: stop with `Error::Unauthorized`).
+///
+/// Any answer but 401 marks the token as accepted by the API. A 401 after a heal is a refusal,
+/// unless the token it carried was revoked meanwhile: the API had already accepted it, or another
+/// request already reported it and it was replaced. Then healing again is right, at most
+/// [`MAX_HEALS`] times per request. (A token revoked on its very first use cannot be told apart from
+/// one the client may not use at all: that case is reported as a refusal.)
+pub(crate) fn note_answer(
+    status: StatusCode,
+    bearer: Option<&crate::Bearer>,
+    tokens: &crate::TokenManager,
+    after_heal: bool,
+    heals: u32,
+) -> bool {
+    let Some(b) = bearer else { return false };
+    if status != StatusCode::UNAUTHORIZED {
+        b.mark_accepted();
+        return false;
+    }
+    if !after_heal {
+        return false;
+    }
+    let revoked_meanwhile = b.was_accepted()
+        || tokens
+            .current()
+            .is_none_or(|c| c.generation() != b.generation());
+    heals >= MAX_HEALS || !revoked_meanwhile
+}
+
 /// Classifies a transport error: a failed connect proves nothing was sent.
 pub(crate) fn transport_failure(is_connect: bool) -> Failure {
     if is_connect {
@@ -286,5 +320,31 @@ mod tests {
         assert_eq!(redirected(s(302), &Method::GET), (Method::GET, true));
         assert_eq!(redirected(s(307), &Method::POST), (Method::POST, true));
         assert_eq!(redirected(s(308), &Method::PUT), (Method::PUT, true));
+    }
+
+    #[tokio::test]
+    async fn a_second_401_is_a_refusal_unless_the_token_was_revoked_meanwhile() {
+        let tokens =
+            crate::TokenManager::builder(crate::StaticToken::new(crate::AccessToken::new("t")))
+                .build();
+        let b = tokens.bearer().await.unwrap();
+        let unauthorized = StatusCode::UNAUTHORIZED;
+        // Without a token, or before any heal, a 401 is never a refusal.
+        assert!(!note_answer(unauthorized, None, &tokens, true, 1));
+        assert!(!note_answer(unauthorized, Some(&b), &tokens, false, 0));
+        // Right after a heal, a never-accepted current token refused: the client is not allowed.
+        assert!(note_answer(unauthorized, Some(&b), &tokens, true, 1));
+        // Once the API accepted the token, a 401 means it was revoked: heal again...
+        assert!(!note_answer(StatusCode::OK, Some(&b), &tokens, false, 0));
+        assert!(b.was_accepted());
+        assert!(!note_answer(unauthorized, Some(&b), &tokens, true, 1));
+        // ...but never more than MAX_HEALS times.
+        assert!(note_answer(
+            unauthorized,
+            Some(&b),
+            &tokens,
+            true,
+            MAX_HEALS
+        ));
     }
 }

@@ -253,24 +253,13 @@ impl RequestBuilder {
                     if carry && inner.honor_rate_limit_headers && status.as_u16() != 429 {
                         note_rate_limit(inner, &resp.headers);
                     }
-                    if let Some(b) = &bearer
-                        && status.as_u16() != 401
-                    {
-                        b.mark_accepted();
-                    }
-                    // A second 401 right after a heal means the client is not allowed, unless the
-                    // token it carried was revoked meanwhile: the API had already accepted it, or
-                    // another request already reported it and it was replaced. Then healing again
-                    // is right, a bounded number of times.
-                    let revoked_meanwhile = bearer.as_ref().is_some_and(|b| {
-                        b.was_accepted()
-                            || inner
-                                .tokens
-                                .current()
-                                .is_none_or(|c| c.generation() != b.generation())
-                    });
-                    let fresh_token_refused =
-                        after_heal && (heals >= MAX_HEALS || !revoked_meanwhile);
+                    let fresh_token_refused = policy::note_answer(
+                        status,
+                        bearer.as_ref(),
+                        &inner.tokens,
+                        after_heal,
+                        heals,
+                    );
                     match policy::action(status, bearer.is_some(), fresh_token_refused) {
                         Action::Return => return Ok(resp),
                         Action::Redirect => {
@@ -413,10 +402,6 @@ impl RequestBuilder {
         }
     }
 }
-
-/// Most 401 heals for one request. The first always happens; further ones only when the token that
-/// was refused had already been accepted by the API (it was revoked, not useless).
-const MAX_HEALS: u32 = 3;
 
 /// One HTTP exchange, the body read in full (a failure while reading is a transport failure).
 async fn exchange(
