@@ -215,11 +215,14 @@ impl Middleware for AuthMiddleware {
                 return Err(not_replayable());
             };
             retries += 1;
-            let delay = self
-                .backoff
-                .delay(retries, retry_after, self.jitter.sample());
             let elapsed = self.clock.now().saturating_duration_since(started);
-            if !self.backoff.allows(attempts, elapsed, delay) {
+            let Some(delay) = self.backoff.next_delay(
+                retries,
+                attempts,
+                elapsed,
+                retry_after,
+                self.jitter.sample(),
+            ) else {
                 let last = match &outcome {
                     Ok(r) => format!("HTTP {}", r.status().as_u16()),
                     Err(e) => e.to_string(),
@@ -230,8 +233,8 @@ impl Middleware for AuthMiddleware {
                     attempts,
                     last,
                 }));
-            }
-            tracing::warn!(
+            };
+            tracing::info!(
                 %method,
                 %path,
                 failure = failure.describe(),

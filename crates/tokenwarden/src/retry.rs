@@ -58,6 +58,20 @@ impl Backoff {
         Duration::from_secs_f64(base / 2.0 + base / 2.0 * jitter)
     }
 
+    /// The wait before retry number `retry`, if the budget allows another attempt after `attempts`
+    /// attempts taking `elapsed`; `None` when the budget is spent.
+    pub fn next_delay(
+        &self,
+        retry: u32,
+        attempts: u32,
+        elapsed: Duration,
+        retry_after: Option<Duration>,
+        jitter: f64,
+    ) -> Option<Duration> {
+        let delay = self.delay(retry, retry_after, jitter);
+        self.allows(attempts, elapsed, delay).then_some(delay)
+    }
+
     /// Whether another attempt is allowed after `attempts` attempts taking `elapsed`, if the next one
     /// would start after waiting `next_delay`.
     pub fn allows(&self, attempts: u32, elapsed: Duration, next_delay: Duration) -> bool {

@@ -369,11 +369,14 @@ impl RequestBuilder {
                 return Err(not_replayable(&method, &url));
             }
             retries += 1;
-            let delay = inner
-                .backoff
-                .delay(retries, retry_after, inner.jitter.sample());
             let elapsed = inner.clock.now().saturating_duration_since(started);
-            if !inner.backoff.allows(sends, elapsed, delay) {
+            let Some(delay) = inner.backoff.next_delay(
+                retries,
+                sends,
+                elapsed,
+                retry_after,
+                inner.jitter.sample(),
+            ) else {
                 tracing::warn!(%method, path = url.path(), attempts = sends, %last, "retries exhausted");
                 return Err(Error::RetriesExhausted {
                     method: method.to_string(),
@@ -381,7 +384,7 @@ impl RequestBuilder {
                     attempts: sends,
                     last,
                 });
-            }
+            };
             let c = &inner.counters;
             Counters::inc(&c.retries);
             Counters::inc(match failure {
