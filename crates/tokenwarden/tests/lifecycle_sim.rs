@@ -18,12 +18,12 @@ fn grant(sim: &Simulator, secret: &str) -> ClientCredentials {
     )
 }
 
-/// Sends GET /api/v2/users/{id} with the manager's current token; returns the status.
-async fn call(http: &reqwest::Client, sim: &Simulator, tokens: &TokenManager, i: usize) -> u16 {
+/// Sends GET /api/v2/users/{id} to the API at `base` with the manager's current token; returns the
+/// status.
+async fn call(http: &reqwest::Client, base: &str, tokens: &TokenManager, i: usize) -> u16 {
     let bearer = tokens.bearer().await.expect("a token");
     http.get(format!(
-        "{}/api/v2/users/{}",
-        sim.base_url(),
+        "{base}/api/v2/users/{}",
         tokenwarden_sim::data::user_id(i % 100)
     ))
     .header(reqwest::header::AUTHORIZATION, bearer.header_value())
@@ -58,18 +58,11 @@ async fn thirty_seconds_of_one_second_tokens_sends_no_expired_token() {
             tokio::spawn(async move {
                 let mut i = w;
                 while tokio::time::Instant::now() < end {
-                    let bearer = tokens.bearer().await.expect("a token");
-                    let status = http
-                        .get(format!(
-                            "{sim_url}/api/v2/users/{}",
-                            tokenwarden_sim::data::user_id(i % 100)
-                        ))
-                        .header(reqwest::header::AUTHORIZATION, bearer.header_value())
-                        .send()
-                        .await
-                        .expect("simulator answers")
-                        .status();
-                    assert_eq!(status, 200, "request {i} failed");
+                    assert_eq!(
+                        call(&http, &sim_url, &tokens, i).await,
+                        200,
+                        "request {i} failed"
+                    );
                     sent.fetch_add(1, Ordering::Relaxed);
                     i += 8;
                     // A steady stream, not a busy loop: about 400 requests/s in all.
@@ -115,7 +108,7 @@ async fn a_token_endpoint_outage_shorter_than_the_remaining_lifetime_is_invisibl
     let tokens = TokenManager::builder(grant(&sim, DEFAULT_CLIENT_SECRET)).build();
     let http = reqwest::Client::new();
     let start = tokio::time::Instant::now();
-    assert_eq!(call(&http, &sim, &tokens, 0).await, 200);
+    assert_eq!(call(&http, &sim.base_url(), &tokens, 0).await, 200);
     let first = tokens.current().unwrap().generation();
     // The token's refresh window opens at 5 to 6 s; the endpoint is down from 4 s to 7 s.
     sim.update(|c| c.token_outage = true);
@@ -127,7 +120,7 @@ async fn a_token_endpoint_outage_shorter_than_the_remaining_lifetime_is_invisibl
             outage_on = false;
         }
         assert_eq!(
-            call(&http, &sim, &tokens, i).await,
+            call(&http, &sim.base_url(), &tokens, i).await,
             200,
             "at {:?}",
             start.elapsed()
@@ -226,7 +219,7 @@ async fn refresh_tokens_rotate_and_each_is_used_once() {
     let start = tokio::time::Instant::now();
     let mut i = 0;
     while start.elapsed() < Duration::from_secs(4) {
-        assert_eq!(call(&http, &sim, &tokens, i).await, 200);
+        assert_eq!(call(&http, &sim.base_url(), &tokens, i).await, 200);
         i += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
