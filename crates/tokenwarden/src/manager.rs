@@ -89,6 +89,8 @@ struct Inner {
     proactive_not_before: AtomicU64,
     origin: Instant,
     grant: Arc<dyn Grant>,
+    /// The grant supplies its one token up front (a static token): nothing can be fetched.
+    static_grant: bool,
     store: Option<Arc<dyn TokenStore>>,
     clock: Arc<dyn Clock>,
     jitter: Arc<dyn Jitter>,
@@ -157,7 +159,9 @@ impl TokenManagerBuilder {
     /// The manager. It fetches nothing until the first [`TokenManager::bearer`] call.
     pub fn build(self) -> TokenManager {
         let origin = self.clock.now();
+        let initial = self.grant.initial();
         let inner = Inner {
+            static_grant: initial.is_some(),
             current: ArcSwapOption::empty(),
             refreshing: AtomicBool::new(false),
             inflight: Mutex::new(None),
@@ -174,7 +178,7 @@ impl TokenManagerBuilder {
             next_generation: AtomicU64::new(1),
             counters: Counters::default(),
         };
-        if let Some((token, lifetime)) = inner.grant.initial() {
+        if let Some((token, lifetime)) = initial {
             let now = inner.clock.now();
             let held = inner.held_static(token, lifetime, now, inner.clock.wall());
             inner.current.store(Some(Arc::new(held)));
@@ -289,7 +293,7 @@ impl Inner {
     /// 429). An idle token (never handed out) is not refreshed: the next caller fetches on demand,
     /// and an idle process does not mint tokens forever. The timer holds only a weak reference.
     fn schedule_refresh(self: &Arc<Self>, t: &Arc<HeldToken>) {
-        if t.never_expires || self.grant.initial().is_some() {
+        if t.never_expires || self.static_grant {
             return;
         }
         let weak = Arc::downgrade(self);
@@ -443,8 +447,7 @@ impl Inner {
     }
 
     async fn obtain(&self, reason: Reason, replaced: Option<&HeldToken>) -> Result<Bearer, Error> {
-        if self.grant.initial().is_some() {
-            // A static token: nothing can be fetched.
+        if self.static_grant {
             return Err(Error::StaticTokenExpired {
                 reason: if reason == Reason::Rejected {
                     "was rejected by the API"

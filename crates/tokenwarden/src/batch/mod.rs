@@ -196,7 +196,7 @@ where
         .await
         .map_err(|e| io_error("reading", input, e))?;
     let reader = tokio::io::BufReader::with_capacity(256 * 1024, file);
-    let format = options.format.clone();
+    let format = &options.format;
 
     // The reader: a stream of work, skipping recorded records and flagging duplicates.
     struct ReadState {
@@ -214,77 +214,70 @@ where
     let read_error: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
     let read_error_ref = &read_error;
     let done_ref = &done_keys;
-    let work = futures::stream::unfold((state, done_ref), move |(mut st, done)| {
-        let format = format.clone();
-        async move {
-            loop {
-                st.buf.clear();
-                match st.reader.read_until(b'\n', &mut st.buf).await {
-                    Ok(0) => return None,
-                    Ok(_) => {}
-                    Err(e) => {
-                        *read_error_ref.lock().unwrap_or_else(|p| p.into_inner()) =
-                            Some(Error::Config(format!("reading input: {e}")));
-                        return None;
-                    }
+    let work = futures::stream::unfold((state, done_ref), move |(mut st, done)| async move {
+        loop {
+            st.buf.clear();
+            match st.reader.read_until(b'\n', &mut st.buf).await {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => {
+                    *read_error_ref.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(Error::Config(format!("reading input: {e}")));
+                    return None;
                 }
-                st.line_no += 1;
-                let line_no = st.line_no;
-                let parsed = match std::str::from_utf8(&st.buf) {
-                    Ok(text) => input::parse_line(&format, line_no, text),
-                    Err(_) => Parsed::Invalid {
-                        id: None,
-                        error: format!("line {line_no}: not UTF-8"),
-                    },
-                };
-                let item = match parsed {
-                    Parsed::Blank => continue,
-                    Parsed::Record(r) => {
-                        if !st.seen.insert(&r.key) {
-                            keyed_invalid(
-                                done,
-                                line_no,
-                                format!(
-                                    "line {line_no}: duplicate id {} (an earlier line has it)",
-                                    r.id
-                                ),
-                            )
-                        } else if done.contains(&r.key) {
-                            progress.skipped.fetch_add(1, Ordering::Relaxed);
-                            continue;
-                        } else {
-                            Some(Work::Run(r))
-                        }
-                    }
-                    Parsed::Invalid {
-                        id: Some((id, key)),
-                        error,
-                    } => {
-                        if !st.seen.insert(&key) {
-                            keyed_invalid(
-                                done,
-                                line_no,
-                                format!("{error}; also a duplicate id {id}"),
-                            )
-                        } else if done.contains(&key) {
-                            progress.skipped.fetch_add(1, Ordering::Relaxed);
-                            continue;
-                        } else {
-                            Some(Work::Invalid {
-                                id: Some(id),
-                                line: line_no,
-                                error,
-                            })
-                        }
-                    }
-                    Parsed::Invalid { id: None, error } => keyed_invalid(done, line_no, error),
-                };
-                match item {
-                    Some(w) => return Some((w, (st, done))),
-                    None => {
+            }
+            st.line_no += 1;
+            let line_no = st.line_no;
+            let parsed = match std::str::from_utf8(&st.buf) {
+                Ok(text) => input::parse_line(format, line_no, text),
+                Err(_) => Parsed::Invalid {
+                    id: None,
+                    error: format!("line {line_no}: not UTF-8"),
+                },
+            };
+            let item = match parsed {
+                Parsed::Blank => continue,
+                Parsed::Record(r) => {
+                    if !st.seen.insert(&r.key) {
+                        keyed_invalid(
+                            done,
+                            line_no,
+                            format!(
+                                "line {line_no}: duplicate id {} (an earlier line has it)",
+                                r.id
+                            ),
+                        )
+                    } else if done.contains(&r.key) {
                         progress.skipped.fetch_add(1, Ordering::Relaxed);
                         continue;
+                    } else {
+                        Some(Work::Run(r))
                     }
+                }
+                Parsed::Invalid {
+                    id: Some((id, key)),
+                    error,
+                } => {
+                    if !st.seen.insert(&key) {
+                        keyed_invalid(done, line_no, format!("{error}; also a duplicate id {id}"))
+                    } else if done.contains(&key) {
+                        progress.skipped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    } else {
+                        Some(Work::Invalid {
+                            id: Some(id),
+                            line: line_no,
+                            error,
+                        })
+                    }
+                }
+                Parsed::Invalid { id: None, error } => keyed_invalid(done, line_no, error),
+            };
+            match item {
+                Some(w) => return Some((w, (st, done))),
+                None => {
+                    progress.skipped.fetch_add(1, Ordering::Relaxed);
+                    continue;
                 }
             }
         }

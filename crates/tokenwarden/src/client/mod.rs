@@ -93,8 +93,11 @@ pub(crate) struct Inner {
     pub(crate) limiter: Option<RateLimiter>,
     /// Pause requests to the API until this instant (from `inin-ratelimit-*` headers), if set.
     pub(crate) honor_rate_limit_headers: bool,
-    /// guards the instant before which no request goes to the API (`inin-ratelimit-*` pause)
-    pub(crate) paused_until: std::sync::Mutex<Option<crate::clock::Instant>>,
+    /// No request goes to the API before `origin` + this many nanoseconds (`inin-ratelimit-*`
+    /// pause; 0: none). An atomic, because every request reads it.
+    pub(crate) paused_until_nanos: AtomicU64,
+    /// The instant `paused_until_nanos` counts from.
+    pub(crate) origin: crate::clock::Instant,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) jitter: Arc<dyn Jitter>,
     pub(crate) counters: Counters,
@@ -221,7 +224,8 @@ impl ApiClientBuilder {
                 max_redirects: self.max_redirects,
                 limiter: self.rate_limit.map(RateLimiter::new),
                 honor_rate_limit_headers: self.honor_rate_limit_headers,
-                paused_until: std::sync::Mutex::new(None),
+                paused_until_nanos: AtomicU64::new(0),
+                origin: self.clock.now(),
                 clock: self.clock,
                 jitter: self.jitter,
                 counters: Counters::default(),

@@ -7,6 +7,7 @@ use crate::token::Bearer;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use url::Url;
 
@@ -188,9 +189,12 @@ impl RequestBuilder {
         loop {
             let carry = policy::may_carry_token(&inner.base, &url);
             if carry {
-                let paused_until = *inner.paused_until.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(until) = paused_until.filter(|u| *u > inner.clock.now()) {
-                    tokio::time::sleep_until(until).await;
+                let paused = inner.paused_until_nanos.load(Ordering::Relaxed);
+                if paused != 0 {
+                    let until = inner.origin + Duration::from_nanos(paused);
+                    if until > inner.clock.now() {
+                        tokio::time::sleep_until(until).await;
+                    }
                 }
                 if let Some(limiter) = &inner.limiter
                     && !limiter.acquire(inner.clock.now()).await.is_zero()
@@ -424,9 +428,11 @@ fn note_rate_limit(inner: &super::Inner, headers: &HeaderMap) {
         return;
     };
     let until = inner.clock.now() + pause;
-    let mut slot = inner.paused_until.lock().unwrap_or_else(|e| e.into_inner());
-    if slot.is_none_or(|u| u < until) {
-        *slot = Some(until);
+    let nanos = until
+        .saturating_duration_since(inner.origin)
+        .as_nanos()
+        .clamp(1, u64::MAX as u128) as u64;
+    if inner.paused_until_nanos.fetch_max(nanos, Ordering::Relaxed) < nanos {
         Counters::inc(&inner.counters.rate_limit_pauses);
         tracing::debug!(
             pause_ms = pause.as_millis() as u64,
