@@ -213,11 +213,8 @@ impl Error {
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// At most `max` characters of `s`, for error messages.
+/// At most `max` characters of `s`, for error messages: text that may have come from a server, so
+/// registered secrets are redacted and control characters escaped (see [`crate::terminal_safe`]).
 pub(crate) fn excerpt(s: &str, max: usize) -> String {
-    let mut out: String = s.chars().take(max).collect();
-    if s.chars().count() > max {
-        out.push('…');
-    }
-    out
+    crate::redact::terminal_safe(s, max)
 }

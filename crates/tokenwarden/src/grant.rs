@@ -145,6 +145,8 @@ impl TokenEndpoint {
             ClientAuth::Basic => {
                 let basic = base64::engine::general_purpose::STANDARD
                     .encode(format!("{client_id}:{}", secret.expose_secret()));
+                // The Basic credential is the secret in another form: scrub it from server text too.
+                crate::redact::register(&basic, crate::redact::Lifespan::Process);
                 let mut v =
                     http::HeaderValue::from_str(&format!("Basic {basic}")).map_err(|_| {
                         FetchError::Fatal(Error::Config(

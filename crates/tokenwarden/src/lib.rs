@@ -35,6 +35,7 @@ mod metrics;
 #[cfg(feature = "middleware")]
 mod middleware;
 mod paginate;
+mod redact;
 mod region;
 mod retry;
 mod secret;
@@ -51,11 +52,15 @@ pub use grant::{
     ClientAuth, ClientCredentials, FetchError, Grant, RefreshTokenGrant, RotationHook, StaticToken,
     TokenEndpoint, TokenResponse,
 };
-pub use manager::{DEFAULT_FATAL_COOLDOWN, TokenManager, TokenManagerBuilder};
+pub use manager::{DEFAULT_FATAL_COOLDOWN, Rejection, TokenManager, TokenManagerBuilder};
 pub use metrics::Metrics;
 #[cfg(feature = "middleware")]
 pub use middleware::{AuthMiddleware, ReplaySafe};
 pub use paginate::{JobOptions, analytics_job, paginate_cursor, paginate_pages, paginate_query};
+pub use redact::{
+    MAX_ROTATING_SECRETS, MIN_SECRET_LEN, REDACTED, redact, redact_bytes, register_secret,
+    terminal_safe,
+};
 pub use region::{REGIONS, Region};
 pub use retry::{Backoff, parse_retry_after};
 pub use secret::{AccessToken, ClientSecret, RefreshToken};

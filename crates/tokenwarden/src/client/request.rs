@@ -313,7 +313,10 @@ impl RequestBuilder {
                                 generation = rejected.generation(),
                                 "API answered 401; refreshing the token and retrying once"
                             );
-                            inner.tokens.rejected(rejected).await?;
+                            let why = crate::Rejection::from_code(
+                                ErrorBody::parse(&resp.body).code.as_deref(),
+                            );
+                            inner.tokens.rejected_with(rejected, why).await?;
                             Counters::inc(&inner.counters.unauthorized_healed);
                             Counters::inc(&inner.counters.retries);
                             after_heal = true;
