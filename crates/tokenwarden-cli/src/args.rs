@@ -3,14 +3,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-const EXIT_CODES: &str = "\
-Exit status:
-  0  success (every record succeeded)
-  1  the request or some batch records failed (the rest completed; see the output)
-  2  usage error (bad arguments)
-  3  configuration or credentials error (nothing useful can run until it is fixed)
-  4  other runtime error (network, API unavailable after retries, I/O)
-  130 interrupted";
+use crate::exit::TABLE as EXIT_CODES;
 
 /// tokenwarden: OAuth tokens that never expire mid-job, for Genesys Cloud and any OAuth 2.0 API.
 #[derive(Debug, Parser)]

@@ -1,4 +1,6 @@
-//! Logs go to stderr; stdout carries only command output. `RUST_LOG` wins over -v/-q.
+//! Logs go to stderr; stdout carries only command output. `RUST_LOG` wins over -v/-q. Every line
+//! passes through [`tokenwarden::redact`] on its way out, so a secret that reached a log field as
+//! ordinary text (a server echoing it) is scrubbed there too.
 
 use crate::args::{GlobalArgs, LogFormat};
 use std::io::IsTerminal as _;
@@ -23,12 +25,29 @@ pub(crate) fn init(g: &GlobalArgs) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| RedactingStderr)
         // Colour codes only for a person at a terminal: not in files, pipes or CI logs.
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_target(g.verbose >= 2);
     match g.log_format {
-        LogFormat::Json => builder.json().init(),
+        // Flat objects (`timestamp`, `level`, `message`, fields...), the shape of `ui`'s messages.
+        LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
+    }
+}
+
+/// stderr, with registered secrets scrubbed from each write (the formatter writes one event per
+/// call).
+struct RedactingStderr;
+
+impl std::io::Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let clean = tokenwarden::redact_bytes(buf);
+        std::io::stderr().lock().write_all(&clean)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }

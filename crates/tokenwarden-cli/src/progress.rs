@@ -24,9 +24,9 @@ pub(crate) enum Mode {
 
 impl Mode {
     pub(crate) fn pick(no_progress: bool, quiet: bool) -> Mode {
-        if quiet {
+        if quiet || crate::ui::is_quiet() {
             Mode::Silent
-        } else if !no_progress && std::io::stderr().is_terminal() {
+        } else if !no_progress && !crate::ui::is_json() && std::io::stderr().is_terminal() {
             Mode::Bar
         } else {
             Mode::Lines
@@ -88,10 +88,18 @@ impl Reporter {
                     }
                     (None, Mode::Lines) if !done => {
                         let secs = started.elapsed().as_secs_f64().max(0.001);
-                        eprintln!(
-                            "progress: {n}/{total} ({:.0}/s) · {}",
-                            n as f64 / secs,
-                            status(&progress, &client)
+                        crate::ui::progress(
+                            &format!(
+                                "progress: {n}/{total} ({:.0}/s) · {}",
+                                n as f64 / secs,
+                                status(&progress, &client)
+                            ),
+                            serde_json::json!({
+                                "done": n,
+                                "total": total,
+                                "failed": progress.failed.load(Ordering::Relaxed),
+                                "per_second": (n as f64 / secs).round(),
+                            }),
                         );
                     }
                     _ => {}

@@ -29,9 +29,11 @@ pub(crate) async fn run(
     if a.preflight || !a.require_scope.is_empty() {
         let r = super::check::preflight(client, &a.require_scope).await?;
         tracing::info!(organization = %r.organization, client = %r.client, "preflight ok");
-        if !g.quiet {
-            eprintln!("preflight ok: {} via {}", r.organization, r.client);
-        }
+        let _ = g;
+        crate::ui::note(&format!(
+            "preflight ok: {} via {}",
+            r.organization, r.client
+        ));
     }
     let (input, format) = match (&a.input, &a.ids) {
         (Some(i), _) => (i.clone(), InputFormat::Jsonl),
@@ -70,14 +72,7 @@ pub(crate) async fn run(
             .with_context(|| format!("writing {}", p.display()))?;
     }
     let hint = hint.filter(|_| report.aborted.as_ref().is_some_and(Error::is_credentials));
-    if !g.quiet {
-        print_summary(&report, client, hint);
-    } else if let Some(e) = &report.aborted {
-        eprintln!("error: {e}");
-        if let Some(h) = hint {
-            eprintln!("hint: {h}");
-        }
-    }
+    print_summary(&report, client, hint);
     Ok(outcome_code(&report))
 }
 
@@ -165,40 +160,47 @@ pub(crate) fn print_summary(r: &BatchReport, client: &ApiClient, hint: Option<&s
     let c = client.metrics();
     let t = client.tokens().metrics();
     let secs = r.elapsed.as_secs_f64();
-    eprintln!(
-        "done in {secs:.1} s: {} ok, {} failed ({} invalid lines), {} skipped{}",
-        r.ok,
-        r.failed,
-        r.invalid,
-        r.skipped,
-        if secs > 0.0 {
-            format!(" · {:.0} requests/s", (r.ok + r.failed) as f64 / secs)
-        } else {
-            String::new()
-        }
+    let fields = summary_json(r, client);
+    crate::ui::summary(
+        &format!(
+            "done in {secs:.1} s: {} ok, {} failed ({} invalid lines), {} skipped{}",
+            r.ok,
+            r.failed,
+            r.invalid,
+            r.skipped,
+            if secs > 0.0 {
+                format!(" · {:.0} requests/s", (r.ok + r.failed) as f64 / secs)
+            } else {
+                String::new()
+            }
+        ),
+        fields,
     );
-    eprintln!(
-        "tokens fetched: {} ({} proactive, {} after a 401) · 401s healed: {} · 429s waited: {} · rate-limit pauses: {} · 5xx retried: {} · transport retries: {}",
-        t.tokens_fetched,
-        t.proactive_refreshes,
-        t.rejected_refreshes,
-        c.unauthorized_healed,
-        c.rate_limited_waits,
-        c.rate_limit_pauses,
-        c.server_errors_retried,
-        c.transport_retries
+    crate::ui::summary(
+        &format!(
+            "tokens fetched: {} ({} proactive, {} after a 401) · 401s healed: {} · 429s waited: {} · rate-limit pauses: {} · 5xx retried: {} · transport retries: {}",
+            t.tokens_fetched,
+            t.proactive_refreshes,
+            t.rejected_refreshes,
+            c.unauthorized_healed,
+            c.rate_limited_waits,
+            c.rate_limit_pauses,
+            c.server_errors_retried,
+            c.transport_retries
+        ),
+        serde_json::Value::Null,
     );
     if r.repaired_bytes > 0 {
-        eprintln!(
+        crate::ui::note(&format!(
             "repaired a torn last line ({} bytes) left by the interrupted run",
             r.repaired_bytes
-        );
+        ));
     }
     if let Some(e) = &r.aborted {
-        eprintln!("error: stopped early: {e}");
+        crate::ui::error(&format!("stopped early: {e}"));
         if let Some(h) = hint {
-            eprintln!("hint: {h}");
+            crate::ui::hint(h);
         }
-        eprintln!("fix the cause, then rerun with --resume to continue where it stopped");
+        crate::ui::hint("fix the cause, then rerun with --resume to continue where it stopped");
     }
 }

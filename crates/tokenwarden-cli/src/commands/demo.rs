@@ -51,11 +51,11 @@ pub(crate) async fn run(a: DemoArgs, g: &GlobalArgs) -> Result<u8> {
         .clone()
         .unwrap_or_else(|| dir.join("demo-output.jsonl"));
     if !g.quiet {
-        eprintln!(
+        crate::ui::note(&format!(
             "tokenwarden demo: {} requests against the embedded simulator at {}",
             a.requests,
             sim.base_url()
-        );
+        ));
         let mut adversity = vec![format!("{:?} tokens", a.token_ttl)];
         if a.revoke_every > 0 {
             adversity.push(format!("a revocation every {} calls", a.revoke_every));
@@ -66,7 +66,7 @@ pub(crate) async fn run(a: DemoArgs, g: &GlobalArgs) -> Result<u8> {
         if a.error_rate > 0.0 {
             adversity.push(format!("{:.1}% server errors", a.error_rate * 100.0));
         }
-        eprintln!("  adversity: {}", adversity.join(", "));
+        crate::ui::note(&format!("  adversity: {}", adversity.join(", ")));
     }
     let options = BatchOptions {
         format: InputFormat::Jsonl,

@@ -77,7 +77,12 @@ pub(crate) fn settings(g: &GlobalArgs) -> Result<Settings> {
     let (settings, warnings) = config::resolve(g, &config::process_env, &paths, &mut stdin)
         .map_err(|e| anyhow::Error::new(ConfigError(format!("{e:#}"))))?;
     for w in warnings {
-        tracing::warn!("{w}");
+        // A secret on the command line is worth a warning even with -q.
+        if w.starts_with("--client-secret") {
+            crate::ui::warn_always(&w);
+        } else {
+            crate::ui::warn(&w);
+        }
     }
     for (what, from) in &settings.sources {
         tracing::debug!(setting = %what, from = %from, "configuration");

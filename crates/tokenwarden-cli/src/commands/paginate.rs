@@ -106,7 +106,7 @@ async fn write_items(
     sink.flush()?;
     tracing::info!(items = n, "done");
     if out.is_some() {
-        eprintln!("{n} items");
+        crate::ui::summary(&format!("{n} items"), serde_json::json!({"items": n}));
     }
     Ok(crate::exit::OK)
 }

@@ -9,6 +9,7 @@ use tokenwarden::ApiClient;
 pub(crate) async fn run(client: &ApiClient, a: RequestArgs) -> Result<u8> {
     let method = http::Method::from_bytes(a.method.to_ascii_uppercase().as_bytes())
         .map_err(|_| ConfigError(format!("unknown method {:?}", a.method)))?;
+    let a_method = method.to_string();
     let mut req = client.request(method, &a.path);
     for h in &a.header {
         let (name, value) = h
@@ -28,8 +29,10 @@ pub(crate) async fn run(client: &ApiClient, a: RequestArgs) -> Result<u8> {
     }
     let resp = req.send().await?;
     let status = resp.status();
+    let (resp_method, resp_path) = (a_method, resp.url().path().to_string());
     let mut out = std::io::stdout().lock();
-    out.write_all(resp.body())?;
+    // The body is data, but it came from a server: a secret it echoes is scrubbed.
+    out.write_all(&tokenwarden::redact_bytes(resp.body()))?;
     if !resp.body().is_empty() && !resp.body().ends_with(b"\n") {
         out.write_all(b"\n")?;
     }
@@ -37,7 +40,10 @@ pub(crate) async fn run(client: &ApiClient, a: RequestArgs) -> Result<u8> {
     if status.is_success() {
         Ok(crate::exit::OK)
     } else {
-        eprintln!("HTTP {status}");
+        crate::ui::error(&format!(
+            "{} {} answered HTTP {status}",
+            resp_method, resp_path
+        ));
         Ok(crate::exit::FAILED)
     }
 }

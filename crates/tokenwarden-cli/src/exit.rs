@@ -1,0 +1,92 @@
+//! The exit-status table, kept by every command, and the one function that maps an error to it.
+//!
+//! | status | meaning |
+//! |---|---|
+//! | 0 | everything succeeded |
+//! | 1 | the request, or some records, failed (an HTTP error after retries) |
+//! | 2 | what was typed is wrong: a flag or its value, a file named on the command line that is missing or unreadable, an output directory that does not exist, bad inline JSON |
+//! | 3 | credentials or configuration files: the token endpoint refuses the client, a broken config file |
+//! | 4 | network, server or disk failure that outlasted the retries |
+//! | 130 | interrupted |
+
+/// Everything succeeded.
+pub(crate) const OK: u8 = 0;
+/// The request, or some records, failed.
+pub(crate) const FAILED: u8 = 1;
+/// What was typed is wrong (flags, values, files named on the command line).
+pub(crate) const USAGE: u8 = 2;
+/// Credentials or configuration files.
+pub(crate) const CONFIG: u8 = 3;
+/// Network, server or disk failure that outlasted the retries.
+pub(crate) const RUNTIME: u8 = 4;
+/// Interrupted (Ctrl-C, SIGTERM).
+pub(crate) const INTERRUPTED: u8 = 130;
+
+/// The table as shown at the end of `--help`.
+pub(crate) const TABLE: &str = "\
+Exit status:
+  0    everything succeeded
+  1    the request, or some records, failed (HTTP errors after retries; the rest completed)
+  2    what was typed is wrong: a flag or its value, a file named on the command line that is
+       missing or unreadable, an output directory that does not exist, bad inline JSON
+  3    credentials or configuration: the token endpoint refuses the client, a broken config file
+  4    network, server or disk failure that outlasted the retries
+  130  interrupted";
+
+/// What was typed is wrong (exit 2): a flag value, a missing file named on the command line.
+#[derive(Debug)]
+pub(crate) struct UsageError(pub(crate) String);
+
+/// Credentials or configuration files (exit 3).
+#[derive(Debug)]
+pub(crate) struct ConfigError(pub(crate) String);
+
+/// A request or some records failed (exit 1), already reported.
+#[derive(Debug)]
+pub(crate) struct FailedError(pub(crate) String);
+
+macro_rules! message_error {
+    ($($t:ident),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl std::error::Error for $t {}
+    )*};
+}
+message_error!(UsageError, ConfigError, FailedError);
+
+/// Maps an error to the table: the first cause that says what it is decides.
+pub(crate) fn code(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if cause.downcast_ref::<UsageError>().is_some() {
+            return USAGE;
+        }
+        if cause.downcast_ref::<ConfigError>().is_some() {
+            return CONFIG;
+        }
+        if cause.downcast_ref::<FailedError>().is_some() {
+            return FAILED;
+        }
+        if let Some(tw) = cause.downcast_ref::<tokenwarden::Error>() {
+            return library_code(tw);
+        }
+        if cause.downcast_ref::<std::io::Error>().is_some() {
+            return RUNTIME;
+        }
+    }
+    RUNTIME
+}
+
+/// Where a library error sits in the table.
+pub(crate) fn library_code(e: &tokenwarden::Error) -> u8 {
+    use tokenwarden::Error as E;
+    match e {
+        e if e.is_credentials() => CONFIG,
+        E::Config(_) => CONFIG,
+        // An HTTP answer that is an error, after retries: the request failed.
+        E::Forbidden { .. } | E::Status { .. } | E::JobFailed { .. } => FAILED,
+        _ => RUNTIME,
+    }
+}
