@@ -134,6 +134,23 @@ async fn token_refuses_a_cache_file_others_can_read() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_refuses_a_fingerprint_key_others_can_read() {
+    let sb = Sandbox::start(SimConfig::default()).await;
+    cached_token(&sb).await;
+    let key = cache_dir(&sb).join("fingerprint.key");
+    chmod(&key, 0o644);
+    let r = run(sb.tw(), &["token"]).await;
+    r.expect_code(4);
+    assert_eq!(r.stdout, "");
+    assert!(r.stderr.contains("fingerprint.key"), "{}", r.stderr);
+    assert_eq!(
+        sb.sim.journal_counters().token_requests,
+        1,
+        "nothing fetched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_refuses_a_cache_dir_others_can_write_to_and_names_the_fix() {
     // Before: a world-writable cache directory was used.
     let sb = Sandbox::start(SimConfig::default()).await;

@@ -264,6 +264,11 @@ async fn fingerprint_key_open_to_others_is_refused() {
     chmod(&dir.join("fingerprint.key"), 0o644);
     assert!(store_error(store.load().await).contains("fingerprint.key"));
     assert!(store_error(store.save(&token("t2-token")).await).contains("fingerprint.key"));
+    assert!(store_error(store.lock().await).contains("fingerprint.key"));
+    std::fs::remove_file(dir.join("fingerprint.key")).unwrap();
+    std::os::unix::fs::symlink(store.path(), dir.join("fingerprint.key")).unwrap();
+    assert!(store_error(store.lock().await).contains("symbolic link"));
+    assert!(store_error(store.load().await).contains("symbolic link"));
 }
 
 #[tokio::test]

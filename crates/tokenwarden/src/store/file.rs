@@ -1,6 +1,6 @@
 //! [`FileStore`]: the token cache on disk, shared by every process of the user.
 
-use super::fingerprint::FingerprintKey;
+use super::fingerprint::{FingerprintKey, KEY_FILE};
 use super::private_fs::PrivateDir;
 use super::{StoreLock, StoredToken, TokenKey, TokenStore};
 use crate::error::Error;
@@ -23,6 +23,8 @@ const RECORD_VERSION: u32 = 1;
 /// The first wait between two attempts at the lock, doubled up to [`MAX_LOCK_POLL`].
 const FIRST_LOCK_POLL: Duration = Duration::from_millis(10);
 const MAX_LOCK_POLL: Duration = Duration::from_millis(250);
+/// Waiting longer than this for the lock gets a warning.
+const SLOW_LOCK: Duration = Duration::from_secs(2);
 
 /// A token cache in a directory of the user's: the `tokenwarden token` cache. One JSON file per
 /// [`TokenKey`] (`<id>.json`, readable only by its owner), a lock file next to it, and the key of
@@ -252,6 +254,7 @@ impl TokenStore for FileStore {
             // Checked before anything else happens: an unsafe cache stops the refresh here, loudly,
             // instead of being skipped by `load` and then replaced by `save`.
             dir.check_existing(&name)?;
+            dir.check_existing(KEY_FILE)?;
             dir.open_lock_file(&lock_name)
         })
         .await?;
@@ -267,7 +270,8 @@ async fn lock_with_deadline(
     path: PathBuf,
     timeout: Duration,
 ) -> Result<StoreLock, Error> {
-    let deadline = tokio::time::Instant::now() + timeout;
+    let started = tokio::time::Instant::now();
+    let deadline = started + timeout;
     let mut poll = FIRST_LOCK_POLL;
     let mut file = file;
     let mut told = false;
@@ -297,9 +301,14 @@ async fn lock_with_deadline(
                 retryable: true,
             });
         }
-        if !told {
+        // Contention for a few hundred milliseconds is normal (parallel invocations); longer is
+        // worth telling the person who is waiting.
+        if !told && now.duration_since(started) >= SLOW_LOCK {
             told = true;
-            tracing::debug!(path = %path.display(), "waiting for another process's token refresh");
+            tracing::warn!(
+                path = %path.display(),
+                "waiting for another process that holds the token cache lock; giving up after {timeout:?}"
+            );
         }
         tokio::time::sleep(poll.min(deadline - now)).await;
         poll = (poll * 2).min(MAX_LOCK_POLL);
