@@ -238,10 +238,10 @@ impl TokenStore for FileStore {
                 obtained_at_unix_ms: unix_ms(token.obtained_at),
                 expires_at_unix_ms: unix_ms(token.expires_at),
             };
-            let body = Zeroizing::new(
-                serde_json::to_vec(&record)
-                    .map_err(|e| Error::store(format!("encoding the token record: {e}")))?,
-            );
+            // Sized up front so that no copy of the token is left in a reallocated buffer.
+            let mut body = Zeroizing::new(Vec::with_capacity(1024 + record.access_token.len()));
+            serde_json::to_writer(&mut *body, &record)
+                .map_err(|e| Error::store(format!("encoding the token record: {e}")))?;
             dir.replace(&name, &body)
         })
         .await

@@ -48,11 +48,11 @@ impl PrivateDir {
                 path.display()
             )));
         }
-        unix::check_dir(&path, &md)?;
+        os::check_dir(&path, &md)?;
         for ancestor in path.ancestors().skip(1) {
             let md = std::fs::symlink_metadata(ancestor)
                 .map_err(|e| io_error("inspecting the directory", ancestor, &e))?;
-            unix::check_ancestor(&path, ancestor, &md)?;
+            os::check_ancestor(&path, ancestor, &md)?;
         }
         Ok(Self { path })
     }
@@ -74,7 +74,7 @@ impl PrivateDir {
         let mut options = OpenOptions::new();
         options.read(true);
         // O_NONBLOCK: a FIFO planted at the path must not hang the open; fstat then refuses it.
-        unix::no_follow(&mut options, true);
+        os::no_follow(&mut options, true);
         let mut file = match options.open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
@@ -151,8 +151,8 @@ impl PrivateDir {
         let path = self.join(name);
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
-        unix::private_mode(&mut options);
-        unix::no_follow(&mut options, false);
+        os::private_mode(&mut options);
+        os::no_follow(&mut options, false);
         let file = options
             .open(&path)
             .map_err(|e| refusal_or_io("opening", &path, &e))?;
@@ -207,7 +207,7 @@ fn check_file(path: &Path, md: &std::fs::Metadata) -> Result<(), Error> {
             path.display()
         )));
     }
-    unix::check_file_owner_and_mode(path, md, &remove)
+    os::check_file_owner_and_mode(path, md, &remove)
 }
 
 /// An open that failed: a symbolic link (`O_NOFOLLOW` answers `ELOOP`) is a refusal, anything
@@ -225,8 +225,9 @@ fn io_error(what: &str, path: &Path, e: &std::io::Error) -> Error {
     Error::store(format!("{what} {}: {e}", path.display()))
 }
 
+/// The owner and mode checks, against the effective user id.
 #[cfg(unix)]
-mod unix {
+mod os {
     use crate::error::Error;
     use std::fs::{Metadata, OpenOptions};
     use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
@@ -313,8 +314,10 @@ mod unix {
     }
 }
 
+/// No owner or mode bits to check: the files live in the user's profile, under its access control
+/// lists.
 #[cfg(not(unix))]
-mod unix {
+mod os {
     use crate::error::Error;
     use std::fs::{Metadata, OpenOptions};
     use std::path::Path;
