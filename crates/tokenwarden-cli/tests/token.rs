@@ -35,6 +35,16 @@ fn chmod(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
+/// Runs the binary with `args`: it must fail with exit 4, print nothing on stdout, and say `why`
+/// on stderr.
+async fn refused(cmd: std::process::Command, args: &[&str], why: &str) -> common::Run {
+    let r = run(cmd, args).await;
+    r.expect_code(4);
+    assert_eq!(r.stdout, "", "{args:?}: nothing printed");
+    assert!(r.stderr.contains(why), "{args:?}: {}", r.stderr);
+    r
+}
+
 /// A first `token` run: the cache now holds a token. Returns it.
 async fn cached_token(sb: &Sandbox) -> String {
     let r = run(sb.tw(), &["token"]).await;
@@ -99,10 +109,7 @@ async fn token_refuses_a_symlinked_cache_file() {
     std::fs::rename(&file, &planted).unwrap();
     std::os::unix::fs::symlink(&planted, &file).unwrap();
 
-    let r = run(sb.tw(), &["token"]).await;
-    r.expect_code(4);
-    assert_eq!(r.stdout, "", "nothing printed");
-    assert!(r.stderr.contains("symbolic link"), "{}", r.stderr);
+    let r = refused(sb.tw(), &["token"], "symbolic link").await;
     assert!(
         r.stderr.contains(&format!("rm {}", file.display())),
         "{}",
@@ -126,10 +133,7 @@ async fn token_refuses_a_cache_file_others_can_read() {
     cached_token(&sb).await;
     let file = cache_file(&sb);
     chmod(&file, 0o644);
-    let r = run(sb.tw(), &["token"]).await;
-    r.expect_code(4);
-    assert_eq!(r.stdout, "");
-    assert!(r.stderr.contains("mode 0644"), "{}", r.stderr);
+    refused(sb.tw(), &["token"], "mode 0644").await;
     assert_eq!(mode(&file), 0o644, "left for the person to look at");
 }
 
@@ -139,10 +143,7 @@ async fn token_refuses_a_fingerprint_key_others_can_read() {
     cached_token(&sb).await;
     let key = cache_dir(&sb).join("fingerprint.key");
     chmod(&key, 0o644);
-    let r = run(sb.tw(), &["token"]).await;
-    r.expect_code(4);
-    assert_eq!(r.stdout, "");
-    assert!(r.stderr.contains("fingerprint.key"), "{}", r.stderr);
+    refused(sb.tw(), &["token"], "fingerprint.key").await;
     assert_eq!(
         sb.sim.journal_counters().token_requests,
         1,
@@ -157,16 +158,9 @@ async fn token_refuses_a_cache_dir_others_can_write_to_and_names_the_fix() {
     let dir = cache_dir(&sb);
     std::fs::create_dir_all(&dir).unwrap();
     chmod(&dir, 0o777);
-    let r = run(sb.tw(), &["token"]).await;
-    r.expect_code(4);
-    assert_eq!(r.stdout, "");
     let canonical = dir.canonicalize().unwrap();
-    assert!(
-        r.stderr
-            .contains(&format!("chmod 700 {}", canonical.display())),
-        "{}",
-        r.stderr
-    );
+    let fix = format!("chmod 700 {}", canonical.display());
+    refused(sb.tw(), &["token"], &fix).await;
     assert_eq!(sb.sim.journal_counters().token_requests, 0);
     // The fix works.
     chmod(&dir, 0o700);
@@ -184,10 +178,12 @@ async fn token_gives_up_on_a_lock_held_by_another_process() {
         .open(&lock_path)
         .unwrap();
     held.lock().unwrap();
-    let r = run(sb.tw(), &["token", "--lock-timeout", "300ms"]).await;
-    r.expect_code(4);
-    assert_eq!(r.stdout, "");
-    assert!(r.stderr.contains("gave up after 300ms"), "{}", r.stderr);
+    let r = refused(
+        sb.tw(),
+        &["token", "--lock-timeout", "300ms"],
+        "gave up after 300ms",
+    )
+    .await;
     assert!(r.stderr.contains(".lock"), "{}", r.stderr);
     assert!(!r.stderr.contains("credentials"), "{}", r.stderr);
     drop(held);
@@ -206,14 +202,7 @@ async fn token_refuses_to_print_a_token_that_would_inject_headers() {
     ] {
         let mut cmd = sb.connected();
         cmd.env("GENESYSCLOUD_ACCESS_TOKEN", "tok-abc\r\nX-Injected: 1");
-        let r = run(cmd, args).await;
-        r.expect_code(4);
-        assert_eq!(r.stdout, "", "{args:?}");
-        assert!(
-            r.stderr.contains("not allowed in an HTTP header"),
-            "{}",
-            r.stderr
-        );
+        let r = refused(cmd, args, "not allowed in an HTTP header").await;
         assert!(!r.stderr.contains("X-Injected"), "{}", r.stderr);
     }
     let mut ok = sb.connected();
