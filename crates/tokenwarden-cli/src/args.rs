@@ -163,6 +163,10 @@ pub(crate) struct TokenArgs {
     /// Print JSON with the expiry instead of the bare token.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Give up after this long when another process holds the cache's lock while it fetches a
+    /// token (e.g. 500ms, 30s, 2m) [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) lock_timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args, Default, Clone)]

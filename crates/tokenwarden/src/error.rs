@@ -156,9 +156,17 @@ pub enum Error {
         state: String,
     },
 
-    /// The token store failed.
-    #[error("token store: {0}")]
-    Store(String),
+    /// The token store failed: a cache file or directory that fails the safety checks, a lock held
+    /// elsewhere past the deadline, a disk error. The message names the file and the fix; it never
+    /// holds a token.
+    #[error("token store: {detail}")]
+    Store {
+        /// What failed, and what to do about it.
+        detail: String,
+        /// Whether a later attempt may succeed (a lock that another process held too long), as
+        /// opposed to a condition someone must fix first (an unsafe directory).
+        retryable: bool,
+    },
 
     /// Invalid configuration.
     #[error("configuration: {0}")]
@@ -182,13 +190,18 @@ fn desc_part(d: &Option<String>) -> String {
 }
 
 impl Error {
-    /// True for failures a later attempt may cure (transport errors, an unavailable endpoint).
+    /// True for failures a later attempt may cure (transport errors, an unavailable endpoint, a store
+    /// lock that another process held past the deadline).
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
             Error::Transport { .. }
                 | Error::TokenEndpointUnavailable { .. }
                 | Error::RetriesExhausted { .. }
+                | Error::Store {
+                    retryable: true,
+                    ..
+                }
         )
     }
 
@@ -200,6 +213,14 @@ impl Error {
                 | Error::StaticTokenExpired { .. }
                 | Error::Unauthorized { .. }
         )
+    }
+
+    /// A store failure that someone must fix before a retry can help.
+    pub(crate) fn store(detail: impl Into<String>) -> Self {
+        Error::Store {
+            detail: detail.into(),
+            retryable: false,
+        }
     }
 
     pub(crate) fn transport(context: impl Into<String>, source: reqwest::Error) -> Self {

@@ -64,7 +64,9 @@ pub use redact::{
 pub use region::{REGIONS, Region};
 pub use retry::{Backoff, parse_retry_after};
 pub use secret::{AccessToken, ClientSecret, RefreshToken};
-pub use store::{FileStore, MemoryStore, StoreLock, StoredToken, TokenStore};
+pub use store::{
+    DEFAULT_LOCK_TIMEOUT, FileStore, MemoryStore, StoreLock, StoredToken, TokenKey, TokenStore,
+};
 pub use token::{Bearer, Freshness, RefreshPolicy, expiry, freshness, jwt_expiry};
 
 /// The README's examples, compiled and run as doctests.

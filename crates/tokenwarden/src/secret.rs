@@ -74,6 +74,23 @@ secret_type!(
     AccessToken,
     Lifespan::Rotating
 );
+impl AccessToken {
+    /// Whether `value` can be sent as `Authorization: Bearer <value>` as it is: one or more
+    /// visible ASCII characters (`!` to `~`), so nothing that could end the header or start
+    /// another one (CR, LF), no other control character, no space that would split a shell word,
+    /// no non-ASCII byte. Every token of RFC 6750's `b64token` syntax passes.
+    ///
+    /// ```
+    /// use tokenwarden::AccessToken;
+    /// assert!(AccessToken::is_header_value("eyJhbGciOi.J9-_~+/="));
+    /// assert!(!AccessToken::is_header_value("tok\r\nX-Injected: 1"));
+    /// assert!(!AccessToken::is_header_value(""));
+    /// ```
+    pub fn is_header_value(value: &str) -> bool {
+        !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic())
+    }
+}
+
 secret_type!(
     /// An OAuth refresh token (Authorization Code grant; rotated on every use by Genesys Cloud).
     RefreshToken,

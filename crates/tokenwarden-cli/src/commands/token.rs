@@ -1,23 +1,31 @@
 //! `tokenwarden token`: a valid access token on stdout, cached across invocations.
 
 use crate::args::{GlobalArgs, TokenArgs};
-use crate::config::Credentials;
+use crate::config::{Credentials, Settings};
 use anyhow::Result;
 use std::path::PathBuf;
-use tokenwarden::FileStore;
+use tokenwarden::{AccessToken, FileStore, TokenKey};
 
 pub(crate) async fn run(g: &GlobalArgs, a: TokenArgs, hint: &mut Option<String>) -> Result<u8> {
     let s = super::settings(g)?;
     *hint = Some(s.credentials_hint());
     let mut builder = super::token_builder(&s)?;
-    if let (false, Credentials::Client { id, .. }) = (a.no_cache, &s.credentials)
-        && let Some(path) = cache_path(&s.token_url, id)
+    if !a.no_cache
+        && let Some(store) = cache(&s, &a)
     {
-        tracing::debug!(path = %path.display(), "token cache");
-        builder = builder.store(FileStore::new(path));
+        tracing::debug!(path = %store.path().display(), "token cache");
+        builder = builder.store(store);
     }
     let tokens = builder.build();
     let bearer = tokens.bearer().await?;
+    let token = bearer.access_token().expose_secret();
+    // `curl -H "Authorization: Bearer $(tokenwarden token)"` must not get a second header.
+    if !AccessToken::is_header_value(token) {
+        anyhow::bail!(
+            "{} holds characters that are not allowed in an HTTP header (CR, LF or other control characters, spaces or non-ASCII): refusing to print it, since it would inject headers into `Authorization: Bearer $(tokenwarden token)`",
+            source(&s)
+        );
+    }
     if a.json {
         let expires_in = bearer
             .expires_at()
@@ -30,55 +38,46 @@ pub(crate) async fn run(g: &GlobalArgs, a: TokenArgs, hint: &mut Option<String>)
         println!(
             "{}",
             serde_json::json!({
-                "access_token": bearer.access_token().expose_secret(),
+                "access_token": token,
                 "token_type": "bearer",
                 "expires_in": expires_in.as_secs(),
                 "expires_at_unix": expires_at,
             })
         );
     } else {
-        println!("{}", bearer.access_token().expose_secret());
+        println!("{token}");
     }
     Ok(crate::exit::OK)
 }
 
-/// `<cache dir>/tokenwarden/tokens/<hash of token URL and client id>.json`: keyed by where the token
-/// comes from and for whom, never by the secret.
-pub(crate) fn cache_path(token_url: &str, client_id: &str) -> Option<PathBuf> {
+/// The token and where it came from, for the error about an unprintable one.
+fn source(s: &Settings) -> String {
+    match &s.credentials {
+        Credentials::Client { .. } => {
+            format!("the access token from the token endpoint {}", s.token_url)
+        }
+        Credentials::Static(_) => "the access token in GENESYSCLOUD_ACCESS_TOKEN".into(),
+    }
+}
+
+/// The file cache for client credentials, bound to the token URL, client id, scope and secret:
+/// `<cache dir>/tokenwarden/tokens/` (`TOKENWARDEN_CACHE_DIR/tokens/` when set). A static token
+/// is not cached.
+fn cache(s: &Settings, a: &TokenArgs) -> Option<FileStore> {
+    let Credentials::Client { id, secret } = &s.credentials else {
+        return None;
+    };
     let dir = std::env::var_os("TOKENWARDEN_CACHE_DIR")
+        .filter(|d| !d.is_empty())
         .map(PathBuf::from)
         .or_else(|| dirs::cache_dir().map(|d| d.join("tokenwarden")))?;
-    Some(
-        dir.join("tokens")
-            .join(format!("{:016x}.json", fnv1a(&[token_url, client_id]))),
-    )
-}
-
-/// FNV-1a 64: stable across Rust versions and platforms (unlike `DefaultHasher`).
-fn fnv1a(parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            h ^= 0x1f;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        for b in p.bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+    let mut key = TokenKey::new(&s.token_url, id).with_secret(secret.clone());
+    if let Some(scope) = &s.scope {
+        key = key.with_scope(scope);
     }
-    h
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cache_key_depends_on_url_and_client_only() {
-        assert_eq!(fnv1a(&["a", "b"]), fnv1a(&["a", "b"]));
-        assert_ne!(fnv1a(&["a", "b"]), fnv1a(&["a", "c"]));
-        assert_ne!(fnv1a(&["ab", ""]), fnv1a(&["a", "b"]));
-        assert_eq!(fnv1a(&[""]), 0xcbf2_9ce4_8422_2325);
-    }
+    let store = FileStore::new(dir.join("tokens"), key);
+    Some(match a.lock_timeout {
+        Some(t) => store.with_lock_timeout(t),
+        None => store,
+    })
 }

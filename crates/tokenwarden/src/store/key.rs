@@ -1,0 +1,155 @@
+//! [`TokenKey`]: what a stored token was issued for.
+
+use crate::secret::ClientSecret;
+use sha2::{Digest as _, Sha256};
+
+/// What a stored token was issued for: the token endpoint, the client, the scope, and the client
+/// secret it was obtained with. A store bound to a key serves a token only to the same key.
+///
+/// The token URL is compared in its normalised form (as parsed by the `url` crate), the scope as a
+/// set (`"b a"` is `"a b"`). The secret is never stored: stores keep a keyed fingerprint of it
+/// (see [`FileStore`](crate::FileStore)), so a token cached under an old or another secret is not
+/// served to a process that has a different one, and a wrong secret is reported as wrong instead
+/// of being hidden by a cached token.
+///
+/// ```
+/// use tokenwarden::{ClientSecret, TokenKey};
+///
+/// let key = TokenKey::new("https://login.mypurecloud.ie/oauth/token", "my-client")
+///     .with_scope("users:readonly analytics:readonly")
+///     .with_secret(ClientSecret::new("the secret"));
+/// assert_eq!(key.scope(), Some("analytics:readonly users:readonly"));
+/// let other = key.clone().with_scope("admin");
+/// assert_ne!(key.id(), other.id());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenKey {
+    token_url: String,
+    client_id: String,
+    /// Sorted, deduplicated, space-separated; `None` for "the client's default scope".
+    scope: Option<String>,
+    secret: Option<ClientSecret>,
+}
+
+impl TokenKey {
+    /// The key of tokens from `token_url` for `client_id`, with the client's default scope and no
+    /// secret bound (add them with [`with_scope`](Self::with_scope) and
+    /// [`with_secret`](Self::with_secret)).
+    pub fn new(token_url: impl Into<String>, client_id: impl Into<String>) -> Self {
+        let token_url = token_url.into();
+        let token_url = url::Url::parse(&token_url).map_or(token_url, String::from);
+        Self {
+            token_url,
+            client_id: client_id.into(),
+            scope: None,
+            secret: None,
+        }
+    }
+
+    /// Tokens requested with these space-separated scopes. An empty list means the client's
+    /// default scope, as when no scope is requested.
+    pub fn with_scope(mut self, scope: impl AsRef<str>) -> Self {
+        let mut scopes: Vec<&str> = scope.as_ref().split_whitespace().collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        self.scope = (!scopes.is_empty()).then(|| scopes.join(" "));
+        self
+    }
+
+    /// Tokens obtained with this client secret: a store does not serve them once the secret
+    /// differs.
+    pub fn with_secret(mut self, secret: ClientSecret) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// The token endpoint's URL, normalised.
+    pub fn token_url(&self) -> &str {
+        &self.token_url
+    }
+
+    /// The OAuth client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The requested scopes, sorted and space-separated; `None` for the client's default.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// The client secret the tokens are bound to, if any.
+    pub(crate) fn secret(&self) -> Option<&ClientSecret> {
+        self.secret.as_ref()
+    }
+
+    /// A stable name for this key's store entry (a file name, a Redis key): 32 hex digits of a
+    /// SHA-256 over the token URL, client id and scope. It does not depend on the secret, so a
+    /// changed secret replaces the entry instead of leaving the old one behind.
+    pub fn id(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(b"tokenwarden token key v1\0");
+        for part in [
+            Some(&self.token_url),
+            Some(&self.client_id),
+            self.scope.as_ref(),
+        ] {
+            match part {
+                // Length-prefixed, so that no two different keys hash the same bytes.
+                Some(p) => {
+                    h.update([1]);
+                    h.update((p.len() as u64).to_le_bytes());
+                    h.update(p.as_bytes());
+                }
+                None => h.update([0]),
+            }
+        }
+        super::fingerprint::hex(&h.finalize()[..16])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_is_a_set_and_part_of_the_id() {
+        let base = TokenKey::new("https://login.example/oauth/token", "c");
+        let a = base.clone().with_scope("users:readonly admin");
+        let b = base.clone().with_scope("  admin users:readonly admin ");
+        assert_eq!(a, b);
+        assert_eq!(a.scope(), Some("admin users:readonly"));
+        assert_eq!(a.id(), b.id());
+        assert_ne!(a.id(), base.id());
+        assert_ne!(a.id(), base.clone().with_scope("admin").id());
+        assert_eq!(base.clone().with_scope(" ").id(), base.id());
+    }
+
+    #[test]
+    fn id_depends_on_url_client_and_scope_but_not_the_secret() {
+        let k = TokenKey::new("https://login.example/oauth/token", "c");
+        assert_eq!(k.id().len(), 32);
+        assert!(k.id().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(
+            k.id(),
+            k.clone()
+                .with_secret(ClientSecret::new("s-1-xxxxxxxx"))
+                .id()
+        );
+        assert_ne!(
+            k.id(),
+            TokenKey::new("https://login.example/oauth/token", "d").id()
+        );
+        assert_ne!(
+            k.id(),
+            TokenKey::new("https://login.other/oauth/token", "c").id()
+        );
+        // Field boundaries matter: ("ab", "") is not ("a", "b").
+        assert_ne!(TokenKey::new("ab", "").id(), TokenKey::new("a", "b").id());
+        // The URL is compared normalised.
+        assert_eq!(
+            TokenKey::new("HTTPS://Login.Example/oauth/token", "c").id(),
+            k.id()
+        );
+    }
+}

@@ -1,0 +1,340 @@
+//! Files that only the current user can touch: the safety checks behind the token cache.
+//!
+//! A directory is trusted when it and every directory above it are owned by the user (or root)
+//! and not writable by anyone else (a sticky directory such as `/tmp` is fine above it): then no
+//! other user can rename, replace or plant anything on the way to a file, and paths can be used
+//! as they are. A file is trusted when opening it did not follow a symbolic link and `fstat` on
+//! the open descriptor says it is a regular file owned by the user with no group or other
+//! permissions. New files are written to an exclusively created temporary file with an
+//! unpredictable name (mode 0600), synced, and renamed into place.
+//!
+//! The owner and mode checks exist on Unix only; elsewhere the files live in the user's profile,
+//! protected by its access control lists.
+
+use crate::error::Error;
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// A directory that passed the checks, by its canonical path (no symbolic links left in it).
+#[derive(Debug)]
+pub(super) struct PrivateDir {
+    path: PathBuf,
+}
+
+impl PrivateDir {
+    /// Creates `dir` and its missing parents (mode 0700), then checks it.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot be created, or it or a directory above it can be changed by another user:
+    /// the message names the directory and the fix.
+    pub(super) fn open(dir: &Path) -> Result<Self, Error> {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(dir)
+            .map_err(|e| io_error("creating the directory", dir, &e))?;
+        let path =
+            std::fs::canonicalize(dir).map_err(|e| io_error("resolving the directory", dir, &e))?;
+        let md = std::fs::symlink_metadata(&path)
+            .map_err(|e| io_error("inspecting the directory", &path, &e))?;
+        if !md.is_dir() {
+            return Err(Error::store(format!(
+                "{} is not a directory",
+                path.display()
+            )));
+        }
+        os::check_dir(&path, &md)?;
+        for ancestor in path.ancestors().skip(1) {
+            let md = std::fs::symlink_metadata(ancestor)
+                .map_err(|e| io_error("inspecting the directory", ancestor, &e))?;
+            os::check_ancestor(&path, ancestor, &md)?;
+        }
+        Ok(Self { path })
+    }
+
+    /// The path of `name` in this directory.
+    pub(super) fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// The contents of the private file `name` (at most `max + 1` bytes, so that the caller can
+    /// tell a file that is too long), or `None` when there is none.
+    ///
+    /// # Errors
+    ///
+    /// When `name` is a symbolic link, not a regular file, not the user's, or open to others: it
+    /// is not read.
+    pub(super) fn read(&self, name: &str, max: usize) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+        let path = self.join(name);
+        let mut options = OpenOptions::new();
+        options.read(true);
+        // O_NONBLOCK: a FIFO planted at the path must not hang the open; fstat then refuses it.
+        os::no_follow(&mut options, true);
+        let mut file = match options.open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(refusal_or_io("opening", &path, &e)),
+        };
+        let md = file
+            .metadata()
+            .map_err(|e| io_error("inspecting", &path, &e))?;
+        check_file(&path, &md)?;
+        let limit = max.saturating_add(1);
+        let capacity = usize::try_from(md.len()).unwrap_or(limit).min(limit);
+        // Sized up front so that the secret is not left behind in a reallocated buffer.
+        let mut buf = Zeroizing::new(Vec::with_capacity(capacity));
+        (&mut file)
+            .take(limit as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| io_error("reading", &path, &e))?;
+        Ok(Some(buf))
+    }
+
+    /// Checks that whatever is at `name` now, if anything, is a private regular file: something
+    /// else is refused rather than silently replaced.
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Self::read).
+    pub(super) fn check_existing(&self, name: &str) -> Result<(), Error> {
+        let path = self.join(name);
+        match std::fs::symlink_metadata(&path) {
+            Ok(md) => check_file(&path, &md),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error("inspecting", &path, &e)),
+        }
+    }
+
+    /// Atomically replaces `name` with `contents` (mode 0600).
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be written; `name` is then unchanged.
+    pub(super) fn replace(&self, name: &str, contents: &[u8]) -> Result<(), Error> {
+        let path = self.join(name);
+        self.temp_with(name, contents)?
+            .persist(&path)
+            .map_err(|e| io_error("replacing", &path, &e.error))?;
+        self.sync();
+        Ok(())
+    }
+
+    /// Creates `name` with `contents` (mode 0600) unless it exists; an existing file is left as
+    /// it is (the caller reads it back).
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be written.
+    pub(super) fn create_new(&self, name: &str, contents: &[u8]) -> Result<(), Error> {
+        let path = self.join(name);
+        match self.temp_with(name, contents)?.persist_noclobber(&path) {
+            Ok(_) => {
+                self.sync();
+                Ok(())
+            }
+            Err(e) if e.error.kind() == ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(io_error("creating", &path, &e.error)),
+        }
+    }
+
+    /// Opens the lock file `name`, creating it (mode 0600) when missing.
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Self::read).
+    pub(super) fn open_lock_file(&self, name: &str) -> Result<File, Error> {
+        let path = self.join(name);
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        os::private_mode(&mut options);
+        os::no_follow(&mut options, false);
+        let file = options
+            .open(&path)
+            .map_err(|e| refusal_or_io("opening", &path, &e))?;
+        let md = file
+            .metadata()
+            .map_err(|e| io_error("inspecting", &path, &e))?;
+        check_file(&path, &md)?;
+        Ok(file)
+    }
+
+    /// A temporary file in this directory holding `contents`, synced: created with `O_EXCL`
+    /// under a random name, mode 0600, so that nothing planted in advance can receive it.
+    fn temp_with(&self, name: &str, contents: &[u8]) -> Result<tempfile::NamedTempFile, Error> {
+        let prefix = format!(".{name}.");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".tmp");
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
+        let mut tmp = builder
+            .tempfile_in(&self.path)
+            .map_err(|e| io_error("creating a temporary file in", &self.path, &e))?;
+        tmp.write_all(contents)
+            .and_then(|()| tmp.as_file().sync_all())
+            .map_err(|e| io_error("writing", tmp.path(), &e))?;
+        Ok(tmp)
+    }
+
+    /// Makes a rename durable. Some file systems cannot sync a directory; the file itself is
+    /// already synced, so that is not worth failing for.
+    fn sync(&self) {
+        if let Err(e) = File::open(&self.path).and_then(|d| d.sync_all()) {
+            tracing::debug!(path = %self.path.display(), error = %e, "could not sync the directory");
+        }
+    }
+}
+
+/// Refuses anything but a regular file of the user's with no group or other permissions.
+fn check_file(path: &Path, md: &std::fs::Metadata) -> Result<(), Error> {
+    let remove = format!(
+        "refusing to use it; if you did not put it there, someone else may have: remove it (rm {}) and tokenwarden will create a private one",
+        path.display()
+    );
+    if md.file_type().is_symlink() {
+        return Err(Error::store(format!(
+            "{} is a symbolic link: {remove}",
+            path.display()
+        )));
+    }
+    if !md.is_file() {
+        return Err(Error::store(format!(
+            "{} is not a regular file: {remove}",
+            path.display()
+        )));
+    }
+    os::check_file_owner_and_mode(path, md, &remove)
+}
+
+/// An open that failed: a symbolic link (`O_NOFOLLOW` answers `ELOOP`) is a refusal, anything
+/// else an I/O error.
+fn refusal_or_io(what: &str, path: &Path, e: &std::io::Error) -> Error {
+    match std::fs::symlink_metadata(path) {
+        Ok(md) if md.file_type().is_symlink() => check_file(path, &md)
+            .err()
+            .unwrap_or_else(|| io_error(what, path, e)),
+        _ => io_error(what, path, e),
+    }
+}
+
+fn io_error(what: &str, path: &Path, e: &std::io::Error) -> Error {
+    Error::store(format!("{what} {}: {e}", path.display()))
+}
+
+/// The owner and mode checks, against the effective user id.
+#[cfg(unix)]
+mod os {
+    use crate::error::Error;
+    use std::fs::{Metadata, OpenOptions};
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    use std::path::Path;
+
+    /// Group or other may write.
+    const SHARED_WRITE: u32 = 0o022;
+    const STICKY: u32 = 0o1000;
+
+    fn me() -> u32 {
+        rustix::process::geteuid().as_raw()
+    }
+
+    pub(super) fn no_follow(options: &mut OpenOptions, non_blocking: bool) {
+        let mut flags = rustix::fs::OFlags::NOFOLLOW;
+        if non_blocking {
+            flags |= rustix::fs::OFlags::NONBLOCK;
+        }
+        options.custom_flags(flags.bits() as i32);
+    }
+
+    pub(super) fn private_mode(options: &mut OpenOptions) {
+        options.mode(0o600);
+    }
+
+    pub(super) fn check_dir(dir: &Path, md: &Metadata) -> Result<(), Error> {
+        let d = dir.display();
+        if md.uid() != me() {
+            return Err(Error::store(format!(
+                "the token cache directory {d} belongs to uid {}, not to you (uid {}): refusing to use it; use a directory of your own",
+                md.uid(),
+                me()
+            )));
+        }
+        if md.mode() & SHARED_WRITE != 0 {
+            return Err(Error::store(format!(
+                "the token cache directory {d} is writable by other users (mode {:04o}): refusing to use it; fix: chmod 700 {d}",
+                md.mode() & 0o7777
+            )));
+        }
+        Ok(())
+    }
+
+    /// A directory above the cache: whoever can write to it can swap the cache directory for one
+    /// of theirs, unless it is sticky (then only the owner of an entry may rename it).
+    pub(super) fn check_ancestor(dir: &Path, ancestor: &Path, md: &Metadata) -> Result<(), Error> {
+        let (d, a) = (dir.display(), ancestor.display());
+        if md.uid() != me() && md.uid() != 0 {
+            return Err(Error::store(format!(
+                "the token cache directory {d} is inside {a}, which belongs to uid {} (neither you nor root) and could be replaced by its owner: refusing to use it; use a cache directory elsewhere",
+                md.uid()
+            )));
+        }
+        if md.mode() & SHARED_WRITE != 0 && md.mode() & STICKY == 0 {
+            return Err(Error::store(format!(
+                "the token cache directory {d} is inside {a}, which other users can write to (mode {:04o}) and so could replace it: refusing to use it; fix: chmod go-w {a}, or use a cache directory elsewhere",
+                md.mode() & 0o7777
+            )));
+        }
+        Ok(())
+    }
+
+    pub(super) fn check_file_owner_and_mode(
+        path: &Path,
+        md: &Metadata,
+        remove: &str,
+    ) -> Result<(), Error> {
+        if md.uid() != me() {
+            return Err(Error::store(format!(
+                "{} belongs to uid {}, not to you (uid {}): {remove}",
+                path.display(),
+                md.uid(),
+                me()
+            )));
+        }
+        if md.mode() & 0o077 != 0 {
+            return Err(Error::store(format!(
+                "{} can be accessed by other users (mode {:04o}; it must be 0600): {remove}",
+                path.display(),
+                md.mode() & 0o7777
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// No owner or mode bits to check: the files live in the user's profile, under its access control
+/// lists.
+#[cfg(not(unix))]
+mod os {
+    use crate::error::Error;
+    use std::fs::{Metadata, OpenOptions};
+    use std::path::Path;
+
+    pub(super) fn no_follow(_: &mut OpenOptions, _: bool) {}
+
+    pub(super) fn private_mode(_: &mut OpenOptions) {}
+
+    pub(super) fn check_dir(_: &Path, _: &Metadata) -> Result<(), Error> {
+        Ok(())
+    }
+
+    pub(super) fn check_ancestor(_: &Path, _: &Path, _: &Metadata) -> Result<(), Error> {
+        Ok(())
+    }
+
+    pub(super) fn check_file_owner_and_mode(_: &Path, _: &Metadata, _: &str) -> Result<(), Error> {
+        Ok(())
+    }
+}
