@@ -336,7 +336,24 @@ pub async fn run(
         });
     }
     if sink.state.phase == Phase::Fetching {
-        match &source {
+        let fetched = fetch(client, &source, &mut sink, &mut on_event).await;
+        if let Err(e) = fetched {
+            sink.discard_if_empty();
+            return Err(e);
+        }
+    }
+    sink.finish(&mut on_event)
+}
+
+/// Reads every page of `source` from the recorded position into `sink`.
+async fn fetch(
+    client: &ApiClient,
+    source: &Source,
+    sink: &mut Sink,
+    on_event: &mut impl FnMut(Event),
+) -> Result<(), ExportError> {
+    {
+        match source {
             Source::Conversations {
                 jobs_path,
                 interval,
@@ -350,15 +367,14 @@ pub async fn run(
                     filter,
                     options: job,
                 };
-                conversations(&job, interval, *slice, &mut sink, &mut on_event).await?;
+                conversations(&job, interval, *slice, sink, on_event).await
             }
             listing => {
                 let pages = pages_of(client, listing, sink.state.position.clone());
-                read_listing(pages, &mut sink, &mut on_event).await?;
+                read_listing(pages, sink, on_event).await
             }
         }
     }
-    sink.finish(&mut on_event)
 }
 
 /// What an export was asked to do, recorded with its state: a resume of another one is refused.
@@ -826,6 +842,22 @@ impl Sink {
         self.report.items = s.start_items;
         self.state.position = None;
         self.save()
+    }
+
+    /// Removes the files of a run that created them and stopped before its first page: a typo in a
+    /// path or a refused credential must not leave an "unfinished export" that blocks the
+    /// corrected command.
+    fn discard_if_empty(&mut self) {
+        if self.report.resumed || self.state.pages > 0 || self.state.bytes > 0 {
+            return;
+        }
+        let Some(state) = &self.state_path else {
+            return;
+        };
+        if let Data::File { path, .. } = &self.data {
+            let _ = std::fs::remove_file(path);
+        }
+        let _ = std::fs::remove_file(state);
     }
 
     /// Writes the CSV if needed, marks the export complete, makes the files durable.
