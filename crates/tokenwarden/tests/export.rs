@@ -114,9 +114,8 @@ fn state(out: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
-#[tokio::test]
-async fn sliced_export_holds_each_conversation_of_the_interval_once() {
-    let n = 2000;
+/// A simulator with `n` conversations and quick jobs, its client, and a directory for outputs.
+async fn conversations_sim(n: usize) -> (tokenwarden_sim::Simulator, ApiClient, tempfile::TempDir) {
     let sim = sim(SimConfig {
         conversations: n,
         job_duration: Duration::from_millis(30),
@@ -124,7 +123,13 @@ async fn sliced_export_holds_each_conversation_of_the_interval_once() {
     })
     .await;
     let client = client(&sim);
-    let dir = tempfile::tempdir().unwrap();
+    (sim, client, tempfile::tempdir().unwrap())
+}
+
+#[tokio::test]
+async fn sliced_export_holds_each_conversation_of_the_interval_once() {
+    let n = 2000;
+    let (sim, client, dir) = conversations_sim(n).await;
     // Not aligned on days: slices are 12:00-00:00, then whole days, then 00:00-06:00.
     let (from, to) = (WEEK_MS.0 + 36 * 3_600_000, WEEK_MS.0 + 150 * 3_600_000);
     let interval = "2024-01-02T12:00:00Z/2024-01-07T06:00:00Z";
@@ -264,14 +269,7 @@ async fn a_stopped_listing_export_resumes_with_no_item_missing_and_none_twice() 
 #[tokio::test]
 async fn a_slice_whose_job_vanished_is_run_again_and_only_that_one() {
     let n = 700;
-    let sim = sim(SimConfig {
-        conversations: n,
-        job_duration: Duration::from_millis(30),
-        ..SimConfig::default()
-    })
-    .await;
-    let client = client(&sim);
-    let dir = tempfile::tempdir().unwrap();
+    let (sim, client, dir) = conversations_sim(n).await;
     let out = dir.path().join("convs.jsonl");
     let week = "2024-01-01T00:00:00Z/2024-01-08T00:00:00Z";
     // 7 daily slices of ~100 conversations, 40 per page: stop inside the third slice.

@@ -73,8 +73,8 @@ impl Columns {
 }
 
 /// Writes the CSV of the JSON Lines in `spool` (its first `len` bytes) to `out`; returns the number
-/// of rows. With `terminal`, control characters in cells other than tab and newline are shown
-/// escaped, so a hostile value cannot drive the terminal.
+/// of rows. With `terminal`, control characters in cells other than newlines are shown escaped,
+/// so a hostile value cannot drive the terminal.
 pub(super) fn render<R: Read + std::io::Seek>(
     spool: &mut R,
     spool_path: &Path,
@@ -150,20 +150,16 @@ fn lines<'a, R: Read + std::io::Seek>(
     Ok(BufReader::with_capacity(1 << 20, spool.take(len)).split(b'\n'))
 }
 
-/// `s` with control characters other than tab and newline escaped (`\u{1b}`).
+/// `s` fit for a terminal line by line ([`terminal_safe`](crate::terminal_safe): escape sequences
+/// and other control characters shown escaped); newlines are kept, they are the cell's.
 fn printable(s: String) -> String {
-    if !s.chars().any(|c| c.is_control() && c != '\t' && c != '\n') {
+    if !s.chars().any(|c| c.is_control() && c != '\n') {
         return s;
     }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if c.is_control() && c != '\t' && c != '\n' {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    s.split('\n')
+        .map(|line| crate::terminal_safe(line, usize::MAX))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -253,10 +249,13 @@ mod tests {
 
     #[test]
     fn on_a_terminal_control_characters_are_escaped() {
-        let v = json!({"name": "evil\u{1b}]0;pwned\u{7}\ttab"});
+        let v = json!({"name": "evil\u{1b}]0;pwned\u{7}\nline two"});
         assert!(csv_of(std::slice::from_ref(&v), false).contains('\u{1b}'));
         let shown = csv_of(&[v], true);
-        assert!(!shown.contains('\u{1b}') && shown.contains("\\u{1b}]0;pwned\\u{7}\ttab"));
+        assert!(
+            !shown.contains('\u{1b}') && shown.contains("\\u{1b}]0;pwned\\u{7}\nline two"),
+            "{shown}"
+        );
     }
 
     #[test]
