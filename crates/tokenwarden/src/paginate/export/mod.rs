@@ -472,12 +472,16 @@ impl JobRun<'_> {
 }
 
 /// Whether a job error means "run the slice again": the job is gone (404, expired) or failed on
-/// the server's side.
+/// the server's side. A job that is merely slow (still running after `max_wait`) is not
+/// submitted again.
 fn job_gone(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Status { status: 404, .. } | Error::JobFailed { .. }
-    )
+    match e {
+        Error::Status { status: 404, .. } => true,
+        Error::JobFailed { state, .. } => {
+            matches!(state.as_str(), "FAILED" | "CANCELLED" | "EXPIRED")
+        }
+        _ => false,
+    }
 }
 
 async fn conversations(
@@ -971,6 +975,25 @@ mod tests {
         assert_eq!(back["key [REDACTED]"], 3, "{line}");
         let clean = json!({"id": 2});
         assert_eq!(scrub_line(&clean), br#"{"id":2}"#);
+    }
+
+    #[test]
+    fn only_a_job_that_is_gone_or_failed_is_submitted_again() {
+        let failed = |state: &str| Error::JobFailed {
+            job_id: "j".into(),
+            state: state.into(),
+        };
+        assert!(job_gone(&failed("EXPIRED")) && job_gone(&failed("FAILED")));
+        assert!(!job_gone(&failed(
+            "PENDING (still running after 2h; gave up)"
+        )));
+        let status = |status| Error::Status {
+            method: "GET".into(),
+            path: "/x".into(),
+            status,
+            body: String::new(),
+        };
+        assert!(job_gone(&status(404)) && !job_gone(&status(400)));
     }
 
     #[test]
