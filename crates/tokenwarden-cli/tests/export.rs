@@ -465,6 +465,26 @@ async fn exit_statuses_follow_the_table() {
         "the directory is not created"
     );
     assert_eq!(sb.sim.journal_counters().api_requests, before);
+    // An output that is a directory: 2.
+    let r = run(
+        sb.tw(),
+        &["paginate", "/api/v2/users", "--out", ".", "--force"],
+    )
+    .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    // A full disk is not the user's typing: 4.
+    if let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") {
+        let mut cmd = sb.tw();
+        cmd.args(["paginate", "/api/v2/users"])
+            .stdout(full)
+            .stderr(Stdio::piped());
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{stderr}");
+        assert!(stderr.contains("No space left"), "{stderr}");
+    }
     // Credentials refused: 3.
     let r = run(
         sb.tw_with_secret("wrong"),

@@ -284,11 +284,25 @@ fn check_directory(out: &Path) -> Result<(), ExportError> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    if dir.is_dir() {
-        Ok(())
-    } else {
-        Err(ExportError::NoDirectory(out.to_path_buf()))
+    if !dir.is_dir() {
+        return Err(ExportError::NoDirectory(out.to_path_buf()));
     }
+    if out.is_dir() {
+        return Err(ExportError::Refused(format!(
+            "{} is a directory: give a file name for the output",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// An output that cannot be created or opened for lack of permission is a usage problem: another
+/// place must be given.
+fn no_permission(path: &Path) -> ExportError {
+    ExportError::Refused(format!(
+        "{} cannot be written (permission denied): choose another --out",
+        path.display()
+    ))
 }
 
 /// Creates `path`, which must not exist (not even as a symbolic link), 0600, and locks it.
@@ -305,6 +319,7 @@ fn create_new(path: &Path) -> Result<File, ExportError> {
                 path.display()
             )),
             std::io::ErrorKind::NotFound => ExportError::NoDirectory(path.to_path_buf()),
+            std::io::ErrorKind::PermissionDenied => no_permission(path),
             _ => ExportError::io("creating", path)(e),
         })?;
     lock(&file, path)?;
@@ -330,6 +345,8 @@ fn open_owned(path: &Path, create: bool) -> Result<File, ExportError> {
                 ))
             } else if e.kind() == std::io::ErrorKind::NotFound && create {
                 ExportError::NoDirectory(path.to_path_buf())
+            } else if e.kind() == std::io::ErrorKind::PermissionDenied {
+                no_permission(path)
             } else {
                 ExportError::io("opening", path)(e)
             }

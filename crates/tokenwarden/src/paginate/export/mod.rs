@@ -352,29 +352,30 @@ async fn fetch(
     sink: &mut Sink,
     on_event: &mut impl FnMut(Event),
 ) -> Result<(), ExportError> {
-    {
-        match source {
-            Source::Conversations {
-                jobs_path,
-                interval,
-                slice,
-                filter,
-                options: job,
-            } => {
-                let job = JobRun {
-                    client,
-                    jobs_path,
-                    filter,
-                    options: job,
-                };
-                conversations(&job, interval, *slice, sink, on_event).await
-            }
-            listing => {
-                let pages = pages_of(client, listing, sink.state.position.clone());
-                read_listing(pages, sink, on_event).await
-            }
+    let from = sink.state.position.clone();
+    let pages = match source {
+        Source::Pages { path } => paginate_pages_from(client, path, from).boxed(),
+        Source::Cursor { path } => paginate_cursor_from(client, path, from).boxed(),
+        Source::Query { path, body } => {
+            paginate_query_from(client, path, body.clone(), from).boxed()
         }
-    }
+        Source::Conversations {
+            jobs_path,
+            interval,
+            slice,
+            filter,
+            options,
+        } => {
+            let job = JobRun {
+                client,
+                jobs_path,
+                filter,
+                options,
+            };
+            return conversations(&job, interval, *slice, sink, on_event).await;
+        }
+    };
+    read_listing(pages, sink, on_event).await
 }
 
 /// What an export was asked to do, recorded with its state: a resume of another one is refused.
@@ -412,24 +413,6 @@ fn describe(state: &State) -> String {
         Some(s) => format!("slice {} at {at}", s.index + 1),
         None if state.phase == Phase::Fetching => at,
         None => "the end (writing the output)".into(),
-    }
-}
-
-/// The page stream of a listing source from `from`.
-fn pages_of(
-    client: &ApiClient,
-    source: &Source,
-    from: Option<Position>,
-) -> BoxStream<'static, crate::Result<Page>> {
-    match source {
-        Source::Pages { path } => paginate_pages_from(client, path, from).boxed(),
-        Source::Cursor { path } => paginate_cursor_from(client, path, from).boxed(),
-        Source::Query { path, body } => {
-            paginate_query_from(client, path, body.clone(), from).boxed()
-        }
-        Source::Conversations { .. } => {
-            futures::stream::once(async { Err(Error::Internal("not a listing".into())) }).boxed()
-        }
     }
 }
 
