@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fs::{File, OpenOptions};
 use std::io::{Seek as _, SeekFrom, Write as _};
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 /// Layout version of the state file.
@@ -307,21 +306,18 @@ fn no_permission(path: &Path) -> ExportError {
 
 /// Creates `path`, which must not exist (not even as a symbolic link), 0600, and locks it.
 fn create_new(path: &Path) -> Result<File, ExportError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => ExportError::Refused(format!(
-                "{} already exists (another run may have just created it); rerun with --resume or --force",
-                path.display()
-            )),
-            std::io::ErrorKind::NotFound => ExportError::NoDirectory(path.to_path_buf()),
-            std::io::ErrorKind::PermissionDenied => no_permission(path),
-            _ => ExportError::io("creating", path)(e),
-        })?;
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create_new(true);
+    os::private(&mut options);
+    let file = options.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => ExportError::Refused(format!(
+            "{} already exists (another run may have just created it); rerun with --resume or --force",
+            path.display()
+        )),
+        std::io::ErrorKind::NotFound => ExportError::NoDirectory(path.to_path_buf()),
+        std::io::ErrorKind::PermissionDenied => no_permission(path),
+        _ => ExportError::io("creating", path)(e),
+    })?;
     lock(&file, path)?;
     Ok(file)
 }
@@ -330,27 +326,24 @@ fn create_new(path: &Path) -> Result<File, ExportError> {
 /// could not have written alone: a symbolic link (planted in a shared directory, it would point
 /// the writes elsewhere), something other than a regular file, a file owned by another user.
 fn open_owned(path: &Path, create: bool) -> Result<File, ExportError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(create)
-        .mode(0o600)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
-                ExportError::Refused(format!(
-                    "{} is a symbolic link: give the file's real path",
-                    path.display()
-                ))
-            } else if e.kind() == std::io::ErrorKind::NotFound && create {
-                ExportError::NoDirectory(path.to_path_buf())
-            } else if e.kind() == std::io::ErrorKind::PermissionDenied {
-                no_permission(path)
-            } else {
-                ExportError::io("opening", path)(e)
-            }
-        })?;
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(create);
+    os::private(&mut options);
+    os::no_follow(&mut options);
+    let file = options.open(path).map_err(|e| {
+        if os::is_link(&e) {
+            ExportError::Refused(format!(
+                "{} is a symbolic link: give the file's real path",
+                path.display()
+            ))
+        } else if e.kind() == std::io::ErrorKind::NotFound && create {
+            ExportError::NoDirectory(path.to_path_buf())
+        } else if e.kind() == std::io::ErrorKind::PermissionDenied {
+            no_permission(path)
+        } else {
+            ExportError::io("opening", path)(e)
+        }
+    })?;
     check_owned(&file, path)?;
     Ok(file)
 }
@@ -358,22 +351,67 @@ fn open_owned(path: &Path, create: bool) -> Result<File, ExportError> {
 /// A regular file owned by this user that no one else may write.
 fn check_owned(file: &File, path: &Path) -> Result<(), ExportError> {
     let meta = file.metadata().map_err(ExportError::io("reading", path))?;
-    let refuse = |why: &str| {
-        Err(ExportError::Refused(format!(
+    let why = if meta.is_file() {
+        os::not_trusted(&meta)
+    } else {
+        Some("is not a regular file")
+    };
+    match why {
+        Some(why) => Err(ExportError::Refused(format!(
             "{} {why}: tokenwarden only continues or overwrites its own files",
             path.display()
-        )))
-    };
-    if !meta.is_file() {
-        return refuse("is not a regular file");
+        ))),
+        None => Ok(()),
     }
-    if meta.uid() != rustix::process::geteuid().as_raw() {
-        return refuse("belongs to another user");
+}
+
+/// What files are checked for (as for the token cache, see `store::private_fs`): on Unix, no
+/// symbolic link is followed and a file must be the user's and writable by no one else; elsewhere
+/// files are protected by the access control lists of the directory the user chose.
+#[cfg(unix)]
+mod os {
+    use std::fs::{Metadata, OpenOptions};
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+
+    pub(super) fn private(options: &mut OpenOptions) {
+        options.mode(0o600);
     }
-    if meta.permissions().mode() & 0o022 != 0 {
-        return refuse("is writable by other users");
+
+    pub(super) fn no_follow(options: &mut OpenOptions) {
+        options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
     }
-    Ok(())
+
+    /// The open failed because the path is a symbolic link (`O_NOFOLLOW`).
+    pub(super) fn is_link(e: &std::io::Error) -> bool {
+        e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+    }
+
+    pub(super) fn not_trusted(meta: &Metadata) -> Option<&'static str> {
+        if meta.uid() != rustix::process::geteuid().as_raw() {
+            Some("belongs to another user")
+        } else if meta.mode() & 0o022 != 0 {
+            Some("is writable by other users")
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+mod os {
+    use std::fs::{Metadata, OpenOptions};
+
+    pub(super) fn private(_: &mut OpenOptions) {}
+
+    pub(super) fn no_follow(_: &mut OpenOptions) {}
+
+    pub(super) fn is_link(_: &std::io::Error) -> bool {
+        false
+    }
+
+    pub(super) fn not_trusted(_: &Metadata) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Takes the run's exclusive lock on the data file.
@@ -393,14 +431,13 @@ const MAX_STATE_BYTES: u64 = 1 << 20;
 
 /// The recorded state, if there is one; checked to be this user's own file before it is trusted.
 fn read_state(path: &Path) -> Result<Option<State>, ExportError> {
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(path)
-    {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    os::no_follow(&mut options);
+    let file = match options.open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+        Err(e) if os::is_link(&e) => {
             return Err(ExportError::Refused(format!(
                 "{} is a symbolic link, not a state tokenwarden wrote; remove it",
                 path.display()
@@ -430,8 +467,8 @@ fn read_state(path: &Path) -> Result<Option<State>, ExportError> {
     Ok(Some(state))
 }
 
-/// Replaces the state file atomically: a 0600 temporary file beside it with an unpredictable name,
-/// created exclusively, then renamed over it.
+/// Replaces the state file atomically: a temporary file beside it with an unpredictable name,
+/// created exclusively and 0600 (`tempfile`'s default), then renamed over it.
 pub(super) fn save_state(path: &Path, state: &State) -> Result<(), ExportError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -440,7 +477,6 @@ pub(super) fn save_state(path: &Path, state: &State) -> Result<(), ExportError> 
     let mut tmp = tempfile::Builder::new()
         .prefix(".twstate-")
         .suffix(".tmp")
-        .permissions(std::fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)
         .map_err(ExportError::io("creating a temporary file in", dir))?;
     let json = serde_json::to_vec_pretty(state).unwrap_or_default();
@@ -457,10 +493,11 @@ pub(super) fn sync(file: &File, path: &Path) -> Result<(), ExportError> {
     file.sync_all().map_err(ExportError::io("syncing", path))
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::os::unix::fs::PermissionsExt as _;
 
     fn mode(p: &Path) -> u32 {
         p.metadata().unwrap().permissions().mode() & 0o777

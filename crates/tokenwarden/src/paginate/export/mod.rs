@@ -61,7 +61,6 @@ use serde_json::{Value, json};
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufWriter, Seek as _, SeekFrom, Write};
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -878,7 +877,8 @@ impl Sink {
     }
 }
 
-/// Writes the CSV beside `out` (0600, unpredictable name), then renames it over `out`.
+/// Writes the CSV beside `out` (0600 and an unpredictable name: `tempfile`'s defaults), then
+/// renames it over `out`.
 fn write_csv_file(
     spool: &mut File,
     spool_path: &Path,
@@ -893,7 +893,6 @@ fn write_csv_file(
     let tmp = tempfile::Builder::new()
         .prefix(".twcsv-")
         .suffix(".tmp")
-        .permissions(std::fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)
         .map_err(ExportError::io("creating a temporary file in", dir))?;
     let tmp_path = tmp.path().to_path_buf();
