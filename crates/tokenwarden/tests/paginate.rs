@@ -24,7 +24,7 @@ const WEEK: &str = "2024-01-01T00:00:00Z/2024-01-08T00:00:00Z";
 fn hostile(n: usize) -> SimConfig {
     SimConfig {
         token_ttl: Duration::from_secs(1),
-        latency: Duration::from_millis(120),
+        latency: Duration::from_millis(60),
         revoke_every: Some(9),
         users: n,
         contacts: n,
