@@ -108,17 +108,18 @@ pub(crate) enum Command {
   tokenwarden request GET /api/v2/users/me
   tokenwarden request POST /api/v2/analytics/conversations/details/query --data @query.json --replay-safe")]
     Request(RequestArgs),
-    /// Stream every item of a paged listing as JSON Lines.
+    /// Every item of a paged listing, as JSON Lines or CSV; resumable with --out FILE.
     #[command(after_help = "Examples:
-  tokenwarden paginate /api/v2/users --out users.jsonl
-  tokenwarden paginate /api/v2/externalcontacts/scan/contacts
-  tokenwarden paginate /api/v2/analytics/conversations/details/query --body @query.json")]
+  tokenwarden paginate /api/v2/users --format csv --out users.csv
+  tokenwarden paginate /api/v2/externalcontacts/scan/contacts --out contacts.jsonl --resume
+  tokenwarden paginate /api/v2/analytics/conversations/details/query --body @query.json | jq .conversationId")]
     Paginate(PaginateArgs),
-    /// Export data with an asynchronous analytics job (survives any number of token expiries).
+    /// Export data with asynchronous analytics jobs, slice by slice; resumable with --out FILE.
     #[command(
         subcommand,
         after_help = "Examples:
-  tokenwarden export conversations --interval 2024-01-01T00:00:00Z/2024-01-08T00:00:00Z --out convs.jsonl"
+  tokenwarden export conversations --interval 2024-01-01T00:00:00Z/2024-02-01T00:00:00Z --out jan.jsonl
+  tokenwarden export conversations --interval 2024-01-01T00:00:00Z/2024-02-01T00:00:00Z --out jan.jsonl --resume"
     )]
     Export(ExportCommand),
     /// Run one request per input record; resumable, exactly-once output.
@@ -204,11 +205,38 @@ pub(crate) struct PaginateArgs {
     #[arg(long, value_enum, default_value_t = PagingStyle::Auto)]
     pub(crate) style: PagingStyle,
     /// Items per page.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) page_size: Option<u32>,
-    /// Write items here instead of stdout.
+    #[command(flatten)]
+    pub(crate) out: ExportOutArgs,
+}
+
+/// Where and how `paginate` and `export` write their items.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct ExportOutArgs {
+    /// Write the items to FILE (created 0600), recording the position beside it in FILE.twstate
+    /// so that --resume can continue; - (the default) writes to stdout.
     #[arg(long, short, value_name = "FILE")]
     pub(crate) out: Option<PathBuf>,
+    /// jsonl: one JSON object per line. csv: a header from the items' fields (nested ones joined
+    /// with dots, arrays as JSON text), written once every item is in.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+    pub(crate) format: ExportFormat,
+    /// Continue the export recorded beside --out after a crash, Ctrl-C or kill -9 (or start it
+    /// if there is none); rerun the same command with --resume.
+    #[arg(long)]
+    pub(crate) resume: bool,
+    /// Overwrite an existing --out and start over.
+    #[arg(long, conflicts_with = "resume")]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum ExportFormat {
+    /// JSON Lines.
+    Jsonl,
+    /// CSV (RFC 4180).
+    Csv,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -225,26 +253,41 @@ pub(crate) enum PagingStyle {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ExportCommand {
-    /// Conversation details via an async analytics job.
+    /// Conversation details of an interval, one analytics job per slice (default a week).
     #[command(after_help = "Examples:
-  tokenwarden export conversations --interval 2024-01-01T00:00:00Z/2024-01-08T00:00:00Z --out convs.jsonl")]
+  tokenwarden export conversations --interval 2024-01-01T00:00:00Z/2024-02-01T00:00:00Z --out jan.jsonl
+  tokenwarden export conversations --interval 2024-01-01/P7D --slice 6h --format csv --out week.csv
+  tokenwarden export conversations --interval 2024-01-01/P31D --out jan.jsonl --resume   # after a kill")]
     Conversations(ExportArgs),
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct ExportArgs {
-    /// ISO-8601 interval START/END.
-    #[arg(long)]
-    pub(crate) interval: String,
+    /// ISO-8601 interval START/END (or START/P7D), e.g. 2024-01-01T00:00:00Z/2024-02-01T00:00:00Z.
+    #[arg(long, value_name = "START/END", value_parser = parse_interval)]
+    pub(crate) interval: tokenwarden::Interval,
+    /// One analytics job per slice of the interval (e.g. 1d, 12h), at most 31 days (the API's
+    /// limit for one query); slices start at midnight UTC. A resume continues the recorded job,
+    /// or redoes that one slice if the API no longer has it.
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_slice)]
+    pub(crate) slice: std::time::Duration,
     /// Extra job body fields as JSON (e.g. '{"segmentFilters": [...]}'), or @FILE.
     #[arg(long, value_name = "JSON|@FILE")]
     pub(crate) filter: Option<String>,
     /// Results per page.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) page_size: Option<u32>,
-    /// Write conversations here instead of stdout.
-    #[arg(long, short, value_name = "FILE")]
-    pub(crate) out: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) out: ExportOutArgs,
+}
+
+fn parse_interval(s: &str) -> Result<tokenwarden::Interval, String> {
+    s.parse()
+        .map_err(|e: tokenwarden::IntervalError| e.to_string())
+}
+
+fn parse_slice(s: &str) -> Result<std::time::Duration, String> {
+    tokenwarden::parse_slice_length(s).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args, Clone)]

@@ -221,14 +221,14 @@ async fn request_post_sends_the_data() {
     assert_eq!(v["method"], "PUT");
     assert_eq!(v["json"]["from"], "file");
 
-    // Bad JSON is a usage problem (exit 3), and nothing is sent.
+    // Bad JSON is a usage problem (exit 2), and nothing is sent.
     let before = sb.sim.journal_counters().api_requests;
     let r = run(
         sb.tw(),
         &["request", "POST", "/api/v2/sim/echo", "--data", "{nope"],
     )
     .await;
-    r.expect_code(3);
+    r.expect_code(2);
     assert!(r.stderr.contains("not valid JSON"), "{}", r.stderr);
     assert_eq!(sb.sim.journal_counters().api_requests, before);
 }
@@ -353,13 +353,13 @@ async fn export_conversations_outlives_one_second_tokens() {
         "the job outlived its first token: {j:?}"
     );
 
-    // A malformed interval is refused before anything is sent.
+    // A malformed interval is refused before anything is sent: what was typed is wrong (2).
     let r = run(
         sb.tw(),
         &["export", "conversations", "--interval", "yesterday"],
     )
     .await;
-    r.expect_code(3);
+    r.expect_code(2);
     assert!(r.stderr.contains("START/END"), "{}", r.stderr);
 }
 

@@ -236,7 +236,11 @@ pub(crate) async fn get_user(State(inner): State<Arc<Inner>>, Path(id): Path<Str
 }
 
 /// `GET /api/v2/users?pageSize=&pageNumber=` (page-number paging).
-pub(crate) async fn list_users(State(inner): State<Arc<Inner>>, RawQuery(q): RawQuery) -> Response {
+pub(crate) async fn list_users(
+    State(inner): State<Arc<Inner>>,
+    Extension(ctx): Extension<AuthCtx>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let cfg = inner.cfg();
     let q = Query::parse(q.as_deref());
     let page_size = match q.bounded("pageSize", 25, cfg.max_page_size) {
@@ -251,7 +255,9 @@ pub(crate) async fn list_users(State(inner): State<Arc<Inner>>, RawQuery(q): Raw
     let page_count = total.div_ceil(page_size);
     let start = (page_number - 1).saturating_mul(page_size).min(total);
     let end = start.saturating_add(page_size).min(total);
-    let entities: Vec<Value> = (start..end).map(data::user).collect();
+    let entities: Vec<Value> = (start..end)
+        .map(|i| echo_token(&cfg, &ctx, data::user(i)))
+        .collect();
     let uri = |n: usize| format!("/api/v2/users?pageSize={page_size}&pageNumber={n}");
     let mut body = json!({
         "entities": entities,
@@ -270,6 +276,15 @@ pub(crate) async fn list_users(State(inner): State<Arc<Inner>>, RawQuery(q): Raw
         body["nextUri"] = json!(uri(page_number + 1));
     }
     json_response(200, &body)
+}
+
+/// With [`SimConfig::echo_token_in_items`], `item` with the caller's `Authorization` header in an
+/// `echoedAuthorization` field (a careless or hostile API).
+fn echo_token(cfg: &SimConfig, ctx: &AuthCtx, mut item: Value) -> Value {
+    if cfg.echo_token_in_items {
+        item["echoedAuthorization"] = json!(format!("Bearer {}", ctx.token));
+    }
+    item
 }
 
 // ---- external contacts (cursor paging) ----------------------------------------------------------
@@ -291,6 +306,7 @@ fn decode_cursor(tag: &str, cursor: &str) -> Option<usize> {
 /// `GET /api/v2/externalcontacts/scan/contacts?limit=&cursor=` (cursor paging).
 pub(crate) async fn scan_contacts(
     State(inner): State<Arc<Inner>>,
+    Extension(ctx): Extension<AuthCtx>,
     RawQuery(q): RawQuery,
 ) -> Response {
     let cfg = inner.cfg();
@@ -309,7 +325,9 @@ pub(crate) async fn scan_contacts(
     let total = cfg.contacts;
     let start = offset.min(total);
     let end = start.saturating_add(limit).min(total);
-    let entities: Vec<Value> = (start..end).map(data::contact).collect();
+    let entities: Vec<Value> = (start..end)
+        .map(|i| echo_token(&cfg, &ctx, data::contact(i)))
+        .collect();
     let mut body = json!({
         "entities": entities,
         "selfUri": match q.get("cursor") {
@@ -415,7 +433,11 @@ fn nth_in_range(range: &std::ops::Range<usize>, desc: bool, i: usize) -> usize {
 }
 
 /// `POST /api/v2/analytics/conversations/details/query` (page-number paging in the body).
-pub(crate) async fn analytics_query(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response {
+pub(crate) async fn analytics_query(
+    State(inner): State<Arc<Inner>>,
+    Extension(ctx): Extension<AuthCtx>,
+    bytes: Bytes,
+) -> Response {
     let cfg = inner.cfg();
     let req = match parse_analytics_body(&bytes) {
         Ok(r) => r,
@@ -440,7 +462,8 @@ pub(crate) async fn analytics_query(State(inner): State<Arc<Inner>>, bytes: Byte
         let conversations: Vec<Value> = (start..end)
             .map(|k| {
                 let i = nth_in_range(&range, req.desc, k);
-                data::conversation(i, data::conversation_start_ms(i, n, s, e), cfg.users)
+                let c = data::conversation(i, data::conversation_start_ms(i, n, s, e), cfg.users);
+                echo_token(&cfg, &ctx, c)
             })
             .collect();
         body["conversations"] = Value::Array(conversations);
@@ -449,6 +472,11 @@ pub(crate) async fn analytics_query(State(inner): State<Arc<Inner>>, bytes: Byte
 }
 
 /// `POST /api/v2/analytics/conversations/details/jobs` → 202 `{"jobId"}`.
+///
+/// As Genesys documents for jobs (unlike the query), the results hold every conversation whose
+/// lifetime overlaps the interval, including ones that started before it; with
+/// `"startOfDayIntervalMatching": true`, only those that started on or after midnight UTC of the
+/// interval's first day.
 pub(crate) async fn job_submit(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response {
     let cfg = inner.cfg();
     let req = match parse_analytics_body(&bytes) {
@@ -456,14 +484,28 @@ pub(crate) async fn job_submit(State(inner): State<Arc<Inner>>, bytes: Bytes) ->
         Err(m) => return bad_request(&m),
     };
     let (s, e) = interval_ms(&cfg);
+    let n = cfg.conversations;
+    let start_of_day = req.body.get("startOfDayIntervalMatching") == Some(&Value::Bool(true));
+    let earliest = if start_of_day {
+        req.from_ms - req.from_ms % 86_400_000
+    } else {
+        req.from_ms.saturating_sub(data::MAX_CONVERSATION_MS)
+    };
+    let early = conversation_range(&cfg, earliest, req.from_ms)
+        .filter(|i| {
+            let start = data::conversation_start_ms(*i, n, s, e);
+            data::conversation_end_ms(*i, start) > req.from_ms
+        })
+        .collect();
     let job = Job {
         submitted: Instant::now(),
         submitted_wall: SystemTime::now(),
         duration: cfg.job_duration,
         outcome: cfg.job_outcome,
+        early,
         range: conversation_range(&cfg, req.from_ms, req.to_ms),
         desc: req.desc,
-        conversations: cfg.conversations,
+        conversations: n,
         start_ms: s,
         end_ms: e,
         users: cfg.users,
@@ -500,6 +542,7 @@ pub(crate) async fn job_status(
 /// `GET /api/v2/analytics/conversations/details/jobs/{jobId}/results?cursor=&pageSize=`.
 pub(crate) async fn job_results(
     State(inner): State<Arc<Inner>>,
+    Extension(ctx): Extension<AuthCtx>,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
@@ -525,17 +568,17 @@ pub(crate) async fn job_results(
             None => return bad_request(&format!("Invalid cursor [{c}]")),
         },
     };
-    let total = job.range.len();
+    let total = job.len();
     let start = offset.min(total);
     let end = start.saturating_add(page_size).min(total);
     let mut body = json!({});
     if start < end {
         let conversations: Vec<Value> = (start..end)
             .map(|k| {
-                let i = nth_in_range(&job.range, job.desc, k);
+                let i = job.nth(k);
                 let at =
                     data::conversation_start_ms(i, job.conversations, job.start_ms, job.end_ms);
-                data::conversation(i, at, job.users)
+                echo_token(&cfg, &ctx, data::conversation(i, at, job.users))
             })
             .collect();
         body["conversations"] = Value::Array(conversations);

@@ -185,6 +185,10 @@ pub struct SimConfig {
     pub accept_form_credentials: bool,
     /// Largest page size accepted by the paged routes (larger ones get 400). Default 500.
     pub max_page_size: usize,
+    /// Every item of the listing routes (users, contacts, the analytics query and job results)
+    /// carries the caller's `Authorization` header in an `echoedAuthorization` field, as a
+    /// careless or hostile API might. Default false.
+    pub echo_token_in_items: bool,
     /// Number of most recent [`JournalEntry`](crate::JournalEntry)s kept. Default 200 000.
     pub journal_capacity: usize,
 }
@@ -220,6 +224,7 @@ impl Default for SimConfig {
             job_outcome: JobOutcome::Fulfilled,
             accept_form_credentials: true,
             max_page_size: 500,
+            echo_token_in_items: false,
             journal_capacity: 200_000,
         }
     }
@@ -316,6 +321,9 @@ pub struct ConfigPatch {
     /// New [`SimConfig::max_page_size`].
     #[serde(default)]
     pub max_page_size: Option<usize>,
+    /// New [`SimConfig::echo_token_in_items`].
+    #[serde(default)]
+    pub echo_token_in_items: Option<bool>,
 }
 
 impl ConfigPatch {
@@ -390,6 +398,9 @@ impl ConfigPatch {
         }
         if let Some(v) = self.max_page_size {
             c.max_page_size = v;
+        }
+        if let Some(v) = self.echo_token_in_items {
+            c.echo_token_in_items = v;
         }
     }
 }

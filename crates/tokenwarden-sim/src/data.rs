@@ -180,11 +180,20 @@ pub fn conversation_start_ms(i: usize, n: usize, start_ms: u64, end_ms: u64) -> 
     start_ms + (i as u128 * span / n as u128) as u64
 }
 
+/// Longest simulated conversation, in milliseconds (30 s to 15.5 min).
+pub const MAX_CONVERSATION_MS: u64 = 930_000;
+
+/// End of conversation `i` that started at `start_ms` (Unix ms): 30 s to 15.5 min later.
+pub fn conversation_end_ms(i: usize, start_ms: u64) -> u64 {
+    let h = mix64(i as u64 ^ 0xC0FF_EE00);
+    start_ms + 30_000 + (h % (MAX_CONVERSATION_MS - 30_000))
+}
+
 /// The JSON of conversation `i` (starting at `start_ms`, Unix ms), as the analytics routes answer
 /// it. `users` is the configured user count (the agent is one of them).
 pub fn conversation(i: usize, start_ms: u64, users: usize) -> Value {
     let h = mix64(i as u64 ^ 0xC0FF_EE00);
-    let end_ms = start_ms + 30_000 + (h % 900_000);
+    let end_ms = conversation_end_ms(i, start_ms);
     let outbound = i.is_multiple_of(3);
     let direction = if outbound { "outbound" } else { "inbound" };
     let cid = conversation_id(i);

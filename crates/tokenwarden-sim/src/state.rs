@@ -104,7 +104,10 @@ pub(crate) struct Job {
     pub(crate) submitted_wall: SystemTime,
     pub(crate) duration: Duration,
     pub(crate) outcome: JobOutcome,
-    /// Conversation indices matching the job's interval.
+    /// Conversations that started before the job's interval and were still going at its start
+    /// (ascending start), then `range`: those that started in it.
+    pub(crate) early: Vec<usize>,
+    /// Conversation indices that started in the job's interval.
     pub(crate) range: Range<usize>,
     pub(crate) desc: bool,
     pub(crate) conversations: usize,
@@ -114,6 +117,20 @@ pub(crate) struct Job {
 }
 
 impl Job {
+    /// Number of conversations in the job's results.
+    pub(crate) fn len(&self) -> usize {
+        self.early.len() + self.range.len()
+    }
+
+    /// The `k`-th conversation of the results, in the job's order.
+    pub(crate) fn nth(&self, k: usize) -> usize {
+        let k = if self.desc { self.len() - 1 - k } else { k };
+        match self.early.get(k) {
+            Some(i) => *i,
+            None => self.range.start + (k - self.early.len()),
+        }
+    }
+
     /// The job's state now: `QUEUED`, `PENDING`, or its terminal state.
     pub(crate) fn state(&self, now: Instant) -> &'static str {
         let elapsed = now.saturating_duration_since(self.submitted);

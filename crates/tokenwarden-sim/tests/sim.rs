@@ -1004,6 +1004,103 @@ async fn async_job_lifecycle() {
     }
 }
 
+/// All results of a fulfilled job with `body`, by conversation id.
+async fn job_ids(sim: &Simulator, c: &Client, tok: &str, body: Value) -> Vec<String> {
+    let (_, b) = post_json(sim, c, JOBS, tok, &body).await;
+    let job = b["jobId"].as_str().unwrap().to_owned();
+    let mut ids = vec![];
+    let mut cursor: Option<String> = None;
+    loop {
+        let uri = match &cursor {
+            None => format!("{JOBS}/{job}/results?pageSize=100"),
+            Some(cur) => format!("{JOBS}/{job}/results?pageSize=100&cursor={cur}"),
+        };
+        let (s, b) = get_json(sim, c, &uri, tok).await;
+        assert_eq!(s, 200, "{b}");
+        for conv in b["conversations"].as_array().into_iter().flatten() {
+            ids.push(conv["conversationId"].as_str().unwrap().to_owned());
+        }
+        match b.get("cursor").and_then(Value::as_str) {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return ids,
+        }
+    }
+}
+
+#[tokio::test]
+async fn jobs_hold_every_conversation_whose_lifetime_overlaps_the_interval() {
+    let n = 2000;
+    let sim = start(SimConfig {
+        conversations: n,
+        job_duration: Duration::ZERO,
+        ..SimConfig::default()
+    })
+    .await;
+    let c = client();
+    let tok = token(&sim, &c).await;
+    let (week_start, week_end) = (1_704_067_200_000u64, 1_704_672_000_000u64);
+    // 2024-01-03T10:00Z .. 2024-01-04T00:00Z
+    let (from, to) = (week_start + 58 * 3_600_000, week_start + 72 * 3_600_000);
+    let interval = "2024-01-03T10:00:00Z/2024-01-04T00:00:00Z";
+    let start = |i: usize| data::conversation_start_ms(i, n, week_start, week_end);
+    let overlapping: Vec<String> = (0..n)
+        .filter(|i| start(*i) < to && data::conversation_end_ms(*i, start(*i)) > from)
+        .map(data::conversation_id)
+        .collect();
+    let started_in: Vec<String> = (0..n)
+        .filter(|i| (from..to).contains(&start(*i)))
+        .map(data::conversation_id)
+        .collect();
+    assert!(overlapping.len() > started_in.len(), "some began before");
+    let got = job_ids(&sim, &c, &tok, json!({"interval": interval})).await;
+    assert_eq!(
+        got, overlapping,
+        "ascending by start, those still going first"
+    );
+    let mut desc = job_ids(
+        &sim,
+        &c,
+        &tok,
+        json!({"interval": interval, "order": "desc"}),
+    )
+    .await;
+    desc.reverse();
+    assert_eq!(desc, overlapping);
+    // startOfDayIntervalMatching: only those that began on the interval's first day (UTC), and
+    // a day-aligned interval is then exactly the conversations that started in it.
+    let day = json!({"interval": "2024-01-03T00:00:00Z/2024-01-04T00:00:00Z",
+                     "startOfDayIntervalMatching": true});
+    let got = job_ids(&sim, &c, &tok, day).await;
+    let day_from = week_start + 48 * 3_600_000;
+    let same_day: Vec<String> = (0..n)
+        .filter(|i| (day_from..to).contains(&start(*i)))
+        .map(data::conversation_id)
+        .collect();
+    assert_eq!(got, same_day);
+    // The query keeps matching on the start.
+    let (_, b) = post_json(&sim, &c, QUERY, &tok, &json!({"interval": interval})).await;
+    assert_eq!(b["totalHits"], started_in.len());
+}
+
+#[tokio::test]
+async fn echo_token_in_items_puts_the_callers_token_in_every_item() {
+    let sim = start(SimConfig {
+        users: 3,
+        echo_token_in_items: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let c = client();
+    let tok = token(&sim, &c).await;
+    let (_, b) = get_json(&sim, &c, "/api/v2/users", &tok).await;
+    for u in b["entities"].as_array().unwrap() {
+        assert_eq!(u["echoedAuthorization"], format!("Bearer {tok}"));
+    }
+    sim.update(|c| c.echo_token_in_items = false);
+    let (_, b) = get_json(&sim, &c, "/api/v2/users", &tok).await;
+    assert!(b["entities"][0].get("echoedAuthorization").is_none());
+}
+
 #[tokio::test]
 async fn echo_status_redirect_and_timeouts() {
     let sim = start(SimConfig::default()).await;

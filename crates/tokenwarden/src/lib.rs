@@ -56,7 +56,12 @@ pub use manager::{DEFAULT_FATAL_COOLDOWN, Rejection, TokenManager, TokenManagerB
 pub use metrics::Metrics;
 #[cfg(feature = "middleware")]
 pub use middleware::{AuthMiddleware, ReplaySafe};
-pub use paginate::{JobOptions, analytics_job, paginate_cursor, paginate_pages, paginate_query};
+pub use paginate::export;
+pub use paginate::{
+    Interval, IntervalError, JobOptions, MAX_SLICE, Page, Position, analytics_job,
+    analytics_job_from, paginate_cursor, paginate_cursor_from, paginate_pages, paginate_pages_from,
+    paginate_query, paginate_query_from, parse_slice_length,
+};
 pub use redact::{
     MAX_ROTATING_SECRETS, MIN_SECRET_LEN, REDACTED, redact, redact_bytes, register_secret,
     terminal_safe,

@@ -3,6 +3,7 @@
 mod batch;
 mod check;
 mod demo;
+mod export;
 mod paginate;
 mod request;
 mod sim;
@@ -29,7 +30,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
         Command::Request(a) => request::run(&connect(&g, None, &mut hint)?, a).await,
         Command::Paginate(a) => paginate::paginate(&connect(&g, None, &mut hint)?, a).await,
         Command::Export(ExportCommand::Conversations(a)) => {
-            paginate::export_conversations(&connect(&g, None, &mut hint)?, a).await
+            export::conversations(&connect(&g, None, &mut hint)?, a).await
         }
         Command::Batch(a) => {
             let rate = a.rate.as_deref().map(parse_rate).transpose()?;
@@ -163,8 +164,9 @@ pub(crate) fn json_arg(v: &str) -> Result<serde_json::Value> {
     } else {
         v.to_string()
     };
-    serde_json::from_str(&text)
-        .map_err(|e| anyhow::Error::new(ConfigError(format!("{v}: not valid JSON: {e}"))))
+    serde_json::from_str(&text).map_err(|e| {
+        anyhow::Error::new(crate::exit::UsageError(format!("{v}: not valid JSON: {e}")))
+    })
 }
 
 #[cfg(test)]

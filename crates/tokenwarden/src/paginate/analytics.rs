@@ -1,10 +1,10 @@
 //! Analytics: the conversation details query (`POST`, paged in the body) and asynchronous jobs
 //! (submit, poll, then results by cursor).
 
-use super::listing::cursor_from;
-use super::{items, str_field, take_items, u64_field};
+use super::listing::{Next, next_cursor};
+use super::{Page, Position, items, str_field, take_items, u64_field, walk, with_query_param};
 use crate::client::ApiClient;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, excerpt};
 use futures::{Stream, StreamExt as _, TryStreamExt as _, stream};
 use http::Method;
 use serde_json::{Value, json};
@@ -41,16 +41,38 @@ pub fn paginate_query(
     client: &ApiClient,
     path: &str,
     body: Value,
-) -> impl Stream<Item = Result<Value>> + Send + 'static {
+) -> impl Stream<Item = Result<Value>> + Send + 'static + use<> {
+    items(paginate_query_from(client, path, body, None))
+}
+
+/// The pages of an analytics details query (see [`paginate_query`]), each with the
+/// [`Position::PageNumber`] after it, starting at `from` (`None`: the body's `paging.pageNumber`,
+/// default 1).
+///
+/// # Errors
+/// As [`paginate_query`]; [`Error::Config`] for a position that is not a page number.
+pub fn paginate_query_from(
+    client: &ApiClient,
+    path: &str,
+    body: Value,
+    from: Option<Position>,
+) -> impl Stream<Item = Result<Page>> + Send + 'static + use<> {
     let client = client.clone();
     let url = client.resolve(path);
     let mut body = body;
     let (first, size) = paging(&mut body);
-    let pages = stream::try_unfold(Some(first), move |next| {
+    let first = match from {
+        None => Ok(first),
+        Some(Position::PageNumber { page_number }) => Ok(page_number.max(1)),
+        Some(_) => Err(Error::Config(
+            "a query continues from a page number only".into(),
+        )),
+    };
+    stream::try_unfold(Some(first), move |next| {
         let (client, url, mut body) = (client.clone(), url.clone(), body.clone());
         async move {
             let Some(number) = next else { return Ok(None) };
-            let url = url.map_err(|e| e.clone())?;
+            let (number, url) = (number?, url?);
             body["paging"]["pageNumber"] = json!(number);
             let mut page: Value = client
                 .request(Method::POST, url.as_str())
@@ -60,12 +82,18 @@ pub fn paginate_query(
                 .await?
                 .error_for_status()?
                 .json()?;
-            let found = take_items(&mut page);
-            let next = next_query_page(number, size, found.len(), u64_field(&page, "totalHits"));
-            Ok(Some((found, next)))
+            let items = take_items(&mut page);
+            let next = next_query_page(number, size, items.len(), u64_field(&page, "totalHits"));
+            let position = next.map(|page_number| Position::PageNumber { page_number });
+            Ok(Some((
+                Page {
+                    items,
+                    next: position,
+                },
+                next.map(Ok),
+            )))
         }
-    });
-    items(pages)
+    })
 }
 
 /// Makes sure `body.paging` exists; returns the first page number and the page size.
@@ -184,24 +212,114 @@ pub fn analytics_job(
     jobs_path: &str,
     body: Value,
     options: JobOptions,
-) -> impl Stream<Item = Result<Value>> + Send + 'static {
+) -> impl Stream<Item = Result<Value>> + Send + 'static + use<> {
+    items(analytics_job_from(client, jobs_path, body, options, None))
+}
+
+/// The pages of an asynchronous analytics job (see [`analytics_job`]), each with the
+/// [`Position::Job`] after it, starting at `from`.
+///
+/// Without `from`, the job is submitted and the first page handed out has no items and the new
+/// job's position (`cursor: None`): record it, and a later run attaches to the same job instead of
+/// submitting another. With `from`, the job is not submitted again: its status is polled until it
+/// is fulfilled, then its results are read from the recorded cursor.
+///
+/// # Errors
+/// As [`analytics_job`]. A job the API no longer knows (it expired, or was deleted) answers
+/// [`Error::Status`] 404, or [`Error::JobFailed`] with state `EXPIRED`: submit it again then.
+/// [`Error::Config`] for a position that is not a job.
+pub fn analytics_job_from(
+    client: &ApiClient,
+    jobs_path: &str,
+    body: Value,
+    options: JobOptions,
+    from: Option<Position>,
+) -> impl Stream<Item = Result<Page>> + Send + 'static + use<> {
     let client = client.clone();
     let jobs_path = jobs_path.trim_end_matches('/').to_string();
     stream::once(async move {
-        let job_id = submit(&client, &jobs_path, &body).await?;
-        wait_for(&client, &jobs_path, &job_id, &options).await?;
-        let results = client.resolve(&format!(
-            "{jobs_path}/{}/results?pageSize={}",
-            encode_segment(&job_id),
-            options.page_size
-        ));
-        Ok(cursor_from(client, results))
+        let (job_id, cursor, announce) = match from {
+            None => (submit(&client, &jobs_path, &body).await?, None, true),
+            Some(Position::Job { job_id, cursor }) => (job_id, cursor, false),
+            Some(_) => {
+                return Err(Error::Config(
+                    "an analytics job continues from a job position only".into(),
+                ));
+            }
+        };
+        let announced = announce.then(|| Page {
+            items: Vec::new(),
+            next: Some(Position::Job {
+                job_id: job_id.clone(),
+                cursor: None,
+            }),
+        });
+        let rest = stream::once(async move {
+            wait_for(&client, &jobs_path, &job_id, &options).await?;
+            Ok(results(
+                &client,
+                &jobs_path,
+                &job_id,
+                options.page_size,
+                cursor,
+            ))
+        })
+        .try_flatten();
+        Ok(stream::iter(announced.map(Ok)).chain(rest))
     })
     .try_flatten()
     .boxed()
 }
 
-async fn submit(client: &ApiClient, jobs_path: &str, body: &Value) -> Result<String> {
+/// The results pages of a fulfilled job from `cursor` on (`None`: the first page), each with the
+/// job position after it.
+pub(crate) fn results(
+    client: &ApiClient,
+    jobs_path: &str,
+    job_id: &str,
+    page_size: u32,
+    cursor: Option<String>,
+) -> impl Stream<Item = Result<Page>> + Send + 'static + use<> {
+    let base = client.resolve(&format!(
+        "{jobs_path}/{}/results?pageSize={page_size}",
+        encode_segment(job_id)
+    ));
+    let first = match (&base, cursor) {
+        (Ok(b), Some(c)) => Ok(with_query_param(b, "cursor", &c)),
+        (b, _) => b.clone(),
+    };
+    let (resolver, job_id) = (client.clone(), job_id.to_string());
+    walk(
+        client.clone(),
+        first,
+        Box::new(move |url, page, _| {
+            let (next, cursor) = match next_cursor(page) {
+                None => return Ok(None),
+                Some(Next::Cursor(c)) => (with_query_param(url, "cursor", &c), c),
+                Some(Next::Uri(u)) => {
+                    let next = resolver.resolve(&u)?;
+                    let c = next
+                        .query_pairs()
+                        .find(|(k, _)| k == "cursor")
+                        .map(|(_, v)| v.into_owned())
+                        .ok_or_else(|| Error::Decode {
+                            what: "an analytics job results page".into(),
+                            detail: format!("its nextUri {} has no cursor", excerpt(&u, 200)),
+                        })?;
+                    (next, c)
+                }
+            };
+            let position = Position::Job {
+                job_id: job_id.clone(),
+                cursor: Some(cursor),
+            };
+            Ok(Some((next, position)))
+        }),
+    )
+}
+
+/// Submits a job; returns its id.
+pub(crate) async fn submit(client: &ApiClient, jobs_path: &str, body: &Value) -> Result<String> {
     let resp = client
         .request(Method::POST, jobs_path)
         .json(body)
@@ -209,12 +327,32 @@ async fn submit(client: &ApiClient, jobs_path: &str, body: &Value) -> Result<Str
         .await?
         .error_for_status()?;
     let answer: Value = resp.json()?;
-    let id = str_field(&answer, "jobId").ok_or_else(|| Error::Decode {
-        what: format!("the answer to POST {jobs_path}"),
-        detail: "no jobId in it".into(),
-    })?;
+    let id = str_field(&answer, "jobId")
+        .filter(|id| plausible_job_id(id))
+        .ok_or_else(|| Error::Decode {
+            what: format!("the answer to POST {jobs_path}"),
+            detail: "no usable jobId in it (absent, longer than 256 characters, or with control characters)".into(),
+        })?;
     tracing::info!(job_id = id, "analytics job submitted");
     Ok(id.to_string())
+}
+
+/// A job id is shown in messages and recorded in files: only short, printable ones are accepted.
+fn plausible_job_id(id: &str) -> bool {
+    id.len() <= 256 && !id.chars().any(char::is_control)
+}
+
+/// Deletes a job whose results were read (they would otherwise be kept by the API for days).
+pub(crate) async fn delete(client: &ApiClient, jobs_path: &str, job_id: &str) -> Result<()> {
+    client
+        .request(
+            Method::DELETE,
+            &format!("{jobs_path}/{}", encode_segment(job_id)),
+        )
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(())
 }
 
 /// Where a job stands.
@@ -234,7 +372,8 @@ fn job_state(state: &str) -> JobState {
     }
 }
 
-async fn wait_for(
+/// Polls a job until it is fulfilled.
+pub(crate) async fn wait_for(
     client: &ApiClient,
     jobs_path: &str,
     job_id: &str,
@@ -245,7 +384,8 @@ async fn wait_for(
     let mut polls = 0u32;
     loop {
         let status = client.get_json(&status_path).await?;
-        let state = str_field(&status, "state").unwrap_or("UNKNOWN").to_string();
+        // Server text: shortened and made printable before it can reach a message.
+        let state = excerpt(str_field(&status, "state").unwrap_or("UNKNOWN"), 40);
         match job_state(&state) {
             JobState::Done => {
                 tracing::info!(job_id, polls, "analytics job fulfilled");
@@ -254,7 +394,7 @@ async fn wait_for(
             JobState::Failed => {
                 tracing::warn!(job_id, %state, "analytics job failed");
                 return Err(Error::JobFailed {
-                    job_id: job_id.to_string(),
+                    job_id: excerpt(job_id, 64),
                     state,
                 });
             }
@@ -263,7 +403,7 @@ async fn wait_for(
         let delay = options.poll_delay(polls);
         if started.elapsed() + delay > options.max_wait {
             return Err(Error::JobFailed {
-                job_id: job_id.to_string(),
+                job_id: excerpt(job_id, 64),
                 state: format!(
                     "{state} (still running after {:?}; gave up)",
                     options.max_wait

