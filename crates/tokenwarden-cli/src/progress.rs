@@ -46,20 +46,24 @@ fn status(p: &BatchProgress, c: &ApiClient) -> String {
     )
 }
 
+fn bar_style(with_length: bool) -> ProgressStyle {
+    // Without a known total (a pipe): counts and rate, no percentage.
+    let template = if with_length {
+        "{bar:30.cyan/blue} {pos}/{len} ({percent}%) ETA {eta} · {msg}"
+    } else {
+        "{spinner} {pos} records · {msg}"
+    };
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
 impl Reporter {
     pub(crate) fn start(progress: Arc<BatchProgress>, client: ApiClient, mode: Mode) -> Reporter {
         let stop = Arc::new(tokio::sync::Notify::new());
         let stopped = Arc::clone(&stop);
         let task = tokio::spawn(async move {
-            let total = progress.total_lines.load(Ordering::Relaxed);
             let bar = (mode == Mode::Bar).then(|| {
-                let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-                b.set_style(
-                    ProgressStyle::with_template(
-                        "{bar:30.cyan/blue} {pos}/{len} ETA {eta} · {msg}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                );
+                let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+                b.set_style(bar_style(false));
                 b
             });
             let period = if bar.is_some() {
@@ -73,32 +77,39 @@ impl Reporter {
                     _ = stopped.notified() => true,
                     _ = tokio::time::sleep(period) => false,
                 };
-                let total = progress.total_lines.load(Ordering::Relaxed);
+                let total = progress.total_lines.get().copied();
                 let n = progress.done();
+                // The rate counts the records run now, not the ones a resume skipped.
+                let secs = started.elapsed().as_secs_f64().max(0.001);
+                let rate = progress.ran() as f64 / secs;
                 match (&bar, mode) {
                     (Some(b), _) => {
-                        let secs = started.elapsed().as_secs_f64().max(0.001);
-                        b.set_length(total);
+                        if let Some(t) = total
+                            && b.length() != Some(t)
+                        {
+                            b.set_length(t);
+                            b.set_style(bar_style(true));
+                        }
                         b.set_position(n);
-                        b.set_message(format!(
-                            "{:.0}/s · {}",
-                            n as f64 / secs,
-                            status(&progress, &client)
-                        ));
+                        b.set_message(format!("{rate:.0}/s · {}", status(&progress, &client)));
                     }
                     (None, Mode::Lines) if !done => {
-                        let secs = started.elapsed().as_secs_f64().max(0.001);
+                        let position = match total {
+                            Some(t) => {
+                                format!("{n}/{t} ({:.0}%)", n as f64 * 100.0 / t.max(1) as f64)
+                            }
+                            None => format!("{n} records"),
+                        };
                         crate::ui::progress(
                             &format!(
-                                "progress: {n}/{total} ({:.0}/s) · {}",
-                                n as f64 / secs,
+                                "progress: {position} ({rate:.0}/s) · {}",
                                 status(&progress, &client)
                             ),
                             serde_json::json!({
                                 "done": n,
                                 "total": total,
                                 "failed": progress.failed.load(Ordering::Relaxed),
-                                "per_second": (n as f64 / secs).round(),
+                                "per_second": rate.round(),
                             }),
                         );
                     }

@@ -1,13 +1,15 @@
 //! Batch engine at scale: how long a resume of a 1,000,000-record job that is 90% done takes to
-//! reach its first new request, and how memory grows with input size.
+//! reach its first new request, and how memory grows with input size. The journal is made by the
+//! engine itself (a first run stopped after 90% of the records), job file included.
 //!
 //! Run with `cargo bench -p tokenwarden --bench batch_scale` (add `-- 200000` for a smaller run).
 //! The executor answers at once, so the numbers are the engine's own cost.
 
 use std::io::Write;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokenwarden::batch::{self, BatchOptions, BatchProgress, Outcome};
+use tokenwarden::batch::{self, BatchOptions, BatchProgress, Input, Outcome};
 use tokio::time::Instant;
 
 fn peak_rss_kib() -> u64 {
@@ -34,16 +36,18 @@ fn write_input(path: &std::path::Path, n: usize) {
     }
 }
 
-fn write_done_output(path: &std::path::Path, n: usize) {
-    // What a real run writes: a status and a user body of a few hundred bytes per record.
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    for i in 0..n {
-        writeln!(
-            f,
-            "{{\"id\":\"rec-{i:07}\",\"status\":200,\"body\":{{\"id\":\"user-{i:06}\",\"name\":\"User {i}\",\"email\":\"user{i}@example.com\",\"state\":\"active\",\"version\":1,\"selfUri\":\"/api/v2/users/user-{i:06}\"}}}}"
-        )
-        .unwrap();
-    }
+/// What a real run records per user: a status and a body of a few hundred bytes.
+fn user_body(path: &str) -> bytes::Bytes {
+    let user = path.rsplit('/').next().unwrap_or_default();
+    format!(
+        "{{\"id\":\"{user}\",\"name\":\"User {user}\",\"email\":\"{user}@example.com\",\"state\":\"active\",\"version\":1,\"selfUri\":\"/api/v2/users/{user}\"}}"
+    )
+    .into()
+}
+
+/// Resets the peak-RSS counter, so that the resume's own peak is measured.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 fn main() {
@@ -56,22 +60,51 @@ fn main() {
     let input = dir.join("in.jsonl");
     let output = dir.join("out.jsonl");
     write_input(&input, n);
+    let input = Input::Path(input);
+    let base = url::Url::parse("http://127.0.0.1:9").unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // The job so far: a run of the engine stopped (as by rejected credentials) after 90% of the
+    // records, then a torn last line, as a kill -9 leaves.
     let done = n * 9 / 10;
-    write_done_output(&output, done);
-    // A torn last line, as a kill -9 leaves.
+    let answered = AtomicUsize::new(0);
+    let first = rt
+        .block_on(batch::run(
+            &input,
+            &output,
+            &BatchOptions {
+                concurrency: 32,
+                ..BatchOptions::new(base.clone())
+            },
+            &BatchProgress::default(),
+            |r| {
+                let answered = &answered;
+                async move {
+                    if answered.fetch_add(1, Ordering::Relaxed) >= done {
+                        return Outcome::Abort(tokenwarden::Error::Internal("stop".into()));
+                    }
+                    Outcome::Response {
+                        status: 200,
+                        body: user_body(&r.path),
+                    }
+                }
+            },
+        ))
+        .unwrap();
+    let recorded = first.ok as usize;
     std::fs::OpenOptions::new()
         .append(true)
         .open(&output)
         .unwrap()
         .write_all(b"{\"id\":\"rec-09")
         .unwrap();
+    reset_peak_rss();
     let rss_before = peak_rss_kib();
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let start = Instant::now();
     let first_request: Mutex<Option<Duration>> = Mutex::new(None);
     let report = rt
@@ -81,7 +114,7 @@ fn main() {
             &BatchOptions {
                 resume: true,
                 concurrency: 32,
-                ..BatchOptions::default()
+                ..BatchOptions::new(base)
             },
             &BatchProgress::default(),
             |r| {
@@ -93,7 +126,7 @@ fn main() {
                         .get_or_insert_with(|| start.elapsed());
                     Outcome::Response {
                         status: 200,
-                        body: format!("{{\"path\":\"{}\"}}", r.path).into(),
+                        body: user_body(&r.path),
                     }
                 }
             },
@@ -102,7 +135,7 @@ fn main() {
     let total = start.elapsed();
     let first = first_request.lock().unwrap().unwrap_or_default();
     println!(
-        "batch resume, {n} records, {done} already done (output {} MB):",
+        "batch resume, {n} records, {recorded} already done (output {} MB):",
         std::fs::metadata(&output)
             .map(|m| m.len() / 1_000_000)
             .unwrap_or(0)
@@ -120,7 +153,7 @@ fn main() {
         peak_rss_kib() / 1024,
         rss_before / 1024
     );
-    assert_eq!(report.skipped as usize, done);
-    assert_eq!(report.ok as usize, n - done);
+    assert_eq!(report.skipped as usize, recorded);
+    assert_eq!(report.ok as usize, n - recorded);
     let _ = std::fs::remove_dir_all(&dir);
 }

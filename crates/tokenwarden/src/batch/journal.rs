@@ -117,17 +117,22 @@ struct Verdict {
 /// Rewrites the output without the records that failed (a non-2xx status, or an error that was not
 /// about the input line itself), so that a resume runs them again. Invalid input lines stay: they
 /// would fail the same way. Returns how many records were removed. The file is replaced atomically
-/// (a temporary file beside it, then a rename), so a kill during this loses nothing.
+/// (a private temporary file with an unpredictable name beside it, then a rename), so a kill
+/// during this loses nothing.
 pub(crate) fn drop_failed(path: &Path) -> std::io::Result<u64> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),
     };
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".retry-tmp");
-    let tmp = std::path::PathBuf::from(tmp_name);
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".twjob-retry-")
+        .tempfile_in(dir)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp);
     let mut dropped = 0;
     for line in std::io::BufReader::with_capacity(1 << 20, file).split(b'\n') {
         let line = line?;
@@ -147,10 +152,25 @@ pub(crate) fn drop_failed(path: &Path) -> std::io::Result<u64> {
         }
     }
     out.flush()?;
-    out.get_ref().sync_data()?;
-    drop(out);
-    std::fs::rename(&tmp, path)?;
+    out.get_ref().as_file().sync_data()?;
+    let tmp = out.into_inner().map_err(|e| e.into_error())?;
+    tmp.persist(path).map_err(|e| e.error)?;
     Ok(dropped)
+}
+
+/// Whether the journal records a record that succeeded (a 2xx answer). Reads only.
+pub(crate) fn has_success(path: &Path) -> std::io::Result<bool> {
+    let file = std::fs::File::open(path)?;
+    for line in std::io::BufReader::with_capacity(1 << 20, file).split(b'\n') {
+        if let Ok(Verdict {
+            status: Some(s), ..
+        }) = serde_json::from_slice::<Verdict>(&line?)
+            && (200..300).contains(&s)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Length of the file up to and including its last newline.
