@@ -1,4 +1,6 @@
-//! Batch progress on stderr: a live bar on a terminal, plain periodic lines otherwise.
+//! Batch progress on stderr: a live bar on a terminal, plain periodic lines otherwise. When the
+//! input's total is not known (a pipe), counts and rate without a percentage. The rate counts the
+//! records run in this run, not the ones a resume skipped.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal as _;
@@ -46,6 +48,19 @@ fn status(p: &BatchProgress, c: &ApiClient) -> String {
     )
 }
 
+/// Records run per second in this run (skipped ones cost nothing and are not counted).
+fn rate(p: &BatchProgress, secs: f64) -> f64 {
+    p.ran() as f64 / secs.max(0.001)
+}
+
+/// `n/total (p%)`, or `n records` when the total is not known.
+fn position(n: u64, total: Option<u64>) -> String {
+    match total {
+        Some(t) => format!("{n}/{t} ({:.0}%)", n as f64 * 100.0 / t.max(1) as f64),
+        None => format!("{n} records"),
+    }
+}
+
 fn bar_style(with_length: bool) -> ProgressStyle {
     // Without a known total (a pipe): counts and rate, no percentage.
     let template = if with_length {
@@ -79,9 +94,7 @@ impl Reporter {
                 };
                 let total = progress.total_lines.get().copied();
                 let n = progress.done();
-                // The rate counts the records run now, not the ones a resume skipped.
-                let secs = started.elapsed().as_secs_f64().max(0.001);
-                let rate = progress.ran() as f64 / secs;
+                let rate = rate(&progress, started.elapsed().as_secs_f64());
                 match (&bar, mode) {
                     (Some(b), _) => {
                         if let Some(t) = total
@@ -94,15 +107,10 @@ impl Reporter {
                         b.set_message(format!("{rate:.0}/s · {}", status(&progress, &client)));
                     }
                     (None, Mode::Lines) if !done => {
-                        let position = match total {
-                            Some(t) => {
-                                format!("{n}/{t} ({:.0}%)", n as f64 * 100.0 / t.max(1) as f64)
-                            }
-                            None => format!("{n} records"),
-                        };
                         crate::ui::progress(
                             &format!(
-                                "progress: {position} ({rate:.0}/s) · {}",
+                                "progress: {} ({rate:.0}/s) · {}",
+                                position(n, total),
                                 status(&progress, &client)
                             ),
                             serde_json::json!({
@@ -129,5 +137,25 @@ impl Reporter {
     pub(crate) async fn finish(self) {
         self.stop.notify_one();
         let _ = self.task.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_total_there_is_no_percentage() {
+        assert_eq!(position(120, None), "120 records");
+        assert_eq!(position(50, Some(200)), "50/200 (25%)");
+    }
+
+    #[test]
+    fn the_rate_counts_only_records_run_in_this_run() {
+        let p = BatchProgress::default();
+        p.skipped.store(9_000, Ordering::Relaxed);
+        p.ok.store(90, Ordering::Relaxed);
+        p.failed.store(10, Ordering::Relaxed);
+        assert_eq!(rate(&p, 10.0), 10.0);
     }
 }

@@ -1318,6 +1318,13 @@ async fn batch_exit_statuses_follow_the_table() {
     r.expect_code(2);
     assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
     assert!(!sb.path("no").exists());
+    // The output is a file: not `-`, not a directory.
+    run(sb.tw(), &["batch", "-i", i, "-o", "-"])
+        .await
+        .expect_code(2);
+    run(sb.tw(), &["batch", "-i", i, "-o", &fresh("")])
+        .await
+        .expect_code(2);
     // Standard input cannot carry both the secret and the records.
     let r = run(
         sb.tw(),

@@ -4,7 +4,7 @@ use crate::args::{BatchArgs, GlobalArgs};
 use crate::exit::UsageError;
 use crate::progress::{Mode, Reporter};
 use anyhow::{Context as _, Result};
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::Path;
 use std::sync::Arc;
 use tokenwarden::batch::{
@@ -19,6 +19,12 @@ pub(crate) fn check_args(a: &BatchArgs, g: &GlobalArgs) -> Result<()> {
     if g.client_secret_stdin && input.is_some_and(|p| p.as_os_str() == "-") {
         return Err(UsageError(
             "--client-secret-stdin and an input of - would both read standard input: give the secret with --client-secret-file or GENESYSCLOUD_OAUTHCLIENT_SECRET".into(),
+        )
+        .into());
+    }
+    if a.output.as_os_str() == "-" {
+        return Err(UsageError(
+            "--output -: the output is the job's journal, so it is a file; to stream the lines instead (without resume), use --output /dev/stdout".into(),
         )
         .into());
     }
@@ -73,6 +79,9 @@ pub(crate) async fn run(
         max_failures: a.max_failures,
         ..BatchOptions::new(client.api_base().clone())
     };
+    if input == Input::Stdin && std::io::stdin().is_terminal() {
+        crate::ui::note("reading records from the terminal: end with Ctrl-D");
+    }
     let mode = Mode::pick(a.no_progress, g.quiet);
     let report = execute(client, &input, &a.output, &options, a.replay_safe, mode).await?;
     let summary = summary_json(&report, client);
@@ -136,7 +145,14 @@ fn explain(e: Error) -> anyhow::Error {
         },
         Error::Io { op, source, .. } => match op {
             IoOp::OpenInput | IoOp::OutputDirectory => usage(""),
-            IoOp::CreateOutput if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            IoOp::CreateOutput
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::PermissionDenied
+                        | std::io::ErrorKind::IsADirectory
+                        | std::io::ErrorKind::AlreadyExists
+                ) =>
+            {
                 usage("")
             }
             _ => e.into(),

@@ -451,12 +451,12 @@ where
     };
     cancel_count.store(true, Ordering::Relaxed);
     recorded?;
-    out.sync()?;
     if let Some(e) = read_error.lock().unwrap_or_else(|p| p.into_inner()).take()
         && report.stopped.is_none()
     {
         report.stopped = Some(StopReason::Input(input_error(e)));
     }
+    out.finish(report.stopped.is_none(), identity)?;
     report.skipped = progress.skipped.load(Ordering::Relaxed);
     report.elapsed = started.elapsed();
     Ok(report)

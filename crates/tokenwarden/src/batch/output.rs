@@ -5,9 +5,10 @@
 //!   locked (an OS advisory lock, `flock` on Unix) for the whole run; a second run on the same
 //!   output fails at once with [`JournalProblem::Busy`] and touches nothing. The lock dies with the
 //!   process, so a `kill -9` never leaves a stale lock behind.
-//! - **Nothing behind on early failure.** The output is created when its first line is written.
-//!   A run that ends before (a typo'd input, a wrong secret, Ctrl-C) removes the job file it
-//!   created and leaves the directory as it found it; an existing output is left as it was.
+//! - **Nothing behind on early failure.** The output is created when its first line is written
+//!   (or at the end of a run whose input held no record). A run that ends before (a typo'd
+//!   input, a wrong secret, Ctrl-C) removes the job file it created and leaves the directory as
+//!   it found it; an existing output is left as it was.
 //! - **Private.** The output and the job file are created with mode 0600: they hold the
 //!   organisation's data. An existing output kept by a resume keeps its mode.
 //! - **Only regular files are journals.** An output that exists and is not a regular file
@@ -112,10 +113,10 @@ pub(crate) struct Journal {
     recorded: Option<JobIdentity>,
     plan: Plan,
     writer: Option<io::BufWriter<File>>,
-    /// A line reached the output in this run.
+    /// A line reached the output in this run (or the run finished without one).
     wrote: bool,
     /// The job file held no job at the start: remove it if this run records nothing.
-    job_file_is_ours: bool,
+    job_file_was_empty: bool,
     /// This run created the output file: remove it if no line reached it.
     created_output: bool,
 }
@@ -155,6 +156,16 @@ impl Output {
             }
             Ok(_) => true,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if std::fs::symlink_metadata(path).is_ok() {
+                    return Err(Error::io(
+                        IoOp::CreateOutput,
+                        path,
+                        io::Error::new(
+                            io::ErrorKind::AlreadyExists,
+                            "is a symbolic link to a file that does not exist (not followed)",
+                        ),
+                    ));
+                }
                 let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
                 if let Some(dir) = dir
                     && !dir.is_dir()
@@ -182,7 +193,7 @@ impl Output {
             plan: Plan::Create,
             writer: None,
             wrote: false,
-            job_file_is_ours: false,
+            job_file_was_empty: false,
             created_output: false,
         };
         let mut contents = Vec::new();
@@ -191,7 +202,7 @@ impl Output {
         }
         // A job file that holds no job (just created, or left by a run killed before its first
         // line) is not worth keeping; from here on, an error drops `journal`, which removes it.
-        journal.job_file_is_ours = contents.iter().all(u8::is_ascii_whitespace);
+        journal.job_file_was_empty = contents.iter().all(u8::is_ascii_whitespace);
         let recorded = JobIdentity::parse(&contents);
         journal.plan = match (exists, resume, overwrite) {
             (false, _, _) => Plan::Create,
@@ -244,10 +255,22 @@ impl Output {
         }
     }
 
-    /// Flushes what was written to the disk.
-    pub(crate) fn sync(&mut self) -> Result<(), Error> {
+    /// Ends the run: flushes what was written to the disk. A run that went through its whole
+    /// input (`complete`) without a line to write still leaves its (empty) output and job file: the
+    /// job is done, and scripts find the file they named.
+    pub(crate) fn finish(
+        &mut self,
+        complete: bool,
+        identity: impl FnOnce() -> JobIdentity,
+    ) -> Result<(), Error> {
         match self {
-            Output::Journal(j) => j.sync(),
+            Output::Journal(j) => {
+                if complete && j.writer.is_none() {
+                    j.open(identity)?;
+                    j.wrote = true;
+                }
+                j.sync()
+            }
             Output::Stream { .. } => Ok(()),
         }
     }
@@ -314,7 +337,6 @@ impl Journal {
             .and_then(|_| job.write_all(&bytes))
             .and_then(|()| job.sync_data())
             .map_err(|e| Error::io(IoOp::WriteOutput, &self.job_path, e))?;
-        self.job_file_is_ours = false;
         Ok(())
     }
 
@@ -331,13 +353,15 @@ impl Journal {
 
 impl Drop for Journal {
     fn drop(&mut self) {
-        // Still holding the lock: nobody else is looking at these files.
-        if self.created_output && !self.wrote {
-            let _ = std::fs::remove_file(&self.path);
-            self.job_file_is_ours = true;
-        }
-        if self.job_file_is_ours {
-            let _ = std::fs::remove_file(&self.job_path);
+        // A run that recorded nothing leaves nothing. Still holding the lock: nobody else is
+        // looking at these files.
+        if !self.wrote {
+            if self.created_output {
+                let _ = std::fs::remove_file(&self.path);
+            }
+            if self.job_file_was_empty {
+                let _ = std::fs::remove_file(&self.job_path);
+            }
         }
     }
 }

@@ -910,3 +910,36 @@ async fn a_corrected_template_resumes_with_retry_failed_only_when_nothing_succee
     assert!(e.to_string().contains("succeeded"), "{e}");
     assert_eq!(std::fs::read(&output).unwrap(), before);
 }
+
+#[tokio::test]
+async fn an_input_without_records_still_leaves_its_empty_output() {
+    let d = Dir::new();
+    let input = d.file("in.jsonl", "\n  \n");
+    let output = d.path("out.jsonl");
+    let r = run(&input, &output, &opts(), &BatchProgress::default(), ok)
+        .await
+        .unwrap();
+    assert_eq!((r.ok, r.failed), (0, 0));
+    assert_eq!(std::fs::read(&output).unwrap(), b"");
+    assert_eq!(d.names(), ["in.jsonl", "out.jsonl", "out.jsonl.twjob"]);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_dangling_symlink_output_is_refused_and_nothing_is_left() {
+    let d = Dir::new();
+    let input = d.file("in.jsonl", &jsonl(2));
+    let link = d.path("out.jsonl");
+    std::os::unix::fs::symlink(d.path("elsewhere.jsonl"), &link).unwrap();
+    let e = run(
+        &input,
+        &link,
+        &opts(),
+        &BatchProgress::default(),
+        |_r| async { panic!("nothing is sent") },
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("cannot create output"), "{e}");
+    assert_eq!(d.names(), ["in.jsonl", "out.jsonl"]);
+}
