@@ -9,6 +9,7 @@ use common::*;
 use rand::{Rng as _, SeedableRng as _};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokenwarden_sim::data::user_id;
@@ -31,19 +32,37 @@ fn user_key(i: usize) -> String {
     format!("GET /api/v2/users/{}", user_id(i))
 }
 
+/// A sandbox whose simulator knows `n` users.
+async fn with_users(n: usize) -> Sandbox {
+    Sandbox::start(SimConfig {
+        users: n,
+        ..SimConfig::default()
+    })
+    .await
+}
+
+/// `tokenwarden batch -i INPUT -o OUTPUT EXTRA...` against the sandbox's simulator.
+async fn batch(sb: &Sandbox, input: &Path, output: &Path, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "batch",
+        "-i",
+        input.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(sb.tw(), &args).await
+}
+
 #[cfg(unix)]
-fn mode(path: &std::path::Path) -> u32 {
+fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_from_input_and_from_ids_does_each_record_exactly_once() {
-    let sb = Sandbox::start(SimConfig {
-        users: 600,
-        ..SimConfig::default()
-    })
-    .await;
+    let sb = with_users(600).await;
     let input = sb.write("in.jsonl", &user_gets(600));
     let out = sb.path("out.jsonl");
     let sum = sb.path("summary.json");
@@ -211,17 +230,11 @@ async fn batch_reports_bad_lines_with_line_numbers_and_runs_the_rest() {
     let input = sb.write("in.jsonl", &format!("{text}\n"));
     let out = sb.path("out.jsonl");
     let sum = sb.path("summary.json");
-    let r = run(
-        sb.tw(),
-        &[
-            "batch",
-            "-i",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--summary-json",
-            sum.to_str().unwrap(),
-        ],
+    let r = batch(
+        &sb,
+        &input,
+        &out,
+        &["--summary-json", sum.to_str().unwrap()],
     )
     .await;
     r.expect_code(1);
@@ -292,14 +305,11 @@ async fn batch_survives_revocations_and_one_second_tokens() {
     let input = sb.write("in.jsonl", &user_gets(N));
     let out = sb.path("out.jsonl");
     let sum = sb.path("summary.json");
-    let r = run(
-        sb.tw(),
+    let r = batch(
+        &sb,
+        &input,
+        &out,
         &[
-            "batch",
-            "-i",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
             "-c",
             "8",
             "--summary-json",
@@ -338,19 +348,11 @@ async fn batch_waits_out_rate_limits() {
     let input = sb.write("in.jsonl", &user_gets(N));
     let out = sb.path("out.jsonl");
     let sum = sb.path("summary.json");
-    let r = run(
-        sb.tw(),
-        &[
-            "batch",
-            "-i",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "-c",
-            "32",
-            "--summary-json",
-            sum.to_str().unwrap(),
-        ],
+    let r = batch(
+        &sb,
+        &input,
+        &out,
+        &["-c", "32", "--summary-json", sum.to_str().unwrap()],
     )
     .await;
     r.ok();
@@ -370,29 +372,12 @@ async fn batch_rate_option_paces_requests_client_side() {
     // --rate 40/s: 60 records with 16 in flight still arrive about 25 ms apart (a burst of one),
     // as the simulator's journal timestamps show.
     const N: usize = 60;
-    let sb = Sandbox::start(SimConfig {
-        users: N,
-        ..SimConfig::default()
-    })
-    .await;
+    let sb = with_users(N).await;
     let input = sb.write("in.jsonl", &user_gets(N));
     let out = sb.path("out.jsonl");
-    run(
-        sb.tw(),
-        &[
-            "batch",
-            "-i",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "-c",
-            "16",
-            "--rate",
-            "40/s",
-        ],
-    )
-    .await
-    .ok();
+    batch(&sb, &input, &out, &["-c", "16", "--rate", "40/s"])
+        .await
+        .ok();
     let j = sb.sim.journal();
     let times: Vec<u64> = j
         .entries
@@ -783,11 +768,7 @@ async fn two_runs_at_once_on_one_output_the_second_fails_at_once_and_each_id_is_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn piped_input_is_read_once_and_every_record_runs() {
     const N: usize = 120;
-    let sb = Sandbox::start(SimConfig {
-        users: N,
-        ..SimConfig::default()
-    })
-    .await;
+    let sb = with_users(N).await;
     // cat in.jsonl | tokenwarden batch --input - --output out.jsonl
     let out = sb.path("out.jsonl");
     let mut cmd = sb.tw();
@@ -973,18 +954,7 @@ async fn resume_refuses_another_jobs_journal_and_a_file_no_batch_wrote() {
 
     // A text file that happens to be named as the output.
     let notes = sb.write("notes.txt", "meeting notes\nno newline at the end");
-    let r = run(
-        sb.tw(),
-        &[
-            "batch",
-            "-i",
-            a.to_str().unwrap(),
-            "-o",
-            notes.to_str().unwrap(),
-            "--resume",
-        ],
-    )
-    .await;
+    let r = batch(&sb, &a, &notes, &["--resume"]).await;
     r.expect_code(2);
     assert!(r.stderr.contains("not written by a batch"), "{}", r.stderr);
     assert_eq!(
@@ -1004,11 +974,7 @@ async fn resume_refuses_another_jobs_journal_and_a_file_no_batch_wrote() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_failures_stops_a_job_failing_en_masse_and_retry_failed_finishes_it() {
     const N: usize = 600;
-    let sb = Sandbox::start(SimConfig {
-        users: N,
-        ..SimConfig::default()
-    })
-    .await;
+    let sb = with_users(N).await;
     let ids = sb.write("ids.txt", &ids_text(N));
     let out = sb.path("out.jsonl");
     let job = |template: &str, extra: &[&str]| {
@@ -1085,17 +1051,7 @@ async fn records_cannot_leave_the_api_origin() {
     .join("\n");
     let input = sb.write("in.jsonl", &format!("{text}\n"));
     let out = sb.path("out.jsonl");
-    let r = run(
-        sb.tw(),
-        &[
-            "batch",
-            "-i",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let r = batch(&sb, &input, &out, &[]).await;
     r.expect_code(1);
     assert!(
         r.stderr.contains("1 ok, 4 failed (4 invalid lines)"),
@@ -1161,18 +1117,7 @@ async fn an_api_echoing_the_bearer_token_does_not_put_it_in_the_output() {
         "{\"id\":\"echo\",\"path\":\"/api/v2/sim/echo?headers=1\"}\n{\"id\":\"echo-post\",\"method\":\"POST\",\"path\":\"/api/v2/sim/echo?headers=1\",\"body\":{\"a\":1}}\n",
     );
     let out = sb.path("out.jsonl");
-    run(
-        sb.tw(),
-        &[
-            "batch",
-            "-i",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ],
-    )
-    .await
-    .ok();
+    batch(&sb, &input, &out, &[]).await.ok();
     let lines = read_jsonl(&out);
     assert_eq!(lines.len(), 2);
     for l in &lines {
@@ -1192,17 +1137,11 @@ async fn output_job_file_and_summary_are_created_private() {
     // An existing summary file readable by others is made private too.
     std::fs::write(&sum, "{}").unwrap();
     std::fs::set_permissions(&sum, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
-    run(
-        sb.tw(),
-        &[
-            "batch",
-            "-i",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--summary-json",
-            sum.to_str().unwrap(),
-        ],
+    batch(
+        &sb,
+        &input,
+        &out,
+        &["--summary-json", sum.to_str().unwrap()],
     )
     .await
     .ok();
@@ -1225,17 +1164,7 @@ async fn an_input_line_over_the_cap_is_a_bad_line_reported_by_number_not_echoed(
     );
     let input = sb.write("in.jsonl", &text);
     let out = sb.path("out.jsonl");
-    let r = run(
-        sb.tw(),
-        &[
-            "batch",
-            "-i",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let r = batch(&sb, &input, &out, &[]).await;
     r.expect_code(1);
     assert!(
         r.stderr.contains("3 ok, 1 failed (1 invalid line)"),

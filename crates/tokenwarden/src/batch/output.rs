@@ -196,8 +196,9 @@ impl Output {
             job_file_was_empty: false,
             created_output: false,
         };
+        // A job file is a few hundred bytes; a bigger one is not ours and is not read whole.
         let mut contents = Vec::new();
-        if let Err(e) = journal.job.read_to_end(&mut contents) {
+        if let Err(e) = (&journal.job).take(64 * 1024).read_to_end(&mut contents) {
             return Err(Error::io(IoOp::ReadJournal, &job_path, e));
         }
         // A job file that holds no job (just created, or left by a run killed before its first

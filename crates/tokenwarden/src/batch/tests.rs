@@ -67,6 +67,20 @@ async fn ok(r: Record) -> Outcome {
     }
 }
 
+/// [`run`] with a progress nobody reads.
+async fn go<F, Fut>(
+    input: &Input,
+    output: &Path,
+    options: &BatchOptions,
+    exec: F,
+) -> Result<BatchReport, Error>
+where
+    F: Fn(Record) -> Fut,
+    Fut: Future<Output = Outcome>,
+{
+    run(input, output, options, &BatchProgress::default(), exec).await
+}
+
 fn credentials() -> Error {
     Error::Credentials {
         status: 401,
@@ -205,7 +219,7 @@ async fn hostile_paths_are_bad_lines_and_never_reach_the_executor() {
     );
     let output = d.path("out.jsonl");
     let sent = std::sync::Mutex::new(Vec::new());
-    let r = run(&input, &output, &opts(), &BatchProgress::default(), |rec| {
+    let r = go(&input, &output, &opts(), |rec| {
         sent.lock().unwrap().push(rec.url.clone());
         ok(rec)
     })
@@ -235,14 +249,13 @@ async fn a_line_over_the_cap_is_a_bad_line_reported_by_number_not_echoed() {
         ),
     );
     let output = d.path("out.jsonl");
-    let r = run(
+    let r = go(
         &input,
         &output,
         &BatchOptions {
             max_line_bytes: 1000,
             ..opts()
         },
-        &BatchProgress::default(),
         ok,
     )
     .await
@@ -266,23 +279,16 @@ async fn recorded_bodies_and_errors_are_scrubbed_of_secrets() {
     let d = Dir::new();
     let input = d.file("in.jsonl", &jsonl(2));
     let output = d.path("out.jsonl");
-    run(
-        &input,
-        &output,
-        &opts(),
-        &BatchProgress::default(),
-        |r| async move {
-            if r.key == "r0" {
-                Outcome::Response {
-                    status: 200,
-                    body: format!("{{\"headers\":{{\"authorization\":\"Bearer {secret}\"}}}}")
-                        .into(),
-                }
-            } else {
-                Outcome::Failed(format!("server said: {secret}"))
+    go(&input, &output, &opts(), |r| async move {
+        if r.key == "r0" {
+            Outcome::Response {
+                status: 200,
+                body: format!("{{\"headers\":{{\"authorization\":\"Bearer {secret}\"}}}}").into(),
             }
-        },
-    )
+        } else {
+            Outcome::Failed(format!("server said: {secret}"))
+        }
+    })
     .await
     .unwrap();
     let text = std::fs::read_to_string(&output).unwrap();
@@ -352,9 +358,7 @@ async fn abort_stops_at_once_and_resume_completes_exactly_once() {
     assert_eq!(counts.len(), 300);
     assert!(counts.values().all(|c| *c == 1));
     // Resuming a finished job does nothing.
-    let r3 = run(&input, &output, &resume, &BatchProgress::default(), ok)
-        .await
-        .unwrap();
+    let r3 = go(&input, &output, &resume, ok).await.unwrap();
     assert_eq!((r3.ok, r3.skipped), (0, 300));
 }
 
@@ -370,12 +374,8 @@ async fn resume_keeps_invalid_lines_recorded_once() {
         resume: true,
         ..opts()
     };
-    run(&input, &output, &opts, &BatchProgress::default(), ok)
-        .await
-        .unwrap();
-    let r = run(&input, &output, &opts, &BatchProgress::default(), ok)
-        .await
-        .unwrap();
+    go(&input, &output, &opts, ok).await.unwrap();
+    let r = go(&input, &output, &opts, ok).await.unwrap();
     assert_eq!((r.ok, r.failed, r.skipped), (0, 0, 3));
     assert_eq!(lines(&output).len(), 3);
 }
@@ -392,9 +392,7 @@ async fn ids_input_fills_the_template() {
         },
         ..opts()
     };
-    let r = run(&input, &output, &opts, &BatchProgress::default(), ok)
-        .await
-        .unwrap();
+    let r = go(&input, &output, &opts, ok).await.unwrap();
     assert_eq!(r.invalid, 1, "'..' cannot be a path segment");
     let mut paths: Vec<String> = lines(&output)
         .iter()
@@ -423,9 +421,7 @@ async fn retry_failed_runs_only_the_failures_again() {
             ok(r).await
         }
     };
-    let r = run(&input, &output, &opts(), &BatchProgress::default(), flaky)
-        .await
-        .unwrap();
+    let r = go(&input, &output, &opts(), flaky).await.unwrap();
     assert_eq!((r.ok, r.failed, r.invalid), (88, 13, 1));
     let retried = std::sync::Mutex::new(Vec::new());
     let opts = BatchOptions {
@@ -433,7 +429,7 @@ async fn retry_failed_runs_only_the_failures_again() {
         retry_failed: true,
         ..opts()
     };
-    let r2 = run(&input, &output, &opts, &BatchProgress::default(), |rec| {
+    let r2 = go(&input, &output, &opts, |rec| {
         retried.lock().unwrap().push(rec.key.clone());
         ok(rec)
     })
@@ -478,16 +474,10 @@ async fn max_failures_stops_a_job_failing_en_masse_and_it_resumes() {
         ..opts()
     };
     let sent = AtomicUsize::new(0);
-    let r = run(
-        &input,
-        &output,
-        &limited("20"),
-        &BatchProgress::default(),
-        |rec| {
-            sent.fetch_add(1, Ordering::SeqCst);
-            not_found(rec)
-        },
-    )
+    let r = go(&input, &output, &limited("20"), |rec| {
+        sent.fetch_add(1, Ordering::SeqCst);
+        not_found(rec)
+    })
     .await
     .unwrap();
     let Some(StopReason::TooManyFailures { failed, ran, .. }) = r.stopped else {
@@ -505,15 +495,9 @@ async fn max_failures_stops_a_job_failing_en_masse_and_it_resumes() {
 
     // A percentage waits for its minimum sample.
     std::fs::remove_file(&output).unwrap();
-    let r = run(
-        &input,
-        &output,
-        &limited("50%"),
-        &BatchProgress::default(),
-        not_found,
-    )
-    .await
-    .unwrap();
+    let r = go(&input, &output, &limited("50%"), not_found)
+        .await
+        .unwrap();
     let Some(StopReason::TooManyFailures { ran, .. }) = r.stopped else {
         panic!("{:?}", r.stopped)
     };
@@ -528,9 +512,7 @@ async fn max_failures_stops_a_job_failing_en_masse_and_it_resumes() {
         retry_failed: true,
         ..limited("50%")
     };
-    let r = run(&input, &output, &resume, &BatchProgress::default(), ok)
-        .await
-        .unwrap();
+    let r = go(&input, &output, &resume, ok).await.unwrap();
     assert!(r.stopped.is_none());
     assert_eq!(r.ok, 1000);
     let out = lines(&output);
@@ -542,14 +524,13 @@ async fn max_failures_stops_a_job_failing_en_masse_and_it_resumes() {
 async fn invalid_lines_do_not_count_against_the_failure_limit() {
     let d = Dir::new();
     let input = d.file("in.jsonl", &format!("{}{}", "oops\n".repeat(50), jsonl(10)));
-    let r = run(
+    let r = go(
         &input,
         &d.path("out.jsonl"),
         &BatchOptions {
             max_failures: Some(FailureLimit::Count(0)),
             ..opts()
         },
-        &BatchProgress::default(),
         ok,
     )
     .await
@@ -563,15 +544,9 @@ async fn a_run_that_fails_before_its_first_record_leaves_nothing_behind() {
     let d = Dir::new();
     let output = d.path("out.jsonl");
     // A typo'd input.
-    let e = run(
-        &Input::Path(d.path("nosuch.jsonl")),
-        &output,
-        &opts(),
-        &BatchProgress::default(),
-        ok,
-    )
-    .await
-    .unwrap_err();
+    let e = go(&Input::Path(d.path("nosuch.jsonl")), &output, &opts(), ok)
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             e,
@@ -585,21 +560,15 @@ async fn a_run_that_fails_before_its_first_record_leaves_nothing_behind() {
     assert!(d.names().is_empty(), "{:?}", d.names());
     // Rejected credentials on the first request.
     let input = d.file("in.jsonl", &jsonl(50));
-    let r = run(
-        &input,
-        &output,
-        &opts(),
-        &BatchProgress::default(),
-        |_| async { Outcome::Abort(credentials()) },
-    )
+    let r = go(&input, &output, &opts(), |_| async {
+        Outcome::Abort(credentials())
+    })
     .await
     .unwrap();
     assert!(r.stopped.is_some());
     assert_eq!(d.names(), ["in.jsonl"]);
     // So the corrected command runs, without --resume or --force.
-    let r = run(&input, &output, &opts(), &BatchProgress::default(), ok)
-        .await
-        .unwrap();
+    let r = go(&input, &output, &opts(), ok).await.unwrap();
     assert_eq!(r.ok, 50);
 }
 
@@ -607,15 +576,9 @@ async fn a_run_that_fails_before_its_first_record_leaves_nothing_behind() {
 async fn an_output_directory_that_does_not_exist_is_not_created() {
     let d = Dir::new();
     let input = d.file("in.jsonl", &jsonl(1));
-    let e = run(
-        &input,
-        &d.path("missing/out.jsonl"),
-        &opts(),
-        &BatchProgress::default(),
-        ok,
-    )
-    .await
-    .unwrap_err();
+    let e = go(&input, &d.path("missing/out.jsonl"), &opts(), ok)
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             e,
@@ -642,9 +605,7 @@ async fn resume_refuses_another_jobs_journal_and_touches_nothing() {
         resume: true,
         ..opts()
     };
-    run(&a, &output, &opts(), &BatchProgress::default(), ok)
-        .await
-        .unwrap();
+    go(&a, &output, &opts(), ok).await.unwrap();
     let before = std::fs::read(&output).unwrap();
     let job_before = std::fs::read(job_file_path(&output)).unwrap();
     let refused = |e: Error| match e {
@@ -656,9 +617,7 @@ async fn resume_refuses_another_jobs_journal_and_touches_nothing() {
     };
     let never = |_r: Record| async { panic!("nothing may be sent") };
     // Another input.
-    let e = run(&b, &output, &resume, &BatchProgress::default(), never)
-        .await
-        .unwrap_err();
+    let e = go(&b, &output, &resume, never).await.unwrap_err();
     assert!(refused(e).contains("a.jsonl"));
     // Another format, another API.
     let ids = BatchOptions {
@@ -668,25 +627,19 @@ async fn resume_refuses_another_jobs_journal_and_touches_nothing() {
         },
         ..resume.clone()
     };
-    let e = run(&a, &output, &ids, &BatchProgress::default(), never)
-        .await
-        .unwrap_err();
+    let e = go(&a, &output, &ids, never).await.unwrap_err();
     assert!(refused(e).contains("JSON Lines"));
     let elsewhere = BatchOptions {
         api_base: Url::parse("http://127.0.0.1:10").unwrap(),
         ..resume.clone()
     };
-    let e = run(&a, &output, &elsewhere, &BatchProgress::default(), never)
-        .await
-        .unwrap_err();
+    let e = go(&a, &output, &elsewhere, never).await.unwrap_err();
     assert!(refused(e).contains("http://127.0.0.1:9"));
     assert_eq!(std::fs::read(&output).unwrap(), before);
     assert_eq!(std::fs::read(job_file_path(&output)).unwrap(), job_before);
     // The same job, from a copy of its input elsewhere, with records appended: resumed.
     let grown = d.file("a-grown.jsonl", &jsonl(40));
-    let r = run(&grown, &output, &resume, &BatchProgress::default(), ok)
-        .await
-        .unwrap();
+    let r = go(&grown, &output, &resume, ok).await.unwrap();
     assert_eq!((r.skipped, r.ok), (30, 10));
 }
 
@@ -696,14 +649,13 @@ async fn resume_never_touches_a_file_no_batch_wrote() {
     let input = d.file("in.jsonl", &jsonl(3));
     let notes = d.path("notes.txt");
     std::fs::write(&notes, "my notes\nno newline at the end").unwrap();
-    let e = run(
+    let e = go(
         &input,
         &notes,
         &BatchOptions {
             resume: true,
             ..opts()
         },
-        &BatchProgress::default(),
         |_r| async { panic!("nothing may be sent") },
     )
     .await
@@ -743,14 +695,13 @@ async fn a_second_run_on_a_busy_output_is_refused_at_once() {
     });
     let second = async {
         let _ = started_rx.wait_for(|v| *v).await;
-        let e = run(
+        let e = go(
             &input,
             &output,
             &BatchOptions {
                 resume: true,
                 ..opts()
             },
-            &BatchProgress::default(),
             |_r| async { panic!("the second run sends nothing") },
         )
         .await
@@ -781,26 +732,14 @@ async fn a_second_run_on_a_busy_output_is_refused_at_once() {
 async fn a_non_regular_output_is_a_stream_and_a_full_disk_is_an_io_error() {
     let d = Dir::new();
     let input = d.file("in.jsonl", &jsonl(5));
-    let r = run(
-        &input,
-        Path::new("/dev/null"),
-        &opts(),
-        &BatchProgress::default(),
-        ok,
-    )
-    .await
-    .unwrap();
+    let r = go(&input, Path::new("/dev/null"), &opts(), ok)
+        .await
+        .unwrap();
     assert_eq!(r.ok, 5);
     if Path::new("/dev/full").exists() {
-        let e = run(
-            &input,
-            Path::new("/dev/full"),
-            &opts(),
-            &BatchProgress::default(),
-            ok,
-        )
-        .await
-        .unwrap_err();
+        let e = go(&input, Path::new("/dev/full"), &opts(), ok)
+            .await
+            .unwrap_err();
         assert!(
             matches!(
                 e,
@@ -812,14 +751,13 @@ async fn a_non_regular_output_is_a_stream_and_a_full_disk_is_an_io_error() {
             "{e}"
         );
     }
-    let e = run(
+    let e = go(
         &input,
         Path::new("/dev/null"),
         &BatchOptions {
             resume: true,
             ..opts()
         },
-        &BatchProgress::default(),
         ok,
     )
     .await
@@ -863,9 +801,7 @@ async fn a_corrected_template_resumes_with_retry_failed_only_when_nothing_succee
             body: bytes::Bytes::new(),
         }
     };
-    let r = run(&input, &output, &typo, &BatchProgress::default(), answer)
-        .await
-        .unwrap();
+    let r = go(&input, &output, &typo, answer).await.unwrap();
     assert!(matches!(
         r.stopped,
         Some(StopReason::TooManyFailures { .. })
@@ -876,9 +812,7 @@ async fn a_corrected_template_resumes_with_retry_failed_only_when_nothing_succee
         ..opts()
     };
     // Without retrying the failures, the corrected job is another job.
-    let e = run(&input, &output, &fixed, &BatchProgress::default(), answer)
-        .await
-        .unwrap_err();
+    let e = go(&input, &output, &fixed, answer).await.unwrap_err();
     assert!(
         matches!(
             e,
@@ -893,9 +827,7 @@ async fn a_corrected_template_resumes_with_retry_failed_only_when_nothing_succee
         retry_failed: true,
         ..fixed.clone()
     };
-    let r = run(&input, &output, &retry, &BatchProgress::default(), answer)
-        .await
-        .unwrap();
+    let r = go(&input, &output, &retry, answer).await.unwrap();
     assert_eq!((r.ok, r.failed, r.skipped), (300, 0, 0));
     assert_eq!(ids_count(&lines(&output)).len(), 300);
     // Now records succeeded under the new template: another change is refused.
@@ -904,9 +836,7 @@ async fn a_corrected_template_resumes_with_retry_failed_only_when_nothing_succee
         ..retry
     };
     let before = std::fs::read(&output).unwrap();
-    let e = run(&input, &output, &again, &BatchProgress::default(), answer)
-        .await
-        .unwrap_err();
+    let e = go(&input, &output, &again, answer).await.unwrap_err();
     assert!(e.to_string().contains("succeeded"), "{e}");
     assert_eq!(std::fs::read(&output).unwrap(), before);
 }
@@ -916,9 +846,7 @@ async fn an_input_without_records_still_leaves_its_empty_output() {
     let d = Dir::new();
     let input = d.file("in.jsonl", "\n  \n");
     let output = d.path("out.jsonl");
-    let r = run(&input, &output, &opts(), &BatchProgress::default(), ok)
-        .await
-        .unwrap();
+    let r = go(&input, &output, &opts(), ok).await.unwrap();
     assert_eq!((r.ok, r.failed), (0, 0));
     assert_eq!(std::fs::read(&output).unwrap(), b"");
     assert_eq!(d.names(), ["in.jsonl", "out.jsonl", "out.jsonl.twjob"]);
@@ -931,13 +859,9 @@ async fn a_dangling_symlink_output_is_refused_and_nothing_is_left() {
     let input = d.file("in.jsonl", &jsonl(2));
     let link = d.path("out.jsonl");
     std::os::unix::fs::symlink(d.path("elsewhere.jsonl"), &link).unwrap();
-    let e = run(
-        &input,
-        &link,
-        &opts(),
-        &BatchProgress::default(),
-        |_r| async { panic!("nothing is sent") },
-    )
+    let e = go(&input, &link, &opts(), |_r| async {
+        panic!("nothing is sent")
+    })
     .await
     .unwrap_err();
     assert!(e.to_string().contains("cannot create output"), "{e}");
