@@ -1,5 +1,9 @@
-//! The output file is the batch's journal: on resume it tells which records are done.
+//! The output file is the batch's journal: the line written for each record, and, on resume,
+//! which records are done.
 
+use super::Outcome;
+use crate::error::Error;
+use serde_json::Value;
 use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{BufRead, Seek, SeekFrom, Write};
@@ -36,6 +40,71 @@ impl KeySet {
     pub(crate) fn len(&self) -> usize {
         self.set.len()
     }
+}
+
+/// One output line, fields in this order (the id first, for people reading the file).
+#[derive(serde::Serialize)]
+struct LineOut<'a> {
+    id: &'a Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+/// Encodes one record's output line into `line` (with its newline): `{"id", "status", "body"}`,
+/// `{"id", "error"}`, or `{"id", "line", "error"}` for a bad input line. Server text is scrubbed
+/// of secrets first. Returns whether the record succeeded.
+pub(crate) fn encode_line(
+    line: &mut Vec<u8>,
+    id: Option<Value>,
+    line_no: u64,
+    outcome: &Outcome,
+    invalid: bool,
+) -> Result<bool, Error> {
+    let id = &id;
+    let (ok, encoded) = match outcome {
+        Outcome::Response { status, body } => {
+            let body = crate::redact::redact_bytes(body);
+            let body: Value = if body.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&body)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()))
+            };
+            let v = LineOut {
+                id,
+                line: None,
+                status: Some(*status),
+                // `null` stays in the line: the answer had no body.
+                body: Some(body),
+                error: None,
+            };
+            (
+                (200..300).contains(status),
+                serde_json::to_writer(&mut *line, &v),
+            )
+        }
+        Outcome::Failed(error) => {
+            let error = crate::redact::redact(error);
+            let v = LineOut {
+                id,
+                line: invalid.then_some(line_no),
+                status: None,
+                body: None,
+                error: Some(&error),
+            };
+            (false, serde_json::to_writer(&mut *line, &v))
+        }
+        Outcome::Abort(_) => unreachable!("an abort is not recorded"),
+    };
+    encoded.map_err(|e| Error::Internal(format!("encoding output: {e}")))?;
+    line.push(b'\n');
+    Ok(ok)
 }
 
 /// The key of an input line that has no usable id (so it is tracked by position).

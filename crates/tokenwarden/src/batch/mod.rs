@@ -296,47 +296,12 @@ where
 {
     let started = tokio::time::Instant::now();
     let parser = Parser::new(&options.format, &options.api_base)?;
-    let mut out = Output::acquire(output, options.resume, options.overwrite)?;
-    // A corrected path template or method is accepted when every failure runs again.
-    let mut corrected = None;
-    match out
-        .resuming()
-        .and_then(|job| job.mismatch(&options.format, &options.api_base))
-    {
-        None => {}
-        Some(Mismatch::Definition(why)) if options.retry_failed => corrected = Some(why),
-        Some(m) => return Err(other_job(output, m.into_detail())),
-    }
-    let mut source = input.open(options.max_line_bytes).await?;
-    let input_error = |e| Error::io(IoOp::ReadInput, Path::new(&input.name()), e);
-    if let Some(job) = out.resuming() {
-        let prefix = source
-            .lines
-            .peek_prefix(job.prefix_len())
-            .await
-            .map_err(input_error)?;
-        if let Some(problem) = job.same_input(&prefix) {
-            return Err(other_job(output, problem));
-        }
-    }
-    if let Some(why) = corrected {
-        let succeeded =
-            journal::has_success(output).map_err(|e| Error::io(IoOp::ReadJournal, output, e))?;
-        if succeeded {
-            return Err(other_job(
-                output,
-                format!("{why}; some of its records succeeded, so they would not match"),
-            ));
-        }
-        if let Some(job) = out.resuming().map(|j| j.redefined(&options.format)) {
-            out.redefine(job)?;
-        }
-    }
-    let (done_keys, repaired_bytes) = match out.resuming() {
-        Some(_) => scan_journal(output, options.retry_failed).await?,
-        None => (KeySet::default(), 0),
-    };
-
+    let Prepared {
+        mut out,
+        mut source,
+        done_keys,
+        repaired_bytes,
+    } = prepare(input, output, options).await?;
     // A regular file's lines are counted on a handle of their own, for a percentage.
     let cancel_count = Arc::new(AtomicBool::new(false));
     let count = {
@@ -410,7 +375,7 @@ where
                 break;
             }
             line.clear();
-            let ok = output_line(&mut line, d.id, d.line, &d.outcome, d.invalid)?;
+            let ok = journal::encode_line(&mut line, d.id, d.line, &d.outcome, d.invalid)?;
             out.write_line(&line, identity)?;
             let counter = if ok {
                 report.ok += 1;
@@ -454,12 +419,74 @@ where
     if let Some(e) = read_error.lock().unwrap_or_else(|p| p.into_inner()).take()
         && report.stopped.is_none()
     {
-        report.stopped = Some(StopReason::Input(input_error(e)));
+        report.stopped = Some(StopReason::Input(input_error(input, e)));
     }
     out.finish(report.stopped.is_none(), identity)?;
     report.skipped = progress.skipped.load(Ordering::Relaxed);
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// A run ready to go: its output taken, its input open, and what an earlier run recorded.
+struct Prepared {
+    out: Output,
+    source: source::Source,
+    done_keys: KeySet,
+    repaired_bytes: u64,
+}
+
+/// Takes the output (locked), opens the input and, when resuming, makes sure both belong to this
+/// job before anything is changed: nothing is sent or written before this returns.
+async fn prepare(input: &Input, output: &Path, options: &BatchOptions) -> Result<Prepared, Error> {
+    let mut out = Output::acquire(output, options.resume, options.overwrite)?;
+    // A corrected path template or method is accepted when every failure runs again.
+    let mut corrected = None;
+    match out
+        .resuming()
+        .and_then(|job| job.mismatch(&options.format, &options.api_base))
+    {
+        None => {}
+        Some(Mismatch::Definition(why)) if options.retry_failed => corrected = Some(why),
+        Some(m) => return Err(other_job(output, m.into_detail())),
+    }
+    let mut source = input.open(options.max_line_bytes).await?;
+    if let Some(job) = out.resuming() {
+        let prefix = source
+            .lines
+            .peek_prefix(job.prefix_len())
+            .await
+            .map_err(|e| input_error(input, e))?;
+        if let Some(problem) = job.same_input(&prefix) {
+            return Err(other_job(output, problem));
+        }
+    }
+    if let Some(why) = corrected {
+        let succeeded =
+            journal::has_success(output).map_err(|e| Error::io(IoOp::ReadJournal, output, e))?;
+        if succeeded {
+            return Err(other_job(
+                output,
+                format!("{why}; some of its records succeeded, so they would not match"),
+            ));
+        }
+        if let Some(job) = out.resuming().map(|j| j.redefined(&options.format)) {
+            out.redefine(job)?;
+        }
+    }
+    let (done_keys, repaired_bytes) = match out.resuming() {
+        Some(_) => scan_journal(output, options.retry_failed).await?,
+        None => (KeySet::default(), 0),
+    };
+    Ok(Prepared {
+        out,
+        source,
+        done_keys,
+        repaired_bytes,
+    })
+}
+
+fn input_error(input: &Input, e: std::io::Error) -> Error {
+    Error::io(IoOp::ReadInput, Path::new(&input.name()), e)
 }
 
 fn other_job(output: &Path, detail: String) -> Error {
@@ -562,71 +589,6 @@ fn work_stream<'a>(
             }
         }
     })
-}
-
-/// One output line, fields in this order (the id first, for people reading the file).
-#[derive(serde::Serialize)]
-struct OutputLine<'a> {
-    id: &'a Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    line: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    body: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
-}
-
-/// Encodes one record's output line into `line` (with its newline): `{"id", "status", "body"}`,
-/// `{"id", "error"}`, or `{"id", "line", "error"}` for a bad input line. Server text is scrubbed
-/// of secrets first. Returns whether the record succeeded.
-fn output_line(
-    line: &mut Vec<u8>,
-    id: Option<Value>,
-    line_no: u64,
-    outcome: &Outcome,
-    invalid: bool,
-) -> Result<bool, Error> {
-    let id = &id;
-    let (ok, encoded) = match outcome {
-        Outcome::Response { status, body } => {
-            let body = crate::redact::redact_bytes(body);
-            let body: Value = if body.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_slice(&body)
-                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()))
-            };
-            let v = OutputLine {
-                id,
-                line: None,
-                status: Some(*status),
-                // `null` stays in the line: the answer had no body.
-                body: Some(body),
-                error: None,
-            };
-            (
-                (200..300).contains(status),
-                serde_json::to_writer(&mut *line, &v),
-            )
-        }
-        Outcome::Failed(error) => {
-            let error = crate::redact::redact(error);
-            let v = OutputLine {
-                id,
-                line: invalid.then_some(line_no),
-                status: None,
-                body: None,
-                error: Some(&error),
-            };
-            (false, serde_json::to_writer(&mut *line, &v))
-        }
-        Outcome::Abort(_) => unreachable!("an abort is not recorded"),
-    };
-    encoded.map_err(|e| Error::Internal(format!("encoding output: {e}")))?;
-    line.push(b'\n');
-    Ok(ok)
 }
 
 /// An invalid line keyed by its position; `None` (skip) if an earlier run recorded it.
