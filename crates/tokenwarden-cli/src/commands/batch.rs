@@ -151,6 +151,7 @@ fn explain(e: Error) -> anyhow::Error {
                     std::io::ErrorKind::PermissionDenied
                         | std::io::ErrorKind::IsADirectory
                         | std::io::ErrorKind::AlreadyExists
+                        | std::io::ErrorKind::InvalidInput
                 ) =>
             {
                 usage("")

@@ -53,8 +53,9 @@ pub enum InputFormat {
 /// What a line turned out to be.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Parsed {
-    /// A valid record.
-    Record(Record),
+    /// A well-formed record, whose destination is still to be checked with
+    /// [`Parser::confine`] (only when it is to run: a resume skips most lines).
+    Draft(Draft),
     /// Nothing to do (a blank line).
     Blank,
     /// A line that cannot be run: the id if one could be read, and why.
@@ -64,6 +65,26 @@ pub(crate) enum Parsed {
         /// The complaint.
         error: String,
     },
+}
+
+/// A well-formed record whose URL is not resolved yet.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Draft {
+    id: Value,
+    key: String,
+    line: u64,
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    /// For an id: its percent-encoded form, which must stand in the URL as it is.
+    encoded_id: Option<String>,
+}
+
+impl Draft {
+    /// The id as a string: the key for resume and duplicate detection.
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
 }
 
 /// Turns input lines into records that stay on the API's origin.
@@ -129,33 +150,47 @@ impl Parser {
     }
 
     fn parse_id(&self, template: &str, method: &Method, line_no: u64, id: &str) -> Parsed {
-        let invalid = |error: String| Parsed::Invalid {
-            id: Some((Value::String(id.to_string()), id.to_string())),
-            error,
-        };
         let enc = percent_encoding::utf8_percent_encode(id, SEGMENT).to_string();
-        let path = template.replace("{id}", &enc);
-        let expected = self
-            .template_url
-            .as_deref()
-            .map(|t| t.replace(ID_MARKER, &enc));
-        match locate(&self.base, &path) {
-            Ok(url) if Some(url.as_str()) == expected.as_deref() => Parsed::Record(Record {
-                id: Value::String(id.to_string()),
-                key: id.to_string(),
-                line: line_no,
-                method: method.clone(),
-                path,
-                url,
-                body: None,
-            }),
-            Ok(url) => invalid(format!(
+        Parsed::Draft(Draft {
+            id: Value::String(id.to_string()),
+            key: id.to_string(),
+            line: line_no,
+            method: method.clone(),
+            path: template.replace("{id}", &enc),
+            body: None,
+            encoded_id: Some(enc),
+        })
+    }
+
+    /// The record of `draft`, if its URL stays on the API's origin (and an id stays data);
+    /// otherwise its id and why not.
+    pub(crate) fn confine(&self, draft: Draft) -> Result<Record, ((Value, String), String)> {
+        let line_no = draft.line;
+        let url = match locate(&self.base, &draft.path) {
+            Ok(url) => url,
+            Err(why) => {
+                return Err(((draft.id, draft.key), format!("line {line_no}: path {why}")));
+            }
+        };
+        if let (Some(enc), Some(template)) = (&draft.encoded_id, &self.template_url)
+            && url.as_str() != template.replace(ID_MARKER, enc)
+        {
+            let error = format!(
                 "line {line_no}: id '{}' cannot be put in the path: it would change it to {}",
-                excerpt(id, QUOTED_PATH),
+                excerpt(&draft.key, QUOTED_PATH),
                 excerpt(url.path(), QUOTED_PATH)
-            )),
-            Err(why) => invalid(format!("line {line_no}: path {why}")),
+            );
+            return Err(((draft.id, draft.key), error));
         }
+        Ok(Record {
+            id: draft.id,
+            key: draft.key,
+            line: line_no,
+            method: draft.method,
+            path: draft.path,
+            url,
+            body: draft.body,
+        })
     }
 
     fn parse_json_line(&self, line_no: u64, text: &str) -> Parsed {
@@ -199,13 +234,8 @@ impl Parser {
                 ));
             }
         };
-        let (path, url) = match obj.remove("path") {
-            Some(Value::String(p)) if p.starts_with('/') && !p.starts_with("//") => {
-                match locate(&self.base, &p) {
-                    Ok(url) => (p, url),
-                    Err(why) => return invalid(format!("line {line_no}: path {why}")),
-                }
-            }
+        let path = match obj.remove("path") {
+            Some(Value::String(p)) if p.starts_with('/') && !p.starts_with("//") => p,
             Some(Value::String(p)) if !p.is_empty() => {
                 return invalid(format!(
                     "line {line_no}: path '{}' must start with / (one /)",
@@ -215,14 +245,14 @@ impl Parser {
             _ => return invalid(format!("line {line_no}: no path")),
         };
         let body = obj.remove("body").filter(|b| !b.is_null());
-        Parsed::Record(Record {
+        Parsed::Draft(Draft {
             id,
             key,
             line: line_no,
             method,
             path,
-            url,
             body,
+            encoded_id: None,
         })
     }
 }
@@ -278,13 +308,35 @@ mod tests {
         Url::parse("http://127.0.0.1:8080").unwrap()
     }
 
-    fn parse(format: &InputFormat, line_no: u64, text: &str) -> Parsed {
-        Parser::new(format, &base()).unwrap().parse(line_no, text)
+    /// A line as the engine sees it: parsed, then (if well-formed) confined.
+    #[derive(Debug, PartialEq)]
+    enum Got {
+        Record(Record),
+        Blank,
+        Invalid {
+            id: Option<(Value, String)>,
+            error: String,
+        },
     }
 
-    fn invalid(p: Parsed) -> String {
+    fn parse(format: &InputFormat, line_no: u64, text: &str) -> Got {
+        let parser = Parser::new(format, &base()).unwrap();
+        match parser.parse(line_no, text) {
+            Parsed::Draft(d) => match parser.confine(d) {
+                Ok(r) => Got::Record(r),
+                Err((id, error)) => Got::Invalid {
+                    id: Some(id),
+                    error,
+                },
+            },
+            Parsed::Blank => Got::Blank,
+            Parsed::Invalid { id, error } => Got::Invalid { id, error },
+        }
+    }
+
+    fn invalid(p: Got) -> String {
         match p {
-            Parsed::Invalid { error, .. } => error,
+            Got::Invalid { error, .. } => error,
             other => panic!("expected invalid, got {other:?}"),
         }
     }
@@ -303,18 +355,18 @@ mod tests {
             3,
             r#"{"id": 7, "method": "post", "path": "/api/v2/x?a=1", "body": {"a": 1}}"#,
         );
-        let Parsed::Record(r) = p else { panic!() };
+        let Got::Record(r) = p else { panic!() };
         assert_eq!(r.key, "7");
         assert_eq!(r.id, json!(7));
         assert_eq!(r.method, Method::POST);
         assert_eq!(r.body, Some(json!({"a": 1})));
         assert_eq!(r.line, 3);
         assert_eq!(r.url.as_str(), "http://127.0.0.1:8080/api/v2/x?a=1");
-        let Parsed::Record(r) = parse(&InputFormat::Jsonl, 1, r#"{"id":"a","path":"/p"}"#) else {
+        let Got::Record(r) = parse(&InputFormat::Jsonl, 1, r#"{"id":"a","path":"/p"}"#) else {
             panic!()
         };
         assert_eq!(r.method, Method::GET);
-        assert_eq!(parse(&InputFormat::Jsonl, 1, "   "), Parsed::Blank);
+        assert_eq!(parse(&InputFormat::Jsonl, 1, "   "), Got::Blank);
     }
 
     #[test]
@@ -328,7 +380,7 @@ mod tests {
         let e = invalid(parse(&f, 9, r#"{"id":"a","path":"/x","method":"FETCH"}"#));
         assert!(e.contains("unknown method"), "{e}");
         match parse(&f, 9, r#"{"id":"a","path":"/x","method":"FETCH"}"#) {
-            Parsed::Invalid { id, .. } => assert_eq!(id.unwrap().1, "a"),
+            Got::Invalid { id, .. } => assert_eq!(id.unwrap().1, "a"),
             _ => panic!(),
         }
     }
@@ -352,7 +404,7 @@ mod tests {
             assert!(e.contains("not sent") || e.contains("must start"), "{e}");
         }
         // On the origin, backslashes and all, it runs (where the client would send it).
-        let Parsed::Record(r) = parse(&f, 1, r#"{"id":"ok","path":"/api\\v2/x"}"#) else {
+        let Got::Record(r) = parse(&f, 1, r#"{"id":"ok","path":"/api\\v2/x"}"#) else {
             panic!()
         };
         assert_eq!(r.url.origin(), base().origin());
@@ -361,14 +413,14 @@ mod tests {
     #[test]
     fn ids_are_percent_encoded_into_the_template() {
         let f = ids("/api/v2/users/{id}");
-        let Parsed::Record(r) = parse(&f, 1, " a b/c \n") else {
+        let Got::Record(r) = parse(&f, 1, " a b/c \n") else {
             panic!()
         };
         assert_eq!(r.path, "/api/v2/users/a%20b%2Fc");
         assert_eq!(r.url.path(), "/api/v2/users/a%20b%2Fc");
         assert_eq!(r.key, "a b/c");
         for id in ["../../admin", "x?y#z", "%2e%2e", "\\..\\x", "a/../../b"] {
-            let Parsed::Record(r) = parse(&f, 1, id) else {
+            let Got::Record(r) = parse(&f, 1, id) else {
                 panic!("{id}")
             };
             assert!(
@@ -389,7 +441,7 @@ mod tests {
             assert!(e.contains("cannot be put in the path"), "{e}");
         }
         // In the query, dots are only data.
-        let Parsed::Record(r) = parse(&ids("/api/v2/users?id={id}"), 1, "..") else {
+        let Got::Record(r) = parse(&ids("/api/v2/users?id={id}"), 1, "..") else {
             panic!()
         };
         assert_eq!(r.url.query(), Some("id=.."));

@@ -540,20 +540,28 @@ fn work_stream<'a>(
             };
             let item = match parsed {
                 Parsed::Blank => continue,
-                Parsed::Record(r) => {
-                    if !seen.insert(&r.key) {
+                Parsed::Draft(d) => {
+                    if !seen.insert(d.key()) {
                         keyed_invalid(
                             done,
                             line_no,
                             format!(
                                 "line {line_no}: duplicate id {} (an earlier line has it)",
-                                crate::error::excerpt(&r.id.to_string(), 200)
+                                crate::error::excerpt(d.key(), 200)
                             ),
                         )
-                    } else if done.contains(&r.key) {
+                    } else if done.contains(d.key()) {
                         None
                     } else {
-                        Some(Work::Run(r))
+                        // Where it goes is checked only for what runs.
+                        Some(match parser.confine(d) {
+                            Ok(r) => Work::Run(r),
+                            Err(((id, _), error)) => Work::Invalid {
+                                id: Some(id),
+                                line: line_no,
+                                error,
+                            },
+                        })
                     }
                 }
                 Parsed::Invalid {

@@ -154,9 +154,21 @@ impl Output {
                     file,
                 });
             }
+            Ok(_) if resume && is_symlink(path) => {
+                // Resuming cuts a torn tail and appends: never through a link someone may have
+                // planted.
+                return Err(Error::io(
+                    IoOp::CreateOutput,
+                    path,
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "is a symbolic link: a journal is resumed only in place (give the link's target)",
+                    ),
+                ));
+            }
             Ok(_) => true,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if std::fs::symlink_metadata(path).is_ok() {
+                if is_symlink(path) {
                     return Err(Error::io(
                         IoOp::CreateOutput,
                         path,
@@ -365,6 +377,10 @@ impl Drop for Journal {
             }
         }
     }
+}
+
+fn is_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 /// Files holding the organisation's data are readable by their owner only.

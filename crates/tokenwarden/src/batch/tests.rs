@@ -854,7 +854,7 @@ async fn an_input_without_records_still_leaves_its_empty_output() {
 
 #[cfg(unix)]
 #[tokio::test]
-async fn a_dangling_symlink_output_is_refused_and_nothing_is_left() {
+async fn a_symlinked_output_is_never_created_or_resumed_through() {
     let d = Dir::new();
     let input = d.file("in.jsonl", &jsonl(2));
     let link = d.path("out.jsonl");
@@ -866,4 +866,22 @@ async fn a_dangling_symlink_output_is_refused_and_nothing_is_left() {
     .unwrap_err();
     assert!(e.to_string().contains("cannot create output"), "{e}");
     assert_eq!(d.names(), ["in.jsonl", "out.jsonl"]);
+    // Nor is a journal resumed through a link (it may point anywhere).
+    let real = d.path("real.jsonl");
+    go(&input, &real, &opts(), ok).await.unwrap();
+    std::fs::rename(job_file_path(&real), job_file_path(&link)).unwrap();
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let before = std::fs::read(&real).unwrap();
+    let resume = BatchOptions {
+        resume: true,
+        ..opts()
+    };
+    let e = go(&input, &link, &resume, |_r| async {
+        panic!("nothing is sent")
+    })
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("cannot create output"), "{e}");
+    assert_eq!(std::fs::read(&real).unwrap(), before);
 }
