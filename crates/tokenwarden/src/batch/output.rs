@@ -515,6 +515,19 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
+    fn a_job_file_planted_as_a_symlink_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, job_file_path(&out)).unwrap();
+        let e = Output::acquire(&out, false, false).err().unwrap();
+        assert!(matches!(e, Error::Io { op: IoOp::CreateOutput, .. }), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    }
+
+    #[cfg(unix)]
+    #[test]
     fn created_files_are_private() {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
