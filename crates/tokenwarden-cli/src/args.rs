@@ -292,7 +292,8 @@ fn parse_slice(s: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Debug, Args, Clone)]
 pub(crate) struct BatchArgs {
-    /// JSON Lines input: {"id", "method", "path", "body"} per line.
+    /// JSON Lines input: {"id", "method", "path", "body"} per line (- for standard input; a FIFO
+    /// or <(...) works too: the input is read once).
     #[arg(
         long,
         short,
@@ -301,24 +302,29 @@ pub(crate) struct BatchArgs {
         conflicts_with = "ids"
     )]
     pub(crate) input: Option<PathBuf>,
-    /// One id per line, used with --path-template.
+    /// One id per line, used with --path-template (- for standard input).
     #[arg(long, value_name = "FILE", requires = "path_template")]
     pub(crate) ids: Option<PathBuf>,
-    /// Path with {id}, e.g. '/api/v2/users/{id}'.
-    #[arg(long, value_name = "TEMPLATE")]
+    /// Path with {id}, e.g. '/api/v2/users/{id}'; ids are percent-encoded into it.
+    #[arg(long, value_name = "TEMPLATE", value_parser = parse_path_template)]
     pub(crate) path_template: Option<String>,
     /// Method for --ids records.
-    #[arg(long, default_value = "GET")]
-    pub(crate) method: String,
-    /// Output JSON Lines file: also the job's journal for --resume.
+    #[arg(long, default_value = "GET", value_parser = parse_method)]
+    pub(crate) method: http::Method,
+    /// Output JSON Lines file (created 0600), in completion order: also the job's journal for
+    /// --resume, with its job file FILE.twjob beside it.
     #[arg(long, short, value_name = "FILE")]
     pub(crate) output: PathBuf,
     /// Requests in flight at once.
     #[arg(long, short = 'c', default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub(crate) concurrency: u32,
     /// Client-side rate limit, e.g. 5/s or 300/m (Genesys allows 300 requests per minute per token).
-    #[arg(long, value_name = "N/s|N/m")]
-    pub(crate) rate: Option<String>,
+    #[arg(long, value_name = "N/s|N/m", value_parser = parse_rate)]
+    pub(crate) rate: Option<tokenwarden::RateLimit>,
+    /// Stop early when more than N records fail, or more than N% of the records run (judged
+    /// after 100): e.g. 50 or 5%. Continue later with --resume --retry-failed.
+    #[arg(long, value_name = "N|N%")]
+    pub(crate) max_failures: Option<tokenwarden::batch::FailureLimit>,
     /// Continue an interrupted job: skip records already in the output.
     #[arg(long)]
     pub(crate) resume: bool,
@@ -337,12 +343,47 @@ pub(crate) struct BatchArgs {
     /// Scopes the preflight must find (implies --preflight).
     #[arg(long = "require-scope", value_name = "SCOPE")]
     pub(crate) require_scope: Vec<String>,
-    /// Also write the final summary as JSON here.
+    /// Also write the final summary as JSON here (created 0600).
     #[arg(long, value_name = "FILE")]
     pub(crate) summary_json: Option<PathBuf>,
     /// Never draw a progress bar (plain progress lines instead).
     #[arg(long)]
     pub(crate) no_progress: bool,
+}
+
+/// A `--path-template`: starts with `/` and holds `{id}` (the API base decides the rest).
+fn parse_path_template(s: &str) -> Result<String, String> {
+    if !s.starts_with('/') || !s.contains("{id}") {
+        return Err(format!(
+            "{s:?} must start with / and contain {{id}}, e.g. '/api/v2/users/{{id}}'"
+        ));
+    }
+    Ok(s.to_string())
+}
+
+fn parse_method(s: &str) -> Result<http::Method, String> {
+    const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+    let upper = s.to_ascii_uppercase();
+    match METHODS.contains(&upper.as_str()) {
+        true => http::Method::from_bytes(upper.as_bytes()).map_err(|e| e.to_string()),
+        false => Err(format!("{s:?}: use one of {}", METHODS.join(", "))),
+    }
+}
+
+/// Parses `5/s`, `300/m` or `300/min`; a number needs its unit.
+pub(crate) fn parse_rate(s: &str) -> Result<tokenwarden::RateLimit, String> {
+    use tokenwarden::RateLimit;
+    let bad = || format!("{s:?}: use N/s or N/m, e.g. 5/s or 300/m");
+    let (n, unit) = s.split_once('/').ok_or_else(bad)?;
+    let n: u32 = n.trim().parse().map_err(|_| bad())?;
+    if n == 0 {
+        return Err(bad());
+    }
+    match unit.trim() {
+        "s" | "sec" | "second" => Ok(RateLimit::per_second(n)),
+        "m" | "min" | "minute" => Ok(RateLimit::per_minute(n)),
+        _ => Err(bad()),
+    }
 }
 
 #[derive(Debug, Args, Clone)]
@@ -511,6 +552,21 @@ mod tests {
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("5y").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn rates_need_a_unit() {
+        assert_eq!(
+            parse_rate("5/s").unwrap().interval(),
+            Duration::from_millis(200)
+        );
+        assert_eq!(
+            parse_rate("300/m").unwrap().interval(),
+            Duration::from_millis(200)
+        );
+        for bad in ["50", "0/s", "5/h", "x", "abc", "-5/s"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

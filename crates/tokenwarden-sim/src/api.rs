@@ -643,7 +643,8 @@ pub(crate) async fn tokens_me_delete(
 // ---- /api/v2/sim test helpers -------------------------------------------------------------------
 
 /// Any method on `/api/v2/sim/echo`: echoes method, query, body and a request counter.
-/// `?delay_ms=N` delays the answer.
+/// `?delay_ms=N` delays the answer; `?headers=1` also echoes every request header, `Authorization`
+/// included (a careless API that reflects the bearer token).
 pub(crate) async fn echo(
     State(inner): State<Arc<Inner>>,
     Extension(ctx): Extension<AuthCtx>,
@@ -670,6 +671,16 @@ pub(crate) async fn echo(
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
+    let echoed_headers: Option<serde_json::Map<String, Value>> =
+        q.get("headers").filter(|v| *v == "1").map(|_| {
+            headers
+                .iter()
+                .map(|(k, v)| {
+                    let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                    (k.as_str().to_string(), Value::String(v))
+                })
+                .collect()
+        });
     json_response(
         200,
         &json!({
@@ -682,6 +693,7 @@ pub(crate) async fn echo(
             "counter": counter,
             "tokenId": token_id(ctx.seq),
             "clientId": &*ctx.client_id,
+            "headers": echoed_headers,
         }),
     )
 }

@@ -54,7 +54,7 @@
 //! * `POST /api/v2/analytics/conversations/details/jobs`,
 //!   `GET|DELETE .../jobs/{jobId}`, `GET .../jobs/{jobId}/results?cursor=&pageSize=`
 //! * `GET|HEAD|DELETE /api/v2/tokens/me`
-//! * `ANY /api/v2/sim/echo?delay_ms=`, `GET /api/v2/sim/status/{code}`,
+//! * `ANY /api/v2/sim/echo?delay_ms=&headers=1`, `GET /api/v2/sim/status/{code}`,
 //!   `GET /api/v2/sim/redirect?location=`
 //! * Admin (no auth, not journaled): `GET /sim/journal`, `POST /sim/journal/reset`,
 //!   `POST /sim/revoke-all`, `POST /sim/refresh-token?client_id=`, `GET|PATCH /sim/config`.

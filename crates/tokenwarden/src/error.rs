@@ -172,10 +172,79 @@ pub enum Error {
     #[error("configuration: {0}")]
     Config(String),
 
+    /// Reading a batch's input, or creating, locking or writing its output, failed (a missing
+    /// file, a full disk). Not a configuration problem: [`IoOp`] says which step failed, and the
+    /// operating system's error is the [`source`](std::error::Error::source) (not repeated in
+    /// the message).
+    #[error("{op} {}", .path.display())]
+    Io {
+        /// What was being done.
+        op: IoOp,
+        /// The file (or directory) it was done to.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+
+    /// A batch refused to start on its output file, and left it as it was: another run holds it,
+    /// or it is not this job's journal.
+    #[error("output {}: {problem}", .path.display())]
+    Journal {
+        /// The output file.
+        path: std::path::PathBuf,
+        /// Why it was refused.
+        problem: crate::batch::JournalProblem,
+    },
+
     /// A bug or a runtime failure inside tokenwarden (e.g. a refresh task was cancelled by runtime
     /// shutdown).
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// The step of a batch's file handling that failed, for [`Error::Io`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IoOp {
+    /// Opening the input (missing, unreadable, a directory).
+    OpenInput,
+    /// Reading the input after it was opened.
+    ReadInput,
+    /// The directory the output goes into (missing: it is not created).
+    OutputDirectory,
+    /// Creating or opening the output or its job file.
+    CreateOutput,
+    /// Taking the output's lock.
+    LockOutput,
+    /// Reading the output back as a journal, to resume.
+    ReadJournal,
+    /// Writing the output (a full disk, an I/O error).
+    WriteOutput,
+}
+
+impl std::fmt::Display for IoOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IoOp::OpenInput => "cannot open input",
+            IoOp::ReadInput => "cannot read input",
+            IoOp::OutputDirectory => "output directory",
+            IoOp::CreateOutput => "cannot create output",
+            IoOp::LockOutput => "cannot lock output",
+            IoOp::ReadJournal => "cannot read the journal",
+            IoOp::WriteOutput => "cannot write output",
+        })
+    }
+}
+
+impl Error {
+    pub(crate) fn io(op: IoOp, path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.to_path_buf(),
+            source: Arc::new(source),
+        }
+    }
 }
 
 fn code_part(code: &Option<String>) -> String {

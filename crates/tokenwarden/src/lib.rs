@@ -47,7 +47,7 @@ pub use client::{
     DEFAULT_MAX_REDIRECTS, DEFAULT_REQUEST_TIMEOUT, RateLimit, RequestBuilder,
 };
 pub use clock::{Clock, FixedJitter, Instant, Jitter, ManualClock, RandomJitter, TokioClock};
-pub use error::{Error, Result};
+pub use error::{Error, IoOp, Result};
 pub use grant::{
     ClientAuth, ClientCredentials, FetchError, Grant, RefreshTokenGrant, RotationHook, StaticToken,
     TokenEndpoint, TokenResponse,

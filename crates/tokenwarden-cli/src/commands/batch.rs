@@ -1,15 +1,47 @@
 //! `tokenwarden batch`: one request per input record, resumable, exactly-once output.
 
-use crate::ConfigError;
 use crate::args::{BatchArgs, GlobalArgs};
+use crate::exit::UsageError;
 use crate::progress::{Mode, Reporter};
 use anyhow::{Context as _, Result};
+use std::io::{IsTerminal as _, Write as _};
 use std::path::Path;
 use std::sync::Arc;
 use tokenwarden::batch::{
-    self, BatchOptions, BatchProgress, BatchReport, InputFormat, Outcome, Record,
+    self, BatchOptions, BatchProgress, BatchReport, Input, InputFormat, JournalProblem, Outcome,
+    Record, StopReason,
 };
-use tokenwarden::{ApiClient, Error};
+use tokenwarden::{ApiClient, Error, IoOp};
+
+/// What can be refused before any credentials are read or any request is sent.
+pub(crate) fn check_args(a: &BatchArgs, g: &GlobalArgs) -> Result<()> {
+    let input = a.input.as_ref().or(a.ids.as_ref());
+    if g.client_secret_stdin && input.is_some_and(|p| p.as_os_str() == "-") {
+        return Err(UsageError(
+            "--client-secret-stdin and an input of - would both read standard input: give the secret with --client-secret-file or GENESYSCLOUD_OAUTHCLIENT_SECRET".into(),
+        )
+        .into());
+    }
+    if a.output.as_os_str() == "-" {
+        return Err(UsageError(
+            "--output -: the output is the job's journal, so it is a file; to stream the lines instead (without resume), use --output /dev/stdout".into(),
+        )
+        .into());
+    }
+    if let Some(dir) = a
+        .summary_json
+        .as_deref()
+        .and_then(Path::parent)
+        .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
+    {
+        return Err(UsageError(format!(
+            "--summary-json: directory {} does not exist (it is not created)",
+            dir.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
 
 /// `hint` says which credentials were used, for a job stopped by rejected credentials.
 pub(crate) async fn run(
@@ -18,44 +50,25 @@ pub(crate) async fn run(
     g: &GlobalArgs,
     hint: Option<&str>,
 ) -> Result<u8> {
-    // The library refuses too; this says which flag to use.
-    if !a.resume && !a.force && a.output.exists() {
-        return Err(ConfigError(format!(
-            "output {} already exists: it may hold the results of an unfinished run; rerun with --resume to continue it, or --force to overwrite it",
-            a.output.display()
-        ))
-        .into());
-    }
     if a.preflight || !a.require_scope.is_empty() {
         let r = super::check::preflight(client, &a.require_scope).await?;
         tracing::info!(organization = %r.organization, client = %r.client, "preflight ok");
-        let _ = g;
         crate::ui::note(&format!(
             "preflight ok: {} via {}",
             r.organization, r.client
         ));
     }
     let (input, format) = match (&a.input, &a.ids) {
-        (Some(i), _) => (i.clone(), InputFormat::Jsonl),
-        (None, Some(ids)) => {
-            let template = a.path_template.clone().unwrap_or_default();
-            if !template.contains("{id}") || !template.starts_with('/') {
-                return Err(ConfigError(format!(
-                    "--path-template {template:?} must start with / and contain {{id}}"
-                ))
-                .into());
-            }
-            let method = http::Method::from_bytes(a.method.to_ascii_uppercase().as_bytes())
-                .map_err(|_| ConfigError(format!("unknown method {:?}", a.method)))?;
-            (
-                ids.clone(),
-                InputFormat::Ids {
-                    path_template: template,
-                    method,
-                },
-            )
-        }
-        (None, None) => return Err(ConfigError("give --input or --ids".into()).into()),
+        (Some(i), _) => (Input::from_arg(i), InputFormat::Jsonl),
+        (None, Some(ids)) => (
+            Input::from_arg(ids),
+            InputFormat::Ids {
+                // clap requires it with --ids, and checked its shape.
+                path_template: a.path_template.clone().unwrap_or_default(),
+                method: a.method.clone(),
+            },
+        ),
+        (None, None) => return Err(UsageError("give --input or --ids".into()).into()),
     };
     let options = BatchOptions {
         format,
@@ -63,23 +76,29 @@ pub(crate) async fn run(
         resume: a.resume,
         overwrite: a.force,
         retry_failed: a.retry_failed,
+        max_failures: a.max_failures,
+        ..BatchOptions::new(client.api_base().clone())
     };
+    if input == Input::Stdin && std::io::stdin().is_terminal() {
+        crate::ui::note("reading records from the terminal: end with Ctrl-D");
+    }
     let mode = Mode::pick(a.no_progress, g.quiet);
     let report = execute(client, &input, &a.output, &options, a.replay_safe, mode).await?;
     let summary = summary_json(&report, client);
     if let Some(p) = &a.summary_json {
-        std::fs::write(p, serde_json::to_vec_pretty(&summary)?)
+        write_private(p, &serde_json::to_vec_pretty(&summary)?)
             .with_context(|| format!("writing {}", p.display()))?;
     }
-    let hint = hint.filter(|_| report.aborted.as_ref().is_some_and(Error::is_credentials));
-    print_summary(&report, client, hint);
+    let credentials_stop =
+        matches!(&report.stopped, Some(StopReason::Aborted(e)) if e.is_credentials());
+    print_summary(&report, client, hint.filter(|_| credentials_stop));
     Ok(outcome_code(&report))
 }
 
 /// Runs the engine with the client as executor, with progress on stderr.
 pub(crate) async fn execute(
     client: &ApiClient,
-    input: &Path,
+    input: &Input,
     output: &Path,
     options: &BatchOptions,
     replay_safe: bool,
@@ -93,14 +112,61 @@ pub(crate) async fn execute(
     };
     let result = batch::run(input, output, options, &progress, exec).await;
     reporter.finish().await;
-    result.map_err(|e| match e {
-        Error::Config(m) => anyhow::Error::new(ConfigError(m)),
-        other => other.into(),
-    })
+    result.map_err(explain)
+}
+
+/// Places a refusal in the exit-status table and says how to go on.
+fn explain(e: Error) -> anyhow::Error {
+    // The message with its causes (an I/O error's own words), on one line.
+    let message = format!("{:#}", anyhow::Error::new(e.clone()));
+    let usage = |hint: &str| {
+        let text = match hint {
+            "" => message.clone(),
+            h => format!("{message}\nhint: {h}"),
+        };
+        anyhow::Error::new(UsageError(text))
+    };
+    match &e {
+        Error::Journal { problem, .. } => match problem {
+            JournalProblem::Exists => {
+                usage("rerun with --resume to continue it, or with --force to overwrite it")
+            }
+            JournalProblem::NotAJournal { .. } => usage(
+                "choose another --output, or --force to replace the file (its contents are lost)",
+            ),
+            JournalProblem::OtherJob { .. } => usage(
+                "check --input/--ids and --output; to start this job afresh in this file, use --force instead of --resume",
+            ),
+            JournalProblem::NotResumable => usage("run without --resume"),
+            // Nothing typed is wrong: wait and try again (exit 4).
+            _ => anyhow::Error::msg(format!(
+                "{message}\nhint: wait for that run to finish (or stop it), or choose another --output"
+            )),
+        },
+        Error::Io { op, source, .. } => match op {
+            IoOp::OpenInput | IoOp::OutputDirectory => usage(""),
+            IoOp::CreateOutput
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::PermissionDenied
+                        | std::io::ErrorKind::IsADirectory
+                        | std::io::ErrorKind::AlreadyExists
+                        | std::io::ErrorKind::InvalidInput
+                ) =>
+            {
+                usage("")
+            }
+            _ => e.into(),
+        },
+        // A path template the API base cannot take.
+        Error::Config(_) => usage(""),
+        _ => e.into(),
+    }
 }
 
 async fn execute_one(client: &ApiClient, r: Record, replay_safe: bool) -> Outcome {
-    let mut req = client.request(r.method.clone(), &r.path);
+    // The URL the engine checked is on the API's origin; send exactly that.
+    let mut req = client.request(r.method.clone(), r.url.as_str());
     if let Some(body) = &r.body {
         req = req.json(body);
     }
@@ -126,8 +192,9 @@ async fn execute_one(client: &ApiClient, r: Record, replay_safe: bool) -> Outcom
 }
 
 pub(crate) fn outcome_code(r: &BatchReport) -> u8 {
-    match &r.aborted {
-        Some(e) if e.is_credentials() => crate::exit::CONFIG,
+    match &r.stopped {
+        Some(StopReason::Aborted(e)) if e.is_credentials() => crate::exit::CONFIG,
+        Some(StopReason::TooManyFailures { .. }) => crate::exit::FAILED,
         Some(_) => crate::exit::RUNTIME,
         None if r.failed > 0 => crate::exit::FAILED,
         None => crate::exit::OK,
@@ -137,11 +204,16 @@ pub(crate) fn outcome_code(r: &BatchReport) -> u8 {
 pub(crate) fn summary_json(r: &BatchReport, client: &ApiClient) -> serde_json::Value {
     let c = client.metrics();
     let t = client.tokens().metrics();
+    let aborted = match &r.stopped {
+        Some(StopReason::Aborted(e)) => Some(e.to_string()),
+        _ => None,
+    };
     serde_json::json!({
         "ok": r.ok,
         "failed": r.failed,
         "invalid_lines": r.invalid,
         "skipped": r.skipped,
+        "requests": r.requests(),
         "repaired_bytes": r.repaired_bytes,
         "tokens_fetched": t.tokens_fetched,
         "proactive_refreshes": t.proactive_refreshes,
@@ -152,36 +224,56 @@ pub(crate) fn summary_json(r: &BatchReport, client: &ApiClient) -> serde_json::V
         "server_errors_retried": c.server_errors_retried,
         "transport_retries": c.transport_retries,
         "wall_time_secs": r.elapsed.as_secs_f64(),
-        "aborted": r.aborted.as_ref().map(|e| e.to_string()),
+        "stopped": r.stopped.as_ref().map(|s| s.to_string()),
+        "aborted": aborted,
     })
 }
 
+/// The counts of this run, in words: what was done, then (if the run stopped early) why and how
+/// to go on, last.
 pub(crate) fn print_summary(r: &BatchReport, client: &ApiClient, hint: Option<&str>) {
     let c = client.metrics();
     let t = client.tokens().metrics();
     let secs = r.elapsed.as_secs_f64();
-    let fields = summary_json(r, client);
+    let anything = r.ok + r.failed + r.skipped > 0;
+    if r.stopped.is_none() || anything {
+        let invalid = match r.invalid {
+            0 => String::new(),
+            1 => " (1 invalid line)".to_string(),
+            n => format!(" ({n} invalid lines)"),
+        };
+        // Only what this run sent: skipped records cost nothing.
+        let rate = match r.requests() {
+            n if n > 0 && secs > 0.0 => format!(" · {:.0} requests/s", n as f64 / secs),
+            _ => String::new(),
+        };
+        let verb = if r.stopped.is_some() {
+            "stopped after"
+        } else {
+            "done in"
+        };
+        crate::ui::summary(
+            &format!(
+                "{verb} {secs:.1} s: {} ok, {} failed{invalid}, {} skipped{rate}",
+                r.ok, r.failed, r.skipped
+            ),
+            summary_json(r, client),
+        );
+    }
+    // The refresh counters count refreshes started; they are shown only when a token was
+    // fetched at all, so a rejected static token does not read as a fetch after a 401.
+    let refreshes = if t.tokens_fetched > 0 {
+        format!(
+            " ({} proactive, {} after a 401)",
+            t.proactive_refreshes, t.rejected_refreshes
+        )
+    } else {
+        String::new()
+    };
     crate::ui::summary(
         &format!(
-            "done in {secs:.1} s: {} ok, {} failed ({} invalid lines), {} skipped{}",
-            r.ok,
-            r.failed,
-            r.invalid,
-            r.skipped,
-            if secs > 0.0 {
-                format!(" · {:.0} requests/s", (r.ok + r.failed) as f64 / secs)
-            } else {
-                String::new()
-            }
-        ),
-        fields,
-    );
-    crate::ui::summary(
-        &format!(
-            "tokens fetched: {} ({} proactive, {} after a 401) · 401s healed: {} · 429s waited: {} · rate-limit pauses: {} · 5xx retried: {} · transport retries: {}",
+            "tokens fetched: {}{refreshes} · 401s healed: {} · 429s waited: {} · rate-limit pauses: {} · 5xx retried: {} · transport retries: {}",
             t.tokens_fetched,
-            t.proactive_refreshes,
-            t.rejected_refreshes,
             c.unauthorized_healed,
             c.rate_limited_waits,
             c.rate_limit_pauses,
@@ -196,11 +288,40 @@ pub(crate) fn print_summary(r: &BatchReport, client: &ApiClient, hint: Option<&s
             r.repaired_bytes
         ));
     }
-    if let Some(e) = &r.aborted {
-        crate::ui::error(&format!("stopped early: {e}"));
+    if let Some(reason) = &r.stopped {
+        crate::ui::error(&format!("stopped early: {reason}"));
         if let Some(h) = hint {
             crate::ui::hint(h);
         }
-        crate::ui::hint("fix the cause, then rerun with --resume to continue where it stopped");
+        crate::ui::hint(match reason {
+            StopReason::TooManyFailures { .. } => {
+                "look at the failed records' lines in the output; once the cause is fixed, rerun with --resume --retry-failed"
+            }
+            _ => "fix the cause, then rerun with --resume to continue where it stopped",
+        });
     }
+}
+
+/// Writes `bytes` to `path`, creating it readable by its owner only (it describes the
+/// organisation's job); an existing regular file is made private too.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        o.mode(0o600);
+        let f = o.open(path)?;
+        if f.metadata()?.is_file() {
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        write_all(f, bytes)
+    }
+    #[cfg(not(unix))]
+    write_all(o.open(path)?, bytes)
+}
+
+fn write_all(mut f: std::fs::File, bytes: &[u8]) -> std::io::Result<()> {
+    f.write_all(bytes)?;
+    f.write_all(b"\n")
 }

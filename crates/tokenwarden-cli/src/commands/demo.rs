@@ -6,7 +6,7 @@ use crate::progress::Mode;
 use anyhow::{Context as _, Result};
 use std::io::Write as _;
 use std::time::Duration;
-use tokenwarden::batch::{BatchOptions, InputFormat};
+use tokenwarden::batch::{BatchOptions, Input, InputFormat};
 use tokenwarden::{ApiClient, ClientCredentials, ClientSecret, TokenEndpoint, TokenManager};
 use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simulator};
 
@@ -71,13 +71,12 @@ pub(crate) async fn run(a: DemoArgs, g: &GlobalArgs) -> Result<u8> {
     let options = BatchOptions {
         format: InputFormat::Jsonl,
         concurrency: a.concurrency.max(1) as usize,
-        resume: false,
         overwrite: true,
-        retry_failed: false,
+        ..BatchOptions::new(client.api_base().clone())
     };
     let report = super::batch::execute(
         &client,
-        &input,
+        &Input::Path(input),
         &output,
         &options,
         false,
@@ -117,7 +116,7 @@ pub(crate) async fn run(a: DemoArgs, g: &GlobalArgs) -> Result<u8> {
         println!("  output: {}", output.display());
     }
     sim.shutdown().await;
-    let healthy = report.failed == 0 && report.aborted.is_none() && j.api_expired_token == 0;
+    let healthy = report.failed == 0 && report.stopped.is_none() && j.api_expired_token == 0;
     Ok(if healthy {
         crate::exit::OK
     } else {

@@ -33,8 +33,8 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
             export::conversations(&connect(&g, None, &mut hint)?, a).await
         }
         Command::Batch(a) => {
-            let rate = a.rate.as_deref().map(parse_rate).transpose()?;
-            let client = connect(&g, rate, &mut hint)?;
+            batch::check_args(&a, &g)?;
+            let client = connect(&g, a.rate, &mut hint)?;
             batch::run(&client, a, &g, hint.as_deref()).await
         }
         Command::Sim(a) => sim::run(a).await,
@@ -135,21 +135,6 @@ fn connect(
     client_for(&s, tokens, rate)
 }
 
-/// Parses `5/s`, `300/m`, `300/min` or a bare number (per second).
-pub(crate) fn parse_rate(s: &str) -> Result<RateLimit> {
-    let bad = || ConfigError(format!("--rate {s:?}: use N/s or N/m, e.g. 5/s or 300/m"));
-    let (n, unit) = s.split_once('/').unwrap_or((s, "s"));
-    let n: u32 = n.trim().parse().map_err(|_| bad())?;
-    if n == 0 {
-        return Err(bad().into());
-    }
-    Ok(match unit.trim() {
-        "s" | "sec" | "second" => RateLimit::per_second(n),
-        "m" | "min" | "minute" => RateLimit::per_minute(n),
-        _ => return Err(bad().into()),
-    })
-}
-
 /// A JSON argument given inline or as @FILE (@- for stdin).
 pub(crate) fn json_arg(v: &str) -> Result<serde_json::Value> {
     let text = if let Some(path) = v.strip_prefix('@') {
@@ -167,28 +152,4 @@ pub(crate) fn json_arg(v: &str) -> Result<serde_json::Value> {
     serde_json::from_str(&text).map_err(|e| {
         anyhow::Error::new(crate::exit::UsageError(format!("{v}: not valid JSON: {e}")))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rates() {
-        assert_eq!(
-            parse_rate("5/s").unwrap().interval(),
-            std::time::Duration::from_millis(200)
-        );
-        assert_eq!(
-            parse_rate("300/m").unwrap().interval(),
-            std::time::Duration::from_millis(200)
-        );
-        assert_eq!(
-            parse_rate("10").unwrap().interval(),
-            std::time::Duration::from_millis(100)
-        );
-        assert!(parse_rate("0/s").is_err());
-        assert!(parse_rate("5/h").is_err());
-        assert!(parse_rate("x").is_err());
-    }
 }

@@ -249,3 +249,35 @@ pub fn spawn_standalone_sim(
     out.read_line(&mut first).expect("read the first line");
     (child, out, first)
 }
+
+/// The job file a batch keeps beside its output (`out.jsonl` → `out.jsonl.twjob`).
+pub fn job_file(output: &Path) -> PathBuf {
+    let mut name = output.as_os_str().to_owned();
+    name.push(".twjob");
+    PathBuf::from(name)
+}
+
+/// The names in `dir`, sorted.
+pub fn dir_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The complete lines of a file being written by another process, parsed (a torn last line is
+/// left out).
+pub fn complete_jsonl(path: &Path) -> Vec<Value> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    jsonl(&String::from_utf8_lossy(&bytes[..end]))
+}

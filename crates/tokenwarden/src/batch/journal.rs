@@ -1,5 +1,9 @@
-//! The output file is the batch's journal: on resume it tells which records are done.
+//! The output file is the batch's journal: the line written for each record, and, on resume,
+//! which records are done.
 
+use super::Outcome;
+use crate::error::Error;
+use serde_json::Value;
 use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{BufRead, Seek, SeekFrom, Write};
@@ -36,6 +40,71 @@ impl KeySet {
     pub(crate) fn len(&self) -> usize {
         self.set.len()
     }
+}
+
+/// One output line, fields in this order (the id first, for people reading the file).
+#[derive(serde::Serialize)]
+struct LineOut<'a> {
+    id: &'a Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+/// Encodes one record's output line into `line` (with its newline): `{"id", "status", "body"}`,
+/// `{"id", "error"}`, or `{"id", "line", "error"}` for a bad input line. Server text is scrubbed
+/// of secrets first. Returns whether the record succeeded.
+pub(crate) fn encode_line(
+    line: &mut Vec<u8>,
+    id: Option<Value>,
+    line_no: u64,
+    outcome: &Outcome,
+    invalid: bool,
+) -> Result<bool, Error> {
+    let id = &id;
+    let (ok, encoded) = match outcome {
+        Outcome::Response { status, body } => {
+            let body = crate::redact::redact_bytes(body);
+            let body: Value = if body.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&body)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()))
+            };
+            let v = LineOut {
+                id,
+                line: None,
+                status: Some(*status),
+                // `null` stays in the line: the answer had no body.
+                body: Some(body),
+                error: None,
+            };
+            (
+                (200..300).contains(status),
+                serde_json::to_writer(&mut *line, &v),
+            )
+        }
+        Outcome::Failed(error) => {
+            let error = crate::redact::redact(error);
+            let v = LineOut {
+                id,
+                line: invalid.then_some(line_no),
+                status: None,
+                body: None,
+                error: Some(&error),
+            };
+            (false, serde_json::to_writer(&mut *line, &v))
+        }
+        Outcome::Abort(_) => unreachable!("an abort is not recorded"),
+    };
+    encoded.map_err(|e| Error::Internal(format!("encoding output: {e}")))?;
+    line.push(b'\n');
+    Ok(ok)
 }
 
 /// The key of an input line that has no usable id (so it is tracked by position).
@@ -117,17 +186,22 @@ struct Verdict {
 /// Rewrites the output without the records that failed (a non-2xx status, or an error that was not
 /// about the input line itself), so that a resume runs them again. Invalid input lines stay: they
 /// would fail the same way. Returns how many records were removed. The file is replaced atomically
-/// (a temporary file beside it, then a rename), so a kill during this loses nothing.
+/// (a private temporary file with an unpredictable name beside it, then a rename), so a kill
+/// during this loses nothing.
 pub(crate) fn drop_failed(path: &Path) -> std::io::Result<u64> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),
     };
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".retry-tmp");
-    let tmp = std::path::PathBuf::from(tmp_name);
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".twjob-retry-")
+        .tempfile_in(dir)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp);
     let mut dropped = 0;
     for line in std::io::BufReader::with_capacity(1 << 20, file).split(b'\n') {
         let line = line?;
@@ -147,10 +221,25 @@ pub(crate) fn drop_failed(path: &Path) -> std::io::Result<u64> {
         }
     }
     out.flush()?;
-    out.get_ref().sync_data()?;
-    drop(out);
-    std::fs::rename(&tmp, path)?;
+    out.get_ref().as_file().sync_data()?;
+    let tmp = out.into_inner().map_err(|e| e.into_error())?;
+    tmp.persist(path).map_err(|e| e.error)?;
     Ok(dropped)
+}
+
+/// Whether the journal records a record that succeeded (a 2xx answer). Reads only.
+pub(crate) fn has_success(path: &Path) -> std::io::Result<bool> {
+    let file = std::fs::File::open(path)?;
+    for line in std::io::BufReader::with_capacity(1 << 20, file).split(b'\n') {
+        if let Ok(Verdict {
+            status: Some(s), ..
+        }) = serde_json::from_slice::<Verdict>(&line?)
+            && (200..300).contains(&s)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Length of the file up to and including its last newline.

@@ -2,37 +2,65 @@
 //! output line per record, and resume after any interruption without losing or repeating a record.
 //!
 //! - **The output file is the journal.** Each record's line is written (and flushed to the OS) as
-//!   soon as the record completes. A run killed at any moment (even `kill -9`) and restarted with
-//!   `resume` cuts a torn last line, skips every record already recorded and runs the rest, so the
-//!   output ends up with each id exactly once. (A request that was in flight at the kill is sent
-//!   again: safe for reads and idempotent writes; see the README for non-idempotent POSTs.)
+//!   soon as the record completes, so lines are in **completion order**, not input order (sort by
+//!   `id`, or by `line` for bad lines, if order matters). A run killed at any moment (even
+//!   `kill -9`) and restarted with `resume` cuts a torn last line, skips every record already
+//!   recorded and runs the rest, so the output ends up with each id exactly once. (A request that
+//!   was in flight at the kill is sent again: safe for reads and idempotent writes; see the README
+//!   for non-idempotent POSTs.)
+//! - **One writer, one job.** The output is locked for the whole run (a second run on it fails at
+//!   once, see [`JournalProblem::Busy`]), and the job file beside it (`out.jsonl.twjob`) records
+//!   which job it belongs to: a resume with another input, format or API is refused before anything
+//!   is sent or changed ([`JournalProblem::OtherJob`]), and a file that no batch wrote is never
+//!   resumed into ([`JournalProblem::NotAJournal`]). The output itself stays plain JSON Lines.
+//! - **Nothing behind on early failure.** The output is created when its first line is ready; a
+//!   run that ends before (a typo'd input, wrong credentials) leaves no file behind.
+//! - **The input is read once**, front to back: a file, a FIFO, `/dev/stdin` or standard input
+//!   ([`Input::Stdin`]). Lines longer than [`BatchOptions::max_line_bytes`] are bad lines.
 //! - **Bad input never stops the job:** a line that is not JSON, lacks an id or path, names an
-//!   unknown method or repeats an id is recorded as an error with its line number, and the rest runs.
+//!   unknown method, repeats an id, is too long or whose path leaves the API's origin is recorded
+//!   as an error with its line number, and the rest runs. Nothing is sent for it.
 //! - **A credentials failure stops the job at once** ([`Outcome::Abort`]); nothing unfinished is
-//!   recorded, so a resume after fixing the credentials picks up exactly there.
+//!   recorded, so a resume after fixing the credentials picks up exactly there. Too many failed
+//!   records ([`BatchOptions::max_failures`]) stop it too, after the records in flight are recorded.
+//! - **Nothing secret is written:** response bodies and error texts are scrubbed of every secret
+//!   the process knows ([`redact_bytes`](crate::redact_bytes)) before they reach the output.
 //! - **Memory stays flat:** input and output are streamed; at most `concurrency` records are in
 //!   flight; resume and duplicate detection keep 16 bytes per id.
 
 mod input;
+mod job;
 mod journal;
+mod limit;
+mod output;
+mod source;
 
 pub use input::{InputFormat, Record};
+pub use limit::{FailureLimit, MIN_FAILURE_SAMPLE};
+pub use output::{JournalProblem, job_file_path};
+pub use source::{DEFAULT_MAX_LINE_BYTES, Input};
 
-use crate::error::Error;
+use crate::error::{Error, IoOp};
 use futures::StreamExt as _;
-use input::Parsed;
+use input::{Parsed, Parser};
+use job::{JobIdentity, Mismatch};
 use journal::{KeySet, line_key};
+use output::Output;
 use serde_json::Value;
+use source::Line;
+use std::fmt;
 use std::future::Future;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::io::AsyncBufReadExt;
+use url::Url;
 
 /// How a batch runs.
 #[derive(Debug, Clone)]
 pub struct BatchOptions {
+    /// The API base: every record's URL is resolved against it and must stay on its origin.
+    pub api_base: Url,
     /// How input lines are read.
     pub format: InputFormat,
     /// Records in flight at once (at least 1).
@@ -45,16 +73,25 @@ pub struct BatchOptions {
     /// With `resume`: also run again the records that failed (non-2xx or an error), replacing
     /// their lines. Invalid input lines are kept: they would fail the same way.
     pub retry_failed: bool,
+    /// Stop the job early when this many records fail (see [`FailureLimit`]); `None`: never.
+    pub max_failures: Option<FailureLimit>,
+    /// Longest input line, in bytes; a longer line is a bad line ([`DEFAULT_MAX_LINE_BYTES`]).
+    pub max_line_bytes: usize,
 }
 
-impl Default for BatchOptions {
-    fn default() -> Self {
+impl BatchOptions {
+    /// The defaults for a batch against `api_base`: JSON Lines, 8 in flight, a fresh output, no
+    /// failure limit, lines up to [`DEFAULT_MAX_LINE_BYTES`].
+    pub fn new(api_base: Url) -> Self {
         Self {
+            api_base,
             format: InputFormat::Jsonl,
             concurrency: 8,
             resume: false,
             overwrite: false,
             retry_failed: false,
+            max_failures: None,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
         }
     }
 }
@@ -78,8 +115,9 @@ pub enum Outcome {
 /// Live counters of a running batch, for progress display.
 #[derive(Debug, Default)]
 pub struct BatchProgress {
-    /// Input lines (a quick count before the run; blank lines included).
-    pub total_lines: AtomicU64,
+    /// The number of non-blank input lines, once known: a regular file is counted in the
+    /// background while the job runs; a pipe's total is never known.
+    pub total_lines: OnceLock<u64>,
     /// Records answered 2xx.
     pub ok: AtomicU64,
     /// Records that failed (non-2xx, errors, invalid lines).
@@ -91,11 +129,70 @@ pub struct BatchProgress {
 }
 
 impl BatchProgress {
-    /// Lines dealt with so far (ok + failed + skipped).
+    /// Lines dealt with so far (ok + failed + skipped): the position against `total_lines`.
     pub fn done(&self) -> u64 {
-        self.ok.load(Ordering::Relaxed)
-            + self.failed.load(Ordering::Relaxed)
-            + self.skipped.load(Ordering::Relaxed)
+        self.ran() + self.skipped.load(Ordering::Relaxed)
+    }
+
+    /// Records dealt with in this run (ok + failed): what a rate should count.
+    pub fn ran(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// Why a batch stopped before the end of its input.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// The executor stopped the job ([`Outcome::Abort`], e.g. rejected credentials). The records
+    /// in flight were abandoned unrecorded: a resume runs them.
+    Aborted(Error),
+    /// More records failed than [`BatchOptions::max_failures`] allows. The records in flight were
+    /// finished and recorded.
+    TooManyFailures {
+        /// Records failed in this run.
+        failed: u64,
+        /// Records run in this run.
+        ran: u64,
+        /// The limit that was passed.
+        limit: FailureLimit,
+    },
+    /// The input could not be read to its end (the records before were run and recorded).
+    Input(Error),
+}
+
+impl StopReason {
+    /// The error behind the stop, if there is one.
+    pub fn error(&self) -> Option<&Error> {
+        match self {
+            StopReason::Aborted(e) | StopReason::Input(e) => Some(e),
+            StopReason::TooManyFailures { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for StopReason {
+    /// The reason in one line, with the error's whole chain of causes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopReason::Aborted(e) | StopReason::Input(e) => {
+                let mut text = e.to_string();
+                let mut cause = std::error::Error::source(e);
+                while let Some(c) = cause {
+                    // Some messages already quote their cause.
+                    let c_text = c.to_string();
+                    if !text.contains(&c_text) {
+                        text = format!("{text}: {c_text}");
+                    }
+                    cause = c.source();
+                }
+                f.write_str(&text)
+            }
+            StopReason::TooManyFailures { failed, ran, limit } => write!(
+                f,
+                "{failed} of the {ran} records run failed, more than the limit of {limit}"
+            ),
+        }
     }
 }
 
@@ -116,17 +213,24 @@ pub struct BatchReport {
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
     /// Why the run stopped early, if it did.
-    #[serde(serialize_with = "err_str")]
-    pub aborted: Option<Error>,
+    #[serde(serialize_with = "reason_str")]
+    pub stopped: Option<StopReason>,
+}
+
+impl BatchReport {
+    /// Requests sent and answered in this run (invalid lines send nothing).
+    pub fn requests(&self) -> u64 {
+        self.ok + self.failed - self.invalid
+    }
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
 
-fn err_str<S: serde::Serializer>(e: &Option<Error>, s: S) -> Result<S::Ok, S::Error> {
-    match e {
-        Some(e) => s.serialize_some(&e.to_string()),
+fn reason_str<S: serde::Serializer>(r: &Option<StopReason>, s: S) -> Result<S::Ok, S::Error> {
+    match r {
+        Some(r) => s.serialize_some(&r.to_string()),
         None => s.serialize_none(),
     }
 }
@@ -148,20 +252,18 @@ struct Done {
     invalid: bool,
 }
 
-fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::Config(format!("{what} {}: {e}", path.display()))
-}
-
-/// Runs a batch from `input` to `output`, calling `exec` for each valid record.
+/// Runs a batch from `input` to `output`, calling `exec` for each valid record; see the
+/// [module documentation](self) for what it guarantees.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), tokenwarden::Error> {
-/// use tokenwarden::batch::{self, BatchOptions, BatchProgress, Outcome};
+/// use tokenwarden::batch::{self, BatchOptions, BatchProgress, Input, Outcome};
 /// let progress = BatchProgress::default();
+/// let base = url::Url::parse("https://api.mypurecloud.ie").unwrap();
 /// let report = batch::run(
-///     "in.jsonl".as_ref(),
+///     &Input::from_arg("in.jsonl"),
 ///     "out.jsonl".as_ref(),
-///     &BatchOptions { resume: true, ..BatchOptions::default() },
+///     &BatchOptions { resume: true, ..BatchOptions::new(base) },
 ///     &progress,
 ///     |record| async move { Outcome::Response { status: 200, body: record.path.into() } },
 /// )
@@ -171,11 +273,18 @@ fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
 /// ```
 ///
 /// # Errors
-/// [`Error::Config`] when the input cannot be read or the output cannot be written, or when the
-/// output exists and neither `resume` nor `overwrite` is set. A credentials failure is not an
-/// error here: it ends the run with [`BatchReport::aborted`] set.
+/// Before anything is sent or written:
+/// - [`Error::Journal`] when the output is busy (another run writes it), exists (without `resume`
+///   or `overwrite`), or is not this job's journal (with `resume`).
+/// - [`Error::Io`] when the input cannot be opened ([`IoOp::OpenInput`]), the output's
+///   directory does not exist ([`IoOp::OutputDirectory`]) or a file cannot be created or locked.
+/// - [`Error::Config`] for a path template that lacks `{id}` or leaves the API's origin.
+///
+/// During the run, [`Error::Io`] with [`IoOp::WriteOutput`] when the output cannot be written (a
+/// full disk): the job stops there. A credentials failure, too many failed records or an input
+/// that breaks off are not errors here: they end the run with [`BatchReport::stopped`] set.
 pub async fn run<F, Fut>(
-    input: &Path,
+    input: &Input,
     output: &Path,
     options: &BatchOptions,
     progress: &BatchProgress,
@@ -186,103 +295,43 @@ where
     Fut: Future<Output = Outcome>,
 {
     let started = tokio::time::Instant::now();
-    let (done_keys, repaired_bytes) = prepare_output(output, options).await?;
-    let mut out = open_output(output, options.resume)?;
-
-    let total = count_lines(input).await?;
-    progress.total_lines.store(total, Ordering::Relaxed);
-
-    let file = tokio::fs::File::open(input)
-        .await
-        .map_err(|e| io_error("reading", input, e))?;
-    let reader = tokio::io::BufReader::with_capacity(256 * 1024, file);
-    let format = &options.format;
-
-    // The reader: a stream of work, skipping recorded records and flagging duplicates.
-    struct ReadState {
-        reader: tokio::io::BufReader<tokio::fs::File>,
-        line_no: u64,
-        seen: KeySet,
-        buf: Vec<u8>,
-    }
-    let state = ReadState {
-        reader,
-        line_no: 0,
-        seen: KeySet::default(),
-        buf: Vec::with_capacity(4096),
-    };
-    let read_error: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
-    let read_error_ref = &read_error;
-    let done_ref = &done_keys;
-    let work = futures::stream::unfold((state, done_ref), move |(mut st, done)| async move {
-        loop {
-            st.buf.clear();
-            match st.reader.read_until(b'\n', &mut st.buf).await {
-                Ok(0) => return None,
-                Ok(_) => {}
-                Err(e) => {
-                    *read_error_ref.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some(Error::Config(format!("reading input: {e}")));
-                    return None;
-                }
+    let parser = Parser::new(&options.format, &options.api_base)?;
+    let Prepared {
+        mut out,
+        mut source,
+        done_keys,
+        repaired_bytes,
+    } = prepare(input, output, options).await?;
+    // A regular file's lines are counted on a handle of their own, for a percentage.
+    let cancel_count = Arc::new(AtomicBool::new(false));
+    let count = {
+        let cancel = Arc::clone(&cancel_count);
+        let path = source.countable.take();
+        async move {
+            if let Some(path) = path
+                && let Some(n) = source::count_lines(path, cancel).await
+            {
+                let _ = progress.total_lines.set(n);
             }
-            st.line_no += 1;
-            let line_no = st.line_no;
-            let parsed = match std::str::from_utf8(&st.buf) {
-                Ok(text) => input::parse_line(format, line_no, text),
-                Err(_) => Parsed::Invalid {
-                    id: None,
-                    error: format!("line {line_no}: not UTF-8"),
-                },
-            };
-            let item = match parsed {
-                Parsed::Blank => continue,
-                Parsed::Record(r) => {
-                    if !st.seen.insert(&r.key) {
-                        keyed_invalid(
-                            done,
-                            line_no,
-                            format!(
-                                "line {line_no}: duplicate id {} (an earlier line has it)",
-                                r.id
-                            ),
-                        )
-                    } else if done.contains(&r.key) {
-                        progress.skipped.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    } else {
-                        Some(Work::Run(r))
-                    }
-                }
-                Parsed::Invalid {
-                    id: Some((id, key)),
-                    error,
-                } => {
-                    if !st.seen.insert(&key) {
-                        keyed_invalid(done, line_no, format!("{error}; also a duplicate id {id}"))
-                    } else if done.contains(&key) {
-                        progress.skipped.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    } else {
-                        Some(Work::Invalid {
-                            id: Some(id),
-                            line: line_no,
-                            error,
-                        })
-                    }
-                }
-                Parsed::Invalid { id: None, error } => keyed_invalid(done, line_no, error),
-            };
-            match item {
-                Some(w) => return Some((w, (st, done))),
-                None => {
-                    progress.skipped.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-            }
+            std::future::pending::<()>().await
         }
-    });
-
+    };
+    let prefix = source.lines.prefix();
+    let identity = || {
+        let prefix = prefix.lock().unwrap_or_else(|p| p.into_inner());
+        JobIdentity::new(&input.name(), &options.format, &options.api_base, &prefix)
+    };
+    let stop_reading = AtomicBool::new(false);
+    let read_error: std::sync::Mutex<Option<std::io::Error>> = std::sync::Mutex::new(None);
+    let work = work_stream(
+        source.lines,
+        &parser,
+        &done_keys,
+        progress,
+        &stop_reading,
+        &read_error,
+        options.max_line_bytes.max(1),
+    );
     let exec = &exec;
     let results = work
         .map(|w| async move {
@@ -305,7 +354,6 @@ where
             }
         })
         .buffer_unordered(options.concurrency.max(1));
-    let mut results = std::pin::pin!(results);
 
     let mut report = BatchReport {
         ok: 0,
@@ -314,68 +362,241 @@ where
         skipped: 0,
         repaired_bytes,
         elapsed: Duration::ZERO,
-        aborted: None,
+        stopped: None,
     };
-    let mut line = Vec::with_capacity(1024);
-    while let Some(d) = results.next().await {
-        line.clear();
-        let invalid = d.invalid;
-        match d.outcome {
-            Outcome::Abort(e) => {
-                report.aborted = Some(e);
+    let record_all = async {
+        let mut results = std::pin::pin!(results);
+        let mut line = Vec::with_capacity(1024);
+        // Failures that count against the limit: records run, not invalid lines.
+        let (mut ran, mut failed_runs) = (0u64, 0u64);
+        while let Some(d) = results.next().await {
+            if let Outcome::Abort(e) = d.outcome {
+                report.stopped = Some(StopReason::Aborted(e));
                 break;
             }
-            Outcome::Response { status, body } => {
-                let body: Value = if body.is_empty() {
-                    Value::Null
-                } else {
-                    serde_json::from_slice(&body)
-                        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()))
-                };
-                serde_json::to_writer(
-                    &mut line,
-                    &serde_json::json!({"id": d.id, "status": status, "body": body}),
-                )
-                .map_err(|e| Error::Internal(format!("encoding output: {e}")))?;
-                if (200..300).contains(&status) {
-                    report.ok += 1;
-                    progress.ok.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    report.failed += 1;
-                    progress.failed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Outcome::Failed(error) => {
-                let v = if !invalid {
-                    serde_json::json!({"id": d.id, "error": error})
-                } else {
-                    serde_json::json!({"id": d.id, "line": d.line, "error": error})
-                };
-                serde_json::to_writer(&mut line, &v)
-                    .map_err(|e| Error::Internal(format!("encoding output: {e}")))?;
+            line.clear();
+            let ok = journal::encode_line(&mut line, d.id, d.line, &d.outcome, d.invalid)?;
+            out.write_line(&line, identity)?;
+            let counter = if ok {
+                report.ok += 1;
+                &progress.ok
+            } else {
                 report.failed += 1;
-                progress.failed.fetch_add(1, Ordering::Relaxed);
-                if invalid {
-                    report.invalid += 1;
-                    progress.invalid.fetch_add(1, Ordering::Relaxed);
-                }
+                &progress.failed
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            if d.invalid {
+                report.invalid += 1;
+                progress.invalid.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            ran += 1;
+            failed_runs += u64::from(!ok);
+            if let Some(limit) = options.max_failures
+                && report.stopped.is_none()
+                && limit.exceeded(failed_runs, ran)
+            {
+                // Read no more; the records in flight finish and are recorded.
+                stop_reading.store(true, Ordering::Relaxed);
+                report.stopped = Some(StopReason::TooManyFailures {
+                    failed: failed_runs,
+                    ran,
+                    limit,
+                });
             }
         }
-        line.push(b'\n');
-        // One write per record, straight to the OS: a kill loses at most the records in flight.
-        out.write_all(&line)
-            .and_then(|_| out.flush())
-            .map_err(|e| io_error("writing", output, e))?;
+        if let Some(StopReason::TooManyFailures { failed, ran: r, .. }) = &mut report.stopped {
+            (*failed, *r) = (failed_runs, ran);
+        }
+        Ok::<(), Error>(())
+    };
+    let recorded = tokio::select! {
+        r = record_all => r,
+        () = count => unreachable!("the count never ends on its own"),
+    };
+    cancel_count.store(true, Ordering::Relaxed);
+    recorded?;
+    if let Some(e) = read_error.lock().unwrap_or_else(|p| p.into_inner()).take()
+        && report.stopped.is_none()
+    {
+        report.stopped = Some(StopReason::Input(input_error(input, e)));
     }
-    out.get_ref()
-        .sync_data()
-        .map_err(|e| io_error("syncing", output, e))?;
-    if let Some(e) = read_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        return Err(e);
-    }
+    out.finish(report.stopped.is_none(), identity)?;
     report.skipped = progress.skipped.load(Ordering::Relaxed);
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// A run ready to go: its output taken, its input open, and what an earlier run recorded.
+struct Prepared {
+    out: Output,
+    source: source::Source,
+    done_keys: KeySet,
+    repaired_bytes: u64,
+}
+
+/// Takes the output (locked), opens the input and, when resuming, makes sure both belong to this
+/// job before anything is changed: nothing is sent or written before this returns.
+async fn prepare(input: &Input, output: &Path, options: &BatchOptions) -> Result<Prepared, Error> {
+    let mut out = Output::acquire(output, options.resume, options.overwrite)?;
+    // A corrected path template or method is accepted when every failure runs again.
+    let mut corrected = None;
+    match out
+        .resuming()
+        .and_then(|job| job.mismatch(&options.format, &options.api_base))
+    {
+        None => {}
+        Some(Mismatch::Definition(why)) if options.retry_failed => corrected = Some(why),
+        Some(m) => return Err(other_job(output, m.into_detail())),
+    }
+    let mut source = input.open(options.max_line_bytes).await?;
+    if let Some(job) = out.resuming() {
+        let prefix = source
+            .lines
+            .peek_prefix(job.prefix_len())
+            .await
+            .map_err(|e| input_error(input, e))?;
+        if let Some(problem) = job.same_input(&prefix) {
+            return Err(other_job(output, problem));
+        }
+    }
+    if let Some(why) = corrected {
+        let succeeded =
+            journal::has_success(output).map_err(|e| Error::io(IoOp::ReadJournal, output, e))?;
+        if succeeded {
+            return Err(other_job(
+                output,
+                format!("{why}; some of its records succeeded, so they would not match"),
+            ));
+        }
+        if let Some(job) = out.resuming().map(|j| j.redefined(&options.format)) {
+            out.redefine(job)?;
+        }
+    }
+    let (done_keys, repaired_bytes) = match out.resuming() {
+        Some(_) => scan_journal(output, options.retry_failed).await?,
+        None => (KeySet::default(), 0),
+    };
+    Ok(Prepared {
+        out,
+        source,
+        done_keys,
+        repaired_bytes,
+    })
+}
+
+fn input_error(input: &Input, e: std::io::Error) -> Error {
+    Error::io(IoOp::ReadInput, Path::new(&input.name()), e)
+}
+
+fn other_job(output: &Path, detail: String) -> Error {
+    Error::Journal {
+        path: output.to_path_buf(),
+        problem: JournalProblem::OtherJob { detail },
+    }
+}
+
+/// The stream of work: each input line parsed, records an earlier run recorded skipped,
+/// duplicates flagged. Ends at the end of the input, at a read error (left in `read_error`), or
+/// when `stop` is set.
+fn work_stream<'a>(
+    lines: source::LineReader,
+    parser: &'a Parser,
+    done: &'a KeySet,
+    progress: &'a BatchProgress,
+    stop: &'a AtomicBool,
+    read_error: &'a std::sync::Mutex<Option<std::io::Error>>,
+    max_line: usize,
+) -> impl futures::Stream<Item = Work> + 'a {
+    let state = (lines, KeySet::default());
+    futures::stream::unfold(state, move |(mut lines, mut seen)| async move {
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            let (line_no, line) = match lines.next_line().await {
+                Ok(Some(l)) => l,
+                Ok(None) => return None,
+                Err(e) => {
+                    *read_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    return None;
+                }
+            };
+            let parsed = match line {
+                Line::TooLong(len) => Parsed::Invalid {
+                    id: None,
+                    error: format!(
+                        "line {line_no}: {len} bytes long, over the limit of {} bytes (not read)",
+                        max_line
+                    ),
+                },
+                Line::Text(bytes) => match std::str::from_utf8(bytes) {
+                    Ok(text) => parser.parse(line_no, text),
+                    Err(_) => Parsed::Invalid {
+                        id: None,
+                        error: format!("line {line_no}: not UTF-8"),
+                    },
+                },
+            };
+            let item = match parsed {
+                Parsed::Blank => continue,
+                Parsed::Draft(d) => {
+                    if !seen.insert(d.key()) {
+                        keyed_invalid(
+                            done,
+                            line_no,
+                            format!(
+                                "line {line_no}: duplicate id {} (an earlier line has it)",
+                                crate::error::excerpt(d.key(), 200)
+                            ),
+                        )
+                    } else if done.contains(d.key()) {
+                        None
+                    } else {
+                        // Where it goes is checked only for what runs.
+                        Some(match parser.confine(d) {
+                            Ok(r) => Work::Run(r),
+                            Err(((id, _), error)) => Work::Invalid {
+                                id: Some(id),
+                                line: line_no,
+                                error,
+                            },
+                        })
+                    }
+                }
+                Parsed::Invalid {
+                    id: Some((id, key)),
+                    error,
+                } => {
+                    if !seen.insert(&key) {
+                        keyed_invalid(
+                            done,
+                            line_no,
+                            format!(
+                                "{error}; also a duplicate id {}",
+                                crate::error::excerpt(&id.to_string(), 200)
+                            ),
+                        )
+                    } else if done.contains(&key) {
+                        None
+                    } else {
+                        Some(Work::Invalid {
+                            id: Some(id),
+                            line: line_no,
+                            error,
+                        })
+                    }
+                }
+                Parsed::Invalid { id: None, error } => keyed_invalid(done, line_no, error),
+            };
+            match item {
+                Some(w) => return Some((w, (lines, seen))),
+                None => {
+                    progress.skipped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    })
 }
 
 /// An invalid line keyed by its position; `None` (skip) if an earlier run recorded it.
@@ -390,19 +611,10 @@ fn keyed_invalid(done: &KeySet, line: u64, error: String) -> Option<Work> {
     })
 }
 
-async fn prepare_output(output: &Path, options: &BatchOptions) -> Result<(KeySet, u64), Error> {
-    let exists = tokio::fs::try_exists(output).await.unwrap_or(false);
-    if !options.resume {
-        if exists && !options.overwrite {
-            return Err(Error::Config(format!(
-                "output {} already exists: it may be the journal of an unfinished run; resume it or choose to overwrite it",
-                output.display()
-            )));
-        }
-        return Ok((KeySet::default(), 0));
-    }
-    let path: PathBuf = output.to_path_buf();
-    let retry_failed = options.retry_failed;
+/// Reads this job's journal (already recognised as this job's): cuts a torn last line, drops the
+/// failed records when they are to run again, and collects the keys of the recorded ones.
+async fn scan_journal(output: &Path, retry_failed: bool) -> Result<(KeySet, u64), Error> {
+    let path = output.to_path_buf();
     let scan = tokio::task::spawn_blocking(move || {
         let scan = journal::scan_and_repair(&path)?;
         if !retry_failed {
@@ -416,7 +628,7 @@ async fn prepare_output(output: &Path, options: &BatchOptions) -> Result<(KeySet
     })
     .await
     .map_err(|e| Error::Internal(format!("resume scan: {e}")))?
-    .map_err(|e| io_error("resuming from", output, e))?;
+    .map_err(|e| Error::io(IoOp::ReadJournal, output, e))?;
     if scan.repaired_bytes > 0 {
         tracing::warn!(
             bytes = scan.repaired_bytes,
@@ -430,43 +642,6 @@ async fn prepare_output(output: &Path, options: &BatchOptions) -> Result<(KeySet
         );
     }
     Ok((scan.done, scan.repaired_bytes))
-}
-
-fn open_output(output: &Path, append: bool) -> Result<std::io::BufWriter<std::fs::File>, Error> {
-    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| io_error("creating", dir, e))?;
-    }
-    let mut o = std::fs::OpenOptions::new();
-    o.create(true);
-    if append {
-        o.append(true);
-    } else {
-        o.write(true).truncate(true);
-    }
-    let f = o.open(output).map_err(|e| io_error("opening", output, e))?;
-    Ok(std::io::BufWriter::with_capacity(64 * 1024, f))
-}
-
-async fn count_lines(input: &Path) -> Result<u64, Error> {
-    let path = input.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut f = std::fs::File::open(&path)?;
-        let mut buf = vec![0u8; 1 << 20];
-        let (mut n, mut last) = (0u64, b'\n');
-        loop {
-            let k = f.read(&mut buf)?;
-            if k == 0 {
-                break;
-            }
-            n += buf[..k].iter().filter(|b| **b == b'\n').count() as u64;
-            last = buf[k - 1];
-        }
-        Ok::<u64, std::io::Error>(n + u64::from(last != b'\n'))
-    })
-    .await
-    .map_err(|e| Error::Internal(format!("counting input: {e}")))?
-    .map_err(|e| io_error("reading", input, e))
 }
 
 #[cfg(test)]

@@ -1,26 +1,39 @@
 use super::*;
 use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 
-struct Dir(PathBuf);
+struct Dir(tempfile::TempDir);
 
 impl Dir {
     fn new() -> Self {
-        let p = std::env::temp_dir().join(format!("tw-batch-{}", rand::random::<u64>()));
-        std::fs::create_dir_all(&p).unwrap();
-        Dir(p)
+        Dir(tempfile::tempdir().unwrap())
     }
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.0.join(name);
+    fn file(&self, name: &str, text: &str) -> Input {
+        let p = self.0.path().join(name);
         std::fs::write(&p, text).unwrap();
-        p
+        Input::Path(p)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.path().join(name)
+    }
+    fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.0.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
     }
 }
 
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn base() -> Url {
+    Url::parse("http://127.0.0.1:9").unwrap()
+}
+
+fn opts() -> BatchOptions {
+    BatchOptions::new(base())
 }
 
 fn lines(p: &Path) -> Vec<Value> {
@@ -54,11 +67,34 @@ async fn ok(r: Record) -> Outcome {
     }
 }
 
+/// [`run`] with a progress nobody reads.
+async fn go<F, Fut>(
+    input: &Input,
+    output: &Path,
+    options: &BatchOptions,
+    exec: F,
+) -> Result<BatchReport, Error>
+where
+    F: Fn(Record) -> Fut,
+    Fut: Future<Output = Outcome>,
+{
+    run(input, output, options, &BatchProgress::default(), exec).await
+}
+
+fn credentials() -> Error {
+    Error::Credentials {
+        status: 401,
+        code: None,
+        description: None,
+        hint: "check".into(),
+    }
+}
+
 #[tokio::test]
 async fn every_record_once_with_bounded_concurrency() {
     let d = Dir::new();
     let input = d.file("in.jsonl", &jsonl(500));
-    let output = d.0.join("out.jsonl");
+    let output = d.path("out.jsonl");
     let in_flight = AtomicUsize::new(0);
     let max = AtomicUsize::new(0);
     let progress = BatchProgress::default();
@@ -67,7 +103,7 @@ async fn every_record_once_with_bounded_concurrency() {
         &output,
         &BatchOptions {
             concurrency: 7,
-            ..BatchOptions::default()
+            ..opts()
         },
         &progress,
         |r| {
@@ -84,6 +120,7 @@ async fn every_record_once_with_bounded_concurrency() {
     .await
     .unwrap();
     assert_eq!((report.ok, report.failed, report.skipped), (500, 0, 0));
+    assert!(report.stopped.is_none());
     let out = lines(&output);
     assert_eq!(out.len(), 500);
     let counts = ids_count(&out);
@@ -97,7 +134,33 @@ async fn every_record_once_with_bounded_concurrency() {
             .starts_with("/api/v2/users/u")
     );
     assert!(max.load(Ordering::SeqCst) <= 7);
-    assert_eq!(progress.total_lines.load(Ordering::Relaxed), 500);
+}
+
+#[tokio::test]
+async fn a_regular_files_lines_are_counted_for_the_percentage() {
+    let d = Dir::new();
+    let input = d.file("in.jsonl", &format!("\n{}  \n", jsonl(40)));
+    let progress = BatchProgress::default();
+    // The last record waits until the count is in, so the count is seen during the run.
+    run(&input, &d.path("out.jsonl"), &opts(), &progress, |r| {
+        let progress = &progress;
+        async move {
+            if r.key == "r39" {
+                while progress.total_lines.get().is_none() {
+                    tokio::task::yield_now().await;
+                }
+            }
+            ok(r).await
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        progress.total_lines.get(),
+        Some(&40),
+        "blank lines are not counted"
+    );
+    assert_eq!(progress.done(), 40);
 }
 
 #[tokio::test]
@@ -115,12 +178,11 @@ async fn bad_lines_are_reported_and_the_rest_runs() {
             "{\"id\":\"d\",\"path\":\"/x/d\"}"
         ),
     );
-    let output = d.0.join("out.jsonl");
+    let output = d.path("out.jsonl");
     let p = BatchProgress::default();
-    let r = run(&input, &output, &BatchOptions::default(), &p, ok)
-        .await
-        .unwrap();
+    let r = run(&input, &output, &opts(), &p, ok).await.unwrap();
     assert_eq!((r.ok, r.failed, r.invalid), (2, 4, 4));
+    assert_eq!(r.requests(), 2);
     let out = lines(&output);
     assert_eq!(out.len(), 6);
     let errors: Vec<(u64, String)> = out
@@ -144,26 +206,116 @@ async fn bad_lines_are_reported_and_the_rest_runs() {
 }
 
 #[tokio::test]
+async fn hostile_paths_are_bad_lines_and_never_reach_the_executor() {
+    let d = Dir::new();
+    let input = d.file(
+        "in.jsonl",
+        concat!(
+            "{\"id\":\"back\",\"method\":\"POST\",\"path\":\"/\\\\evil.example:9/x\",\"body\":{\"s\":1}}\n",
+            "{\"id\":\"tab\",\"path\":\"/\\t/evil.example/x\"}\n",
+            "{\"id\":\"nl\",\"path\":\"/\\n/evil.example/x\"}\n",
+            "{\"id\":\"good\",\"path\":\"/api/v2/users/u1\"}\n",
+        ),
+    );
+    let output = d.path("out.jsonl");
+    let sent = std::sync::Mutex::new(Vec::new());
+    let r = go(&input, &output, &opts(), |rec| {
+        sent.lock().unwrap().push(rec.url.clone());
+        ok(rec)
+    })
+    .await
+    .unwrap();
+    assert_eq!((r.ok, r.invalid), (1, 3));
+    let sent = sent.into_inner().unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].as_str(), "http://127.0.0.1:9/api/v2/users/u1");
+    for v in lines(&output).iter().filter(|v| v.get("error").is_some()) {
+        let e = v["error"].as_str().unwrap();
+        assert!(e.contains("not sent"), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn a_line_over_the_cap_is_a_bad_line_reported_by_number_not_echoed() {
+    let d = Dir::new();
+    let huge = format!(
+        "{{\"id\":\"huge\",\"path\":\"/x\",\"body\":\"{}\"}}",
+        "S".repeat(5000)
+    );
+    let input = d.file(
+        "in.jsonl",
+        &format!(
+            "{{\"id\":\"a\",\"path\":\"/x/a\"}}\n{huge}\n{{\"id\":\"b\",\"path\":\"/x/b\"}}\n"
+        ),
+    );
+    let output = d.path("out.jsonl");
+    let r = go(
+        &input,
+        &output,
+        &BatchOptions {
+            max_line_bytes: 1000,
+            ..opts()
+        },
+        ok,
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.ok, r.invalid), (2, 1));
+    let text = std::fs::read_to_string(&output).unwrap();
+    assert!(!text.contains("SSSS"), "the long line is not echoed");
+    let bad = lines(&output).into_iter().find(|v| v["line"] == 2).unwrap();
+    let e = bad["error"].as_str().unwrap();
+    let expected = format!(
+        "line 2: {} bytes long, over the limit of 1000 bytes",
+        huge.len()
+    );
+    assert!(e.starts_with(&expected), "{e}");
+}
+
+#[tokio::test]
+async fn recorded_bodies_and_errors_are_scrubbed_of_secrets() {
+    let secret = "batch-test-secret-Zq81x";
+    crate::register_secret(secret);
+    let d = Dir::new();
+    let input = d.file("in.jsonl", &jsonl(2));
+    let output = d.path("out.jsonl");
+    go(&input, &output, &opts(), |r| async move {
+        if r.key == "r0" {
+            Outcome::Response {
+                status: 200,
+                body: format!("{{\"headers\":{{\"authorization\":\"Bearer {secret}\"}}}}").into(),
+            }
+        } else {
+            Outcome::Failed(format!("server said: {secret}"))
+        }
+    })
+    .await
+    .unwrap();
+    let text = std::fs::read_to_string(&output).unwrap();
+    assert!(!text.contains(secret), "{text}");
+    let out = lines(&output);
+    let r0 = out.iter().find(|v| v["id"] == "r0").unwrap();
+    assert_eq!(r0["body"]["headers"]["authorization"], "Bearer [REDACTED]");
+    let r1 = out.iter().find(|v| v["id"] == "r1").unwrap();
+    assert_eq!(r1["error"], "server said: [REDACTED]");
+}
+
+#[tokio::test]
 async fn abort_stops_at_once_and_resume_completes_exactly_once() {
     let d = Dir::new();
     let input = d.file("in.jsonl", &jsonl(300));
-    let output = d.0.join("out.jsonl");
+    let output = d.path("out.jsonl");
     let calls = AtomicUsize::new(0);
     let p = BatchProgress::default();
     let opts = BatchOptions {
         concurrency: 4,
-        ..BatchOptions::default()
+        ..opts()
     };
     let r = run(&input, &output, &opts, &p, |rec| {
         let calls = &calls;
         async move {
             if calls.fetch_add(1, Ordering::SeqCst) == 120 {
-                Outcome::Abort(Error::Credentials {
-                    status: 401,
-                    code: None,
-                    description: None,
-                    hint: "check".into(),
-                })
+                Outcome::Abort(credentials())
             } else {
                 ok(rec).await
             }
@@ -171,7 +323,7 @@ async fn abort_stops_at_once_and_resume_completes_exactly_once() {
     })
     .await
     .unwrap();
-    assert!(r.aborted.unwrap().is_credentials());
+    assert!(matches!(r.stopped, Some(StopReason::Aborted(ref e)) if e.is_credentials()));
     let first = lines(&output).len();
     assert!((100..=124).contains(&first), "{first}");
     // A torn write at the kill point.
@@ -183,7 +335,16 @@ async fn abort_stops_at_once_and_resume_completes_exactly_once() {
     drop(f);
     // Without resume, the journal is protected.
     let e = run(&input, &output, &opts, &p, ok).await.unwrap_err();
-    assert!(e.to_string().contains("already exists"), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::Journal {
+                problem: JournalProblem::Exists,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let p2 = BatchProgress::default();
     let resume = BatchOptions {
         resume: true,
@@ -197,9 +358,7 @@ async fn abort_stops_at_once_and_resume_completes_exactly_once() {
     assert_eq!(counts.len(), 300);
     assert!(counts.values().all(|c| *c == 1));
     // Resuming a finished job does nothing.
-    let r3 = run(&input, &output, &resume, &BatchProgress::default(), ok)
-        .await
-        .unwrap();
+    let r3 = go(&input, &output, &resume, ok).await.unwrap();
     assert_eq!((r3.ok, r3.skipped), (0, 300));
 }
 
@@ -210,17 +369,13 @@ async fn resume_keeps_invalid_lines_recorded_once() {
         "in.jsonl",
         "garbage\n{\"id\":1,\"path\":\"/a\"}\n{\"id\":1,\"path\":\"/a\"}\n",
     );
-    let output = d.0.join("out.jsonl");
+    let output = d.path("out.jsonl");
     let opts = BatchOptions {
         resume: true,
-        ..BatchOptions::default()
+        ..opts()
     };
-    run(&input, &output, &opts, &BatchProgress::default(), ok)
-        .await
-        .unwrap();
-    let r = run(&input, &output, &opts, &BatchProgress::default(), ok)
-        .await
-        .unwrap();
+    go(&input, &output, &opts, ok).await.unwrap();
+    let r = go(&input, &output, &opts, ok).await.unwrap();
     assert_eq!((r.ok, r.failed, r.skipped), (0, 0, 3));
     assert_eq!(lines(&output).len(), 3);
 }
@@ -228,21 +383,20 @@ async fn resume_keeps_invalid_lines_recorded_once() {
 #[tokio::test]
 async fn ids_input_fills_the_template() {
     let d = Dir::new();
-    let input = d.file("ids.txt", "u1\n\nu 2\n");
-    let output = d.0.join("out.jsonl");
+    let input = d.file("ids.txt", "u1\n\nu 2\n..\n");
+    let output = d.path("out.jsonl");
     let opts = BatchOptions {
         format: InputFormat::Ids {
             path_template: "/api/v2/users/{id}".into(),
             method: http::Method::GET,
         },
-        ..BatchOptions::default()
+        ..opts()
     };
-    run(&input, &output, &opts, &BatchProgress::default(), ok)
-        .await
-        .unwrap();
+    let r = go(&input, &output, &opts, ok).await.unwrap();
+    assert_eq!(r.invalid, 1, "'..' cannot be a path segment");
     let mut paths: Vec<String> = lines(&output)
         .iter()
-        .map(|v| v["body"]["path"].as_str().unwrap().to_string())
+        .filter_map(|v| v["body"]["path"].as_str().map(String::from))
         .collect();
     paths.sort();
     assert_eq!(paths, ["/api/v2/users/u%202", "/api/v2/users/u1"]);
@@ -252,7 +406,7 @@ async fn ids_input_fills_the_template() {
 async fn retry_failed_runs_only_the_failures_again() {
     let d = Dir::new();
     let input = d.file("in.jsonl", &format!("{}not json\n", jsonl(100)));
-    let output = d.0.join("out.jsonl");
+    let output = d.path("out.jsonl");
     // First run: every 10th record gets a 503, every 25th an error.
     let flaky = |r: Record| async move {
         let n: usize = r.key[1..].parse().unwrap();
@@ -267,23 +421,15 @@ async fn retry_failed_runs_only_the_failures_again() {
             ok(r).await
         }
     };
-    let r = run(
-        &input,
-        &output,
-        &BatchOptions::default(),
-        &BatchProgress::default(),
-        flaky,
-    )
-    .await
-    .unwrap();
+    let r = go(&input, &output, &opts(), flaky).await.unwrap();
     assert_eq!((r.ok, r.failed, r.invalid), (88, 13, 1));
     let retried = std::sync::Mutex::new(Vec::new());
     let opts = BatchOptions {
         resume: true,
         retry_failed: true,
-        ..BatchOptions::default()
+        ..opts()
     };
-    let r2 = run(&input, &output, &opts, &BatchProgress::default(), |rec| {
+    let r2 = go(&input, &output, &opts, |rec| {
         retried.lock().unwrap().push(rec.key.clone());
         ok(rec)
     })
@@ -302,4 +448,440 @@ async fn retry_failed_runs_only_the_failures_again() {
             .count(),
         100
     );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&output).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the rewritten journal stays private");
+    }
+    assert_eq!(d.names(), ["in.jsonl", "out.jsonl", "out.jsonl.twjob"]);
+}
+
+#[tokio::test]
+async fn max_failures_stops_a_job_failing_en_masse_and_it_resumes() {
+    let d = Dir::new();
+    let input = d.file("in.jsonl", &jsonl(1000));
+    let output = d.path("out.jsonl");
+    let not_found = |_r: Record| async move {
+        Outcome::Response {
+            status: 404,
+            body: bytes::Bytes::from_static(b"{\"code\":\"not.found\"}"),
+        }
+    };
+    let limited = |limit: &str| BatchOptions {
+        concurrency: 4,
+        max_failures: Some(limit.parse().unwrap()),
+        ..opts()
+    };
+    let sent = AtomicUsize::new(0);
+    let r = go(&input, &output, &limited("20"), |rec| {
+        sent.fetch_add(1, Ordering::SeqCst);
+        not_found(rec)
+    })
+    .await
+    .unwrap();
+    let Some(StopReason::TooManyFailures { failed, ran, .. }) = r.stopped else {
+        panic!("{:?}", r.stopped)
+    };
+    // The 21st failure trips it; the records in flight then finish and are recorded.
+    assert!((21..=24).contains(&failed), "{failed}");
+    assert_eq!(ran, failed);
+    assert_eq!(
+        sent.load(Ordering::SeqCst) as u64,
+        failed,
+        "nothing sent unrecorded"
+    );
+    assert_eq!(lines(&output).len() as u64, failed);
+
+    // A percentage waits for its minimum sample.
+    std::fs::remove_file(&output).unwrap();
+    let r = go(&input, &output, &limited("50%"), not_found)
+        .await
+        .unwrap();
+    let Some(StopReason::TooManyFailures { ran, .. }) = r.stopped else {
+        panic!("{:?}", r.stopped)
+    };
+    assert!(
+        (MIN_FAILURE_SAMPLE..MIN_FAILURE_SAMPLE + 4).contains(&ran),
+        "{ran}"
+    );
+
+    // Fixed, the job resumes and runs the failures again: each id once, all ok.
+    let resume = BatchOptions {
+        resume: true,
+        retry_failed: true,
+        ..limited("50%")
+    };
+    let r = go(&input, &output, &resume, ok).await.unwrap();
+    assert!(r.stopped.is_none());
+    assert_eq!(r.ok, 1000);
+    let out = lines(&output);
+    assert_eq!(ids_count(&out).len(), 1000);
+    assert!(out.iter().all(|v| v["status"] == 200));
+}
+
+#[tokio::test]
+async fn invalid_lines_do_not_count_against_the_failure_limit() {
+    let d = Dir::new();
+    let input = d.file("in.jsonl", &format!("{}{}", "oops\n".repeat(50), jsonl(10)));
+    let r = go(
+        &input,
+        &d.path("out.jsonl"),
+        &BatchOptions {
+            max_failures: Some(FailureLimit::Count(0)),
+            ..opts()
+        },
+        ok,
+    )
+    .await
+    .unwrap();
+    assert!(r.stopped.is_none());
+    assert_eq!((r.ok, r.invalid), (10, 50));
+}
+
+#[tokio::test]
+async fn a_run_that_fails_before_its_first_record_leaves_nothing_behind() {
+    let d = Dir::new();
+    let output = d.path("out.jsonl");
+    // A typo'd input.
+    let e = go(&Input::Path(d.path("nosuch.jsonl")), &output, &opts(), ok)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Io {
+                op: IoOp::OpenInput,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(d.names().is_empty(), "{:?}", d.names());
+    // Rejected credentials on the first request.
+    let input = d.file("in.jsonl", &jsonl(50));
+    let r = go(&input, &output, &opts(), |_| async {
+        Outcome::Abort(credentials())
+    })
+    .await
+    .unwrap();
+    assert!(r.stopped.is_some());
+    assert_eq!(d.names(), ["in.jsonl"]);
+    // So the corrected command runs, without --resume or --force.
+    let r = go(&input, &output, &opts(), ok).await.unwrap();
+    assert_eq!(r.ok, 50);
+}
+
+#[tokio::test]
+async fn an_output_directory_that_does_not_exist_is_not_created() {
+    let d = Dir::new();
+    let input = d.file("in.jsonl", &jsonl(1));
+    let e = go(&input, &d.path("missing/out.jsonl"), &opts(), ok)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Io {
+                op: IoOp::OutputDirectory,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(d.names(), ["in.jsonl"]);
+}
+
+#[tokio::test]
+async fn resume_refuses_another_jobs_journal_and_touches_nothing() {
+    let d = Dir::new();
+    let a = d.file("a.jsonl", &jsonl(30));
+    let b = d.file(
+        "b.jsonl",
+        &jsonl(30).replace("\"r", "\"other-").replace("/u", "/v"),
+    );
+    let output = d.path("out.jsonl");
+    let resume = BatchOptions {
+        resume: true,
+        ..opts()
+    };
+    go(&a, &output, &opts(), ok).await.unwrap();
+    let before = std::fs::read(&output).unwrap();
+    let job_before = std::fs::read(job_file_path(&output)).unwrap();
+    let refused = |e: Error| match e {
+        Error::Journal {
+            problem: JournalProblem::OtherJob { detail },
+            ..
+        } => detail,
+        other => panic!("{other}"),
+    };
+    let never = |_r: Record| async { panic!("nothing may be sent") };
+    // Another input.
+    let e = go(&b, &output, &resume, never).await.unwrap_err();
+    assert!(refused(e).contains("a.jsonl"));
+    // Another format, another API.
+    let ids = BatchOptions {
+        format: InputFormat::Ids {
+            path_template: "/api/v2/users/{id}".into(),
+            method: http::Method::GET,
+        },
+        ..resume.clone()
+    };
+    let e = go(&a, &output, &ids, never).await.unwrap_err();
+    assert!(refused(e).contains("JSON Lines"));
+    let elsewhere = BatchOptions {
+        api_base: Url::parse("http://127.0.0.1:10").unwrap(),
+        ..resume.clone()
+    };
+    let e = go(&a, &output, &elsewhere, never).await.unwrap_err();
+    assert!(refused(e).contains("http://127.0.0.1:9"));
+    assert_eq!(std::fs::read(&output).unwrap(), before);
+    assert_eq!(std::fs::read(job_file_path(&output)).unwrap(), job_before);
+    // The same job, from a copy of its input elsewhere, with records appended: resumed.
+    let grown = d.file("a-grown.jsonl", &jsonl(40));
+    let r = go(&grown, &output, &resume, ok).await.unwrap();
+    assert_eq!((r.skipped, r.ok), (30, 10));
+}
+
+#[tokio::test]
+async fn resume_never_touches_a_file_no_batch_wrote() {
+    let d = Dir::new();
+    let input = d.file("in.jsonl", &jsonl(3));
+    let notes = d.path("notes.txt");
+    std::fs::write(&notes, "my notes\nno newline at the end").unwrap();
+    let e = go(
+        &input,
+        &notes,
+        &BatchOptions {
+            resume: true,
+            ..opts()
+        },
+        |_r| async { panic!("nothing may be sent") },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Journal {
+                problem: JournalProblem::NotAJournal { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&notes).unwrap(),
+        "my notes\nno newline at the end"
+    );
+    assert_eq!(d.names(), ["in.jsonl", "notes.txt"]);
+}
+
+#[tokio::test]
+async fn a_second_run_on_a_busy_output_is_refused_at_once() {
+    let d = Dir::new();
+    let input = d.file("in.jsonl", &jsonl(20));
+    let output = d.path("out.jsonl");
+    let (started_tx, mut started_rx) = tokio::sync::watch::channel(false);
+    let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+    let (first_opts, first_progress) = (opts(), BatchProgress::default());
+    let first = run(&input, &output, &first_opts, &first_progress, |r| {
+        let (started_tx, mut release_rx) = (&started_tx, release_rx.clone());
+        async move {
+            let _ = started_tx.send(true);
+            let _ = release_rx.wait_for(|v| *v).await;
+            ok(r).await
+        }
+    });
+    let second = async {
+        let _ = started_rx.wait_for(|v| *v).await;
+        let e = go(
+            &input,
+            &output,
+            &BatchOptions {
+                resume: true,
+                ..opts()
+            },
+            |_r| async { panic!("the second run sends nothing") },
+        )
+        .await
+        .unwrap_err();
+        let _ = release_tx.send(true);
+        e
+    };
+    let (first, e) = tokio::join!(first, second);
+    assert!(
+        matches!(
+            &e,
+            Error::Journal {
+                problem: JournalProblem::Busy { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("another run is writing it"), "{e}");
+    assert_eq!(first.unwrap().ok, 20);
+    let counts = ids_count(&lines(&output));
+    assert_eq!(counts.len(), 20);
+    assert!(counts.values().all(|c| *c == 1));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_non_regular_output_is_a_stream_and_a_full_disk_is_an_io_error() {
+    let d = Dir::new();
+    let input = d.file("in.jsonl", &jsonl(5));
+    let r = go(&input, Path::new("/dev/null"), &opts(), ok)
+        .await
+        .unwrap();
+    assert_eq!(r.ok, 5);
+    if Path::new("/dev/full").exists() {
+        let e = go(&input, Path::new("/dev/full"), &opts(), ok)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Io {
+                    op: IoOp::WriteOutput,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+    let e = go(
+        &input,
+        Path::new("/dev/null"),
+        &BatchOptions {
+            resume: true,
+            ..opts()
+        },
+        ok,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Journal {
+                problem: JournalProblem::NotResumable,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_corrected_template_resumes_with_retry_failed_only_when_nothing_succeeded() {
+    let d = Dir::new();
+    let ids: String = (0..300).map(|i| format!("u{i}\n")).collect();
+    let input = d.file("ids.txt", &ids);
+    let output = d.path("out.jsonl");
+    let template = |t: &str| InputFormat::Ids {
+        path_template: t.into(),
+        method: http::Method::GET,
+    };
+    // A typo in the template: every record 404s, and the job stops early.
+    let typo = BatchOptions {
+        format: template("/api/v2/user/{id}"),
+        max_failures: Some("10%".parse().unwrap()),
+        ..opts()
+    };
+    let answer = |r: Record| async move {
+        let status = if r.path.starts_with("/api/v2/users/") {
+            200
+        } else {
+            404
+        };
+        Outcome::Response {
+            status,
+            body: bytes::Bytes::new(),
+        }
+    };
+    let r = go(&input, &output, &typo, answer).await.unwrap();
+    assert!(matches!(
+        r.stopped,
+        Some(StopReason::TooManyFailures { .. })
+    ));
+    let fixed = BatchOptions {
+        format: template("/api/v2/users/{id}"),
+        resume: true,
+        ..opts()
+    };
+    // Without retrying the failures, the corrected job is another job.
+    let e = go(&input, &output, &fixed, answer).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Journal {
+                problem: JournalProblem::OtherJob { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let retry = BatchOptions {
+        retry_failed: true,
+        ..fixed.clone()
+    };
+    let r = go(&input, &output, &retry, answer).await.unwrap();
+    assert_eq!((r.ok, r.failed, r.skipped), (300, 0, 0));
+    assert_eq!(ids_count(&lines(&output)).len(), 300);
+    // Now records succeeded under the new template: another change is refused.
+    let again = BatchOptions {
+        format: template("/api/v2/people/{id}"),
+        ..retry
+    };
+    let before = std::fs::read(&output).unwrap();
+    let e = go(&input, &output, &again, answer).await.unwrap_err();
+    assert!(e.to_string().contains("succeeded"), "{e}");
+    assert_eq!(std::fs::read(&output).unwrap(), before);
+}
+
+#[tokio::test]
+async fn an_input_without_records_still_leaves_its_empty_output() {
+    let d = Dir::new();
+    let input = d.file("in.jsonl", "\n  \n");
+    let output = d.path("out.jsonl");
+    let r = go(&input, &output, &opts(), ok).await.unwrap();
+    assert_eq!((r.ok, r.failed), (0, 0));
+    assert_eq!(std::fs::read(&output).unwrap(), b"");
+    assert_eq!(d.names(), ["in.jsonl", "out.jsonl", "out.jsonl.twjob"]);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_symlinked_output_is_never_created_or_resumed_through() {
+    let d = Dir::new();
+    let input = d.file("in.jsonl", &jsonl(2));
+    let link = d.path("out.jsonl");
+    std::os::unix::fs::symlink(d.path("elsewhere.jsonl"), &link).unwrap();
+    let e = go(&input, &link, &opts(), |_r| async {
+        panic!("nothing is sent")
+    })
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("cannot create output"), "{e}");
+    assert_eq!(d.names(), ["in.jsonl", "out.jsonl"]);
+    // Nor is a journal resumed through a link (it may point anywhere).
+    let real = d.path("real.jsonl");
+    go(&input, &real, &opts(), ok).await.unwrap();
+    std::fs::rename(job_file_path(&real), job_file_path(&link)).unwrap();
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let before = std::fs::read(&real).unwrap();
+    let resume = BatchOptions {
+        resume: true,
+        ..opts()
+    };
+    let e = go(&input, &link, &resume, |_r| async {
+        panic!("nothing is sent")
+    })
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("cannot create output"), "{e}");
+    assert_eq!(std::fs::read(&real).unwrap(), before);
 }

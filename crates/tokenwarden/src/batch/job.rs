@@ -1,0 +1,228 @@
+//! What job a journal belongs to: the fingerprint kept in the job file beside the output
+//! (`out.jsonl.twjob`), so that a resume never mixes two jobs' records in one file.
+//!
+//! The fingerprint is the input format (JSON Lines, or ids with their path template and method),
+//! the API origin the records went to, and a SHA-256 of the input's first bytes: as many as had
+//! been read when the first output line was written (up to 64 KiB; for a regular file that is
+//! its first 64 KiB, or all of it). A resume reads that many bytes of its input before it sends
+//! anything and compares. This works for pipes too (which cannot be read twice): `seq 1 1000 |
+//! tokenwarden batch --ids - ...` resumes with the same command. An input that only grew at its
+//! end (more records appended) is still the same job; an input that differs within its first
+//! bytes is not.
+
+use super::InputFormat;
+use sha2::{Digest as _, Sha256};
+use url::Url;
+
+/// What the job file says about the job.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct JobIdentity {
+    /// Always [`KIND`]: what this file is, for whoever finds it.
+    kind: String,
+    /// Format version of this file.
+    version: u32,
+    /// The input as it was named (informational: a job may be resumed from a moved file).
+    input: String,
+    format: FormatIdentity,
+    /// `scheme://host:port` of the API the records were sent to.
+    origin: String,
+    /// How many of the input's first bytes are fingerprinted.
+    prefix_len: u64,
+    /// SHA-256 of those bytes, in hex.
+    prefix_sha256: String,
+}
+
+const KIND: &str = "tokenwarden batch job";
+const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum FormatIdentity {
+    Jsonl,
+    Ids {
+        path_template: String,
+        method: String,
+    },
+}
+
+impl FormatIdentity {
+    fn of(format: &InputFormat) -> Self {
+        match format {
+            InputFormat::Jsonl => FormatIdentity::Jsonl,
+            InputFormat::Ids {
+                path_template,
+                method,
+            } => FormatIdentity::Ids {
+                path_template: path_template.clone(),
+                method: method.to_string(),
+            },
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            FormatIdentity::Jsonl => "JSON Lines records".to_string(),
+            FormatIdentity::Ids {
+                path_template,
+                method,
+            } => format!("ids for {method} {path_template}"),
+        }
+    }
+}
+
+/// How a run differs from the job recorded for its output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Mismatch {
+    /// Another job: another kind of input or another API.
+    Job(String),
+    /// The same ids with another path template or method: a correction, acceptable when every
+    /// recorded record failed and they all run again.
+    Definition(String),
+}
+
+impl Mismatch {
+    pub(crate) fn into_detail(self) -> String {
+        match self {
+            Mismatch::Job(d) | Mismatch::Definition(d) => d,
+        }
+    }
+}
+
+/// `scheme://host:port`, the part of a URL that decides where a request goes.
+pub(crate) fn origin(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl JobIdentity {
+    /// The identity of a job reading `input` in `format`, sending to `base`, whose input began
+    /// with `prefix`.
+    pub(crate) fn new(input: &str, format: &InputFormat, base: &Url, prefix: &[u8]) -> Self {
+        JobIdentity {
+            kind: KIND.to_string(),
+            version: VERSION,
+            input: input.to_string(),
+            format: FormatIdentity::of(format),
+            origin: origin(base),
+            prefix_len: prefix.len() as u64,
+            prefix_sha256: sha256_hex(prefix),
+        }
+    }
+
+    /// Reads a job file's contents; `None` for anything that is not one.
+    pub(crate) fn parse(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice::<Self>(bytes)
+            .ok()
+            .filter(|j| j.kind == KIND && j.version == VERSION)
+    }
+
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+
+    /// How many input bytes [`same_input`](Self::same_input) needs.
+    pub(crate) fn prefix_len(&self) -> usize {
+        usize::try_from(self.prefix_len).unwrap_or(usize::MAX)
+    }
+
+    /// How a job with `format` sending to `base` differs from this one, if it does.
+    pub(crate) fn mismatch(&self, format: &InputFormat, base: &Url) -> Option<Mismatch> {
+        let origin = origin(base);
+        if origin != self.origin {
+            return Some(Mismatch::Job(format!(
+                "its records were sent to {}, and this run talks to {origin}",
+                self.origin
+            )));
+        }
+        let format = FormatIdentity::of(format);
+        if format == self.format {
+            return None;
+        }
+        let why = format!(
+            "it holds the results of {} (input {}), and this run reads {}",
+            self.format.describe(),
+            self.input,
+            format.describe()
+        );
+        Some(match (&self.format, &format) {
+            (FormatIdentity::Ids { .. }, FormatIdentity::Ids { .. }) => Mismatch::Definition(why),
+            _ => Mismatch::Job(why),
+        })
+    }
+
+    /// This job with `format` instead (a corrected path template or method).
+    pub(crate) fn redefined(&self, format: &InputFormat) -> Self {
+        JobIdentity {
+            format: FormatIdentity::of(format),
+            ..self.clone()
+        }
+    }
+
+    /// Whether an input that begins with `prefix` (read up to [`prefix_len`](Self::prefix_len)
+    /// bytes) is this job's input; `Some(why not)` if it is not.
+    pub(crate) fn same_input(&self, prefix: &[u8]) -> Option<String> {
+        if prefix.len() as u64 == self.prefix_len && sha256_hex(prefix) == self.prefix_sha256 {
+            return None;
+        }
+        Some(format!(
+            "it holds the results of another input (input {}): this input's first {} bytes differ",
+            self.input, self.prefix_len
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Url {
+        Url::parse("https://api.example.com/").unwrap()
+    }
+
+    #[test]
+    fn round_trips_and_recognises_the_same_job() {
+        let j = JobIdentity::new("in.jsonl", &InputFormat::Jsonl, &base(), b"{\"id\":1}\n");
+        let back = JobIdentity::parse(&j.to_bytes()).unwrap();
+        assert_eq!(back, j);
+        assert_eq!(back.mismatch(&InputFormat::Jsonl, &base()), None);
+        assert_eq!(back.redefined(&InputFormat::Jsonl), back);
+        assert_eq!(back.same_input(b"{\"id\":1}\n"), None);
+        // The port is part of the origin.
+        let other = Url::parse("https://api.example.com:8443/").unwrap();
+        assert!(back.mismatch(&InputFormat::Jsonl, &other).is_some());
+    }
+
+    #[test]
+    fn another_format_template_or_input_is_another_job() {
+        let ids = |t: &str| InputFormat::Ids {
+            path_template: t.into(),
+            method: http::Method::GET,
+        };
+        let j = JobIdentity::new("ids.txt", &ids("/a/{id}"), &base(), b"1\n2\n");
+        let Some(Mismatch::Definition(why)) = j.mismatch(&ids("/b/{id}"), &base()) else {
+            panic!()
+        };
+        assert!(why.contains("/a/{id}"), "{why}");
+        assert!(matches!(
+            j.mismatch(&InputFormat::Jsonl, &base()),
+            Some(Mismatch::Job(_))
+        ));
+        assert!(j.same_input(b"1\n3\n").is_some());
+        assert!(j.same_input(b"1\n").is_some(), "a shorter input differs");
+    }
+
+    #[test]
+    fn anything_else_is_not_a_job_file() {
+        assert_eq!(JobIdentity::parse(b""), None);
+        assert_eq!(JobIdentity::parse(b"hello"), None);
+        assert_eq!(JobIdentity::parse(br#"{"kind":"x","version":1}"#), None);
+    }
+}

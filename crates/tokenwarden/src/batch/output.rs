@@ -1,0 +1,542 @@
+//! The output file: one writer at a time, created only when its first line is ready, private to
+//! its owner.
+//!
+//! - **One writer.** The job file beside the output (`out.jsonl.twjob`) is created (0600) and
+//!   locked (an OS advisory lock, `flock` on Unix) for the whole run; a second run on the same
+//!   output fails at once with [`JournalProblem::Busy`] and touches nothing. The lock dies with the
+//!   process, so a `kill -9` never leaves a stale lock behind.
+//! - **Nothing behind on early failure.** The output is created when its first line is written
+//!   (or at the end of a run whose input held no record). A run that ends before (a typo'd
+//!   input, a wrong secret, Ctrl-C) removes the job file it created and leaves the directory as
+//!   it found it; an existing output is left as it was.
+//! - **Private.** The output and the job file are created with mode 0600: they hold the
+//!   organisation's data. An existing output kept by a resume keeps its mode.
+//! - **Only regular files are journals.** An output that exists and is not a regular file
+//!   (`/dev/null`, a FIFO, a terminal) is written as a stream: no job file, no lock, no resume.
+
+use super::job::JobIdentity;
+use crate::error::{Error, IoOp};
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+
+/// Why a batch refused its output (see [`Error::Journal`]). In every case the output and its job
+/// file were left exactly as they were.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JournalProblem {
+    /// The output exists and neither resuming nor overwriting was asked for: it may be the
+    /// journal of an unfinished run.
+    Exists,
+    /// Another run is writing this output now (it holds the job file's lock).
+    Busy {
+        /// The locked job file.
+        job_file: PathBuf,
+    },
+    /// Resuming was asked for, but the output has no job file beside it (or an unreadable one):
+    /// it was not written by a batch, so it is not touched.
+    NotAJournal {
+        /// The job file that is missing or unreadable.
+        job_file: PathBuf,
+    },
+    /// The output is the journal of another job (another input, format or API).
+    OtherJob {
+        /// What differs.
+        detail: String,
+    },
+    /// The output is not a regular file (a device, a FIFO), so there is nothing to resume.
+    NotResumable,
+}
+
+impl fmt::Display for JournalProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JournalProblem::Exists => f.write_str(
+                "already exists: it may be the journal of an unfinished run, so it is not overwritten",
+            ),
+            JournalProblem::Busy { job_file } => write!(
+                f,
+                "another run is writing it now (it holds {} locked); nothing was changed",
+                job_file.display()
+            ),
+            JournalProblem::NotAJournal { job_file } => write!(
+                f,
+                "was not written by a batch ({} is missing or unreadable), so it is not resumed and not touched",
+                job_file.display()
+            ),
+            JournalProblem::OtherJob { detail } => {
+                write!(f, "is the journal of another job: {detail}; it is not touched")
+            }
+            JournalProblem::NotResumable => {
+                f.write_str("is not a regular file, so there is no journal to resume")
+            }
+        }
+    }
+}
+
+/// The job file's name beside `output`: `out.jsonl` → `out.jsonl.twjob`.
+pub fn job_file_path(output: &Path) -> PathBuf {
+    let mut name = output.as_os_str().to_owned();
+    name.push(".twjob");
+    PathBuf::from(name)
+}
+
+/// How the output is opened when its first line is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// It does not exist: create it.
+    Create,
+    /// It exists and may be replaced.
+    Replace,
+    /// It is this job's journal: append.
+    Append,
+}
+
+/// Where the result lines go.
+pub(crate) enum Output {
+    Journal(Box<Journal>),
+    /// Not a regular file: written as it is.
+    Stream {
+        path: PathBuf,
+        file: File,
+    },
+}
+
+/// A regular output file with its locked job file.
+pub(crate) struct Journal {
+    path: PathBuf,
+    job_path: PathBuf,
+    /// The job file, locked until this is dropped.
+    job: File,
+    /// The job this output belongs to, when resuming it.
+    recorded: Option<JobIdentity>,
+    plan: Plan,
+    writer: Option<io::BufWriter<File>>,
+    /// A line reached the output in this run (or the run finished without one).
+    wrote: bool,
+    /// The job file held no job at the start: remove it if this run records nothing.
+    job_file_was_empty: bool,
+    /// This run created the output file: remove it if no line reached it.
+    created_output: bool,
+}
+
+impl Output {
+    /// Takes `path` for this run: locks it and decides how it will be written.
+    ///
+    /// # Errors
+    /// [`Error::Journal`] when the output is busy, exists (without `resume` or `overwrite`), or is
+    /// not a job's journal (with `resume`); [`Error::Io`] when its directory is missing or a file
+    /// cannot be created or locked.
+    pub(crate) fn acquire(path: &Path, resume: bool, overwrite: bool) -> Result<Output, Error> {
+        let refuse = |problem| Error::Journal {
+            path: path.to_path_buf(),
+            problem,
+        };
+        let exists = match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => {
+                return Err(Error::io(
+                    IoOp::CreateOutput,
+                    path,
+                    io::Error::new(io::ErrorKind::IsADirectory, "is a directory"),
+                ));
+            }
+            Ok(m) if !m.is_file() => {
+                if resume {
+                    return Err(refuse(JournalProblem::NotResumable));
+                }
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| Error::io(IoOp::CreateOutput, path, e))?;
+                return Ok(Output::Stream {
+                    path: path.to_path_buf(),
+                    file,
+                });
+            }
+            Ok(_) if resume && is_symlink(path) => {
+                // Resuming cuts a torn tail and appends: never through a link someone may have
+                // planted.
+                return Err(Error::io(
+                    IoOp::CreateOutput,
+                    path,
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "is a symbolic link: a journal is resumed only in place (give the link's target)",
+                    ),
+                ));
+            }
+            Ok(_) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if is_symlink(path) {
+                    return Err(Error::io(
+                        IoOp::CreateOutput,
+                        path,
+                        io::Error::new(
+                            io::ErrorKind::AlreadyExists,
+                            "is a symbolic link to a file that does not exist (not followed)",
+                        ),
+                    ));
+                }
+                let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+                if let Some(dir) = dir
+                    && !dir.is_dir()
+                {
+                    return Err(Error::io(
+                        IoOp::OutputDirectory,
+                        dir,
+                        io::Error::new(
+                            io::ErrorKind::NotFound,
+                            "does not exist (it is not created: check the path)",
+                        ),
+                    ));
+                }
+                false
+            }
+            Err(e) => return Err(Error::io(IoOp::CreateOutput, path, e)),
+        };
+        let job_path = job_file_path(path);
+        let job = lock_job_file(path, &job_path)?;
+        let mut journal = Journal {
+            path: path.to_path_buf(),
+            job_path: job_path.clone(),
+            job,
+            recorded: None,
+            plan: Plan::Create,
+            writer: None,
+            wrote: false,
+            job_file_was_empty: false,
+            created_output: false,
+        };
+        // A job file is a few hundred bytes; a bigger one is not ours and is not read whole.
+        let mut contents = Vec::new();
+        if let Err(e) = (&journal.job).take(64 * 1024).read_to_end(&mut contents) {
+            return Err(Error::io(IoOp::ReadJournal, &job_path, e));
+        }
+        // A job file that holds no job (just created, or left by a run killed before its first
+        // line) is not worth keeping; from here on, an error drops `journal`, which removes it.
+        journal.job_file_was_empty = contents.iter().all(u8::is_ascii_whitespace);
+        let recorded = JobIdentity::parse(&contents);
+        journal.plan = match (exists, resume, overwrite) {
+            (false, _, _) => Plan::Create,
+            (true, true, _) => match recorded {
+                Some(job) => {
+                    journal.recorded = Some(job);
+                    Plan::Append
+                }
+                None => return Err(refuse(JournalProblem::NotAJournal { job_file: job_path })),
+            },
+            (true, false, true) => Plan::Replace,
+            (true, false, false) => return Err(refuse(JournalProblem::Exists)),
+        };
+        Ok(Output::Journal(Box::new(journal)))
+    }
+
+    /// The job recorded for the output, when this run resumes it.
+    pub(crate) fn resuming(&self) -> Option<&JobIdentity> {
+        match self {
+            Output::Journal(j) => j.recorded.as_ref(),
+            Output::Stream { .. } => None,
+        }
+    }
+
+    /// Replaces the recorded job (a resume that corrected its definition).
+    pub(crate) fn redefine(&mut self, identity: JobIdentity) -> Result<(), Error> {
+        match self {
+            Output::Journal(j) => {
+                j.record_job(&identity)?;
+                j.recorded = Some(identity);
+                Ok(())
+            }
+            Output::Stream { .. } => Ok(()),
+        }
+    }
+
+    /// Writes one complete line (with its newline) straight to the OS, so that a kill loses at
+    /// most the records in flight. The first line first records the job (`identity`) and creates
+    /// the output.
+    pub(crate) fn write_line(
+        &mut self,
+        line: &[u8],
+        identity: impl FnOnce() -> JobIdentity,
+    ) -> Result<(), Error> {
+        match self {
+            Output::Stream { path, file } => file
+                .write_all(line)
+                .map_err(|e| Error::io(IoOp::WriteOutput, path, e)),
+            Output::Journal(j) => j.write_line(line, identity),
+        }
+    }
+
+    /// Ends the run: flushes what was written to the disk. A run that went through its whole
+    /// input (`complete`) without a line to write still leaves its (empty) output and job file: the
+    /// job is done, and scripts find the file they named.
+    pub(crate) fn finish(
+        &mut self,
+        complete: bool,
+        identity: impl FnOnce() -> JobIdentity,
+    ) -> Result<(), Error> {
+        match self {
+            Output::Journal(j) => {
+                if complete && j.writer.is_none() {
+                    j.open(identity)?;
+                    j.wrote = true;
+                }
+                j.sync()
+            }
+            Output::Stream { .. } => Ok(()),
+        }
+    }
+}
+
+impl Journal {
+    fn write_line(
+        &mut self,
+        line: &[u8],
+        identity: impl FnOnce() -> JobIdentity,
+    ) -> Result<(), Error> {
+        if self.writer.is_none() {
+            self.open(identity)?;
+        }
+        let path = &self.path;
+        let w = self.writer.as_mut().expect("opened above");
+        w.write_all(line)
+            .and_then(|()| w.flush())
+            .map_err(|e| Error::io(IoOp::WriteOutput, path, e))?;
+        self.wrote = true;
+        Ok(())
+    }
+
+    /// Records the job (unless resuming it) and opens the output for writing.
+    fn open(&mut self, identity: impl FnOnce() -> JobIdentity) -> Result<(), Error> {
+        if self.plan != Plan::Append {
+            // The job file first: an output without one could not be resumed.
+            self.record_job(&identity())?;
+        }
+        let mut o = OpenOptions::new();
+        match self.plan {
+            Plan::Append => {
+                o.append(true).create(true);
+            }
+            Plan::Replace => {
+                // A new file rather than a truncated one: it is private and follows no link.
+                match std::fs::remove_file(&self.path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        return Err(Error::io(IoOp::CreateOutput, &self.path, e));
+                    }
+                    _ => {}
+                }
+                o.write(true).create_new(true);
+            }
+            Plan::Create => {
+                o.write(true).create_new(true);
+            }
+        }
+        private(&mut o);
+        let file = o
+            .open(&self.path)
+            .map_err(|e| Error::io(IoOp::CreateOutput, &self.path, e))?;
+        self.created_output = self.plan != Plan::Append;
+        self.writer = Some(io::BufWriter::with_capacity(64 * 1024, file));
+        Ok(())
+    }
+
+    /// Writes `identity` into the (locked) job file.
+    fn record_job(&mut self, identity: &JobIdentity) -> Result<(), Error> {
+        let bytes = identity.to_bytes();
+        let job = &mut self.job;
+        job.set_len(0)
+            .and_then(|()| job.seek(SeekFrom::Start(0)))
+            .and_then(|_| job.write_all(&bytes))
+            .and_then(|()| job.sync_data())
+            .map_err(|e| Error::io(IoOp::WriteOutput, &self.job_path, e))?;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), Error> {
+        match &mut self.writer {
+            Some(w) => w
+                .flush()
+                .and_then(|()| w.get_ref().sync_data())
+                .map_err(|e| Error::io(IoOp::WriteOutput, &self.path, e)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        // A run that recorded nothing leaves nothing. Still holding the lock: nobody else is
+        // looking at these files.
+        if !self.wrote {
+            if self.created_output {
+                let _ = std::fs::remove_file(&self.path);
+            }
+            if self.job_file_was_empty {
+                let _ = std::fs::remove_file(&self.job_path);
+            }
+        }
+    }
+}
+
+fn is_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// Files holding the organisation's data are readable by their owner only.
+fn private(o: &mut OpenOptions) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = o;
+}
+
+/// Opens (creating it 0600 if needed) and locks the job file. It is never followed through a
+/// symbolic link. The lock is taken on the file that is at `job_path` once locked: a run that
+/// removed the file between our open and our lock makes us try again.
+fn lock_job_file(output: &Path, job_path: &Path) -> Result<File, Error> {
+    let mut attempts = 0;
+    loop {
+        let mut o = OpenOptions::new();
+        o.read(true).write(true).create(true);
+        private(&mut o);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            o.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+        }
+        let file = o
+            .open(job_path)
+            .map_err(|e| Error::io(IoOp::CreateOutput, job_path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Journal {
+                    path: output.to_path_buf(),
+                    problem: JournalProblem::Busy {
+                        job_file: job_path.to_path_buf(),
+                    },
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io(IoOp::LockOutput, job_path, e));
+            }
+        }
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io(IoOp::LockOutput, job_path, e))?;
+        if !meta.is_file() {
+            return Err(Error::io(
+                IoOp::CreateOutput,
+                job_path,
+                io::Error::new(io::ErrorKind::InvalidInput, "is not a regular file"),
+            ));
+        }
+        if same_file(&meta, job_path) {
+            return Ok(file);
+        }
+        attempts += 1;
+        if attempts >= 20 {
+            return Err(Error::io(
+                IoOp::LockOutput,
+                job_path,
+                io::Error::other("it keeps being replaced by another process"),
+            ));
+        }
+    }
+}
+
+/// Whether the file at `path` is still the one described by `meta`.
+fn same_file(meta: &std::fs::Metadata, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::symlink_metadata(path)
+            .is_ok_and(|now| now.dev() == meta.dev() && now.ino() == meta.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        path.exists()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::InputFormat;
+
+    fn identity() -> JobIdentity {
+        JobIdentity::new(
+            "in",
+            &InputFormat::Jsonl,
+            &url::Url::parse("http://127.0.0.1:1").unwrap(),
+            b"x",
+        )
+    }
+
+    #[test]
+    fn a_second_taker_is_refused_while_the_first_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        let mut first = Output::acquire(&out, false, false).unwrap();
+        let second = Output::acquire(&out, true, false).err().unwrap();
+        assert!(
+            matches!(
+                &second,
+                Error::Journal {
+                    problem: JournalProblem::Busy { .. },
+                    ..
+                }
+            ),
+            "{second}"
+        );
+        first.write_line(b"{}\n", identity).unwrap();
+        drop(first);
+        // Released with the run.
+        assert!(
+            Output::acquire(&out, true, false)
+                .unwrap()
+                .resuming()
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn nothing_is_left_when_no_line_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        drop(Output::acquire(&out, false, false).unwrap());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_job_file_planted_as_a_symlink_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, job_file_path(&out)).unwrap();
+        let e = Output::acquire(&out, false, false).err().unwrap();
+        assert!(matches!(e, Error::Io { op: IoOp::CreateOutput, .. }), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn created_files_are_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        let mut o = Output::acquire(&out, false, false).unwrap();
+        o.write_line(b"{}\n", identity).unwrap();
+        for p in [&out, &job_file_path(&out)] {
+            let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", p.display());
+        }
+    }
+}
