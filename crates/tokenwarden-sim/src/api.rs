@@ -748,7 +748,11 @@ pub(crate) async fn sim_bytes(RawQuery(raw): RawQuery) -> Response {
     let q = Query::parse(raw.as_deref());
     let n = match q.get("n").map(str::parse::<u64>) {
         Some(Ok(n)) if n <= MAX_SIM_BYTES => n,
-        _ => return bad_request(&format!("The query parameter [n] must be 0..={MAX_SIM_BYTES}.")),
+        _ => {
+            return bad_request(&format!(
+                "The query parameter [n] must be 0..={MAX_SIM_BYTES}."
+            ));
+        }
     };
     let chunked = q.get("chunked") == Some("true");
     let chunk = Bytes::from(vec![b'x'; CHUNK.min(n) as usize]);
