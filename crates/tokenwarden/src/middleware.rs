@@ -3,9 +3,9 @@
 //! `reqwest_middleware::ClientWithMiddleware`. (Feature `middleware`.) It is an adapter over the
 //! client's own send loop: the rules are the same code.
 
-use crate::client::send::{self, Attempt, Ctx, Hop, Sent};
+use crate::client::send::{self, Attempt, Core, Hop, Sent};
 use crate::client::{ClientMetrics, Counters, RateLimit, pacer::Pacer};
-use crate::clock::{Clock, Jitter, RandomJitter, TokioClock};
+use crate::clock::Jitter;
 use crate::error::Error;
 use crate::manager::TokenManager;
 use crate::retry::Backoff;
@@ -51,23 +51,17 @@ pub struct ReplaySafe;
 /// ```
 #[derive(Clone)]
 pub struct AuthMiddleware {
-    origin: Url,
-    tokens: TokenManager,
-    backoff: Backoff,
+    /// Shared by clones, as the client's: the pacer and the counters.
+    core: Core,
     rate_limit: Option<RateLimit>,
     adaptive: bool,
-    clock: Arc<dyn Clock>,
-    jitter: Arc<dyn Jitter>,
-    /// Shared by clones, as the client's.
-    pacer: Arc<Pacer>,
-    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for AuthMiddleware {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthMiddleware")
-            .field("origin", &self.origin.as_str())
-            .field("backoff", &self.backoff)
+            .field("origin", &self.core.origin.as_str())
+            .field("backoff", &self.core.backoff)
             .finish_non_exhaustive()
     }
 }
@@ -85,29 +79,22 @@ impl AuthMiddleware {
             ))
         })?;
         crate::grant::check_scheme(&origin, false, "API base")?;
-        let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
         Ok(Self {
-            origin,
-            tokens,
-            backoff: Backoff::default(),
+            core: Core::new(origin, tokens, |now| Pacer::new(None, true, true, now)),
             rate_limit: None,
             adaptive: true,
-            pacer: Arc::new(Pacer::new(None, true, true, clock.now())),
-            clock,
-            jitter: Arc::new(RandomJitter),
-            counters: Arc::default(),
         })
     }
 
     /// The retry budget (default [`Backoff::default`]).
     pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
+        self.core.backoff = backoff;
         self
     }
 
     /// The jitter source (default random).
     pub fn jitter(mut self, jitter: impl Jitter) -> Self {
-        self.jitter = Arc::new(jitter);
+        self.core.jitter = Arc::new(jitter);
         self
     }
 
@@ -127,16 +114,12 @@ impl AuthMiddleware {
 
     /// A snapshot of the counters (shared by clones), as [`ApiClient::metrics`](crate::ApiClient::metrics).
     pub fn metrics(&self) -> ClientMetrics {
-        self.counters.snapshot()
+        self.core.counters.snapshot()
     }
 
     fn new_pacer(mut self) -> Self {
-        self.pacer = Arc::new(Pacer::new(
-            self.rate_limit,
-            self.adaptive,
-            true,
-            self.clock.now(),
-        ));
+        let now = self.core.clock.now();
+        self.core.pacer = Arc::new(Pacer::new(self.rate_limit, self.adaptive, true, now));
         self
     }
 }
@@ -153,16 +136,8 @@ impl Middleware for AuthMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        let ctx = Ctx {
-            origin: &self.origin,
-            tokens: &self.tokens,
-            backoff: &self.backoff,
-            clock: &*self.clock,
-            jitter: &*self.jitter,
-            pacer: &self.pacer,
-            counters: &self.counters,
-        };
-        Counters::inc(&self.counters.requests);
+        let counters = &self.core.counters;
+        Counters::inc(&counters.requests);
         let attempt = MiddlewareAttempt {
             method: req.method().clone(),
             url: req.url().clone(),
@@ -171,9 +146,9 @@ impl Middleware for AuthMiddleware {
             next,
             extensions,
         };
-        let result = send::run(&ctx, attempt).await;
+        let result = send::run(&self.core, attempt).await;
         if result.is_err() {
-            Counters::inc(&self.counters.failures);
+            Counters::inc(&counters.failures);
         }
         result
     }

@@ -149,22 +149,34 @@ async fn not_found_is_a_response() {
     assert_eq!(sim.journal().api_not_found, 1);
 }
 
-#[tokio::test]
-async fn a_429_is_waited_out_with_retry_after() {
-    let sim = sim(SimConfig {
-        api_rate_limit_per_minute: Some(3),
+/// A simulator that allows `per_second` requests per token in each 1-second window, announcing
+/// it in `inin-ratelimit-*` headers or not.
+async fn limited_sim(per_second: u32, headers: bool) -> tokenwarden_sim::Simulator {
+    sim(SimConfig {
+        api_rate_limit_per_minute: Some(per_second),
         rate_limit_window: Duration::from_secs(1),
+        rate_limit_headers: headers,
         ..SimConfig::default()
     })
-    .await;
+    .await
+}
+
+/// `GET path` `n` times, one after another, each succeeding.
+async fn get_n(client: &ApiClient, path: &str, n: usize) {
+    for _ in 0..n {
+        client.get_json(path).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_429_is_waited_out_with_retry_after() {
+    let sim = limited_sim(3, true).await;
     // Without the early pause, the 429s come.
     let client = builder(&sim, tokens(&sim))
         .honor_rate_limit_headers(false)
         .build()
         .unwrap();
-    for _ in 0..8 {
-        client.get_json(ME).await.unwrap();
-    }
+    get_n(&client, ME, 8).await;
     let j = sim.journal();
     assert!(j.api_rate_limited >= 1, "the limit was hit: {j:?}");
     assert_eq!(j.api_ok, 8);
@@ -177,16 +189,9 @@ async fn a_429_is_waited_out_with_retry_after() {
 
 #[tokio::test]
 async fn inin_ratelimit_headers_pace_requests_below_the_allowance() {
-    let sim = sim(SimConfig {
-        api_rate_limit_per_minute: Some(3),
-        rate_limit_window: Duration::from_secs(1),
-        ..SimConfig::default()
-    })
-    .await;
+    let sim = limited_sim(3, true).await;
     let client = client(&sim);
-    for _ in 0..7 {
-        client.get_json(ME).await.unwrap();
-    }
+    get_n(&client, ME, 7).await;
     let j = sim.journal();
     assert_eq!(j.api_ok, 7);
     assert_eq!(j.api_rate_limited, 0, "paced instead: {j:?}");
@@ -204,19 +209,12 @@ async fn inin_ratelimit_headers_pace_requests_below_the_allowance() {
 
 #[tokio::test]
 async fn without_adaptive_pacing_a_used_up_allowance_still_holds_requests() {
-    let sim = sim(SimConfig {
-        api_rate_limit_per_minute: Some(3),
-        rate_limit_window: Duration::from_secs(1),
-        ..SimConfig::default()
-    })
-    .await;
+    let sim = limited_sim(3, true).await;
     let client = builder(&sim, tokens(&sim))
         .adaptive_rate(false)
         .build()
         .unwrap();
-    for _ in 0..4 {
-        client.get_json(ME).await.unwrap();
-    }
+    get_n(&client, ME, 4).await;
     let j = sim.journal();
     assert_eq!(j.api_ok, 4);
     assert_eq!(j.api_rate_limited, 0, "held instead: {j:?}");
@@ -953,13 +951,7 @@ async fn a_body_over_the_limit_is_an_error_and_is_not_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_teaches_every_task_of_the_client_a_rate() {
     // A limit the server does not announce: the first 429 sets a rate that all tasks share.
-    let sim = sim(SimConfig {
-        api_rate_limit_per_minute: Some(20),
-        rate_limit_window: Duration::from_secs(1),
-        rate_limit_headers: false,
-        ..SimConfig::default()
-    })
-    .await;
+    let sim = limited_sim(20, false).await;
     let run = |adaptive: bool| {
         let client = builder(&sim, tokens(&sim))
             .adaptive_rate(adaptive)

@@ -102,41 +102,21 @@ pub struct ApiClient {
 impl std::fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiClient")
-            .field("api_base", &self.inner.base.as_str())
+            .field("api_base", &self.inner.core.origin.as_str())
             .field("metrics", &self.metrics())
             .finish_non_exhaustive()
     }
 }
 
 pub(crate) struct Inner {
-    pub(crate) base: Url,
+    /// The API base, token, budget, pacing and counters: what the send loop works with.
+    pub(crate) core: send::Core,
     pub(crate) http: reqwest::Client,
-    pub(crate) tokens: TokenManager,
-    pub(crate) backoff: Backoff,
     pub(crate) request_timeout: Duration,
     pub(crate) max_redirects: u32,
     pub(crate) follow_cross_origin: bool,
     pub(crate) max_response_bytes: u64,
     pub(crate) proxies: ProxyConfig,
-    pub(crate) pacer: Pacer,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) jitter: Arc<dyn Jitter>,
-    pub(crate) counters: Counters,
-}
-
-impl Inner {
-    /// What the send loop borrows.
-    pub(crate) fn ctx(&self) -> send::Ctx<'_> {
-        send::Ctx {
-            origin: &self.base,
-            tokens: &self.tokens,
-            backoff: &self.backoff,
-            clock: &*self.clock,
-            jitter: &*self.jitter,
-            pacer: &self.pacer,
-            counters: &self.counters,
-        }
-    }
 }
 
 /// Configures an [`ApiClient`].
@@ -304,26 +284,29 @@ impl ApiClientBuilder {
             user_agent: &self.user_agent,
             proxies: &proxies,
         })?;
+        let pacer = Pacer::new(
+            self.rate_limit,
+            self.adaptive_rate,
+            self.honor_rate_limit_headers,
+            self.clock.now(),
+        );
         Ok(ApiClient {
             inner: Arc::new(Inner {
-                base,
+                core: send::Core {
+                    origin: base,
+                    tokens: self.tokens,
+                    backoff: self.backoff,
+                    clock: self.clock,
+                    jitter: self.jitter,
+                    pacer: Arc::new(pacer),
+                    counters: Arc::default(),
+                },
                 http,
-                tokens: self.tokens,
-                backoff: self.backoff,
                 request_timeout: self.request_timeout,
                 max_redirects: self.max_redirects,
                 follow_cross_origin: self.follow_cross_origin,
                 max_response_bytes: self.max_response_bytes,
                 proxies,
-                pacer: Pacer::new(
-                    self.rate_limit,
-                    self.adaptive_rate,
-                    self.honor_rate_limit_headers,
-                    self.clock.now(),
-                ),
-                clock: self.clock,
-                jitter: self.jitter,
-                counters: Counters::default(),
             }),
         })
     }
@@ -400,28 +383,28 @@ impl ApiClient {
 
     /// The token manager behind this client.
     pub fn tokens(&self) -> &TokenManager {
-        &self.inner.tokens
+        &self.inner.core.tokens
     }
 
     /// The API base URL.
     pub fn api_base(&self) -> &Url {
-        &self.inner.base
+        &self.inner.core.origin
     }
 
     /// A snapshot of the client's counters.
     pub fn metrics(&self) -> ClientMetrics {
-        self.inner.counters.snapshot()
+        self.inner.core.counters.snapshot()
     }
 
     /// The request rate (per second) the client has learned the API sustains and paces to, if it
     /// has learned one (see [`ApiClientBuilder::adaptive_rate`]).
     pub fn learned_rate(&self) -> Option<f64> {
-        self.inner.pacer.rate()
+        self.inner.core.pacer.rate()
     }
 
     /// Resolves a path (or `nextUri`) against the API base; absolute URLs are kept as they are.
     pub(crate) fn resolve(&self, path_or_url: &str) -> Result<Url> {
-        resolve(&self.inner.base, path_or_url)
+        resolve(&self.inner.core.origin, path_or_url)
     }
 }
 

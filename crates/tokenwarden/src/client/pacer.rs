@@ -259,7 +259,21 @@ mod tests {
             }
         );
         assert!((p.rate().unwrap() - 10.0).abs() < 1e-9);
-        let tasks: Vec<_> = (0..5)
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(
+            turns_of_tasks(&p, &clock, 5).await,
+            vec![ms(0), ms(100), ms(200), ms(300), ms(400)]
+        );
+    }
+
+    /// When each of `n` tasks, started together, got its turn (from the start, in order).
+    async fn turns_of_tasks(
+        p: &std::sync::Arc<Pacer>,
+        clock: &TokioClock,
+        n: usize,
+    ) -> Vec<Duration> {
+        let t0 = clock.now();
+        let tasks: Vec<_> = (0..n)
             .map(|_| {
                 let (p, clock) = (p.clone(), clock.clone());
                 tokio::spawn(async move {
@@ -273,8 +287,7 @@ mod tests {
             at.push(t.await.unwrap() - t0);
         }
         at.sort();
-        let ms = |n| Duration::from_millis(n);
-        assert_eq!(at, vec![ms(0), ms(100), ms(200), ms(300), ms(400)]);
+        at
     }
 
     #[tokio::test(start_paused = true)]
@@ -286,23 +299,9 @@ mod tests {
             true,
             clock.now(),
         ));
-        let t0 = clock.now();
-        let tasks: Vec<_> = (0..10)
-            .map(|_| {
-                let (p, clock) = (p.clone(), clock.clone());
-                tokio::spawn(async move {
-                    p.turn(&clock).await;
-                    clock.now()
-                })
-            })
-            .collect();
-        let mut done = vec![];
-        for t in tasks {
-            done.push(t.await.unwrap());
-        }
-        done.sort();
-        assert_eq!(done[0], t0);
-        assert_eq!(done[9] - t0, Duration::from_millis(900));
+        let at = turns_of_tasks(&p, &clock, 10).await;
+        assert_eq!(at[0], Duration::ZERO);
+        assert_eq!(at[9], Duration::from_millis(900));
     }
 
     #[tokio::test(start_paused = true)]

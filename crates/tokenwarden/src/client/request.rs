@@ -170,13 +170,13 @@ impl RequestBuilder {
     pub async fn send(self) -> Result<ApiResponse> {
         let client = self.client.clone();
         let inner = &*client.inner;
-        Counters::inc(&inner.counters.requests);
+        Counters::inc(&inner.core.counters.requests);
         let result = match self.into_attempt(inner) {
-            Ok(attempt) => send::run(&inner.ctx(), attempt).await,
+            Ok(attempt) => send::run(&inner.core, attempt).await,
             Err(e) => Err(e),
         };
         if let Err(e) = &result {
-            Counters::inc(&inner.counters.failures);
+            Counters::inc(&inner.core.counters.failures);
             tracing::debug!(error = %e, "API request failed");
         }
         result
@@ -232,7 +232,7 @@ impl Attempt for ClientAttempt<'_> {
     async fn send(&mut self, bearer: Option<&Bearer>) -> Result<Sent<ApiResponse, Error>> {
         let inner = self.inner;
         // The base was checked when the client was built; a target elsewhere is checked here.
-        if self.url.origin() != inner.base.origin() {
+        if self.url.origin() != inner.core.origin.origin() {
             inner.proxies.check(&self.url)?;
         }
         let mut req = reqwest::Request::new(self.method.clone(), self.url.clone());
@@ -354,7 +354,7 @@ impl Attempt for ClientAttempt<'_> {
         tracing::debug!(
             from = self.url.path(),
             to_host = next.host_str().unwrap_or_default(),
-            carries_token = policy::may_carry_token(&inner.base, &next),
+            carries_token = policy::may_carry_token(&inner.core.origin, &next),
             "following redirect"
         );
         self.method = next_method;

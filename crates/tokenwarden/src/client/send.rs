@@ -13,18 +13,41 @@ use crate::manager::TokenManager;
 use crate::retry::Backoff;
 use crate::token::Bearer;
 use http::{HeaderMap, Method, StatusCode};
+use std::sync::Arc;
 use url::Url;
 
-/// What the loop works with, borrowed from the client or the middleware.
-pub(crate) struct Ctx<'a> {
+/// What the loop works with: one per client or middleware, its clones sharing the pacer and the
+/// counters.
+#[derive(Clone)]
+pub(crate) struct Core {
     /// The API base: only its origin ever gets the token.
-    pub(crate) origin: &'a Url,
-    pub(crate) tokens: &'a TokenManager,
-    pub(crate) backoff: &'a Backoff,
-    pub(crate) clock: &'a dyn Clock,
-    pub(crate) jitter: &'a dyn Jitter,
-    pub(crate) pacer: &'a Pacer,
-    pub(crate) counters: &'a Counters,
+    pub(crate) origin: Url,
+    pub(crate) tokens: TokenManager,
+    pub(crate) backoff: Backoff,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) jitter: Arc<dyn Jitter>,
+    pub(crate) pacer: Arc<Pacer>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl Core {
+    /// A core for the API at `origin`, with the default backoff, clock and jitter, and a pacer.
+    pub(crate) fn new(
+        origin: Url,
+        tokens: TokenManager,
+        pacer: impl FnOnce(crate::clock::Instant) -> Pacer,
+    ) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::TokioClock::new());
+        Self {
+            origin,
+            tokens,
+            backoff: Backoff::default(),
+            pacer: Arc::new(pacer(clock.now())),
+            clock,
+            jitter: Arc::new(crate::clock::RandomJitter),
+            counters: Arc::default(),
+        }
+    }
 }
 
 /// The outcome of one exchange.
@@ -103,8 +126,8 @@ impl ErrorBody {
 
 /// Sends `a` until it has an answer to hand back or an error (see [`ApiClient`](super::ApiClient)
 /// for the rules).
-pub(crate) async fn run<A: Attempt>(ctx: &Ctx<'_>, mut a: A) -> Result<A::Answer, A::Error> {
-    let counters = ctx.counters;
+pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A::Error> {
+    let counters = &*ctx.counters;
     let started = ctx.clock.now();
     let mut sends = 0u32; // attempts, not counting redirect hops
     let mut retries = 0u32;
@@ -112,9 +135,9 @@ pub(crate) async fn run<A: Attempt>(ctx: &Ctx<'_>, mut a: A) -> Result<A::Answer
     let mut heals = 0u32;
     let mut after_heal = false;
     loop {
-        let carry = policy::may_carry_token(ctx.origin, a.url());
+        let carry = policy::may_carry_token(&ctx.origin, a.url());
         let turn = match carry {
-            true => Some(ctx.pacer.turn(ctx.clock).await),
+            true => Some(ctx.pacer.turn(&*ctx.clock).await),
             false => None,
         };
         if turn.is_some_and(|t| t.paced) {
@@ -164,7 +187,7 @@ pub(crate) async fn run<A: Attempt>(ctx: &Ctx<'_>, mut a: A) -> Result<A::Answer
                     }
                 }
                 let fresh_token_refused =
-                    policy::note_answer(status, bearer.as_ref(), ctx.tokens, after_heal, heals);
+                    policy::note_answer(status, bearer.as_ref(), &ctx.tokens, after_heal, heals);
                 match policy::action(status, carry, fresh_token_refused) {
                     Action::Return => return Ok(answer),
                     Action::Redirect => {
