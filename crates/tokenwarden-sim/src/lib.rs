@@ -64,6 +64,7 @@ mod api;
 mod config;
 pub mod data;
 mod journal;
+pub mod recorder;
 mod state;
 mod time;
 mod token;

@@ -135,7 +135,8 @@ pub enum Error {
         method: String,
         /// Request path (of the answer that redirected).
         path: String,
-        /// The origin (`scheme://host:port`) the redirect pointed to, when it could be read.
+        /// The other origin (`scheme://host[:port]`) when the redirect was refused for leaving the
+        /// request's origin; `None` for the other reasons.
         target: Option<String>,
         /// What was wrong.
         detail: String,

@@ -17,6 +17,7 @@ use tokenwarden::{
     AccessToken, ApiClient, Backoff, Error, FetchError, Grant, RateLimit, StaticToken,
     TokenManager, TokenResponse,
 };
+use tokenwarden_sim::recorder::{Recorder, Reply};
 use tokenwarden_sim::{Outcome, SimConfig};
 
 const ME: &str = "/api/v2/tokens/me";
@@ -622,88 +623,6 @@ async fn http_api_base_is_refused_off_loopback() {
         .build()
         .unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
-}
-
-// ---- a bare server standing in for another origin or a proxy ---------------------------------
-
-/// How a [`Recorder`] answers.
-#[derive(Clone, Copy)]
-enum Reply {
-    /// `200 {}`.
-    Ok,
-    /// Closes the connection without a word.
-    Close,
-}
-
-/// A bare TCP server that records every connection and request head it gets: another origin, or
-/// a proxy (which sees `CONNECT host:port` for https, the whole request for plain http).
-struct Recorder {
-    addr: std::net::SocketAddr,
-    connections: Arc<AtomicU32>,
-    heads: Arc<std::sync::Mutex<Vec<String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Recorder {
-    async fn start(reply: Reply) -> Recorder {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let connections = Arc::new(AtomicU32::new(0));
-        let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (c, h) = (connections.clone(), heads.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut stream, _)) = listener.accept().await else {
-                    return;
-                };
-                c.fetch_add(1, Ordering::SeqCst);
-                let h = h.clone();
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 65536 {
-                        match stream.read(&mut chunk).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    h.lock()
-                        .unwrap()
-                        .push(String::from_utf8_lossy(&buf).into_owned());
-                    if let Reply::Ok = reply {
-                        let _ = stream
-                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
-                            .await;
-                    }
-                });
-            }
-        });
-        Recorder {
-            addr,
-            connections,
-            heads,
-            task,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn connections(&self) -> u32 {
-        self.connections.load(Ordering::SeqCst)
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.heads.lock().unwrap().clone()
-    }
 }
 
 fn static_tokens(token: &str) -> TokenManager {

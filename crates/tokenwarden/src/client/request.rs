@@ -369,10 +369,10 @@ impl Attempt for ClientAttempt<'_> {
 
 /// The redirect target of `resp`, `None` if it has no `Location` (then it is returned as it is).
 fn follow(resp: &ApiResponse, hops: u32, max: u32) -> Result<Option<Url>> {
-    let redirect_error = |target: Option<&Url>, detail: String| Error::Redirect {
+    let redirect_error = |detail: String| Error::Redirect {
         method: resp.method.to_string(),
         path: resp.url.path().to_string(),
-        target: target.map(|t| excerpt(&t.origin().ascii_serialization(), 200)),
+        target: None,
         detail,
     };
     let Some(location) = resp.headers.get(header::LOCATION) else {
@@ -380,27 +380,19 @@ fn follow(resp: &ApiResponse, hops: u32, max: u32) -> Result<Option<Url>> {
     };
     let location = location
         .to_str()
-        .map_err(|_| redirect_error(None, "the Location header is not text".into()))?;
-    let next = resp.url.join(location).map_err(|e| {
-        redirect_error(
-            None,
-            format!("bad Location {}: {e}", excerpt(location, 200)),
-        )
-    })?;
+        .map_err(|_| redirect_error("the Location header is not text".into()))?;
+    let next = resp
+        .url
+        .join(location)
+        .map_err(|e| redirect_error(format!("bad Location {}: {e}", excerpt(location, 200))))?;
     if !matches!(next.scheme(), "http" | "https") {
-        return Err(redirect_error(
-            None,
-            format!(
-                "redirect to unsupported scheme {:?}",
-                excerpt(next.scheme(), 40)
-            ),
-        ));
+        return Err(redirect_error(format!(
+            "redirect to unsupported scheme {:?}",
+            excerpt(next.scheme(), 40)
+        )));
     }
     if hops > max {
-        return Err(redirect_error(
-            Some(&next),
-            format!("more than {max} redirects"),
-        ));
+        return Err(redirect_error(format!("more than {max} redirects")));
     }
     Ok(Some(next))
 }

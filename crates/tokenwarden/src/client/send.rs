@@ -31,6 +31,7 @@ pub(crate) struct Core {
 }
 
 impl Core {
+    #[cfg(feature = "middleware")]
     /// A core for the API at `origin`, with the default backoff, clock and jitter, and a pacer.
     pub(crate) fn new(
         origin: Url,
