@@ -347,6 +347,12 @@ pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A URL's path for an error message: it can come from a server (a `Location`, a `nextUri`), so
+/// it goes through [`excerpt`] like any server text.
+pub(crate) fn shown_path(url: &url::Url) -> String {
+    excerpt(url.path(), 300)
+}
+
 /// At most `max` characters of `s`, for error messages: text that may have come from a server, so
 /// registered secrets are redacted and control characters escaped (see [`crate::terminal_safe`]).
 pub(crate) fn excerpt(s: &str, max: usize) -> String {

@@ -221,7 +221,7 @@ impl Attempt for MiddlewareAttempt<'_> {
                 let what = format!(
                     "transport error talking to {} {}: {}",
                     self.method,
-                    self.url.path(),
+                    crate::error::shown_path(&self.url),
                     crate::error::chain(&e)
                 );
                 Ok(Sent::Failed {

@@ -16,7 +16,7 @@ pub use ratelimit::RateLimit;
 pub use request::RequestBuilder;
 
 use crate::clock::{Clock, Jitter, RandomJitter, TokioClock};
-use crate::error::{Error, Result, excerpt};
+use crate::error::{Error, Result, excerpt, shown_path};
 use crate::manager::TokenManager;
 use crate::retry::Backoff;
 use ::http::{HeaderMap, Method, StatusCode};
@@ -483,11 +483,13 @@ impl ApiResponse {
             what: format!(
                 "the answer to {} {} (HTTP {})",
                 self.method,
-                self.url.path(),
+                shown_path(&self.url),
                 self.status.as_u16()
             ),
+            // The parser's complaint can quote the body ("unknown field `...`"): server text.
             detail: format!(
-                "{e}; body: {}",
+                "{}; body: {}",
+                excerpt(&e.to_string(), 200),
                 excerpt(&String::from_utf8_lossy(&self.body), 200)
             ),
         })
@@ -508,7 +510,7 @@ impl ApiResponse {
         }
         Err(Error::Status {
             method: self.method.to_string(),
-            path: self.url.path().to_string(),
+            path: shown_path(&self.url),
             status: self.status.as_u16(),
             body: excerpt(&String::from_utf8_lossy(&self.body), 300),
         })
@@ -642,6 +644,40 @@ mod tests {
             .json::<serde_json::Value>()
             .unwrap_err();
         assert!(matches!(e, Error::Decode { .. }), "{e}");
+    }
+
+    #[test]
+    fn server_text_in_errors_is_scrubbed_and_escaped() {
+        // A server that echoes a secret (in the body, or in a redirect path) and sends terminal
+        // escapes: neither reaches an error message.
+        const SECRET: &str = "server-echoed-secret-value-42";
+        crate::register_secret(SECRET);
+        let echo = ApiResponse {
+            url: Url::parse(&format!("https://api.example/api/v2/users/{SECRET}")).unwrap(),
+            body: Bytes::from(format!("{{\"{SECRET}\x1b[2J\": 1}}")),
+            ..resp(500, "")
+        };
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Strict {}
+        let unknown_field = echo.json::<Strict>().unwrap_err();
+        let Error::Decode { detail, .. } = &unknown_field else {
+            panic!("{unknown_field:?}")
+        };
+        // The parser's own complaint names the field, and the body is cut short: the
+        // complaint alone must be scrubbed too.
+        let complaint = detail.split("; body:").next().unwrap();
+        assert!(complaint.contains(crate::REDACTED), "{complaint}");
+        for e in [
+            unknown_field.clone(),
+            echo.json::<u32>().unwrap_err(),
+            echo.clone().error_for_status().unwrap_err(),
+        ] {
+            let msg = e.to_string();
+            assert!(!msg.contains(SECRET), "{msg}");
+            assert!(msg.contains(crate::REDACTED), "{msg}");
+            assert!(!msg.contains('\x1b'), "{msg}");
+        }
     }
 
     #[test]

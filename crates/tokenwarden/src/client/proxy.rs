@@ -149,7 +149,7 @@ impl ProxyConfig {
             None => Ok(()),
             Some(proxy) => Err(Error::Config(format!(
                 "{} would go through the proxy {proxy} over plain http, where the proxy could read the access token: use https, or exclude the host with NO_PROXY",
-                url.origin().ascii_serialization()
+                crate::error::excerpt(&url.origin().ascii_serialization(), 200)
             ))),
         }
     }

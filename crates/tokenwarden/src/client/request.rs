@@ -4,7 +4,7 @@
 use super::http::{BodyError, read_body};
 use super::send::{self, Attempt, Hop, Sent};
 use super::{ApiClient, ApiResponse, Counters, Inner, policy};
-use crate::error::{Error, Result, excerpt};
+use crate::error::{Error, Result, excerpt, shown_path};
 use crate::token::Bearer;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -272,7 +272,7 @@ impl Attempt for ClientAttempt<'_> {
                 return Err(Error::Config(format!(
                     "invalid request {} {}: {}",
                     self.method,
-                    self.url.path(),
+                    shown_path(&self.url),
                     crate::error::chain(&e)
                 )));
             }
@@ -285,7 +285,7 @@ impl Attempt for ClientAttempt<'_> {
             Err(BodyError::TooLarge { length }) => {
                 return Err(Error::ResponseTooLarge {
                     method: self.method.to_string(),
-                    path: self.url.path().to_string(),
+                    path: shown_path(&self.url),
                     limit: inner.max_response_bytes,
                     length,
                 });
@@ -330,7 +330,7 @@ impl Attempt for ClientAttempt<'_> {
             let target = excerpt(&next.origin().ascii_serialization(), 200);
             return Err(Error::Redirect {
                 method: self.method.to_string(),
-                path: self.url.path().to_string(),
+                path: shown_path(&self.url),
                 detail: format!(
                     "the answer redirects to another origin, {target}, which is not followed (allow it with follow_redirects_across_origins)"
                 ),
@@ -371,7 +371,7 @@ impl Attempt for ClientAttempt<'_> {
 fn follow(resp: &ApiResponse, hops: u32, max: u32) -> Result<Option<Url>> {
     let redirect_error = |detail: String| Error::Redirect {
         method: resp.method.to_string(),
-        path: resp.url.path().to_string(),
+        path: shown_path(&resp.url),
         target: None,
         detail,
     };
@@ -399,8 +399,9 @@ fn follow(resp: &ApiResponse, hops: u32, max: u32) -> Result<Option<Url>> {
 
 /// `host[:port]/path`, without the query string (which could carry anything).
 fn host_path(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
     match url.port() {
-        Some(p) => format!("{}:{p}{}", url.host_str().unwrap_or_default(), url.path()),
-        None => format!("{}{}", url.host_str().unwrap_or_default(), url.path()),
+        Some(p) => format!("{host}:{p}{}", shown_path(url)),
+        None => format!("{host}{}", shown_path(url)),
     }
 }

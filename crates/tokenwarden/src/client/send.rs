@@ -8,7 +8,7 @@ use super::Counters;
 use super::pacer::Pacer;
 use super::policy::{self, Action, Failure};
 use crate::clock::{Clock, Jitter};
-use crate::error::{Error, excerpt};
+use crate::error::{Error, excerpt, shown_path};
 use crate::manager::TokenManager;
 use crate::retry::Backoff;
 use crate::token::Bearer;
@@ -231,7 +231,7 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
                         let body = ErrorBody::parse(&A::body(answer).await);
                         return Err(A::lift(Error::Unauthorized {
                             method: a.method().to_string(),
-                            path: a.url().path().to_string(),
+                            path: shown_path(a.url()),
                             code: body.code.map(|c| excerpt(&c, 100)),
                         }));
                     }
@@ -244,7 +244,7 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
                         };
                         return Err(A::lift(Error::Forbidden {
                             method: a.method().to_string(),
-                            path: a.url().path().to_string(),
+                            path: shown_path(a.url()),
                             code: body.code.map(|c| excerpt(&c, 100)),
                             message,
                         }));
@@ -279,7 +279,7 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
             tracing::warn!(method = %a.method(), path = a.url().path(), attempts = sends, %last, "retries exhausted");
             return Err(A::lift(Error::RetriesExhausted {
                 method: a.method().to_string(),
-                path: a.url().path().to_string(),
+                path: shown_path(a.url()),
                 attempts: sends,
                 last,
             }));
@@ -306,6 +306,6 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
 pub(crate) fn not_replayable(method: &Method, url: &Url) -> Error {
     Error::NotReplayable(format!(
         "{method} {} has a streaming body, which was already sent and cannot be sent again: give it as bytes to let the client retry",
-        url.path()
+        shown_path(url)
     ))
 }
