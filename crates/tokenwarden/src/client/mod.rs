@@ -652,26 +652,28 @@ mod tests {
         // escapes: neither reaches an error message.
         const SECRET: &str = "server-echoed-secret-value-42";
         crate::register_secret(SECRET);
-        let echo = ApiResponse {
+        let echo = |body: String| ApiResponse {
             url: Url::parse(&format!("https://api.example/api/v2/users/{SECRET}")).unwrap(),
-            body: Bytes::from(format!("{{\"{SECRET}\x1b[2J\": 1}}")),
+            body: Bytes::from(body),
             ..resp(500, "")
         };
         #[derive(Debug, serde::Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Strict {}
-        let unknown_field = echo.json::<Strict>().unwrap_err();
+        let unknown_field = echo(format!("{{\"{SECRET}\": 1}}"))
+            .json::<Strict>()
+            .unwrap_err();
         let Error::Decode { detail, .. } = &unknown_field else {
             panic!("{unknown_field:?}")
         };
-        // The parser's own complaint names the field, and the body is cut short: the
-        // complaint alone must be scrubbed too.
+        // The parser's own complaint names the field: it is scrubbed too, not only the body.
         let complaint = detail.split("; body:").next().unwrap();
         assert!(complaint.contains(crate::REDACTED), "{complaint}");
+        let raw = echo(format!("{SECRET}\x1b[2J not json"));
         for e in [
             unknown_field.clone(),
-            echo.json::<u32>().unwrap_err(),
-            echo.clone().error_for_status().unwrap_err(),
+            raw.json::<u32>().unwrap_err(),
+            raw.clone().error_for_status().unwrap_err(),
         ] {
             let msg = e.to_string();
             assert!(!msg.contains(SECRET), "{msg}");
