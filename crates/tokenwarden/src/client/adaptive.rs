@@ -129,6 +129,16 @@ impl Controller {
         self.cuts
     }
 
+    /// Takes in `accepted` answers counted without the controller, the first of whose requests
+    /// took its turn at `since` (the pacer counts them lock-free until there is something to
+    /// learn). The same as observing each of them, unpaced.
+    pub(crate) fn absorb(&mut self, accepted: u64, since: Option<Instant>) {
+        self.accepted += accepted;
+        if let Some(t) = since {
+            self.since = Some(self.since.map_or(t, |s| s.min(t)));
+        }
+    }
+
     /// Learns from `a`; returns until when every request must wait, if they must.
     pub(crate) fn observe(&mut self, a: Answer) -> Option<Instant> {
         let since = *self.since.get_or_insert(a.turn_at);
@@ -235,6 +245,21 @@ mod tests {
         let r = c.rate().unwrap();
         assert!((r - 200.0 / 1.05).abs() < 0.5, "{r}");
         assert_eq!(c.cuts(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn absorbed_answers_count_as_observed_ones() {
+        let t0 = Instant::now();
+        let (mut observed, mut absorbed) = (Controller::default(), Controller::default());
+        for i in 0..200 {
+            observed.observe(ok(t0, i * MS / 4, false));
+        }
+        absorbed.absorb(200, Some(t0));
+        for c in [&mut observed, &mut absorbed] {
+            c.observe(limited(t0, 49 * MS, 50 * MS));
+        }
+        assert_eq!(observed.rate(), absorbed.rate());
+        assert!(observed.rate().is_some());
     }
 
     #[tokio::test(start_paused = true)]

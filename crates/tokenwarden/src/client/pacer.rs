@@ -17,13 +17,18 @@ pub(crate) struct Pacer {
     adaptive: bool,
     /// Whether the `inin-ratelimit-*` headers are read at all.
     honor_headers: bool,
-    /// Whether a turn needs the lock at all: a fixed limit, or something learned. Until the API
-    /// says anything about its limits, a turn is one atomic load (an answer still takes the lock
-    /// once, to count what the server accepted: the first 429's estimate needs it).
+    /// Whether pacing needs the lock at all: a fixed limit, or something learned. Until the API
+    /// says anything about its limits, a turn is one atomic load and an answer three atomic
+    /// operations.
     engaged: AtomicBool,
     /// No request is sent before `origin` + this many nanoseconds (0: no hold). An atomic,
     /// because every request reads it.
     held_until_nanos: AtomicU64,
+    /// While nothing is learned yet: answers accepted, counted without the lock (the first 429
+    /// turns them into a rate), and when the first of their requests took its turn, in
+    /// nanoseconds from `origin` (`u64::MAX`: none yet).
+    quiet_accepted: AtomicU64,
+    quiet_since_nanos: AtomicU64,
     origin: Instant,
     /// guards the GCRA's theoretical arrival time and the learned rate
     state: Mutex<State>,
@@ -66,6 +71,8 @@ impl Pacer {
             honor_headers,
             engaged: AtomicBool::new(fixed.is_some()),
             held_until_nanos: AtomicU64::new(0),
+            quiet_accepted: AtomicU64::new(0),
+            quiet_since_nanos: AtomicU64::new(u64::MAX),
             origin,
             state: Mutex::new(State::default()),
         }
@@ -136,8 +143,21 @@ impl Pacer {
                 cut: false,
             };
         }
+        if announced.is_none() && !rate_limited && !self.engaged.load(Ordering::Relaxed) {
+            // Nothing to learn yet: count it without the lock, as every answer pays this.
+            self.quiet_accepted.fetch_add(1, Ordering::Relaxed);
+            self.quiet_since_nanos
+                .fetch_min(self.nanos(turn.at), Ordering::Relaxed);
+            return Observed::default();
+        }
         let (hold, cut) = {
             let mut s = self.lock();
+            let quiet = self.quiet_accepted.swap(0, Ordering::Relaxed);
+            if quiet > 0 {
+                let since = self.quiet_since_nanos.load(Ordering::Relaxed);
+                let since = (since != u64::MAX).then(|| self.origin + Duration::from_nanos(since));
+                s.controller.absorb(quiet, since);
+            }
             let cuts = s.controller.cuts();
             let hold = s.controller.observe(Answer {
                 turn_at: turn.at,
@@ -173,15 +193,10 @@ impl Pacer {
     /// Holds every request until `until` (or longer, if already held longer); true if no hold
     /// was in force at `now`.
     fn hold(&self, until: Instant, now: Instant) -> bool {
-        let nanos = |t: Instant| {
-            t.saturating_duration_since(self.origin)
-                .as_nanos()
-                .clamp(1, u64::MAX as u128) as u64
-        };
         let before = self
             .held_until_nanos
-            .fetch_max(nanos(until), Ordering::Relaxed);
-        let new = before < nanos(now);
+            .fetch_max(self.nanos(until), Ordering::Relaxed);
+        let new = before < self.nanos(now);
         if new {
             tracing::debug!(
                 hold_ms = until.saturating_duration_since(now).as_millis() as u64,
@@ -189,6 +204,13 @@ impl Pacer {
             );
         }
         new
+    }
+
+    /// `t` as nanoseconds from `origin`, at least 1 (0 means "none" in the atomics).
+    fn nanos(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.origin)
+            .as_nanos()
+            .clamp(1, u64::MAX as u128 - 1) as u64
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

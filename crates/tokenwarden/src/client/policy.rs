@@ -143,7 +143,16 @@ pub(crate) fn transport_failure(is_connect: bool) -> Failure {
 /// Whether the token may be sent to `target`: only to the API base's own origin (scheme, host and
 /// port), so that neither a redirect nor an absolute URL can carry it anywhere else.
 pub(crate) fn may_carry_token(api_base: &Url, target: &Url) -> bool {
-    api_base.origin() == target.origin()
+    same_origin(api_base, target)
+}
+
+/// Whether two `http(s)` URLs have the same origin: scheme, host and port (a default port
+/// written out or not). As `Url::origin` compares them, without its allocations (this runs on
+/// every attempt).
+pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host() == b.host()
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 /// The method and body of the request that follows a redirect, as browsers and reqwest do it:
@@ -242,6 +251,28 @@ mod tests {
         assert!(Failure::Connect.proves_not_acted());
         assert!(!Failure::Transport.proves_not_acted());
         assert!(!Failure::ServerError.proves_not_acted());
+    }
+
+    #[test]
+    fn same_origin_is_url_origin_equality() {
+        let urls = [
+            "https://api.example/a",
+            "https://api.example:443/b?q",
+            "https://API.example/",
+            "http://api.example/",
+            "http://api.example:80/",
+            "https://api.example:8443/",
+            "https://127.0.0.1/",
+            "https://[::1]/",
+            "https://[::1]:443/x",
+            "https://other.example/",
+        ];
+        for a in urls {
+            for b in urls {
+                let (ua, ub) = (Url::parse(a).unwrap(), Url::parse(b).unwrap());
+                assert_eq!(same_origin(&ua, &ub), ua.origin() == ub.origin(), "{a} {b}");
+            }
+        }
     }
 
     #[test]

@@ -232,7 +232,7 @@ impl Attempt for ClientAttempt<'_> {
     async fn send(&mut self, bearer: Option<&Bearer>) -> Result<Sent<ApiResponse, Error>> {
         let inner = self.inner;
         // The base was checked when the client was built; a target elsewhere is checked here.
-        if self.url.origin() != inner.core.origin.origin() {
+        if !policy::same_origin(&self.url, &inner.core.origin) {
             inner.proxies.check(&self.url)?;
         }
         let mut req = reqwest::Request::new(self.method.clone(), self.url.clone());
@@ -325,7 +325,7 @@ impl Attempt for ClientAttempt<'_> {
         let Some(next) = follow(&answer, hop, inner.max_redirects)? else {
             return Ok(Hop::Return(answer));
         };
-        let crosses = next.origin() != self.url.origin();
+        let crosses = !policy::same_origin(&next, &self.url);
         if crosses && !inner.follow_cross_origin {
             let target = excerpt(&next.origin().ascii_serialization(), 200);
             return Err(Error::Redirect {
