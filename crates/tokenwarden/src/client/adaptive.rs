@@ -9,7 +9,9 @@
 //!
 //! - **The first 429** sets the rate to what the server let through so far, spread over that time
 //!   plus the `Retry-After` (the window cannot reset before it): 200 requests accepted in 50 ms
-//!   and "come back in 1 s" give 190 a second, 300 in 100 ms and "60 s" give 5 a second.
+//!   and "come back in 1 s" give 190 a second, 300 in 100 ms and "60 s" give 5 a second. A 429
+//!   before any request was accepted (the allowance was spent by someone else) says nothing about
+//!   the rate: every request waits for its `Retry-After`, and the count starts again.
 //! - **Each later 429** starts an *episode* and cuts the rate to 90%. 429s of requests that took
 //!   their turn before the cut (paced at the old rate, or in flight) belong to the same episode and
 //!   change nothing. A 429 for a request that took its turn *after* the cut, before the
@@ -109,7 +111,7 @@ pub(crate) struct Controller {
     episode_until: Option<Instant>,
     /// Answers other than 429 before the first 429.
     accepted: u64,
-    /// When the first request took its turn.
+    /// When the first of those accepted requests took its turn.
     since: Option<Instant>,
     /// Episodes so far.
     cuts: u64,
@@ -141,7 +143,6 @@ impl Controller {
 
     /// Learns from `a`; returns until when every request must wait, if they must.
     pub(crate) fn observe(&mut self, a: Answer) -> Option<Instant> {
-        let since = *self.since.get_or_insert(a.turn_at);
         let mut hold = None;
         if let Some(ann) = a.announced {
             // A window is at least 1 s: resets are announced in whole seconds.
@@ -152,6 +153,7 @@ impl Controller {
         }
         if !a.rate_limited {
             self.accepted += 1;
+            self.since.get_or_insert(a.turn_at);
             if a.paced
                 && let Some(l) = &mut self.learned
             {
@@ -172,12 +174,18 @@ impl Controller {
             return Some(later(hold, a.now + retry_after));
         }
         // A new episode.
-        let cut = match self.rate() {
-            Some(r) => r * DECREASE,
-            None => {
+        let cut = match (self.rate(), self.since) {
+            (Some(r), _) => r * DECREASE,
+            (None, Some(since)) if self.accepted > 0 => {
                 // The first: what the server let through, over the time until it lets more.
                 let spread = a.now.saturating_duration_since(since) + retry_after;
                 self.accepted as f64 / spread.as_secs_f64()
+            }
+            (None, _) => {
+                // Nothing accepted to estimate from: wait as told, then count afresh.
+                self.accepted = 0;
+                self.since = None;
+                return Some(later(hold, a.now + retry_after));
             }
         };
         self.learned = Some(cut.max(MIN_RATE));
@@ -356,14 +364,36 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_429_before_anything_was_accepted_holds_and_learns_nothing() {
+        // Regression: such a 429 used to set the floor rate (one request every 10 s), which the
+        // client then took minutes to climb out of.
+        let t0 = Instant::now();
+        let mut c = Controller::default();
+        assert_eq!(
+            c.observe(limited(t0, Duration::ZERO, MS)),
+            Some(t0 + MS + S)
+        );
+        assert_eq!(c.rate(), None);
+        assert_eq!(c.cuts(), 0);
+        // After the wait, 100 accepted in 100 ms, then a 429: estimated from those alone.
+        for i in 0..100 {
+            c.observe(ok(t0, 2 * S + i * MS, false));
+        }
+        c.observe(limited(t0, 2 * S + 99 * MS, 2 * S + 100 * MS));
+        let r = c.rate().unwrap();
+        assert!((r - 100.0 / 1.1).abs() < 0.5, "{r}");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn the_rate_never_falls_below_the_floor() {
         let t0 = Instant::now();
         let mut c = Controller::default();
-        // A 429 before anything was accepted: no estimate, the floor.
-        c.observe(limited(t0, Duration::ZERO, MS));
-        assert_eq!(c.rate(), Some(MIN_RATE));
+        c.observe(ok(t0, Duration::ZERO, false));
+        c.observe(limited(t0, 1000 * S, 1000 * S));
+        assert!(c.rate().unwrap() < MIN_RATE * 10.0);
         for k in 1..50u32 {
-            c.observe(limited(t0, k * 10 * S, k * 10 * S));
+            let at = 1000 * S + k * 10 * S;
+            c.observe(limited(t0, at, at));
         }
         assert_eq!(c.rate(), Some(MIN_RATE));
     }
