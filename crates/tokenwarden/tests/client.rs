@@ -245,6 +245,9 @@ async fn a_429_without_budget_is_retries_exhausted() {
     assert_eq!(*attempts, 3);
     assert!(last.contains("429"), "{last}");
     assert_eq!(sim.journal().api_rate_limited, 3);
+    // 429s with nothing accepted before them say nothing about a rate: the client is not slowed
+    // down for what follows (it used to fall to one request every 10 s).
+    assert_eq!(client.learned_rate(), None);
 }
 
 #[tokio::test]
