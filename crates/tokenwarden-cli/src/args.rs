@@ -63,6 +63,14 @@ pub(crate) struct GlobalArgs {
     /// Allow plain http:// to hosts other than loopback (tokens then travel in clear text).
     #[arg(long, global = true)]
     pub(crate) allow_insecure_http: bool,
+    /// Follow redirects to another origin (scheme, host or port). The token and headers given
+    /// with -H never go there; without this flag such a redirect is an error naming the target.
+    #[arg(long, global = true)]
+    pub(crate) follow_redirects_across_origins: bool,
+    /// Largest API answer accepted, e.g. 64MiB, 500KB, 1048576 [default: 64MiB]; a larger one
+    /// fails that request.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) max_response_bytes: Option<u64>,
     /// More log output (-v info, -vv debug, -vvv trace). Secrets are never logged.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
@@ -511,6 +519,31 @@ pub(crate) struct DemoArgs {
 }
 
 /// Parses `1500ms`, `5s`, `2m`, `1h` or a bare number of seconds.
+/// Parses a size in bytes: a number, optionally followed by KiB/MiB/GiB (or K/M/G: powers of
+/// 1024) or KB/MB/GB (powers of 1000), in any case. At least 1 byte.
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("{s:?} is not a size (e.g. 64MiB, 500KB, 1048576)");
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => return Err(bad()),
+    };
+    match n.checked_mul(factor) {
+        Some(0) => Err(format!("{s:?}: the size must be at least 1 byte")),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("{s:?} is too large")),
+    }
+}
+
 pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
     let (num, unit) = s
@@ -538,6 +571,28 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
     use std::time::Duration;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("64m"), Ok(64 << 20));
+        assert_eq!(parse_size(" 500 KB "), Ok(500_000));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        for bad in [
+            "",
+            "MiB",
+            "-1",
+            "1.5MiB",
+            "10 bytes",
+            "0",
+            "0KiB",
+            "99999999999999999999GiB",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert!(parse_size("18446744073709551615GiB").is_err(), "overflow");
+    }
 
     #[test]
     fn cli_is_consistent() {

@@ -58,6 +58,7 @@ pub(crate) fn config_view(c: &SimConfig) -> Value {
         "token_latency_ms": ms(c.token_latency),
         "api_rate_limit_per_minute": c.api_rate_limit_per_minute,
         "rate_limit_window_ms": ms(c.rate_limit_window),
+        "rate_limit_headers": c.rate_limit_headers,
         "error_rate": c.error_rate,
         "drop_rate": c.drop_rate,
         "seed": c.seed,

@@ -180,7 +180,7 @@ async fn api_pipeline(inner: Arc<Inner>, req: Request, next: Next) -> Response {
                         }
                     },
                 };
-                if let Some(r) = &rate {
+                if let Some(r) = rate.as_ref().filter(|_| cfg.rate_limit_headers) {
                     add_rate_headers(&mut resp, r);
                 }
                 (resp, outcome)
@@ -734,6 +734,40 @@ pub(crate) async fn sim_status(Path(code): Path<String>, RawQuery(raw): RawQuery
         .and_then(|v| HeaderValue::from_str(v).ok())
     {
         resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// Largest body `/api/v2/sim/bytes` serves.
+const MAX_SIM_BYTES: u64 = 4 << 30;
+
+/// `GET /api/v2/sim/bytes?n=N[&chunked=true]`: N bytes of `x`, streamed in 64 KiB chunks (never
+/// held in memory), with `Content-Length` unless `chunked=true`. For tests of response size limits.
+pub(crate) async fn sim_bytes(RawQuery(raw): RawQuery) -> Response {
+    const CHUNK: u64 = 64 * 1024;
+    let q = Query::parse(raw.as_deref());
+    let n = match q.get("n").map(str::parse::<u64>) {
+        Some(Ok(n)) if n <= MAX_SIM_BYTES => n,
+        _ => {
+            return bad_request(&format!(
+                "The query parameter [n] must be 0..={MAX_SIM_BYTES}."
+            ));
+        }
+    };
+    let chunked = q.get("chunked") == Some("true");
+    let chunk = Bytes::from(vec![b'x'; CHUNK.min(n) as usize]);
+    let chunks = (0..n.div_ceil(CHUNK)).map(move |i| {
+        let len = CHUNK.min(n - i * CHUNK) as usize;
+        Ok::<_, std::convert::Infallible>(chunk.slice(..len))
+    });
+    let mut resp = Response::new(Body::from_stream(futures::stream::iter(chunks)));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if !chunked {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
     }
     resp
 }

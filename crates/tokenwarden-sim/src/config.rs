@@ -148,6 +148,10 @@ pub struct SimConfig {
     pub api_rate_limit_per_minute: Option<u32>,
     /// Length of the rate-limit window. Default 60 s (shorten it in tests).
     pub rate_limit_window: Duration,
+    /// Whether responses under `api_rate_limit_per_minute` carry the `inin-ratelimit-*` headers.
+    /// Default true; false models a server that enforces a limit it does not announce (only the
+    /// 429 and its `Retry-After` tell).
+    pub rate_limit_headers: bool,
     /// Fraction (0.0..=1.0) of authenticated API requests answered with an injected 5xx (cycling
     /// 500, 502, 503, 504), chosen by a RNG seeded with `seed`. Default 0.0.
     pub error_rate: f64,
@@ -208,6 +212,7 @@ impl Default for SimConfig {
             token_latency: Duration::ZERO,
             api_rate_limit_per_minute: None,
             rate_limit_window: Duration::from_secs(60),
+            rate_limit_headers: true,
             error_rate: 0.0,
             drop_rate: 0.0,
             seed: 42,
@@ -282,6 +287,9 @@ pub struct ConfigPatch {
     /// New [`SimConfig::rate_limit_window`], in ms.
     #[serde(default)]
     pub rate_limit_window_ms: Option<u64>,
+    /// New [`SimConfig::rate_limit_headers`].
+    #[serde(default)]
+    pub rate_limit_headers: Option<bool>,
     /// New [`SimConfig::error_rate`].
     #[serde(default)]
     pub error_rate: Option<f64>,
@@ -359,6 +367,9 @@ impl ConfigPatch {
         }
         if let Some(v) = self.rate_limit_window_ms {
             c.rate_limit_window = ms(v);
+        }
+        if let Some(v) = self.rate_limit_headers {
+            c.rate_limit_headers = v;
         }
         if let Some(v) = self.error_rate {
             c.error_rate = v;

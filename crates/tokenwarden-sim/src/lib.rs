@@ -55,7 +55,7 @@
 //!   `GET|DELETE .../jobs/{jobId}`, `GET .../jobs/{jobId}/results?cursor=&pageSize=`
 //! * `GET|HEAD|DELETE /api/v2/tokens/me`
 //! * `ANY /api/v2/sim/echo?delay_ms=&headers=1`, `GET /api/v2/sim/status/{code}`,
-//!   `GET /api/v2/sim/redirect?location=`
+//!   `GET /api/v2/sim/redirect?location=`, `GET /api/v2/sim/bytes?n=&chunked=`
 //! * Admin (no auth, not journaled): `GET /sim/journal`, `POST /sim/journal/reset`,
 //!   `POST /sim/revoke-all`, `POST /sim/refresh-token?client_id=`, `GET|PATCH /sim/config`.
 
@@ -64,6 +64,7 @@ mod api;
 mod config;
 pub mod data;
 mod journal;
+pub mod recorder;
 mod state;
 mod time;
 mod token;
@@ -149,6 +150,7 @@ fn router(inner: Arc<Inner>) -> Router {
         .route("/api/v2/sim/echo", any(api::echo))
         .route("/api/v2/sim/status/{code}", get(api::sim_status))
         .route("/api/v2/sim/redirect", get(api::sim_redirect))
+        .route("/api/v2/sim/bytes", get(api::sim_bytes))
         .route("/sim/journal", get(admin::journal))
         .route("/sim/journal/reset", post(admin::journal_reset))
         .route("/sim/revoke-all", post(admin::revoke_all))

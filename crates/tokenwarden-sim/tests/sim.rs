@@ -1367,3 +1367,44 @@ async fn throughput_report() {
     );
     assert_eq!(sim.journal_counters().api_ok, n as u64);
 }
+
+#[tokio::test]
+async fn rate_limit_headers_can_be_suppressed() {
+    let sim = start(SimConfig {
+        api_rate_limit_per_minute: Some(1),
+        rate_limit_headers: false,
+        ..SimConfig::default()
+    })
+    .await;
+    let c = client();
+    let tok = token(&sim, &c).await;
+    let ok = get(&sim, &c, "/api/v2/users/user-000001", &tok).await;
+    assert_eq!(ok.status(), 200);
+    assert!(ok.headers().get("inin-ratelimit-count").is_none());
+    // The limit is still enforced, and the 429 still says when to come back.
+    let limited = get(&sim, &c, "/api/v2/users/user-000001", &tok).await;
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().get("retry-after").is_some());
+    assert!(limited.headers().get("inin-ratelimit-allowed").is_none());
+    sim.update(|c| c.rate_limit_headers = true);
+    let tok2 = token(&sim, &c).await;
+    let announced = get(&sim, &c, "/api/v2/users/user-000001", &tok2).await;
+    assert_eq!(announced.headers()["inin-ratelimit-allowed"], "1");
+}
+
+#[tokio::test]
+async fn sim_bytes_streams_n_bytes_with_or_without_length() {
+    let sim = start(SimConfig::default()).await;
+    let c = client();
+    let tok = token(&sim, &c).await;
+    let sized = get(&sim, &c, "/api/v2/sim/bytes?n=200000", &tok).await;
+    assert_eq!(sized.headers()["content-length"], "200000");
+    let body = sized.bytes().await.unwrap();
+    assert_eq!(body.len(), 200_000);
+    assert!(body.iter().all(|b| *b == b'x'));
+    let chunked = get(&sim, &c, "/api/v2/sim/bytes?n=70000&chunked=true", &tok).await;
+    assert!(chunked.headers().get("content-length").is_none());
+    assert_eq!(chunked.bytes().await.unwrap().len(), 70_000);
+    let bad = get(&sim, &c, "/api/v2/sim/bytes?n=-1", &tok).await;
+    assert_eq!(bad.status(), 400);
+}

@@ -56,14 +56,18 @@ pub enum Error {
         detail: String,
     },
 
-    /// A network-level failure (connect, TLS, timeout, reset) talking to `url_host`.
-    #[error("transport error talking to {context}: {source}")]
+    /// A network-level failure (connect, DNS, TLS, timeout, reset) talking to `context`.
+    ///
+    /// The message names the cause: the whole chain of the underlying error on one line (e.g.
+    /// `... error sending request: client error (Connect): tcp connect error: Connection refused
+    /// (os error 111)`), so [`source`](std::error::Error::source) is `None` (printing both would
+    /// repeat it); the reqwest error itself is in `error`, e.g. for `is_timeout()`.
+    #[error("transport error talking to {context}: {}", chain(.error.as_ref()))]
     Transport {
         /// Which endpoint, without query strings or secrets.
         context: String,
         /// The underlying error.
-        #[source]
-        source: Arc<reqwest::Error>,
+        error: Arc<reqwest::Error>,
     },
 
     /// The API rejected a freshly obtained token too: the OAuth client, its role or its scopes are the
@@ -123,15 +127,36 @@ pub enum Error {
     #[error("{0}")]
     NotReplayable(String),
 
-    /// A redirect could not be followed (too many, or an unusable `Location`).
+    /// A redirect was not followed: it leads to another origin (not followed unless the client
+    /// allows it), there were too many, or the `Location` is unusable.
     #[error("{method} {path}: {detail}")]
     Redirect {
         /// Request method.
         method: String,
         /// Request path (of the answer that redirected).
         path: String,
+        /// The other origin (`scheme://host[:port]`) when the redirect was refused for leaving the
+        /// request's origin; `None` for the other reasons.
+        target: Option<String>,
         /// What was wrong.
         detail: String,
+    },
+
+    /// An answer's body is larger than the client accepts (`max_response_bytes`). Sending the
+    /// request again would get the same answer, so it is not retried.
+    #[error(
+        "{method} {path}: the answer's body{} is larger than the limit of {limit} bytes (raise max_response_bytes if it is expected)",
+        .length.map(|n| format!(" ({n} bytes)")).unwrap_or_default()
+    )]
+    ResponseTooLarge {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+        /// The limit in bytes.
+        limit: u64,
+        /// The length the server announced (`Content-Length`), if it did.
+        length: Option<u64>,
     },
 
     /// An API returned an unexpected status.
@@ -295,16 +320,89 @@ impl Error {
     pub(crate) fn transport(context: impl Into<String>, source: reqwest::Error) -> Self {
         Error::Transport {
             context: context.into(),
-            source: Arc::new(source.without_url()),
+            error: Arc::new(source.without_url()),
         }
     }
+}
+
+/// `e` and every error below it (`source()`), on one line: `a: b: c`. A message that only repeats
+/// the one before it (or is part of it) is left out. Scrubbed with [`excerpt`]: a TLS error can
+/// quote a name from the server's certificate.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !parts
+            .last()
+            .is_some_and(|prev| prev.contains(text.as_str()))
+        {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    excerpt(&parts.join(": "), 1000)
 }
 
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A URL's path for an error message: it can come from a server (a `Location`, a `nextUri`), so
+/// it goes through [`excerpt`] like any server text.
+pub(crate) fn shown_path(url: &url::Url) -> String {
+    excerpt(url.path(), 300)
+}
+
 /// At most `max` characters of `s`, for error messages: text that may have come from a server, so
 /// registered secrets are redacted and control characters escaped (see [`crate::terminal_safe`]).
 pub(crate) fn excerpt(s: &str, max: usize) -> String {
     crate::redact::terminal_safe(s, max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    fn layers(texts: &[&'static str]) -> Layer {
+        texts
+            .iter()
+            .rev()
+            .fold(None, |below, t| Some(Layer(t, below.map(Box::new))))
+            .unwrap()
+    }
+
+    #[test]
+    fn chain_is_one_line_without_repeats() {
+        let e = layers(&[
+            "error sending request",
+            "client error (Connect)",
+            "tcp connect error",
+            "Connection refused (os error 111)",
+        ]);
+        assert_eq!(
+            chain(&e),
+            "error sending request: client error (Connect): tcp connect error: Connection refused (os error 111)"
+        );
+        // A source that only repeats (part of) the message above it is said once.
+        let e = layers(&["dns error: no such host", "no such host"]);
+        assert_eq!(chain(&e), "dns error: no such host");
+        // Control characters from a server-made message are escaped: one line.
+        let e = layers(&["tls", "bad name \"evil\ncom\""]);
+        assert!(!chain(&e).contains('\n'), "{}", chain(&e));
+    }
 }

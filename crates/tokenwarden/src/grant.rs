@@ -92,13 +92,16 @@ impl TokenEndpoint {
         let url = Url::parse(url)
             .map_err(|e| Error::Config(format!("token URL {url:?} is not a URL: {e}")))?;
         check_scheme(&url, insecure_ok, "token URL")?;
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
-            .user_agent(concat!("tokenwarden/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        // No redirects (credentials go nowhere else); proxies from the environment, but never
+        // for loopback, and never plain http through one (the proxy would read the secret).
+        let proxies = crate::client::ProxyConfig::from_env();
+        proxies.check(&url)?;
+        let http = crate::client::http::client(&crate::client::http::HttpOptions {
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            user_agent: concat!("tokenwarden/", env!("CARGO_PKG_VERSION")),
+            proxies: &proxies,
+        })?;
         Ok(Self {
             url,
             http,
@@ -203,22 +206,13 @@ impl TokenEndpoint {
 pub(crate) fn check_scheme(url: &Url, insecure_ok: bool, what: &str) -> Result<(), Error> {
     match url.scheme() {
         "https" => Ok(()),
-        "http" if insecure_ok || is_loopback(url) => Ok(()),
+        "http" if insecure_ok || crate::client::proxy::is_loopback(url) => Ok(()),
         "http" => Err(Error::Config(format!(
             "{what} {url} uses plain http to a non-loopback host: tokens would travel in clear text (allow it explicitly if you must)"
         ))),
         other => Err(Error::Config(format!(
             "{what} {url} has unsupported scheme {other:?}"
         ))),
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
     }
 }
 

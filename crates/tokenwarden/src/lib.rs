@@ -44,7 +44,8 @@ mod token;
 
 pub use client::{
     ApiClient, ApiClientBuilder, ApiResponse, ClientMetrics, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_MAX_REDIRECTS, DEFAULT_REQUEST_TIMEOUT, RateLimit, RequestBuilder,
+    DEFAULT_MAX_REDIRECTS, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT, ProxyConfig,
+    RateLimit, RequestBuilder,
 };
 pub use clock::{Clock, FixedJitter, Instant, Jitter, ManualClock, RandomJitter, TokioClock};
 pub use error::{Error, IoOp, Result};

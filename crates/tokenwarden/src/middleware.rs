@@ -1,17 +1,23 @@
 //! A [`reqwest_middleware`] middleware with the [`ApiClient`](crate::ApiClient)'s token, 401, 429
 //! and 5xx behaviour, for code that already sends its requests through a
-//! `reqwest_middleware::ClientWithMiddleware`. (Feature `middleware`.)
+//! `reqwest_middleware::ClientWithMiddleware`. (Feature `middleware`.) It is an adapter over the
+//! client's own send loop: the rules are the same code.
 
-use crate::client::policy::{self, Action, Failure};
-use crate::clock::{Clock, Jitter, RandomJitter, TokioClock};
-use crate::error::{Error, excerpt};
+use crate::client::send::{self, Attempt, Core, Hop, Sent};
+use crate::client::{ClientMetrics, Counters, RateLimit, pacer::Pacer};
+use crate::clock::Jitter;
+use crate::error::Error;
 use crate::manager::TokenManager;
 use crate::retry::Backoff;
 use crate::token::Bearer;
-use http::Extensions;
+use bytes::Bytes;
+use http::{Extensions, HeaderMap, Method, StatusCode};
 use reqwest_middleware::{Middleware, Next};
 use std::sync::Arc;
 use url::Url;
+
+/// The most of a 401 or 403 body read for its Genesys error code and message.
+const MAX_ERROR_BODY: u64 = 64 * 1024;
 
 /// Marks a `POST` or `PATCH` sent through [`AuthMiddleware`] as safe to replay after a 5xx or a
 /// timeout (it only reads): `client.post(url).with_extension(ReplaySafe)`.
@@ -22,11 +28,13 @@ pub struct ReplaySafe;
 /// 429s and retries 5xx and transport failures within a [`Backoff`] budget, with the same replay
 /// rule as [`ApiClient`](crate::ApiClient): idempotent methods freely, `POST`/`PATCH` only when
 /// marked [`ReplaySafe`] or when the failure proves the server did not act (401, 429, failed
-/// connect).
+/// connect). It paces requests to the rate the API sustains as the client does
+/// ([`adaptive_rate`](Self::adaptive_rate), on by default).
 ///
-/// Requests to any other origin pass through untouched, without the token. Redirects are the
-/// underlying `reqwest::Client`'s business: build it with `redirect::Policy::none()` (or keep
-/// reqwest's default, which drops `Authorization` when the host changes).
+/// Requests to any other origin pass through untouched, without the token. Redirects, response
+/// body sizes and proxies are the underlying `reqwest::Client`'s business: build it with
+/// `redirect::Policy::none()` (or keep reqwest's default, which drops `Authorization` when the
+/// host changes).
 ///
 /// ```no_run
 /// # async fn run(tokens: tokenwarden::TokenManager) -> Result<(), Box<dyn std::error::Error>> {
@@ -43,18 +51,17 @@ pub struct ReplaySafe;
 /// ```
 #[derive(Clone)]
 pub struct AuthMiddleware {
-    origin: Url,
-    tokens: TokenManager,
-    backoff: Backoff,
-    clock: Arc<dyn Clock>,
-    jitter: Arc<dyn Jitter>,
+    /// Shared by clones, as the client's: the pacer and the counters.
+    core: Core,
+    rate_limit: Option<RateLimit>,
+    adaptive: bool,
 }
 
 impl std::fmt::Debug for AuthMiddleware {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthMiddleware")
-            .field("origin", &self.origin.as_str())
-            .field("backoff", &self.backoff)
+            .field("origin", &self.core.origin.as_str())
+            .field("backoff", &self.core.backoff)
             .finish_non_exhaustive()
     }
 }
@@ -65,41 +72,60 @@ impl AuthMiddleware {
     /// # Errors
     /// [`Error::Config`] if `api_base` is not a URL or is plain `http://` to a non-loopback host.
     pub fn new(api_base: &str, tokens: TokenManager) -> Result<Self, Error> {
-        let origin = Url::parse(api_base)
-            .map_err(|e| Error::Config(format!("API base {api_base:?} is not a URL: {e}")))?;
+        let origin = Url::parse(api_base).map_err(|e| {
+            Error::Config(format!(
+                "API base {} is not a URL: {e}",
+                crate::error::excerpt(api_base, 200)
+            ))
+        })?;
         crate::grant::check_scheme(&origin, false, "API base")?;
         Ok(Self {
-            origin,
-            tokens,
-            backoff: Backoff::default(),
-            clock: Arc::new(TokioClock::new()),
-            jitter: Arc::new(RandomJitter),
+            core: Core::new(origin, tokens, |now| Pacer::new(None, true, true, now)),
+            rate_limit: None,
+            adaptive: true,
         })
     }
 
     /// The retry budget (default [`Backoff::default`]).
     pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
+        self.core.backoff = backoff;
         self
     }
 
     /// The jitter source (default random).
     pub fn jitter(mut self, jitter: impl Jitter) -> Self {
-        self.jitter = Arc::new(jitter);
+        self.core.jitter = Arc::new(jitter);
+        self
+    }
+
+    /// Paces requests to the API to at most `limit` (default: none), as
+    /// [`ApiClientBuilder::rate_limit`](crate::ApiClientBuilder::rate_limit).
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
+        self.new_pacer()
+    }
+
+    /// Whether to learn the rate the API sustains and pace to it (default true), as
+    /// [`ApiClientBuilder::adaptive_rate`](crate::ApiClientBuilder::adaptive_rate).
+    pub fn adaptive_rate(mut self, adaptive: bool) -> Self {
+        self.adaptive = adaptive;
+        self.new_pacer()
+    }
+
+    /// A snapshot of the counters (shared by clones), as [`ApiClient::metrics`](crate::ApiClient::metrics).
+    pub fn metrics(&self) -> ClientMetrics {
+        self.core.counters.snapshot()
+    }
+
+    fn new_pacer(mut self) -> Self {
+        let now = self.core.clock.now();
+        self.core.pacer = Arc::new(Pacer::new(self.rate_limit, self.adaptive, true, now));
         self
     }
 }
 
 fn mw(e: Error) -> reqwest_middleware::Error {
     reqwest_middleware::Error::middleware(e)
-}
-
-#[derive(serde::Deserialize, Default)]
-struct ErrorBody {
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    code: Option<String>,
 }
 
 #[async_trait::async_trait]
@@ -110,140 +136,132 @@ impl Middleware for AuthMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        let carry = policy::may_carry_token(&self.origin, req.url());
-        let method = req.method().clone();
-        let path = req.url().path().to_string();
-        let safe = extensions.get::<ReplaySafe>().is_some();
-        let not_replayable = || {
-            mw(Error::NotReplayable(format!(
-                "{method} {path} has a streaming body, which was already sent and cannot be sent again"
-            )))
+        let counters = &self.core.counters;
+        Counters::inc(&counters.requests);
+        let attempt = MiddlewareAttempt {
+            method: req.method().clone(),
+            url: req.url().clone(),
+            safe: extensions.get::<ReplaySafe>().is_some(),
+            template: Some(req),
+            next,
+            extensions,
         };
-        let started = self.clock.now();
-        let (mut attempts, mut retries, mut after_heal) = (0u32, 0u32, false);
-        let mut heals = 0u32;
-        let mut template = req;
-        loop {
-            // Keep a copy for a retry; a streaming body cannot be copied and goes once.
-            let (mut attempt, spare) = match template.try_clone() {
-                Some(copy) => (copy, Some(template)),
-                None => (template, None),
-            };
-            let bearer: Option<Bearer> = if carry {
-                Some(self.tokens.bearer().await.map_err(mw)?)
-            } else {
-                None
-            };
-            if let Some(b) = &bearer {
-                attempt
-                    .headers_mut()
-                    .insert(http::header::AUTHORIZATION, b.header_value());
-            }
-            attempts += 1;
-            let result = next.clone().run(attempt, extensions).await;
-            let (failure, retry_after, outcome) = match result {
-                Err(reqwest_middleware::Error::Reqwest(e)) if e.is_builder() => {
-                    return Err(reqwest_middleware::Error::Reqwest(e));
-                }
-                Err(reqwest_middleware::Error::Reqwest(e)) => (
-                    policy::transport_failure(e.is_connect()),
-                    None,
-                    Err(reqwest_middleware::Error::Reqwest(e)),
-                ),
-                Err(other) => return Err(other),
-                Ok(resp) => match policy::action(
-                    resp.status(),
-                    bearer.is_some(),
-                    policy::note_answer(
-                        resp.status(),
-                        bearer.as_ref(),
-                        &self.tokens,
-                        after_heal,
-                        heals,
-                    ),
-                ) {
-                    Action::Return | Action::Redirect => return Ok(resp),
-                    Action::Heal => {
-                        let (Some(spare), Some(rejected)) = (spare, bearer.as_ref()) else {
-                            return Err(not_replayable());
-                        };
-                        tracing::info!(%method, %path, "API answered 401; refreshing the token and retrying once");
-                        self.tokens.rejected(rejected).await.map_err(mw)?;
-                        after_heal = true;
-                        heals += 1;
-                        template = spare;
-                        continue;
-                    }
-                    Action::Unauthorized => {
-                        let body: ErrorBody =
-                            serde_json::from_slice(&resp.bytes().await.unwrap_or_default())
-                                .unwrap_or_default();
-                        return Err(mw(Error::Unauthorized {
-                            method: method.to_string(),
-                            path,
-                            code: body.code,
-                        }));
-                    }
-                    Action::Forbidden => {
-                        let bytes = resp.bytes().await.unwrap_or_default();
-                        let body: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_default();
-                        return Err(mw(Error::Forbidden {
-                            method: method.to_string(),
-                            path,
-                            code: body.code,
-                            message: body
-                                .message
-                                .map(|m| excerpt(&m, 300))
-                                .unwrap_or_else(|| excerpt(&String::from_utf8_lossy(&bytes), 300)),
-                        }));
-                    }
-                    Action::Retry(failure) => {
-                        let ra = (failure == Failure::RateLimited)
-                            .then(|| {
-                                crate::retry::retry_after_header(resp.headers(), self.clock.wall())
-                            })
-                            .flatten();
-                        (failure, ra, Ok(resp))
-                    }
-                },
-            };
-            after_heal = false;
-            if !policy::may_replay(&method, safe, failure) {
-                return outcome;
-            }
-            let Some(spare) = spare else {
-                return Err(not_replayable());
-            };
-            retries += 1;
-            let elapsed = self.clock.now().saturating_duration_since(started);
-            let Some(delay) = self.backoff.next_delay(
-                retries,
-                attempts,
-                elapsed,
-                retry_after,
-                self.jitter.sample(),
-            ) else {
-                let last = match &outcome {
-                    Ok(r) => format!("HTTP {}", r.status().as_u16()),
-                    Err(e) => e.to_string(),
-                };
-                return Err(mw(Error::RetriesExhausted {
-                    method: method.to_string(),
-                    path,
-                    attempts,
-                    last,
-                }));
-            };
-            tracing::info!(
-                %method,
-                %path,
-                failure = failure.describe(),
-                attempt = attempts,
-                retry_in_ms = delay.as_millis() as u64,
-                "retrying API request"
-            );
-            tokio::time::sleep(delay).await;
-            template = spare;
+        let result = send::run(&self.core, attempt).await;
+        if result.is_err() {
+            Counters::inc(&counters.failures);
         }
+        result
+    }
+}
+
+/// The middleware's [`Attempt`]: each attempt is a copy of the request run through the rest of
+/// the chain; a request whose body cannot be copied goes once.
+struct MiddlewareAttempt<'a> {
+    method: Method,
+    url: Url,
+    safe: bool,
+    /// The request as given, kept for the next attempt (`None` once a streaming body was sent).
+    template: Option<reqwest::Request>,
+    next: Next<'a>,
+    extensions: &'a mut Extensions,
+}
+
+impl Attempt for MiddlewareAttempt<'_> {
+    type Answer = reqwest::Response;
+    type Error = reqwest_middleware::Error;
+
+    fn method(&self) -> &Method {
+        &self.method
+    }
+
+    fn url(&self) -> &Url {
+        &self.url
+    }
+
+    fn marked_replay_safe(&self) -> bool {
+        self.safe
+    }
+
+    fn can_resend(&self) -> bool {
+        self.template.is_some()
+    }
+
+    async fn send(
+        &mut self,
+        bearer: Option<&Bearer>,
+    ) -> reqwest_middleware::Result<Sent<reqwest::Response, reqwest_middleware::Error>> {
+        let template = self
+            .template
+            .take()
+            .ok_or_else(|| mw(send::not_replayable(&self.method, &self.url)))?;
+        // Keep a copy for a retry; a streaming body cannot be copied and goes once.
+        let mut attempt = match template.try_clone() {
+            Some(copy) => {
+                self.template = Some(template);
+                copy
+            }
+            None => template,
+        };
+        if let Some(b) = bearer {
+            attempt
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, b.header_value());
+        }
+        match self.next.clone().run(attempt, self.extensions).await {
+            Ok(resp) => Ok(Sent::Answer(resp)),
+            Err(reqwest_middleware::Error::Reqwest(mut e)) if !e.is_builder() => {
+                // The error goes back to the caller as reqwest made it, but its URL without
+                // query, fragment or credentials (which may hold anything).
+                if let Some(u) = e.url_mut() {
+                    u.set_query(None);
+                    u.set_fragment(None);
+                    let _ = u.set_password(None);
+                    let _ = u.set_username("");
+                }
+                let what = format!(
+                    "transport error talking to {} {}: {}",
+                    self.method,
+                    crate::error::shown_path(&self.url),
+                    crate::error::chain(&e)
+                );
+                Ok(Sent::Failed {
+                    connect: e.is_connect(),
+                    error: reqwest_middleware::Error::Reqwest(e),
+                    what,
+                })
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    fn status(answer: &reqwest::Response) -> StatusCode {
+        answer.status()
+    }
+
+    fn headers(answer: &reqwest::Response) -> &HeaderMap {
+        answer.headers()
+    }
+
+    async fn body(answer: reqwest::Response) -> Bytes {
+        crate::client::http::read_body(answer, MAX_ERROR_BODY)
+            .await
+            .unwrap_or_default()
+    }
+
+    fn describe(answer: &reqwest::Response) -> String {
+        format!("HTTP {}", answer.status().as_u16())
+    }
+
+    fn redirect(
+        &mut self,
+        answer: reqwest::Response,
+        _hop: u32,
+    ) -> Result<Hop<reqwest::Response>, Error> {
+        // Redirects are the underlying client's business.
+        Ok(Hop::Return(answer))
+    }
+
+    fn lift(e: Error) -> reqwest_middleware::Error {
+        mw(e)
     }
 }

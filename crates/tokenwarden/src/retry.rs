@@ -163,5 +163,43 @@ mod tests {
         assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-3", now), None);
+        assert_eq!(parse_retry_after("1e400", now), None);
+        assert_eq!(parse_retry_after("NaN", now), None);
+        assert_eq!(
+            parse_retry_after("1e300", now),
+            Some(Duration::from_secs(1_000_000_000))
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever a server puts in `Retry-After`, parsing never panics, and neither does the
+        /// wait computed from it; the wait is capped.
+        #[test]
+        fn parse_retry_after_never_panics(
+            value in proptest::prelude::any::<String>(),
+            number in "[-+ ]?[0-9]{0,30}(\\.[0-9]{0,30})?([eE][-+]?[0-9]{1,4})?",
+            now_secs in proptest::prelude::any::<u32>(),
+        ) {
+            let now = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(now_secs));
+            let b = Backoff::default();
+            for v in [value.as_str(), number.as_str()] {
+                let ra = parse_retry_after(v, now);
+                let wait = b.delay(1, ra, 0.5);
+                proptest::prop_assert!(ra.is_none() || wait <= b.max_retry_after + Duration::from_secs(1));
+            }
+        }
+
+        /// Valid HTTP dates anywhere in time, and garbage around them.
+        #[test]
+        fn http_dates_never_panic(
+            when in proptest::prelude::any::<u32>(),
+            now in proptest::prelude::any::<u32>(),
+            junk in "[ -~]{0,3}",
+        ) {
+            let date = httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(when)));
+            let now = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(now));
+            let _ = parse_retry_after(&date, now);
+            let _ = parse_retry_after(&format!("{junk}{date}{junk}"), now);
+        }
     }
 }

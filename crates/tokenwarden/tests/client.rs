@@ -1,5 +1,7 @@
-//! The authenticated client against the simulator: 401 heal, 403, 429, 5xx, transport failures,
-//! replay safety, redirects, client-side rate limit. Assertions are on the simulator's journal.
+//! The authenticated client against the simulator: 401 heal, 403, 429, 5xx, transport failures
+//! and what their errors say, replay safety, redirects, proxies, response size limits, fixed and
+//! adaptive pacing. Assertions are on the simulator's journal (or on a bare recording server
+//! standing in for another origin or a proxy).
 
 mod common;
 
@@ -12,8 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokenwarden::{
-    AccessToken, Backoff, Error, FetchError, Grant, RateLimit, TokenManager, TokenResponse,
+    AccessToken, ApiClient, Backoff, Error, FetchError, Grant, RateLimit, StaticToken,
+    TokenManager, TokenResponse,
 };
+use tokenwarden_sim::recorder::{Recorder, Reply};
 use tokenwarden_sim::{Outcome, SimConfig};
 
 const ME: &str = "/api/v2/tokens/me";
@@ -146,22 +150,34 @@ async fn not_found_is_a_response() {
     assert_eq!(sim.journal().api_not_found, 1);
 }
 
-#[tokio::test]
-async fn a_429_is_waited_out_with_retry_after() {
-    let sim = sim(SimConfig {
-        api_rate_limit_per_minute: Some(3),
+/// A simulator that allows `per_second` requests per token in each 1-second window, announcing
+/// it in `inin-ratelimit-*` headers or not.
+async fn limited_sim(per_second: u32, headers: bool) -> tokenwarden_sim::Simulator {
+    sim(SimConfig {
+        api_rate_limit_per_minute: Some(per_second),
         rate_limit_window: Duration::from_secs(1),
+        rate_limit_headers: headers,
         ..SimConfig::default()
     })
-    .await;
+    .await
+}
+
+/// `GET path` `n` times, one after another, each succeeding.
+async fn get_n(client: &ApiClient, path: &str, n: usize) {
+    for _ in 0..n {
+        client.get_json(path).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_429_is_waited_out_with_retry_after() {
+    let sim = limited_sim(3, true).await;
     // Without the early pause, the 429s come.
     let client = builder(&sim, tokens(&sim))
         .honor_rate_limit_headers(false)
         .build()
         .unwrap();
-    for _ in 0..8 {
-        client.get_json(ME).await.unwrap();
-    }
+    get_n(&client, ME, 8).await;
     let j = sim.journal();
     assert!(j.api_rate_limited >= 1, "the limit was hit: {j:?}");
     assert_eq!(j.api_ok, 8);
@@ -173,21 +189,38 @@ async fn a_429_is_waited_out_with_retry_after() {
 }
 
 #[tokio::test]
-async fn inin_ratelimit_headers_slow_down_before_a_429() {
-    let sim = sim(SimConfig {
-        api_rate_limit_per_minute: Some(3),
-        rate_limit_window: Duration::from_secs(1),
-        ..SimConfig::default()
-    })
-    .await;
+async fn inin_ratelimit_headers_pace_requests_below_the_allowance() {
+    let sim = limited_sim(3, true).await;
     let client = client(&sim);
-    for _ in 0..7 {
-        client.get_json(ME).await.unwrap();
-    }
+    get_n(&client, ME, 7).await;
     let j = sim.journal();
     assert_eq!(j.api_ok, 7);
-    assert_eq!(j.api_rate_limited, 0, "paused instead: {j:?}");
-    assert!(client.metrics().rate_limit_pauses >= 2);
+    assert_eq!(j.api_rate_limited, 0, "paced instead: {j:?}");
+    // 3 per 1-second window, less a margin.
+    let rate = client.learned_rate().unwrap();
+    assert!((2.8..3.0).contains(&rate), "{rate}");
+    // Requests waited for their turn (and for the reset, when a window's allowance was used
+    // before it ended).
+    assert!(
+        client.metrics().throttle_waits >= 1,
+        "{:?}",
+        client.metrics()
+    );
+}
+
+#[tokio::test]
+async fn without_adaptive_pacing_a_used_up_allowance_still_holds_requests() {
+    let sim = limited_sim(3, true).await;
+    let client = builder(&sim, tokens(&sim))
+        .adaptive_rate(false)
+        .build()
+        .unwrap();
+    get_n(&client, ME, 4).await;
+    let j = sim.journal();
+    assert_eq!(j.api_ok, 4);
+    assert_eq!(j.api_rate_limited, 0, "held instead: {j:?}");
+    assert!(client.metrics().rate_limit_pauses >= 1);
+    assert_eq!(client.learned_rate(), None);
 }
 
 #[tokio::test]
@@ -212,6 +245,9 @@ async fn a_429_without_budget_is_retries_exhausted() {
     assert_eq!(*attempts, 3);
     assert!(last.contains("429"), "{last}");
     assert_eq!(sim.journal().api_rate_limited, 3);
+    // 429s with nothing accepted before them say nothing about a rate: the client is not slowed
+    // down for what follows (it used to fall to one request every 10 s).
+    assert_eq!(client.learned_rate(), None);
 }
 
 #[tokio::test]
@@ -405,29 +441,115 @@ async fn a_streaming_body_that_must_be_resent_is_not_replayable() {
 }
 
 #[tokio::test]
-async fn a_cross_host_redirect_reaches_the_other_host_without_authorization() {
+async fn a_cross_origin_redirect_is_not_followed_by_default_and_names_the_target() {
     let api = sim(SimConfig::default()).await;
     let other = sim(SimConfig::default()).await;
     let client = client(&api);
-    let target = format!("{}{ECHO}", other.base_url());
-    let resp = client
+    let target = format!("{}{ECHO}?sig=SECRET-QUERY", other.base_url());
+    let err = client
         .get("/api/v2/sim/redirect")
         .query([("location", target.as_str())])
         .send()
         .await
+        .unwrap_err();
+    let Error::Redirect {
+        target: Some(origin),
+        ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*origin, other.base_url().trim_end_matches('/'));
+    let msg = err.to_string();
+    assert!(
+        msg.contains(origin.as_str()) && msg.contains("follow_redirects_across_origins"),
+        "{msg}"
+    );
+    assert!(!msg.contains("SECRET-QUERY"), "only the origin: {msg}");
+    assert_eq!(
+        other.journal().api_requests,
+        0,
+        "nothing reached the other host"
+    );
+    assert_eq!(api.journal().api_redirect, 1);
+    assert_eq!(client.metrics().redirects_followed, 0);
+}
+
+#[tokio::test]
+async fn a_followed_cross_origin_redirect_carries_neither_the_token_nor_caller_headers() {
+    let api = sim(SimConfig::default()).await;
+    let other = Recorder::start(Reply::Ok).await;
+    let client = builder(&api, tokens(&api))
+        .follow_redirects_across_origins(true)
+        .build()
         .unwrap();
-    // The other host saw no token, said so, and its 401 is not about our token: returned as is.
-    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    let o = other.journal();
-    assert_eq!(o.api_requests, 1, "the redirect reached the other host");
-    let entry = &o.entries[0];
-    assert!(!entry.authorization_present, "{entry:?}");
-    assert_eq!(entry.outcome, Outcome::MissingToken);
+    let target = format!("{}/landing", other.url());
+    let resp = client
+        .get("/api/v2/sim/redirect")
+        .query([("location", target.as_str())])
+        .header(
+            http::HeaderName::from_static("x-caller-secret"),
+            http::HeaderValue::from_static("s3cr3t"),
+        )
+        .header(
+            http::header::COOKIE,
+            http::HeaderValue::from_static("session=1"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let seen = other.requests();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let head = seen[0].to_ascii_lowercase();
+    assert!(head.starts_with("get /landing "), "{head}");
+    for absent in ["authorization", "x-caller-secret", "cookie"] {
+        assert!(!head.contains(absent), "{absent} crossed: {head}");
+    }
+    assert!(
+        head.contains("accept: application/json"),
+        "own headers go: {head}"
+    );
+    // On the API's own origin the caller's header was sent.
+    assert_eq!(client.metrics().redirects_followed, 1);
     let a = api.journal();
     assert_eq!(a.api_redirect, 1);
     assert!(a.entries.iter().all(|e| e.authorization_present));
-    assert_eq!(a.token_requests, 1, "no refresh for someone else's 401");
-    assert_eq!(client.metrics().redirects_followed, 1);
+}
+
+#[tokio::test]
+async fn a_cross_origin_redirect_back_home_gets_the_token_again() {
+    // API → other origin → API: the token goes only to the API's legs.
+    let api = sim(SimConfig::default()).await;
+    let other = sim(SimConfig::default()).await;
+    let client = builder(&api, tokens(&api))
+        .follow_redirects_across_origins(true)
+        .build()
+        .unwrap();
+    let home = format!("{}{ECHO}", api.base_url());
+    // The other simulator answers its redirect route only with a token: a 401 without one,
+    // handed back as it is (not about our token).
+    let via_other = format!(
+        "{}/api/v2/sim/redirect?location={}",
+        other.base_url(),
+        percent_encoding::utf8_percent_encode(&home, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let resp = client
+        .get("/api/v2/sim/redirect")
+        .query([("location", via_other.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let o = other.journal();
+    assert_eq!(o.api_requests, 1);
+    assert!(!o.entries[0].authorization_present);
+    assert_eq!(o.entries[0].outcome, Outcome::MissingToken);
+    assert_eq!(
+        api.journal().token_requests,
+        1,
+        "no refresh for someone else's 401"
+    );
 }
 
 #[tokio::test]
@@ -504,4 +626,287 @@ async fn http_api_base_is_refused_off_loopback() {
         .build()
         .unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
+}
+
+fn static_tokens(token: &str) -> TokenManager {
+    TokenManager::builder(StaticToken::new(AccessToken::new(token))).build()
+}
+
+/// A port on loopback that nobody listens on.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+// ---- errors say what happened -------------------------------------------------------------------
+
+#[tokio::test]
+async fn connection_refused_names_its_cause() {
+    let client = ApiClient::builder(
+        &format!("http://127.0.0.1:{}", closed_port()),
+        static_tokens("token-for-a-closed-port"),
+    )
+    .backoff(Backoff {
+        max_attempts: 2,
+        ..common::fast_backoff()
+    })
+    .build()
+    .unwrap();
+    let err = client.get(ME).send().await.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, Error::RetriesExhausted { attempts: 2, .. }),
+        "{err:?}"
+    );
+    assert!(msg.contains("Connection refused"), "{msg}");
+    assert!(!msg.contains('\n'), "one line: {msg}");
+    // An unmarked POST that never connected is retried too (nothing was sent), same message.
+    let err = client
+        .request(Method::POST, ECHO)
+        .body("x")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Connection refused"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unresolvable_host_names_its_cause() {
+    let client = ApiClient::builder(
+        "https://tokenwarden-test.invalid",
+        static_tokens("token-for-an-invalid-host"),
+    )
+    .backoff(Backoff {
+        max_attempts: 1,
+        ..common::fast_backoff()
+    })
+    .proxies(tokenwarden::ProxyConfig::none())
+    .build()
+    .unwrap();
+    let err = client.get(ME).send().await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("dns error"), "{msg}");
+    assert!(msg.contains("tokenwarden-test.invalid"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_tls_failure_names_its_cause() {
+    // https to the simulator, which speaks plain http: the handshake fails.
+    let sim = sim(SimConfig::default()).await;
+    let https = format!("https://{}", sim.addr());
+    let client = ApiClient::builder(&https, static_tokens("token-for-a-tls-failure"))
+        .backoff(Backoff {
+            max_attempts: 1,
+            ..common::fast_backoff()
+        })
+        .build()
+        .unwrap();
+    let err = client.get(ME).send().await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("InvalidContentType"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_transport_error_prints_its_chain_once() {
+    // An unmarked POST that timed out is Error::Transport: the chain is in its message, and not
+    // repeated by source() (anyhow's "{:#}" would print it twice).
+    let sim = sim(SimConfig::default()).await;
+    let client = client(&sim);
+    let err = client
+        .request(Method::POST, "/api/v2/sim/echo?delay_ms=2000")
+        .body("x")
+        .timeout(Duration::from_millis(100))
+        .send()
+        .await
+        .unwrap_err();
+    let Error::Transport { error, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(error.is_timeout());
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert!(std::error::Error::source(&err).is_none());
+}
+
+// ---- proxies ----------------------------------------------------------------------------------
+
+fn proxy_vars(proxy: &str) -> tokenwarden::ProxyConfig {
+    let proxy = proxy.to_string();
+    tokenwarden::ProxyConfig::from_vars(move |name| {
+        matches!(name, "HTTP_PROXY" | "HTTPS_PROXY" | "ALL_PROXY").then(|| proxy.clone())
+    })
+}
+
+#[tokio::test]
+async fn loopback_never_goes_through_a_proxy() {
+    let sim = sim(SimConfig::default()).await;
+    let proxy = Recorder::start(Reply::Close).await;
+    let client = builder(&sim, tokens(&sim))
+        .proxies(proxy_vars(&proxy.url()))
+        .build()
+        .unwrap();
+    client.get_json(ME).await.unwrap();
+    assert_eq!(proxy.connections(), 0, "{:?}", proxy.requests());
+    assert_eq!(sim.journal().api_ok, 1);
+}
+
+#[tokio::test]
+async fn other_hosts_go_through_the_proxy() {
+    // The same settings do send a remote host through the proxy (as a CONNECT tunnel).
+    let proxy = Recorder::start(Reply::Close).await;
+    let client = ApiClient::builder("https://api.example.test", static_tokens("tunnelled-token"))
+        .backoff(Backoff {
+            max_attempts: 1,
+            ..common::fast_backoff()
+        })
+        .proxies(proxy_vars(&proxy.url()))
+        .build()
+        .unwrap();
+    client.get(ME).send().await.unwrap_err();
+    let seen = proxy.requests();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].starts_with("CONNECT api.example.test:443 "),
+        "{seen:?}"
+    );
+    assert!(
+        !seen[0].contains("tunnelled-token"),
+        "the proxy only relays: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn plain_http_through_a_proxy_is_refused_unless_allowed() {
+    let proxy = Recorder::start(Reply::Ok).await;
+    let base = "http://api.example.test";
+    let err = ApiClient::builder(base, static_tokens("plain-http-token"))
+        .allow_insecure_http(true)
+        .proxies(proxy_vars(&proxy.url()))
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("plain http") && err.to_string().contains("NO_PROXY"),
+        "{err}"
+    );
+    // Allowed: the proxy gets the whole request, token included (which is why it is refused).
+    let client = ApiClient::builder(base, static_tokens("plain-http-token"))
+        .allow_insecure_http(true)
+        .proxies(proxy_vars(&proxy.url()).allow_plain_http(true))
+        .build()
+        .unwrap();
+    assert_eq!(
+        client.get(ME).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let seen = proxy.requests();
+    assert!(
+        seen[0].starts_with("GET http://api.example.test/api/v2/tokens/me "),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_to_plain_http_through_a_proxy_is_refused() {
+    // The API base is loopback (never proxied); a redirect to a remote plain-http host would go
+    // through the proxy, so it is refused before anything is sent there.
+    let sim = sim(SimConfig::default()).await;
+    let proxy = Recorder::start(Reply::Ok).await;
+    let client = builder(&sim, tokens(&sim))
+        .follow_redirects_across_origins(true)
+        .proxies(proxy_vars(&proxy.url()))
+        .build()
+        .unwrap();
+    let err = client
+        .get("/api/v2/sim/redirect?location=http://remote.example.test/x")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert_eq!(proxy.connections(), 0);
+}
+
+// ---- bounded answers ----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_an_error_and_is_not_retried() {
+    let sim = sim(SimConfig::default()).await;
+    let client = builder(&sim, tokens(&sim))
+        .max_response_bytes(1 << 20)
+        .build()
+        .unwrap();
+    // Announced by Content-Length: refused before reading.
+    let err = client
+        .get("/api/v2/sim/bytes?n=5000000")
+        .send()
+        .await
+        .unwrap_err();
+    let Error::ResponseTooLarge { limit, length, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((*limit, *length), (1 << 20, Some(5_000_000)));
+    assert!(err.to_string().contains("max_response_bytes"), "{err}");
+    // Not announced: cut off once past the limit.
+    let err = client
+        .get("/api/v2/sim/bytes?n=5000000&chunked=true")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::ResponseTooLarge { length: None, .. }),
+        "{err:?}"
+    );
+    // Each was sent once: a larger answer is not a reason to ask again.
+    let j = sim.journal();
+    assert_eq!(j.api_requests, 2);
+    assert_eq!(client.metrics().retries, 0);
+    // At the limit exactly is fine.
+    let ok = client
+        .get(&format!("/api/v2/sim/bytes?n={}&chunked=true", 1 << 20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.body().len(), 1 << 20);
+}
+
+// ---- adaptive pacing ----------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_teaches_every_task_of_the_client_a_rate() {
+    // A limit the server does not announce: the first 429 sets a rate that all tasks share.
+    let sim = limited_sim(20, false).await;
+    let run = |adaptive: bool| {
+        let client = builder(&sim, tokens(&sim))
+            .adaptive_rate(adaptive)
+            .build()
+            .unwrap();
+        async move {
+            let tasks: Vec<_> = (0..8)
+                .map(|_| {
+                    let c = client.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..4 {
+                            c.get_json(ECHO).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            client
+        }
+    };
+    let learned = run(true).await;
+    let m = learned.metrics();
+    assert_eq!(m.failures, 0);
+    assert!(m.rate_limited_waits >= 1, "the limit was met: {m:?}");
+    assert!(m.rate_cuts >= 1, "{m:?}");
+    let rate = learned.learned_rate().expect("a rate was learned");
+    // What the server let through, spread over the time it took plus the Retry-After.
+    assert!(rate > 0.0 && rate < 21.0, "{rate}");
+    assert!(m.throttle_waits > 0, "tasks waited for their turn: {m:?}");
+    // Without it, nothing is learned.
+    let fixed = run(false).await;
+    assert_eq!(fixed.learned_rate(), None);
+    assert_eq!(fixed.metrics().rate_cuts, 0);
 }

@@ -97,3 +97,63 @@ async fn forbidden_is_an_error_without_refresh() {
     assert!(matches!(tw_error(e), Error::Forbidden { .. }));
     assert_eq!(sim.journal().token_requests, 1);
 }
+
+#[tokio::test]
+async fn connection_refused_is_retried_and_its_cause_named() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let tokens = tokenwarden::TokenManager::builder(tokenwarden::StaticToken::new(
+        tokenwarden::AccessToken::new("middleware-static-token"),
+    ))
+    .build();
+    let mw = AuthMiddleware::new(&base, tokens)
+        .unwrap()
+        .backoff(tokenwarden::Backoff {
+            max_attempts: 3,
+            ..fast_backoff()
+        });
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(mw.clone())
+        .build();
+    let e = client
+        .get(format!("{base}/api/v2/users?secret=QUERY"))
+        .send()
+        .await
+        .unwrap_err();
+    let e = tw_error(e);
+    let Error::RetriesExhausted { attempts, last, .. } = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(*attempts, 3);
+    assert!(last.contains("Connection refused"), "{last}");
+    assert!(!last.contains("QUERY"), "{last}");
+    let m = mw.metrics();
+    assert_eq!((m.requests, m.attempts, m.failures), (1, 3, 1));
+    assert_eq!(m.transport_retries, 2);
+}
+
+#[tokio::test]
+async fn a_streaming_body_is_sent_once_and_a_401_is_not_replayable() {
+    let sim = sim(SimConfig::default()).await;
+    let client = client(&sim);
+    let me = format!("{}/api/v2/tokens/me", sim.base_url());
+    client.delete(&me).send().await.unwrap();
+    let body = reqwest::Body::wrap(http_body_util::Full::new(bytes::Bytes::from_static(
+        b"once",
+    )));
+    let e = client
+        .post(format!("{}/api/v2/sim/echo", sim.base_url()))
+        .body(body)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(tw_error(e), Error::NotReplayable(_)));
+    assert_eq!(
+        sim.journal().api_revoked_token,
+        1,
+        "sent once, refused once"
+    );
+}

@@ -54,7 +54,30 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
         (Err(e), Some(hint)) if is_credentials(&e) => {
             Err(ConfigError(format!("{e:#}\nhint: {hint}")).into())
         }
+        (Err(e), _) => Err(with_flag_hint(e)),
         (r, _) => r,
+    }
+}
+
+/// A request refused by a client limit the user can lift with a flag: the flag, as a hint.
+fn with_flag_hint(e: anyhow::Error) -> anyhow::Error {
+    let flag = e
+        .chain()
+        .filter_map(|c| c.downcast_ref::<tokenwarden::Error>())
+        .find_map(|tw| match tw {
+            tokenwarden::Error::Redirect {
+                target: Some(_), ..
+            } => Some(
+                "pass --follow-redirects-across-origins to follow it (the token never goes there)",
+            ),
+            tokenwarden::Error::ResponseTooLarge { .. } => Some(
+                "raise the limit with --max-response-bytes (e.g. 256MiB) if the answer is expected",
+            ),
+            _ => None,
+        });
+    match flag {
+        Some(hint) => crate::exit::FailedError(format!("{e:#}\nhint: {hint}")).into(),
+        None => e,
     }
 }
 
@@ -111,15 +134,21 @@ pub(crate) fn token_builder(s: &Settings) -> Result<TokenManagerBuilder> {
     })
 }
 
-/// The API client for the settings.
+/// The API client for the settings and the connection flags.
 pub(crate) fn client_for(
     s: &Settings,
+    g: &GlobalArgs,
     tokens: TokenManager,
     rate: Option<RateLimit>,
 ) -> Result<ApiClient> {
-    let mut b = ApiClient::builder(&s.api_base, tokens).allow_insecure_http(s.allow_insecure_http);
+    let mut b = ApiClient::builder(&s.api_base, tokens)
+        .allow_insecure_http(s.allow_insecure_http)
+        .follow_redirects_across_origins(g.follow_redirects_across_origins);
     if let Some(r) = rate {
         b = b.rate_limit(r);
+    }
+    if let Some(max) = g.max_response_bytes {
+        b = b.max_response_bytes(max);
     }
     Ok(b.build()?)
 }
@@ -132,7 +161,7 @@ fn connect(
     let s = settings(g)?;
     *hint = Some(s.credentials_hint());
     let tokens = token_builder(&s)?.build();
-    client_for(&s, tokens, rate)
+    client_for(&s, g, tokens, rate)
 }
 
 /// A JSON argument given inline or as @FILE (@- for stdin).

@@ -522,7 +522,16 @@ mod tests {
         std::fs::write(&victim, "precious").unwrap();
         std::os::unix::fs::symlink(&victim, job_file_path(&out)).unwrap();
         let e = Output::acquire(&out, false, false).err().unwrap();
-        assert!(matches!(e, Error::Io { op: IoOp::CreateOutput, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::Io {
+                    op: IoOp::CreateOutput,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     }
 

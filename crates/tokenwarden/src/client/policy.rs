@@ -1,8 +1,7 @@
 //! The client's rules as pure functions: what an answer means, which requests may be sent again,
 //! where a redirect may carry the token. The send loop in `request.rs` only applies them.
 
-use http::{HeaderMap, Method, StatusCode};
-use std::time::Duration;
+use http::{Method, StatusCode};
 use url::Url;
 
 /// What a failed attempt proves about the server, for the replay rule.
@@ -144,7 +143,16 @@ pub(crate) fn transport_failure(is_connect: bool) -> Failure {
 /// Whether the token may be sent to `target`: only to the API base's own origin (scheme, host and
 /// port), so that neither a redirect nor an absolute URL can carry it anywhere else.
 pub(crate) fn may_carry_token(api_base: &Url, target: &Url) -> bool {
-    api_base.origin() == target.origin()
+    same_origin(api_base, target)
+}
+
+/// Whether two `http(s)` URLs have the same origin: scheme, host and port (a default port
+/// written out or not). As `Url::origin` compares them, without its allocations (this runs on
+/// every attempt).
+pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host() == b.host()
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 /// The method and body of the request that follows a redirect, as browsers and reqwest do it:
@@ -159,49 +167,9 @@ pub(crate) fn redirected(status: StatusCode, method: &Method) -> (Method, bool) 
     }
 }
 
-/// Genesys's `inin-ratelimit-count`, `-allowed` and `-reset` headers (seen on responses, not
-/// officially documented): when the count has reached the allowance, how long until the window
-/// resets, so the client pauses instead of collecting a 429. `None` when the headers are absent,
-/// unparsable, the allowance is not used up, or the reset is longer than `max` (an unexpected
-/// unit, e.g. a timestamp: then the 429 path with `Retry-After` still applies).
-pub(crate) fn rate_limit_pause(headers: &HeaderMap, max: Duration) -> Option<Duration> {
-    let num = |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
-    let count = num("inin-ratelimit-count")?;
-    let allowed = num("inin-ratelimit-allowed")?;
-    let reset = Duration::from_secs(num("inin-ratelimit-reset")?);
-    (allowed > 0 && count >= allowed && reset <= max).then_some(reset)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rl(count: &str, allowed: &str, reset: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert("inin-ratelimit-count", count.parse().unwrap());
-        h.insert("inin-ratelimit-allowed", allowed.parse().unwrap());
-        h.insert("inin-ratelimit-reset", reset.parse().unwrap());
-        h
-    }
-
-    #[test]
-    fn pauses_when_the_allowance_is_used_up() {
-        let max = Duration::from_secs(60);
-        assert_eq!(rate_limit_pause(&rl("299", "300", "12"), max), None);
-        assert_eq!(
-            rate_limit_pause(&rl("300", "300", "12"), max),
-            Some(Duration::from_secs(12))
-        );
-        assert_eq!(
-            rate_limit_pause(&rl("301", "300", "1"), max),
-            Some(Duration::from_secs(1))
-        );
-        // a reset that is no number of seconds we would wait (e.g. a timestamp) is ignored
-        assert_eq!(rate_limit_pause(&rl("300", "300", "1700000000"), max), None);
-        assert_eq!(rate_limit_pause(&rl("1", "0", "5"), max), None);
-        assert_eq!(rate_limit_pause(&rl("x", "300", "5"), max), None);
-        assert_eq!(rate_limit_pause(&HeaderMap::new(), max), None);
-    }
 
     fn s(code: u16) -> StatusCode {
         StatusCode::from_u16(code).unwrap()
@@ -283,6 +251,28 @@ mod tests {
         assert!(Failure::Connect.proves_not_acted());
         assert!(!Failure::Transport.proves_not_acted());
         assert!(!Failure::ServerError.proves_not_acted());
+    }
+
+    #[test]
+    fn same_origin_is_url_origin_equality() {
+        let urls = [
+            "https://api.example/a",
+            "https://api.example:443/b?q",
+            "https://API.example/",
+            "http://api.example/",
+            "http://api.example:80/",
+            "https://api.example:8443/",
+            "https://127.0.0.1/",
+            "https://[::1]/",
+            "https://[::1]:443/x",
+            "https://other.example/",
+        ];
+        for a in urls {
+            for b in urls {
+                let (ua, ub) = (Url::parse(a).unwrap(), Url::parse(b).unwrap());
+                assert_eq!(same_origin(&ua, &ub), ua.origin() == ub.origin(), "{a} {b}");
+            }
+        }
     }
 
     #[test]

@@ -1,9 +1,8 @@
-//! A client-side request rate, shared by every task using one client: a GCRA (generic cell rate
-//! algorithm) token bucket on tokio's clock, so a job stays under the API's own limit (Genesys:
-//! 300 requests per minute per token) instead of running into 429s.
+//! A fixed client-side request rate and the GCRA (generic cell rate algorithm) step that spaces
+//! requests to a rate; the [`Pacer`](super::pacer::Pacer) applies it to every task of a client, so
+//! a job stays under the API's own limit (Genesys: 300 requests per minute per token).
 
 use crate::clock::Instant;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// At most `requests` requests per `per`, with bursts of up to `burst` requests.
@@ -55,7 +54,7 @@ impl RateLimit {
     }
 
     /// How far ahead of the steady rate a burst may run.
-    fn tolerance(&self) -> Duration {
+    pub(crate) fn tolerance(&self) -> Duration {
         self.interval() * (self.burst - 1)
     }
 }
@@ -72,37 +71,6 @@ pub(crate) fn reserve(
     let tat = tat.map_or(now, |t| t.max(now));
     let allowed_at = tat.checked_sub(tolerance).unwrap_or(now);
     (tat + interval, allowed_at.saturating_duration_since(now))
-}
-
-/// The shared limiter state of one client.
-#[derive(Debug)]
-pub(crate) struct RateLimiter {
-    limit: RateLimit,
-    /// guards the theoretical arrival time of the next request
-    tat: Mutex<Option<Instant>>,
-}
-
-impl RateLimiter {
-    pub(crate) fn new(limit: RateLimit) -> Self {
-        Self {
-            limit,
-            tat: Mutex::new(None),
-        }
-    }
-
-    /// Waits for this request's slot; returns how long it waited.
-    pub(crate) async fn acquire(&self, now: Instant) -> Duration {
-        let wait = {
-            let mut tat = self.tat.lock().unwrap_or_else(|e| e.into_inner());
-            let (next, wait) = reserve(*tat, now, self.limit.interval(), self.limit.tolerance());
-            *tat = Some(next);
-            wait
-        };
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-        wait
-    }
 }
 
 #[cfg(test)]
@@ -159,26 +127,5 @@ mod tests {
             RateLimit::per_second(5).with_burst(0).tolerance(),
             Duration::ZERO
         );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn shared_limiter_paces_concurrent_tasks() {
-        let limiter = std::sync::Arc::new(RateLimiter::new(RateLimit::per_second(10)));
-        let t0 = Instant::now();
-        let mut tasks = vec![];
-        for _ in 0..10 {
-            let l = limiter.clone();
-            tasks.push(tokio::spawn(async move {
-                l.acquire(Instant::now()).await;
-                Instant::now()
-            }));
-        }
-        let mut done = vec![];
-        for t in tasks {
-            done.push(t.await.unwrap());
-        }
-        done.sort();
-        assert_eq!(done[0], t0);
-        assert_eq!(done[9] - t0, 900 * MS);
     }
 }

@@ -1,13 +1,14 @@
-//! One request and the loop that sends it: token, heal, retry, redirect.
+//! One request: how it is built, and how one attempt of it is sent (the [`Attempt`] adapter of
+//! the client; the loop around it is in `send.rs`).
 
-use super::policy::{self, Action, Failure};
-use super::{ApiClient, ApiResponse, Counters};
-use crate::error::{Error, Result, excerpt};
+use super::http::{BodyError, read_body};
+use super::send::{self, Attempt, Hop, Sent};
+use super::{ApiClient, ApiResponse, Counters, Inner, policy};
+use crate::error::{Error, Result, excerpt, shown_path};
 use crate::token::Bearer;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use url::Url;
 
@@ -21,7 +22,10 @@ pub struct RequestBuilder {
     client: ApiClient,
     method: Method,
     url: Result<Url>,
-    headers: HeaderMap,
+    /// The client's own headers (`Accept`, the `Content-Type` of a JSON body).
+    own_headers: HeaderMap,
+    /// Headers set with [`header`](Self::header): they never follow a redirect to another origin.
+    caller_headers: HeaderMap,
     body: Option<Body>,
     timeout: Option<Duration>,
     replay_safe: bool,
@@ -46,23 +50,26 @@ enum Body {
 impl RequestBuilder {
     pub(super) fn new(client: ApiClient, method: Method, path_or_url: &str) -> Self {
         let url = client.resolve(path_or_url);
-        let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        let mut own_headers = HeaderMap::new();
+        own_headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         Self {
             client,
             method,
             url,
-            headers,
+            own_headers,
+            caller_headers: HeaderMap::new(),
             body: None,
             timeout: None,
             replay_safe: false,
         }
     }
 
-    /// Sets a header (replacing one of the same name). `Authorization` is the client's own: a value
-    /// set here is replaced by the token on requests to the API's origin.
+    /// Sets a header (replacing one of the same name, the client's own included). `Authorization`
+    /// is the client's own: a value set here is replaced by the token on requests to the API's
+    /// origin. A header set here is never sent to another origin by a redirect (see
+    /// [`ApiClientBuilder::follow_redirects_across_origins`](super::ApiClientBuilder::follow_redirects_across_origins)).
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.insert(name, value);
+        self.caller_headers.insert(name, value);
         self
     }
 
@@ -95,7 +102,7 @@ impl RequestBuilder {
         match serde_json::to_vec(value) {
             Ok(v) => {
                 self.body = Some(Body::Bytes(Bytes::from(v)));
-                self.headers.insert(
+                self.own_headers.insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 );
@@ -146,301 +153,217 @@ impl RequestBuilder {
     /// - 403: [`Error::Forbidden`].
     /// - 429, 5xx or transport failures until the budget ran out: [`Error::RetriesExhausted`].
     /// - A transport failure that may not be retried (e.g. a timeout of an unmarked `POST`: it may
-    ///   have reached the server): [`Error::Transport`].
+    ///   have reached the server): [`Error::Transport`], which names the cause (connection
+    ///   refused, DNS, TLS...).
     /// - A streaming body would have to be sent again: [`Error::NotReplayable`].
-    /// - Too many redirects, or an unusable `Location`: [`Error::Redirect`].
+    /// - A redirect to another origin (unless allowed), too many redirects, or an unusable
+    ///   `Location`: [`Error::Redirect`].
+    /// - A body larger than [`max_response_bytes`](super::ApiClientBuilder::max_response_bytes):
+    ///   [`Error::ResponseTooLarge`] (not retried).
     /// - Token errors from [`TokenManager::bearer`](crate::TokenManager::bearer), e.g.
     ///   [`Error::Credentials`].
-    /// - The path is not a path or URL, or the body could not be serialized: [`Error::Config`].
+    /// - The path is not a path or URL, the body could not be serialized, or a plain `http://`
+    ///   target would go through a proxy: [`Error::Config`].
     ///
     /// A non-replayable request that got a 5xx returns that response (`Ok`), as do 2xx, 404 and
     /// other 4xx answers: use [`ApiResponse::error_for_status`] to turn them into errors.
     pub async fn send(self) -> Result<ApiResponse> {
-        let counters = self.client.clone();
-        let counters = &counters.inner.counters;
-        Counters::inc(&counters.requests);
-        let result = self.run().await;
+        let client = self.client.clone();
+        let inner = &*client.inner;
+        Counters::inc(&inner.core.counters.requests);
+        let result = match self.into_attempt(inner) {
+            Ok(attempt) => send::run(&inner.core, attempt).await,
+            Err(e) => Err(e),
+        };
         if let Err(e) = &result {
-            Counters::inc(&counters.failures);
+            Counters::inc(&inner.core.counters.failures);
             tracing::debug!(error = %e, "API request failed");
         }
         result
     }
 
-    async fn run(self) -> Result<ApiResponse> {
-        let RequestBuilder {
-            client,
-            mut method,
-            url,
-            mut headers,
-            mut body,
-            timeout,
-            replay_safe,
-        } = self;
-        let inner = &client.inner;
-        let mut url = url?;
-        let timeout = timeout.unwrap_or(inner.request_timeout);
-        let started = inner.clock.now();
-        let mut sends = 0u32; // attempts, not counting redirect hops
-        let mut retries = 0u32;
-        let mut redirects = 0u32;
-        let mut after_heal = false;
-        let mut heals = 0u32;
-        loop {
-            let carry = policy::may_carry_token(&inner.base, &url);
-            if carry {
-                let paused = inner.paused_until_nanos.load(Ordering::Relaxed);
-                if paused != 0 {
-                    let until = inner.origin + Duration::from_nanos(paused);
-                    if until > inner.clock.now() {
-                        tokio::time::sleep_until(until).await;
-                    }
-                }
-                if let Some(limiter) = &inner.limiter
-                    && !limiter.acquire(inner.clock.now()).await.is_zero()
-                {
-                    Counters::inc(&inner.counters.throttle_waits);
-                }
-            }
-            // Only the API's origin ever sees the token.
-            let bearer: Option<Bearer> = if carry {
-                Some(inner.tokens.bearer().await?)
-            } else {
-                None
-            };
-            let mut req = reqwest::Request::new(method.clone(), url.clone());
-            *req.headers_mut() = headers.clone();
-            match &bearer {
-                Some(b) => {
-                    req.headers_mut()
-                        .insert(header::AUTHORIZATION, b.header_value());
-                }
-                None => {
-                    req.headers_mut().remove(header::AUTHORIZATION);
-                }
-            }
-            *req.body_mut() = match &mut body {
-                None => None,
-                Some(Body::Bytes(b)) => Some(reqwest::Body::from(b.clone())),
-                Some(Body::Once(b)) => Some(b.take().ok_or_else(|| not_replayable(&method, &url))?),
-            };
-            *req.timeout_mut() = Some(timeout);
-            sends += 1;
-            Counters::inc(&inner.counters.attempts);
-            let exchanged = exchange(&inner.http, req).await;
-
-            // Either return, or fall through to the retry decision with what went wrong.
-            let (failure, retry_after, last, response) = match exchanged {
-                Err(e) if e.is_builder() => {
-                    // A request reqwest cannot even build: nothing to retry.
-                    return Err(Error::Config(format!(
-                        "invalid request {method} {}: {e}",
-                        url.path()
-                    )));
-                }
-                Err(e) => {
-                    let failure = policy::transport_failure(e.is_connect());
-                    let err = Error::transport(format!("{method} {}", host_path(&url)), e);
-                    tracing::debug!(%method, path = url.path(), error = %err, "transport failure");
-                    (failure, None, err.to_string(), Err(err))
-                }
-                Ok((status, rheaders, bytes)) => {
-                    let resp = ApiResponse {
-                        method: method.clone(),
-                        url: url.clone(),
-                        status,
-                        headers: rheaders,
-                        body: bytes,
-                    };
-                    tracing::trace!(%method, path = url.path(), status = status.as_u16(), "API answer");
-                    // A 429 is waited out by its Retry-After; other answers may warn us first.
-                    if carry && inner.honor_rate_limit_headers && status.as_u16() != 429 {
-                        note_rate_limit(inner, &resp.headers);
-                    }
-                    let fresh_token_refused = policy::note_answer(
-                        status,
-                        bearer.as_ref(),
-                        &inner.tokens,
-                        after_heal,
-                        heals,
-                    );
-                    match policy::action(status, bearer.is_some(), fresh_token_refused) {
-                        Action::Return => return Ok(resp),
-                        Action::Redirect => {
-                            redirects += 1;
-                            let Some(next) = follow(&resp, redirects, inner.max_redirects)? else {
-                                return Ok(resp);
-                            };
-                            let (next_method, keep_body) = policy::redirected(status, &method);
-                            if !keep_body {
-                                body = None;
-                                headers.remove(header::CONTENT_TYPE);
-                                headers.remove(header::CONTENT_LENGTH);
-                            } else if matches!(body, Some(Body::Once(None))) {
-                                return Err(not_replayable(&method, &url));
-                            }
-                            if !policy::may_carry_token(&inner.base, &next) {
-                                // The caller's own credentials stay home too.
-                                headers.remove(header::COOKIE);
-                                headers.remove(header::PROXY_AUTHORIZATION);
-                            }
-                            tracing::debug!(
-                                from = url.path(),
-                                to_host = next.host_str().unwrap_or_default(),
-                                carries_token = policy::may_carry_token(&inner.base, &next),
-                                "following redirect"
-                            );
-                            Counters::inc(&inner.counters.redirects_followed);
-                            sends -= 1;
-                            method = next_method;
-                            url = next;
-                            continue;
-                        }
-                        Action::Heal => {
-                            if matches!(body, Some(Body::Once(None))) {
-                                return Err(not_replayable(&method, &url));
-                            }
-                            // A 401 proves the server did not act: any method may be sent again.
-                            debug_assert!(policy::may_replay(
-                                &method,
-                                false,
-                                Failure::Unauthorized
-                            ));
-                            let rejected = bearer.as_ref().expect("Heal only with a token");
-                            tracing::info!(
-                                %method,
-                                path = url.path(),
-                                generation = rejected.generation(),
-                                "API answered 401; refreshing the token and retrying once"
-                            );
-                            let why = crate::Rejection::from_code(
-                                ErrorBody::parse(&resp.body).code.as_deref(),
-                            );
-                            inner.tokens.rejected_with(rejected, why).await?;
-                            Counters::inc(&inner.counters.unauthorized_healed);
-                            Counters::inc(&inner.counters.retries);
-                            after_heal = true;
-                            heals += 1;
-                            continue;
-                        }
-                        Action::Unauthorized => {
-                            let e = ErrorBody::parse(&resp.body);
-                            return Err(Error::Unauthorized {
-                                method: method.to_string(),
-                                path: url.path().to_string(),
-                                code: e.code,
-                            });
-                        }
-                        Action::Forbidden => {
-                            let e = ErrorBody::parse(&resp.body);
-                            return Err(Error::Forbidden {
-                                method: method.to_string(),
-                                path: url.path().to_string(),
-                                code: e.code,
-                                message: e.message.map(|m| excerpt(&m, 300)).unwrap_or_else(|| {
-                                    excerpt(&String::from_utf8_lossy(&resp.body), 300)
-                                }),
-                            });
-                        }
-                        Action::Retry(failure) => {
-                            let retry_after = (failure == Failure::RateLimited)
-                                .then(|| {
-                                    crate::retry::retry_after_header(
-                                        &resp.headers,
-                                        inner.clock.wall(),
-                                    )
-                                })
-                                .flatten();
-                            let last = format!(
-                                "HTTP {}: {}",
-                                status.as_u16(),
-                                excerpt(&String::from_utf8_lossy(&resp.body), 200)
-                            );
-                            (failure, retry_after, last, Ok(resp))
-                        }
-                    }
-                }
-            };
-
-            after_heal = false;
-            if !policy::may_replay(&method, replay_safe, failure) {
-                tracing::warn!(
-                    %method,
-                    path = url.path(),
-                    failure = failure.describe(),
-                    "not retrying: the request may have reached the server and is not marked replay-safe"
-                );
-                return response;
-            }
-            if matches!(body, Some(Body::Once(None))) {
-                return Err(not_replayable(&method, &url));
-            }
-            retries += 1;
-            let elapsed = inner.clock.now().saturating_duration_since(started);
-            let Some(delay) = inner.backoff.next_delay(
-                retries,
-                sends,
-                elapsed,
-                retry_after,
-                inner.jitter.sample(),
-            ) else {
-                tracing::warn!(%method, path = url.path(), attempts = sends, %last, "retries exhausted");
-                return Err(Error::RetriesExhausted {
-                    method: method.to_string(),
-                    path: url.path().to_string(),
-                    attempts: sends,
-                    last,
-                });
-            };
-            let c = &inner.counters;
-            Counters::inc(&c.retries);
-            Counters::inc(match failure {
-                Failure::RateLimited => &c.rate_limited_waits,
-                Failure::ServerError => &c.server_errors_retried,
-                _ => &c.transport_retries,
-            });
-            // Retries are routine (that is the point): visible with -v, not by default.
-            tracing::info!(
-                %method,
-                path = url.path(),
-                failure = failure.describe(),
-                attempt = sends,
-                retry_in_ms = delay.as_millis() as u64,
-                "retrying API request"
-            );
-            tokio::time::sleep(delay).await;
-        }
+    fn into_attempt(self, inner: &Inner) -> Result<ClientAttempt<'_>> {
+        Ok(ClientAttempt {
+            inner,
+            url: self.url?,
+            method: self.method,
+            own_headers: self.own_headers,
+            caller_headers: self.caller_headers,
+            body: self.body,
+            timeout: self.timeout.unwrap_or(inner.request_timeout),
+            replay_safe: self.replay_safe,
+        })
     }
 }
 
-/// One HTTP exchange, the body read in full (a failure while reading is a transport failure).
-async fn exchange(
-    http: &reqwest::Client,
-    req: reqwest::Request,
-) -> std::result::Result<(StatusCode, HeaderMap, Bytes), reqwest::Error> {
-    let resp = http.execute(req).await?;
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp.bytes().await?;
-    Ok((status, headers, body))
+/// The client's [`Attempt`]: builds each attempt from the request, reads the answer whole (within
+/// the size limit), and follows redirects itself, deciding what may go where.
+struct ClientAttempt<'c> {
+    inner: &'c Inner,
+    method: Method,
+    url: Url,
+    own_headers: HeaderMap,
+    caller_headers: HeaderMap,
+    body: Option<Body>,
+    timeout: Duration,
+    replay_safe: bool,
 }
 
-/// Pauses the client's API requests if the `inin-ratelimit-*` headers say the allowance is used up.
-fn note_rate_limit(inner: &super::Inner, headers: &HeaderMap) {
-    let Some(pause) = policy::rate_limit_pause(headers, inner.backoff.max_retry_after) else {
-        return;
-    };
-    let until = inner.clock.now() + pause;
-    let nanos = until
-        .saturating_duration_since(inner.origin)
-        .as_nanos()
-        .clamp(1, u64::MAX as u128) as u64;
-    if inner.paused_until_nanos.fetch_max(nanos, Ordering::Relaxed) < nanos {
-        Counters::inc(&inner.counters.rate_limit_pauses);
+impl Attempt for ClientAttempt<'_> {
+    type Answer = ApiResponse;
+    type Error = Error;
+
+    fn method(&self) -> &Method {
+        &self.method
+    }
+
+    fn url(&self) -> &Url {
+        &self.url
+    }
+
+    fn marked_replay_safe(&self) -> bool {
+        self.replay_safe
+    }
+
+    fn can_resend(&self) -> bool {
+        !matches!(self.body, Some(Body::Once(None)))
+    }
+
+    async fn send(&mut self, bearer: Option<&Bearer>) -> Result<Sent<ApiResponse, Error>> {
+        let inner = self.inner;
+        // The base was checked when the client was built; a target elsewhere is checked here.
+        if !policy::same_origin(&self.url, &inner.core.origin) {
+            inner.proxies.check(&self.url)?;
+        }
+        let mut req = reqwest::Request::new(self.method.clone(), self.url.clone());
+        let headers = req.headers_mut();
+        *headers = self.own_headers.clone();
+        headers.extend(self.caller_headers.clone());
+        match bearer {
+            Some(b) => {
+                headers.insert(header::AUTHORIZATION, b.header_value());
+            }
+            None => {
+                headers.remove(header::AUTHORIZATION);
+            }
+        }
+        *req.body_mut() = match &mut self.body {
+            None => None,
+            Some(Body::Bytes(b)) => Some(reqwest::Body::from(b.clone())),
+            Some(Body::Once(b)) => Some(
+                b.take()
+                    .ok_or_else(|| send::not_replayable(&self.method, &self.url))?,
+            ),
+        };
+        *req.timeout_mut() = Some(self.timeout);
+        let transport = |e: reqwest::Error| {
+            let connect = e.is_connect();
+            let error = Error::transport(format!("{} {}", self.method, host_path(&self.url)), e);
+            Sent::Failed {
+                connect,
+                what: error.to_string(),
+                error,
+            }
+        };
+        let resp = match inner.http.execute(req).await {
+            Ok(resp) => resp,
+            // A request reqwest cannot even build: nothing to retry.
+            Err(e) if e.is_builder() => {
+                return Err(Error::Config(format!(
+                    "invalid request {} {}: {}",
+                    self.method,
+                    shown_path(&self.url),
+                    crate::error::chain(&e)
+                )));
+            }
+            Err(e) => return Ok(transport(e)),
+        };
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let body = match read_body(resp, inner.max_response_bytes).await {
+            Ok(body) => body,
+            Err(BodyError::Transport(e)) => return Ok(transport(e)),
+            Err(BodyError::TooLarge { length }) => {
+                return Err(Error::ResponseTooLarge {
+                    method: self.method.to_string(),
+                    path: shown_path(&self.url),
+                    limit: inner.max_response_bytes,
+                    length,
+                });
+            }
+        };
+        Ok(Sent::Answer(ApiResponse {
+            method: self.method.clone(),
+            url: self.url.clone(),
+            status,
+            headers,
+            body,
+        }))
+    }
+
+    fn status(answer: &ApiResponse) -> StatusCode {
+        answer.status
+    }
+
+    fn headers(answer: &ApiResponse) -> &HeaderMap {
+        &answer.headers
+    }
+
+    async fn body(answer: ApiResponse) -> Bytes {
+        answer.body
+    }
+
+    fn describe(answer: &ApiResponse) -> String {
+        format!(
+            "HTTP {}: {}",
+            answer.status.as_u16(),
+            excerpt(&String::from_utf8_lossy(&answer.body), 200)
+        )
+    }
+
+    fn redirect(&mut self, answer: ApiResponse, hop: u32) -> Result<Hop<ApiResponse>> {
+        let inner = self.inner;
+        let Some(next) = follow(&answer, hop, inner.max_redirects)? else {
+            return Ok(Hop::Return(answer));
+        };
+        let crosses = !policy::same_origin(&next, &self.url);
+        if crosses && !inner.follow_cross_origin {
+            let target = excerpt(&next.origin().ascii_serialization(), 200);
+            return Err(Error::Redirect {
+                method: self.method.to_string(),
+                path: shown_path(&self.url),
+                detail: format!(
+                    "the answer redirects to another origin, {target}, which is not followed (allow it with follow_redirects_across_origins)"
+                ),
+                target: Some(target),
+            });
+        }
+        let (next_method, keep_body) = policy::redirected(answer.status, &self.method);
+        if !keep_body {
+            self.body = None;
+            for h in [&mut self.own_headers, &mut self.caller_headers] {
+                h.remove(header::CONTENT_TYPE);
+                h.remove(header::CONTENT_LENGTH);
+            }
+        } else if !self.can_resend() {
+            return Err(send::not_replayable(&self.method, &self.url));
+        }
+        if crosses {
+            // What the caller gave for this origin (credentials, cookies, ids) stays with it.
+            self.caller_headers.clear();
+        }
         tracing::debug!(
-            pause_ms = pause.as_millis() as u64,
-            "rate-limit allowance used up; pausing"
+            from = self.url.path(),
+            to_host = next.host_str().unwrap_or_default(),
+            carries_token = policy::may_carry_token(&inner.core.origin, &next),
+            "following redirect"
         );
+        self.method = next_method;
+        self.url = next;
+        Ok(Hop::Followed)
+    }
+
+    fn lift(e: Error) -> Error {
+        e
     }
 }
 
@@ -448,12 +371,10 @@ fn note_rate_limit(inner: &super::Inner, headers: &HeaderMap) {
 fn follow(resp: &ApiResponse, hops: u32, max: u32) -> Result<Option<Url>> {
     let redirect_error = |detail: String| Error::Redirect {
         method: resp.method.to_string(),
-        path: resp.url.path().to_string(),
+        path: shown_path(&resp.url),
+        target: None,
         detail,
     };
-    if hops > max {
-        return Err(redirect_error(format!("more than {max} redirects")));
-    }
     let Some(location) = resp.headers.get(header::LOCATION) else {
         return Ok(None);
     };
@@ -467,38 +388,20 @@ fn follow(resp: &ApiResponse, hops: u32, max: u32) -> Result<Option<Url>> {
     if !matches!(next.scheme(), "http" | "https") {
         return Err(redirect_error(format!(
             "redirect to unsupported scheme {:?}",
-            next.scheme()
+            excerpt(next.scheme(), 40)
         )));
+    }
+    if hops > max {
+        return Err(redirect_error(format!("more than {max} redirects")));
     }
     Ok(Some(next))
 }
 
-fn not_replayable(method: &Method, url: &Url) -> Error {
-    Error::NotReplayable(format!(
-        "{method} {} has a streaming body, which was already sent and cannot be sent again: give it as bytes to let the client retry",
-        url.path()
-    ))
-}
-
 /// `host[:port]/path`, without the query string (which could carry anything).
 fn host_path(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
     match url.port() {
-        Some(p) => format!("{}:{p}{}", url.host_str().unwrap_or_default(), url.path()),
-        None => format!("{}{}", url.host_str().unwrap_or_default(), url.path()),
-    }
-}
-
-/// The Genesys error body: `{"message", "code", "status", "contextId", ...}`.
-#[derive(serde::Deserialize, Default)]
-struct ErrorBody {
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    code: Option<String>,
-}
-
-impl ErrorBody {
-    fn parse(body: &[u8]) -> Self {
-        serde_json::from_slice(body).unwrap_or_default()
+        Some(p) => format!("{host}:{p}{}", shown_path(url)),
+        None => format!("{host}{}", shown_path(url)),
     }
 }

@@ -1,0 +1,311 @@
+//! The send loop, written once: pace, attach the token, send, then act on the answer (heal a
+//! 401, stop on a refusal, follow or hand back a redirect, retry a 429, 5xx or transport failure
+//! within the budget when the replay rule allows). How one attempt is sent is an [`Attempt`]
+//! adapter's business: the [`ApiClient`](super::ApiClient)'s own requests, or a
+//! `reqwest-middleware` chain. The rules themselves are the pure functions in [`policy`].
+
+use super::Counters;
+use super::pacer::Pacer;
+use super::policy::{self, Action, Failure};
+use crate::clock::{Clock, Jitter};
+use crate::error::{Error, excerpt, shown_path};
+use crate::manager::TokenManager;
+use crate::retry::Backoff;
+use crate::token::Bearer;
+use http::{HeaderMap, Method, StatusCode};
+use std::sync::Arc;
+use url::Url;
+
+/// What the loop works with: one per client or middleware, its clones sharing the pacer and the
+/// counters.
+#[derive(Clone)]
+pub(crate) struct Core {
+    /// The API base: only its origin ever gets the token.
+    pub(crate) origin: Url,
+    pub(crate) tokens: TokenManager,
+    pub(crate) backoff: Backoff,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) jitter: Arc<dyn Jitter>,
+    pub(crate) pacer: Arc<Pacer>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl Core {
+    #[cfg(feature = "middleware")]
+    /// A core for the API at `origin`, with the default backoff, clock and jitter, and a pacer.
+    pub(crate) fn new(
+        origin: Url,
+        tokens: TokenManager,
+        pacer: impl FnOnce(crate::clock::Instant) -> Pacer,
+    ) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::TokioClock::new());
+        Self {
+            origin,
+            tokens,
+            backoff: Backoff::default(),
+            pacer: Arc::new(pacer(clock.now())),
+            clock,
+            jitter: Arc::new(crate::clock::RandomJitter),
+            counters: Arc::default(),
+        }
+    }
+}
+
+/// The outcome of one exchange.
+pub(crate) enum Sent<A, E> {
+    /// The server answered.
+    Answer(A),
+    /// The exchange failed in transit. `connect`: no connection was made, so nothing was sent.
+    /// `error` is what the caller gets if no retry follows; `what` says it in words (the whole
+    /// cause chain).
+    Failed {
+        connect: bool,
+        error: E,
+        what: String,
+    },
+}
+
+/// What became of a redirect.
+pub(crate) enum Hop<A> {
+    /// The adapter now points at the new target: send again.
+    Followed,
+    /// Hand this answer to the caller.
+    Return(A),
+}
+
+/// One way of sending a request, attempt after attempt.
+pub(crate) trait Attempt {
+    /// An answer as the adapter holds it.
+    type Answer: Send;
+    /// The error its caller gets.
+    type Error: Send;
+
+    /// The request's method (it can change on a redirect).
+    fn method(&self) -> &Method;
+    /// Where the next attempt goes.
+    fn url(&self) -> &Url;
+    /// Marked safe to send again after a failure that may have reached the server.
+    fn marked_replay_safe(&self) -> bool;
+    /// Whether the request can be sent once more (a streaming body can be sent only once).
+    fn can_resend(&self) -> bool;
+    /// Sends one attempt, with the token when `bearer` is given. `Err`: stop at once (the request
+    /// is unusable, or the answer cannot be taken, e.g. too large).
+    async fn send(
+        &mut self,
+        bearer: Option<&Bearer>,
+    ) -> Result<Sent<Self::Answer, Self::Error>, Self::Error>;
+    /// An answer's status.
+    fn status(answer: &Self::Answer) -> StatusCode;
+    /// An answer's headers.
+    fn headers(answer: &Self::Answer) -> &HeaderMap;
+    /// An answer's body, for the Genesys error body of a 401 or 403 (the answer is not handed
+    /// back); adapters that read it bound what they read.
+    async fn body(answer: Self::Answer) -> bytes::Bytes;
+    /// A failed answer in words, for logs and [`Error::RetriesExhausted`].
+    fn describe(answer: &Self::Answer) -> String;
+    /// A 3xx answer: follow it (if the adapter does and may) or hand it back. `hop` counts the
+    /// redirects of this request, this one included.
+    fn redirect(&mut self, answer: Self::Answer, hop: u32) -> Result<Hop<Self::Answer>, Error>;
+    /// A library error as the caller's error.
+    fn lift(e: Error) -> Self::Error;
+}
+
+/// The Genesys error body: `{"message", "code", "status", "contextId", ...}`.
+#[derive(serde::Deserialize, Default)]
+pub(crate) struct ErrorBody {
+    #[serde(default)]
+    pub(crate) message: Option<String>,
+    #[serde(default)]
+    pub(crate) code: Option<String>,
+}
+
+impl ErrorBody {
+    pub(crate) fn parse(body: &[u8]) -> Self {
+        serde_json::from_slice(body).unwrap_or_default()
+    }
+}
+
+/// Sends `a` until it has an answer to hand back or an error (see [`ApiClient`](super::ApiClient)
+/// for the rules).
+pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A::Error> {
+    let counters = &*ctx.counters;
+    let started = ctx.clock.now();
+    let mut sends = 0u32; // attempts, not counting redirect hops
+    let mut retries = 0u32;
+    let mut hops = 0u32;
+    let mut heals = 0u32;
+    let mut after_heal = false;
+    loop {
+        let carry = policy::may_carry_token(&ctx.origin, a.url());
+        let turn = match carry {
+            true => Some(ctx.pacer.turn(&*ctx.clock).await),
+            false => None,
+        };
+        if turn.is_some_and(|t| t.paced) {
+            Counters::inc(&counters.throttle_waits);
+        }
+        // Only the API's origin ever sees the token.
+        let bearer = match carry {
+            true => Some(ctx.tokens.bearer().await.map_err(A::lift)?),
+            false => None,
+        };
+        sends += 1;
+        Counters::inc(&counters.attempts);
+        let sent = a.send(bearer.as_ref()).await?;
+
+        // Either return, or fall through to the retry decision with what went wrong.
+        let (failure, retry_after, last, outcome) = match sent {
+            Sent::Failed {
+                connect,
+                error,
+                what,
+            } => {
+                tracing::debug!(method = %a.method(), path = a.url().path(), error = %what, "transport failure");
+                (policy::transport_failure(connect), None, what, Err(error))
+            }
+            Sent::Answer(answer) => {
+                let status = A::status(&answer);
+                tracing::trace!(method = %a.method(), path = a.url().path(), status = status.as_u16(), "API answer");
+                let retry_after = (status == StatusCode::TOO_MANY_REQUESTS)
+                    .then(|| {
+                        crate::retry::retry_after_header(A::headers(&answer), ctx.clock.wall())
+                    })
+                    .flatten();
+                if let Some(turn) = turn {
+                    let seen = ctx.pacer.observe(
+                        turn,
+                        ctx.clock.now(),
+                        status.as_u16(),
+                        A::headers(&answer),
+                        retry_after,
+                        ctx.backoff.max_retry_after,
+                    );
+                    if seen.new_hold {
+                        Counters::inc(&counters.rate_limit_pauses);
+                    }
+                    if seen.cut {
+                        Counters::inc(&counters.rate_cuts);
+                    }
+                }
+                let fresh_token_refused =
+                    policy::note_answer(status, bearer.as_ref(), &ctx.tokens, after_heal, heals);
+                match policy::action(status, carry, fresh_token_refused) {
+                    Action::Return => return Ok(answer),
+                    Action::Redirect => {
+                        hops += 1;
+                        match a.redirect(answer, hops).map_err(A::lift)? {
+                            Hop::Return(answer) => return Ok(answer),
+                            Hop::Followed => {
+                                Counters::inc(&counters.redirects_followed);
+                                sends -= 1;
+                                continue;
+                            }
+                        }
+                    }
+                    Action::Heal => {
+                        if !a.can_resend() {
+                            return Err(A::lift(not_replayable(a.method(), a.url())));
+                        }
+                        // A 401 proves the server did not act: any method may be sent again.
+                        debug_assert!(policy::may_replay(a.method(), false, Failure::Unauthorized));
+                        let rejected = bearer.as_ref().expect("Heal only with a token");
+                        tracing::info!(
+                            method = %a.method(),
+                            path = a.url().path(),
+                            generation = rejected.generation(),
+                            "API answered 401; refreshing the token and retrying once"
+                        );
+                        let body = ErrorBody::parse(&A::body(answer).await);
+                        let why = crate::Rejection::from_code(body.code.as_deref());
+                        ctx.tokens
+                            .rejected_with(rejected, why)
+                            .await
+                            .map_err(A::lift)?;
+                        Counters::inc(&counters.unauthorized_healed);
+                        Counters::inc(&counters.retries);
+                        after_heal = true;
+                        heals += 1;
+                        continue;
+                    }
+                    Action::Unauthorized => {
+                        let body = ErrorBody::parse(&A::body(answer).await);
+                        return Err(A::lift(Error::Unauthorized {
+                            method: a.method().to_string(),
+                            path: shown_path(a.url()),
+                            code: body.code.map(|c| excerpt(&c, 100)),
+                        }));
+                    }
+                    Action::Forbidden => {
+                        let bytes = A::body(answer).await;
+                        let body = ErrorBody::parse(&bytes);
+                        let message = match body.message {
+                            Some(m) => excerpt(&m, 300),
+                            None => excerpt(&String::from_utf8_lossy(&bytes), 300),
+                        };
+                        return Err(A::lift(Error::Forbidden {
+                            method: a.method().to_string(),
+                            path: shown_path(a.url()),
+                            code: body.code.map(|c| excerpt(&c, 100)),
+                            message,
+                        }));
+                    }
+                    Action::Retry(failure) => {
+                        let last = A::describe(&answer);
+                        (failure, retry_after, last, Ok(answer))
+                    }
+                }
+            }
+        };
+
+        after_heal = false;
+        if !policy::may_replay(a.method(), a.marked_replay_safe(), failure) {
+            tracing::warn!(
+                method = %a.method(),
+                path = a.url().path(),
+                failure = failure.describe(),
+                "not retrying: the request may have reached the server and is not marked replay-safe"
+            );
+            return outcome;
+        }
+        if !a.can_resend() {
+            return Err(A::lift(not_replayable(a.method(), a.url())));
+        }
+        retries += 1;
+        let elapsed = ctx.clock.now().saturating_duration_since(started);
+        let Some(delay) =
+            ctx.backoff
+                .next_delay(retries, sends, elapsed, retry_after, ctx.jitter.sample())
+        else {
+            tracing::warn!(method = %a.method(), path = a.url().path(), attempts = sends, %last, "retries exhausted");
+            return Err(A::lift(Error::RetriesExhausted {
+                method: a.method().to_string(),
+                path: shown_path(a.url()),
+                attempts: sends,
+                last,
+            }));
+        };
+        Counters::inc(&counters.retries);
+        Counters::inc(match failure {
+            Failure::RateLimited => &counters.rate_limited_waits,
+            Failure::ServerError => &counters.server_errors_retried,
+            _ => &counters.transport_retries,
+        });
+        // Retries are routine (that is the point): visible with -v, not by default.
+        tracing::info!(
+            method = %a.method(),
+            path = a.url().path(),
+            failure = failure.describe(),
+            attempt = sends,
+            retry_in_ms = delay.as_millis() as u64,
+            "retrying API request"
+        );
+        tokio::time::sleep(delay).await;
+    }
+}
+
+pub(crate) fn not_replayable(method: &Method, url: &Url) -> Error {
+    Error::NotReplayable(format!(
+        "{method} {} has a streaming body, which was already sent and cannot be sent again: give it as bytes to let the client retry",
+        shown_path(url)
+    ))
+}
