@@ -637,12 +637,22 @@ async fn a_profile_in_a_config_file_reaches_the_simulator() {
         .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", DEFAULT_CLIENT_SECRET);
     run(cmd, &["check"]).await.ok();
 
-    // An unknown profile is a configuration error that names it.
+    // An unknown profile named on the command line is a usage error that names it and the
+    // profiles there are.
     let mut cmd = sb.bare();
     cmd.args(["--config", cfg.to_str().unwrap(), "-p", "nope"]);
     let r = run(cmd, &["check"]).await;
-    r.expect_code(3);
-    assert!(r.stderr.contains("\"nope\""), "{}", r.stderr);
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("profile 'nope' not found"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("profiles there: default, sim"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
