@@ -9,17 +9,12 @@ use std::fmt;
 use std::path::PathBuf;
 use zeroize::Zeroizing;
 
-/// tokenwarden: OAuth tokens that never expire mid-job, for Genesys Cloud and any OAuth 2.0 API.
+// Help stays one screen per command: every option's help is one line, and nothing here may set
+// a long help (`long_about`, `after_long_help`, an option's second doc paragraph, documented enum
+// values): clap would then lay out `--help` one paragraph per option.
+/// tokenwarden: OAuth tokens that never expire mid-job, for Genesys Cloud and any OAuth 2.0 API
 #[derive(Debug, Parser)]
-#[command(
-    name = "tokenwarden",
-    version,
-    about,
-    long_about = "tokenwarden runs API jobs that survive token expiry: it refreshes the access token before \
-it expires, heals 401s, waits out 429s and retries 5xx, so a 10,000-request job does not die at request 5,001.",
-    after_help = TOP_EXAMPLES,
-    after_long_help = top_long_help()
-)]
+#[command(name = "tokenwarden", version, long_about = None, after_help = top_after_help())]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) connection: ConnectionArgs,
@@ -29,15 +24,17 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
-const TOP_EXAMPLES: &str = "Examples:
-  tokenwarden demo                                   # see it work, offline
-  tokenwarden --region eu-west-1 --client-id ID check
-  tokenwarden -p prod batch --input requests.jsonl --output results.jsonl";
-
-fn top_long_help() -> String {
+fn top_after_help() -> String {
     format!(
-        "{TOP_EXAMPLES}\n\nSettings come from flags, then the environment, then a profile in tokenwarden's config \
-file, then the gc CLI's ~/.gc/config.toml: `tokenwarden config` shows which.\n\n{}",
+        "Examples:
+  tokenwarden demo                      # see it work, offline, against the embedded simulator
+  tokenwarden --region eu-west-1 --client-id ID --client-secret-file secret.txt check
+  tokenwarden -p prod batch --input requests.jsonl --output results.jsonl
+
+Settings come from flags, then the environment, then the profile in tokenwarden's config file,
+then the same profile in the gc CLI's ~/.gc/config.toml: `tokenwarden config` shows which.
+
+{}",
         crate::exit::TABLE
     )
 }
@@ -47,41 +44,40 @@ file, then the gc CLI's ~/.gc/config.toml: `tokenwarden config` shows which.\n\n
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "Connection")]
 pub(crate) struct ConnectionArgs {
-    /// Profile in tokenwarden's config file, then in ~/.gc/config.toml [env: TOKENWARDEN_PROFILE] [default: default]
+    /// Profile to use [env: TOKENWARDEN_PROFILE] [default: default]
     #[arg(long, short = 'p', value_name = "NAME")]
     pub(crate) profile: Option<String>,
-    /// tokenwarden's config file [env: TOKENWARDEN_CONFIG] [default: ~/.config/tokenwarden/config.toml]
+    /// Config file [env: TOKENWARDEN_CONFIG]
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
-    /// Genesys Cloud region: name (eu-west-1) or domain (mypurecloud.ie) [env: GENESYSCLOUD_REGION]
+    /// Region: eu-west-1 or mypurecloud.ie [env: GENESYSCLOUD_REGION]
     #[arg(long, value_name = "REGION")]
     pub(crate) region: Option<String>,
     /// OAuth client id [env: GENESYSCLOUD_OAUTHCLIENT_ID]
     #[arg(long, value_name = "ID")]
     pub(crate) client_id: Option<String>,
-    /// OAuth client secret: other users see it in the process list, prefer the two below or
-    /// GENESYSCLOUD_OAUTHCLIENT_SECRET
+    /// Secret (seen in `ps`) [env: GENESYSCLOUD_OAUTHCLIENT_SECRET]
     #[arg(long, value_name = "SECRET", value_parser = SecretArg::parse, group = "secret")]
     pub(crate) client_secret: Option<SecretArg>,
     /// Read the client secret from the first line of FILE
     #[arg(long, value_name = "FILE", group = "secret")]
     pub(crate) client_secret_file: Option<PathBuf>,
-    /// Read the client secret from the first line of standard input
+    /// Read the client secret from the first line of stdin
     #[arg(long, group = "secret")]
     pub(crate) client_secret_stdin: bool,
-    /// Token endpoint of any OAuth 2.0 provider or the simulator [env: TOKENWARDEN_TOKEN_URL]
+    /// Token endpoint URL [env: TOKENWARDEN_TOKEN_URL]
     #[arg(long, value_name = "URL")]
     pub(crate) token_url: Option<String>,
-    /// API base URL [env: TOKENWARDEN_API_BASE] [default: the region's, or the token URL's host]
+    /// API base URL [env: TOKENWARDEN_API_BASE]
     #[arg(long, value_name = "URL")]
     pub(crate) api_base: Option<String>,
-    /// How the client credentials reach the token endpoint [env: TOKENWARDEN_CLIENT_AUTH] [default: basic]
-    #[arg(long, value_enum, value_name = "HOW")]
+    /// basic (default) or form [env: TOKENWARDEN_CLIENT_AUTH]
+    #[arg(long, value_enum, value_name = "HOW", hide_possible_values = true)]
     pub(crate) client_auth: Option<ClientAuthArg>,
-    /// OAuth scopes to request, space-separated [env: TOKENWARDEN_SCOPE]
+    /// OAuth scopes, space-separated [env: TOKENWARDEN_SCOPE]
     #[arg(long, value_name = "SCOPES")]
     pub(crate) scope: Option<String>,
-    /// Allow plain http:// to hosts other than loopback (tokens then travel in clear text)
+    /// Allow http:// off loopback (tokens travel in clear text)
     #[arg(long)]
     pub(crate) allow_insecure_http: bool,
     /// Follow redirects to other origins (never with the token)
@@ -193,14 +189,22 @@ impl From<&str> for SecretArg {
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "Output")]
 pub(crate) struct OutputArgs {
-    /// More log output (-v info, -vv debug, -vvv trace); secrets are never logged
+    /// More logs: -v info, -vv debug, -vvv trace (never secrets)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
-    /// Only errors on stderr (and a warning about a secret on the command line)
+    /// Only errors, and the warning about --client-secret
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub(crate) quiet: bool,
-    /// Messages and logs on stderr as text, or one JSON object per line
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    /// text (default), or json: one object per line on stderr
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        value_name = "FORMAT",
+        hide_default_value = true,
+        hide_possible_values = true
+    )]
     pub(crate) log_format: LogFormat,
 }
 
@@ -223,9 +227,10 @@ pub(crate) struct Connected<T: Args> {
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub(crate) enum ClientAuthArg {
-    /// HTTP Basic (Genesys Cloud's documented way)
+    // HTTP Basic (Genesys Cloud's documented way). Variants carry no doc comment: clap would
+    // then switch the whole `--help` to its long, one-paragraph-per-option layout.
     Basic,
-    /// client_id and client_secret as form fields
+    // client_id and client_secret as form fields.
     Form,
 }
 
@@ -241,10 +246,10 @@ impl ClientAuthArg {
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
 pub(crate) enum LogFormat {
-    /// Human-readable lines
+    // Human-readable lines.
     #[default]
     Text,
-    /// One JSON object per line
+    // One JSON object per line.
     Json,
 }
 
@@ -273,7 +278,7 @@ pub(crate) enum Command {
   tokenwarden paginate /api/v2/externalcontacts/scan/contacts --out contacts.jsonl --resume
   tokenwarden paginate /api/v2/analytics/conversations/details/query --body @query.json | jq .conversationId")]
     Paginate(Connected<PaginateArgs>),
-    /// Export data with asynchronous analytics jobs, slice by slice; resumable with --out FILE.
+    /// Export data with analytics jobs, slice by slice; resumable with --out FILE
     #[command(
         subcommand,
         after_help = "Examples:
@@ -302,7 +307,7 @@ Output lines: {\"id\": \"r1\", \"status\": 200, \"body\": {...}} or {\"id\": \"r
   tokenwarden sim --port 8080 --sim-client me:pw --forbidden-path /api/v2/routing
   # then, in another shell, run the export lines it prints")]
     Sim(SimArgs),
-    /// A realistic job against the embedded simulator: short tokens, revocations, rate limits
+    /// A realistic job against the embedded simulator: short tokens, revocations, 429s
     #[command(after_help = "Examples:
   tokenwarden demo
   tokenwarden demo --requests 2000 --token-ttl 1s --revoke-every 500 --no-progress")]
@@ -406,21 +411,21 @@ pub(crate) struct ExportOutArgs {
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub(crate) enum ExportFormat {
-    /// JSON Lines.
+    // JSON Lines. (No doc comments on values: see `Cli`.)
     Jsonl,
-    /// CSV (RFC 4180).
+    // CSV (RFC 4180).
     Csv,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub(crate) enum PagingStyle {
-    /// Decide from the path and arguments.
+    // Decide from the path and arguments.
     Auto,
-    /// pageNumber / pageSize / nextUri listings.
+    // pageNumber / pageSize / nextUri listings.
     Pages,
-    /// cursor / after / nextUri listings.
+    // cursor / after / nextUri listings.
     Cursor,
-    /// POST query with paging.pageNumber and totalHits.
+    // POST query with paging.pageNumber and totalHits.
     Query,
 }
 
@@ -571,11 +576,11 @@ pub(crate) struct SimArgs {
 /// Every simulator knob, as flags.
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct SimKnobs {
-    /// Token lifetime (e.g. 300s, 5m, 1500ms) [default: 86399s].
-    #[arg(long, value_parser = parse_duration)]
+    /// Token lifetime (e.g. 300s, 5m, 1500ms) [default: 86399s]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) token_ttl: Option<std::time::Duration>,
     /// Tokens die this long before their advertised expiry.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) clock_skew: Option<std::time::Duration>,
     /// Issue JWT-shaped tokens (with exp).
     #[arg(long)]
@@ -586,17 +591,17 @@ pub(crate) struct SimKnobs {
     /// Fail the first K token requests with 503.
     #[arg(long, value_name = "K")]
     pub(crate) fail_first_token_requests: Option<u32>,
-    /// Throttle every Nth token request (Genesys's 400 "rate limit exceeded").
+    /// Throttle every Nth token request (Genesys's 400)
     #[arg(long, value_name = "N")]
     pub(crate) throttle_token_every: Option<u32>,
     /// Delay every token response.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) token_latency: Option<std::time::Duration>,
-    /// Per-token API rate limit per window (429 + Retry-After beyond it).
+    /// Per-token API requests per window (429 beyond)
     #[arg(long, value_name = "N")]
     pub(crate) rate_limit: Option<u32>,
     /// The rate-limit window [default: 60s].
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) rate_limit_window: Option<std::time::Duration>,
     /// Fraction of API requests answered 5xx (seeded).
     #[arg(long, value_name = "FRACTION")]
@@ -605,39 +610,39 @@ pub(crate) struct SimKnobs {
     #[arg(long, value_name = "FRACTION")]
     pub(crate) drop_rate: Option<f64>,
     /// Seed for injected faults.
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub(crate) seed: Option<u64>,
     /// Latency added to every API response.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) latency: Option<std::time::Duration>,
     /// Number of users.
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub(crate) users: Option<usize>,
     /// Number of external contacts.
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub(crate) contacts: Option<usize>,
     /// Number of conversations.
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub(crate) conversations: Option<usize>,
     /// How long an analytics job takes.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) job_duration: Option<std::time::Duration>,
-    /// Terminal state of analytics jobs.
-    #[arg(long, value_enum)]
+    /// Analytics jobs end fulfilled, failed, cancelled or expired
+    #[arg(long, value_enum, value_name = "STATE", hide_possible_values = true)]
     pub(crate) job_outcome: Option<JobOutcomeArg>,
     /// Largest accepted page size.
     #[arg(long, value_name = "N")]
     pub(crate) max_page_size: Option<usize>,
-    /// Accepted OAuth client as ID:SECRET (repeatable; replaces tw-client:tw-secret).
+    /// Accepted client, repeatable (replaces tw-client:tw-secret)
     #[arg(long = "sim-client", value_name = "ID:SECRET", value_parser = parse_sim_client)]
     pub(crate) clients: Vec<(String, String)>,
-    /// Refuse client credentials sent as form fields (accept HTTP Basic only).
+    /// Refuse client credentials sent as form fields
     #[arg(long)]
     pub(crate) basic_only: bool,
     /// Path prefixes answered 403 (repeatable).
     #[arg(long, value_name = "PREFIX")]
     pub(crate) forbidden_path: Vec<String>,
-    /// Scopes reported by /api/v2/tokens/me (repeatable; replaces the default list).
+    /// Scopes /api/v2/tokens/me reports (repeatable)
     #[arg(long = "sim-scope", value_name = "SCOPE")]
     pub(crate) scopes: Vec<String>,
 }
@@ -645,13 +650,9 @@ pub(crate) struct SimKnobs {
 /// Terminal state of the simulator's analytics jobs.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub(crate) enum JobOutcomeArg {
-    /// FULFILLED.
     Fulfilled,
-    /// FAILED.
     Failed,
-    /// CANCELLED.
     Cancelled,
-    /// EXPIRED.
     Expired,
 }
 

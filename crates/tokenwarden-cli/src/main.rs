@@ -45,6 +45,8 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(async {
+        // Listen before the command starts, so that a Ctrl-C at any moment from here exits 130.
+        let interrupted = interrupted();
         tokio::select! {
             r = commands::run(cli) => match r {
                 Ok(code) => code,
@@ -61,7 +63,7 @@ fn main() -> ExitCode {
                     code
                 }
             },
-            () = interrupted() => {
+            () = interrupted => {
                 ui::error(interrupted_message);
                 exit::INTERRUPTED
             }
@@ -161,31 +163,35 @@ fn install_panic_hook() {
     }));
 }
 
-/// Resolves on Ctrl-C or SIGTERM; never, if no handler can be installed.
-async fn interrupted() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Listens for Ctrl-C and SIGTERM from the moment it is called (not from its first poll);
+/// the future resolves on either, or never if no handler could be installed.
+fn interrupted() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let term = async {
-            match signal(SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
+        let int = signal(SignalKind::interrupt());
+        let term = signal(SignalKind::terminate());
+        async move {
+            let one = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
                 }
-                Err(_) => std::future::pending::<()>().await,
+            };
+            tokio::select! {
+                () = one(int) => {}
+                () = one(term) => {}
             }
-        };
-        tokio::select! {
-            () = ctrl_c => {}
-            () = term => {}
         }
     }
     #[cfg(not(unix))]
-    ctrl_c.await;
+    async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 #[cfg(test)]

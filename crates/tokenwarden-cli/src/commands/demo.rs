@@ -134,11 +134,13 @@ pub(crate) async fn run(a: DemoArgs, g: &GlobalArgs) -> Result<u8> {
     }
     out.flush()?;
     sim.shutdown().await;
-    let healthy = report.failed == 0 && report.stopped.is_none() && j.api_expired_token == 0;
-    Ok(if healthy {
-        crate::exit::OK
-    } else {
-        crate::exit::FAILED
+    if let Some(stop) = &report.stopped {
+        crate::ui::error(&format!("stopped early: {stop}"));
+    }
+    // As a batch would exit; and a request sent with an expired token fails the demo's promise.
+    Ok(match super::batch::outcome_code(&report) {
+        crate::exit::OK if j.api_expired_token > 0 => crate::exit::FAILED,
+        code => code,
     })
 }
 
