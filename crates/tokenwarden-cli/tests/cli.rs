@@ -902,7 +902,7 @@ async fn every_command_help_is_one_screen_ending_with_examples() {
         let lines = help.lines().count();
         assert!(lines <= 60, "`{what}`: {lines} lines\n{help}");
         // Compact: -h and --help are the same page, one line per option.
-        let short = run(sb.bare(), &[&c[..], &["-h"]].concat()).await;
+        let short = run(sb.bare(), &[c, &["-h"]].concat()).await;
         assert_eq!(&short.stdout, help, "`{what}` differs from -h");
         let examples = help
             .find("\nExamples:\n")
