@@ -132,7 +132,15 @@ fn usage_error(e: &clap::Error, json: bool) -> u8 {
         }
         _ => message.unwrap_or_else(|| text.trim().to_string()),
     };
-    ui::error_with(&message, serde_json::json!({ "usage": usage }));
+    // One line of message; clap's further lines (the possible values...) as a field.
+    let (message, details) = match message.split_once('\n') {
+        Some((first, rest)) => (first.to_string(), Some(rest.trim().to_string())),
+        None => (message, None),
+    };
+    ui::error_with(
+        &message,
+        serde_json::json!({ "usage": usage, "details": details }),
+    );
     for t in tips {
         ui::hint(&t);
     }

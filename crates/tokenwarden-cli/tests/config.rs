@@ -272,7 +272,7 @@ async fn the_secret_on_the_command_line_is_warned_about_even_with_quiet() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_config_file_holding_a_secret_that_others_can_read_is_warned_about() {
+async fn a_config_file_others_can_read_or_change_is_warned_about_even_with_quiet() {
     let sb = Sandbox::start(SimConfig::default()).await;
     let p = write_tw_config(
         &sb,
@@ -285,11 +285,20 @@ async fn a_config_file_holding_a_secret_that_others_can_read_is_warned_about() {
     r.ok();
     assert_eq!(r.stderr, "", "0600: nothing to say");
     set_mode(&p, 0o644);
-    let r = run(sb.bare(), &["check"]).await;
+    let r = run(sb.bare(), &["-q", "check"]).await;
     r.ok();
     assert!(
         r.stderr
             .contains("other users can read it (mode 644); run: chmod 600"),
+        "{}",
+        r.stderr
+    );
+    // Writable by anyone: someone could point token_url at their server and get the secret.
+    set_mode(&p, 0o666);
+    let r = run(sb.bare(), &["-q", "check"]).await;
+    r.ok();
+    assert!(
+        r.stderr.contains("can be changed by other users"),
         "{}",
         r.stderr
     );

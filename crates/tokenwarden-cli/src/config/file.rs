@@ -182,25 +182,38 @@ fn expand_path(s: &str, config_file: &Path) -> PathBuf {
     }
 }
 
-/// A warning when a tokenwarden config file that holds a client secret can be read by other
-/// users (like ssh's check on private keys).
+/// Warnings about who else can read or change tokenwarden's config file. Readable: it holds a
+/// client secret (ssh checks private keys the same way). Changeable: another user could point
+/// `token_url` at a server of theirs and receive the client secret.
 #[cfg(unix)]
-pub(crate) fn readable_by_others(file: &Path) -> Option<String> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(file).ok()?.permissions().mode();
-    (mode & 0o077 != 0).then(|| {
-        format!(
-            "{} holds a client secret and other users can read it (mode {:o}); run: chmod 600 {}",
+pub(crate) fn exposure(file: &Path, holds_secret: bool) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(meta) = std::fs::metadata(file) else {
+        return Vec::new();
+    };
+    let mode = meta.mode() & 0o777;
+    let me = rustix::process::geteuid().as_raw();
+    let mut warnings = Vec::new();
+    if (meta.uid() != me && meta.uid() != 0) || mode & 0o002 != 0 {
+        warnings.push(format!(
+            "{} can be changed by other users (owner uid {}, mode {mode:o}): they could send your client secret to a server of theirs; make it yours and run: chmod 600 {}",
             file.display(),
-            mode & 0o777,
+            meta.uid(),
             file.display()
-        )
-    })
+        ));
+    } else if holds_secret && mode & 0o077 != 0 {
+        warnings.push(format!(
+            "{} holds a client secret and other users can read it (mode {mode:o}); run: chmod 600 {}",
+            file.display(),
+            file.display()
+        ));
+    }
+    warnings
 }
 
 #[cfg(not(unix))]
-pub(crate) fn readable_by_others(_file: &Path) -> Option<String> {
-    None
+pub(crate) fn exposure(_file: &Path, _holds_secret: bool) -> Vec<String> {
+    Vec::new()
 }
 
 #[cfg(test)]

@@ -117,9 +117,11 @@ impl Layers {
                     .given
                     .iter()
                     .any(|(_, g)| matches!(g.value, Value::Secret(_)));
-                if holds_secret && let Some(w) = file::readable_by_others(&path) {
-                    layers.warnings.push(Warning::new(w));
-                }
+                layers.warnings.extend(
+                    file::exposure(&path, holds_secret)
+                        .into_iter()
+                        .map(Warning::always),
+                );
                 layers.absorb(read, &mut names, &mut found);
             }
         }

@@ -23,6 +23,9 @@ impl std::fmt::Display for ReadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ReadError::Io(e) => write!(f, "{e}"),
+            ReadError::TooLarge(max) if *max >= 1024 * 1024 => {
+                write!(f, "larger than {} MiB", max / (1024 * 1024))
+            }
             ReadError::TooLarge(max) => write!(f, "larger than {} KiB", max / 1024),
             ReadError::NotUtf8 => f.write_str("not UTF-8 text"),
         }

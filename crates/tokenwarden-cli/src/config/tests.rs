@@ -565,6 +565,20 @@ fn the_secret_on_the_command_line_is_warned_about_always() {
     assert!(w[0].always && w[0].text.contains("process list"), "{w:?}");
 }
 
+/// Reads flags, `env` and the gc file only (no tokenwarden file at the default place).
+fn collect(
+    flags: &ConnectionArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    gc_config: Option<PathBuf>,
+) -> Result<Layers> {
+    Layers::collect(&Inputs {
+        flags,
+        env,
+        default_config: None,
+        gc_config,
+    })
+}
+
 #[test]
 fn config_files_and_profiles_named_explicitly_must_exist() {
     let dir = tempfile::tempdir().unwrap();
@@ -572,14 +586,7 @@ fn config_files_and_profiles_named_explicitly_must_exist() {
         config: Some(dir.path().join("missing.toml")),
         ..ConnectionArgs::default()
     };
-    let no_env = |_: &str| None;
-    let inputs = Inputs {
-        flags: &flags,
-        env: &no_env,
-        default_config: None,
-        gc_config: None,
-    };
-    let e = Layers::collect(&inputs).unwrap_err();
+    let e = collect(&flags, &|_| None, None).unwrap_err();
     assert_eq!(exit::code(&e), USAGE);
     assert!(
         e.to_string()
@@ -588,14 +595,7 @@ fn config_files_and_profiles_named_explicitly_must_exist() {
     );
 
     let env = |k: &str| (k == "TOKENWARDEN_CONFIG").then(|| "/no/such.toml".to_string());
-    let flags = ConnectionArgs::default();
-    let inputs = Inputs {
-        flags: &flags,
-        env: &env,
-        default_config: None,
-        gc_config: None,
-    };
-    let e = Layers::collect(&inputs).unwrap_err();
+    let e = collect(&ConnectionArgs::default(), &env, None).unwrap_err();
     assert_eq!(exit::code(&e), CONFIG);
     assert!(
         e.to_string()
@@ -626,14 +626,7 @@ fn a_broken_gc_file_is_warned_about_and_ignored() {
         region: Some("eu-west-1".into()),
         ..ConnectionArgs::default()
     };
-    let no_env = |_: &str| None;
-    let inputs = Inputs {
-        flags: &flags,
-        env: &no_env,
-        default_config: None,
-        gc_config: Some(gc),
-    };
-    let l = Layers::collect(&inputs).unwrap();
+    let l = collect(&flags, &|_| None, Some(gc)).unwrap();
     assert!(l.given.iter().all(|(k, _)| *k == Key::Region));
     assert_eq!(l.warnings.len(), 1);
     assert!(

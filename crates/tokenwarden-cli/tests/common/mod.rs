@@ -343,7 +343,12 @@ pub fn interrupt(child: std::process::Child) -> Run {
         .status()
         .expect("run kill");
     assert!(status.success(), "kill -INT failed");
-    let out = child.wait_with_output().expect("wait for tokenwarden");
+    finished(child.wait_with_output(), started)
+}
+
+/// What a finished run of the binary printed.
+fn finished(out: std::io::Result<std::process::Output>, started: Instant) -> Run {
+    let out = out.expect("wait for tokenwarden");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -362,13 +367,7 @@ pub async fn run_to_full_disk(mut cmd: Command, args: &[&str]) -> Run {
     cmd.args(args).stdout(full).stderr(Stdio::piped());
     tokio::task::spawn_blocking(move || {
         let started = Instant::now();
-        let out = cmd.output().expect("run tokenwarden");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::new(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            elapsed: started.elapsed(),
-        }
+        finished(cmd.output(), started)
     })
     .await
     .expect("runner thread")
