@@ -21,6 +21,9 @@ pub(crate) const CONFIG: u8 = 3;
 pub(crate) const RUNTIME: u8 = 4;
 /// Interrupted (Ctrl-C, SIGTERM).
 pub(crate) const INTERRUPTED: u8 = 130;
+/// A bug: tokenwarden panicked (reported as an internal error). Not in the table: it is never
+/// the outcome of a job, and Rust programs exit 101 after a panic.
+pub(crate) const PANIC: u8 = 101;
 
 /// The table as shown at the end of `--help`.
 pub(crate) const TABLE: &str = "\

@@ -47,11 +47,14 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async {
         // Listen before the command starts, so that a Ctrl-C at any moment from here exits 130.
         let interrupted = interrupted();
+        // The command runs as its own task: when it blocks a thread (reading a secret from a
+        // pipe that never ends), this one still sees the Ctrl-C.
+        let command = tokio::spawn(commands::run(cli));
         tokio::select! {
-            r = commands::run(cli) => match r {
-                Ok(code) => code,
-                Err(e) if exit::is_stdout_closed(&e) => exit::OK,
-                Err(e) => {
+            r = command => match r {
+                Ok(Ok(code)) => code,
+                Ok(Err(e)) if exit::is_stdout_closed(&e) => exit::OK,
+                Ok(Err(e)) => {
                     let code = exit::code(&e);
                     // The first line is the error; a "hint:" part becomes its own message.
                     let text = format!("{e:#}");
@@ -62,6 +65,8 @@ fn main() -> ExitCode {
                     }
                     code
                 }
+                // A panic, already reported by the hook: exit as Rust does after one.
+                Err(_) => exit::PANIC,
             },
             () = interrupted => {
                 ui::error(interrupted_message);

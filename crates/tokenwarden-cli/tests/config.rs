@@ -326,3 +326,37 @@ async fn the_secret_from_stdin_cannot_also_be_the_request_body() {
     );
     assert_eq!(sb.sim.journal_counters().api_requests, 0, "nothing sent");
 }
+
+/// Reading the secret from a pipe that never ends used to block the thread that waits for
+/// Ctrl-C: the interrupt went unseen until the pipe closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_ctrl_c_while_the_secret_is_awaited_on_stdin_exits_130() {
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let mut cmd = sb.connected();
+    cmd.env("GENESYSCLOUD_OAUTHCLIENT_ID", DEFAULT_CLIENT_ID)
+        .args(["-vv", "--client-secret-stdin"])
+        .stdin(std::process::Stdio::piped());
+    let mut child = spawn(cmd, &["check"]);
+    // The secret never comes: stdin stays open, silent, until the command has ended (or, as a
+    // last resort against a hang, for 10 s: then the command fails with "no secret", not 130).
+    let stdin = child.stdin.take().unwrap();
+    let (ended, ended_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let _stdin = stdin;
+        let _ = ended_rx.recv_timeout(std::time::Duration::from_secs(10));
+    });
+    let r = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead as _;
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("reading the client secret from standard input") {
+            line.clear();
+            assert!(err.read_line(&mut line).unwrap() > 0, "no such log line");
+        }
+        interrupt(child)
+    })
+    .await
+    .unwrap();
+    let _ = ended.send(());
+    r.expect_code(130);
+}

@@ -92,47 +92,50 @@ pub(crate) async fn run(a: DemoArgs, g: &GlobalArgs) -> Result<u8> {
     let t = client.tokens().metrics();
     let c = client.metrics();
     let revoked = revocations(&j);
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "tokenwarden demo summary")?;
-    writeln!(
-        out,
-        "  requests ok / failed:          {} / {}   ({:.1} s, {:.0} requests/s)",
-        report.ok,
-        report.failed,
-        report.elapsed.as_secs_f64(),
-        (report.ok + report.failed) as f64 / report.elapsed.as_secs_f64().max(0.001)
-    )?;
-    writeln!(
-        out,
-        "  tokens fetched:                {} ({} proactive, {} after a 401, {} on demand)",
-        t.tokens_fetched, t.proactive_refreshes, t.rejected_refreshes, t.reactive_refreshes
-    )?;
-    writeln!(
-        out,
-        "  tokens revoked by the server:  {}{}   (requests refused with a revoked token: {})",
-        revoked.tokens,
-        if revoked.complete { "" } else { " or more" },
-        j.api_revoked_token
-    )?;
-    writeln!(
-        out,
-        "  401s healed by a new token:    {}",
-        c.unauthorized_healed
-    )?;
-    writeln!(
-        out,
-        "  429s waited / 5xx retried:     {} / {}",
-        c.rate_limited_waits, c.server_errors_retried
-    )?;
-    writeln!(
-        out,
-        "  requests sent with an expired token: {}   (server journal; must be 0)",
-        j.api_expired_token
-    )?;
-    if a.output.is_some() {
-        writeln!(out, "  output: {}", output.display())?;
+    {
+        // stdout is locked only while the summary is written (the lock is not Send).
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "tokenwarden demo summary")?;
+        writeln!(
+            out,
+            "  requests ok / failed:          {} / {}   ({:.1} s, {:.0} requests/s)",
+            report.ok,
+            report.failed,
+            report.elapsed.as_secs_f64(),
+            (report.ok + report.failed) as f64 / report.elapsed.as_secs_f64().max(0.001)
+        )?;
+        writeln!(
+            out,
+            "  tokens fetched:                {} ({} proactive, {} after a 401, {} on demand)",
+            t.tokens_fetched, t.proactive_refreshes, t.rejected_refreshes, t.reactive_refreshes
+        )?;
+        writeln!(
+            out,
+            "  tokens revoked by the server:  {}{}   (requests refused with a revoked token: {})",
+            revoked.tokens,
+            if revoked.complete { "" } else { " or more" },
+            j.api_revoked_token
+        )?;
+        writeln!(
+            out,
+            "  401s healed by a new token:    {}",
+            c.unauthorized_healed
+        )?;
+        writeln!(
+            out,
+            "  429s waited / 5xx retried:     {} / {}",
+            c.rate_limited_waits, c.server_errors_retried
+        )?;
+        writeln!(
+            out,
+            "  requests sent with an expired token: {}   (server journal; must be 0)",
+            j.api_expired_token
+        )?;
+        if a.output.is_some() {
+            writeln!(out, "  output: {}", output.display())?;
+        }
+        out.flush()?;
     }
-    out.flush()?;
     sim.shutdown().await;
     if let Some(stop) = &report.stopped {
         crate::ui::error(&format!("stopped early: {stop}"));

@@ -101,10 +101,11 @@ pub(crate) async fn run(a: SimArgs) -> Result<u8> {
     let sim = Simulator::start(config)
         .await
         .with_context(|| format!("starting the simulator on 127.0.0.1:{}", a.port))?;
-    let mut out = std::io::stdout().lock();
-    out.write_all(banner(&sim.base_url(), &sim.token_url(), &a.knobs.clients).as_bytes())?;
-    out.flush()?;
-    drop(out);
+    {
+        let mut out = std::io::stdout().lock();
+        out.write_all(banner(&sim.base_url(), &sim.token_url(), &a.knobs.clients).as_bytes())?;
+        out.flush()?;
+    }
     crate::ui::note("Ctrl-C stops it.");
     std::future::pending::<()>().await;
     Ok(crate::exit::OK)

@@ -120,6 +120,7 @@ pub(crate) fn process_env(k: &str) -> Option<String> {
 /// Reads standard input for `--client-secret-stdin`: the first line, at most 64 KiB, into a wiped
 /// buffer.
 pub(crate) fn read_stdin_secret() -> Result<Zeroizing<String>, ReadError> {
+    tracing::debug!("reading the client secret from standard input");
     secret::read_bounded(std::io::stdin().lock(), secret::MAX_SECRET_BYTES, true)
 }
 
