@@ -80,8 +80,10 @@ pub(crate) struct ConnectionArgs {
     /// Allow http:// off loopback (tokens travel in clear text)
     #[arg(long)]
     pub(crate) allow_insecure_http: bool,
+    // Hidden from the help: its name alone would make clap put every option's help on a line of
+    // its own; the error that needs it names it, and the README documents it.
     /// Follow redirects to other origins (never with the token)
-    #[arg(long)]
+    #[arg(long, hide = true)]
     pub(crate) follow_redirects_across_origins: bool,
     /// Largest API answer accepted, e.g. 500KB [default: 64MiB]
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
