@@ -1,128 +1,286 @@
 //! Command-line arguments, kept as the user typed them; `config` turns them into library settings.
+//!
+//! Connection options ([`ConnectionArgs`]) go before or after the command name, and only commands
+//! that talk to an API take them: `sim`, `demo` and `completions` show none in their help. Output
+//! options ([`OutputArgs`]) apply to every command.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::fmt;
 use std::path::PathBuf;
+use zeroize::Zeroizing;
 
-use crate::exit::TABLE as EXIT_CODES;
-
-/// tokenwarden: OAuth tokens that never expire mid-job, for Genesys Cloud and any OAuth 2.0 API.
+// Help stays one screen per command: every option's help is one line, and nothing here may set
+// a long help (`long_about`, `after_long_help`, an option's second doc paragraph, documented enum
+// values): clap would then lay out `--help` one paragraph per option.
+/// tokenwarden: OAuth tokens that never expire mid-job, for Genesys Cloud and any OAuth 2.0 API
 #[derive(Debug, Parser)]
-#[command(
-    name = "tokenwarden",
-    version,
-    about,
-    long_about = "tokenwarden runs API jobs that survive token expiry: it refreshes the access token before \
-it expires, heals 401s, waits out 429s and retries 5xx, so a 10,000-request job does not die at request 5,001.",
-    after_long_help = EXIT_CODES,
-    after_help = "Try `tokenwarden demo` to see it work against the embedded simulator."
-)]
+#[command(name = "tokenwarden", version, long_about = None, after_help = top_after_help())]
 pub(crate) struct Cli {
     #[command(flatten)]
-    pub(crate) global: GlobalArgs,
+    pub(crate) connection: ConnectionArgs,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
 
-/// Options accepted before or after the command name.
+fn top_after_help() -> String {
+    format!(
+        "Examples:
+  tokenwarden demo                      # see it work, offline, against the embedded simulator
+  tokenwarden --region eu-west-1 --client-id ID --client-secret-file secret.txt check
+  tokenwarden -p prod batch --input requests.jsonl --output results.jsonl
+
+Settings come from flags, then the environment, then the profile in tokenwarden's config file,
+then the same profile in the gc CLI's ~/.gc/config.toml: `tokenwarden config` shows which.
+
+{}",
+        crate::exit::TABLE
+    )
+}
+
+/// Where the API is and who is calling: accepted before or after the command name (after wins).
+/// Each has an environment variable and a profile key too; `tokenwarden config` shows the winners.
 #[derive(Debug, Args, Clone, Default)]
-pub(crate) struct GlobalArgs {
-    /// Profile to use from tokenwarden's config file, then from the gc CLI's ~/.gc/config.toml.
-    #[arg(long, short = 'p', global = true, value_name = "NAME")]
+#[command(next_help_heading = "Connection")]
+pub(crate) struct ConnectionArgs {
+    /// Profile to use [env: TOKENWARDEN_PROFILE] [default: default]
+    #[arg(long, short = 'p', value_name = "NAME")]
     pub(crate) profile: Option<String>,
-    /// tokenwarden's config file [default: CONFIG_DIR/tokenwarden/config.toml, e.g. ~/.config/tokenwarden/config.toml].
-    #[arg(long, global = true, value_name = "FILE", env = "TOKENWARDEN_CONFIG")]
+    /// Config file [env: TOKENWARDEN_CONFIG]
+    #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
-    /// Genesys Cloud region, by name (eu-west-1) or domain (mypurecloud.ie) [env: GENESYSCLOUD_REGION].
-    #[arg(long, global = true, value_name = "REGION")]
+    /// Region: eu-west-1 or mypurecloud.ie [env: GENESYSCLOUD_REGION]
+    #[arg(long, value_name = "REGION")]
     pub(crate) region: Option<String>,
-    /// OAuth client id [env: GENESYSCLOUD_OAUTHCLIENT_ID].
-    #[arg(long, global = true, value_name = "ID")]
+    /// OAuth client id [env: GENESYSCLOUD_OAUTHCLIENT_ID]
+    #[arg(long, value_name = "ID")]
     pub(crate) client_id: Option<String>,
-    /// OAuth client secret. Visible to other users in the process list: prefer
-    /// GENESYSCLOUD_OAUTHCLIENT_SECRET, --client-secret-file or --client-secret-stdin.
-    #[arg(long, global = true, value_name = "SECRET", hide_default_value = true)]
-    pub(crate) client_secret: Option<String>,
-    /// Read the client secret from this file (first line).
-    #[arg(long, global = true, value_name = "FILE")]
+    /// Secret (seen in `ps`) [env: GENESYSCLOUD_OAUTHCLIENT_SECRET]
+    #[arg(long, value_name = "SECRET", value_parser = SecretArg::parse, group = "secret")]
+    pub(crate) client_secret: Option<SecretArg>,
+    /// Read the client secret from the first line of FILE
+    #[arg(long, value_name = "FILE", group = "secret")]
     pub(crate) client_secret_file: Option<PathBuf>,
-    /// Read the client secret from standard input (first line).
-    #[arg(long, global = true)]
+    /// Read the client secret from the first line of stdin
+    #[arg(long, group = "secret")]
     pub(crate) client_secret_stdin: bool,
-    /// Token endpoint URL, for any OAuth 2.0 provider or the simulator (overrides the region's).
-    #[arg(long, global = true, value_name = "URL")]
+    /// Token endpoint URL [env: TOKENWARDEN_TOKEN_URL]
+    #[arg(long, value_name = "URL")]
     pub(crate) token_url: Option<String>,
-    /// API base URL (overrides the region's).
-    #[arg(long, global = true, value_name = "URL")]
+    /// API base URL [env: TOKENWARDEN_API_BASE]
+    #[arg(long, value_name = "URL")]
     pub(crate) api_base: Option<String>,
-    /// How to send client credentials to the token endpoint.
-    #[arg(long, global = true, value_enum)]
+    /// basic (default) or form [env: TOKENWARDEN_CLIENT_AUTH]
+    #[arg(long, value_enum, value_name = "HOW", hide_possible_values = true)]
     pub(crate) client_auth: Option<ClientAuthArg>,
-    /// OAuth scopes to request (space-separated).
-    #[arg(long, global = true, value_name = "SCOPES")]
+    /// OAuth scopes, space-separated [env: TOKENWARDEN_SCOPE]
+    #[arg(long, value_name = "SCOPES")]
     pub(crate) scope: Option<String>,
-    /// Allow plain http:// to hosts other than loopback (tokens then travel in clear text).
-    #[arg(long, global = true)]
+    /// Allow http:// off loopback (tokens travel in clear text)
+    #[arg(long)]
     pub(crate) allow_insecure_http: bool,
-    /// Follow redirects to another origin (scheme, host or port). The token and headers given
-    /// with -H never go there; without this flag such a redirect is an error naming the target.
-    #[arg(long, global = true)]
+    // Hidden from the help: its name alone would make clap put every option's help on a line of
+    // its own; the error that needs it names it, and the README documents it.
+    /// Follow redirects to other origins (never with the token)
+    #[arg(long, hide = true)]
     pub(crate) follow_redirects_across_origins: bool,
-    /// Largest API answer accepted, e.g. 64MiB, 500KB, 1048576 [default: 64MiB]; a larger one
-    /// fails that request.
-    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    /// Largest API answer accepted, e.g. 500KB [default: 64MiB]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub(crate) max_response_bytes: Option<u64>,
-    /// More log output (-v info, -vv debug, -vvv trace). Secrets are never logged.
+}
+
+impl ConnectionArgs {
+    /// These options given before the command name, overridden by `later` (given after it). The
+    /// three ways to give the secret count as one option: the later one replaces the earlier.
+    pub(crate) fn then(self, later: ConnectionArgs) -> ConnectionArgs {
+        let later_secret = later.client_secret.is_some()
+            || later.client_secret_file.is_some()
+            || later.client_secret_stdin;
+        let (client_secret, client_secret_file, client_secret_stdin) = if later_secret {
+            (
+                later.client_secret,
+                later.client_secret_file,
+                later.client_secret_stdin,
+            )
+        } else {
+            (
+                self.client_secret,
+                self.client_secret_file,
+                self.client_secret_stdin,
+            )
+        };
+        ConnectionArgs {
+            profile: later.profile.or(self.profile),
+            config: later.config.or(self.config),
+            region: later.region.or(self.region),
+            client_id: later.client_id.or(self.client_id),
+            client_secret,
+            client_secret_file,
+            client_secret_stdin,
+            token_url: later.token_url.or(self.token_url),
+            api_base: later.api_base.or(self.api_base),
+            client_auth: later.client_auth.or(self.client_auth),
+            scope: later.scope.or(self.scope),
+            allow_insecure_http: later.allow_insecure_http || self.allow_insecure_http,
+            follow_redirects_across_origins: later.follow_redirects_across_origins
+                || self.follow_redirects_across_origins,
+            max_response_bytes: later.max_response_bytes.or(self.max_response_bytes),
+        }
+    }
+
+    /// The first connection flag given, for "this command takes none" messages.
+    pub(crate) fn first_given(&self) -> Option<&'static str> {
+        [
+            (self.profile.is_some(), "--profile"),
+            (self.config.is_some(), "--config"),
+            (self.region.is_some(), "--region"),
+            (self.client_id.is_some(), "--client-id"),
+            (self.client_secret.is_some(), "--client-secret"),
+            (self.client_secret_file.is_some(), "--client-secret-file"),
+            (self.client_secret_stdin, "--client-secret-stdin"),
+            (self.token_url.is_some(), "--token-url"),
+            (self.api_base.is_some(), "--api-base"),
+            (self.client_auth.is_some(), "--client-auth"),
+            (self.scope.is_some(), "--scope"),
+            (self.allow_insecure_http, "--allow-insecure-http"),
+            (
+                self.follow_redirects_across_origins,
+                "--follow-redirects-across-origins",
+            ),
+            (self.max_response_bytes.is_some(), "--max-response-bytes"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
+}
+
+/// A secret typed on the command line: wiped from memory when dropped, never printed by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct SecretArg(Zeroizing<String>);
+
+impl SecretArg {
+    /// Takes the value as clap hands it over (borrowed), so the only copy we own is the wiped one.
+    fn parse(s: &str) -> Result<SecretArg, String> {
+        if s.trim().is_empty() {
+            return Err("the secret is empty".into());
+        }
+        Ok(SecretArg(Zeroizing::new(s.to_owned())))
+    }
+
+    /// The secret itself: only to be wrapped into a `ClientSecret`.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[cfg(test)]
+impl From<&str> for SecretArg {
+    fn from(s: &str) -> Self {
+        SecretArg(Zeroizing::new(s.to_owned()))
+    }
+}
+
+/// How much is said on stderr, and in which format; every command takes these.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Output")]
+pub(crate) struct OutputArgs {
+    /// More logs: -v info, -vv debug, -vvv trace (never secrets)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
-    /// Only errors on stderr.
+    /// Only errors, and the warning about --client-secret
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub(crate) quiet: bool,
-    /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    /// text (default), or json: one object per line on stderr
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        value_name = "FORMAT",
+        hide_default_value = true,
+        hide_possible_values = true
+    )]
     pub(crate) log_format: LogFormat,
+}
+
+/// What a command needs besides its own arguments: the connection options (merged from before and
+/// after the command name) and the output options.
+#[derive(Debug, Default)]
+pub(crate) struct GlobalArgs {
+    pub(crate) connection: ConnectionArgs,
+    pub(crate) quiet: bool,
+}
+
+/// A command's own arguments followed by the connection options.
+#[derive(Debug, Args)]
+pub(crate) struct Connected<T: Args> {
+    #[command(flatten)]
+    pub(crate) args: T,
+    #[command(flatten)]
+    pub(crate) connection: ConnectionArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub(crate) enum ClientAuthArg {
-    /// HTTP Basic (Genesys Cloud's documented way).
+    // HTTP Basic (Genesys Cloud's documented way). Variants carry no doc comment: clap would
+    // then switch the whole `--help` to its long, one-paragraph-per-option layout.
     Basic,
-    /// client_id and client_secret as form fields.
+    // client_id and client_secret as form fields.
     Form,
+}
+
+impl ClientAuthArg {
+    /// The name as typed (`basic`, `form`).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ClientAuthArg::Basic => "basic",
+            ClientAuthArg::Form => "form",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
 pub(crate) enum LogFormat {
-    /// Human-readable lines.
+    // Human-readable lines.
     #[default]
     Text,
-    /// One JSON object per line.
+    // One JSON object per line.
     Json,
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Print a valid access token (cached across invocations, refreshed when due).
+    /// Print a valid access token (cached across invocations, refreshed when due)
     #[command(after_help = "Examples:
   curl -H \"Authorization: Bearer $(tokenwarden token)\" https://api.mypurecloud.com/api/v2/users/me
+  tokenwarden token --json | jq .expires_in
   tokenwarden --token-url http://127.0.0.1:8080/oauth/token --client-id tw-client token")]
-    Token(TokenArgs),
-    /// Preflight: check credentials, token lifetime and scopes before a long job.
+    Token(Connected<TokenArgs>),
+    /// Preflight: check credentials, token lifetime and scopes before a long job
     #[command(after_help = "Examples:
   tokenwarden check
-  tokenwarden check --require-scope analytics:conversationDetail:view --require-scope users:readonly")]
-    Check(CheckArgs),
-    /// Send one API request through the client (refresh, retries); body to stdout.
+  tokenwarden -p prod check --require-scope analytics:conversationDetail:view --require-scope users:readonly")]
+    Check(Connected<CheckArgs>),
+    /// Send one API request through the client (refresh, retries); body to stdout
     #[command(after_help = "Examples:
   tokenwarden request GET /api/v2/users/me
+  tokenwarden request DELETE /api/v2/tokens/me
   tokenwarden request POST /api/v2/analytics/conversations/details/query --data @query.json --replay-safe")]
-    Request(RequestArgs),
+    Request(Connected<RequestArgs>),
     /// Every item of a paged listing, as JSON Lines or CSV; resumable with --out FILE.
     #[command(after_help = "Examples:
   tokenwarden paginate /api/v2/users --format csv --out users.csv
   tokenwarden paginate /api/v2/externalcontacts/scan/contacts --out contacts.jsonl --resume
   tokenwarden paginate /api/v2/analytics/conversations/details/query --body @query.json | jq .conversationId")]
-    Paginate(PaginateArgs),
-    /// Export data with asynchronous analytics jobs, slice by slice; resumable with --out FILE.
+    Paginate(Connected<PaginateArgs>),
+    /// Export data with analytics jobs, slice by slice; resumable with --out FILE
     #[command(
         subcommand,
         after_help = "Examples:
@@ -130,46 +288,46 @@ pub(crate) enum Command {
   tokenwarden export conversations --interval 2024-01-01T00:00:00Z/2024-02-01T00:00:00Z --out jan.jsonl --resume"
     )]
     Export(ExportCommand),
-    /// Run one request per input record; resumable, exactly-once output.
+    /// Run one request per input record; resumable, exactly-once output
     #[command(after_help = "Examples:
   tokenwarden batch --input requests.jsonl --output results.jsonl --concurrency 8 --rate 5/s
   tokenwarden batch --ids user-ids.txt --path-template '/api/v2/users/{id}' --output users.jsonl
   tokenwarden batch --input requests.jsonl --output results.jsonl --resume   # after a crash or kill
-  tokenwarden batch --input requests.jsonl --output results.jsonl --resume --retry-failed
 
 Input lines: {\"id\": \"r1\", \"method\": \"GET\", \"path\": \"/api/v2/users/abc\", \"body\": null}
-Output lines: {\"id\": \"r1\", \"status\": 200, \"body\": {...}} or {\"id\": \"r1\", \"error\": \"...\"};
-bad input lines: {\"id\": null, \"line\": 7, \"error\": \"line 7: not JSON ...\"}.")]
-    Batch(BatchArgs),
-    /// Run the embedded Genesys Cloud simulator standalone.
+Output lines: {\"id\": \"r1\", \"status\": 200, \"body\": {...}} or {\"id\": \"r1\", \"error\": \"...\"}")]
+    Batch(Connected<BatchArgs>),
+    /// Show each connection setting, its value and where it came from (secrets as [set])
+    #[command(after_help = "Examples:
+  tokenwarden config
+  tokenwarden -p prod config --json | jq -r .settings.region.source
+  GENESYSCLOUD_REGION=eu-west-1 tokenwarden config")]
+    Config(Connected<ConfigArgs>),
+    /// Run the embedded Genesys Cloud simulator standalone
     #[command(after_help = "Examples:
   tokenwarden sim --port 8080 --token-ttl 5s --revoke-every 100
-  # then, in another shell:
-  export GENESYSCLOUD_OAUTHCLIENT_ID=tw-client GENESYSCLOUD_OAUTHCLIENT_SECRET=tw-secret
-  tokenwarden --api-base http://127.0.0.1:8080 --token-url http://127.0.0.1:8080/oauth/token check")]
+  tokenwarden sim --port 8080 --sim-client me:pw --forbidden-path /api/v2/routing
+  # then, in another shell, run the export lines it prints")]
     Sim(SimArgs),
-    /// A realistic job against the embedded simulator: short tokens, revocations, rate limits.
+    /// A realistic job against the embedded simulator: short tokens, revocations, 429s
     #[command(after_help = "Examples:
   tokenwarden demo
   tokenwarden demo --requests 2000 --token-ttl 1s --revoke-every 500 --no-progress")]
     Demo(DemoArgs),
-    /// Print shell completions.
+    /// Print shell completions (install them in your user directories, no root needed)
     #[command(after_help = "Examples:
   tokenwarden completions bash > ~/.local/share/bash-completion/completions/tokenwarden
   tokenwarden completions zsh > ~/.zfunc/_tokenwarden
   tokenwarden completions fish > ~/.config/fish/completions/tokenwarden.fish")]
-    Completions {
-        /// The shell.
-        shell: clap_complete::Shell,
-    },
+    Completions(CompletionsArgs),
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct TokenArgs {
-    /// Do not read or write the token cache.
+    /// Do not read or write the token cache
     #[arg(long)]
     pub(crate) no_cache: bool,
-    /// Print JSON with the expiry instead of the bare token.
+    /// Print JSON with the expiry instead of the bare token
     #[arg(long)]
     pub(crate) json: bool,
     /// Give up after this long when another process holds the cache's lock while it fetches a
@@ -180,26 +338,40 @@ pub(crate) struct TokenArgs {
 
 #[derive(Debug, Args, Default, Clone)]
 pub(crate) struct CheckArgs {
-    /// Fail unless the token carries this scope (repeatable).
+    /// Fail unless the token carries this scope (repeatable)
     #[arg(long = "require-scope", value_name = "SCOPE")]
     pub(crate) require_scope: Vec<String>,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct RequestArgs {
-    /// HTTP method (GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS).
-    pub(crate) method: String,
-    /// Path below the API base (e.g. /api/v2/users/me).
+    /// HTTP method: GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS
+    #[arg(value_parser = parse_method)]
+    pub(crate) method: http::Method,
+    /// Path below the API base (e.g. /api/v2/users/me)
     pub(crate) path: String,
-    /// JSON body, or @FILE to read it from a file (@- for stdin).
+    /// JSON body, or @FILE to read it from a file (@- for stdin)
     #[arg(long, short = 'd', value_name = "JSON|@FILE")]
     pub(crate) data: Option<String>,
-    /// Extra header (repeatable), as "Name: value".
-    #[arg(long, short = 'H', value_name = "HEADER")]
-    pub(crate) header: Vec<String>,
-    /// Allow retries of a POST/PATCH (mark it as a read or idempotent).
+    /// Extra header (repeatable), as "Name: value"
+    #[arg(long, short = 'H', value_name = "HEADER", value_parser = parse_header)]
+    pub(crate) header: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// Allow retries of a POST/PATCH (mark it as a read or idempotent)
     #[arg(long)]
     pub(crate) replay_safe: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConfigArgs {
+    /// One JSON object instead of the table
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell
+    pub(crate) shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -241,21 +413,21 @@ pub(crate) struct ExportOutArgs {
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub(crate) enum ExportFormat {
-    /// JSON Lines.
+    // JSON Lines. (No doc comments on values: see `Cli`.)
     Jsonl,
-    /// CSV (RFC 4180).
+    // CSV (RFC 4180).
     Csv,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub(crate) enum PagingStyle {
-    /// Decide from the path and arguments.
+    // Decide from the path and arguments.
     Auto,
-    /// pageNumber / pageSize / nextUri listings.
+    // pageNumber / pageSize / nextUri listings.
     Pages,
-    /// cursor / after / nextUri listings.
+    // cursor / after / nextUri listings.
     Cursor,
-    /// POST query with paging.pageNumber and totalHits.
+    // POST query with paging.pageNumber and totalHits.
     Query,
 }
 
@@ -266,7 +438,7 @@ pub(crate) enum ExportCommand {
   tokenwarden export conversations --interval 2024-01-01T00:00:00Z/2024-02-01T00:00:00Z --out jan.jsonl
   tokenwarden export conversations --interval 2024-01-01/P7D --slice 6h --format csv --out week.csv
   tokenwarden export conversations --interval 2024-01-01/P31D --out jan.jsonl --resume   # after a kill")]
-    Conversations(ExportArgs),
+    Conversations(Connected<ExportArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -406,11 +578,11 @@ pub(crate) struct SimArgs {
 /// Every simulator knob, as flags.
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct SimKnobs {
-    /// Token lifetime (e.g. 300s, 5m, 1500ms) [default: 86399s].
-    #[arg(long, value_parser = parse_duration)]
+    /// Token lifetime (e.g. 300s, 5m, 1500ms) [default: 86399s]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) token_ttl: Option<std::time::Duration>,
     /// Tokens die this long before their advertised expiry.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) clock_skew: Option<std::time::Duration>,
     /// Issue JWT-shaped tokens (with exp).
     #[arg(long)]
@@ -421,17 +593,17 @@ pub(crate) struct SimKnobs {
     /// Fail the first K token requests with 503.
     #[arg(long, value_name = "K")]
     pub(crate) fail_first_token_requests: Option<u32>,
-    /// Throttle every Nth token request (Genesys's 400 "rate limit exceeded").
+    /// Throttle every Nth token request (Genesys's 400)
     #[arg(long, value_name = "N")]
     pub(crate) throttle_token_every: Option<u32>,
     /// Delay every token response.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) token_latency: Option<std::time::Duration>,
-    /// Per-token API rate limit per window (429 + Retry-After beyond it).
+    /// Per-token API requests per window (429 beyond)
     #[arg(long, value_name = "N")]
     pub(crate) rate_limit: Option<u32>,
     /// The rate-limit window [default: 60s].
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) rate_limit_window: Option<std::time::Duration>,
     /// Fraction of API requests answered 5xx (seeded).
     #[arg(long, value_name = "FRACTION")]
@@ -440,39 +612,39 @@ pub(crate) struct SimKnobs {
     #[arg(long, value_name = "FRACTION")]
     pub(crate) drop_rate: Option<f64>,
     /// Seed for injected faults.
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub(crate) seed: Option<u64>,
     /// Latency added to every API response.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) latency: Option<std::time::Duration>,
     /// Number of users.
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub(crate) users: Option<usize>,
     /// Number of external contacts.
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub(crate) contacts: Option<usize>,
     /// Number of conversations.
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub(crate) conversations: Option<usize>,
     /// How long an analytics job takes.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) job_duration: Option<std::time::Duration>,
-    /// Terminal state of analytics jobs.
-    #[arg(long, value_enum)]
+    /// Analytics jobs end fulfilled, failed, cancelled or expired
+    #[arg(long, value_enum, value_name = "STATE", hide_possible_values = true)]
     pub(crate) job_outcome: Option<JobOutcomeArg>,
     /// Largest accepted page size.
     #[arg(long, value_name = "N")]
     pub(crate) max_page_size: Option<usize>,
-    /// Accepted OAuth client as ID:SECRET (repeatable; replaces tw-client:tw-secret).
-    #[arg(long = "sim-client", value_name = "ID:SECRET")]
-    pub(crate) clients: Vec<String>,
-    /// Refuse client credentials sent as form fields (accept HTTP Basic only).
+    /// Accepted client, repeatable (replaces tw-client:tw-secret)
+    #[arg(long = "sim-client", value_name = "ID:SECRET", value_parser = parse_sim_client)]
+    pub(crate) clients: Vec<(String, String)>,
+    /// Refuse client credentials sent as form fields
     #[arg(long)]
     pub(crate) basic_only: bool,
     /// Path prefixes answered 403 (repeatable).
     #[arg(long, value_name = "PREFIX")]
     pub(crate) forbidden_path: Vec<String>,
-    /// Scopes reported by /api/v2/tokens/me (repeatable; replaces the default list).
+    /// Scopes /api/v2/tokens/me reports (repeatable)
     #[arg(long = "sim-scope", value_name = "SCOPE")]
     pub(crate) scopes: Vec<String>,
 }
@@ -480,13 +652,9 @@ pub(crate) struct SimKnobs {
 /// Terminal state of the simulator's analytics jobs.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub(crate) enum JobOutcomeArg {
-    /// FULFILLED.
     Fulfilled,
-    /// FAILED.
     Failed,
-    /// CANCELLED.
     Cancelled,
-    /// EXPIRED.
     Expired,
 }
 
@@ -516,6 +684,28 @@ pub(crate) struct DemoArgs {
     /// Never draw a progress bar.
     #[arg(long)]
     pub(crate) no_progress: bool,
+}
+
+/// `Name: value`, both legal in an HTTP header.
+fn parse_header(s: &str) -> Result<(http::HeaderName, http::HeaderValue), String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| "use \"Name: value\", e.g. -H 'Accept-Language: en'".to_string())?;
+    let name = http::HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| format!("'{}' is not a header name", name.trim()))?;
+    let value = http::HeaderValue::from_str(value.trim())
+        .map_err(|_| "the value holds characters a header cannot carry".to_string())?;
+    Ok((name, value))
+}
+
+/// `ID:SECRET` for `sim --sim-client`.
+fn parse_sim_client(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((id, secret)) if !id.is_empty() && !secret.is_empty() => {
+            Ok((id.to_string(), secret.to_string()))
+        }
+        _ => Err("use ID:SECRET, e.g. --sim-client me:pw".into()),
+    }
 }
 
 /// Parses `1500ms`, `5s`, `2m`, `1h` or a bare number of seconds.
@@ -609,6 +799,18 @@ mod tests {
         assert!(parse_duration("-1s").is_err());
     }
 
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("tokenwarden").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    fn batch_connection(cli: Cli) -> ConnectionArgs {
+        match cli.command {
+            Command::Batch(c) => cli.connection.then(c.connection),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn rates_need_a_unit() {
         assert_eq!(
@@ -626,29 +828,78 @@ mod tests {
 
     #[test]
     fn connection_options_go_before_or_after_the_command() {
-        let a = Cli::try_parse_from([
-            "tokenwarden",
-            "--api-base",
-            "http://x",
+        let before = parse(&["--api-base", "http://x", "batch", "-i", "in", "-o", "out"]);
+        let after = parse(&["batch", "-i", "in", "-o", "out", "--api-base", "http://x"]);
+        assert_eq!(
+            batch_connection(before).api_base.as_deref(),
+            Some("http://x")
+        );
+        assert_eq!(
+            batch_connection(after).api_base.as_deref(),
+            Some("http://x")
+        );
+        // Given twice, the later (after the command name) wins, as with any repeated flag.
+        let both = parse(&[
+            "--region", "a", "batch", "-i", "i", "-o", "o", "--region", "b",
+        ]);
+        assert_eq!(batch_connection(both).region.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn a_later_secret_option_replaces_an_earlier_one_of_another_kind() {
+        let c = batch_connection(parse(&[
+            "--client-secret-file",
+            "f",
             "batch",
             "-i",
-            "in",
+            "i",
             "-o",
-            "out",
-        ])
-        .unwrap();
-        let b = Cli::try_parse_from([
+            "o",
+            "--client-secret-stdin",
+        ]));
+        assert!(c.client_secret_stdin);
+        assert_eq!(c.client_secret_file, None);
+        let e = Cli::try_parse_from([
             "tokenwarden",
-            "batch",
-            "-i",
-            "in",
-            "-o",
-            "out",
-            "--api-base",
-            "http://x",
+            "--client-secret-file",
+            "f",
+            "--client-secret-stdin",
+            "check",
         ])
-        .unwrap();
-        assert_eq!(a.global.api_base.as_deref(), Some("http://x"));
-        assert_eq!(b.global.api_base.as_deref(), Some("http://x"));
+        .unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn commands_that_call_no_api_take_no_connection_options() {
+        for cmd in [
+            ["sim", "--client-id"],
+            ["demo", "--region"],
+            ["completions", "--scope"],
+        ] {
+            let e = Cli::try_parse_from(["tokenwarden", cmd[0], cmd[1], "x"]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument, "{cmd:?}");
+        }
+    }
+
+    #[test]
+    fn regression_debug_of_the_arguments_never_shows_the_client_secret() {
+        let cli = parse(&["--client-secret", "hunter2-on-the-command-line", "check"]);
+        let shown = format!("{cli:?} {cli:#?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+    }
+
+    #[test]
+    fn methods_headers_and_sim_clients_are_checked_when_parsed() {
+        assert_eq!(parse_method("get"), Ok(http::Method::GET));
+        assert!(parse_method("FETCH").unwrap_err().contains("GET, POST"));
+        assert!(parse_header("Accept: x").is_ok());
+        assert!(parse_header("no colon").is_err());
+        assert!(parse_header("bad name: x").is_err());
+        assert!(parse_header("X-A: line\nbreak").is_err());
+        assert_eq!(parse_sim_client("me:pw"), Ok(("me".into(), "pw".into())));
+        assert!(parse_sim_client("me").is_err());
+        assert!(parse_sim_client(":pw").is_err());
     }
 }

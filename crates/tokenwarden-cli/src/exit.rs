@@ -21,6 +21,9 @@ pub(crate) const CONFIG: u8 = 3;
 pub(crate) const RUNTIME: u8 = 4;
 /// Interrupted (Ctrl-C, SIGTERM).
 pub(crate) const INTERRUPTED: u8 = 130;
+/// A bug: tokenwarden panicked (reported as an internal error). Not in the table: it is never
+/// the outcome of a job, and Rust programs exit 101 after a panic.
+pub(crate) const PANIC: u8 = 101;
 
 /// The table as shown at the end of `--help`.
 pub(crate) const TABLE: &str = "\
@@ -79,6 +82,21 @@ pub(crate) fn code(e: &anyhow::Error) -> u8 {
     RUNTIME
 }
 
+/// Whether the error is stdout closed under us (`tokenwarden paginate | head`): the reader chose
+/// to stop, so, like ripgrep, we stop quietly. A library error before it in the chain means a
+/// network socket broke, which is not this.
+pub(crate) fn is_stdout_closed(e: &anyhow::Error) -> bool {
+    for cause in e.chain() {
+        if cause.downcast_ref::<tokenwarden::Error>().is_some() {
+            return false;
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::BrokenPipe;
+        }
+    }
+    false
+}
+
 /// Where a library error sits in the table.
 pub(crate) fn library_code(e: &tokenwarden::Error) -> u8 {
     use tokenwarden::Error as E;
@@ -88,5 +106,40 @@ pub(crate) fn library_code(e: &tokenwarden::Error) -> u8 {
         // An HTTP answer that is an error, after retries: the request failed.
         E::Forbidden { .. } | E::Status { .. } | E::JobFailed { .. } => FAILED,
         _ => RUNTIME,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_decide_even_under_context() {
+        use anyhow::Context as _;
+        let e = Err::<(), _>(UsageError("x".into()))
+            .context("while y")
+            .unwrap_err();
+        assert_eq!(code(&e), USAGE);
+        let e = anyhow::Error::new(ConfigError("x".into()));
+        assert_eq!(code(&e), CONFIG);
+        let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full");
+        assert_eq!(code(&anyhow::Error::new(io)), RUNTIME);
+        let e = anyhow::Error::new(tokenwarden::Error::Status {
+            method: "GET".into(),
+            path: "/x".into(),
+            status: 404,
+            body: String::new(),
+        });
+        assert_eq!(code(&e), FAILED);
+    }
+
+    #[test]
+    fn a_closed_stdout_is_told_from_a_broken_socket() {
+        use anyhow::Context as _;
+        let pipe = || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "closed");
+        let e = Err::<(), _>(pipe()).context("writing items").unwrap_err();
+        assert!(is_stdout_closed(&e));
+        let e = anyhow::Error::new(tokenwarden::Error::Internal("socket".into()));
+        assert!(!is_stdout_closed(&e));
     }
 }

@@ -2,11 +2,11 @@
 //! passes through [`tokenwarden::redact`] on its way out, so a secret that reached a log field as
 //! ordinary text (a server echoing it) is scrubbed there too.
 
-use crate::args::{GlobalArgs, LogFormat};
+use crate::args::{LogFormat, OutputArgs};
 use std::io::IsTerminal as _;
 use tracing_subscriber::EnvFilter;
 
-pub(crate) fn init(g: &GlobalArgs) {
+pub(crate) fn init(g: &OutputArgs) {
     // Dependencies stay at info even at -vvv: tokenwarden's own events never carry secrets, and
     // this keeps lower-level HTTP tracing (which we do not control) out of the output.
     let ours = match (g.quiet, g.verbose) {

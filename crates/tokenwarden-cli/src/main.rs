@@ -9,16 +9,31 @@ mod logging;
 mod progress;
 mod ui;
 
+use args::LogFormat;
 use clap::Parser as _;
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 pub(crate) use exit::ConfigError;
 
 fn main() -> ExitCode {
-    let cli = args::Cli::parse();
-    let is_batch = matches!(cli.command, args::Command::Batch(_));
-    logging::init(&cli.global);
-    ui::init(cli.global.log_format, cli.global.quiet);
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let parsed = args::Cli::try_parse_from(&argv);
+    let json = json_requested(&argv);
+    wipe(argv);
+    let cli = match parsed {
+        Ok(cli) => cli,
+        Err(e) => return ExitCode::from(usage_error(&e, json)),
+    };
+    logging::init(&cli.output);
+    ui::init(cli.output.log_format, cli.output.quiet);
+    install_panic_hook();
+    let interrupted_message = match cli.command {
+        args::Command::Batch(_) => {
+            "interrupted: every record finished so far is in the output; rerun with --resume to continue"
+        }
+        _ => "interrupted",
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -30,10 +45,16 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(async {
+        // Listen before the command starts, so that a Ctrl-C at any moment from here exits 130.
+        let interrupted = interrupted();
+        // The command runs as its own task: when it blocks a thread (reading a secret from a
+        // pipe that never ends), this one still sees the Ctrl-C.
+        let command = tokio::spawn(commands::run(cli));
         tokio::select! {
-            r = commands::run(cli) => match r {
-                Ok(code) => code,
-                Err(e) => {
+            r = command => match r {
+                Ok(Ok(code)) => code,
+                Ok(Err(e)) if exit::is_stdout_closed(&e) => exit::OK,
+                Ok(Err(e)) => {
                     let code = exit::code(&e);
                     // The first line is the error; a "hint:" part becomes its own message.
                     let text = format!("{e:#}");
@@ -44,13 +65,11 @@ fn main() -> ExitCode {
                     }
                     code
                 }
+                // A panic, already reported by the hook: exit as Rust does after one.
+                Err(_) => exit::PANIC,
             },
-            _ = tokio::signal::ctrl_c() => {
-                if is_batch {
-                    ui::error("interrupted: every record finished so far is in the output; rerun with --resume to continue");
-                } else {
-                    ui::error("interrupted");
-                }
+            () = interrupted => {
+                ui::error(interrupted_message);
                 exit::INTERRUPTED
             }
         }
@@ -58,4 +77,155 @@ fn main() -> ExitCode {
     // Do not wait for background tasks (a refresh in flight) at exit.
     runtime.shutdown_background();
     ExitCode::from(code)
+}
+
+/// Whether `--log-format json` was asked for, read from the raw arguments so that an argument
+/// error, found before there is a parsed `Cli`, is reported in the format asked for.
+fn json_requested(argv: &[OsString]) -> bool {
+    let mut args = argv.iter().skip(1).map(|a| a.to_str().unwrap_or(""));
+    let mut json = false;
+    while let Some(a) = args.next() {
+        match a {
+            "--" => break,
+            "--log-format" => json = args.next() == Some("json"),
+            _ => {
+                if let Some(v) = a.strip_prefix("--log-format=") {
+                    json = v == "json";
+                }
+            }
+        }
+    }
+    json
+}
+
+/// Our copy of the command line may hold `--client-secret`: wiped once parsed. (The kernel's copy,
+/// in the process list, is why that flag warns.)
+fn wipe(argv: Vec<OsString>) {
+    use zeroize::Zeroize as _;
+    for a in argv {
+        a.into_encoded_bytes().zeroize();
+    }
+}
+
+/// Reports an argument error (exit 2), or prints help or the version (exit 0). Under
+/// `--log-format json` the error is one JSON object with the usage line as a field.
+fn usage_error(e: &clap::Error, json: bool) -> u8 {
+    use clap::error::ErrorKind as K;
+    if matches!(e.kind(), K::DisplayHelp | K::DisplayVersion) {
+        let _ = e.print();
+        return exit::OK;
+    }
+    if !json {
+        let _ = e.print();
+        return exit::USAGE;
+    }
+    ui::init(LogFormat::Json, false);
+    let text = e.render().to_string();
+    let (mut message, mut usage, mut tips) = (None, None, Vec::new());
+    for block in text.split("\n\n").map(str::trim) {
+        if let Some(m) = block.strip_prefix("error: ") {
+            message = Some(m.to_string());
+        } else if let Some(t) = block.strip_prefix("tip: ") {
+            tips.push(t.to_string());
+        } else if let Some(u) = block.strip_prefix("Usage: ") {
+            usage = Some(u.lines().next().unwrap_or(u).to_string());
+        }
+    }
+    let message = match e.kind() {
+        K::DisplayHelpOnMissingArgumentOrSubcommand => {
+            "a command is required; see tokenwarden --help".to_string()
+        }
+        _ => message.unwrap_or_else(|| text.trim().to_string()),
+    };
+    // One line of message; clap's further lines (the possible values...) as a field.
+    let (message, details) = match message.split_once('\n') {
+        Some((first, rest)) => (first.to_string(), Some(rest.trim().to_string())),
+        None => (message, None),
+    };
+    ui::error_with(
+        &message,
+        serde_json::json!({ "usage": usage, "details": details }),
+    );
+    for t in tips {
+        ui::hint(&t);
+    }
+    exit::USAGE
+}
+
+/// A panic is reported like any error (one JSON object with `--log-format json`, secrets
+/// scrubbed), saying it is a bug.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        ui::error(&format!(
+            "internal error, a bug in tokenwarden (please report it): {what}{at}"
+        ));
+        let trace = std::backtrace::Backtrace::capture();
+        if trace.status() == std::backtrace::BacktraceStatus::Captured && !ui::is_json() {
+            ui::note(&trace.to_string());
+        }
+    }));
+}
+
+/// Listens for Ctrl-C and SIGTERM from the moment it is called (not from its first poll);
+/// the future resolves on either, or never if no handler could be installed.
+fn interrupted() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let int = signal(SignalKind::interrupt());
+        let term = signal(SignalKind::terminate());
+        async move {
+            let one = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = one(int) => {}
+                () = one(term) => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_log_format_is_found_before_parsing() {
+        assert!(json_requested(&argv(&["tw", "--log-format", "json", "x"])));
+        assert!(json_requested(&argv(&["tw", "x", "--log-format=json"])));
+        assert!(!json_requested(&argv(&["tw", "--log-format", "text"])));
+        assert!(!json_requested(&argv(&[
+            "tw",
+            "--",
+            "--log-format",
+            "json"
+        ])));
+        assert!(!json_requested(&argv(&["tw", "--log-format"])));
+    }
 }

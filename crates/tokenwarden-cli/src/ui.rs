@@ -115,6 +115,11 @@ pub(crate) fn error(message: &str) {
     emit(Kind::Error, message, Value::Null, true);
 }
 
+/// An error with its details as fields in JSON (always shown).
+pub(crate) fn error_with(message: &str, fields: Value) {
+    emit(Kind::Error, message, fields, true);
+}
+
 /// A hint on how to fix what just failed (always shown).
 pub(crate) fn hint(message: &str) {
     emit(Kind::Hint, message, Value::Null, true);

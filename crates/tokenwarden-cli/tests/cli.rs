@@ -637,12 +637,22 @@ async fn a_profile_in_a_config_file_reaches_the_simulator() {
         .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", DEFAULT_CLIENT_SECRET);
     run(cmd, &["check"]).await.ok();
 
-    // An unknown profile is a configuration error that names it.
+    // An unknown profile named on the command line is a usage error that names it and the
+    // profiles there are.
     let mut cmd = sb.bare();
     cmd.args(["--config", cfg.to_str().unwrap(), "-p", "nope"]);
     let r = run(cmd, &["check"]).await;
-    r.expect_code(3);
-    assert!(r.stderr.contains("\"nope\""), "{}", r.stderr);
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("profile 'nope' not found"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("profiles there: default, sim"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -745,6 +755,92 @@ async fn the_sim_command_serves_until_killed() {
     );
 }
 
+/// The summary said "server revoked N tokens" and counted 401 answers: one revocation answers 401
+/// to every request in flight with that token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_the_demo_counts_revocations_not_401_answers() {
+    let sb = Sandbox::start(SimConfig::default()).await;
+    // No 429s or 5xx: the server counts exactly 2000 + k calls with a valid token, and revokes at
+    // every 500th, so k = 4 revocations.
+    let r = run(
+        sb.bare(),
+        &[
+            "demo",
+            "--requests",
+            "2000",
+            "--revoke-every",
+            "500",
+            "--rate-limit-per-second",
+            "0",
+            "--error-rate",
+            "0",
+            "--concurrency",
+            "32",
+            "--no-progress",
+        ],
+    )
+    .await;
+    r.ok();
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("tokens revoked by the server:"))
+        .unwrap_or_else(|| panic!("{}", r.stdout));
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert_eq!(numbers[0], 4, "{line}");
+    assert!(numbers[1] >= 4, "{line}");
+    assert!(
+        line.contains("requests refused with a revoked token"),
+        "{line}"
+    );
+}
+
+/// `sim --sim-client me:pw` printed `export` lines with tw-client / tw-secret, which that
+/// simulator rejects. Each printed line, run as printed, now works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_the_sim_prints_exports_with_the_credentials_it_accepts() {
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let mut child = spawn(sb.bare(), &["sim", "--port", "0", "--sim-client", "me:pw"]);
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let banner = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead as _;
+        let mut text = String::new();
+        // The banner ends with the command to run.
+        while !text.ends_with("tokenwarden check\n") {
+            let mut l = String::new();
+            if stdout.read_line(&mut l).unwrap() == 0 {
+                break;
+            }
+            text.push_str(&l);
+        }
+        text
+    })
+    .await
+    .unwrap();
+    let mut cmd = sb.bare();
+    for line in banner
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("export "))
+    {
+        for assignment in line.split_whitespace() {
+            let (k, v) = assignment.split_once('=').unwrap();
+            cmd.env(k, v);
+        }
+    }
+    let r = run(cmd, &["check"]).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    r.ok();
+    assert!(
+        banner.contains("GENESYSCLOUD_OAUTHCLIENT_SECRET=pw"),
+        "{banner}"
+    );
+    assert!(!banner.contains(DEFAULT_CLIENT_SECRET), "{banner}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_finishes_with_no_expired_token_requests() {
     let sb = Sandbox::start(SimConfig::default()).await;
@@ -780,33 +876,85 @@ async fn completions_for_bash() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_command_help_shows_examples() {
+async fn every_command_help_is_one_screen_ending_with_examples() {
     let sb = Sandbox::start(SimConfig::default()).await;
-    let commands: [&[&str]; 9] = [
-        &["token"],
-        &["check"],
-        &["request"],
-        &["paginate"],
-        &["export", "conversations"],
-        &["batch"],
-        &["sim"],
-        &["demo"],
-        &["completions"],
+    // (command, takes connection options)
+    let commands: [(&[&str], bool); 11] = [
+        (&[], true),
+        (&["token"], true),
+        (&["check"], true),
+        (&["request"], true),
+        (&["paginate"], true),
+        (&["export", "conversations"], true),
+        (&["batch"], true),
+        (&["config"], true),
+        (&["sim"], false),
+        (&["demo"], false),
+        (&["completions"], false),
     ];
-    for c in commands {
+    for (c, connected) in commands {
         let mut args = c.to_vec();
         args.push("--help");
+        let what = args.join(" ");
         let r = run(sb.bare(), &args).await;
         r.ok();
-        assert!(
-            r.stdout.contains("Examples:"),
-            "`{}` has no examples:\n{}",
-            args.join(" "),
-            r.stdout
-        );
-        assert!(r.stdout.contains("tokenwarden "), "{}", r.stdout);
+        let help = &r.stdout;
+        let lines = help.lines().count();
+        assert!(lines <= 60, "`{what}`: {lines} lines\n{help}");
+        // Compact: -h and --help are the same page, one line per option.
+        let short = run(sb.bare(), &[c, &["-h"]].concat()).await;
+        assert_eq!(&short.stdout, help, "`{what}` differs from -h");
+        let examples = help
+            .find("\nExamples:\n")
+            .unwrap_or_else(|| panic!("`{what}` has no examples:\n{help}"));
+        let n_examples = help[examples..]
+            .lines()
+            .filter(|l| l.starts_with("  tokenwarden ") || l.contains(" tokenwarden "))
+            .count();
+        assert!(n_examples >= 1, "`{what}`:\n{help}");
+        let options = help.find("\nOptions:\n").expect("Options heading");
+        let output = help.find("\nOutput:\n").expect("Output heading");
+        if connected {
+            // The command's own options, then the shared connection options, then examples.
+            let connection = help
+                .find("\nConnection:\n")
+                .unwrap_or_else(|| panic!("`{what}` has no Connection heading:\n{help}"));
+            assert!(
+                options < connection && connection < output && output < examples,
+                "{help}"
+            );
+            let own = &help[options..connection];
+            assert!(!own.contains("--client-id"), "`{what}`: {own}");
+            assert!(help[connection..output].contains("--client-id"), "{help}");
+        } else {
+            assert!(!help.contains("Connection:"), "`{what}`:\n{help}");
+            assert!(!help.contains("--client-id"), "`{what}`:\n{help}");
+            assert!(options < output && output < examples, "{help}");
+        }
     }
     let r = run(sb.bare(), &["--help"]).await;
-    r.ok();
-    assert!(r.stdout.contains("Exit status:"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("Exit status:\n  0    everything succeeded"),
+        "{}",
+        r.stdout
+    );
+    // Connection options go before or after the command name, except for the commands that
+    // call no API.
+    let mut cmd = sb.tw();
+    cmd.args(["--client-id", DEFAULT_CLIENT_ID]);
+    run(cmd, &["check"]).await.ok();
+    run(sb.tw(), &["check", "--client-id", DEFAULT_CLIENT_ID])
+        .await
+        .ok();
+    let r = run(sb.bare(), &["sim", "--client-id", "x"]).await;
+    r.expect_code(2);
+    let r = run(sb.bare(), &["--client-id", "x", "sim"]).await;
+    r.expect_code(2);
+    assert!(
+        r.stderr
+            .contains("takes no connection options: drop --client-id"),
+        "{}",
+        r.stderr
+    );
 }

@@ -16,7 +16,7 @@ use tokenwarden::{ApiClient, Error, IoOp};
 /// What can be refused before any credentials are read or any request is sent.
 pub(crate) fn check_args(a: &BatchArgs, g: &GlobalArgs) -> Result<()> {
     let input = a.input.as_ref().or(a.ids.as_ref());
-    if g.client_secret_stdin && input.is_some_and(|p| p.as_os_str() == "-") {
+    if g.connection.client_secret_stdin && input.is_some_and(|p| p.as_os_str() == "-") {
         return Err(UsageError(
             "--client-secret-stdin and an input of - would both read standard input: give the secret with --client-secret-file or GENESYSCLOUD_OAUTHCLIENT_SECRET".into(),
         )

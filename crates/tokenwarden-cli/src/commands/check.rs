@@ -4,6 +4,7 @@ use crate::ConfigError;
 use crate::args::CheckArgs;
 use anyhow::Result;
 use serde_json::Value;
+use std::io::Write as _;
 use tokenwarden::ApiClient;
 
 /// What the preflight learned.
@@ -17,25 +18,27 @@ pub(crate) struct CheckReport {
 
 pub(crate) async fn run(client: &ApiClient, a: &CheckArgs) -> Result<u8> {
     let r = preflight(client, &a.require_scope).await?;
-    println!("organization:     {}", r.organization);
-    println!("OAuth client:     {}", r.client);
-    println!(
+    let scopes = if r.scopes.is_empty() {
+        "(none reported)".to_string()
+    } else {
+        r.scopes.join(" ")
+    };
+    // stdout may be a closed pipe or a full disk: an error to report, never a panic.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "organization:     {}", r.organization)?;
+    writeln!(out, "OAuth client:     {}", r.client)?;
+    writeln!(
+        out,
         "token expires in: {} (grant: {})",
         human(r.lifetime_secs),
         client.tokens().grant_name()
-    );
-    println!(
-        "scopes:           {}",
-        if r.scopes.is_empty() {
-            "(none reported)".to_string()
-        } else {
-            r.scopes.join(" ")
-        }
-    );
+    )?;
+    writeln!(out, "scopes:           {scopes}")?;
     if !a.require_scope.is_empty() {
-        println!("required scopes:  all present");
+        writeln!(out, "required scopes:  all present")?;
     }
-    println!("ok");
+    writeln!(out, "ok")?;
+    out.flush()?;
     Ok(crate::exit::OK)
 }
 

@@ -2,15 +2,20 @@
 //! server errors, and a realistic batch through the library. The README's first command.
 
 use crate::args::{DemoArgs, GlobalArgs};
+use crate::exit::UsageError;
 use crate::progress::Mode;
 use anyhow::{Context as _, Result};
 use std::io::Write as _;
+use std::path::Path;
 use std::time::Duration;
 use tokenwarden::batch::{BatchOptions, Input, InputFormat};
 use tokenwarden::{ApiClient, ClientCredentials, ClientSecret, TokenEndpoint, TokenManager};
 use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simulator};
 
 pub(crate) async fn run(a: DemoArgs, g: &GlobalArgs) -> Result<u8> {
+    if let Some(out) = &a.output {
+        check_output_dir(out)?;
+    }
     let users = a.requests.max(1) as usize;
     let sim = Simulator::start(SimConfig {
         token_ttl: a.token_ttl,
@@ -33,8 +38,8 @@ pub(crate) async fn run(a: DemoArgs, g: &GlobalArgs) -> Result<u8> {
     let tokens = TokenManager::builder(grant).build();
     let client = ApiClient::builder(&sim.base_url(), tokens).build()?;
 
-    let dir = tempfile_dir()?;
-    let input = dir.join("demo-input.jsonl");
+    let dir = TempDir::create()?;
+    let input = dir.0.join("demo-input.jsonl");
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&input)?);
         for i in 0..a.requests {
@@ -49,7 +54,7 @@ pub(crate) async fn run(a: DemoArgs, g: &GlobalArgs) -> Result<u8> {
     let output = a
         .output
         .clone()
-        .unwrap_or_else(|| dir.join("demo-output.jsonl"));
+        .unwrap_or_else(|| dir.0.join("demo-output.jsonl"));
     if !g.quiet {
         crate::ui::note(&format!(
             "tokenwarden demo: {} requests against the embedded simulator at {}",
@@ -86,53 +91,115 @@ pub(crate) async fn run(a: DemoArgs, g: &GlobalArgs) -> Result<u8> {
     let j = sim.journal();
     let t = client.tokens().metrics();
     let c = client.metrics();
-    println!("tokenwarden demo summary");
-    println!(
-        "  requests ok / failed:          {} / {}   ({:.1} s, {:.0} requests/s)",
-        report.ok,
-        report.failed,
-        report.elapsed.as_secs_f64(),
-        (report.ok + report.failed) as f64 / report.elapsed.as_secs_f64().max(0.001)
-    );
-    println!(
-        "  tokens fetched:                {} ({} proactive, {} after a 401, {} on demand)",
-        t.tokens_fetched, t.proactive_refreshes, t.rejected_refreshes, t.reactive_refreshes
-    );
-    println!(
-        "  401s healed (revocations):     {}   (server revoked {} tokens in use)",
-        c.unauthorized_healed, j.api_revoked_token
-    );
-    println!(
-        "  429s waited / 5xx retried:     {} / {}",
-        c.rate_limited_waits, c.server_errors_retried
-    );
-    println!(
-        "  requests sent with an expired token: {}   (server journal; must be 0)",
-        j.api_expired_token
-    );
-    if a.output.is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    } else {
-        println!("  output: {}", output.display());
+    let revoked = revocations(&j);
+    {
+        // stdout is locked only while the summary is written (the lock is not Send).
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "tokenwarden demo summary")?;
+        writeln!(
+            out,
+            "  requests ok / failed:          {} / {}   ({:.1} s, {:.0} requests/s)",
+            report.ok,
+            report.failed,
+            report.elapsed.as_secs_f64(),
+            (report.ok + report.failed) as f64 / report.elapsed.as_secs_f64().max(0.001)
+        )?;
+        writeln!(
+            out,
+            "  tokens fetched:                {} ({} proactive, {} after a 401, {} on demand)",
+            t.tokens_fetched, t.proactive_refreshes, t.rejected_refreshes, t.reactive_refreshes
+        )?;
+        writeln!(
+            out,
+            "  tokens revoked by the server:  {}{}   (requests refused with a revoked token: {})",
+            revoked.tokens,
+            if revoked.complete { "" } else { " or more" },
+            j.api_revoked_token
+        )?;
+        writeln!(
+            out,
+            "  401s healed by a new token:    {}",
+            c.unauthorized_healed
+        )?;
+        writeln!(
+            out,
+            "  429s waited / 5xx retried:     {} / {}",
+            c.rate_limited_waits, c.server_errors_retried
+        )?;
+        writeln!(
+            out,
+            "  requests sent with an expired token: {}   (server journal; must be 0)",
+            j.api_expired_token
+        )?;
+        if a.output.is_some() {
+            writeln!(out, "  output: {}", output.display())?;
+        }
+        out.flush()?;
     }
     sim.shutdown().await;
-    let healthy = report.failed == 0 && report.stopped.is_none() && j.api_expired_token == 0;
-    Ok(if healthy {
-        crate::exit::OK
-    } else {
-        crate::exit::FAILED
+    if let Some(stop) = &report.stopped {
+        crate::ui::error(&format!("stopped early: {stop}"));
+    }
+    // As a batch would exit; and a request sent with an expired token fails the demo's promise.
+    Ok(match super::batch::outcome_code(&report) {
+        crate::exit::OK if j.api_expired_token > 0 => crate::exit::FAILED,
+        code => code,
     })
 }
 
-fn tempfile_dir() -> Result<std::path::PathBuf> {
-    let d = std::env::temp_dir().join(format!(
-        "tokenwarden-demo-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
+/// How many distinct tokens the server revoked, from its journal: one revocation answers 401 to
+/// every request that carried that token, so counting 401s overstates it.
+struct Revocations {
+    tokens: usize,
+    /// Whether the journal still holds every entry (it keeps the most recent ones).
+    complete: bool,
+}
+
+fn revocations(j: &tokenwarden_sim::Journal) -> Revocations {
+    let tokens: std::collections::BTreeSet<&str> = j
+        .entries
+        .iter()
+        .filter(|e| e.outcome == tokenwarden_sim::Outcome::RevokedToken)
+        .filter_map(|e| e.token_id.as_deref())
+        .collect();
+    Revocations {
+        tokens: tokens.len(),
+        complete: j.entries.len() as u64 == j.api_requests + j.token_requests,
+    }
+}
+
+/// `--output` in a directory that does not exist is a usage error (exit 2), not created silently.
+fn check_output_dir(out: &Path) -> Result<()> {
+    let dir = out.parent().filter(|d| !d.as_os_str().is_empty());
+    match dir {
+        Some(d) if !d.is_dir() => Err(UsageError(format!(
+            "--output {}: directory {} does not exist",
+            out.display(),
+            d.display()
+        ))
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// The demo's scratch directory, removed when dropped (also when Ctrl-C drops the demo).
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn create() -> Result<TempDir> {
+        let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    ));
-    std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
-    Ok(d)
+            .unwrap_or(0);
+        let d =
+            std::env::temp_dir().join(format!("tokenwarden-demo-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+        Ok(TempDir(d))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

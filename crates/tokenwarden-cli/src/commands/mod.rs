@@ -2,6 +2,7 @@
 
 mod batch;
 mod check;
+mod config;
 mod demo;
 mod export;
 mod paginate;
@@ -10,44 +11,66 @@ mod sim;
 mod token;
 
 use crate::ConfigError;
-use crate::args::{Cli, Command, ExportCommand, GlobalArgs};
-use crate::config::{self, Credentials, Settings};
+use crate::args::{Cli, Command, ConnectionArgs, ExportCommand, GlobalArgs, OutputArgs};
+use crate::config::{Credentials, Settings};
+use crate::exit::UsageError;
 use anyhow::{Context as _, Result};
-use std::io::Read as _;
-use std::path::PathBuf;
+use std::io::{Read as _, Write as _};
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokenwarden::{
     ApiClient, ClientCredentials, RateLimit, StaticToken, TokenEndpoint, TokenManager,
     TokenManagerBuilder,
 };
 
 pub(crate) async fn run(cli: Cli) -> Result<u8> {
-    let g = cli.global;
+    let Cli {
+        connection: before,
+        output,
+        command,
+    } = cli;
+    let OutputArgs { quiet, .. } = output;
+    let mut before = Some(before);
+    // The connection options given before the command name, then those after it.
+    let mut with = |after: ConnectionArgs| GlobalArgs {
+        connection: before.take().unwrap_or_default().then(after),
+        quiet,
+    };
     // Which credentials were used, once resolved: added to a credentials error.
     let mut hint = None;
-    let result = match cli.command {
-        Command::Token(a) => token::run(&g, a, &mut hint).await,
-        Command::Check(a) => check::run(&connect(&g, None, &mut hint)?, &a).await,
-        Command::Request(a) => request::run(&connect(&g, None, &mut hint)?, a).await,
-        Command::Paginate(a) => paginate::paginate(&connect(&g, None, &mut hint)?, a).await,
-        Command::Export(ExportCommand::Conversations(a)) => {
-            export::conversations(&connect(&g, None, &mut hint)?, a).await
+    let result = match command {
+        Command::Token(c) => token::run(&with(c.connection), c.args, &mut hint).await,
+        Command::Check(c) => {
+            check::run(&connect(&with(c.connection), None, &mut hint)?, &c.args).await
         }
-        Command::Batch(a) => {
-            batch::check_args(&a, &g)?;
-            let client = connect(&g, a.rate, &mut hint)?;
-            batch::run(&client, a, &g, hint.as_deref()).await
+        Command::Request(c) => {
+            request::run(&connect(&with(c.connection), None, &mut hint)?, c.args).await
         }
-        Command::Sim(a) => sim::run(a).await,
-        Command::Demo(a) => demo::run(a, &g).await,
-        Command::Completions { shell } => {
-            use clap::CommandFactory as _;
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "tokenwarden",
-                &mut std::io::stdout(),
-            );
-            Ok(crate::exit::OK)
+        Command::Paginate(c) => {
+            paginate::paginate(&connect(&with(c.connection), None, &mut hint)?, c.args).await
+        }
+        Command::Export(ExportCommand::Conversations(c)) => {
+            let client = connect(&with(c.connection), None, &mut hint)?;
+            export::conversations(&client, c.args).await
+        }
+        Command::Batch(c) => {
+            let g = with(c.connection);
+            batch::check_args(&c.args, &g)?;
+            let client = connect(&g, c.args.rate, &mut hint)?;
+            batch::run(&client, c.args, &g, hint.as_deref()).await
+        }
+        Command::Config(c) => config::run(&with(c.connection), &c.args),
+        Command::Sim(a) => {
+            no_connection(&with(ConnectionArgs::default()), "sim")?;
+            sim::run(a).await
+        }
+        Command::Demo(a) => {
+            let g = with(ConnectionArgs::default());
+            no_connection(&g, "demo")?;
+            demo::run(a, &g).await
+        }
+        Command::Completions(a) => {
+            no_connection(&with(ConnectionArgs::default()), "completions")?;
+            completions(a.shell)
         }
     };
     match (result, hint) {
@@ -81,6 +104,29 @@ fn with_flag_hint(e: anyhow::Error) -> anyhow::Error {
     }
 }
 
+/// `sim`, `demo` and `completions` call no API: a connection option before their name is a
+/// mistake worth saying (after their name, clap already refuses it).
+fn no_connection(g: &GlobalArgs, command: &str) -> Result<()> {
+    match g.connection.first_given() {
+        Some(flag) => Err(UsageError(format!(
+            "`tokenwarden {command}` calls no API and takes no connection options: drop {flag}"
+        ))
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// The completion script, written whole (a closed pipe is an error, not a panic).
+fn completions(shell: clap_complete::Shell) -> Result<u8> {
+    use clap::CommandFactory as _;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "tokenwarden", &mut script);
+    let mut out = std::io::stdout().lock();
+    out.write_all(&script)?;
+    out.flush()?;
+    Ok(crate::exit::OK)
+}
+
 /// Whether the error says the credentials (or the token they give) were refused.
 fn is_credentials(e: &anyhow::Error) -> bool {
     e.chain()
@@ -88,30 +134,33 @@ fn is_credentials(e: &anyhow::Error) -> bool {
         .any(tokenwarden::Error::is_credentials)
 }
 
-/// Resolves the settings from flags, environment and profiles; prints warnings.
+/// Set once `--client-secret-stdin` has read standard input: nothing else may then.
+static STDIN_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// Resolves the settings from flags, environment and profiles; shows the warnings.
 pub(crate) fn settings(g: &GlobalArgs) -> Result<Settings> {
-    let paths = config::Paths::from_system(g.config.as_deref());
+    let inputs = crate::config::Inputs::from_system(&g.connection, &crate::config::process_env);
     let mut stdin = || {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("reading standard input")?;
-        Ok(s)
+        STDIN_TAKEN.store(true, Ordering::SeqCst);
+        crate::config::read_stdin_secret()
     };
-    let (settings, warnings) = config::resolve(g, &config::process_env, &paths, &mut stdin)
-        .map_err(|e| anyhow::Error::new(ConfigError(format!("{e:#}"))))?;
-    for w in warnings {
-        // A secret on the command line is worth a warning even with -q.
-        if w.starts_with("--client-secret") {
-            crate::ui::warn_always(&w);
-        } else {
-            crate::ui::warn(&w);
-        }
-    }
+    let (settings, warnings) = crate::config::resolve(&inputs, &mut stdin)?;
+    show_warnings(warnings);
     for (what, from) in &settings.sources {
         tracing::debug!(setting = %what, from = %from, "configuration");
     }
     Ok(settings)
+}
+
+/// Shows configuration warnings; those marked `always` even with `-q`.
+pub(crate) fn show_warnings(warnings: Vec<crate::config::Warning>) {
+    for w in warnings {
+        if w.always {
+            crate::ui::warn_always(&w.text);
+        } else {
+            crate::ui::warn(&w.text);
+        }
+    }
 }
 
 /// A token manager for the settings (optionally with a store).
@@ -143,11 +192,11 @@ pub(crate) fn client_for(
 ) -> Result<ApiClient> {
     let mut b = ApiClient::builder(&s.api_base, tokens)
         .allow_insecure_http(s.allow_insecure_http)
-        .follow_redirects_across_origins(g.follow_redirects_across_origins);
+        .follow_redirects_across_origins(g.connection.follow_redirects_across_origins);
     if let Some(r) = rate {
         b = b.rate_limit(r);
     }
-    if let Some(max) = g.max_response_bytes {
+    if let Some(max) = g.connection.max_response_bytes {
         b = b.max_response_bytes(max);
     }
     Ok(b.build()?)
@@ -164,21 +213,50 @@ fn connect(
     client_for(&s, g, tokens, rate)
 }
 
-/// A JSON argument given inline or as @FILE (@- for stdin).
+/// A JSON argument given inline or as @FILE (@- for stdin). Bad JSON, or a file that cannot be
+/// read, is a usage error (exit 2): it is what was typed.
 pub(crate) fn json_arg(v: &str) -> Result<serde_json::Value> {
-    let text = if let Some(path) = v.strip_prefix('@') {
+    let (text, what) = if let Some(path) = v.strip_prefix('@') {
         if path == "-" {
+            if STDIN_TAKEN.load(Ordering::SeqCst) {
+                return Err(UsageError(
+                    "@- reads standard input, which already gave the client secret (--client-secret-stdin): put the JSON in a file and give @FILE".into(),
+                )
+                .into());
+            }
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s)?;
-            s
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading JSON from standard input")?;
+            (s, "standard input".to_string())
         } else {
-            std::fs::read_to_string(PathBuf::from(path))
-                .with_context(|| format!("reading {path}"))?
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| UsageError(format!("cannot read {path}: {e}")))?;
+            (text, path.to_string())
         }
     } else {
-        v.to_string()
+        let shown: String = v.chars().take(60).collect();
+        let ellipsis = if shown.len() < v.len() { "..." } else { "" };
+        (v.to_string(), format!("'{shown}{ellipsis}'"))
     };
-    serde_json::from_str(&text).map_err(|e| {
-        anyhow::Error::new(crate::exit::UsageError(format!("{v}: not valid JSON: {e}")))
-    })
+    serde_json::from_str(&text)
+        .map_err(|e| anyhow::Error::new(UsageError(format!("{what} is not valid JSON: {e}"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_inline_json_is_a_usage_error() {
+        let e = json_arg("{\"a\":").unwrap_err();
+        assert_eq!(crate::exit::code(&e), crate::exit::USAGE);
+        assert!(
+            e.to_string().starts_with("'{\"a\":' is not valid JSON"),
+            "{e}"
+        );
+        let e = json_arg("@/no/such/file.json").unwrap_err();
+        assert_eq!(crate::exit::code(&e), crate::exit::USAGE);
+        assert_eq!(json_arg("[1]").unwrap(), serde_json::json!([1]));
+    }
 }

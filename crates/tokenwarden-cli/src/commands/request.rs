@@ -1,24 +1,14 @@
 //! `tokenwarden request METHOD PATH`: one call through the client.
 
-use crate::ConfigError;
 use crate::args::RequestArgs;
 use anyhow::Result;
 use std::io::Write as _;
 use tokenwarden::ApiClient;
 
 pub(crate) async fn run(client: &ApiClient, a: RequestArgs) -> Result<u8> {
-    let method = http::Method::from_bytes(a.method.to_ascii_uppercase().as_bytes())
-        .map_err(|_| ConfigError(format!("unknown method {:?}", a.method)))?;
-    let a_method = method.to_string();
-    let mut req = client.request(method, &a.path);
-    for h in &a.header {
-        let (name, value) = h
-            .split_once(':')
-            .ok_or_else(|| ConfigError(format!("header {h:?}: use \"Name: value\"")))?;
-        let name = http::HeaderName::from_bytes(name.trim().as_bytes())
-            .map_err(|_| ConfigError(format!("bad header name in {h:?}")))?;
-        let value = http::HeaderValue::from_str(value.trim())
-            .map_err(|_| ConfigError(format!("bad header value in {h:?}")))?;
+    let method = a.method;
+    let mut req = client.request(method.clone(), &a.path);
+    for (name, value) in a.header {
         req = req.header(name, value);
     }
     if let Some(d) = &a.data {
@@ -29,7 +19,7 @@ pub(crate) async fn run(client: &ApiClient, a: RequestArgs) -> Result<u8> {
     }
     let resp = req.send().await?;
     let status = resp.status();
-    let (resp_method, resp_path) = (a_method, resp.url().path().to_string());
+    let path = resp.url().path().to_string();
     let mut out = std::io::stdout().lock();
     // The body is data, but it came from a server: a secret it echoes is scrubbed.
     out.write_all(&tokenwarden::redact_bytes(resp.body()))?;
@@ -40,10 +30,7 @@ pub(crate) async fn run(client: &ApiClient, a: RequestArgs) -> Result<u8> {
     if status.is_success() {
         Ok(crate::exit::OK)
     } else {
-        crate::ui::error(&format!(
-            "{} {} answered HTTP {status}",
-            resp_method, resp_path
-        ));
+        crate::ui::error(&format!("{method} {path} answered HTTP {status}"));
         Ok(crate::exit::FAILED)
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::args::{JobOutcomeArg, SimArgs, SimKnobs};
 use anyhow::{Context as _, Result};
+use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use tokenwarden_sim::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, JobOutcome, SimClient, SimConfig, Simulator,
@@ -77,7 +78,6 @@ pub(crate) fn apply(k: &SimKnobs, c: &mut SimConfig) {
     let clients: Vec<SimClient> = k
         .clients
         .iter()
-        .filter_map(|s| s.split_once(':'))
         .map(|(id, secret)| SimClient::new(id, secret, id))
         .collect();
     if !clients.is_empty() {
@@ -91,10 +91,8 @@ pub(crate) fn apply(k: &SimKnobs, c: &mut SimConfig) {
     }
 }
 
+/// Serves until interrupted (Ctrl-C or SIGTERM, exit 130, like any interrupted command).
 pub(crate) async fn run(a: SimArgs) -> Result<u8> {
-    if let Some(bad) = a.knobs.clients.iter().find(|c| !c.contains(':')) {
-        return Err(crate::ConfigError(format!("--sim-client {bad:?}: use ID:SECRET")).into());
-    }
     let mut config = SimConfig {
         bind: SocketAddr::from((Ipv4Addr::LOCALHOST, a.port)),
         ..SimConfig::default()
@@ -103,23 +101,79 @@ pub(crate) async fn run(a: SimArgs) -> Result<u8> {
     let sim = Simulator::start(config)
         .await
         .with_context(|| format!("starting the simulator on 127.0.0.1:{}", a.port))?;
-    let base = sim.base_url();
-    println!("tokenwarden simulator listening on {base}");
-    println!("  token endpoint: {}", sim.token_url());
-    if a.knobs.clients.is_empty() {
-        println!("  client id / secret: {DEFAULT_CLIENT_ID} / {DEFAULT_CLIENT_SECRET}");
+    {
+        let mut out = std::io::stdout().lock();
+        out.write_all(banner(&sim.base_url(), &sim.token_url(), &a.knobs.clients).as_bytes())?;
+        out.flush()?;
     }
-    println!("  journal: {base}/sim/journal");
-    println!();
-    println!(
-        "  export GENESYSCLOUD_OAUTHCLIENT_ID={DEFAULT_CLIENT_ID} GENESYSCLOUD_OAUTHCLIENT_SECRET={DEFAULT_CLIENT_SECRET}"
-    );
-    println!(
-        "  tokenwarden --api-base {base} --token-url {} check",
-        sim.token_url()
-    );
-    println!("Ctrl-C stops it.");
-    tokio::signal::ctrl_c().await?;
-    sim.shutdown().await;
+    crate::ui::note("Ctrl-C stops it.");
+    std::future::pending::<()>().await;
     Ok(crate::exit::OK)
+}
+
+/// What to paste into another shell: the credentials this simulator accepts (the first
+/// `--sim-client`, else the default client) and where it listens.
+fn banner(base: &str, token_url: &str, clients: &[(String, String)]) -> String {
+    let (id, secret) = clients
+        .first()
+        .map_or((DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET), |(i, s)| {
+            (i.as_str(), s.as_str())
+        });
+    format!(
+        "tokenwarden simulator listening on {base}
+  token endpoint: {token_url}
+  client id / secret: {id} / {secret}
+  journal: {base}/sim/journal
+
+  export TOKENWARDEN_API_BASE={} TOKENWARDEN_TOKEN_URL={}
+  export GENESYSCLOUD_OAUTHCLIENT_ID={} GENESYSCLOUD_OAUTHCLIENT_SECRET={}
+  tokenwarden check
+",
+        shell_word(base),
+        shell_word(token_url),
+        shell_word(id),
+        shell_word(secret)
+    )
+}
+
+/// `s` as one word for a POSIX shell: bare when safe, else single-quoted.
+fn shell_word(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_.:/@+=,%".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regression_the_banner_exports_the_credentials_this_simulator_accepts() {
+        let b = banner(
+            "http://h:1",
+            "http://h:1/oauth/token",
+            &[("me".into(), "pw".into())],
+        );
+        assert!(
+            b.contains("export GENESYSCLOUD_OAUTHCLIENT_ID=me GENESYSCLOUD_OAUTHCLIENT_SECRET=pw"),
+            "{b}"
+        );
+        assert!(!b.contains(DEFAULT_CLIENT_SECRET), "{b}");
+        let b = banner("http://h:1", "http://h:1/oauth/token", &[]);
+        assert!(b.contains(&format!(
+            "GENESYSCLOUD_OAUTHCLIENT_SECRET={DEFAULT_CLIENT_SECRET}"
+        )));
+        assert!(b.starts_with("tokenwarden simulator listening on http://h:1\n"));
+    }
+
+    #[test]
+    fn shell_words_survive_pasting() {
+        assert_eq!(shell_word("tw-client"), "tw-client");
+        assert_eq!(shell_word("a b"), "'a b'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word("$(x)"), "'$(x)'");
+    }
 }

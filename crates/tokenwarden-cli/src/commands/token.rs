@@ -3,6 +3,7 @@
 use crate::args::{GlobalArgs, TokenArgs};
 use crate::config::{Credentials, Settings};
 use anyhow::Result;
+use std::io::Write as _;
 use std::path::PathBuf;
 use tokenwarden::{AccessToken, FileStore, TokenKey};
 
@@ -35,7 +36,8 @@ pub(crate) async fn run(g: &GlobalArgs, a: TokenArgs, hint: &mut Option<String>)
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        println!(
+        writeln!(
+            std::io::stdout(),
             "{}",
             serde_json::json!({
                 "access_token": token,
@@ -43,9 +45,9 @@ pub(crate) async fn run(g: &GlobalArgs, a: TokenArgs, hint: &mut Option<String>)
                 "expires_in": expires_in.as_secs(),
                 "expires_at_unix": expires_at,
             })
-        );
+        )?;
     } else {
-        println!("{token}");
+        writeln!(std::io::stdout(), "{token}")?;
     }
     Ok(crate::exit::OK)
 }

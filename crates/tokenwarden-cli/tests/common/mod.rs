@@ -281,3 +281,94 @@ pub fn complete_jsonl(path: &Path) -> Vec<Value> {
     let end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
     jsonl(&String::from_utf8_lossy(&bytes[..end]))
 }
+
+// ---- exit statuses, signals and misbehaving servers (tests/exit_codes.rs, tests/json_logs.rs) ----
+
+/// A local port that accepts connections and never answers: a request sent there hangs. Each
+/// accepted connection is announced on `accepted` (and kept open).
+pub struct BlackHole {
+    pub base: String,
+    pub accepted: std::sync::mpsc::Receiver<()>,
+}
+
+/// Starts a [`BlackHole`] on 127.0.0.1.
+pub fn black_hole() -> BlackHole {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, accepted) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            held.push(conn);
+            if tx.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    BlackHole { base, accepted }
+}
+
+/// A local server that answers every request with `status` and `body` (JSON), then closes: a
+/// careless server. Returns its base URL.
+pub fn fixed_answer(status: u16, body: &'static str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = [0u8; 8192];
+            let _ = std::io::Read::read(&mut conn, &mut buf);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    base
+}
+
+/// Starts `cmd` with `args`, stdout and stderr piped.
+pub fn spawn(mut cmd: Command, args: &[&str]) -> std::process::Child {
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.spawn().expect("spawn tokenwarden")
+}
+
+/// Sends SIGINT (what Ctrl-C sends) to `child` and collects what it printed.
+pub fn interrupt(child: std::process::Child) -> Run {
+    let started = Instant::now();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -INT failed");
+    finished(child.wait_with_output(), started)
+}
+
+/// What a finished run of the binary printed.
+fn finished(out: std::io::Result<std::process::Output>, started: Instant) -> Run {
+    let out = out.expect("wait for tokenwarden");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Runs `cmd` with `args` to completion with stdout going to `/dev/full` (every write fails with
+/// "no space left on device"): a disk failure on demand.
+pub async fn run_to_full_disk(mut cmd: Command, args: &[&str]) -> Run {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    cmd.args(args).stdout(full).stderr(Stdio::piped());
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        finished(cmd.output(), started)
+    })
+    .await
+    .expect("runner thread")
+}

@@ -1,0 +1,108 @@
+//! `tokenwarden config`: each connection setting, its value, and where it came from. Secrets are
+//! shown as `[set]`. Exits like the commands that use the settings would: 0 when they are
+//! usable, else 2 or 3 with the same message, after the table.
+
+use crate::args::{ConfigArgs, GlobalArgs};
+use crate::config::{self, FileUse, Layers, Row};
+use anyhow::Result;
+use serde_json::{Value, json};
+use std::io::Write as _;
+
+pub(crate) fn run(g: &GlobalArgs, a: &ConfigArgs) -> Result<u8> {
+    let inputs = config::Inputs::from_system(&g.connection, &config::process_env);
+    let mut layers = Layers::collect(&inputs)?;
+    super::show_warnings(std::mem::take(&mut layers.warnings));
+    let rows = config::explain(&layers);
+    let profile = layers.profile.clone();
+    let files = [layers.config_file.clone(), layers.gc_file.clone()];
+    let mut stdin = || {
+        super::STDIN_TAKEN.store(true, std::sync::atomic::Ordering::SeqCst);
+        config::read_stdin_secret()
+    };
+    let outcome = config::settings_from(layers, &mut stdin);
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let problem = outcome.as_ref().err().map(|e| format!("{e:#}"));
+        let doc = document(&profile, &files, &rows, problem.as_deref());
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+    } else {
+        write!(out, "{}", table(&profile, &files, &rows))?;
+    }
+    out.flush()?;
+    outcome.map(|_| crate::exit::OK)
+}
+
+fn file_line(label: &str, f: &FileUse) -> String {
+    let state = if f.exists { "" } else { ", not found" };
+    match &f.path {
+        Some(p) => format!("{label}{} ({}{state})\n", p.display(), f.chosen_by),
+        None => format!("{label}(no home directory)\n"),
+    }
+}
+
+/// The text table: the files and profile read, then one line per setting and an indented line
+/// per value it overrides.
+fn table(profile: &(String, &'static str), files: &[FileUse; 2], rows: &[Row]) -> String {
+    let mut s = String::new();
+    s.push_str(&file_line("config file:  ", &files[0]));
+    s.push_str(&file_line("gc config:    ", &files[1]));
+    s.push_str(&format!("profile:      {} ({})\n\n", profile.0, profile.1));
+    let width = rows
+        .iter()
+        .map(|r| r.value.as_deref().map_or(9, str::len))
+        .max()
+        .unwrap_or(0)
+        .min(48);
+    for r in rows {
+        let value = r.value.as_deref().unwrap_or("(not set)");
+        let source = r.source.as_deref().unwrap_or("");
+        let line = format!("{:<20} {value:<width$}  {source}", r.name);
+        s.push_str(line.trim_end());
+        s.push('\n');
+        for (v, from) in &r.overridden {
+            s.push_str(&format!("{:<20}   overrides {v} from {from}\n", ""));
+        }
+        if let Some(n) = &r.note {
+            s.push_str(&format!("{:<20}   {n}\n", ""));
+        }
+    }
+    s
+}
+
+/// The same as one JSON object, keyed by setting name (`jq .settings.region.source`).
+fn document(
+    profile: &(String, &'static str),
+    files: &[FileUse; 2],
+    rows: &[Row],
+    problem: Option<&str>,
+) -> Value {
+    let file = |f: &FileUse| {
+        json!({
+            "path": f.path.as_ref().map(|p| p.display().to_string()),
+            "chosen_by": f.chosen_by,
+            "exists": f.exists,
+        })
+    };
+    let settings: serde_json::Map<String, Value> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.name.to_string(),
+                json!({
+                    "value": r.value,
+                    "source": r.source,
+                    "overridden": r.overridden.iter().map(|(v, from)| json!({"value": v, "source": from})).collect::<Vec<_>>(),
+                    "note": r.note,
+                }),
+            )
+        })
+        .collect();
+    json!({
+        "config_file": file(&files[0]),
+        "gc_config_file": file(&files[1]),
+        "profile": {"name": profile.0, "chosen_by": profile.1},
+        "settings": settings,
+        "usable": problem.is_none(),
+        "problem": problem,
+    })
+}

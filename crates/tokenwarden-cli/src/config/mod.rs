@@ -1,0 +1,181 @@
+//! Connection settings: one table, one precedence.
+//!
+//! Each setting comes from the first source that gives it, in this order:
+//!
+//! 1. a flag (`--region`),
+//! 2. the environment (`GENESYSCLOUD_REGION`),
+//! 3. the profile in tokenwarden's config file (`--profile`, default `default`),
+//! 4. the same profile in the gc CLI's `~/.gc/config.toml` (read only).
+//!
+//! The settings and how each source spells them are in [`table::SETTINGS`]. Two settings also
+//! give others, at the rank of their source: a region gives the token URL and the API base, and a
+//! token URL gives the API base (`login.X` → `api.X`, else its origin). Within one source the
+//! explicit setting wins. So `GENESYSCLOUD_REGION` beats a profile's `token_url`, and
+//! `--token-url` beats `GENESYSCLOUD_REGION`; a region that nothing uses is never checked.
+//!
+//! Credentials: a client id and secret (each by the rule above), unless
+//! `GENESYSCLOUD_ACCESS_TOKEN` is set and no client id or secret comes from a flag or the
+//! environment.
+//!
+//! Why not figment or serde defaults: the region is one value that stands for two settings, at its
+//! source's rank, which a key-by-key merge gets wrong (that was the bug: a profile's `token_url`
+//! beat `GENESYSCLOUD_REGION`); secrets must move into wiped buffers, not be copied through an
+//! untyped value tree; and a file's errors must name line and column without echoing the line.
+
+mod endpoint;
+mod explain;
+mod file;
+mod layers;
+mod resolve;
+mod secret;
+mod source;
+mod table;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use explain::Row;
+pub(crate) use layers::{FileUse, Layers};
+pub(crate) use secret::ReadError;
+
+use crate::args::ConnectionArgs;
+use anyhow::Result;
+use std::path::PathBuf;
+use tokenwarden::{AccessToken, ClientSecret};
+use zeroize::Zeroizing;
+
+/// How to authenticate.
+#[derive(Debug, Clone)]
+pub(crate) enum Credentials {
+    /// Client credentials grant.
+    Client { id: String, secret: ClientSecret },
+    /// A token supplied directly; it cannot be refreshed.
+    Static(AccessToken),
+}
+
+/// Resolved connection settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) token_url: String,
+    pub(crate) api_base: String,
+    pub(crate) credentials: Credentials,
+    pub(crate) client_auth: tokenwarden::ClientAuth,
+    pub(crate) scope: Option<String>,
+    pub(crate) allow_insecure_http: bool,
+    /// Where each setting came from, for `-v` and messages about rejected credentials.
+    pub(crate) sources: Vec<(String, String)>,
+}
+
+/// Something worth telling the person; `always` when `-q` must not hide it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Warning {
+    pub(crate) text: String,
+    pub(crate) always: bool,
+}
+
+impl Warning {
+    pub(crate) fn new(text: impl Into<String>) -> Warning {
+        Warning {
+            text: text.into(),
+            always: false,
+        }
+    }
+
+    pub(crate) fn always(text: impl Into<String>) -> Warning {
+        Warning {
+            text: text.into(),
+            always: true,
+        }
+    }
+}
+
+/// What resolution reads, injected so that tests need no process environment or home directory.
+pub(crate) struct Inputs<'a> {
+    pub(crate) flags: &'a ConnectionArgs,
+    pub(crate) env: &'a dyn Fn(&str) -> Option<String>,
+    /// tokenwarden's config file when neither `--config` nor `TOKENWARDEN_CONFIG` names one.
+    pub(crate) default_config: Option<PathBuf>,
+    pub(crate) gc_config: Option<PathBuf>,
+}
+
+impl<'a> Inputs<'a> {
+    /// The process environment and the usual places of the two config files.
+    pub(crate) fn from_system(
+        flags: &'a ConnectionArgs,
+        env: &'a dyn Fn(&str) -> Option<String>,
+    ) -> Inputs<'a> {
+        Inputs {
+            flags,
+            env,
+            default_config: dirs::config_dir().map(|d| d.join("tokenwarden").join("config.toml")),
+            gc_config: dirs::home_dir().map(|h| h.join(".gc").join("config.toml")),
+        }
+    }
+}
+
+/// The process environment (not valid UTF-8 counts as unset).
+pub(crate) fn process_env(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+/// Reads standard input for `--client-secret-stdin`: the first line, at most 64 KiB, into a wiped
+/// buffer.
+pub(crate) fn read_stdin_secret() -> Result<Zeroizing<String>, ReadError> {
+    tracing::debug!("reading the client secret from standard input");
+    secret::read_bounded(std::io::stdin().lock(), secret::MAX_SECRET_BYTES, true)
+}
+
+/// Resolves the settings: reads every source, then decides each setting.
+///
+/// # Errors
+/// A usage error (exit 2) for a bad value typed on the command line, a configuration error
+/// (exit 3) for one from the environment or a file, or missing settings.
+pub(crate) fn resolve(
+    inputs: &Inputs<'_>,
+    stdin: &mut dyn FnMut() -> Result<Zeroizing<String>, ReadError>,
+) -> Result<(Settings, Vec<Warning>)> {
+    let mut layers = Layers::collect(inputs)?;
+    let warnings = std::mem::take(&mut layers.warnings);
+    Ok((resolve::settings(layers, stdin)?, warnings))
+}
+
+/// Resolves settings from already collected layers (for `tokenwarden config`, which shows them
+/// first).
+///
+/// # Errors
+/// As [`resolve`].
+pub(crate) fn settings_from(
+    layers: Layers,
+    stdin: &mut dyn FnMut() -> Result<Zeroizing<String>, ReadError>,
+) -> Result<Settings> {
+    resolve::settings(layers, stdin)
+}
+
+/// Every setting with its value and source, for `tokenwarden config`.
+pub(crate) fn explain(layers: &Layers) -> Vec<Row> {
+    explain::rows(layers)
+}
+
+impl Settings {
+    /// Which credentials were used and where they came from (never the secret itself), for
+    /// messages about rejected credentials: with four places to set them, the usual mistake is
+    /// a stale one winning.
+    pub(crate) fn credentials_hint(&self) -> String {
+        let from = |what: &str| {
+            self.sources
+                .iter()
+                .find(|(w, _)| w == what)
+                .map_or("?", |(_, f)| f.as_str())
+        };
+        match &self.credentials {
+            Credentials::Client { id, .. } => format!(
+                "used client id {id:?} (from {}) and the client secret from {}, at {}; `tokenwarden config` shows every source",
+                from("client id"),
+                from("client secret"),
+                self.token_url
+            ),
+            Credentials::Static(_) => {
+                format!("used the access token from {}", from("access token"))
+            }
+        }
+    }
+}
