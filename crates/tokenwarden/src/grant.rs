@@ -5,11 +5,17 @@ use crate::secret::{AccessToken, ClientSecret, RefreshToken};
 use async_trait::async_trait;
 use base64::Engine as _;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use url::Url;
+use zeroize::Zeroizing;
+
+/// The most that is read of a token endpoint's answer. A token response is a few hundred bytes (a
+/// few KiB for a JWT); a larger answer is not a token response, and reading it whole would let a
+/// hostile or misconfigured endpoint exhaust memory.
+pub const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
 
 /// A successful token response.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TokenResponse {
     /// The access token.
     pub access_token: AccessToken,
@@ -21,15 +27,38 @@ pub struct TokenResponse {
     pub token_type: Option<String>,
 }
 
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("expires_in", &self.expires_in)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("token_type", &self.token_type)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Why a token request failed, classified for the retry loop.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum FetchError {
-    /// A later attempt may succeed (5xx, 429, throttling 400, timeouts, connection errors).
+    /// A later attempt may succeed (5xx, 429, throttling 400, timeouts, a connection cut short).
     Transient {
         /// What happened, in words (no secrets).
         reason: String,
         /// The server's `Retry-After`, if any.
         retry_after: Option<Duration>,
+    },
+    /// The endpoint could not be reached at all: the connection was refused, its name did not
+    /// resolve, the TLS handshake failed. Retried like [`FetchError::Transient`] during a run, but
+    /// when no token was ever obtained the manager gives up after
+    /// [`UNREACHABLE_AT_START`](crate::UNREACHABLE_AT_START): a job started against a wrong URL, or
+    /// without network, fails at once with the cause.
+    Unreachable {
+        /// What happened, in words, with the whole cause (no secrets).
+        reason: String,
     },
     /// Retrying cannot help (wrong secret, disabled client, revoked refresh token, ...).
     Fatal(Error),
@@ -134,7 +163,10 @@ impl TokenEndpoint {
         }
     }
 
-    /// Posts one token request: `params` plus client authentication.
+    /// Posts one token request: `params` plus client authentication. The form body and the Basic
+    /// credential hold secrets: both are built in buffers that are zeroized when dropped (the body
+    /// is handed to reqwest without a copy). At most [`MAX_TOKEN_RESPONSE`] bytes of the answer are
+    /// read.
     pub(crate) async fn request(
         &self,
         client_id: &str,
@@ -146,17 +178,11 @@ impl TokenEndpoint {
         let mut req = self.http.post(self.url.clone());
         match self.auth {
             ClientAuth::Basic => {
-                let basic = base64::engine::general_purpose::STANDARD
-                    .encode(format!("{client_id}:{}", secret.expose_secret()));
-                // The Basic credential is the secret in another form: scrub it from server text too.
-                crate::redact::register(&basic, crate::redact::Lifespan::Process);
-                let mut v =
-                    http::HeaderValue::from_str(&format!("Basic {basic}")).map_err(|_| {
-                        FetchError::Fatal(Error::Config(
-                            "client id contains characters not allowed in a header".into(),
-                        ))
-                    })?;
-                v.set_sensitive(true);
+                let v = basic_header(client_id, secret).ok_or_else(|| {
+                    FetchError::Fatal(Error::Config(
+                        "client id contains characters not allowed in a header".into(),
+                    ))
+                })?;
                 req = req.header(http::header::AUTHORIZATION, v);
             }
             ClientAuth::FormFields => {
@@ -166,31 +192,48 @@ impl TokenEndpoint {
         }
         let resp = req
             .header(http::header::ACCEPT, "application/json")
-            .form(&form)
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(form_body(&form))
             .send()
             .await
-            .map_err(|e| FetchError::Transient {
-                reason: format!(
-                    "token request to {} failed: {}",
-                    self.host(),
-                    Error::transport(self.host(), e)
-                ),
-                retry_after: None,
+            .map_err(|e| {
+                let reason = format!("token request to {} failed: {}", self.host(), chain(&e));
+                if e.is_connect() {
+                    FetchError::Unreachable { reason }
+                } else {
+                    FetchError::Transient {
+                        reason,
+                        retry_after: None,
+                    }
+                }
             })?;
         let status = resp.status();
-        // An HTTP-date Retry-After is the server's real time, so it is compared with the real
+        // An HTTP-date Retry-After is the server's real time, so it is compared with the wall
         // clock (Genesys sends delta-seconds, for which the clock does not matter).
-        #[allow(clippy::disallowed_methods)]
-        let retry_after = crate::retry::retry_after_header(resp.headers(), SystemTime::now());
+        let retry_after =
+            crate::retry::retry_after_header(resp.headers(), crate::clock::wall_now());
         let location = resp
             .headers()
             .get(http::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = resp.bytes().await.map_err(|e| FetchError::Transient {
-            reason: format!("reading the token response from {}: {e}", self.host()),
-            retry_after,
-        })?;
+        let body =
+            read_capped(resp, MAX_TOKEN_RESPONSE)
+                .await
+                .map_err(|e| FetchError::Transient {
+                    reason: format!(
+                        "reading the token response from {}: {}",
+                        self.host(),
+                        chain(&e)
+                    ),
+                    retry_after,
+                })?;
+        let Some(body) = body else {
+            return Err(too_large(status.as_u16(), retry_after));
+        };
         classify(
             status.as_u16(),
             &body,
@@ -200,6 +243,115 @@ impl TokenEndpoint {
             &self.host(),
         )
     }
+}
+
+/// `Authorization: Basic base64(id:secret)`, sensitive, in bytes that are zeroized when the header
+/// is dropped. `None` if the client id makes it an illegal header value.
+fn basic_header(client_id: &str, secret: &ClientSecret) -> Option<http::HeaderValue> {
+    let credential = basic_credential(client_id, secret);
+    let mut value = Zeroizing::new(Vec::with_capacity(6 + credential.len()));
+    value.extend_from_slice(b"Basic ");
+    value.extend_from_slice(credential.as_bytes());
+    let mut v = http::HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(value)).ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
+/// `base64(id:secret)`: the secret in another form, so it lives in zeroized buffers only.
+fn basic_credential(client_id: &str, secret: &ClientSecret) -> Zeroizing<String> {
+    let mut raw = Zeroizing::new(Vec::with_capacity(
+        client_id.len() + 1 + secret.expose_secret().len(),
+    ));
+    raw.extend_from_slice(client_id.as_bytes());
+    raw.push(b':');
+    raw.extend_from_slice(secret.expose_secret().as_bytes());
+    let mut encoded = Zeroizing::new(String::with_capacity(raw.len().div_ceil(3) * 4));
+    base64::engine::general_purpose::STANDARD.encode_string(&*raw, &mut encoded);
+    encoded
+}
+
+/// Registers the Basic credential of `client_id`/`secret` as a secret, so that a server echoing it
+/// is scrubbed. Done once per grant, not per request.
+fn register_basic_credential(client_id: &str, secret: &ClientSecret) {
+    crate::redact::register(
+        &basic_credential(client_id, secret),
+        crate::redact::Lifespan::Process,
+    );
+}
+
+/// The `application/x-www-form-urlencoded` body of `form`, in a buffer sized up front (so that no
+/// reallocation leaves a copy behind) and zeroized when reqwest is done with it.
+fn form_body(form: &[(&str, &str)]) -> reqwest::Body {
+    // Percent-encoding at most triples a byte; one `=` and one `&` per pair.
+    let capacity = form
+        .iter()
+        .map(|(k, v)| 3 * (k.len() + v.len()) + 2)
+        .sum::<usize>();
+    let mut body = Zeroizing::new(String::with_capacity(capacity));
+    {
+        let mut ser = url::form_urlencoded::Serializer::new(&mut *body);
+        for (k, v) in form {
+            ser.append_pair(k, v);
+        }
+        ser.finish();
+    }
+    let bytes = Zeroizing::new(std::mem::take(&mut *body).into_bytes());
+    reqwest::Body::from(bytes::Bytes::from_owner(bytes))
+}
+
+/// Reads at most `cap` bytes of `resp`'s body, chunk by chunk: `Ok(None)` if there is more (the
+/// rest is not read).
+async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: usize,
+) -> Result<Option<Zeroizing<Vec<u8>>>, reqwest::Error> {
+    let announced = resp.content_length();
+    if announced.is_some_and(|n| n > cap as u64) {
+        return Ok(None);
+    }
+    // The body holds the token: sized up front when announced, zeroized when dropped.
+    let mut body = Zeroizing::new(Vec::with_capacity(
+        announced.map_or(4096, |n| n as usize).min(cap),
+    ));
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > cap {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// The failure for an answer larger than [`MAX_TOKEN_RESPONSE`]: for a success status it cannot be
+/// a token response; an error status keeps its meaning (a 503 is still worth retrying).
+fn too_large(status: u16, retry_after: Option<Duration>) -> FetchError {
+    let detail = format!(
+        "HTTP {status}, more than {} KiB (not read further)",
+        MAX_TOKEN_RESPONSE / 1024
+    );
+    if status == 429 || status == 408 || (500..600).contains(&status) {
+        return FetchError::Transient {
+            reason: detail,
+            retry_after,
+        };
+    }
+    FetchError::Fatal(Error::TokenDecode { detail })
+}
+
+/// `e` and its sources, as one line: "error sending request" alone does not say that the
+/// connection was refused or the name did not resolve.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = s.source();
+    }
+    crate::redact::redact(&line).into_owned()
 }
 
 /// Rejects plain `http://` except to loopback, unless `insecure_ok`.
@@ -239,6 +391,70 @@ struct RawError {
     message: Option<String>,
 }
 
+/// A 2xx answer's token, or what is wrong with it (never quoting the body: it may hold a token).
+fn parse_token(status: u16, body: &[u8]) -> Result<TokenResponse, String> {
+    let raw: RawToken = serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "HTTP {status}, {} bytes, {}",
+            body.len(),
+            e.to_string().split(" at line").next().unwrap_or_default()
+        )
+    })?;
+    if raw.access_token.is_empty() {
+        return Err("empty access_token".into());
+    }
+    crate::token::check_header_safe(&raw.access_token).map_err(|p| p.to_string())?;
+    if let Some(t) = raw.token_type.as_deref()
+        && !t.eq_ignore_ascii_case("bearer")
+    {
+        return Err(format!(
+            "token_type is {:?}, not \"bearer\": tokenwarden can only send bearer tokens",
+            excerpt(t, 40)
+        ));
+    }
+    Ok(TokenResponse {
+        expires_in: expires_in(raw.expires_in.as_ref())?,
+        access_token: AccessToken::new(raw.access_token),
+        refresh_token: raw
+            .refresh_token
+            .filter(|r| !r.is_empty())
+            .map(RefreshToken::new),
+        token_type: raw.token_type,
+    })
+}
+
+/// `expires_in` as a duration: absent or `null` is `None` (the manager assumes its default
+/// lifetime); a positive number, or a string holding one, is that many seconds (saturating; the
+/// manager's policy applies its floor and ceiling). Zero, a negative number, NaN, an infinity or
+/// any other JSON type is refused: the token endpoint contradicts itself, and guessing could mean
+/// using a dead token or asking for a new one on every request.
+fn expires_in(value: Option<&serde_json::Value>) -> Result<Option<Duration>, String> {
+    let seconds = match value {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(serde_json::Value::Number(n)) => n.as_f64(),
+        Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().ok(),
+        Some(_) => None,
+    };
+    let kind = match value {
+        Some(serde_json::Value::String(_)) => "a string",
+        Some(serde_json::Value::Bool(_)) => "a boolean",
+        Some(serde_json::Value::Array(_)) => "an array",
+        Some(serde_json::Value::Object(_)) => "an object",
+        _ => "a number",
+    };
+    match seconds {
+        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(
+            Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX),
+        )),
+        Some(s) if s.is_nan() => Err(format!("expires_in is {kind} that is not a number")),
+        Some(s) if s.is_infinite() => Err(format!("expires_in is {kind} that is infinite")),
+        Some(s) => Err(format!(
+            "expires_in is {s}: the token would be expired before it is used"
+        )),
+        None => Err(format!("expires_in is {kind}, not a number of seconds")),
+    }
+}
+
 /// Turns a token endpoint answer into a token or a classified failure. Pure, so every case is tested.
 pub(crate) fn classify(
     status: u16,
@@ -249,38 +465,8 @@ pub(crate) fn classify(
     host: &str,
 ) -> Result<TokenResponse, FetchError> {
     if (200..300).contains(&status) {
-        let raw: RawToken = serde_json::from_slice(body).map_err(|e| {
-            // Never echo the body: it may hold a token.
-            FetchError::Fatal(Error::TokenDecode {
-                detail: format!(
-                    "HTTP {status}, {} bytes, {}",
-                    body.len(),
-                    e.to_string().split(" at line").next().unwrap_or_default()
-                ),
-            })
-        })?;
-        if raw.access_token.is_empty() {
-            return Err(FetchError::Fatal(Error::TokenDecode {
-                detail: "empty access_token".into(),
-            }));
-        }
-        let expires_in = raw.expires_in.as_ref().and_then(|v| match v {
-            serde_json::Value::Number(n) => n.as_f64(),
-            serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
-            _ => None,
-        });
-        let expires_in = expires_in
-            .filter(|s| s.is_finite() && *s > 0.0)
-            .map(|s| Duration::from_secs_f64(s.min(1e9)));
-        return Ok(TokenResponse {
-            access_token: AccessToken::new(raw.access_token),
-            expires_in,
-            refresh_token: raw
-                .refresh_token
-                .filter(|r| !r.is_empty())
-                .map(RefreshToken::new),
-            token_type: raw.token_type,
-        });
+        return parse_token(status, body)
+            .map_err(|detail| FetchError::Fatal(Error::TokenDecode { detail }));
     }
     let err: RawError = serde_json::from_slice(body).unwrap_or_default();
     let description = err
@@ -361,7 +547,7 @@ pub(crate) fn classify(
 
 /// The Client Credentials grant: a service identity trading its id and secret for a token. What
 /// Genesys Cloud integrations use; there is no refresh token, a new token is simply minted.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientCredentials {
     endpoint: TokenEndpoint,
     client_id: String,
@@ -376,9 +562,11 @@ impl ClientCredentials {
         client_id: impl Into<String>,
         secret: ClientSecret,
     ) -> Self {
+        let client_id = client_id.into();
+        register_basic_credential(&client_id, &secret);
         Self {
             endpoint,
-            client_id: client_id.into(),
+            client_id,
             secret,
             scope: None,
         }
@@ -398,6 +586,16 @@ impl ClientCredentials {
     /// The token endpoint.
     pub fn endpoint(&self) -> &TokenEndpoint {
         &self.endpoint
+    }
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("endpoint", &self.endpoint.url().as_str())
+            .field("client_id", &self.client_id)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
     }
 }
 
@@ -449,9 +647,11 @@ impl RefreshTokenGrant {
         secret: ClientSecret,
         refresh_token: RefreshToken,
     ) -> Self {
+        let client_id = client_id.into();
+        register_basic_credential(&client_id, &secret);
         Self {
             endpoint,
-            client_id: client_id.into(),
+            client_id,
             secret,
             refresh: tokio::sync::Mutex::new(refresh_token),
             on_rotate: None,
@@ -501,11 +701,21 @@ impl Grant for RefreshTokenGrant {
 }
 
 /// A token supplied directly (e.g. `GENESYSCLOUD_ACCESS_TOKEN`). It cannot be refreshed: when it
-/// expires or is rejected, requests fail with [`Error::StaticTokenExpired`].
-#[derive(Debug, Clone)]
+/// expires or is rejected, requests fail with [`Error::StaticTokenExpired`]. A token that is not a
+/// legal header value (a CR or LF, a space, another control or a non-ASCII character) is refused:
+/// requests fail with [`Error::Config`].
+#[derive(Clone)]
 pub struct StaticToken {
     token: AccessToken,
     lifetime: Option<Duration>,
+}
+
+impl std::fmt::Debug for StaticToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticToken")
+            .field("lifetime", &self.lifetime)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StaticToken {
