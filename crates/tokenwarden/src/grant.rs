@@ -903,4 +903,321 @@ mod tests {
             assert!(!shown.contains(s), "{shown}");
         }
     }
+
+    #[test]
+    fn odd_expires_in_is_refused_or_taken_as_given() {
+        let parse = |v: &str| {
+            let body = format!(r#"{{"access_token":"tok-odd-1","expires_in":{v}}}"#);
+            classify(200, body.as_bytes(), None, None, "g", H).map(|t| t.expires_in)
+        };
+        assert_eq!(parse("3600").unwrap(), Some(Duration::from_secs(3600)));
+        assert_eq!(parse("\"3600\"").unwrap(), Some(Duration::from_secs(3600)));
+        assert_eq!(parse("null").unwrap(), None);
+        assert_eq!(parse("1e-9").unwrap(), Some(Duration::from_nanos(1)));
+        assert_eq!(parse("1e300").unwrap(), Some(Duration::MAX));
+        for (v, says) in [
+            ("0", "expires_in is 0"),
+            ("-1", "expires_in is -1"),
+            ("\"soon\"", "a string, not a number"),
+            ("\"NaN\"", "not a number"),
+            ("\"inf\"", "infinite"),
+            ("true", "a boolean"),
+            ("{}", "an object"),
+        ] {
+            match parse(v) {
+                Err(FetchError::Fatal(Error::TokenDecode { detail })) => {
+                    assert!(detail.contains(says), "{v}: {detail}")
+                }
+                other => panic!("{v}: {:?}", other.map(|_| ())),
+            }
+        }
+    }
+
+    #[test]
+    fn only_bearer_tokens_are_accepted() {
+        let with_type = |t: &str| {
+            let body = format!(r#"{{"access_token":"tok-type-1","token_type":"{t}"}}"#);
+            classify(200, body.as_bytes(), None, None, "g", H)
+        };
+        assert!(with_type("bearer").is_ok());
+        assert!(with_type("Bearer").is_ok());
+        let e = fatal(with_type("mac"));
+        assert!(e.to_string().contains("\"mac\", not \"bearer\""), "{e}");
+        assert!(fatal(with_type("DPoP")).to_string().contains("DPoP"));
+    }
+
+    #[test]
+    fn a_token_that_would_inject_headers_is_refused_without_echoing_it() {
+        for token in [
+            r"tok-1\r\nX-Injected: yes",
+            r"tok-1\nX-Injected: yes",
+            r"tok-1\u0000X-Injected",
+            "tok-1 X-Injected",
+            "tok-1\u{e9}X-Injected",
+        ] {
+            let body = format!(r#"{{"access_token":"{token}","expires_in":60}}"#);
+            let e = fatal(classify(200, body.as_bytes(), None, None, "g", H));
+            assert!(matches!(e, Error::TokenDecode { .. }), "{e}");
+            assert!(
+                e.to_string().contains("not allowed in an HTTP header"),
+                "{e}"
+            );
+            assert!(!e.to_string().contains("Injected"), "{e}");
+        }
+    }
+
+    #[test]
+    fn an_oversized_answer_is_a_decode_error_unless_its_status_says_retry() {
+        let e = fatal(Err(too_large(200, None)));
+        assert!(e.to_string().contains("more than 64 KiB"), "{e}");
+        assert_eq!(
+            transient(Err(too_large(503, Some(Duration::from_secs(2))))),
+            Some(Duration::from_secs(2))
+        );
+    }
+
+    /// A chunked answer (no `Content-Length`) of `chunks` × 8 KiB; counts the chunks produced.
+    fn chunked(chunks: usize, produced: Arc<std::sync::atomic::AtomicUsize>) -> reqwest::Response {
+        use futures::StreamExt as _;
+        use http_body::Frame;
+        use http_body_util::StreamBody;
+        let stream = futures::stream::iter(0..chunks).map(move |_| {
+            produced.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok::<_, std::io::Error>(Frame::data(bytes::Bytes::from(vec![b'x'; 8192])))
+        });
+        reqwest::Response::from(http::Response::new(reqwest::Body::wrap(StreamBody::new(
+            stream,
+        ))))
+    }
+
+    #[tokio::test]
+    async fn token_answers_are_read_with_a_cap_not_buffered_whole() {
+        let produced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        // 8 MiB, streamed: reading stops just past 64 KiB.
+        let body = read_capped(chunked(1024, Arc::clone(&produced)), MAX_TOKEN_RESPONSE)
+            .await
+            .unwrap();
+        assert!(body.is_none());
+        let read = produced.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(read <= 9, "{read} chunks of 8 KiB read");
+        // Exactly 64 KiB is fine.
+        let body = read_capped(chunked(8, Arc::default()), MAX_TOKEN_RESPONSE)
+            .await
+            .unwrap();
+        assert_eq!(body.map(|b| b.len()), Some(MAX_TOKEN_RESPONSE));
+    }
+
+    #[test]
+    fn the_form_body_and_basic_credential_are_encoded_as_before() {
+        let secret = ClientSecret::new("s3cr3t/+ &=value");
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_secret", secret.expose_secret()),
+        ];
+        let body = form_body(&form);
+        assert_eq!(
+            body.as_bytes().unwrap(),
+            b"grant_type=client_credentials&client_secret=s3cr3t%2F%2B+%26%3Dvalue"
+        );
+        let v = basic_header("my-client", &secret).unwrap();
+        assert!(v.is_sensitive());
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode("my-client:s3cr3t/+ &=value");
+        assert_eq!(v.to_str().unwrap(), format!("Basic {expected}"));
+    }
+
+    #[test]
+    fn an_error_chain_is_one_line_with_every_cause() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("error sending request")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Outer(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        ));
+        assert_eq!(
+            chain(&e),
+            "error sending request: Connection refused (os error 111)"
+        );
+    }
+
+    mod properties {
+        //! The token-response parser and the JWT `exp` reader on hostile input: they never panic,
+        //! and what they accept is sane.
+        use super::super::*;
+        use proptest::prelude::*;
+        use serde_json::{Value, json};
+
+        /// Any JSON value, a few levels deep.
+        fn any_json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(|n| json!(n)),
+                any::<f64>()
+                    .prop_filter("JSON numbers are finite", |f| f.is_finite())
+                    .prop_map(|f| json!(f)),
+                ".{0,40}".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(3, 24, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::btree_map(".{0,12}", inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// A field that is missing, or holds a plausible or an odd value.
+        fn field(plausible: BoxedStrategy<Value>) -> impl Strategy<Value = Option<Value>> {
+            prop_oneof![
+                2 => Just(None),
+                4 => plausible.prop_map(Some),
+                2 => any_json().prop_map(Some),
+            ]
+        }
+
+        fn expires_in() -> BoxedStrategy<Value> {
+            prop_oneof![
+                (1u64..200_000).prop_map(|n| json!(n)),
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(|f| json!(f)),
+                Just(json!(0)),
+                Just(json!(-1)),
+                Just(json!(1e-9)),
+                Just(json!(1e300)),
+                Just(json!("3600")),
+                Just(json!("NaN")),
+                Just(json!("-inf")),
+                Just(json!("soon")),
+            ]
+            .boxed()
+        }
+
+        fn access_token() -> BoxedStrategy<Value> {
+            prop_oneof![
+                8 => "[A-Za-z0-9._~+/-]{1,64}=*".prop_map(Value::String),
+                // Anything at all, control characters and non-ASCII included.
+                8 => ".{0,64}".prop_map(Value::String),
+                // Large (a JWT with many claims), built cheaply and rarely: every token accepted
+                // is registered with the process-wide redaction registry, whose matcher is rebuilt
+                // over all of them. The 64 KiB cap on whole answers is tested on its own.
+                1 => (2_000usize..8_000, b'a'..=b'z')
+                    .prop_map(|(n, c)| Value::String(char::from(c).to_string().repeat(n))),
+            ]
+            .boxed()
+        }
+
+        fn token_type() -> BoxedStrategy<Value> {
+            prop_oneof![
+                Just(json!("bearer")),
+                Just(json!("Bearer")),
+                Just(json!("mac")),
+                Just(json!("DPoP")),
+                ".{0,10}".prop_map(Value::String),
+            ]
+            .boxed()
+        }
+
+        proptest! {
+            // Few cases: a debug build on a busy machine must stay well within the suite's budget.
+            #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+            #[test]
+            fn classify_never_panics_on_any_bytes(
+                status in 100u16..600,
+                body in prop::collection::vec(any::<u8>(), 0..512),
+            ) {
+                let _ = classify(status, &body, None, None, "g", "h");
+            }
+
+            #[test]
+            fn classify_is_sane_on_token_shaped_answers(
+                access in field(access_token()),
+                expires in field(expires_in()),
+                ttype in field(token_type()),
+                refresh in field(".{0,20}".prop_map(Value::String).boxed()),
+                extra in any_json(),
+            ) {
+                let mut obj = serde_json::Map::new();
+                for (k, v) in [("access_token", &access), ("expires_in", &expires),
+                               ("token_type", &ttype), ("refresh_token", &refresh)] {
+                    if let Some(v) = v { obj.insert(k.into(), v.clone()); }
+                }
+                obj.insert("extra".into(), extra);
+                let body = serde_json::to_vec(&Value::Object(obj)).unwrap();
+                match classify(200, &body, None, None, "g", "h") {
+                    Ok(t) => {
+                        let a = t.access_token.expose_secret();
+                        prop_assert!(!a.is_empty());
+                        prop_assert!(a.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+                        prop_assert_eq!(Some(&Value::String(a.to_string())), access.as_ref());
+                        prop_assert!(t.expires_in.is_none_or(|d| d > Duration::ZERO));
+                        if t.expires_in.is_none() {
+                            prop_assert!(matches!(expires, None | Some(Value::Null)));
+                        }
+                        prop_assert!(t.token_type.as_deref().is_none_or(|ty| ty.eq_ignore_ascii_case("bearer")));
+                    }
+                    Err(FetchError::Fatal(Error::TokenDecode { detail })) => {
+                        // Never the token itself (tokens long enough to be told from words).
+                        if let Some(Value::String(a)) = &access && a.len() >= 8 {
+                            prop_assert!(!detail.contains(a.as_str()), "{}", detail);
+                        }
+                        prop_assert!(detail.len() < 400, "{}", detail);
+                    }
+                    Err(other) => prop_assert!(false, "unexpected {:?}", other),
+                }
+            }
+
+            #[test]
+            fn error_statuses_never_yield_a_token(
+                status in 300u16..600,
+                body in any_json(),
+            ) {
+                let body = serde_json::to_vec(&body).unwrap();
+                match classify(status, &body, None, None, "g", "h") {
+                    Ok(_) => prop_assert!(false, "a token from HTTP {}", status),
+                    Err(FetchError::Transient { .. }) => prop_assert!(
+                        status == 429 || status == 408 || status >= 500 || status == 400
+                    ),
+                    Err(_) => prop_assert!(status != 429 && status < 500),
+                }
+            }
+
+            #[test]
+            fn the_jwt_reader_never_panics(token in ".{0,200}") {
+                let _ = crate::token::jwt_expiry(&token);
+            }
+
+            #[test]
+            fn the_jwt_reader_takes_only_a_sane_exp(
+                exp in prop_oneof![any_json(), any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f))],
+                extra in any_json(),
+                sig in "[A-Za-z0-9_-]{0,20}",
+            ) {
+                let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+                let claims = json!({"exp": exp, "x": extra});
+                let token = format!("{}.{}.{sig}", e.encode(r#"{"alg":"none"}"#), e.encode(claims.to_string()));
+                match crate::token::jwt_expiry(&token) {
+                    Some(at) => {
+                        let secs = exp.as_f64().expect("a number was read");
+                        prop_assert!(secs >= 0.0);
+                        let got = at.duration_since(std::time::SystemTime::UNIX_EPOCH).unwrap().as_secs_f64();
+                        prop_assert!((got - secs.min(1e11)).abs() < 1e-3 * secs.max(1.0));
+                    }
+                    None => prop_assert!(exp.as_f64().is_none_or(|s| s < 0.0)),
+                }
+            }
+        }
+    }
 }

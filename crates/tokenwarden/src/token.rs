@@ -250,13 +250,25 @@ impl std::fmt::Display for HeaderProblem {
     }
 }
 
-/// Checks that `token` may follow `Bearer ` in a header: visible ASCII only (`!` to `~`), as the
-/// `b64token` of RFC 6750 and every real token are. A CR or LF would let a token endpoint inject
-/// headers (`curl -H "Authorization: Bearer $(tokenwarden token)"`); other control characters,
-/// spaces and non-ASCII bytes are refused by HTTP stacks or change the header's meaning.
+/// The longest access token accepted. Servers refuse longer headers (nginx and Apache at 8 KiB,
+/// IIS at 16 KiB), and every token is also kept by the redaction registry.
+pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// Checks that `token` may follow `Bearer ` in a header: at most [`MAX_TOKEN_LEN`] bytes of visible
+/// ASCII (`!` to `~`), as the `b64token` of RFC 6750 and every real token are. A CR or LF would let
+/// a token endpoint inject headers (`curl -H "Authorization: Bearer $(tokenwarden token)"`); other
+/// control characters, spaces and non-ASCII bytes are refused by HTTP stacks or change the
+/// header's meaning.
 pub(crate) fn check_header_safe(token: &str) -> Result<(), HeaderProblem> {
     if token.is_empty() {
         return Err(HeaderProblem("the access token is empty".into()));
+    }
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(HeaderProblem(format!(
+            "the access token is {} bytes long; HTTP servers refuse headers over {} KiB",
+            token.len(),
+            MAX_TOKEN_LEN / 1024
+        )));
     }
     match token.bytes().position(|b| !(0x21..=0x7e).contains(&b)) {
         None => Ok(()),
@@ -292,34 +304,43 @@ fn bearer_header(token: &str) -> Result<http::HeaderValue, HeaderProblem> {
 /// returns. Pass it back to [`TokenManager::rejected`](crate::TokenManager::rejected) if the API
 /// answers 401, so that the refresh is keyed on *this* token.
 #[derive(Clone)]
-pub struct Bearer(pub(crate) std::sync::Arc<HeldToken>);
+pub struct Bearer {
+    pub(crate) held: std::sync::Arc<HeldToken>,
+    /// When the manager handed it out: a request carrying it was sent after this (what a clock-skew
+    /// sample is measured from when the request is refused).
+    pub(crate) handed_out: Instant,
+}
 
 impl Bearer {
+    pub(crate) fn new(held: std::sync::Arc<HeldToken>, handed_out: Instant) -> Self {
+        Self { held, handed_out }
+    }
+
     /// The access token.
     pub fn access_token(&self) -> &AccessToken {
-        &self.0.access
+        &self.held.access
     }
 
     /// A number that identifies this token within its manager (increases with every new token).
     pub fn generation(&self) -> u64 {
-        self.0.generation
+        self.held.generation
     }
 
     /// When the token is believed to expire, by the monotonic clock: the token endpoint's word,
     /// less any clock skew the manager has learned.
     pub fn expires_at(&self) -> Instant {
-        self.0.schedule.expires_at
+        self.held.schedule.expires_at
     }
 
     /// [`expires_at`](Self::expires_at) by the wall clock.
     pub fn expires_at_wall(&self) -> SystemTime {
-        self.0.obtained_wall + self.0.lifetime()
+        self.held.obtained_wall + self.held.lifetime()
     }
 
     /// Records that the API accepted this token (answered something other than 401).
     pub fn mark_accepted(&self) {
-        if !self.0.accepted.load(Ordering::Relaxed) {
-            self.0.accepted.store(true, Ordering::Relaxed);
+        if !self.held.accepted.load(Ordering::Relaxed) {
+            self.held.accepted.store(true, Ordering::Relaxed);
         }
     }
 
@@ -327,7 +348,7 @@ impl Bearer {
     /// for an accepted token means it was revoked; for a never-accepted one, that the client is not
     /// allowed.
     pub fn was_accepted(&self) -> bool {
-        self.0.accepted.load(Ordering::Relaxed)
+        self.held.accepted.load(Ordering::Relaxed)
     }
 
     /// The `Authorization` header value (`Bearer …`), marked sensitive so that `http`'s and
@@ -338,15 +359,15 @@ impl Bearer {
     /// clear error and never becomes a `Bearer`, so this cannot fail. The bytes are shared by the
     /// clones handed out and zeroized when the last one is dropped.
     pub fn header_value(&self) -> http::HeaderValue {
-        self.0.header.clone()
+        self.held.header.clone()
     }
 }
 
 impl std::fmt::Debug for Bearer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bearer")
-            .field("generation", &self.0.generation)
-            .field("expires_at", &self.0.schedule.expires_at)
+            .field("generation", &self.held.generation)
+            .field("expires_at", &self.held.schedule.expires_at)
             .finish_non_exhaustive()
     }
 }
@@ -505,5 +526,66 @@ mod tests {
         assert_eq!(expiry(sent, wall, None, None, d), sent + d);
         let jwt_past = Some(wall - Duration::from_secs(5));
         assert_eq!(expiry(sent, wall, hour, jwt_past, d), sent);
+    }
+
+    #[test]
+    fn lifetimes_are_held_between_floor_and_ceiling() {
+        let p = RefreshPolicy::default();
+        assert_eq!(p.clamp_lifetime(Duration::ZERO), DEFAULT_MIN_LIFETIME);
+        assert_eq!(
+            p.clamp_lifetime(Duration::from_nanos(1)),
+            DEFAULT_MIN_LIFETIME
+        );
+        assert_eq!(
+            p.clamp_lifetime(Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            p.clamp_lifetime(Duration::from_secs(86_399)),
+            Duration::from_secs(86_399)
+        );
+        assert_eq!(p.clamp_lifetime(DEFAULT_MAX_LIFETIME), DEFAULT_MAX_LIFETIME);
+        assert_eq!(p.clamp_lifetime(Duration::MAX), DEFAULT_MAX_LIFETIME);
+        // Settings that make no sense do not panic: a century at most.
+        let odd = RefreshPolicy {
+            max_lifetime: Duration::MAX,
+            margin_fraction: f64::NAN,
+            jitter_fraction: f64::INFINITY,
+            ..RefreshPolicy::default()
+        };
+        assert_eq!(odd.clamp_lifetime(Duration::MAX), CENTURY);
+        assert_eq!(odd.refresh_margin(Duration::MAX, 1.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn only_visible_ascii_goes_into_a_header() {
+        assert!(check_header_safe("abc-._~+/=XYZ09").is_ok());
+        assert!(check_header_safe(&"a".repeat(MAX_TOKEN_LEN)).is_ok());
+        for (bad, says) in [
+            ("", "empty"),
+            ("a\r\nb", "line break"),
+            ("a\nb", "line break"),
+            ("a b", "white space"),
+            ("a\tb", "white space"),
+            ("a\u{0}b", "control character"),
+            ("a\u{7f}b", "control character"),
+            ("a\u{e9}b", "non-ASCII"),
+        ] {
+            let e = check_header_safe(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+        let long = check_header_safe(&"a".repeat(MAX_TOKEN_LEN + 1)).unwrap_err();
+        assert!(long.to_string().contains("16 KiB"), "{long}");
+    }
+
+    #[test]
+    fn the_header_value_is_built_once_and_shared() {
+        let v = bearer_header("tok-shared-1").unwrap();
+        assert_eq!(v.to_str().unwrap(), "Bearer tok-shared-1");
+        assert!(v.is_sensitive());
+        assert!(!format!("{v:?}").contains("tok-shared-1"));
+        // Clones share the bytes (no copy to leave behind); they are zeroized with the last one.
+        let c = v.clone();
+        assert_eq!(c.as_bytes().as_ptr(), v.as_bytes().as_ptr());
     }
 }

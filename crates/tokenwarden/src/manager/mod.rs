@@ -275,19 +275,19 @@ impl TokenManager {
                 match t.freshness(now) {
                     Freshness::Fresh => {
                         t.mark_used();
-                        return Ok(Bearer(Arc::clone(t)));
+                        return Ok(Bearer::new(Arc::clone(t), now));
                     }
                     Freshness::Stale => {
                         t.mark_used();
                         inner.refresh_in_background(now);
-                        return Ok(Bearer(Arc::clone(t)));
+                        return Ok(Bearer::new(Arc::clone(t), now));
                     }
                     Freshness::Expired => {}
                 }
             }
         }
         let b = Inner::refresh(inner, Reason::Reactive, None).await?;
-        b.0.mark_used();
+        b.held.mark_used();
         Ok(b)
     }
 
@@ -319,7 +319,7 @@ impl TokenManager {
     /// As [`rejected`](Self::rejected).
     pub async fn rejected_with(&self, token: &Bearer, why: Rejection) -> Result<Bearer, Error> {
         let inner = &self.inner;
-        if let Some(skew) = inner.timing.note_rejection(&token.0, why, Instant::now()) {
+        if let Some(skew) = inner.timing.note_rejection(token, why) {
             tracing::info!(
                 skew_ms = skew.as_millis() as u64,
                 ?why,
@@ -327,13 +327,14 @@ impl TokenManager {
             );
         }
         let b = Inner::refresh(inner, Reason::Rejected, Some(token.generation())).await?;
-        b.0.mark_used();
+        b.held.mark_used();
         Ok(b)
     }
 
     /// The current token, if any, without refreshing or waiting (even if it is expired).
     pub fn current(&self) -> Option<Bearer> {
-        self.inner.current.load_full().map(Bearer)
+        let now = Instant::now();
+        self.inner.current.load_full().map(|t| Bearer::new(t, now))
     }
 
     /// A snapshot of the counters.
@@ -431,7 +432,7 @@ impl Inner {
                 Reason::Reactive | Reason::Rejected => true,
             };
             if usable && still_wanted {
-                return Next::Ready(Bearer(Arc::clone(t)));
+                return Next::Ready(Bearer::new(Arc::clone(t), now));
             }
         }
         if let Some(running) = slot.running() {
@@ -488,7 +489,7 @@ impl Inner {
                 );
                 self.current.store(Some(Arc::clone(&held)));
                 self.arm_timer(&held);
-                Ok(Bearer(held))
+                Ok(Bearer::new(held, Instant::now()))
             }
             Err(failure) => {
                 Counters::inc(&self.counters.refresh_failures);

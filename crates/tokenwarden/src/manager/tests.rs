@@ -811,9 +811,12 @@ async fn a_token_refused_as_expired_early_teaches_the_skew() {
     let t0 = Instant::now();
     let first = m.bearer().await.unwrap();
     assert_eq!(first.expires_at() - t0, Duration::from_secs(4));
+    // A request sent with it after 1 s is refused as expired.
     tokio::time::sleep_until(t0 + Duration::from_secs(1)).await;
     let t1 = Instant::now();
-    let second = m.rejected_with(&first, Rejection::Expired).await.unwrap();
+    let sent = m.bearer().await.unwrap();
+    assert_eq!(sent.generation(), first.generation());
+    let second = m.rejected_with(&sent, Rejection::Expired).await.unwrap();
     // 3 s, decaying by a few microseconds while the replacement was fetched.
     let skew = m.metrics().clock_skew;
     assert!(
@@ -851,7 +854,7 @@ async fn revocations_at_random_ages_do_not_shorten_lifetimes() {
             "after a revocation at {age_ms} ms"
         );
     }
-    assert_eq!(b.0.lifetime(), Duration::from_secs(4));
+    assert_eq!(b.held.lifetime(), Duration::from_secs(4));
 }
 
 // ---- the start of a run ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ use crate::grant::TokenResponse;
 use crate::secret::AccessToken;
 use crate::store::StoredToken;
 use crate::token::{
-    Freshness, HeaderProblem, HeldToken, RefreshPolicy, Schedule, jwt_expiry, lifetime,
+    Bearer, Freshness, HeaderProblem, HeldToken, RefreshPolicy, Schedule, jwt_expiry, lifetime,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -186,14 +186,12 @@ impl Timing {
         self.held(token, now, wall, advertised, false)
     }
 
-    /// Learns from the API's refusal of `token` at `now` (see [`skew`] for the rule); returns the
-    /// new skew estimate if it grew.
-    pub(crate) fn note_rejection(
-        &self,
-        token: &HeldToken,
-        why: Rejection,
-        now: Instant,
-    ) -> Option<Duration> {
+    /// Learns from the API's refusal of a request that carried `bearer` (see [`skew`] for the
+    /// rule); returns the new skew estimate if it grew. The refusal is dated when the token was
+    /// handed out for that request: the request was sent after that, so the server's expiry was
+    /// no later than its arrival, and a slow answer does not make the skew look smaller than it is.
+    pub(crate) fn note_rejection(&self, bearer: &Bearer, why: Rejection) -> Option<Duration> {
+        let (token, now) = (&*bearer.held, bearer.handed_out);
         if token.never_expires || token.rejection_noted.swap(true, Ordering::AcqRel) {
             return None;
         }
@@ -293,25 +291,26 @@ mod tests {
             token_type: None,
         };
         let wall = crate::clock::wall_now();
-        let a = timing.fetched(resp(1), t0, wall).unwrap();
-        // Refused as expired after 1 s: 3 s learned; a second refusal of the same token is ignored.
-        let refused = t0 + S;
+        let held = |n, at| Arc::new(timing.fetched(resp(n), at, wall).unwrap());
+        let a = held(1, t0);
+        // A request carrying it, handed out after 1 s, refused as expired: 3 s learned; a second
+        // refusal of the same token is ignored.
+        let handed = t0 + S;
+        let refusal = Bearer::new(Arc::clone(&a), handed);
         assert_eq!(
-            timing.note_rejection(&a, Rejection::Expired, refused),
+            timing.note_rejection(&refusal, Rejection::Expired),
             Some(3 * S)
         );
-        assert_eq!(timing.note_rejection(&a, Rejection::Expired, refused), None);
+        assert_eq!(timing.note_rejection(&refusal, Rejection::Expired), None);
         // The next token is reckoned with it.
-        let b = timing.fetched(resp(2), refused, wall).unwrap();
-        assert_eq!(b.schedule.expires_at - refused, S);
-        // Refused after our own expiry: no evidence.
-        assert_eq!(
-            timing.note_rejection(&b, Rejection::Expired, refused + 2 * S),
-            None
-        );
+        let b = held(2, handed);
+        assert_eq!(b.schedule.expires_at - handed, S);
+        // Handed out after our own expiry: no evidence.
+        let late = Bearer::new(Arc::clone(&b), handed + 2 * S);
+        assert_eq!(timing.note_rejection(&late, Rejection::Expired), None);
         // A never-accepted token refused without a reason teaches nothing.
-        let c = timing.fetched(resp(3), refused, wall).unwrap();
-        assert_eq!(timing.note_rejection(&c, Rejection::Other, refused), None);
+        let c = Bearer::new(held(3, handed), handed);
+        assert_eq!(timing.note_rejection(&c, Rejection::Other), None);
     }
 
     #[tokio::test(start_paused = true)]
