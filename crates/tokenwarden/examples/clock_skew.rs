@@ -62,12 +62,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let m = tokens.metrics();
     println!(
         "{requests} requests at concurrency {concurrency} in {:.1} s: {} ok, {} tokens issued \
-         ({} proactive, {} after a 401); requests sent with a dead token: {}",
+         ({} proactive, {} after a 401), clock skew learned: {:.2} s; \
+         requests sent with a dead token: {}",
         elapsed.as_secs_f64(),
         j.api_ok,
         j.tokens_issued,
         m.proactive_refreshes,
         m.rejected_refreshes,
+        m.clock_skew.as_secs_f64(),
         j.api_expired_token
     );
     Ok(())
