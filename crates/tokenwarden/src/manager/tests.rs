@@ -445,8 +445,27 @@ async fn nothing_secret_in_debug_or_errors() {
     let g = FakeGrant::new(600);
     let m = manager(&g);
     let b = m.bearer().await.unwrap();
-    let shown = format!("{m:?} {b:?} {:?}", b.access_token());
-    assert!(!shown.contains("tok-1"), "{shown}");
+    let resp = TokenResponse {
+        access_token: AccessToken::new("tok-in-response"),
+        expires_in: None,
+        refresh_token: Some(crate::RefreshToken::new("refresh-in-response")),
+        token_type: None,
+    };
+    let builder = TokenManager::builder(StaticToken::new(AccessToken::new("tok-static-debug")));
+    let shown = format!(
+        "{m:?} {b:?} {:?} {:?} {resp:?} {builder:?} {:#?}",
+        b.access_token(),
+        b.held,
+        m.metrics()
+    );
+    for secret in [
+        "tok-1",
+        "tok-in-response",
+        "refresh-in-response",
+        "tok-static-debug",
+    ] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
     let hv = b.header_value();
     assert!(hv.is_sensitive());
     assert!(!format!("{hv:?}").contains("tok-1"));
