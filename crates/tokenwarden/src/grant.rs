@@ -200,6 +200,8 @@ impl TokenEndpoint {
             .send()
             .await
             .map_err(|e| {
+                // The host is named once; the URL (whose query could carry anything) is not.
+                let e = e.without_url();
                 let reason = format!("token request to {} failed: {}", self.host(), chain(&e));
                 if e.is_connect() {
                     FetchError::Unreachable { reason }
@@ -227,7 +229,7 @@ impl TokenEndpoint {
                     reason: format!(
                         "reading the token response from {}: {}",
                         self.host(),
-                        chain(&e)
+                        chain(&e.without_url())
                     ),
                     retry_after,
                 })?;
