@@ -445,8 +445,11 @@ fn expires_in(value: Option<&serde_json::Value>) -> Result<Option<Duration>, Str
         _ => "a number",
     };
     match seconds {
+        // Positive, however small: at least a nanosecond (the policy's floor applies later).
         Some(s) if s.is_finite() && s > 0.0 => Ok(Some(
-            Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX),
+            Duration::try_from_secs_f64(s)
+                .unwrap_or(Duration::MAX)
+                .max(Duration::from_nanos(1)),
         )),
         Some(s) if s.is_nan() => Err(format!("expires_in is {kind} that is not a number")),
         Some(s) if s.is_infinite() => Err(format!("expires_in is {kind} that is infinite")),

@@ -61,8 +61,8 @@ pub const DEFAULT_FATAL_COOLDOWN: Duration = Duration::from_secs(5);
 ///   [`UNREACHABLE_AT_START`], naming the cause.
 /// - **Clear failure:** permanent failures (wrong secret, revoked refresh token) are reported at once
 ///   to every waiter, and repeated from memory for a short cool-down instead of re-requested. A
-///   token store that fails (its lock cannot be taken, the file cannot be read) never fails a
-///   refresh: the manager fetches without it.
+///   token store whose lock cannot be taken fails the refresh with [`Error::Store`], which is not
+///   remembered: the next caller tries again.
 ///
 /// `TokenManager` is cheap to clone; clones share one token. Refreshes run on spawned tokio tasks, so
 /// a caller that gives up waiting never cancels a refresh half-way (which could lose a rotated refresh

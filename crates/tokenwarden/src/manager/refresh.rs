@@ -13,9 +13,11 @@
 //!   job started against a wrong URL or without network fails at once with the cause, while a job
 //!   already running rides out a network blip with the full budget.
 //!
-//! The store never fails a refresh: a store whose lock cannot be taken (it timed out, the file
-//! system refuses) is passed by, with a warning (another process may then fetch a token at the same
-//! time, which costs one token), and load or save failures only lose the sharing.
+//! A store whose lock cannot be taken (another process held it past the store's deadline, the cache
+//! fails its safety checks) fails the refresh with that [`Error::Store`], and nothing is fetched:
+//! the store's lock is what keeps several processes from minting tokens at once, and an unsafe
+//! cache needs fixing. The failure is not remembered: the next caller tries again at once. Load and
+//! save failures only lose the sharing (with a warning).
 
 use super::timing::Timing;
 use crate::clock::{Instant, Jitter, wall_now};
@@ -23,7 +25,7 @@ use crate::error::Error;
 use crate::grant::{FetchError, Grant, TokenResponse};
 use crate::metrics::Counters;
 use crate::retry::Backoff;
-use crate::store::{StoreLock, StoredToken, TokenStore};
+use crate::store::{StoredToken, TokenStore};
 use crate::token::HeldToken;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -80,6 +82,7 @@ impl Failure {
         }
     }
 
+    /// Reported to the waiting callers, not remembered.
     fn transient(error: Error) -> Self {
         Self {
             error,
@@ -164,7 +167,10 @@ impl Refresher {
             }
             Given::Unusable(e) => return Err(Failure::permanent(e.clone())),
         }
-        let _lock = self.lock_store().await;
+        let _lock = match &self.store {
+            Some(store) => Some(store.lock().await.map_err(Failure::transient)?),
+            None => None,
+        };
         if let Some(adopted) = self.adopt(job, timing).await {
             Counters::inc(&counters.adopted_from_store);
             self.ever_obtained.store(true, Ordering::Relaxed);
@@ -182,19 +188,6 @@ impl Refresher {
         self.ever_obtained.store(true, Ordering::Relaxed);
         self.save(&held).await;
         Ok(held)
-    }
-
-    async fn lock_store(&self) -> Option<StoreLock> {
-        match self.store.as_ref()?.lock().await {
-            Ok(lock) => Some(lock),
-            Err(e) => {
-                tracing::warn!(
-                    error = %e,
-                    "could not take the token store's lock; fetching without it (another process may fetch a token at the same time)"
-                );
-                None
-            }
-        }
     }
 
     /// A fresh token another holder saved, unless it is the one being replaced.

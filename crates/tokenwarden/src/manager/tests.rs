@@ -548,9 +548,12 @@ impl crate::TokenStore for FlakyStore {
             "the store has a bug"
         );
         if self.fail_lock.load(Ordering::SeqCst) {
-            return Err(Error::Store(
-                "timed out after 10 s waiting for the lock".into(),
-            ));
+            // A condition someone must fix (not "retryable"), like a cache directory others can
+            // write to: still not a reason to stop asking.
+            return Err(Error::Store {
+                detail: "the cache directory is writable by others".into(),
+                retryable: false,
+            });
         }
         self.inner.lock().await
     }
@@ -571,19 +574,21 @@ async fn a_panicking_store_does_not_poison_the_manager() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_store_lock_that_cannot_be_taken_is_not_a_credentials_failure() {
+async fn a_store_that_cannot_be_locked_fails_the_refresh_but_is_not_remembered() {
     let g = FakeGrant::new(60);
     let store = Arc::new(FlakyStore::default());
     store.fail_lock.store(true, Ordering::SeqCst);
     let m = TokenManager::builder(Arc::clone(&g))
         .shared_store(Arc::clone(&store) as Arc<dyn crate::TokenStore>)
         .build();
-    // Fetched without the lock; nothing is remembered as a permanent failure.
-    let b = m.bearer().await.unwrap();
-    assert_eq!(secret(&b), "tok-1");
-    let again = m.rejected(&b).await.unwrap();
-    assert_eq!(secret(&again), "tok-2");
-    assert_eq!(m.metrics().refresh_failures, 0);
+    let e = m.bearer().await.unwrap_err();
+    assert!(matches!(e, Error::Store { .. }), "{e}");
+    assert!(!e.is_credentials(), "{e}");
+    assert_eq!(g.calls(), 0, "nothing fetched without the lock");
+    // Fixed a moment later: the next call refreshes at once (no cool-down, unlike a wrong secret).
+    store.fail_lock.store(false, Ordering::SeqCst);
+    assert_eq!(secret(&m.bearer().await.unwrap()), "tok-1");
+    assert_eq!(g.calls(), 1);
 }
 
 /// Hangs on its first request; answers at once afterwards.
