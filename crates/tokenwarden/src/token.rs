@@ -254,15 +254,13 @@ impl std::fmt::Display for HeaderProblem {
 /// IIS at 16 KiB), and every token is also kept by the redaction registry.
 pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
 
-/// Checks that `token` may follow `Bearer ` in a header: at most [`MAX_TOKEN_LEN`] bytes of visible
-/// ASCII (`!` to `~`), as the `b64token` of RFC 6750 and every real token are. A CR or LF would let
-/// a token endpoint inject headers (`curl -H "Authorization: Bearer $(tokenwarden token)"`); other
-/// control characters, spaces and non-ASCII bytes are refused by HTTP stacks or change the
-/// header's meaning.
+/// Checks that `token` may follow `Bearer ` in a header: [`AccessToken::is_header_value`] (visible
+/// ASCII only, as the `b64token` of RFC 6750 and every real token are) and at most
+/// [`MAX_TOKEN_LEN`] bytes. A CR or LF would let a token endpoint inject headers
+/// (`curl -H "Authorization: Bearer $(tokenwarden token)"`); other control characters, spaces and
+/// non-ASCII bytes are refused by HTTP stacks or change the header's meaning. The problem says
+/// what and where, never the token.
 pub(crate) fn check_header_safe(token: &str) -> Result<(), HeaderProblem> {
-    if token.is_empty() {
-        return Err(HeaderProblem("the access token is empty".into()));
-    }
     if token.len() > MAX_TOKEN_LEN {
         return Err(HeaderProblem(format!(
             "the access token is {} bytes long; HTTP servers refuse headers over {} KiB",
@@ -270,21 +268,22 @@ pub(crate) fn check_header_safe(token: &str) -> Result<(), HeaderProblem> {
             MAX_TOKEN_LEN / 1024
         )));
     }
-    match token.bytes().position(|b| !(0x21..=0x7e).contains(&b)) {
-        None => Ok(()),
-        Some(at) => {
-            let what = match token.as_bytes()[at] {
-                b'\r' | b'\n' => "a line break (CR or LF)",
-                b' ' | b'\t' => "white space",
-                0..=0x1f | 0x7f => "a control character",
-                _ => "a non-ASCII character",
-            };
-            Err(HeaderProblem(format!(
-                "the access token contains {what} at byte {at} of {}, which is not allowed in an HTTP header",
-                token.len()
-            )))
-        }
+    if AccessToken::is_header_value(token) {
+        return Ok(());
     }
+    let Some(at) = token.bytes().position(|b| !b.is_ascii_graphic()) else {
+        return Err(HeaderProblem("the access token is empty".into()));
+    };
+    let what = match token.as_bytes()[at] {
+        b'\r' | b'\n' => "a line break (CR or LF)",
+        b' ' | b'\t' => "white space",
+        0..=0x1f | 0x7f => "a control character",
+        _ => "a non-ASCII character",
+    };
+    Err(HeaderProblem(format!(
+        "the access token contains {what} at byte {at} of {}, which is not allowed in an HTTP header",
+        token.len()
+    )))
 }
 
 /// `Bearer <token>` as a sensitive header value whose bytes are zeroized when the last copy is
