@@ -20,6 +20,17 @@ fn grant(sim: &Simulator, secret: &str) -> ClientCredentials {
     )
 }
 
+/// A simulator with 100 users and tokens that live `ttl`.
+async fn sim_with_ttl(ttl: Duration) -> Simulator {
+    Simulator::start(SimConfig {
+        token_ttl: ttl,
+        users: 100,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
 /// Sends GET /api/v2/users/{id} to the API at `base` with the manager's current token; returns the
 /// status.
 async fn call(http: &reqwest::Client, base: &str, tokens: &TokenManager, i: usize) -> u16 {
@@ -69,13 +80,7 @@ async fn steady_load(sim: &Simulator, tokens: &TokenManager, workers: usize, run
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_second_tokens_over_real_http_never_send_an_expired_token() {
-    let sim = Simulator::start(SimConfig {
-        token_ttl: Duration::from_secs(1),
-        users: 100,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = sim_with_ttl(Duration::from_secs(1)).await;
     let tokens = TokenManager::builder(grant(&sim, DEFAULT_CLIENT_SECRET)).build();
     let sent = steady_load(&sim, &tokens, 8, Duration::from_millis(2500)).await;
     let j = sim.journal_counters();
@@ -102,13 +107,7 @@ async fn one_second_tokens_over_real_http_never_send_an_expired_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_503s_during_the_refresh_window_are_retried_while_the_token_serves() {
-    let sim = Simulator::start(SimConfig {
-        token_ttl: Duration::from_secs(2),
-        users: 100,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = sim_with_ttl(Duration::from_secs(2)).await;
     // No jitter: the refresh window opens at 1.5 s; the token is served until 1.9 s.
     let tokens = TokenManager::builder(grant(&sim, DEFAULT_CLIENT_SECRET))
         .jitter(FixedJitter(0.0))
@@ -153,17 +152,11 @@ async fn a_wrong_secret_fails_fast_with_a_credentials_message_after_one_request(
     assert_eq!(sim.journal_counters().token_requests, 1);
 }
 
-#[tokio::test]
-async fn an_unreachable_token_endpoint_at_the_start_fails_fast_naming_the_cause() {
-    // A port nobody listens on: connection refused.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let endpoint = TokenEndpoint::new(&format!("http://127.0.0.1:{port}/oauth/token")).unwrap();
+/// A first token asked of `token_url`, which cannot be reached: the error, in lower case, after
+/// checking that it came within 5 s and says the endpoint is unavailable.
+async fn first_token_from_unreachable(token_url: &str) -> String {
     let tokens = TokenManager::builder(ClientCredentials::new(
-        endpoint,
+        TokenEndpoint::new(token_url).unwrap(),
         DEFAULT_CLIENT_ID,
         ClientSecret::new(DEFAULT_CLIENT_SECRET),
     ))
@@ -177,29 +170,25 @@ async fn an_unreachable_token_endpoint_at_the_start_fails_fast_naming_the_cause(
     let e = tokens.bearer().await.unwrap_err();
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     assert!(matches!(e, Error::TokenEndpointUnavailable { .. }), "{e}");
-    let msg = e.to_string().to_ascii_lowercase();
+    e.to_string().to_ascii_lowercase()
+}
+
+#[tokio::test]
+async fn an_unreachable_token_endpoint_at_the_start_fails_fast_naming_the_cause() {
+    // A port nobody listens on: connection refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let msg = first_token_from_unreachable(&format!("http://127.0.0.1:{port}/oauth/token")).await;
     assert!(msg.contains("connection refused"), "{msg}");
 }
 
 #[tokio::test]
 async fn a_token_endpoint_whose_name_does_not_resolve_fails_fast_naming_the_cause() {
     // `.invalid` never resolves (RFC 2606).
-    let endpoint = TokenEndpoint::new("https://tokenwarden-test.invalid/oauth/token").unwrap();
-    let tokens = TokenManager::builder(ClientCredentials::new(
-        endpoint,
-        DEFAULT_CLIENT_ID,
-        ClientSecret::new(DEFAULT_CLIENT_SECRET),
-    ))
-    .backoff(Backoff {
-        initial: Duration::from_millis(10),
-        ..Backoff::default()
-    })
-    .build();
-    let t = tokio::time::Instant::now();
-    let e = tokens.bearer().await.unwrap_err();
-    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
-    assert!(matches!(e, Error::TokenEndpointUnavailable { .. }), "{e}");
-    let msg = e.to_string().to_ascii_lowercase();
+    let msg = first_token_from_unreachable("https://tokenwarden-test.invalid/oauth/token").await;
     assert!(msg.contains("dns"), "{msg}");
 }
 
@@ -287,13 +276,7 @@ async fn genesys_token_throttling_and_503s_are_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_tokens_rotate_and_each_is_used_once() {
-    let sim = Simulator::start(SimConfig {
-        token_ttl: Duration::from_secs(1),
-        users: 100,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = sim_with_ttl(Duration::from_secs(1)).await;
     let rotated = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&rotated);
     let g = RefreshTokenGrant::new(

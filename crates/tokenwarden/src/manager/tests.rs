@@ -131,6 +131,21 @@ async fn settle() {
     }
 }
 
+/// `n` tasks asking `m` for a token at once; their answers.
+async fn concurrent_bearers(m: &TokenManager, n: usize) -> Vec<Result<Bearer, Error>> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let m = m.clone();
+            tokio::spawn(async move { m.bearer().await })
+        })
+        .collect();
+    futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
 #[tokio::test(start_paused = true)]
 async fn first_call_fetches_then_fresh_calls_do_not() {
     let g = FakeGrant::new(100);
@@ -208,16 +223,10 @@ async fn callers_wait_only_when_no_valid_token_exists() {
 async fn two_hundred_and_fifty_tasks_share_one_token_request() {
     let g = FakeGrant::with(60, Duration::from_millis(300), []);
     let m = manager(&g);
-    let tasks: Vec<_> = (0..250)
-        .map(|_| {
-            let m = m.clone();
-            tokio::spawn(async move { m.bearer().await.unwrap().generation() })
-        })
-        .collect();
-    let gens: Vec<u64> = futures::future::join_all(tasks)
+    let gens: Vec<u64> = concurrent_bearers(&m, 250)
         .await
         .into_iter()
-        .map(Result::unwrap)
+        .map(|b| b.unwrap().generation())
         .collect();
     assert!(gens.iter().all(|g| *g == gens[0]));
     assert_eq!(g.calls(), 1);
@@ -325,14 +334,8 @@ async fn transient_failures_are_retried_honouring_retry_after() {
 async fn bad_credentials_fail_at_once_after_one_request_and_are_not_hammered() {
     let g = FakeGrant::with(3600, Duration::from_millis(20), [Step::Fatal]);
     let m = manager(&g);
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let m = m.clone();
-            tokio::spawn(async move { m.bearer().await })
-        })
-        .collect();
-    for t in tasks {
-        let e = t.await.unwrap().unwrap_err();
+    for answer in concurrent_bearers(&m, 20).await {
+        let e = answer.unwrap_err();
         assert!(e.is_credentials(), "{e}");
         assert!(e.to_string().contains("client id and secret"), "{e}");
     }
@@ -506,14 +509,8 @@ async fn an_idle_token_is_not_refreshed_forever() {
 async fn a_panicking_grant_does_not_poison_the_manager() {
     let g = FakeGrant::with(60, Duration::from_millis(10), [Step::Panic]);
     let m = manager(&g);
-    let waiters: Vec<_> = (0..20)
-        .map(|_| {
-            let m = m.clone();
-            tokio::spawn(async move { m.bearer().await })
-        })
-        .collect();
-    for w in waiters {
-        let e = w.await.unwrap().unwrap_err();
+    for answer in concurrent_bearers(&m, 20).await {
+        let e = answer.unwrap_err();
         assert!(matches!(e, Error::Internal(_)), "{e}");
         assert!(e.to_string().contains("panicked"), "{e}");
     }
@@ -559,14 +556,18 @@ impl crate::TokenStore for FlakyStore {
     }
 }
 
+fn with_store(g: &Arc<FakeGrant>, store: &Arc<FlakyStore>) -> TokenManager {
+    TokenManager::builder(Arc::clone(g))
+        .shared_store(Arc::clone(store) as Arc<dyn crate::TokenStore>)
+        .build()
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_panicking_store_does_not_poison_the_manager() {
     let g = FakeGrant::new(60);
     let store = Arc::new(FlakyStore::default());
     store.panic_on_lock.store(true, Ordering::SeqCst);
-    let m = TokenManager::builder(Arc::clone(&g))
-        .shared_store(Arc::clone(&store) as Arc<dyn crate::TokenStore>)
-        .build();
+    let m = with_store(&g, &store);
     let e = m.bearer().await.unwrap_err();
     assert!(matches!(e, Error::Internal(_)), "{e}");
     store.panic_on_lock.store(false, Ordering::SeqCst);
@@ -578,9 +579,7 @@ async fn a_store_that_cannot_be_locked_fails_the_refresh_but_is_not_remembered()
     let g = FakeGrant::new(60);
     let store = Arc::new(FlakyStore::default());
     store.fail_lock.store(true, Ordering::SeqCst);
-    let m = TokenManager::builder(Arc::clone(&g))
-        .shared_store(Arc::clone(&store) as Arc<dyn crate::TokenStore>)
-        .build();
+    let m = with_store(&g, &store);
     let e = m.bearer().await.unwrap_err();
     assert!(matches!(e, Error::Store { .. }), "{e}");
     assert!(!e.is_credentials(), "{e}");
