@@ -1,6 +1,6 @@
 //! How a token is obtained: the OAuth 2.0 grants, and the token endpoint they talk to.
 
-use crate::error::{Error, excerpt};
+use crate::error::{Error, chain, excerpt};
 use crate::secret::{AccessToken, ClientSecret, RefreshToken};
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -338,22 +338,6 @@ fn too_large(status: u16, retry_after: Option<Duration>) -> FetchError {
         };
     }
     FetchError::Fatal(Error::TokenDecode { detail })
-}
-
-/// `e` and its sources, as one line: "error sending request" alone does not say that the
-/// connection was refused or the name did not resolve.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut line = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = s.source();
-    }
-    crate::redact::redact(&line).into_owned()
 }
 
 /// Rejects plain `http://` except to loopback, unless `insecure_ok`.
@@ -1029,30 +1013,6 @@ mod tests {
         let expected =
             base64::engine::general_purpose::STANDARD.encode("my-client:s3cr3t/+ &=value");
         assert_eq!(v.to_str().unwrap(), format!("Basic {expected}"));
-    }
-
-    #[test]
-    fn an_error_chain_is_one_line_with_every_cause() {
-        #[derive(Debug)]
-        struct Outer(std::io::Error);
-        impl std::fmt::Display for Outer {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("error sending request")
-            }
-        }
-        impl std::error::Error for Outer {
-            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-                Some(&self.0)
-            }
-        }
-        let e = Outer(std::io::Error::new(
-            std::io::ErrorKind::ConnectionRefused,
-            "Connection refused (os error 111)",
-        ));
-        assert_eq!(
-            chain(&e),
-            "error sending request: Connection refused (os error 111)"
-        );
     }
 
     mod properties {
