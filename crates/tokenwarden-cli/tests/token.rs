@@ -202,7 +202,15 @@ async fn token_refuses_to_print_a_token_that_would_inject_headers() {
     ] {
         let mut cmd = sb.connected();
         cmd.env("GENESYSCLOUD_ACCESS_TOKEN", "tok-abc\r\nX-Injected: 1");
-        let r = refused(cmd, args, "not allowed in an HTTP header").await;
+        // The token manager refuses the token given (a configuration error, 3) before any use.
+        let r = run(cmd, args).await;
+        r.expect_code(3);
+        assert_eq!(r.stdout, "", "{args:?}: nothing printed");
+        assert!(
+            r.stderr.contains("not allowed in an HTTP header"),
+            "{}",
+            r.stderr
+        );
         assert!(!r.stderr.contains("X-Injected"), "{}", r.stderr);
     }
     let mut ok = sb.connected();

@@ -141,6 +141,11 @@ pub struct SimConfig {
     pub throttle_token_every: Option<u32>,
     /// The token endpoint sleeps this long before answering. Default 0.
     pub token_latency: Duration,
+    /// When set, a successful token request is answered 200 with exactly this body, with
+    /// `{access_token}` replaced by the token issued (which the API accepts as usual): for testing
+    /// clients against a misbehaving token endpoint (odd `expires_in`, other `token_type`, a token
+    /// with a line break, a huge body). Default `None`.
+    pub token_body_template: Option<String>,
     /// Per-token API request limit per `rate_limit_window` (fixed windows aligned to the
     /// simulator's start). Requests beyond it get 429 `too.many.requests.retry.after` with
     /// `Retry-After`. When set, every authenticated API response carries `inin-ratelimit-count`,
@@ -210,6 +215,7 @@ impl Default for SimConfig {
             token_outage: false,
             throttle_token_every: None,
             token_latency: Duration::ZERO,
+            token_body_template: None,
             api_rate_limit_per_minute: None,
             rate_limit_window: Duration::from_secs(60),
             rate_limit_headers: true,

@@ -217,6 +217,16 @@ fn decide(
         }
     };
     let issued = inner.issue_access_token(&client.id, &client.name, cfg);
+    if let Some(template) = &cfg.token_body_template {
+        let mut resp = Response::new(axum::body::Body::from(
+            template.replace("{access_token}", &issued.token),
+        ));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return (resp, Outcome::TokenIssued, Some(issued.seq));
+    }
     let mut body = json!({
         "access_token": issued.token,
         "token_type": "bearer",

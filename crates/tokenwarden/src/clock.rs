@@ -1,93 +1,39 @@
-//! Time, injected: every lifecycle rule asks a [`Clock`] for "now" instead of reading the system clock,
-//! so tests can run on tokio's paused clock or on a [`ManualClock`].
+//! Time and chance, injected.
+//!
+//! **Time is tokio's clock.** Every lifecycle rule reads [`Instant::now`] (tokio's instant) and
+//! every wait is a tokio sleep, so one clock drives them all: the token manager's timers and retry
+//! waits, the client's backoff and rate limiter, reqwest's timeouts. Tests pause it
+//! (`#[tokio::test(start_paused = true)]`) and move it with `tokio::time::advance` or by letting it
+//! auto-advance. There is deliberately no separate `Clock` trait: a hand-moved clock could drive
+//! only the waits written against it, while reqwest, hyper and tokio's own timeouts kept following
+//! tokio's clock, and the two would disagree.
+//!
+//! The wall clock is needed only to translate absolute expiries (a JWT `exp`, a token shared through
+//! a file with other processes, an HTTP-date `Retry-After`); [`wall_now`] derives it from tokio's
+//! clock so that it moves with the paused clock too.
+//!
+//! **Jitter** is injected through [`Jitter`], so that tests can ask for none.
 
-use std::sync::Arc;
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 pub use tokio::time::Instant;
 
-/// A source of the current time.
+/// The current wall-clock time, moving with tokio's clock: while tokio's clock is paused in a test,
+/// so is this one, and `tokio::time::advance` moves both.
 ///
-/// `now` is monotonic and drives every expiry decision; `wall` is only used to translate an absolute
-/// expiry (a JWT `exp` claim, a token shared through a file or Redis) into a monotonic instant.
-///
-/// Implementations must be cheap: `now` is called on every request.
-pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
-    /// The current monotonic instant.
-    fn now(&self) -> Instant;
-    /// The current wall-clock time.
-    fn wall(&self) -> SystemTime;
-}
-
-/// The real clock, via tokio's time driver: `now` follows tokio's paused clock in tests
-/// (`#[tokio::test(start_paused = true)]`), and the wall clock moves along with it.
-#[derive(Debug, Clone)]
-pub struct TokioClock {
-    origin: Instant,
-    origin_wall: SystemTime,
-}
-
-impl TokioClock {
-    /// A clock anchored at the current instant and wall time.
-    #[allow(clippy::disallowed_methods)] // the one place the real wall clock is read
-    pub fn new() -> Self {
-        Self {
-            origin: Instant::now(),
-            // The one place, with `Instant::now` above, where the real clocks are read.
-            origin_wall: SystemTime::now(),
-        }
-    }
-}
-
-impl Default for TokioClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Clock for TokioClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-
-    fn wall(&self) -> SystemTime {
-        self.origin_wall + Instant::now().saturating_duration_since(self.origin)
-    }
-}
-
-/// A clock that moves only when told to; for deterministic tests of time rules.
-#[derive(Debug, Clone)]
-pub struct ManualClock {
-    inner: Arc<Mutex<(Instant, SystemTime)>>,
-}
-
-impl ManualClock {
-    /// A manual clock starting at tokio's current instant and the Unix epoch plus `wall_secs`.
-    pub fn new(wall_secs: u64) -> Self {
-        Self {
-            inner: Arc::new(Mutex::new((
-                Instant::now(),
-                SystemTime::UNIX_EPOCH + Duration::from_secs(wall_secs),
-            ))),
-        }
-    }
-
-    /// Moves both the monotonic and the wall clock forward by `by`.
-    pub fn advance(&self, by: Duration) {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.0 += by;
-        g.1 += by;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).0
-    }
-
-    fn wall(&self) -> SystemTime {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).1
+/// The one place where the real clocks are read (see `clippy.toml`).
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn wall_now() -> SystemTime {
+    let real_wall = SystemTime::now();
+    let real = std::time::Instant::now();
+    let tokio_now = Instant::now().into_std();
+    // Paused, tokio's clock is ahead of (or behind) the real one by the time advanced (or not yet
+    // advanced); unpaused, the two are the same and the correction is zero.
+    match tokio_now.checked_duration_since(real) {
+        Some(ahead) => real_wall + ahead,
+        None => real_wall
+            .checked_sub(real.saturating_duration_since(tokio_now))
+            .unwrap_or(real_wall),
     }
 }
 
@@ -114,5 +60,32 @@ pub struct FixedJitter(pub f64);
 impl Jitter for FixedJitter {
     fn sample(&self) -> f64 {
         self.0.clamp(0.0, 0.999_999)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_wall_clock_moves_with_the_paused_clock() {
+        let before = wall_now();
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        let after = wall_now();
+        let moved = after.duration_since(before).unwrap();
+        // An hour of paused time, give or take the nanoseconds between reading the two real clocks,
+        // plus the little real time the test took.
+        assert!(moved >= Duration::from_millis(3_599_999), "{moved:?}");
+        assert!(moved < Duration::from_secs(3660), "{moved:?}");
+    }
+
+    #[tokio::test]
+    async fn unpaused_the_wall_clock_is_the_real_one() {
+        #[allow(clippy::disallowed_methods)]
+        let real = SystemTime::now();
+        let ours = wall_now();
+        let diff = ours.duration_since(real).unwrap_or_else(|e| e.duration());
+        assert!(diff < Duration::from_secs(1), "{diff:?}");
     }
 }

@@ -1,15 +1,21 @@
 //! How a token is obtained: the OAuth 2.0 grants, and the token endpoint they talk to.
 
-use crate::error::{Error, excerpt};
+use crate::error::{Error, chain, excerpt};
 use crate::secret::{AccessToken, ClientSecret, RefreshToken};
 use async_trait::async_trait;
 use base64::Engine as _;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use url::Url;
+use zeroize::Zeroizing;
+
+/// The most that is read of a token endpoint's answer. A token response is a few hundred bytes (a
+/// few KiB for a JWT); a larger answer is not a token response, and reading it whole would let a
+/// hostile or misconfigured endpoint exhaust memory.
+pub const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
 
 /// A successful token response.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TokenResponse {
     /// The access token.
     pub access_token: AccessToken,
@@ -21,15 +27,38 @@ pub struct TokenResponse {
     pub token_type: Option<String>,
 }
 
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("expires_in", &self.expires_in)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("token_type", &self.token_type)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Why a token request failed, classified for the retry loop.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum FetchError {
-    /// A later attempt may succeed (5xx, 429, throttling 400, timeouts, connection errors).
+    /// A later attempt may succeed (5xx, 429, throttling 400, timeouts, a connection cut short).
     Transient {
         /// What happened, in words (no secrets).
         reason: String,
         /// The server's `Retry-After`, if any.
         retry_after: Option<Duration>,
+    },
+    /// The endpoint could not be reached at all: the connection was refused, its name did not
+    /// resolve, the TLS handshake failed. Retried like [`FetchError::Transient`] during a run, but
+    /// when no token was ever obtained the manager gives up after
+    /// [`UNREACHABLE_AT_START`](crate::UNREACHABLE_AT_START): a job started against a wrong URL, or
+    /// without network, fails at once with the cause.
+    Unreachable {
+        /// What happened, in words, with the whole cause (no secrets).
+        reason: String,
     },
     /// Retrying cannot help (wrong secret, disabled client, revoked refresh token, ...).
     Fatal(Error),
@@ -134,7 +163,10 @@ impl TokenEndpoint {
         }
     }
 
-    /// Posts one token request: `params` plus client authentication.
+    /// Posts one token request: `params` plus client authentication. The form body and the Basic
+    /// credential hold secrets: both are built in buffers that are zeroized when dropped (the body
+    /// is handed to reqwest without a copy). At most [`MAX_TOKEN_RESPONSE`] bytes of the answer are
+    /// read.
     pub(crate) async fn request(
         &self,
         client_id: &str,
@@ -146,17 +178,11 @@ impl TokenEndpoint {
         let mut req = self.http.post(self.url.clone());
         match self.auth {
             ClientAuth::Basic => {
-                let basic = base64::engine::general_purpose::STANDARD
-                    .encode(format!("{client_id}:{}", secret.expose_secret()));
-                // The Basic credential is the secret in another form: scrub it from server text too.
-                crate::redact::register(&basic, crate::redact::Lifespan::Process);
-                let mut v =
-                    http::HeaderValue::from_str(&format!("Basic {basic}")).map_err(|_| {
-                        FetchError::Fatal(Error::Config(
-                            "client id contains characters not allowed in a header".into(),
-                        ))
-                    })?;
-                v.set_sensitive(true);
+                let v = basic_header(client_id, secret).ok_or_else(|| {
+                    FetchError::Fatal(Error::Config(
+                        "client id contains characters not allowed in a header".into(),
+                    ))
+                })?;
                 req = req.header(http::header::AUTHORIZATION, v);
             }
             ClientAuth::FormFields => {
@@ -166,31 +192,50 @@ impl TokenEndpoint {
         }
         let resp = req
             .header(http::header::ACCEPT, "application/json")
-            .form(&form)
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(form_body(&form))
             .send()
             .await
-            .map_err(|e| FetchError::Transient {
-                reason: format!(
-                    "token request to {} failed: {}",
-                    self.host(),
-                    Error::transport(self.host(), e)
-                ),
-                retry_after: None,
+            .map_err(|e| {
+                // The host is named once; the URL (whose query could carry anything) is not.
+                let e = e.without_url();
+                let reason = format!("token request to {} failed: {}", self.host(), chain(&e));
+                if e.is_connect() {
+                    FetchError::Unreachable { reason }
+                } else {
+                    FetchError::Transient {
+                        reason,
+                        retry_after: None,
+                    }
+                }
             })?;
         let status = resp.status();
-        // An HTTP-date Retry-After is the server's real time, so it is compared with the real
+        // An HTTP-date Retry-After is the server's real time, so it is compared with the wall
         // clock (Genesys sends delta-seconds, for which the clock does not matter).
-        #[allow(clippy::disallowed_methods)]
-        let retry_after = crate::retry::retry_after_header(resp.headers(), SystemTime::now());
+        let retry_after =
+            crate::retry::retry_after_header(resp.headers(), crate::clock::wall_now());
         let location = resp
             .headers()
             .get(http::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = resp.bytes().await.map_err(|e| FetchError::Transient {
-            reason: format!("reading the token response from {}: {e}", self.host()),
-            retry_after,
-        })?;
+        let body =
+            read_capped(resp, MAX_TOKEN_RESPONSE)
+                .await
+                .map_err(|e| FetchError::Transient {
+                    reason: format!(
+                        "reading the token response from {}: {}",
+                        self.host(),
+                        chain(&e.without_url())
+                    ),
+                    retry_after,
+                })?;
+        let Some(body) = body else {
+            return Err(too_large(status.as_u16(), retry_after));
+        };
         classify(
             status.as_u16(),
             &body,
@@ -200,6 +245,99 @@ impl TokenEndpoint {
             &self.host(),
         )
     }
+}
+
+/// `Authorization: Basic base64(id:secret)`, sensitive, in bytes that are zeroized when the header
+/// is dropped. `None` if the client id makes it an illegal header value.
+fn basic_header(client_id: &str, secret: &ClientSecret) -> Option<http::HeaderValue> {
+    let credential = basic_credential(client_id, secret);
+    let mut value = Zeroizing::new(Vec::with_capacity(6 + credential.len()));
+    value.extend_from_slice(b"Basic ");
+    value.extend_from_slice(credential.as_bytes());
+    let mut v = http::HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(value)).ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
+/// `base64(id:secret)`: the secret in another form, so it lives in zeroized buffers only.
+fn basic_credential(client_id: &str, secret: &ClientSecret) -> Zeroizing<String> {
+    let mut raw = Zeroizing::new(Vec::with_capacity(
+        client_id.len() + 1 + secret.expose_secret().len(),
+    ));
+    raw.extend_from_slice(client_id.as_bytes());
+    raw.push(b':');
+    raw.extend_from_slice(secret.expose_secret().as_bytes());
+    let mut encoded = Zeroizing::new(String::with_capacity(raw.len().div_ceil(3) * 4));
+    base64::engine::general_purpose::STANDARD.encode_string(&*raw, &mut encoded);
+    encoded
+}
+
+/// Registers the Basic credential of `client_id`/`secret` as a secret, so that a server echoing it
+/// is scrubbed. Done once per grant, not per request.
+fn register_basic_credential(client_id: &str, secret: &ClientSecret) {
+    crate::redact::register(
+        &basic_credential(client_id, secret),
+        crate::redact::Lifespan::Process,
+    );
+}
+
+/// The `application/x-www-form-urlencoded` body of `form`, in a buffer sized up front (so that no
+/// reallocation leaves a copy behind) and zeroized when reqwest is done with it.
+fn form_body(form: &[(&str, &str)]) -> reqwest::Body {
+    // Percent-encoding at most triples a byte; one `=` and one `&` per pair.
+    let capacity = form
+        .iter()
+        .map(|(k, v)| 3 * (k.len() + v.len()) + 2)
+        .sum::<usize>();
+    let mut body = Zeroizing::new(String::with_capacity(capacity));
+    {
+        let mut ser = url::form_urlencoded::Serializer::new(&mut *body);
+        for (k, v) in form {
+            ser.append_pair(k, v);
+        }
+        ser.finish();
+    }
+    let bytes = Zeroizing::new(std::mem::take(&mut *body).into_bytes());
+    reqwest::Body::from(bytes::Bytes::from_owner(bytes))
+}
+
+/// Reads at most `cap` bytes of `resp`'s body, chunk by chunk: `Ok(None)` if there is more (the
+/// rest is not read).
+async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: usize,
+) -> Result<Option<Zeroizing<Vec<u8>>>, reqwest::Error> {
+    let announced = resp.content_length();
+    if announced.is_some_and(|n| n > cap as u64) {
+        return Ok(None);
+    }
+    // The body holds the token: sized up front when announced, zeroized when dropped.
+    let mut body = Zeroizing::new(Vec::with_capacity(
+        announced.map_or(4096, |n| n as usize).min(cap),
+    ));
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > cap {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// The failure for an answer larger than [`MAX_TOKEN_RESPONSE`]: for a success status it cannot be
+/// a token response; an error status keeps its meaning (a 503 is still worth retrying).
+fn too_large(status: u16, retry_after: Option<Duration>) -> FetchError {
+    let detail = format!(
+        "HTTP {status}, more than {} KiB (not read further)",
+        MAX_TOKEN_RESPONSE / 1024
+    );
+    if status == 429 || status == 408 || (500..600).contains(&status) {
+        return FetchError::Transient {
+            reason: detail,
+            retry_after,
+        };
+    }
+    FetchError::Fatal(Error::TokenDecode { detail })
 }
 
 /// Rejects plain `http://` except to loopback, unless `insecure_ok`.
@@ -239,6 +377,73 @@ struct RawError {
     message: Option<String>,
 }
 
+/// A 2xx answer's token, or what is wrong with it (never quoting the body: it may hold a token).
+fn parse_token(status: u16, body: &[u8]) -> Result<TokenResponse, String> {
+    let raw: RawToken = serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "HTTP {status}, {} bytes, {}",
+            body.len(),
+            e.to_string().split(" at line").next().unwrap_or_default()
+        )
+    })?;
+    if raw.access_token.is_empty() {
+        return Err("empty access_token".into());
+    }
+    crate::token::check_header_safe(&raw.access_token).map_err(|p| p.to_string())?;
+    if let Some(t) = raw.token_type.as_deref()
+        && !t.eq_ignore_ascii_case("bearer")
+    {
+        return Err(format!(
+            "token_type is {:?}, not \"bearer\": tokenwarden can only send bearer tokens",
+            excerpt(t, 40)
+        ));
+    }
+    Ok(TokenResponse {
+        expires_in: expires_in(raw.expires_in.as_ref())?,
+        access_token: AccessToken::new(raw.access_token),
+        refresh_token: raw
+            .refresh_token
+            .filter(|r| !r.is_empty())
+            .map(RefreshToken::new),
+        token_type: raw.token_type,
+    })
+}
+
+/// `expires_in` as a duration: absent or `null` is `None` (the manager assumes its default
+/// lifetime); a positive number, or a string holding one, is that many seconds (saturating; the
+/// manager's policy applies its floor and ceiling). Zero, a negative number, NaN, an infinity or
+/// any other JSON type is refused: the token endpoint contradicts itself, and guessing could mean
+/// using a dead token or asking for a new one on every request.
+fn expires_in(value: Option<&serde_json::Value>) -> Result<Option<Duration>, String> {
+    let seconds = match value {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(serde_json::Value::Number(n)) => n.as_f64(),
+        Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().ok(),
+        Some(_) => None,
+    };
+    let kind = match value {
+        Some(serde_json::Value::String(_)) => "a string",
+        Some(serde_json::Value::Bool(_)) => "a boolean",
+        Some(serde_json::Value::Array(_)) => "an array",
+        Some(serde_json::Value::Object(_)) => "an object",
+        _ => "a number",
+    };
+    match seconds {
+        // Positive, however small: at least a nanosecond (the policy's floor applies later).
+        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(
+            Duration::try_from_secs_f64(s)
+                .unwrap_or(Duration::MAX)
+                .max(Duration::from_nanos(1)),
+        )),
+        Some(s) if s.is_nan() => Err(format!("expires_in is {kind} that is not a number")),
+        Some(s) if s.is_infinite() => Err(format!("expires_in is {kind} that is infinite")),
+        Some(s) => Err(format!(
+            "expires_in is {s}: the token would be expired before it is used"
+        )),
+        None => Err(format!("expires_in is {kind}, not a number of seconds")),
+    }
+}
+
 /// Turns a token endpoint answer into a token or a classified failure. Pure, so every case is tested.
 pub(crate) fn classify(
     status: u16,
@@ -249,38 +454,8 @@ pub(crate) fn classify(
     host: &str,
 ) -> Result<TokenResponse, FetchError> {
     if (200..300).contains(&status) {
-        let raw: RawToken = serde_json::from_slice(body).map_err(|e| {
-            // Never echo the body: it may hold a token.
-            FetchError::Fatal(Error::TokenDecode {
-                detail: format!(
-                    "HTTP {status}, {} bytes, {}",
-                    body.len(),
-                    e.to_string().split(" at line").next().unwrap_or_default()
-                ),
-            })
-        })?;
-        if raw.access_token.is_empty() {
-            return Err(FetchError::Fatal(Error::TokenDecode {
-                detail: "empty access_token".into(),
-            }));
-        }
-        let expires_in = raw.expires_in.as_ref().and_then(|v| match v {
-            serde_json::Value::Number(n) => n.as_f64(),
-            serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
-            _ => None,
-        });
-        let expires_in = expires_in
-            .filter(|s| s.is_finite() && *s > 0.0)
-            .map(|s| Duration::from_secs_f64(s.min(1e9)));
-        return Ok(TokenResponse {
-            access_token: AccessToken::new(raw.access_token),
-            expires_in,
-            refresh_token: raw
-                .refresh_token
-                .filter(|r| !r.is_empty())
-                .map(RefreshToken::new),
-            token_type: raw.token_type,
-        });
+        return parse_token(status, body)
+            .map_err(|detail| FetchError::Fatal(Error::TokenDecode { detail }));
     }
     let err: RawError = serde_json::from_slice(body).unwrap_or_default();
     let description = err
@@ -361,7 +536,7 @@ pub(crate) fn classify(
 
 /// The Client Credentials grant: a service identity trading its id and secret for a token. What
 /// Genesys Cloud integrations use; there is no refresh token, a new token is simply minted.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientCredentials {
     endpoint: TokenEndpoint,
     client_id: String,
@@ -376,9 +551,11 @@ impl ClientCredentials {
         client_id: impl Into<String>,
         secret: ClientSecret,
     ) -> Self {
+        let client_id = client_id.into();
+        register_basic_credential(&client_id, &secret);
         Self {
             endpoint,
-            client_id: client_id.into(),
+            client_id,
             secret,
             scope: None,
         }
@@ -398,6 +575,16 @@ impl ClientCredentials {
     /// The token endpoint.
     pub fn endpoint(&self) -> &TokenEndpoint {
         &self.endpoint
+    }
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("endpoint", &self.endpoint.url().as_str())
+            .field("client_id", &self.client_id)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
     }
 }
 
@@ -449,9 +636,11 @@ impl RefreshTokenGrant {
         secret: ClientSecret,
         refresh_token: RefreshToken,
     ) -> Self {
+        let client_id = client_id.into();
+        register_basic_credential(&client_id, &secret);
         Self {
             endpoint,
-            client_id: client_id.into(),
+            client_id,
             secret,
             refresh: tokio::sync::Mutex::new(refresh_token),
             on_rotate: None,
@@ -501,11 +690,21 @@ impl Grant for RefreshTokenGrant {
 }
 
 /// A token supplied directly (e.g. `GENESYSCLOUD_ACCESS_TOKEN`). It cannot be refreshed: when it
-/// expires or is rejected, requests fail with [`Error::StaticTokenExpired`].
-#[derive(Debug, Clone)]
+/// expires or is rejected, requests fail with [`Error::StaticTokenExpired`]. A token that is not a
+/// legal header value (a CR or LF, a space, another control or a non-ASCII character) is refused:
+/// requests fail with [`Error::Config`].
+#[derive(Clone)]
 pub struct StaticToken {
     token: AccessToken,
     lifetime: Option<Duration>,
+}
+
+impl std::fmt::Debug for StaticToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticToken")
+            .field("lifetime", &self.lifetime)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StaticToken {
@@ -691,6 +890,298 @@ mod tests {
         let shown = format!("{cc:?} {rt:?} {st:?}");
         for s in ["s3cr3t-value", "rt-value-123", "static-tok-999"] {
             assert!(!shown.contains(s), "{shown}");
+        }
+    }
+
+    #[test]
+    fn odd_expires_in_is_refused_or_taken_as_given() {
+        let parse = |v: &str| {
+            let body = format!(r#"{{"access_token":"tok-odd-1","expires_in":{v}}}"#);
+            classify(200, body.as_bytes(), None, None, "g", H).map(|t| t.expires_in)
+        };
+        assert_eq!(parse("3600").unwrap(), Some(Duration::from_secs(3600)));
+        assert_eq!(parse("\"3600\"").unwrap(), Some(Duration::from_secs(3600)));
+        assert_eq!(parse("null").unwrap(), None);
+        assert_eq!(parse("1e-9").unwrap(), Some(Duration::from_nanos(1)));
+        assert_eq!(parse("1e300").unwrap(), Some(Duration::MAX));
+        for (v, says) in [
+            ("0", "expires_in is 0"),
+            ("-1", "expires_in is -1"),
+            ("\"soon\"", "a string, not a number"),
+            ("\"NaN\"", "not a number"),
+            ("\"inf\"", "infinite"),
+            ("true", "a boolean"),
+            ("{}", "an object"),
+        ] {
+            match parse(v) {
+                Err(FetchError::Fatal(Error::TokenDecode { detail })) => {
+                    assert!(detail.contains(says), "{v}: {detail}")
+                }
+                other => panic!("{v}: {:?}", other.map(|_| ())),
+            }
+        }
+    }
+
+    #[test]
+    fn only_bearer_tokens_are_accepted() {
+        let with_type = |t: &str| {
+            let body = format!(r#"{{"access_token":"tok-type-1","token_type":"{t}"}}"#);
+            classify(200, body.as_bytes(), None, None, "g", H)
+        };
+        assert!(with_type("bearer").is_ok());
+        assert!(with_type("Bearer").is_ok());
+        let e = fatal(with_type("mac"));
+        assert!(e.to_string().contains("\"mac\", not \"bearer\""), "{e}");
+        assert!(fatal(with_type("DPoP")).to_string().contains("DPoP"));
+    }
+
+    #[test]
+    fn a_token_that_would_inject_headers_is_refused_without_echoing_it() {
+        for token in [
+            r"tok-1\r\nX-Injected: yes",
+            r"tok-1\nX-Injected: yes",
+            r"tok-1\u0000X-Injected",
+            "tok-1 X-Injected",
+            "tok-1\u{e9}X-Injected",
+        ] {
+            let body = format!(r#"{{"access_token":"{token}","expires_in":60}}"#);
+            let e = fatal(classify(200, body.as_bytes(), None, None, "g", H));
+            assert!(matches!(e, Error::TokenDecode { .. }), "{e}");
+            assert!(
+                e.to_string().contains("not allowed in an HTTP header"),
+                "{e}"
+            );
+            assert!(!e.to_string().contains("Injected"), "{e}");
+        }
+    }
+
+    #[test]
+    fn an_oversized_answer_is_a_decode_error_unless_its_status_says_retry() {
+        let e = fatal(Err(too_large(200, None)));
+        assert!(e.to_string().contains("more than 64 KiB"), "{e}");
+        assert_eq!(
+            transient(Err(too_large(503, Some(Duration::from_secs(2))))),
+            Some(Duration::from_secs(2))
+        );
+    }
+
+    /// A chunked answer (no `Content-Length`) of `chunks` × 8 KiB; counts the chunks produced.
+    fn chunked(chunks: usize, produced: Arc<std::sync::atomic::AtomicUsize>) -> reqwest::Response {
+        use futures::StreamExt as _;
+        use http_body::Frame;
+        use http_body_util::StreamBody;
+        let stream = futures::stream::iter(0..chunks).map(move |_| {
+            produced.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok::<_, std::io::Error>(Frame::data(bytes::Bytes::from(vec![b'x'; 8192])))
+        });
+        reqwest::Response::from(http::Response::new(reqwest::Body::wrap(StreamBody::new(
+            stream,
+        ))))
+    }
+
+    #[tokio::test]
+    async fn token_answers_are_read_with_a_cap_not_buffered_whole() {
+        let produced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        // 8 MiB, streamed: reading stops just past 64 KiB.
+        let body = read_capped(chunked(1024, Arc::clone(&produced)), MAX_TOKEN_RESPONSE)
+            .await
+            .unwrap();
+        assert!(body.is_none());
+        let read = produced.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(read <= 9, "{read} chunks of 8 KiB read");
+        // Exactly 64 KiB is fine.
+        let body = read_capped(chunked(8, Arc::default()), MAX_TOKEN_RESPONSE)
+            .await
+            .unwrap();
+        assert_eq!(body.map(|b| b.len()), Some(MAX_TOKEN_RESPONSE));
+    }
+
+    #[test]
+    fn the_form_body_and_basic_credential_are_encoded_as_before() {
+        let secret = ClientSecret::new("s3cr3t/+ &=value");
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_secret", secret.expose_secret()),
+        ];
+        let body = form_body(&form);
+        assert_eq!(
+            body.as_bytes().unwrap(),
+            b"grant_type=client_credentials&client_secret=s3cr3t%2F%2B+%26%3Dvalue"
+        );
+        let v = basic_header("my-client", &secret).unwrap();
+        assert!(v.is_sensitive());
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode("my-client:s3cr3t/+ &=value");
+        assert_eq!(v.to_str().unwrap(), format!("Basic {expected}"));
+    }
+
+    mod properties {
+        //! The token-response parser and the JWT `exp` reader on hostile input: they never panic,
+        //! and what they accept is sane.
+        use super::super::*;
+        use proptest::prelude::*;
+        use serde_json::{Value, json};
+
+        /// Any JSON value, a few levels deep.
+        fn any_json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(|n| json!(n)),
+                any::<f64>()
+                    .prop_filter("JSON numbers are finite", |f| f.is_finite())
+                    .prop_map(|f| json!(f)),
+                ".{0,40}".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(3, 24, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::btree_map(".{0,12}", inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// A field that is missing, or holds a plausible or an odd value.
+        fn field(plausible: BoxedStrategy<Value>) -> impl Strategy<Value = Option<Value>> {
+            prop_oneof![
+                2 => Just(None),
+                4 => plausible.prop_map(Some),
+                2 => any_json().prop_map(Some),
+            ]
+        }
+
+        fn expires_in() -> BoxedStrategy<Value> {
+            prop_oneof![
+                (1u64..200_000).prop_map(|n| json!(n)),
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(|f| json!(f)),
+                Just(json!(0)),
+                Just(json!(-1)),
+                Just(json!(1e-9)),
+                Just(json!(1e300)),
+                Just(json!("3600")),
+                Just(json!("NaN")),
+                Just(json!("-inf")),
+                Just(json!("soon")),
+            ]
+            .boxed()
+        }
+
+        /// Short tokens only: every token accepted is registered with the process-wide redaction
+        /// registry, which rebuilds its matcher over all of them (seconds per KiB-long token in a
+        /// debug build). Long tokens are covered by `MAX_TOKEN_LEN`'s own test, the 64 KiB cap on
+        /// whole answers by `token_answers_are_read_with_a_cap_not_buffered_whole`.
+        fn access_token() -> BoxedStrategy<Value> {
+            prop_oneof![
+                "[A-Za-z0-9._~+/-]{1,64}=*".prop_map(Value::String),
+                // Anything at all, control characters and non-ASCII included.
+                ".{0,64}".prop_map(Value::String),
+            ]
+            .boxed()
+        }
+
+        fn token_type() -> BoxedStrategy<Value> {
+            prop_oneof![
+                Just(json!("bearer")),
+                Just(json!("Bearer")),
+                Just(json!("mac")),
+                Just(json!("DPoP")),
+                ".{0,10}".prop_map(Value::String),
+            ]
+            .boxed()
+        }
+
+        proptest! {
+            // Few cases: a debug build on a busy machine must stay well within the suite's budget.
+            #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+            #[test]
+            fn classify_never_panics_on_any_bytes(
+                status in 100u16..600,
+                body in prop::collection::vec(any::<u8>(), 0..512),
+            ) {
+                let _ = classify(status, &body, None, None, "g", "h");
+            }
+
+            #[test]
+            fn classify_is_sane_on_token_shaped_answers(
+                access in field(access_token()),
+                expires in field(expires_in()),
+                ttype in field(token_type()),
+                refresh in field(".{0,20}".prop_map(Value::String).boxed()),
+                extra in any_json(),
+            ) {
+                let mut obj = serde_json::Map::new();
+                for (k, v) in [("access_token", &access), ("expires_in", &expires),
+                               ("token_type", &ttype), ("refresh_token", &refresh)] {
+                    if let Some(v) = v { obj.insert(k.into(), v.clone()); }
+                }
+                obj.insert("extra".into(), extra);
+                let body = serde_json::to_vec(&Value::Object(obj)).unwrap();
+                match classify(200, &body, None, None, "g", "h") {
+                    Ok(t) => {
+                        let a = t.access_token.expose_secret();
+                        prop_assert!(!a.is_empty());
+                        prop_assert!(a.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+                        prop_assert_eq!(Some(&Value::String(a.to_string())), access.as_ref());
+                        prop_assert!(t.expires_in.is_none_or(|d| d > Duration::ZERO));
+                        if t.expires_in.is_none() {
+                            prop_assert!(matches!(expires, None | Some(Value::Null)));
+                        }
+                        prop_assert!(t.token_type.as_deref().is_none_or(|ty| ty.eq_ignore_ascii_case("bearer")));
+                    }
+                    Err(FetchError::Fatal(Error::TokenDecode { detail })) => {
+                        // Never the token itself (tokens long enough to be told from words).
+                        if let Some(Value::String(a)) = &access && a.len() >= 8 {
+                            prop_assert!(!detail.contains(a.as_str()), "{}", detail);
+                        }
+                        prop_assert!(detail.len() < 400, "{}", detail);
+                    }
+                    Err(other) => prop_assert!(false, "unexpected {:?}", other),
+                }
+            }
+
+            #[test]
+            fn error_statuses_never_yield_a_token(
+                status in 300u16..600,
+                body in any_json(),
+            ) {
+                let body = serde_json::to_vec(&body).unwrap();
+                match classify(status, &body, None, None, "g", "h") {
+                    Ok(_) => prop_assert!(false, "a token from HTTP {}", status),
+                    Err(FetchError::Transient { .. }) => prop_assert!(
+                        status == 429 || status == 408 || status >= 500 || status == 400
+                    ),
+                    Err(_) => prop_assert!(status != 429 && status < 500),
+                }
+            }
+
+            #[test]
+            fn the_jwt_reader_never_panics(token in ".{0,200}") {
+                let _ = crate::token::jwt_expiry(&token);
+            }
+
+            #[test]
+            fn the_jwt_reader_takes_only_a_sane_exp(
+                exp in prop_oneof![any_json(), any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f))],
+                extra in any_json(),
+                sig in "[A-Za-z0-9_-]{0,20}",
+            ) {
+                let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+                let claims = json!({"exp": exp, "x": extra});
+                let token = format!("{}.{}.{sig}", e.encode(r#"{"alg":"none"}"#), e.encode(claims.to_string()));
+                match crate::token::jwt_expiry(&token) {
+                    Some(at) => {
+                        let secs = exp.as_f64().expect("a number was read");
+                        prop_assert!(secs >= 0.0);
+                        let got = at.duration_since(std::time::SystemTime::UNIX_EPOCH).unwrap().as_secs_f64();
+                        prop_assert!((got - secs.min(1e11)).abs() < 1e-3 * secs.max(1.0));
+                    }
+                    None => prop_assert!(exp.as_f64().is_none_or(|s| s < 0.0)),
+                }
+            }
         }
     }
 }

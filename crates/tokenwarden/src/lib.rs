@@ -47,13 +47,15 @@ pub use client::{
     DEFAULT_MAX_REDIRECTS, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT, ProxyConfig,
     RateLimit, RequestBuilder,
 };
-pub use clock::{Clock, FixedJitter, Instant, Jitter, ManualClock, RandomJitter, TokioClock};
+pub use clock::{FixedJitter, Instant, Jitter, RandomJitter};
 pub use error::{Error, IoOp, Result};
 pub use grant::{
-    ClientAuth, ClientCredentials, FetchError, Grant, RefreshTokenGrant, RotationHook, StaticToken,
-    TokenEndpoint, TokenResponse,
+    ClientAuth, ClientCredentials, FetchError, Grant, MAX_TOKEN_RESPONSE, RefreshTokenGrant,
+    RotationHook, StaticToken, TokenEndpoint, TokenResponse,
 };
-pub use manager::{DEFAULT_FATAL_COOLDOWN, Rejection, TokenManager, TokenManagerBuilder};
+pub use manager::{
+    DEFAULT_FATAL_COOLDOWN, Rejection, TokenManager, TokenManagerBuilder, UNREACHABLE_AT_START,
+};
 pub use metrics::Metrics;
 #[cfg(feature = "middleware")]
 pub use middleware::{AuthMiddleware, ReplaySafe};
@@ -73,7 +75,10 @@ pub use secret::{AccessToken, ClientSecret, RefreshToken};
 pub use store::{
     DEFAULT_LOCK_TIMEOUT, FileStore, MemoryStore, StoreLock, StoredToken, TokenKey, TokenStore,
 };
-pub use token::{Bearer, Freshness, RefreshPolicy, expiry, freshness, jwt_expiry};
+pub use token::{
+    Bearer, DEFAULT_MAX_LIFETIME, DEFAULT_MIN_LIFETIME, Freshness, RefreshPolicy, expiry,
+    freshness, jwt_expiry,
+};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

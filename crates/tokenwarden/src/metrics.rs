@@ -21,7 +21,14 @@ impl Counters {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, time_to_expiry: Option<Duration>) -> Metrics {
+    /// A snapshot, with the values kept elsewhere: the current token's time to expiry, the learned
+    /// clock skew, and the refreshes that panicked or were cancelled (counted as failures).
+    pub(crate) fn snapshot(
+        &self,
+        time_to_expiry: Option<Duration>,
+        clock_skew: Duration,
+        abandoned_refreshes: u64,
+    ) -> Metrics {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Metrics {
             tokens_fetched: g(&self.tokens_fetched),
@@ -29,9 +36,10 @@ impl Counters {
             proactive_refreshes: g(&self.proactive_refreshes),
             reactive_refreshes: g(&self.reactive_refreshes),
             rejected_refreshes: g(&self.rejected_refreshes),
-            refresh_failures: g(&self.refresh_failures),
+            refresh_failures: g(&self.refresh_failures) + abandoned_refreshes,
             adopted_from_store: g(&self.adopted_from_store),
             time_to_expiry,
+            clock_skew,
         }
     }
 }
@@ -50,10 +58,14 @@ pub struct Metrics {
     pub reactive_refreshes: u64,
     /// Refreshes started because the API rejected the current token (HTTP 401).
     pub rejected_refreshes: u64,
-    /// Refreshes that ended without a token.
+    /// Refreshes that ended without a token (including any that panicked or were cancelled).
     pub refresh_failures: u64,
     /// Tokens adopted from the shared store instead of being fetched.
     pub adopted_from_store: u64,
     /// Time left before the current token expires, if there is one.
     pub time_to_expiry: Option<Duration>,
+    /// How much earlier than advertised the API has been seen to let tokens die (learned from its
+    /// 401s; see [`TokenManager::rejected_with`](crate::TokenManager::rejected_with)). Tokens are
+    /// refreshed this much earlier.
+    pub clock_skew: Duration,
 }

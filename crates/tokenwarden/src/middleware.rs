@@ -118,7 +118,7 @@ impl AuthMiddleware {
     }
 
     fn new_pacer(mut self) -> Self {
-        let now = self.core.clock.now();
+        let now = crate::clock::Instant::now();
         self.core.pacer = Arc::new(Pacer::new(self.rate_limit, self.adaptive, true, now));
         self
     }

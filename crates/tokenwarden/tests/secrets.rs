@@ -131,3 +131,48 @@ async fn nothing_secret_reaches_logs_debug_or_errors_at_trace() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_hostile_token_endpoint_cannot_inject_headers_or_exhaust_memory() {
+    let sim = Simulator::start(SimConfig {
+        clients: vec![SimClient::new(DEFAULT_CLIENT_ID, SECRET, "secret test")],
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let manager = || {
+        TokenManager::builder(ClientCredentials::new(
+            TokenEndpoint::new(&sim.token_url()).unwrap(),
+            DEFAULT_CLIENT_ID,
+            ClientSecret::new(SECRET),
+        ))
+        .build()
+    };
+    // A token with a line break: `curl -H "Authorization: Bearer $(tokenwarden token)"` would
+    // send the attacker's header.
+    sim.update(|c| {
+        c.token_body_template = Some(
+            r#"{"access_token":"{access_token}\r\nX-Injected: yes","token_type":"bearer","expires_in":3600}"#
+                .into(),
+        )
+    });
+    let e = manager().bearer().await.unwrap_err();
+    let msg = format!("{e} {e:?}");
+    assert!(matches!(e, tokenwarden::Error::TokenDecode { .. }), "{msg}");
+    assert!(msg.contains("line break"), "{msg}");
+    assert!(!msg.contains("X-Injected"), "{msg}");
+
+    // An answer of 10 MiB is not read whole, and not echoed.
+    let filler = "A".repeat(10 * 1024 * 1024);
+    sim.update(|c| {
+        c.token_body_template = Some(format!(
+            r#"{{"access_token":"{{access_token}}","expires_in":3600,"filler":"{filler}"}}"#
+        ))
+    });
+    let e = manager().bearer().await.unwrap_err();
+    let msg = format!("{e} {e:?}");
+    assert!(matches!(e, tokenwarden::Error::TokenDecode { .. }), "{msg}");
+    assert!(msg.contains("more than 64 KiB"), "{msg}");
+    assert!(!msg.contains("AAAAAAAA"), "the body is not echoed");
+    assert!(!msg.contains(SECRET));
+}

@@ -15,7 +15,7 @@ pub use proxy::ProxyConfig;
 pub use ratelimit::RateLimit;
 pub use request::RequestBuilder;
 
-use crate::clock::{Clock, Jitter, RandomJitter, TokioClock};
+use crate::clock::{Instant, Jitter, RandomJitter};
 use crate::error::{Error, Result, excerpt, shown_path};
 use crate::manager::TokenManager;
 use crate::retry::Backoff;
@@ -135,7 +135,6 @@ pub struct ApiClientBuilder {
     follow_cross_origin: bool,
     max_response_bytes: u64,
     proxies: Option<ProxyConfig>,
-    clock: Arc<dyn Clock>,
     jitter: Arc<dyn Jitter>,
 }
 
@@ -246,12 +245,6 @@ impl ApiClientBuilder {
         self
     }
 
-    /// Reads time from `clock` (default: tokio's clock).
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
     /// Draws retry jitter from `jitter` (default random; tests pass `FixedJitter(0.0)`).
     pub fn jitter(mut self, jitter: impl Jitter) -> Self {
         self.jitter = Arc::new(jitter);
@@ -288,7 +281,7 @@ impl ApiClientBuilder {
             self.rate_limit,
             self.adaptive_rate,
             self.honor_rate_limit_headers,
-            self.clock.now(),
+            Instant::now(),
         );
         Ok(ApiClient {
             inner: Arc::new(Inner {
@@ -296,7 +289,6 @@ impl ApiClientBuilder {
                     origin: base,
                     tokens: self.tokens,
                     backoff: self.backoff,
-                    clock: self.clock,
                     jitter: self.jitter,
                     pacer: Arc::new(pacer),
                     counters: Arc::default(),
@@ -331,7 +323,6 @@ impl ApiClient {
             follow_cross_origin: false,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             proxies: None,
-            clock: Arc::new(TokioClock::new()),
             jitter: Arc::new(RandomJitter),
         }
     }

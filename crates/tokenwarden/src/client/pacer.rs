@@ -4,7 +4,7 @@
 
 use super::adaptive::{Announced, Answer, Controller};
 use super::ratelimit::{RateLimit, reserve};
-use crate::clock::{Clock, Instant};
+use crate::clock::Instant;
 use http::HeaderMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -80,9 +80,9 @@ impl Pacer {
 
     /// Waits for this request's turn; returns when it took its turn (reserved its slot, after any
     /// hold) and whether it then had to wait for the slot.
-    pub(crate) async fn turn(&self, clock: &dyn Clock) -> Turn {
-        self.wait_for_hold(clock).await;
-        let at = clock.now();
+    pub(crate) async fn turn(&self) -> Turn {
+        self.wait_for_hold().await;
+        let at = Instant::now();
         let unpaced = Turn { at, paced: false };
         if !self.engaged.load(Ordering::Relaxed) {
             return unpaced;
@@ -105,15 +105,15 @@ impl Pacer {
         tokio::time::sleep(wait).await;
         // A hold that began while this request waited for its slot holds it too: the window it
         // was going into is used up.
-        self.wait_for_hold(clock).await;
+        self.wait_for_hold().await;
         Turn { at, paced: true }
     }
 
-    async fn wait_for_hold(&self, clock: &dyn Clock) {
+    async fn wait_for_hold(&self) {
         let held = self.held_until_nanos.load(Ordering::Relaxed);
         if held != 0 {
             let until = self.origin + Duration::from_nanos(held);
-            if until > clock.now() {
+            if until > Instant::now() {
                 tokio::time::sleep_until(until).await;
             }
         }
@@ -226,7 +226,6 @@ fn interval_of(rate: f64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::TokioClock;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -244,23 +243,21 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn unengaged_pacer_never_waits() {
-        let clock = TokioClock::new();
-        let p = Pacer::new(None, true, true, clock.now());
-        let t0 = clock.now();
+        let p = Pacer::new(None, true, true, Instant::now());
+        let t0 = Instant::now();
         for _ in 0..100 {
-            assert!(!p.turn(&clock).await.paced);
-            let now = clock.now();
+            assert!(!p.turn().await.paced);
+            let now = Instant::now();
             p.observe(unpaced(now), now, 200, &HeaderMap::new(), None, MAX);
         }
-        assert_eq!(clock.now(), t0);
+        assert_eq!(Instant::now(), t0);
         assert_eq!(p.rate(), None);
     }
 
     #[tokio::test(start_paused = true)]
     async fn after_a_429_every_task_is_spaced_at_the_learned_rate() {
-        let clock = TokioClock::new();
-        let p = std::sync::Arc::new(Pacer::new(None, true, true, clock.now()));
-        let t0 = clock.now();
+        let p = std::sync::Arc::new(Pacer::new(None, true, true, Instant::now()));
+        let t0 = Instant::now();
         // 10 accepted at once, then a 429 with Retry-After 1: about 10 per second.
         for _ in 0..10 {
             p.observe(unpaced(t0), t0, 200, &HeaderMap::new(), None, MAX);
@@ -283,24 +280,20 @@ mod tests {
         assert!((p.rate().unwrap() - 10.0).abs() < 1e-9);
         let ms = |n| Duration::from_millis(n);
         assert_eq!(
-            turns_of_tasks(&p, &clock, 5).await,
+            turns_of_tasks(&p, 5).await,
             vec![ms(0), ms(100), ms(200), ms(300), ms(400)]
         );
     }
 
     /// When each of `n` tasks, started together, got its turn (from the start, in order).
-    async fn turns_of_tasks(
-        p: &std::sync::Arc<Pacer>,
-        clock: &TokioClock,
-        n: usize,
-    ) -> Vec<Duration> {
-        let t0 = clock.now();
+    async fn turns_of_tasks(p: &std::sync::Arc<Pacer>, n: usize) -> Vec<Duration> {
+        let t0 = Instant::now();
         let tasks: Vec<_> = (0..n)
             .map(|_| {
-                let (p, clock) = (p.clone(), clock.clone());
+                let p = p.clone();
                 tokio::spawn(async move {
-                    p.turn(&clock).await;
-                    clock.now()
+                    p.turn().await;
+                    Instant::now()
                 })
             })
             .collect();
@@ -314,23 +307,21 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_fixed_rate_paces_concurrent_tasks() {
-        let clock = TokioClock::new();
         let p = std::sync::Arc::new(Pacer::new(
             Some(RateLimit::per_second(10)),
             false,
             true,
-            clock.now(),
+            Instant::now(),
         ));
-        let at = turns_of_tasks(&p, &clock, 10).await;
+        let at = turns_of_tasks(&p, 10).await;
         assert_eq!(at[0], Duration::ZERO);
         assert_eq!(at[9], Duration::from_millis(900));
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_slower_of_fixed_and_learned_rate_wins() {
-        let clock = TokioClock::new();
-        let p = Pacer::new(Some(RateLimit::per_second(100)), true, true, clock.now());
-        let t0 = clock.now();
+        let p = Pacer::new(Some(RateLimit::per_second(100)), true, true, Instant::now());
+        let t0 = Instant::now();
         // Announced 30 per 1 s window: the learned rate (29.1/s) is slower than the fixed 100/s.
         let h = headers(&[
             ("inin-ratelimit-count", "1"),
@@ -338,10 +329,10 @@ mod tests {
             ("inin-ratelimit-reset", "1"),
         ]);
         p.observe(unpaced(t0), t0, 200, &h, None, MAX);
-        p.turn(&clock).await;
-        p.turn(&clock).await;
+        p.turn().await;
+        p.turn().await;
         // (tokio's timer rounds a sleep up to the millisecond)
-        let gap = clock.now() - t0;
+        let gap = Instant::now() - t0;
         let interval = Duration::from_secs_f64(1.0 / (30.0 * 0.97));
         assert!(
             gap >= interval && gap <= interval + Duration::from_millis(1),
@@ -352,9 +343,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn used_up_allowance_holds_every_request_until_the_reset() {
         for adaptive in [true, false] {
-            let clock = TokioClock::new();
-            let p = Pacer::new(None, adaptive, true, clock.now());
-            let t0 = clock.now();
+            let p = Pacer::new(None, adaptive, true, Instant::now());
+            let t0 = Instant::now();
             let h = headers(&[
                 ("inin-ratelimit-count", "300"),
                 ("inin-ratelimit-allowed", "300"),
@@ -363,22 +353,21 @@ mod tests {
             assert!(p.observe(unpaced(t0), t0, 200, &h, None, MAX).new_hold);
             // the same hold again is not a new one
             assert!(!p.observe(unpaced(t0), t0, 200, &h, None, MAX).new_hold);
-            p.turn(&clock).await;
-            assert!(clock.now() - t0 >= Duration::from_secs(7), "{adaptive}");
+            p.turn().await;
+            assert!(Instant::now() - t0 >= Duration::from_secs(7), "{adaptive}");
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn without_adaptive_pacing_429s_teach_nothing() {
-        let clock = TokioClock::new();
-        let p = Pacer::new(None, false, true, clock.now());
-        let t0 = clock.now();
+        let p = Pacer::new(None, false, true, Instant::now());
+        let t0 = Instant::now();
         for _ in 0..10 {
             p.observe(unpaced(t0), t0, 200, &HeaderMap::new(), None, MAX);
         }
         let o = p.observe(unpaced(t0), t0, 429, &HeaderMap::new(), None, MAX);
         assert_eq!(o, Observed::default());
         assert_eq!(p.rate(), None);
-        assert!(!p.turn(&clock).await.paced);
+        assert!(!p.turn().await.paced);
     }
 }

@@ -7,7 +7,7 @@
 use super::Counters;
 use super::pacer::Pacer;
 use super::policy::{self, Action, Failure};
-use crate::clock::{Clock, Jitter};
+use crate::clock::{Instant, Jitter};
 use crate::error::{Error, excerpt, shown_path};
 use crate::manager::TokenManager;
 use crate::retry::Backoff;
@@ -24,7 +24,6 @@ pub(crate) struct Core {
     pub(crate) origin: Url,
     pub(crate) tokens: TokenManager,
     pub(crate) backoff: Backoff,
-    pub(crate) clock: Arc<dyn Clock>,
     pub(crate) jitter: Arc<dyn Jitter>,
     pub(crate) pacer: Arc<Pacer>,
     pub(crate) counters: Arc<Counters>,
@@ -32,19 +31,17 @@ pub(crate) struct Core {
 
 impl Core {
     #[cfg(feature = "middleware")]
-    /// A core for the API at `origin`, with the default backoff, clock and jitter, and a pacer.
+    /// A core for the API at `origin`, with the default backoff and jitter, and a pacer.
     pub(crate) fn new(
         origin: Url,
         tokens: TokenManager,
         pacer: impl FnOnce(crate::clock::Instant) -> Pacer,
     ) -> Self {
-        let clock: Arc<dyn Clock> = Arc::new(crate::clock::TokioClock::new());
         Self {
             origin,
             tokens,
             backoff: Backoff::default(),
-            pacer: Arc::new(pacer(clock.now())),
-            clock,
+            pacer: Arc::new(pacer(Instant::now())),
             jitter: Arc::new(crate::clock::RandomJitter),
             counters: Arc::default(),
         }
@@ -129,7 +126,7 @@ impl ErrorBody {
 /// for the rules).
 pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A::Error> {
     let counters = &*ctx.counters;
-    let started = ctx.clock.now();
+    let started = Instant::now();
     let mut sends = 0u32; // attempts, not counting redirect hops
     let mut retries = 0u32;
     let mut hops = 0u32;
@@ -138,7 +135,7 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
     loop {
         let carry = policy::may_carry_token(&ctx.origin, a.url());
         let turn = match carry {
-            true => Some(ctx.pacer.turn(&*ctx.clock).await),
+            true => Some(ctx.pacer.turn().await),
             false => None,
         };
         if turn.is_some_and(|t| t.paced) {
@@ -168,13 +165,16 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
                 tracing::trace!(method = %a.method(), path = a.url().path(), status = status.as_u16(), "API answer");
                 let retry_after = (status == StatusCode::TOO_MANY_REQUESTS)
                     .then(|| {
-                        crate::retry::retry_after_header(A::headers(&answer), ctx.clock.wall())
+                        crate::retry::retry_after_header(
+                            A::headers(&answer),
+                            crate::clock::wall_now(),
+                        )
                     })
                     .flatten();
                 if let Some(turn) = turn {
                     let seen = ctx.pacer.observe(
                         turn,
-                        ctx.clock.now(),
+                        Instant::now(),
                         status.as_u16(),
                         A::headers(&answer),
                         retry_after,
@@ -271,7 +271,7 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
             return Err(A::lift(not_replayable(a.method(), a.url())));
         }
         retries += 1;
-        let elapsed = ctx.clock.now().saturating_duration_since(started);
+        let elapsed = Instant::now().saturating_duration_since(started);
         let Some(delay) =
             ctx.backoff
                 .next_delay(retries, sends, elapsed, retry_after, ctx.jitter.sample())
