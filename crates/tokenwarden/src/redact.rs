@@ -14,7 +14,7 @@
 //! [`MIN_SECRET_LEN`] are not registered: they would match ordinary text. Registered copies are
 //! zeroized when they leave the registry.
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use arc_swap::ArcSwapOption;
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -141,8 +141,11 @@ fn matcher() -> Option<Arc<Built>> {
         .map(|s| s.as_str())
         .collect();
     // Leftmost-longest: a secret that contains another is replaced whole.
+    // A contiguous NFA builds in time linear in the patterns' total length; the default may pick a
+    // DFA, whose construction is far more costly for long secrets (a 6 KB JWT took seconds).
     let ac = AhoCorasick::builder()
         .match_kind(MatchKind::LeftmostLongest)
+        .kind(Some(AhoCorasickKind::ContiguousNFA))
         .build(&patterns)
         .ok()?;
     let built = Arc::new(Built { generation, ac });
@@ -258,6 +261,19 @@ mod tests {
         assert!(reg.rotating.len() <= MAX_ROTATING_SECRETS);
         drop(reg);
         assert_eq!(redact(first), first);
+    }
+
+    #[test]
+    fn long_secrets_use_a_linear_time_matcher() {
+        // Regression: the matcher could be built as a DFA, and a few 6 KB tokens took a minute to
+        // register in a debug build. A contiguous NFA builds in time linear in the secrets' length.
+        for i in 0..8 {
+            let token = format!("long-secret-{i}-{}", "x".repeat(6 * 1024));
+            register(&token, Lifespan::Rotating);
+            assert_eq!(redact(&format!("a {token} b")), "a [REDACTED] b");
+        }
+        let built = matcher().expect("secrets are registered");
+        assert_eq!(built.ac.kind(), AhoCorasickKind::ContiguousNFA);
     }
 
     #[test]
