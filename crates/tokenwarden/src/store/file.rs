@@ -265,7 +265,7 @@ impl TokenStore for FileStore {
 /// Takes an exclusive advisory lock on `file`, trying again with backoff until `timeout` has
 /// passed. The lock is released when the returned guard (the file) is dropped, or when the
 /// process dies.
-async fn lock_with_deadline(
+pub(crate) async fn lock_with_deadline(
     file: File,
     path: PathBuf,
     timeout: Duration,
