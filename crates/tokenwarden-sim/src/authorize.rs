@@ -30,7 +30,7 @@ pub(crate) async fn authorize_get(
     let q = Query::parse(raw.as_deref());
     let req = match check(&cfg, &q) {
         Ok(r) => r,
-        Err(stop) => return stop.into_response(),
+        Err(stop) => return *stop,
     };
     match cfg.authorize_mode {
         AuthorizeMode::Approve => approve(&inner, &cfg, &req, cfg.sign_in_user),
@@ -46,7 +46,7 @@ pub(crate) async fn authorize_post(State(inner): State<Arc<Inner>>, body: Bytes)
     let q = Query::parse(std::str::from_utf8(&body).ok());
     let req = match check(&cfg, &q) {
         Ok(r) => r,
-        Err(stop) => return stop.into_response(),
+        Err(stop) => return *stop,
     };
     if q.get("decision") != Some("allow") {
         return deny(&req);
@@ -74,24 +74,12 @@ struct Valid {
     scope: Option<String>,
 }
 
-/// Why a request stops: an error page (bad client or redirect URI) or an error sent back.
-enum Stop {
-    Page(Response),
-    Redirect(Response),
-}
-
-impl Stop {
-    fn into_response(self) -> Response {
-        match self {
-            Stop::Page(r) | Stop::Redirect(r) => r,
-        }
-    }
-}
-
-fn check(cfg: &SimConfig, q: &Query) -> Result<Valid, Stop> {
+/// Checks a request: the answer to stop with is an error page (bad client or redirect URI) or an
+/// error sent back to the redirect URI.
+fn check(cfg: &SimConfig, q: &Query) -> Result<Valid, Box<Response>> {
     let client_id = q.get("client_id").unwrap_or_default();
     let Some(client) = cfg.client(client_id) else {
-        return Err(Stop::Page(page(
+        return Err(Box::new(page(
             400,
             "Unknown OAuth client",
             &format!(
@@ -104,7 +92,7 @@ fn check(cfg: &SimConfig, q: &Query) -> Result<Valid, Stop> {
     let registered = client.redirect_uris.iter().any(|u| u == redirect);
     let parsed = url::Url::parse(redirect).ok();
     let (true, Some(redirect_uri)) = (registered, parsed) else {
-        return Err(Stop::Page(page(
+        return Err(Box::new(page(
             400,
             "Redirect URI not registered",
             &format!(
@@ -128,7 +116,7 @@ fn check(cfg: &SimConfig, q: &Query) -> Result<Valid, Stop> {
         scope: q.get("scope").map(str::to_owned),
     };
     let back =
-        |error: &str, description: &str| Stop::Redirect(redirect_error(&valid, error, description));
+        |error: &str, description: &str| Box::new(redirect_error(&valid, error, description));
     if q.get("response_type") != Some("code") {
         return Err(back(
             "unsupported_response_type",

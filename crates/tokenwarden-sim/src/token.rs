@@ -156,7 +156,7 @@ fn decide(
         Ok(c) => c,
         Err(resp) => {
             return (
-                resp,
+                *resp,
                 Outcome::TokenBadCredentials,
                 None,
                 GrantNote::default(),
@@ -281,7 +281,7 @@ fn authenticate<'c>(
     cfg: &'c SimConfig,
     headers: &HeaderMap,
     form: &[(String, String)],
-) -> Result<&'c SimClient, Response> {
+) -> Result<&'c SimClient, Box<Response>> {
     let field = |k: &str| form_field(form, k);
     let (id, secret) = match basic_credentials(headers) {
         Some((id, secret)) => (id, Some(secret)),
@@ -291,30 +291,36 @@ fn authenticate<'c>(
             }
             (Some(id), None) => (id.to_owned(), None),
             _ => {
-                return Err(oauth_error(
+                return Err(Box::new(oauth_error(
                     401,
                     "invalid_client",
                     "client credentials are required",
-                ));
+                )));
             }
         },
     };
-    let refused = || oauth_error(401, "invalid_client", "client not found or bad credentials");
+    let refused = || {
+        Box::new(oauth_error(
+            401,
+            "invalid_client",
+            "client not found or bad credentials",
+        ))
+    };
     let client = cfg.client(&id).ok_or_else(refused)?;
     match (client.public, secret) {
         // A public client has no secret to send.
         (true, None) => Ok(client),
-        (true, Some(_)) => Err(oauth_error(
+        (true, Some(_)) => Err(Box::new(oauth_error(
             401,
             "invalid_client",
             "this is a public client: it authenticates with client_id alone, without a secret",
-        )),
+        ))),
         (false, Some(s)) if s == client.secret => Ok(client),
-        (false, None) => Err(oauth_error(
+        (false, None) => Err(Box::new(oauth_error(
             401,
             "invalid_client",
             "client credentials are required",
-        )),
+        ))),
         (false, Some(_)) => Err(refused()),
     }
 }

@@ -180,7 +180,7 @@ async fn stored(sim: &Simulator, dir: &std::path::Path, rt: String) -> SessionSt
             refresh_token: RefreshToken::new(rt),
             user: None,
             organization: None,
-            signed_in_at: SystemTime::now(),
+            signed_in_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         })
         .await
         .unwrap();

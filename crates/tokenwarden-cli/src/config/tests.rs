@@ -102,6 +102,9 @@ impl Case {
                         })
                     }
                     Key::Scope => f.scope = v,
+                    Key::Grant => f.as_user = value == "user",
+                    Key::AuthorizeUrl => f.authorize_url = v,
+                    Key::RedirectUri => f.redirect_uri = v,
                     Key::AccessToken => panic!("no flag for the access token"),
                 }
             }
@@ -192,6 +195,13 @@ fn row<'a>(rows: &'a [Row], name: &str) -> &'a Row {
 fn client(s: &Settings) -> (String, String) {
     match &s.credentials {
         Credentials::Client { id, secret } => (id.clone(), secret.expose_secret().to_string()),
+        Credentials::User { id, secret } => (
+            id.clone(),
+            secret
+                .as_ref()
+                .map(|s| s.expose_secret().to_string())
+                .unwrap_or_default(),
+        ),
         Credentials::Static(_) => panic!("static token"),
     }
 }
@@ -238,6 +248,15 @@ fn values(key: Key) -> (&'static str, &'static str) {
         Key::ClientAuth => ("form", "basic"),
         Key::Scope => ("scope-hi", "scope-lo"),
         Key::AccessToken => ("tok-hi", "tok-lo"),
+        Key::Grant => ("user", "client_credentials"),
+        Key::AuthorizeUrl => (
+            "https://login.hi.example/oauth/authorize",
+            "https://login.lo.example/oauth/authorize",
+        ),
+        Key::RedirectUri => (
+            "http://127.0.0.1:1111/callback",
+            "http://127.0.0.1:2222/callback",
+        ),
     }
 }
 
@@ -267,6 +286,15 @@ fn effective(s: &Settings, key: Key) -> (String, String) {
             String::new(),
         ),
         Key::Scope => (s.scope.clone().unwrap_or_default(), String::new()),
+        Key::Grant => (
+            match s.credentials {
+                Credentials::User { .. } => "user".into(),
+                _ => "client_credentials".into(),
+            },
+            String::new(),
+        ),
+        Key::AuthorizeUrl => (s.authorize_url.clone().unwrap_or_default(), String::new()),
+        Key::RedirectUri => (s.redirect_uri.clone(), String::new()),
         Key::AccessToken => unreachable!(),
     }
 }
