@@ -30,9 +30,7 @@ fn top_after_help() -> String {
   tokenwarden demo                      # see it work, offline, against the embedded simulator
   tokenwarden --region eu-west-1 --client-id ID --client-secret-file secret.txt check
   tokenwarden -p prod batch --input requests.jsonl --output results.jsonl
-
-Settings come from flags, then the environment, then the profile in tokenwarden's config file,
-then the same profile in the gc CLI's ~/.gc/config.toml: `tokenwarden config` shows which.
+  tokenwarden -p me login && tokenwarden -p me --as-user request GET /api/v2/users/me
 
 {}",
         crate::exit::TABLE
@@ -77,7 +75,7 @@ pub(crate) struct ConnectionArgs {
     /// OAuth scopes, space-separated [env: TOKENWARDEN_SCOPE]
     #[arg(long, value_name = "SCOPES")]
     pub(crate) scope: Option<String>,
-    /// Act as the person signed in with `tokenwarden login` [env: TOKENWARDEN_GRANT=user]
+    /// Act as you, signed in with `login` [env: TOKENWARDEN_GRANT=user]
     #[arg(long)]
     pub(crate) as_user: bool,
     /// `login`'s --redirect-uri, for the settings table.
@@ -398,13 +396,13 @@ pub(crate) struct LoginArgs {
     /// Print the URL to open instead of opening a browser (SSH sessions)
     #[arg(long)]
     pub(crate) no_browser: bool,
-    /// Give up waiting for the sign-in after this long (e.g. 90s, 10m) [default: 5m]
+    /// Give up on the sign-in after this long, e.g. 90s [default: 5m]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) timeout: Option<std::time::Duration>,
-    /// Loopback URI registered on the OAuth client [env: TOKENWARDEN_REDIRECT_URI]
+    /// Loopback URI registered on the client [env: TOKENWARDEN_REDIRECT_URI]
     #[arg(long, value_name = "URI")]
     pub(crate) redirect_uri: Option<String>,
-    /// Authorization endpoint, if not beside the token URL [env: TOKENWARDEN_AUTHORIZE_URL]
+    /// Sign-in endpoint [env: TOKENWARDEN_AUTHORIZE_URL]
     #[arg(long, value_name = "URL")]
     pub(crate) authorize_url: Option<String>,
     /// Keep the refresh token in the private file, not the OS keyring
@@ -576,7 +574,7 @@ pub(crate) struct BatchArgs {
     /// Overwrite an existing output file.
     #[arg(long, conflicts_with = "resume")]
     pub(crate) force: bool,
-    /// Treat POST/PATCH records as safe to retry (reads or idempotent writes).
+    /// POST/PATCH records are safe to retry (reads, idempotent writes).
     #[arg(long)]
     pub(crate) replay_safe: bool,
     /// Run `check` first (with --require-scope).
@@ -720,7 +718,7 @@ pub(crate) struct SimKnobs {
     pub(crate) public_clients: Vec<String>,
     /// A sign-in's refresh tokens stop working this long after it
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    pub(crate) refresh_token_lifetime: Option<std::time::Duration>,
+    pub(crate) session_lifetime: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

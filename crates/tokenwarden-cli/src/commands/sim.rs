@@ -105,8 +105,8 @@ pub(crate) fn apply(k: &SimKnobs, c: &mut SimConfig) {
             SignInArg::Deny => AuthorizeMode::Deny,
         };
     }
-    if k.refresh_token_lifetime.is_some() {
-        c.refresh_token_lifetime = k.refresh_token_lifetime;
+    if k.session_lifetime.is_some() {
+        c.refresh_token_lifetime = k.session_lifetime;
     }
     if !k.forbidden_path.is_empty() {
         c.forbidden_paths = k.forbidden_path.clone();

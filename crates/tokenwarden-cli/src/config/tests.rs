@@ -209,16 +209,19 @@ fn client(s: &Settings) -> (String, String) {
 /// Every other setting given by flags, so that only `key` is in play.
 fn baseline(key: Key) -> Case {
     let mut c = Case::default();
-    if !matches!(key, Key::Region | Key::TokenUrl | Key::ApiBase) {
+    if !matches!(
+        key,
+        Key::Region | Key::TokenUrl | Key::ApiBase | Key::AuthorizeUrl
+    ) {
         c.set(
             Key::TokenUrl,
             Src::Flag,
             "https://login.base.example/oauth/token",
         );
     }
-    if key == Key::ApiBase {
-        // A token URL gives an API base at its own rank: keep it at the profile, where the
-        // explicit api_base beats it.
+    if matches!(key, Key::ApiBase | Key::AuthorizeUrl) {
+        // A token URL gives an API base (and an authorize URL) at its own rank: keep it at the
+        // profile, where the explicit setting beats it.
         c.set(
             Key::TokenUrl,
             Src::Tw,
@@ -342,8 +345,8 @@ fn every_pair_of_sources_of_every_setting_is_ranked_flags_env_profile_gc() {
         }
     }
     // region 6, token_url 3, api_base 3, client_id 6, client_secret 17 (7 ways over 4 ranks),
-    // client_auth 3, scope 3.
-    assert_eq!(pairs, 41);
+    // client_auth 3, scope 3, grant 3, authorize_url 3, redirect_uri 3.
+    assert_eq!(pairs, 50);
 }
 
 /// A region and a URL at sources of different ranks: the more specific source decides, whichever
