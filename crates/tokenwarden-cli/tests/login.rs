@@ -149,6 +149,16 @@ fn refresh_chain(j: &Journal) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A file of the ids of users `0..n`, one per line.
+fn user_ids(sb: &Sandbox, n: usize) -> std::path::PathBuf {
+    sb.write(
+        "ids.txt",
+        &(0..n)
+            .map(|i| format!("{}\n", user_id(i)))
+            .collect::<String>(),
+    )
+}
+
 /// The one sign-in directory under the sandbox's data dir.
 fn session_dir(sb: &Sandbox) -> std::path::PathBuf {
     let root = sb.path("data/tokenwarden/sessions");
@@ -177,12 +187,7 @@ async fn login_then_a_2000_record_batch_as_the_user_rotates_the_refresh_token_ea
     assert_eq!(j.authorization_code_grants, 1);
     let first_rt = stored_refresh_token(&sb);
 
-    let ids = sb.write(
-        "ids.txt",
-        &(0..N)
-            .map(|i| format!("{}\n", user_id(i)))
-            .collect::<String>(),
-    );
+    let ids = user_ids(&sb, N);
     let out = sb.path("out.jsonl");
     let r = run(
         sb.tw(),
@@ -345,12 +350,7 @@ async fn an_expired_sign_in_stops_the_batch_with_exit_3_and_login_then_resume_fi
     sb.sim
         .update(|c| c.refresh_token_lifetime = Some(Duration::from_millis(300)));
     sign_in(&sb, &redirect).await;
-    let ids = sb.write(
-        "ids.txt",
-        &(0..N)
-            .map(|i| format!("{}\n", user_id(i)))
-            .collect::<String>(),
-    );
+    let ids = user_ids(&sb, N);
     let out = sb.path("out.jsonl");
     let args = [
         "batch",
@@ -392,12 +392,7 @@ async fn two_processes_as_one_user_take_turns_and_never_present_a_refresh_token_
     let redirect = redirect_uri(free_port());
     let sb = sandbox(&redirect, Duration::from_secs(1), N).await;
     sign_in(&sb, &redirect).await;
-    let ids = sb.write(
-        "ids.txt",
-        &(0..N)
-            .map(|i| format!("{}\n", user_id(i)))
-            .collect::<String>(),
-    );
+    let ids = user_ids(&sb, N);
     let job = |out: &str| {
         let mut c = sb.tw();
         c.args([

@@ -165,7 +165,7 @@ fn show_url(
     let url = request.url().as_str();
     let waiting = format!(
         "waiting up to {} for the sign-in on {}",
-        human(timeout),
+        super::check::human(timeout.as_secs()),
         s.redirect_uri
     );
     if !no_browser {
@@ -196,16 +196,6 @@ fn show_url(
         );
     }
     crate::ui::emit(crate::ui::Kind::Note, url, json!({ "url": url }), true);
-}
-
-fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    match (s / 60, s % 60) {
-        (0, _) if d < Duration::from_secs(1) => format!("{} ms", d.as_millis()),
-        (0, s) => format!("{s}s"),
-        (m, 0) => format!("{m}m"),
-        (m, s) => format!("{m}m {s}s"),
-    }
 }
 
 /// The listener's failure, with what to do about it.

@@ -3,7 +3,7 @@
 use super::RefreshTokenStore;
 use crate::error::Error;
 use crate::secret::RefreshToken;
-use crate::store::file::lock_with_deadline;
+use crate::store::file::{blocking, from_unix_ms, lock_with_deadline, unix_ms};
 use crate::store::private_fs::PrivateDir;
 use crate::store::{DEFAULT_LOCK_TIMEOUT, FileStore, StoreLock, TokenKey};
 use async_trait::async_trait;
@@ -433,27 +433,6 @@ fn write_record(
 
 fn normalise(url: &str) -> String {
     url::Url::parse(url).map_or_else(|_| url.to_string(), String::from)
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    let ms = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_millis();
-    u64::try_from(ms).unwrap_or(u64::MAX)
-}
-
-fn from_unix_ms(ms: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
-}
-
-/// Runs blocking file work off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Internal(format!("sign-in store task: {e}")))?
 }
 
 #[cfg(test)]
