@@ -30,9 +30,7 @@ fn top_after_help() -> String {
   tokenwarden demo                      # see it work, offline, against the embedded simulator
   tokenwarden --region eu-west-1 --client-id ID --client-secret-file secret.txt check
   tokenwarden -p prod batch --input requests.jsonl --output results.jsonl
-
-Settings come from flags, then the environment, then the profile in tokenwarden's config file,
-then the same profile in the gc CLI's ~/.gc/config.toml: `tokenwarden config` shows which.
+  tokenwarden -p me login && tokenwarden -p me --as-user request GET /api/v2/users/me
 
 {}",
         crate::exit::TABLE
@@ -77,6 +75,15 @@ pub(crate) struct ConnectionArgs {
     /// OAuth scopes, space-separated [env: TOKENWARDEN_SCOPE]
     #[arg(long, value_name = "SCOPES")]
     pub(crate) scope: Option<String>,
+    /// Act as you, signed in with `login` [env: TOKENWARDEN_GRANT=user]
+    #[arg(long)]
+    pub(crate) as_user: bool,
+    /// `login`'s --redirect-uri, for the settings table.
+    #[arg(skip)]
+    pub(crate) redirect_uri: Option<String>,
+    /// `login`'s --authorize-url, for the settings table.
+    #[arg(skip)]
+    pub(crate) authorize_url: Option<String>,
     /// Allow http:// off loopback (tokens travel in clear text)
     #[arg(long)]
     pub(crate) allow_insecure_http: bool,
@@ -122,6 +129,9 @@ impl ConnectionArgs {
             api_base: later.api_base.or(self.api_base),
             client_auth: later.client_auth.or(self.client_auth),
             scope: later.scope.or(self.scope),
+            as_user: later.as_user || self.as_user,
+            redirect_uri: later.redirect_uri.or(self.redirect_uri),
+            authorize_url: later.authorize_url.or(self.authorize_url),
             allow_insecure_http: later.allow_insecure_http || self.allow_insecure_http,
             follow_redirects_across_origins: later.follow_redirects_across_origins
                 || self.follow_redirects_across_origins,
@@ -143,6 +153,7 @@ impl ConnectionArgs {
             (self.api_base.is_some(), "--api-base"),
             (self.client_auth.is_some(), "--client-auth"),
             (self.scope.is_some(), "--scope"),
+            (self.as_user, "--as-user"),
             (self.allow_insecure_http, "--allow-insecure-http"),
             (
                 self.follow_redirects_across_origins,
@@ -297,6 +308,25 @@ pub(crate) enum Command {
 Input lines: {\"id\": \"r1\", \"method\": \"GET\", \"path\": \"/api/v2/users/abc\", \"body\": null}
 Output lines: {\"id\": \"r1\", \"status\": 200, \"body\": {...}} or {\"id\": \"r1\", \"error\": \"...\"}")]
     Batch(Connected<BatchArgs>),
+    /// Sign in as yourself in the browser (authorization code + PKCE); keeps the refresh token
+    #[command(after_help = "Examples:
+  tokenwarden -p work login                     # opens the browser; then: tokenwarden -p work --as-user batch ...
+  tokenwarden login --no-browser                # over SSH: prints the URL to open elsewhere
+  tokenwarden login --redirect-uri http://localhost:9000/callback   # the URI registered on the OAuth client
+
+The redirect URI (default http://127.0.0.1:8765/callback) must be registered on the OAuth client;
+a profile sets it with redirect_uri, and grant = \"user\" makes every command act as you.")]
+    Login(Connected<LoginArgs>),
+    /// Sign out: revoke the sign-in on the server and delete what is stored
+    #[command(after_help = "Examples:
+  tokenwarden logout
+  tokenwarden -p work logout")]
+    Logout(Connected<NoArgs>),
+    /// Who you are signed in as: user, organization, OAuth client and scopes
+    #[command(after_help = "Examples:
+  tokenwarden whoami
+  tokenwarden -p work whoami --json | jq -r .user.email")]
+    Whoami(Connected<WhoamiArgs>),
     /// Show each connection setting, its value and where it came from (secrets as [set])
     #[command(after_help = "Examples:
   tokenwarden config
@@ -359,6 +389,36 @@ pub(crate) struct RequestArgs {
     /// Allow retries of a POST/PATCH (mark it as a read or idempotent)
     #[arg(long)]
     pub(crate) replay_safe: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LoginArgs {
+    /// Print the URL to open instead of opening a browser (SSH sessions)
+    #[arg(long)]
+    pub(crate) no_browser: bool,
+    /// Give up on the sign-in after this long, e.g. 90s [default: 5m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) timeout: Option<std::time::Duration>,
+    /// Loopback URI registered on the client [env: TOKENWARDEN_REDIRECT_URI]
+    #[arg(long, value_name = "URI")]
+    pub(crate) redirect_uri: Option<String>,
+    /// Sign-in endpoint [env: TOKENWARDEN_AUTHORIZE_URL]
+    #[arg(long, value_name = "URL")]
+    pub(crate) authorize_url: Option<String>,
+    /// Keep the refresh token in the private file, not the OS keyring
+    #[arg(long)]
+    pub(crate) no_keyring: bool,
+}
+
+/// No arguments of its own.
+#[derive(Debug, Args)]
+pub(crate) struct NoArgs {}
+
+#[derive(Debug, Args)]
+pub(crate) struct WhoamiArgs {
+    /// One JSON object instead of lines
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -514,7 +574,7 @@ pub(crate) struct BatchArgs {
     /// Overwrite an existing output file.
     #[arg(long, conflicts_with = "resume")]
     pub(crate) force: bool,
-    /// Treat POST/PATCH records as safe to retry (reads or idempotent writes).
+    /// POST/PATCH records are safe to retry (reads, idempotent writes).
     #[arg(long)]
     pub(crate) replay_safe: bool,
     /// Run `check` first (with --require-scope).
@@ -647,6 +707,28 @@ pub(crate) struct SimKnobs {
     /// Scopes /api/v2/tokens/me reports (repeatable)
     #[arg(long = "sim-scope", value_name = "SCOPE")]
     pub(crate) scopes: Vec<String>,
+    /// Sign-ins at /oauth/authorize: page (default), approve or deny at once
+    #[arg(long, value_enum, value_name = "HOW", hide_possible_values = true)]
+    pub(crate) sign_in: Option<SignInArg>,
+    /// Redirect URI the clients accept (repeatable; replaces the 127.0.0.1:8765 ones)
+    #[arg(long = "sim-redirect-uri", value_name = "URI")]
+    pub(crate) redirect_uris: Vec<String>,
+    /// Accepted public client (PKCE, no secret), repeatable
+    #[arg(long = "sim-public-client", value_name = "ID")]
+    pub(crate) public_clients: Vec<String>,
+    /// A sign-in's refresh tokens stop working this long after it
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) session_lifetime: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum SignInArg {
+    // The sign-in page. (No doc comments on values: see `Cli`.)
+    Page,
+    // Approve at once.
+    Approve,
+    // Deny at once.
+    Deny,
 }
 
 /// Terminal state of the simulator's analytics jobs.

@@ -879,7 +879,7 @@ async fn completions_for_bash() {
 async fn every_command_help_is_one_screen_ending_with_examples() {
     let sb = Sandbox::start(SimConfig::default()).await;
     // (command, takes connection options)
-    let commands: [(&[&str], bool); 11] = [
+    let commands: [(&[&str], bool); 14] = [
         (&[], true),
         (&["token"], true),
         (&["check"], true),
@@ -888,6 +888,9 @@ async fn every_command_help_is_one_screen_ending_with_examples() {
         (&["export", "conversations"], true),
         (&["batch"], true),
         (&["config"], true),
+        (&["login"], true),
+        (&["logout"], true),
+        (&["whoami"], true),
         (&["sim"], false),
         (&["demo"], false),
         (&["completions"], false),

@@ -47,7 +47,7 @@ pub(crate) fn config_view(c: &SimConfig) -> Value {
     let ms = |d: std::time::Duration| d.as_millis() as u64;
     json!({
         "bind": c.bind.to_string(),
-        "clients": c.clients.iter().map(|k| json!({"id": k.id, "name": k.name})).collect::<Vec<_>>(),
+        "clients": c.clients.iter().map(|k| json!({"id": k.id, "name": k.name, "public": k.public, "redirect_uris": k.redirect_uris})).collect::<Vec<_>>(),
         "token_ttl_ms": ms(c.token_ttl),
         "clock_skew_ms": ms(c.clock_skew),
         "jwt_tokens": c.jwt_tokens,
@@ -78,6 +78,11 @@ pub(crate) fn config_view(c: &SimConfig) -> Value {
         "accept_form_credentials": c.accept_form_credentials,
         "max_page_size": c.max_page_size,
         "journal_capacity": c.journal_capacity,
+        "authorize_mode": c.authorize_mode,
+        "sign_in_user": c.sign_in_user,
+        "authorization_code_ttl_ms": ms(c.authorization_code_ttl),
+        "refresh_token_lifetime_ms": c.refresh_token_lifetime.map(ms),
+        "refresh_token_reuse_revokes_session": c.refresh_token_reuse_revokes_session,
     })
 }
 

@@ -205,6 +205,7 @@ async fn api_pipeline(inner: Arc<Inner>, req: Request, next: Next) -> Response {
             body_len,
             is_api: true,
             refresh_grant: false,
+            grant: Default::default(),
         },
         cfg.journal_capacity,
     );
@@ -631,13 +632,32 @@ pub(crate) async fn tokens_me(
     )
 }
 
-/// `DELETE /api/v2/tokens/me`: revokes the calling token → 204.
+/// `DELETE /api/v2/tokens/me`: revokes the calling token → 204. A signed-in user's token signs
+/// the user out: every token of that sign-in, refresh tokens included, is revoked.
 pub(crate) async fn tokens_me_delete(
     State(inner): State<Arc<Inner>>,
     Extension(ctx): Extension<AuthCtx>,
 ) -> Response {
     inner.revoke_token(&ctx.token);
+    if let Some(g) = ctx.session {
+        inner.revoke_session(g.session);
+    }
     empty(204)
+}
+
+/// `GET /api/v2/users/me`: the signed-in user; a client-credentials token has no user (400, as
+/// Genesys answers).
+pub(crate) async fn users_me(
+    State(inner): State<Arc<Inner>>,
+    Extension(ctx): Extension<AuthCtx>,
+) -> Response {
+    match ctx.session {
+        Some(g) if g.user < inner.cfg().users => json_response(200, &data::user(g.user)),
+        Some(g) => not_found(&format!("User {} not found", data::user_id(g.user))),
+        None => bad_request(
+            "This request requires a user context. Client credentials cannot be used for requests to this resource.",
+        ),
+    }
 }
 
 // ---- /api/v2/sim test helpers -------------------------------------------------------------------

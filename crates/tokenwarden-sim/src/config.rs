@@ -18,26 +18,79 @@ const DEFAULT_INTERVAL_START_UNIX: u64 = 1_704_067_200;
 /// Default `conversation_interval` end: 2024-01-08T00:00:00Z (Unix seconds).
 const DEFAULT_INTERVAL_END_UNIX: u64 = 1_704_672_000;
 
+/// The redirect URIs every client built by [`SimClient::new`] has registered: the loopback ones
+/// `tokenwarden login` uses by default.
+pub const DEFAULT_REDIRECT_URIS: [&str; 2] = [
+    "http://127.0.0.1:8765/callback",
+    "http://localhost:8765/callback",
+];
+
 /// An OAuth client known to the simulated token endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SimClient {
     /// The OAuth client id (`client_id`).
     pub id: String,
-    /// The OAuth client secret (`client_secret`).
+    /// The OAuth client secret (`client_secret`); empty for a public client.
     pub secret: String,
     /// The client's display name, reported by `GET /api/v2/tokens/me` as `OAuthClient.name`.
     pub name: String,
+    /// The redirect URIs registered for the Authorization Code grant (`/oauth/authorize` accepts
+    /// exactly these, compared as strings). Default [`DEFAULT_REDIRECT_URIS`].
+    pub redirect_uris: Vec<String>,
+    /// A public client (PKCE, no secret): it authenticates to the token endpoint with its
+    /// `client_id` alone, may only use the Authorization Code and Refresh Token grants, and must
+    /// send a PKCE challenge. A confidential client (the default) must authenticate with its
+    /// secret for every grant.
+    pub public: bool,
 }
 
 impl SimClient {
-    /// A client with the given id, secret and display name.
+    /// A confidential client with the given id, secret and display name, and the
+    /// [`DEFAULT_REDIRECT_URIS`].
     pub fn new(id: impl Into<String>, secret: impl Into<String>, name: impl Into<String>) -> Self {
         Self {
             id: id.into(),
             secret: secret.into(),
             name: name.into(),
+            redirect_uris: DEFAULT_REDIRECT_URIS
+                .iter()
+                .map(|u| u.to_string())
+                .collect(),
+            public: false,
         }
     }
+
+    /// A public client (no secret; PKCE required) with the [`DEFAULT_REDIRECT_URIS`].
+    pub fn public(id: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            public: true,
+            ..Self::new(id, "", name)
+        }
+    }
+
+    /// Registers exactly these redirect URIs instead.
+    pub fn with_redirect_uris<I, S>(mut self, uris: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.redirect_uris = uris.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// What `GET /oauth/authorize` does once the request itself is valid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorizeMode {
+    /// Show the tiny sign-in page (a user id and Allow / Deny buttons, posted back to
+    /// `/oauth/authorize`). The default, for a person at a browser.
+    #[default]
+    Page,
+    /// Sign in [`SimConfig::sign_in_user`] and redirect back with a code at once (tests).
+    Approve,
+    /// Redirect back with `error=access_denied` at once, as when the person refuses consent.
+    Deny,
 }
 
 impl Default for SimClient {
@@ -200,6 +253,24 @@ pub struct SimConfig {
     pub echo_token_in_items: bool,
     /// Number of most recent [`JournalEntry`](crate::JournalEntry)s kept. Default 200 000.
     pub journal_capacity: usize,
+    /// What `GET /oauth/authorize` does with a valid request: show the sign-in page (default),
+    /// approve at once, or deny at once.
+    pub authorize_mode: AuthorizeMode,
+    /// The user (index, as in [`data::user`](crate::data::user)) who signs in when
+    /// `authorize_mode` approves, and the one the sign-in page suggests. Default 1
+    /// (`user-000001`).
+    pub sign_in_user: usize,
+    /// How long an authorization code may be exchanged. Default 60 s.
+    pub authorization_code_ttl: Duration,
+    /// The absolute lifetime of a sign-in: once it has passed since the authorization code was
+    /// exchanged, every refresh token of that session is refused (`invalid_grant`), however
+    /// recently it was rotated. Default `None` (sessions last until revoked).
+    pub refresh_token_lifetime: Option<Duration>,
+    /// A refresh token presented a second time (after it was rotated) revokes its whole session,
+    /// as OAuth's security best practice recommends: every refresh token and access token of that
+    /// sign-in stops working. Default false (the reuse alone is refused, and counted in
+    /// [`Journal::refresh_token_reuse`](crate::Journal::refresh_token_reuse)).
+    pub refresh_token_reuse_revokes_session: bool,
 }
 
 impl Default for SimConfig {
@@ -237,6 +308,11 @@ impl Default for SimConfig {
             max_page_size: 500,
             echo_token_in_items: false,
             journal_capacity: 200_000,
+            authorize_mode: AuthorizeMode::Page,
+            sign_in_user: 1,
+            authorization_code_ttl: Duration::from_secs(60),
+            refresh_token_lifetime: None,
+            refresh_token_reuse_revokes_session: false,
         }
     }
 }
@@ -338,6 +414,21 @@ pub struct ConfigPatch {
     /// New [`SimConfig::echo_token_in_items`].
     #[serde(default)]
     pub echo_token_in_items: Option<bool>,
+    /// New [`SimConfig::authorize_mode`] (`"page"`, `"approve"`, `"deny"`).
+    #[serde(default)]
+    pub authorize_mode: Option<AuthorizeMode>,
+    /// New [`SimConfig::sign_in_user`].
+    #[serde(default)]
+    pub sign_in_user: Option<usize>,
+    /// New [`SimConfig::authorization_code_ttl`], in ms.
+    #[serde(default)]
+    pub authorization_code_ttl_ms: Option<u64>,
+    /// New [`SimConfig::refresh_token_lifetime`], in ms (`null` clears it).
+    #[serde(default, deserialize_with = "double_option")]
+    pub refresh_token_lifetime_ms: Option<Option<u64>>,
+    /// New [`SimConfig::refresh_token_reuse_revokes_session`].
+    #[serde(default)]
+    pub refresh_token_reuse_revokes_session: Option<bool>,
 }
 
 impl ConfigPatch {
@@ -418,6 +509,21 @@ impl ConfigPatch {
         }
         if let Some(v) = self.echo_token_in_items {
             c.echo_token_in_items = v;
+        }
+        if let Some(v) = self.authorize_mode {
+            c.authorize_mode = v;
+        }
+        if let Some(v) = self.sign_in_user {
+            c.sign_in_user = v;
+        }
+        if let Some(v) = self.authorization_code_ttl_ms {
+            c.authorization_code_ttl = ms(v);
+        }
+        if let Some(v) = self.refresh_token_lifetime_ms {
+            c.refresh_token_lifetime = v.map(ms);
+        }
+        if let Some(v) = self.refresh_token_reuse_revokes_session {
+            c.refresh_token_reuse_revokes_session = v;
         }
     }
 }

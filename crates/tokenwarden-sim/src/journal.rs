@@ -71,6 +71,14 @@ pub struct JournalEntry {
     pub authorization_present: bool,
     /// Length of the request body in bytes.
     pub body_len: u64,
+    /// Token endpoint: the refresh token a `refresh_token` grant presented, by its short id
+    /// (`rt-7`, numbered in the order issued), whether or not it was accepted; `None` for other
+    /// requests and for a refresh token this simulator never issued. Never the token itself.
+    #[serde(default)]
+    pub refresh_token_presented: Option<String>,
+    /// Token endpoint: the refresh token issued by this answer (`rt-8`), if any.
+    #[serde(default)]
+    pub refresh_token_issued: Option<String>,
 }
 
 /// A snapshot of the journal: counters and the most recent entries.
@@ -95,6 +103,13 @@ pub struct Journal {
     pub token_bad_request: u64,
     /// Successful `refresh_token` grants.
     pub refresh_grants: u64,
+    /// Successful `authorization_code` grants (sign-ins completed).
+    #[serde(default)]
+    pub authorization_code_grants: u64,
+    /// Refresh grants that presented a refresh token that had already been used (refused; by
+    /// default the session is then revoked). A client that rotates correctly keeps this at 0.
+    #[serde(default)]
+    pub refresh_token_reuse: u64,
     /// Highest number of token requests in flight at once (since start or last reset).
     pub max_concurrent_token_requests: u64,
     /// Requests to `/api/...` routes (all outcomes).
@@ -169,6 +184,17 @@ pub(crate) struct Record<'a> {
     pub(crate) is_api: bool,
     /// A successful refresh-token grant (token endpoint only).
     pub(crate) refresh_grant: bool,
+    /// What the token request did with refresh tokens and codes (token endpoint only).
+    pub(crate) grant: GrantNote,
+}
+
+/// What a token request presented and got, for the journal.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct GrantNote {
+    pub(crate) refresh_presented: Option<u64>,
+    pub(crate) refresh_issued: Option<u64>,
+    pub(crate) code_exchanged: bool,
+    pub(crate) refresh_reuse: bool,
 }
 
 impl JournalState {
@@ -217,6 +243,12 @@ impl JournalState {
             if r.refresh_grant {
                 c.refresh_grants += 1;
             }
+            if r.grant.code_exchanged {
+                c.authorization_code_grants += 1;
+            }
+            if r.grant.refresh_reuse {
+                c.refresh_token_reuse += 1;
+            }
         }
         if capacity == 0 {
             self.next_seq += 1;
@@ -236,6 +268,11 @@ impl JournalState {
             token_id: r.token_id,
             authorization_present: r.authorization_present,
             body_len: r.body_len,
+            refresh_token_presented: r
+                .grant
+                .refresh_presented
+                .map(crate::session::refresh_token_id),
+            refresh_token_issued: r.grant.refresh_issued.map(crate::session::refresh_token_id),
         });
     }
 

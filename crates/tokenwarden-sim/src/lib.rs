@@ -47,8 +47,9 @@
 //!   and the Genesys error fields (`code: "service.unavailable"`).
 //!
 //! ## Routes
-//! * `POST /oauth/token`: `client_credentials` and `refresh_token` grants.
-//! * `GET /api/v2/users/{id}`, `GET /api/v2/users?pageSize=&pageNumber=`
+//! * `POST /oauth/token`: `client_credentials`, `authorization_code` and `refresh_token` grants.
+//! * `GET|POST /oauth/authorize`: the sign-in (authorization code, PKCE), see [`AuthorizeMode`].
+//! * `GET /api/v2/users/{id}`, `GET /api/v2/users?pageSize=&pageNumber=`, `GET /api/v2/users/me`
 //! * `GET /api/v2/externalcontacts/scan/contacts?limit=&cursor=`
 //! * `POST /api/v2/analytics/conversations/details/query`
 //! * `POST /api/v2/analytics/conversations/details/jobs`,
@@ -61,10 +62,12 @@
 
 mod admin;
 mod api;
+mod authorize;
 mod config;
 pub mod data;
 mod journal;
 pub mod recorder;
+mod session;
 mod state;
 mod time;
 mod token;
@@ -85,8 +88,8 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 pub use config::{
-    ConfigPatch, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_NAME, DEFAULT_CLIENT_SECRET, JobOutcome,
-    SimClient, SimConfig, default_scopes,
+    AuthorizeMode, ConfigPatch, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_NAME, DEFAULT_CLIENT_SECRET,
+    DEFAULT_REDIRECT_URIS, JobOutcome, SimClient, SimConfig, default_scopes,
 };
 pub use journal::{Journal, JournalEntry, Outcome};
 pub use time::{format_rfc3339, parse_interval, parse_rfc3339};
@@ -127,7 +130,12 @@ fn router(inner: Arc<Inner>) -> Router {
     const JOBS: &str = "/api/v2/analytics/conversations/details/jobs";
     Router::new()
         .route("/oauth/token", post(token::token_endpoint))
+        .route(
+            "/oauth/authorize",
+            get(authorize::authorize_get).post(authorize::authorize_post),
+        )
         .route("/api/v2/users", get(api::list_users))
+        .route("/api/v2/users/me", get(api::users_me))
         .route("/api/v2/users/{id}", get(api::get_user))
         .route(
             "/api/v2/externalcontacts/scan/contacts",
@@ -254,6 +262,11 @@ impl Simulator {
         format!("{}/oauth/token", self.base_url())
     }
 
+    /// The authorization endpoint: `base_url() + "/oauth/authorize"`.
+    pub fn authorize_url(&self) -> String {
+        format!("{}/oauth/authorize", self.base_url())
+    }
+
     /// A snapshot of the journal (counters and retained entries).
     pub fn journal(&self) -> Journal {
         self.inner.journal(true)
@@ -279,8 +292,9 @@ impl Simulator {
         (*self.inner.cfg()).clone()
     }
 
-    /// Issue a refresh token for `client_id`, standing in for an Authorization Code login. It can
-    /// be used once with `grant_type=refresh_token` (with that client's credentials).
+    /// Issue a refresh token for `client_id`, standing in for an Authorization Code login of
+    /// [`SimConfig::sign_in_user`] (a new session). It can be used once with
+    /// `grant_type=refresh_token` (with that client's credentials); each use rotates it.
     pub fn issue_refresh_token(&self, client_id: &str) -> String {
         self.inner.issue_refresh_token(client_id)
     }

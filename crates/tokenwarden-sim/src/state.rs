@@ -55,6 +55,8 @@ struct TokenRecord {
     client_name: Arc<str>,
     dies_at: Instant,
     revoked: bool,
+    /// The sign-in the token was issued to, if any (Authorization Code and Refresh Token grants).
+    session: Option<crate::session::Grantee>,
     rl_window: u64,
     rl_window_len: u128,
     rl_count: u32,
@@ -67,6 +69,8 @@ pub(crate) struct AuthCtx {
     pub(crate) seq: u64,
     pub(crate) client_id: Arc<str>,
     pub(crate) client_name: Arc<str>,
+    /// The signed-in user the token acts for (`None` for client credentials).
+    pub(crate) session: Option<crate::session::Grantee>,
 }
 
 /// Per-token rate-limit accounting for one request.
@@ -152,7 +156,7 @@ pub(crate) struct Inner {
     next_token_seq: AtomicU64,
     /// Tokens with a sequence number below this are revoked (`revoke_all_tokens`).
     revoked_below: AtomicU64,
-    refresh: Mutex<HashMap<String, Arc<str>>>,
+    pub(crate) sessions: crate::session::Sessions,
     pub(crate) jobs: Mutex<HashMap<String, Job>>,
     next_job: AtomicU64,
     journal: Mutex<JournalState>,
@@ -197,7 +201,7 @@ impl Inner {
             tokens: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             next_token_seq: AtomicU64::new(0),
             revoked_below: AtomicU64::new(0),
-            refresh: Mutex::new(HashMap::new()),
+            sessions: crate::session::Sessions::default(),
             jobs: Mutex::new(HashMap::new()),
             next_job: AtomicU64::new(0),
             journal: Mutex::new(JournalState::default()),
@@ -259,6 +263,17 @@ impl Inner {
         client_name: &str,
         cfg: &SimConfig,
     ) -> Issued {
+        self.issue_session_access_token(client_id, client_name, cfg, None)
+    }
+
+    /// Issue an access token for a client, acting for a signed-in user when `session` is given.
+    pub(crate) fn issue_session_access_token(
+        &self,
+        client_id: &str,
+        client_name: &str,
+        cfg: &SimConfig,
+        session: Option<crate::session::Grantee>,
+    ) -> Issued {
         let seq = self.next_token_seq.fetch_add(1, Ordering::SeqCst) + 1;
         let now = Instant::now();
         let expires_in = ceil_secs(cfg.token_ttl).max(1);
@@ -268,7 +283,7 @@ impl Inner {
             let claims = serde_json::json!({
                 "exp": iat + expires_in,
                 "iat": iat,
-                "sub": client_id,
+                "sub": session.map_or_else(|| client_id.to_owned(), |g| crate::data::user_id(g.user)),
                 "jti": random_uuid(),
             });
             let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
@@ -282,6 +297,7 @@ impl Inner {
             client_name: client_name.into(),
             dies_at: now + cfg.token_ttl.saturating_sub(cfg.clock_skew),
             revoked: false,
+            session,
             rl_window: u64::MAX,
             rl_window_len: 0,
             rl_count: 0,
@@ -338,6 +354,7 @@ impl Inner {
                 seq: rec.seq,
                 client_id: rec.client_id.clone(),
                 client_name: rec.client_name.clone(),
+                session: rec.session,
             },
             rate,
         )
@@ -354,26 +371,27 @@ impl Inner {
     pub(crate) fn revoke_all(&self) {
         let next = self.next_token_seq.load(Ordering::SeqCst) + 1;
         self.revoked_below.fetch_max(next, Ordering::SeqCst);
-        lock(&self.refresh).clear();
+        self.sessions.revoke_all();
     }
 
-    /// Issue a refresh token for a client (stands in for an Authorization Code login).
-    pub(crate) fn issue_refresh_token(&self, client_id: &str) -> String {
-        let rt = random_b64(36);
-        lock(&self.refresh).insert(rt.clone(), client_id.into());
-        rt
-    }
-
-    /// Consume a refresh token: true if it existed, belonged to `client_id`, and was not used.
-    pub(crate) fn consume_refresh_token(&self, rt: &str, client_id: &str) -> bool {
-        let mut map = lock(&self.refresh);
-        match map.get(rt) {
-            Some(owner) if &**owner == client_id => {
-                map.remove(rt);
-                true
+    /// Revoke a sign-in: its refresh tokens and every access token issued to it.
+    pub(crate) fn revoke_session(&self, session: u64) {
+        self.sessions.revoke(session);
+        for shard in &self.tokens {
+            for rec in lock(shard).values_mut() {
+                if rec.session.is_some_and(|g| g.session == session) {
+                    rec.revoked = true;
+                }
             }
-            _ => false,
         }
+    }
+
+    /// Issue a refresh token for a client (stands in for an Authorization Code login): a new
+    /// session of `cfg.sign_in_user`.
+    pub(crate) fn issue_refresh_token(&self, client_id: &str) -> String {
+        let cfg = self.cfg();
+        let grantee = self.sessions.open(client_id, cfg.sign_in_user, &cfg);
+        self.sessions.issue_refresh_token(grantee.session).0
     }
 
     /// Start tracking an in-flight token request.

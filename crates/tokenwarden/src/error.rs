@@ -37,6 +37,18 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// There is no usable sign-in to act as the user: none was stored, it was signed out, or it
+    /// belongs to another endpoint or client. Signing in again (`tokenwarden login`) is the fix.
+    #[error("no usable sign-in: {reason}")]
+    SignInRequired {
+        /// What is missing or wrong, in words (never a token).
+        reason: String,
+    },
+
+    /// A sign-in in the browser did not complete (see [`SignInFailure`]).
+    #[error("{0}")]
+    SignIn(SignInFailure),
+
     /// The token endpoint kept failing with transient errors until the retry budget ran out and no
     /// valid token was left to serve.
     #[error("the token endpoint is unavailable after {attempts} attempts over {elapsed:?}: {last}")]
@@ -228,6 +240,55 @@ pub enum Error {
     Internal(String),
 }
 
+/// Why a sign-in in the browser did not complete, for [`Error::SignIn`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignInFailure {
+    /// No callback of this sign-in arrived in time.
+    TimedOut {
+        /// How long was waited.
+        waited: Duration,
+        /// Requests to the redirect URI refused on the way (wrong or missing `state`).
+        ignored: u32,
+    },
+    /// The callback arrived with the authorization server's error, or without a code.
+    Callback(crate::authorize::CallbackProblem),
+    /// The listener failed.
+    Listener(String),
+}
+
+impl std::fmt::Display for SignInFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SignInFailure::TimedOut { waited, ignored } => {
+                write!(
+                    f,
+                    "no sign-in came back within {}",
+                    crate::error::human_duration(*waited)
+                )?;
+                match ignored {
+                    0 => Ok(()),
+                    1 => f.write_str(" (1 request with the wrong state was refused)"),
+                    n => write!(f, " ({n} requests with the wrong state were refused)"),
+                }
+            }
+            SignInFailure::Callback(p) => write!(f, "the sign-in failed: {p}"),
+            SignInFailure::Listener(e) => write!(f, "the sign-in listener failed: {e}"),
+        }
+    }
+}
+
+/// `90s` → `1m 30s`, for messages.
+pub(crate) fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 60, s % 60) {
+        (0, _) if d < Duration::from_secs(1) => format!("{} ms", d.as_millis()),
+        (0, s) => format!("{s}s"),
+        (m, 0) => format!("{m}m"),
+        (m, s) => format!("{m}m {s}s"),
+    }
+}
+
 /// The step of a batch's file handling that failed, for [`Error::Io`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -306,6 +367,8 @@ impl Error {
             Error::Credentials { .. }
                 | Error::StaticTokenExpired { .. }
                 | Error::Unauthorized { .. }
+                | Error::SignInRequired { .. }
+                | Error::SignIn(SignInFailure::Callback(_))
         )
     }
 

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, chain, excerpt};
 use crate::secret::{AccessToken, ClientSecret, RefreshToken};
+use crate::session::RefreshTokenStore;
 use async_trait::async_trait;
 use base64::Engine as _;
 use std::sync::Arc;
@@ -163,21 +164,22 @@ impl TokenEndpoint {
         }
     }
 
-    /// Posts one token request: `params` plus client authentication. The form body and the Basic
-    /// credential hold secrets: both are built in buffers that are zeroized when dropped (the body
-    /// is handed to reqwest without a copy). At most [`MAX_TOKEN_RESPONSE`] bytes of the answer are
-    /// read.
+    /// Posts one token request: `params` plus client authentication (a public client, without
+    /// `secret`, sends its `client_id` as a form field). The form body and the Basic credential
+    /// hold secrets: both are built in buffers that are zeroized when dropped (the body is handed
+    /// to reqwest without a copy). At most [`MAX_TOKEN_RESPONSE`] bytes of the answer are read.
     pub(crate) async fn request(
         &self,
         client_id: &str,
-        secret: &ClientSecret,
+        secret: Option<&ClientSecret>,
         params: &[(&str, &str)],
         grant: &'static str,
     ) -> Result<TokenResponse, FetchError> {
         let mut form: Vec<(&str, &str)> = params.to_vec();
         let mut req = self.http.post(self.url.clone());
-        match self.auth {
-            ClientAuth::Basic => {
+        match (self.auth, secret) {
+            (_, None) => form.push(("client_id", client_id)),
+            (ClientAuth::Basic, Some(secret)) => {
                 let v = basic_header(client_id, secret).ok_or_else(|| {
                     FetchError::Fatal(Error::Config(
                         "client id contains characters not allowed in a header".into(),
@@ -185,7 +187,7 @@ impl TokenEndpoint {
                 })?;
                 req = req.header(http::header::AUTHORIZATION, v);
             }
-            ClientAuth::FormFields => {
+            (ClientAuth::FormFields, Some(secret)) => {
                 form.push(("client_id", client_id));
                 form.push(("client_secret", secret.expose_secret()));
             }
@@ -517,6 +519,9 @@ pub(crate) fn classify(
             "the refresh token was revoked, expired or already used: sign in again to get a new one"
                 .to_string()
         }
+        Some("invalid_grant") if grant == "authorization_code" => {
+            "the sign-in code was refused (used already, expired, issued for another client or redirect URI, or its PKCE verifier does not match): sign in again".to_string()
+        }
         Some("invalid_grant") => {
             "the grant was rejected: check the OAuth client's grant type and credentials".into()
         }
@@ -596,7 +601,7 @@ impl Grant for ClientCredentials {
             params.push(("scope", s.as_str()));
         }
         self.endpoint
-            .request(&self.client_id, &self.secret, &params, self.name())
+            .request(&self.client_id, Some(&self.secret), &params, self.name())
             .await
     }
 
@@ -611,12 +616,31 @@ pub type RotationHook = Arc<dyn Fn(&RefreshToken) + Send + Sync>;
 /// The Refresh Token grant (after an Authorization Code login). Genesys Cloud rotates refresh tokens:
 /// each response carries a new one that replaces the old, which stops working. The replacement is
 /// stored *before* the new access token is handed out.
+///
+/// With a [`RefreshTokenStore`] ([`with_store`](Self::with_store), e.g. a
+/// [`SessionStore`](crate::SessionStore)), every refresh runs under the store's lock: the refresh
+/// token is read back from the store (another process may have rotated it), presented, and its
+/// replacement saved before the lock is released and the access token returned. So any number of
+/// processes signed in as one user never present one refresh token twice, and a crash at any point
+/// leaves the store holding a refresh token that works. A replacement that cannot be saved is kept
+/// in memory and the refresh fails ([`Error::Store`], retryable): the access token it came with is
+/// not used, and the next attempt saves the replacement first.
 pub struct RefreshTokenGrant {
     endpoint: TokenEndpoint,
     client_id: String,
-    secret: ClientSecret,
-    refresh: tokio::sync::Mutex<RefreshToken>,
+    /// `None` for a public client (PKCE, no secret).
+    secret: Option<ClientSecret>,
+    /// guards the refresh token held, and whether it still has to be saved.
+    refresh: tokio::sync::Mutex<Held>,
     on_rotate: Option<RotationHook>,
+    store: Option<Arc<dyn RefreshTokenStore>>,
+}
+
+/// The refresh token a grant holds.
+struct Held {
+    token: RefreshToken,
+    /// A replacement the store has not taken yet: saved before anything else happens.
+    unsaved: bool,
 }
 
 impl std::fmt::Debug for RefreshTokenGrant {
@@ -624,12 +648,14 @@ impl std::fmt::Debug for RefreshTokenGrant {
         f.debug_struct("RefreshTokenGrant")
             .field("endpoint", &self.endpoint.url().as_str())
             .field("client_id", &self.client_id)
+            .field("public", &self.secret.is_none())
+            .field("store", &self.store)
             .finish_non_exhaustive()
     }
 }
 
 impl RefreshTokenGrant {
-    /// A grant that starts from `refresh_token`.
+    /// A grant that starts from `refresh_token`, for a confidential client.
     pub fn new(
         endpoint: TokenEndpoint,
         client_id: impl Into<String>,
@@ -638,24 +664,108 @@ impl RefreshTokenGrant {
     ) -> Self {
         let client_id = client_id.into();
         register_basic_credential(&client_id, &secret);
+        Self::build(endpoint, client_id, Some(secret), refresh_token)
+    }
+
+    /// A grant that starts from `refresh_token`, for a public client: it authenticates with its
+    /// `client_id` alone (the sign-in used PKCE).
+    pub fn public(
+        endpoint: TokenEndpoint,
+        client_id: impl Into<String>,
+        refresh_token: RefreshToken,
+    ) -> Self {
+        Self::build(endpoint, client_id.into(), None, refresh_token)
+    }
+
+    fn build(
+        endpoint: TokenEndpoint,
+        client_id: String,
+        secret: Option<ClientSecret>,
+        refresh_token: RefreshToken,
+    ) -> Self {
         Self {
             endpoint,
             client_id,
             secret,
-            refresh: tokio::sync::Mutex::new(refresh_token),
+            refresh: tokio::sync::Mutex::new(Held {
+                token: refresh_token,
+                unsaved: false,
+            }),
             on_rotate: None,
+            store: None,
         }
     }
 
-    /// Calls `hook` with every new refresh token (to persist it).
+    /// Calls `hook` with every new refresh token, once it is held (and saved, with a store).
     pub fn on_rotate(mut self, hook: RotationHook) -> Self {
         self.on_rotate = Some(hook);
         self
     }
 
+    /// Keeps the refresh token in `store`, shared with every other holder: each refresh takes the
+    /// store's lock, presents the refresh token stored (not the one this grant last saw), and
+    /// saves the replacement before returning.
+    pub fn with_store(mut self, store: Arc<dyn RefreshTokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     /// The refresh token currently held.
     pub async fn current_refresh_token(&self) -> RefreshToken {
-        self.refresh.lock().await.clone()
+        self.refresh.lock().await.token.clone()
+    }
+
+    /// Makes `held` the token to present: a replacement not yet saved is saved first; otherwise
+    /// the one stored now, which another holder may have rotated.
+    async fn sync_with_store(
+        &self,
+        store: &dyn RefreshTokenStore,
+        held: &mut Held,
+    ) -> Result<(), FetchError> {
+        if held.unsaved {
+            store
+                .save(&held.token)
+                .await
+                .map_err(|e| store_failure(unsaved(e)))?;
+            held.unsaved = false;
+            return Ok(());
+        }
+        match store.load().await.map_err(store_failure)? {
+            Some(stored) => {
+                if stored != held.token {
+                    tracing::debug!("using the refresh token another process rotated");
+                    held.token = stored;
+                }
+                Ok(())
+            }
+            None => Err(FetchError::Fatal(Error::SignInRequired {
+                reason: "the stored sign-in is gone (signed out?)".into(),
+            })),
+        }
+    }
+}
+
+/// A store failure during a refresh: one that may pass (a lock held elsewhere too long, a
+/// replacement not saved yet) is retried by the manager like a flaky endpoint; one someone must fix
+/// (an unsafe directory) is not.
+fn store_failure(e: Error) -> FetchError {
+    if e.is_retryable() {
+        FetchError::Transient {
+            reason: e.to_string(),
+            retry_after: None,
+        }
+    } else {
+        FetchError::Fatal(e)
+    }
+}
+
+/// The error for a rotated refresh token that could not be saved.
+fn unsaved(e: Error) -> Error {
+    Error::Store {
+        detail: format!(
+            "the new refresh token could not be saved ({e}); it is kept in memory and saved before the next token is used, but if this process ends first the sign-in is lost"
+        ),
+        retryable: true,
     }
 }
 
@@ -663,20 +773,36 @@ impl RefreshTokenGrant {
 impl Grant for RefreshTokenGrant {
     async fn fetch(&self) -> Result<TokenResponse, FetchError> {
         let mut held = self.refresh.lock().await;
+        let _lock = match &self.store {
+            Some(store) => {
+                let lock = store.lock().await.map_err(store_failure)?;
+                self.sync_with_store(store.as_ref(), &mut held).await?;
+                Some(lock)
+            }
+            None => None,
+        };
         let resp = self
             .endpoint
             .request(
                 &self.client_id,
-                &self.secret,
+                self.secret.as_ref(),
                 &[
                     ("grant_type", "refresh_token"),
-                    ("refresh_token", held.expose_secret()),
+                    ("refresh_token", held.token.expose_secret()),
                 ],
                 self.name(),
             )
             .await?;
         if let Some(new) = &resp.refresh_token {
-            *held = new.clone();
+            held.token = new.clone();
+            if let Some(store) = &self.store {
+                // Saved before the lock is released and before the access token is used: the
+                // old refresh token no longer works.
+                if let Err(e) = store.save(new).await {
+                    held.unsaved = true;
+                    return Err(store_failure(unsaved(e)));
+                }
+            }
             if let Some(hook) = &self.on_rotate {
                 hook(new);
             }

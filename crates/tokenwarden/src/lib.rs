@@ -25,6 +25,7 @@
 //! # let _ = bearer; Ok(()) }
 //! ```
 
+mod authorize;
 pub mod batch;
 mod client;
 mod clock;
@@ -39,16 +40,21 @@ mod redact;
 mod region;
 mod retry;
 mod secret;
+mod session;
 mod store;
 mod token;
 
+pub use authorize::{
+    AuthorizationCode, AuthorizationError, AuthorizationRequest, CallbackProblem, Code,
+    LoopbackListener, MAX_CALLBACK_HEAD,
+};
 pub use client::{
     ApiClient, ApiClientBuilder, ApiResponse, ClientMetrics, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_REDIRECTS, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT, ProxyConfig,
     RateLimit, RequestBuilder,
 };
 pub use clock::{FixedJitter, Instant, Jitter, RandomJitter};
-pub use error::{Error, IoOp, Result};
+pub use error::{Error, IoOp, Result, SignInFailure};
 pub use grant::{
     ClientAuth, ClientCredentials, FetchError, Grant, MAX_TOKEN_RESPONSE, RefreshTokenGrant,
     RotationHook, StaticToken, TokenEndpoint, TokenResponse,
@@ -72,6 +78,7 @@ pub use redact::{
 pub use region::{REGIONS, Region};
 pub use retry::{Backoff, parse_retry_after};
 pub use secret::{AccessToken, ClientSecret, RefreshToken};
+pub use session::{RefreshTokenStore, Session, SessionStore, SessionUser};
 pub use store::{
     DEFAULT_LOCK_TIMEOUT, FileStore, MemoryStore, StoreLock, StoredToken, TokenKey, TokenStore,
 };

@@ -184,6 +184,8 @@ async fn execute_one(client: &ApiClient, r: Record, replay_safe: bool) -> Outcom
             e @ (Error::Credentials { .. }
             | Error::StaticTokenExpired { .. }
             | Error::Unauthorized { .. }
+            | Error::SignInRequired { .. }
+            | Error::Store { .. }
             | Error::TokenEndpointUnavailable { .. }
             | Error::TokenDecode { .. }),
         ) => Outcome::Abort(e),

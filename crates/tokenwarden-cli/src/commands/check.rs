@@ -42,7 +42,7 @@ pub(crate) async fn run(client: &ApiClient, a: &CheckArgs) -> Result<u8> {
     Ok(crate::exit::OK)
 }
 
-fn human(secs: u64) -> String {
+pub(crate) fn human(secs: u64) -> String {
     match secs {
         s if s >= 3600 => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
         s if s >= 60 => format!("{}m {:02}s", s / 60, s % 60),

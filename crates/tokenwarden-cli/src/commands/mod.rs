@@ -5,8 +5,10 @@ mod check;
 mod config;
 mod demo;
 mod export;
+mod login;
 mod paginate;
 mod request;
+mod session;
 mod sim;
 mod token;
 
@@ -40,25 +42,40 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
     let result = match command {
         Command::Token(c) => token::run(&with(c.connection), c.args, &mut hint).await,
         Command::Check(c) => {
-            check::run(&connect(&with(c.connection), None, &mut hint)?, &c.args).await
+            check::run(
+                &connect(&with(c.connection), None, &mut hint).await?,
+                &c.args,
+            )
+            .await
         }
         Command::Request(c) => {
-            request::run(&connect(&with(c.connection), None, &mut hint)?, c.args).await
+            request::run(
+                &connect(&with(c.connection), None, &mut hint).await?,
+                c.args,
+            )
+            .await
         }
         Command::Paginate(c) => {
-            paginate::paginate(&connect(&with(c.connection), None, &mut hint)?, c.args).await
+            paginate::paginate(
+                &connect(&with(c.connection), None, &mut hint).await?,
+                c.args,
+            )
+            .await
         }
         Command::Export(ExportCommand::Conversations(c)) => {
-            let client = connect(&with(c.connection), None, &mut hint)?;
+            let client = connect(&with(c.connection), None, &mut hint).await?;
             export::conversations(&client, c.args).await
         }
         Command::Batch(c) => {
             let g = with(c.connection);
             batch::check_args(&c.args, &g)?;
-            let client = connect(&g, c.args.rate, &mut hint)?;
+            let client = connect(&g, c.args.rate, &mut hint).await?;
             batch::run(&client, c.args, &g, hint.as_deref()).await
         }
         Command::Config(c) => config::run(&with(c.connection), &c.args),
+        Command::Login(c) => login::login(with(c.connection), c.args, &mut hint).await,
+        Command::Logout(c) => login::logout(with(c.connection), &mut hint).await,
+        Command::Whoami(c) => login::whoami(with(c.connection), c.args, &mut hint).await,
         Command::Sim(a) => {
             no_connection(&with(ConnectionArgs::default()), "sim")?;
             sim::run(a).await
@@ -163,16 +180,23 @@ pub(crate) fn show_warnings(warnings: Vec<crate::config::Warning>) {
     }
 }
 
-/// A token manager for the settings (optionally with a store).
-pub(crate) fn token_builder(s: &Settings) -> Result<TokenManagerBuilder> {
+/// The token endpoint of the settings.
+pub(crate) fn endpoint(s: &Settings) -> Result<TokenEndpoint> {
+    Ok(if s.allow_insecure_http {
+        TokenEndpoint::allow_insecure_http(&s.token_url)?
+    } else {
+        TokenEndpoint::new(&s.token_url)?
+    }
+    .with_client_auth(s.client_auth))
+}
+
+/// A token manager for the settings (optionally with a store). Acting as the signed-in person, it
+/// shares the sign-in's access-token cache already.
+pub(crate) async fn token_builder(s: &Settings) -> Result<TokenManagerBuilder> {
     Ok(match &s.credentials {
+        Credentials::User { .. } => session::token_builder(s).await?,
         Credentials::Client { id, secret } => {
-            let ep = if s.allow_insecure_http {
-                TokenEndpoint::allow_insecure_http(&s.token_url)?
-            } else {
-                TokenEndpoint::new(&s.token_url)?
-            }
-            .with_client_auth(s.client_auth);
+            let ep = endpoint(s)?;
             let mut grant = ClientCredentials::new(ep, id.clone(), secret.clone());
             if let Some(scope) = &s.scope {
                 grant = grant.with_scope(scope.clone());
@@ -202,14 +226,14 @@ pub(crate) fn client_for(
     Ok(b.build()?)
 }
 
-fn connect(
+async fn connect(
     g: &GlobalArgs,
     rate: Option<RateLimit>,
     hint: &mut Option<String>,
 ) -> Result<ApiClient> {
     let s = settings(g)?;
     *hint = Some(s.credentials_hint());
-    let tokens = token_builder(&s)?.build();
+    let tokens = token_builder(&s).await?.build();
     client_for(&s, g, tokens, rate)
 }
 

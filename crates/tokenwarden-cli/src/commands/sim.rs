@@ -1,11 +1,12 @@
 //! `tokenwarden sim`: the embedded simulator, standalone.
 
-use crate::args::{JobOutcomeArg, SimArgs, SimKnobs};
+use crate::args::{JobOutcomeArg, SignInArg, SimArgs, SimKnobs};
 use anyhow::{Context as _, Result};
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use tokenwarden_sim::{
-    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, JobOutcome, SimClient, SimConfig, Simulator,
+    AuthorizeMode, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, JobOutcome, SimClient, SimConfig,
+    Simulator,
 };
 
 /// Applies the knobs given on the command line to `c`.
@@ -75,13 +76,37 @@ pub(crate) fn apply(k: &SimKnobs, c: &mut SimConfig) {
     if k.basic_only {
         c.accept_form_credentials = false;
     }
-    let clients: Vec<SimClient> = k
+    let mut clients: Vec<SimClient> = k
         .clients
         .iter()
         .map(|(id, secret)| SimClient::new(id, secret, id))
         .collect();
+    if clients.is_empty() && !k.public_clients.is_empty() {
+        clients = c.clients.clone();
+    }
+    clients.extend(k.public_clients.iter().map(|id| SimClient::public(id, id)));
+    if !k.redirect_uris.is_empty() {
+        clients = if clients.is_empty() {
+            c.clients.clone()
+        } else {
+            clients
+        }
+        .into_iter()
+        .map(|cl| cl.with_redirect_uris(k.redirect_uris.iter().cloned()))
+        .collect();
+    }
     if !clients.is_empty() {
         c.clients = clients;
+    }
+    if let Some(how) = k.sign_in {
+        c.authorize_mode = match how {
+            SignInArg::Page => AuthorizeMode::Page,
+            SignInArg::Approve => AuthorizeMode::Approve,
+            SignInArg::Deny => AuthorizeMode::Deny,
+        };
+    }
+    if k.session_lifetime.is_some() {
+        c.refresh_token_lifetime = k.session_lifetime;
     }
     if !k.forbidden_path.is_empty() {
         c.forbidden_paths = k.forbidden_path.clone();

@@ -10,7 +10,14 @@ use tokenwarden::{AccessToken, FileStore, TokenKey};
 pub(crate) async fn run(g: &GlobalArgs, a: TokenArgs, hint: &mut Option<String>) -> Result<u8> {
     let s = super::settings(g)?;
     *hint = Some(s.credentials_hint());
-    let mut builder = super::token_builder(&s)?;
+    if matches!(s.credentials, Credentials::User { .. }) && (a.no_cache || a.lock_timeout.is_some())
+    {
+        return Err(crate::exit::UsageError(
+            "--no-cache and --lock-timeout do not apply with --as-user: the signed-in person's tokens are always kept beside the sign-in, so that its refresh token is rotated by one process at a time".into(),
+        )
+        .into());
+    }
+    let mut builder = super::token_builder(&s).await?;
     if !a.no_cache
         && let Some(store) = cache(&s, &a)
     {
@@ -58,13 +65,17 @@ fn source(s: &Settings) -> String {
         Credentials::Client { .. } => {
             format!("the access token from the token endpoint {}", s.token_url)
         }
+        Credentials::User { .. } => format!(
+            "the access token of the person signed in for profile '{}'",
+            s.profile
+        ),
         Credentials::Static(_) => "the access token in GENESYSCLOUD_ACCESS_TOKEN".into(),
     }
 }
 
 /// The file cache for client credentials, bound to the token URL, client id, scope and secret:
 /// `<cache dir>/tokenwarden/tokens/` (`TOKENWARDEN_CACHE_DIR/tokens/` when set). A static token
-/// is not cached.
+/// is not cached, and a signed-in person's tokens are cached beside the sign-in.
 fn cache(s: &Settings, a: &TokenArgs) -> Option<FileStore> {
     let Credentials::Client { id, secret } = &s.credentials else {
         return None;

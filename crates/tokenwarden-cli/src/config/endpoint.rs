@@ -49,6 +49,16 @@ pub(crate) fn or_list(items: &[&str]) -> String {
     }
 }
 
+/// The authorization endpoint beside a token endpoint: `.../oauth/token` → `.../oauth/authorize`
+/// (Genesys: `https://login.X/oauth/authorize`); `None` for a token URL not ending in `/token`.
+pub(crate) fn authorize_url_for(token_url: &str) -> Option<String> {
+    let mut u = url::Url::parse(token_url).ok()?;
+    let path = u.path().strip_suffix("/token")?.to_string();
+    u.set_path(&format!("{path}/authorize"));
+    u.set_query(None);
+    Some(u.to_string())
+}
+
 /// Why a URL cannot be used.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum UrlProblem {

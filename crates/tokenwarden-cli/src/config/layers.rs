@@ -205,6 +205,13 @@ impl Layers {
             &f.client_auth.map(|a| a.name().to_string()),
         );
         text(Key::Scope, "--scope", &f.scope);
+        text(
+            Key::Grant,
+            "--as-user",
+            &f.as_user.then(|| super::GRANT_USER.to_string()),
+        );
+        text(Key::AuthorizeUrl, "--authorize-url", &f.authorize_url);
+        text(Key::RedirectUri, "--redirect-uri", &f.redirect_uri);
         let secret = if let Some(s) = &f.client_secret {
             self.warnings.push(Warning::always(
                 "--client-secret on the command line is visible to other users in the process list; prefer GENESYSCLOUD_OAUTHCLIENT_SECRET, --client-secret-file or --client-secret-stdin",

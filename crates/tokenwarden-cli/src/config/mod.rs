@@ -43,11 +43,24 @@ use std::path::PathBuf;
 use tokenwarden::{AccessToken, ClientSecret};
 use zeroize::Zeroizing;
 
+/// The `grant` value that makes commands act as the signed-in person.
+pub(crate) const GRANT_USER: &str = "user";
+
+/// The redirect URI `login` listens on unless one is configured: what the OAuth client must have
+/// registered.
+pub(crate) const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1:8765/callback";
+
 /// How to authenticate.
 #[derive(Debug, Clone)]
 pub(crate) enum Credentials {
     /// Client credentials grant.
     Client { id: String, secret: ClientSecret },
+    /// The person signed in with `tokenwarden login` (refresh tokens); the secret of a
+    /// confidential client, none for a public one.
+    User {
+        id: String,
+        secret: Option<ClientSecret>,
+    },
     /// A token supplied directly; it cannot be refreshed.
     Static(AccessToken),
 }
@@ -61,6 +74,12 @@ pub(crate) struct Settings {
     pub(crate) client_auth: tokenwarden::ClientAuth,
     pub(crate) scope: Option<String>,
     pub(crate) allow_insecure_http: bool,
+    /// The profile's name (sign-ins are kept per profile).
+    pub(crate) profile: String,
+    /// Where a person signs in (`login`): given, or beside the token URL; `None` when neither.
+    pub(crate) authorize_url: Option<String>,
+    /// The loopback redirect URI `login` listens on.
+    pub(crate) redirect_uri: String,
     /// Where each setting came from, for `-v` and messages about rejected credentials.
     pub(crate) sources: Vec<(String, String)>,
 }
@@ -173,9 +192,24 @@ impl Settings {
                 from("client secret"),
                 self.token_url
             ),
+            Credentials::User { id, .. } => format!(
+                "acting as the person signed in for profile '{}' (client id {id:?}, at {}): run `tokenwarden login{}` again to sign in",
+                self.profile,
+                self.token_url,
+                self.profile_flag()
+            ),
             Credentials::Static(_) => {
                 format!("used the access token from {}", from("access token"))
             }
+        }
+    }
+
+    /// ` -p NAME` for commands to suggest, empty for the default profile.
+    pub(crate) fn profile_flag(&self) -> String {
+        if self.profile == "default" {
+            String::new()
+        } else {
+            format!(" -p {}", self.profile)
         }
     }
 }

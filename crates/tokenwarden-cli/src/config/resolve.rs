@@ -100,8 +100,35 @@ pub(crate) fn settings(mut l: Layers, stdin: Stdin<'_>) -> Result<Settings> {
         .given
         .iter()
         .any(|(k, g)| matches!(k, Key::ClientId | Key::ClientSecret) && g.from.rank() <= 1);
+    let grant = grant(&l)?;
     let access_token = l.take_first(Key::AccessToken);
+    // A token in the environment beats a profile's `grant = "user"`, not `--as-user`.
+    let as_user = grant.as_ref().is_some_and(|rank| {
+        !access_token
+            .as_ref()
+            .is_some_and(|tok| !direct_client && tok.from.rank() < *rank)
+    });
     let credentials = match access_token {
+        _ if as_user => {
+            let Some(id) = l.first(&[Key::ClientId]).map(|(_, g)| g.clone()) else {
+                return Err(ConfigError(format!(
+                    "no client id to sign in with: set {ENV_CLIENT_ID} or --client-id, or put client_id in the profile (the OAuth client whose Authorization Code grant you sign in through)"
+                ))
+                .into());
+            };
+            sources.push(("client id", id.place()));
+            let secret = match l.take_first(Key::ClientSecret) {
+                Some(secret) => {
+                    sources.push(("client secret", secret.place()));
+                    Some(load_secret(secret, stdin)?)
+                }
+                None => None,
+            };
+            Credentials::User {
+                id: id.text().to_string(),
+                secret,
+            }
+        }
         Some(tok) if !direct_client => {
             sources.push(("access token", tok.place()));
             Credentials::Static(AccessToken::new(tok.value.as_str()))
@@ -156,6 +183,17 @@ pub(crate) fn settings(mut l: Layers, stdin: Stdin<'_>) -> Result<Settings> {
         },
     };
     let scope = l.first(&[Key::Scope]).map(|(_, g)| g.text().to_string());
+    let authorize_url = match l.first(&[Key::AuthorizeUrl, Key::TokenUrl, Key::Region]) {
+        Some((Key::AuthorizeUrl, g)) => {
+            Some(url(g, "authorize URL", l.allow_insecure_http)?.to_string())
+        }
+        // Beside the token endpoint, as Genesys has it: login.X/oauth/token → login.X/oauth/authorize.
+        _ => endpoint::authorize_url_for(&token.url),
+    };
+    let redirect_uri = l
+        .first(&[Key::RedirectUri])
+        .map_or(super::DEFAULT_REDIRECT_URI, |(_, g)| g.text())
+        .to_string();
     Ok(Settings {
         token_url: token.url,
         api_base: api.url,
@@ -163,11 +201,36 @@ pub(crate) fn settings(mut l: Layers, stdin: Stdin<'_>) -> Result<Settings> {
         client_auth,
         scope,
         allow_insecure_http: l.allow_insecure_http,
+        profile: l.profile.0.clone(),
+        authorize_url,
+        redirect_uri,
         sources: sources
             .into_iter()
             .map(|(what, from)| (what.to_string(), from))
             .collect(),
     })
+}
+
+/// The rank of the source that says to act as the signed-in person, if one does (the first source
+/// giving `grant` decides).
+///
+/// # Errors
+/// A `grant` other than `user` or `client_credentials`.
+fn grant(l: &Layers) -> Result<Option<u8>> {
+    let Some((_, g)) = l.first(&[Key::Grant]) else {
+        return Ok(None);
+    };
+    match g.text().to_ascii_lowercase().as_str() {
+        super::GRANT_USER => Ok(Some(g.from.rank())),
+        "client_credentials" => Ok(None),
+        other => Err(problem(
+            &g.from,
+            format!(
+                "grant '{other}' ({}): use user (act as the person signed in with `tokenwarden login`) or client_credentials",
+                g.place()
+            ),
+        )),
+    }
 }
 
 /// The secret a value gives: moved out of a wiped buffer into a `ClientSecret`.

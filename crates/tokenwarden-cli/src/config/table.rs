@@ -12,6 +12,9 @@ pub(crate) enum Key {
     AccessToken,
     ClientAuth,
     Scope,
+    Grant,
+    AuthorizeUrl,
+    RedirectUri,
 }
 
 /// How one setting is spelled by each source.
@@ -39,6 +42,7 @@ pub(crate) const ENV_CLIENT_SECRET: &str = "GENESYSCLOUD_OAUTHCLIENT_SECRET";
 pub(crate) const ENV_ACCESS_TOKEN: &str = "GENESYSCLOUD_ACCESS_TOKEN";
 /// tokenwarden's own: where the config file is and which profile to use.
 pub(crate) const ENV_CONFIG: &str = "TOKENWARDEN_CONFIG";
+pub(crate) const ENV_GRANT: &str = "TOKENWARDEN_GRANT";
 pub(crate) const ENV_PROFILE: &str = "TOKENWARDEN_PROFILE";
 
 /// Every setting, in the order `tokenwarden config` shows them.
@@ -116,6 +120,33 @@ pub(crate) const SETTINGS: &[Spec] = &[
         flags: &["--scope"],
         env: Some("TOKENWARDEN_SCOPE"),
         profile: &["scope"],
+        gc: &[],
+        secret: false,
+    },
+    Spec {
+        key: Key::Grant,
+        name: "grant",
+        flags: &["--as-user"],
+        env: Some(ENV_GRANT),
+        profile: &["grant"],
+        gc: &[],
+        secret: false,
+    },
+    Spec {
+        key: Key::AuthorizeUrl,
+        name: "authorize_url",
+        flags: &["--authorize-url"],
+        env: Some("TOKENWARDEN_AUTHORIZE_URL"),
+        profile: &["authorize_url"],
+        gc: &[],
+        secret: false,
+    },
+    Spec {
+        key: Key::RedirectUri,
+        name: "redirect_uri",
+        flags: &["--redirect-uri"],
+        env: Some("TOKENWARDEN_REDIRECT_URI"),
+        profile: &["redirect_uri"],
         gc: &[],
         secret: false,
     },

@@ -102,6 +102,9 @@ impl Case {
                         })
                     }
                     Key::Scope => f.scope = v,
+                    Key::Grant => f.as_user = value == "user",
+                    Key::AuthorizeUrl => f.authorize_url = v,
+                    Key::RedirectUri => f.redirect_uri = v,
                     Key::AccessToken => panic!("no flag for the access token"),
                 }
             }
@@ -192,6 +195,13 @@ fn row<'a>(rows: &'a [Row], name: &str) -> &'a Row {
 fn client(s: &Settings) -> (String, String) {
     match &s.credentials {
         Credentials::Client { id, secret } => (id.clone(), secret.expose_secret().to_string()),
+        Credentials::User { id, secret } => (
+            id.clone(),
+            secret
+                .as_ref()
+                .map(|s| s.expose_secret().to_string())
+                .unwrap_or_default(),
+        ),
         Credentials::Static(_) => panic!("static token"),
     }
 }
@@ -199,16 +209,19 @@ fn client(s: &Settings) -> (String, String) {
 /// Every other setting given by flags, so that only `key` is in play.
 fn baseline(key: Key) -> Case {
     let mut c = Case::default();
-    if !matches!(key, Key::Region | Key::TokenUrl | Key::ApiBase) {
+    if !matches!(
+        key,
+        Key::Region | Key::TokenUrl | Key::ApiBase | Key::AuthorizeUrl
+    ) {
         c.set(
             Key::TokenUrl,
             Src::Flag,
             "https://login.base.example/oauth/token",
         );
     }
-    if key == Key::ApiBase {
-        // A token URL gives an API base at its own rank: keep it at the profile, where the
-        // explicit api_base beats it.
+    if matches!(key, Key::ApiBase | Key::AuthorizeUrl) {
+        // A token URL gives an API base (and an authorize URL) at its own rank: keep it at the
+        // profile, where the explicit setting beats it.
         c.set(
             Key::TokenUrl,
             Src::Tw,
@@ -238,6 +251,15 @@ fn values(key: Key) -> (&'static str, &'static str) {
         Key::ClientAuth => ("form", "basic"),
         Key::Scope => ("scope-hi", "scope-lo"),
         Key::AccessToken => ("tok-hi", "tok-lo"),
+        Key::Grant => ("user", "client_credentials"),
+        Key::AuthorizeUrl => (
+            "https://login.hi.example/oauth/authorize",
+            "https://login.lo.example/oauth/authorize",
+        ),
+        Key::RedirectUri => (
+            "http://127.0.0.1:1111/callback",
+            "http://127.0.0.1:2222/callback",
+        ),
     }
 }
 
@@ -267,6 +289,15 @@ fn effective(s: &Settings, key: Key) -> (String, String) {
             String::new(),
         ),
         Key::Scope => (s.scope.clone().unwrap_or_default(), String::new()),
+        Key::Grant => (
+            match s.credentials {
+                Credentials::User { .. } => "user".into(),
+                _ => "client_credentials".into(),
+            },
+            String::new(),
+        ),
+        Key::AuthorizeUrl => (s.authorize_url.clone().unwrap_or_default(), String::new()),
+        Key::RedirectUri => (s.redirect_uri.clone(), String::new()),
         Key::AccessToken => unreachable!(),
     }
 }
@@ -314,8 +345,8 @@ fn every_pair_of_sources_of_every_setting_is_ranked_flags_env_profile_gc() {
         }
     }
     // region 6, token_url 3, api_base 3, client_id 6, client_secret 17 (7 ways over 4 ranks),
-    // client_auth 3, scope 3.
-    assert_eq!(pairs, 41);
+    // client_auth 3, scope 3, grant 3, authorize_url 3, redirect_uri 3.
+    assert_eq!(pairs, 50);
 }
 
 /// A region and a URL at sources of different ranks: the more specific source decides, whichever

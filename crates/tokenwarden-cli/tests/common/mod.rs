@@ -84,6 +84,10 @@ impl Sandbox {
             .env("HOME", d.join("home"))
             .env("XDG_CONFIG_HOME", d.join("config"))
             .env("XDG_CACHE_HOME", d.join("cache"))
+            .env("XDG_DATA_HOME", d.join("data"))
+            // No session bus: the OS keyring is never reached from a test (sign-ins go to the file).
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env("XDG_RUNTIME_DIR", d.join("run"))
             .env("TOKENWARDEN_CACHE_DIR", d.join("tw-cache"))
             .env("TMPDIR", d)
             .stdin(Stdio::null());

@@ -162,7 +162,7 @@ fn unusable(
     Ok(None)
 }
 
-fn unix_ms(t: SystemTime) -> u64 {
+pub(crate) fn unix_ms(t: SystemTime) -> u64 {
     let ms = t
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
@@ -170,12 +170,12 @@ fn unix_ms(t: SystemTime) -> u64 {
     u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
-fn from_unix_ms(ms: u64) -> SystemTime {
+pub(crate) fn from_unix_ms(ms: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
 }
 
 /// Runs blocking file work off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
     tokio::task::spawn_blocking(f)
@@ -265,7 +265,7 @@ impl TokenStore for FileStore {
 /// Takes an exclusive advisory lock on `file`, trying again with backoff until `timeout` has
 /// passed. The lock is released when the returned guard (the file) is dropped, or when the
 /// process dies.
-async fn lock_with_deadline(
+pub(crate) async fn lock_with_deadline(
     file: File,
     path: PathBuf,
     timeout: Duration,

@@ -11,11 +11,11 @@
 //! only to the same key, so a token is never handed to another endpoint, client or scope, nor kept
 //! after the secret changed.
 
-mod file;
+pub(crate) mod file;
 mod fingerprint;
 mod key;
 mod memory;
-mod private_fs;
+pub(crate) mod private_fs;
 
 pub use file::{DEFAULT_LOCK_TIMEOUT, FileStore};
 pub use key::TokenKey;

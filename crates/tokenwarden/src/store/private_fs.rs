@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 
 /// A directory that passed the checks, by its canonical path (no symbolic links left in it).
 #[derive(Debug)]
-pub(super) struct PrivateDir {
+pub(crate) struct PrivateDir {
     path: PathBuf,
 }
 
@@ -30,7 +30,7 @@ impl PrivateDir {
     ///
     /// When it cannot be created, or it or a directory above it can be changed by another user:
     /// the message names the directory and the fix.
-    pub(super) fn open(dir: &Path) -> Result<Self, Error> {
+    pub(crate) fn open(dir: &Path) -> Result<Self, Error> {
         let mut builder = std::fs::DirBuilder::new();
         builder.recursive(true);
         #[cfg(unix)]
@@ -58,7 +58,7 @@ impl PrivateDir {
     }
 
     /// The path of `name` in this directory.
-    pub(super) fn join(&self, name: &str) -> PathBuf {
+    pub(crate) fn join(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
 
@@ -69,7 +69,7 @@ impl PrivateDir {
     ///
     /// When `name` is a symbolic link, not a regular file, not the user's, or open to others: it
     /// is not read.
-    pub(super) fn read(&self, name: &str, max: usize) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+    pub(crate) fn read(&self, name: &str, max: usize) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
         let path = self.join(name);
         let mut options = OpenOptions::new();
         options.read(true);
@@ -101,7 +101,7 @@ impl PrivateDir {
     /// # Errors
     ///
     /// As [`read`](Self::read).
-    pub(super) fn check_existing(&self, name: &str) -> Result<(), Error> {
+    pub(crate) fn check_existing(&self, name: &str) -> Result<(), Error> {
         let path = self.join(name);
         match std::fs::symlink_metadata(&path) {
             Ok(md) => check_file(&path, &md),
@@ -115,7 +115,7 @@ impl PrivateDir {
     /// # Errors
     ///
     /// When the file cannot be written; `name` is then unchanged.
-    pub(super) fn replace(&self, name: &str, contents: &[u8]) -> Result<(), Error> {
+    pub(crate) fn replace(&self, name: &str, contents: &[u8]) -> Result<(), Error> {
         let path = self.join(name);
         self.temp_with(name, contents)?
             .persist(&path)
@@ -130,7 +130,7 @@ impl PrivateDir {
     /// # Errors
     ///
     /// When the file cannot be written.
-    pub(super) fn create_new(&self, name: &str, contents: &[u8]) -> Result<(), Error> {
+    pub(crate) fn create_new(&self, name: &str, contents: &[u8]) -> Result<(), Error> {
         let path = self.join(name);
         match self.temp_with(name, contents)?.persist_noclobber(&path) {
             Ok(_) => {
@@ -147,7 +147,7 @@ impl PrivateDir {
     /// # Errors
     ///
     /// As [`read`](Self::read).
-    pub(super) fn open_lock_file(&self, name: &str) -> Result<File, Error> {
+    pub(crate) fn open_lock_file(&self, name: &str) -> Result<File, Error> {
         let path = self.join(name);
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
