@@ -517,3 +517,154 @@ async fn a_public_client_signs_in_without_a_secret() {
     r.ok();
     assert!(r.stdout.contains("user-000001"));
 }
+
+/// The session bus of the OS keyring the test was started with (`.ci/run` starts one with
+/// `dbus-run-session` and an unlocked gnome-keyring); the test fails without one: it is run
+/// explicitly, never skipped in silence.
+fn session_bus() -> String {
+    std::env::var("DBUS_SESSION_BUS_ADDRESS").expect(
+        "this test needs a Secret Service on a session bus: run it as .ci/keyring-tests does \
+         (dbus-run-session with an unlocked gnome-keyring-daemon)",
+    )
+}
+
+/// The password of the keyring entry `service`/`account`, read as another program would, on a
+/// thread with a runtime of its own (the Secret Service client needs one).
+fn keyring_password(service: &str, account: &str) -> Option<String> {
+    let (service, account) = (service.to_string(), account.to_string());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _entered = rt.enter();
+        match keyring::Entry::new(&service, &account)
+            .unwrap()
+            .get_password()
+        {
+            Ok(p) => Some(p),
+            Err(keyring::Error::NoEntry) => None,
+            Err(e) => panic!("reading the keyring: {e}"),
+        }
+    })
+    .join()
+    .unwrap()
+}
+
+/// Every file under `dir`, concatenated (what another process could read of the sign-in).
+fn all_file_text(dir: &std::path::Path) -> String {
+    dir_names(dir)
+        .iter()
+        .filter_map(|n| std::fs::read(dir.join(n)).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .collect()
+}
+
+/// Needs a Secret Service (see [`session_bus`]): `.ci/keyring-tests` runs it, `cargo test` skips it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Secret Service on a session bus; run by .ci/keyring-tests"]
+async fn login_keeps_the_refresh_token_in_the_os_keyring_rotates_it_there_and_logout_deletes_it() {
+    const N: usize = 300;
+    let bus = session_bus();
+    let redirect = redirect_uri(free_port());
+    let sb = sandbox(&redirect, Duration::from_secs(1), N).await;
+    let with_bus = |mut c: Command| {
+        c.env("DBUS_SESSION_BUS_ADDRESS", &bus);
+        c
+    };
+    let mut cmd = with_bus(sb.tw());
+    cmd.args(["login", "--no-browser", "--redirect-uri", &redirect]);
+    let login = read_url(cmd, &sb);
+    let (status, page) = complete_in_browser(&login.url).await;
+    assert_eq!(status, 200, "{page}");
+    let login = finish_login(login).await;
+    login.ok();
+    assert!(
+        login
+            .stderr
+            .contains("the refresh token is in the OS keyring"),
+        "{}",
+        login.stderr
+    );
+
+    // The file says where the token is and does not hold it; the keyring holds the one issued.
+    let dir = session_dir(&sb);
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("session.json")).unwrap()).unwrap();
+    assert_eq!(record["refresh_token_in"], "keyring", "{record}");
+    assert!(record["refresh_token"].is_null(), "{record}");
+    let account = dir.display().to_string();
+    let first = keyring_password("tokenwarden", &account).expect("the sign-in's refresh token");
+    assert!(first.len() >= 16, "a refresh token, not a placeholder");
+
+    // A batch as the user with 1-second tokens: each rotation goes to the keyring before use.
+    let ids = user_ids(&sb, N);
+    let out = sb.path("out.jsonl");
+    let r = run(
+        with_bus(sb.tw()),
+        &[
+            "--as-user",
+            "batch",
+            "--ids",
+            ids.to_str().unwrap(),
+            "--path-template",
+            "/api/v2/users/{id}",
+            "--output",
+            out.to_str().unwrap(),
+            "--concurrency",
+            "4",
+            "--rate",
+            "200/s",
+            "--no-progress",
+        ],
+    )
+    .await;
+    r.ok();
+    let want: BTreeSet<String> = (0..N).map(user_id).collect();
+    assert_exactly_once(&read_jsonl(&out), "id", &want);
+    let j = sb.sim.journal();
+    let chain = refresh_chain(&j);
+    assert!(!chain.is_empty(), "{chain:?}");
+    let mut expected = "rt-1".to_string();
+    for (presented, issued) in &chain {
+        assert_eq!(presented, &expected, "{chain:?}");
+        expected = issued.clone();
+    }
+    assert_eq!(j.refresh_token_reuse, 0);
+    // The keyring holds the rotated token; it is the one the server issued last (any older one
+    // would be a reuse, which revokes the whole sign-in: whoami would fail).
+    let last = keyring_password("tokenwarden", &account).expect("the rotated refresh token");
+    assert_ne!(last, first, "rotations were saved to the keyring");
+    run(with_bus(sb.tw()), &["whoami"]).await.ok();
+    assert_eq!(sb.sim.journal().refresh_token_reuse, 0);
+    // No refresh token reached a file of the sign-in, nor any output.
+    let files = all_file_text(&dir);
+    for token in [&first, &last] {
+        assert!(!files.contains(token.as_str()), "a refresh token in a file");
+        for text in [&login.stderr, &login.stdout, &r.stderr, &r.stdout] {
+            assert!(!text.contains(token.as_str()));
+        }
+    }
+
+    // Without the keyring the sign-in cannot be used, and says why (never a silent new sign-in).
+    let w = run(sb.tw(), &["whoami"]).await;
+    assert_ne!(w.code, 0, "{}", w.stderr);
+    assert!(w.stderr.contains("keyring"), "{}", w.stderr);
+
+    // logout revokes, deletes the record and the keyring entry.
+    run(with_bus(sb.tw()), &["logout"]).await.ok();
+    assert!(!dir.join("session.json").exists());
+    assert_eq!(keyring_password("tokenwarden", &account), None);
+    // Revoked on the server too.
+    let resp = browser()
+        .post(sb.sim.token_url())
+        .basic_auth(
+            DEFAULT_CLIENT_ID,
+            Some(tokenwarden_sim::DEFAULT_CLIENT_SECRET),
+        )
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", &last)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}
