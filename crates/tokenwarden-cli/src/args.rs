@@ -656,6 +656,12 @@ pub(crate) struct SimKnobs {
     /// Throttle every Nth token request (Genesys's 400)
     #[arg(long, value_name = "N")]
     pub(crate) throttle_token_every: Option<u32>,
+    /// Tokens one client may get per --token-creation-window
+    #[arg(long, value_name = "N")]
+    pub(crate) token_creation_limit: Option<u32>,
+    /// Sliding window of --token-creation-limit [default: 1s]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) token_creation_window: Option<std::time::Duration>,
     /// Delay every token response.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) token_latency: Option<std::time::Duration>,

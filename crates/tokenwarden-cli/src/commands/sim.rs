@@ -32,6 +32,12 @@ pub(crate) fn apply(k: &SimKnobs, c: &mut SimConfig) {
     if let Some(v) = k.token_latency {
         c.token_latency = v;
     }
+    if k.token_creation_limit.is_some() {
+        c.token_creation_limit = k.token_creation_limit;
+    }
+    if let Some(v) = k.token_creation_window {
+        c.token_creation_window = v;
+    }
     if k.rate_limit.is_some() {
         c.api_rate_limit_per_minute = k.rate_limit;
     }
