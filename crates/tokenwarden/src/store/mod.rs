@@ -6,25 +6,39 @@
 //! already saved; after minting it saves the new one. The lifecycle rules are written once, in the
 //! manager; a store only loads, saves and locks.
 //!
-//! A store that outlives the process ([`FileStore`], and later ones such as Redis) is told what it
-//! holds with a [`TokenKey`] (token URL, client id, scope and the client secret): it serves a token
-//! only to the same key, so a token is never handed to another endpoint, client or scope, nor kept
-//! after the secret changed.
+//! A store that outlives the process ([`FileStore`], [`RedisStore`]) is told what it holds with a
+//! [`TokenKey`] (token URL, client id, scope and the client secret): it serves a token only to the
+//! same key, so a token is never handed to another endpoint, client or scope, nor kept after the
+//! secret changed.
+//!
+//! **Fleets.** A store shared by processes on several machines ([`RedisStore`]) answers a lock
+//! attempt at once ([`TokenStore::try_lock`]): held, busy (another holder is refreshing: keep using
+//! the still-valid token, or wait for the new one with [`TokenStore::changed`], at most
+//! [`TokenStore::lock_wait`]) or unavailable (refresh without it). A token the API rejected is
+//! withdrawn fleet-wide, keyed ([`TokenStore::invalidate`]), and a rotated refresh token is shared
+//! too ([`TokenStore::refresh_token`], [`TokenStore::rotate_refresh_token`]).
 
 pub(crate) mod file;
 mod fingerprint;
 mod key;
 mod memory;
 pub(crate) mod private_fs;
+#[cfg(feature = "redis")]
+mod redis;
 
 pub use file::{DEFAULT_LOCK_TIMEOUT, FileStore};
 pub use key::TokenKey;
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use redis::{RedisBudget, RedisOptions, RedisStore};
 
 use crate::error::Error;
-use crate::secret::AccessToken;
+use crate::secret::{AccessToken, RefreshToken};
 use async_trait::async_trait;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+/// How often a refresh waiting for another holder's token looks at the store again (by default).
+pub(crate) const CHANGE_POLL: Duration = Duration::from_millis(20);
 
 /// A token as kept in a store: absolute wall-clock times, so that other processes can use it.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,6 +74,19 @@ impl std::fmt::Debug for StoreLock {
     }
 }
 
+/// One attempt at a store's refresh lock ([`TokenStore::try_lock`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LockAttempt {
+    /// Taken: this holder refreshes, and publishes the new token before dropping it.
+    Held(StoreLock),
+    /// Another holder (another process or machine) is refreshing: use the still-valid token, or
+    /// wait for its new one ([`TokenStore::changed`]).
+    Busy,
+    /// The store cannot be reached: refresh without it (it has warned about that already).
+    Unavailable,
+}
+
 /// Shared storage for the current token.
 ///
 /// Implementations must be safe for concurrent use, and every method must return in bounded time.
@@ -92,5 +119,66 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug + 'static {
     /// waited for without a deadline.
     async fn lock(&self) -> Result<StoreLock, Error> {
         Ok(StoreLock::none())
+    }
+
+    /// Takes the refresh lock if it is free, without waiting for another holder: a store shared by
+    /// a fleet answers [`LockAttempt::Busy`] at once, so that the caller can keep serving a valid
+    /// token, adopt the other holder's new one, or give up waiting after [`lock_wait`](Self::lock_wait).
+    /// The default waits for [`lock`](Self::lock), as a store of one machine may.
+    ///
+    /// # Errors
+    /// As [`lock`](Self::lock): the refresh must not go ahead.
+    async fn try_lock(&self) -> Result<LockAttempt, Error> {
+        self.lock().await.map(LockAttempt::Held)
+    }
+
+    /// Waits until the stored token may have changed (another holder saved or withdrew one), at
+    /// most `max`. The default polls: it sleeps a short while.
+    async fn changed(&self, max: Duration) {
+        tokio::time::sleep(max.min(CHANGE_POLL)).await;
+    }
+
+    /// How long a refresh waits for another holder's new token ([`LockAttempt::Busy`]) before
+    /// fetching one without the lock.
+    fn lock_wait(&self) -> Duration {
+        DEFAULT_LOCK_TIMEOUT
+    }
+
+    /// The API rejected `token`: removes it from the store if it is still the one stored
+    /// (compare-and-delete), so that no other holder adopts it, and a newer token saved meanwhile
+    /// stays. The default does nothing (a store of one machine is told by the next save).
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store cannot be changed; the caller goes on without it.
+    async fn invalidate(&self, token: &AccessToken) -> Result<(), Error> {
+        let _ = token;
+        Ok(())
+    }
+
+    /// For a grant that rotates refresh tokens: the token to present instead of `held`, when the
+    /// store knows that `held` was used already (another holder presented it and recorded its
+    /// successor with [`rotate_refresh_token`](Self::rotate_refresh_token)); `None` when `held`
+    /// may be presented. The default knows of no use.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store cannot be read, or when `held` was used and its successor
+    /// is gone (then nobody can refresh without signing in again).
+    async fn refresh_token(&self, held: &RefreshToken) -> Result<Option<RefreshToken>, Error> {
+        let _ = held;
+        Ok(None)
+    }
+
+    /// Records `new`, the refresh token that replaced `used` (which is remembered as used), so
+    /// that other holders present `new` instead of `used`. Returns whether it was recorded.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store cannot be written.
+    async fn rotate_refresh_token(
+        &self,
+        used: Option<&RefreshToken>,
+        new: &RefreshToken,
+    ) -> Result<bool, Error> {
+        let _ = (used, new);
+        Ok(false)
     }
 }
