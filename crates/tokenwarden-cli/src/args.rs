@@ -95,6 +95,16 @@ pub(crate) struct ConnectionArgs {
     /// Largest API answer accepted, e.g. 500KB [default: 64MiB]
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub(crate) max_response_bytes: Option<u64>,
+    /// memory, file[:DIR], redis://... [env: TOKENWARDEN_TOKEN_STORE]
+    #[arg(long, value_name = "STORE")]
+    pub(crate) token_store: Option<String>,
+    /// Spread requests over K tokens (a rate budget each)
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(crate) tokens: Option<u32>,
+    // Hidden to keep the help one screen; the README documents it.
+    /// Least time between two token requests [default: 1s with --tokens over 1]
+    #[arg(long, hide = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) token_spacing: Option<std::time::Duration>,
 }
 
 impl ConnectionArgs {
@@ -136,6 +146,9 @@ impl ConnectionArgs {
             follow_redirects_across_origins: later.follow_redirects_across_origins
                 || self.follow_redirects_across_origins,
             max_response_bytes: later.max_response_bytes.or(self.max_response_bytes),
+            token_store: later.token_store.or(self.token_store),
+            tokens: later.tokens.or(self.tokens),
+            token_spacing: later.token_spacing.or(self.token_spacing),
         }
     }
 
@@ -160,6 +173,9 @@ impl ConnectionArgs {
                 "--follow-redirects-across-origins",
             ),
             (self.max_response_bytes.is_some(), "--max-response-bytes"),
+            (self.token_store.is_some(), "--token-store"),
+            (self.tokens.is_some(), "--tokens"),
+            (self.token_spacing.is_some(), "--token-spacing"),
         ]
         .into_iter()
         .find_map(|(given, flag)| given.then_some(flag))
@@ -532,8 +548,7 @@ fn parse_slice(s: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Debug, Args, Clone)]
 pub(crate) struct BatchArgs {
-    /// JSON Lines input: {"id", "method", "path", "body"} per line (- for standard input; a FIFO
-    /// or <(...) works too: the input is read once).
+    /// JSON Lines: {"id", "method", "path", "body"} per line (- for stdin, FIFOs work)
     #[arg(
         long,
         short,
@@ -551,23 +566,24 @@ pub(crate) struct BatchArgs {
     /// Method for --ids records.
     #[arg(long, default_value = "GET", value_parser = parse_method)]
     pub(crate) method: http::Method,
-    /// Output JSON Lines file (created 0600), in completion order: also the job's journal for
-    /// --resume, with its job file FILE.twjob beside it.
+    /// Output JSON Lines (0600), the journal for --resume
     #[arg(long, short, value_name = "FILE")]
     pub(crate) output: PathBuf,
     /// Requests in flight at once.
     #[arg(long, short = 'c', default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub(crate) concurrency: u32,
-    /// Client-side rate limit, e.g. 5/s or 300/m (Genesys allows 300 requests per minute per token).
+    /// Rate per token, e.g. 5/s or 300/m (fleet-wide with a redis store)
     #[arg(long, value_name = "N/s|N/m", value_parser = parse_rate)]
     pub(crate) rate: Option<tokenwarden::RateLimit>,
-    /// Stop early when more than N records fail, or more than N% of the records run (judged
-    /// after 100): e.g. 50 or 5%. Continue later with --resume --retry-failed.
+    /// Stop when over N (or N%) records fail; then --resume --retry-failed
     #[arg(long, value_name = "N|N%")]
     pub(crate) max_failures: Option<tokenwarden::batch::FailureLimit>,
     /// Continue an interrupted job: skip records already in the output.
     #[arg(long)]
     pub(crate) resume: bool,
+    /// Only the records whose id hashes to shard INDEX (from 0)
+    #[arg(long, value_name = "INDEX/COUNT")]
+    pub(crate) shard: Option<tokenwarden::batch::Shard>,
     /// With --resume: run again the records that failed (non-2xx or error), replacing their lines.
     #[arg(long, requires = "resume")]
     pub(crate) retry_failed: bool,

@@ -77,6 +77,7 @@ pub(crate) async fn run(
         overwrite: a.force,
         retry_failed: a.retry_failed,
         max_failures: a.max_failures,
+        shard: a.shard,
         ..BatchOptions::new(client.api_base().clone())
     };
     if input == Input::Stdin && std::io::stdin().is_terminal() {

@@ -11,6 +11,7 @@ mod request;
 mod session;
 mod sim;
 mod token;
+pub(crate) mod tokens;
 
 use crate::ConfigError;
 use crate::args::{Cli, Command, ConnectionArgs, ExportCommand, GlobalArgs, OutputArgs};
@@ -207,14 +208,27 @@ pub(crate) async fn token_builder(s: &Settings) -> Result<TokenManagerBuilder> {
     })
 }
 
-/// The API client for the settings and the connection flags.
+/// The API client for the settings and the connection flags, sending with `tokens` (one, or a
+/// pool's, each with its shared rate budget if any).
 pub(crate) fn client_for(
     s: &Settings,
     g: &GlobalArgs,
-    tokens: TokenManager,
+    tokens: tokens::Tokens,
     rate: Option<RateLimit>,
 ) -> Result<ApiClient> {
-    let mut b = ApiClient::builder(&s.api_base, tokens)
+    let tokens::Tokens { managers, budgets } = tokens;
+    let mut slots = managers.into_iter().zip(budgets);
+    let (first, budget) = slots
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no token manager"))?;
+    let mut b = ApiClient::builder(&s.api_base, first);
+    if let Some(budget) = budget {
+        b = b.shared_budget(budget);
+    }
+    for (tokens, budget) in slots {
+        b = b.add_token(tokens, budget);
+    }
+    let mut b = b
         .allow_insecure_http(s.allow_insecure_http)
         .follow_redirects_across_origins(g.connection.follow_redirects_across_origins);
     if let Some(r) = rate {
@@ -233,7 +247,7 @@ async fn connect(
 ) -> Result<ApiClient> {
     let s = settings(g)?;
     *hint = Some(s.credentials_hint());
-    let tokens = token_builder(&s).await?.build();
+    let tokens = tokens::tokens(&s, g, tokens::StoreSpec::Memory, None).await?;
     client_for(&s, g, tokens, rate)
 }
 

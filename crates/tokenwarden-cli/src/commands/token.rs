@@ -4,8 +4,8 @@ use crate::args::{GlobalArgs, TokenArgs};
 use crate::config::{Credentials, Settings};
 use anyhow::Result;
 use std::io::Write as _;
-use std::path::PathBuf;
-use tokenwarden::{AccessToken, FileStore, TokenKey};
+use super::tokens::StoreSpec;
+use tokenwarden::AccessToken;
 
 pub(crate) async fn run(g: &GlobalArgs, a: TokenArgs, hint: &mut Option<String>) -> Result<u8> {
     let s = super::settings(g)?;
@@ -17,14 +17,28 @@ pub(crate) async fn run(g: &GlobalArgs, a: TokenArgs, hint: &mut Option<String>)
         )
         .into());
     }
-    let mut builder = super::token_builder(&s).await?;
-    if !a.no_cache
-        && let Some(store) = cache(&s, &a)
-    {
-        tracing::debug!(path = %store.path().display(), "token cache");
-        builder = builder.store(store);
+    // The user's file cache by default: a shell loop makes one token request, not one per command.
+    let default = if a.no_cache {
+        StoreSpec::Memory
+    } else {
+        StoreSpec::File(None)
+    };
+    let default = match (&s.credentials, a.no_cache) {
+        (Credentials::Static(_), _) => StoreSpec::Memory,
+        _ => default,
+    };
+    let mut g_one = GlobalArgs {
+        connection: g.connection.clone(),
+        quiet: g.quiet,
+    };
+    // One token is printed: the pool's first.
+    g_one.connection.tokens = None;
+    if a.no_cache {
+        g_one.connection.token_store = Some("memory".into());
     }
-    let tokens = builder.build();
+    let tokens = super::tokens::tokens(&s, &g_one, default, a.lock_timeout)?
+        .managers
+        .remove(0);
     let bearer = tokens.bearer().await?;
     let token = bearer.access_token().expose_secret();
     // `curl -H "Authorization: Bearer $(tokenwarden token)"` must not get a second header.
@@ -73,24 +87,3 @@ fn source(s: &Settings) -> String {
     }
 }
 
-/// The file cache for client credentials, bound to the token URL, client id, scope and secret:
-/// `<cache dir>/tokenwarden/tokens/` (`TOKENWARDEN_CACHE_DIR/tokens/` when set). A static token
-/// is not cached, and a signed-in person's tokens are cached beside the sign-in.
-fn cache(s: &Settings, a: &TokenArgs) -> Option<FileStore> {
-    let Credentials::Client { id, secret } = &s.credentials else {
-        return None;
-    };
-    let dir = std::env::var_os("TOKENWARDEN_CACHE_DIR")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| dirs::cache_dir().map(|d| d.join("tokenwarden")))?;
-    let mut key = TokenKey::new(&s.token_url, id).with_secret(secret.clone());
-    if let Some(scope) = &s.scope {
-        key = key.with_scope(scope);
-    }
-    let store = FileStore::new(dir.join("tokens"), key);
-    Some(match a.lock_timeout {
-        Some(t) => store.with_lock_timeout(t),
-        None => store,
-    })
-}

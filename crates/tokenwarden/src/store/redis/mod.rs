@@ -281,7 +281,14 @@ fn shown_url(url: &str) -> Result<String, Error> {
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(Error::Config(format!("token store {shown} names no host")));
     }
-    if parsed.scheme() == "redis" && !crate::client::proxy::is_loopback(&parsed) {
+    // redis:// is not a special scheme: its host is never parsed as an IP address by `url`.
+    let loopback = parsed.host_str().is_some_and(|h| {
+        h.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .map_or(h.eq_ignore_ascii_case("localhost"), |ip| ip.is_loopback())
+    });
+    if parsed.scheme() == "redis" && !loopback {
         tracing::warn!(redis = %shown, "tokens travel to Redis in clear text over redis://; use rediss:// (TLS) off this machine");
     }
     Ok(shown)

@@ -1,0 +1,238 @@
+//! Where a command's tokens live and how many it keeps: `--token-store` (`memory`, `file[:DIR]`,
+//! `redis://...`, env `TOKENWARDEN_TOKEN_STORE`), `--tokens K` and `--token-spacing`.
+
+use crate::args::GlobalArgs;
+use crate::config::{Credentials, Settings};
+use crate::exit::UsageError;
+use crate::ConfigError;
+use anyhow::Result;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokenwarden::{
+    FileStore, MintPacing, RedisOptions, RedisStore, SharedBudget, TokenKey, TokenManager,
+};
+
+/// The environment variable that names the token store when no flag does.
+pub(crate) const STORE_ENV: &str = "TOKENWARDEN_TOKEN_STORE";
+/// A certificate authority (PEM file) to trust for `rediss://`.
+pub(crate) const REDIS_CA_ENV: &str = "TOKENWARDEN_REDIS_CA_FILE";
+/// The spacing of token requests with more than one token, by default.
+const POOL_SPACING: Duration = Duration::from_secs(1);
+
+/// Where tokens are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StoreSpec {
+    /// In this process only.
+    Memory,
+    /// The user's file cache (`None`: the default directory).
+    File(Option<PathBuf>),
+    /// A fleet's Redis.
+    Redis(String),
+}
+
+impl StoreSpec {
+    /// `memory`, `file`, `file:DIR`, `redis://...` or `rediss://...`.
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        if t == "memory" {
+            return Ok(StoreSpec::Memory);
+        }
+        if t == "file" {
+            return Ok(StoreSpec::File(None));
+        }
+        if let Some(dir) = t.strip_prefix("file:") {
+            if dir.is_empty() {
+                return Err("file: needs a directory after the colon (or just `file`)".into());
+            }
+            return Ok(StoreSpec::File(Some(PathBuf::from(dir))));
+        }
+        if t.starts_with("redis://") || t.starts_with("rediss://") {
+            return Ok(StoreSpec::Redis(t.to_string()));
+        }
+        Err("use memory, file, file:DIR, redis://HOST[:PORT][/DB] or rediss://...".into())
+    }
+}
+
+/// The store the command was told to use (flag, then environment), or `default`.
+fn spec(g: &GlobalArgs, default: StoreSpec) -> Result<StoreSpec> {
+    if let Some(flag) = &g.connection.token_store {
+        let spec = StoreSpec::parse(flag)
+            .map_err(|e| UsageError(format!("--token-store {}: {e}", shown(flag))))?;
+        if matches!(&spec, StoreSpec::Redis(u) if has_password(u)) {
+            crate::ui::warn_always(&format!(
+                "the Redis password in --token-store is visible to other users in the process list: give the URL in {STORE_ENV} instead"
+            ));
+        }
+        return Ok(spec);
+    }
+    match std::env::var(STORE_ENV) {
+        Ok(v) if !v.trim().is_empty() => Ok(StoreSpec::parse(&v)
+            .map_err(|e| ConfigError(format!("{STORE_ENV}={}: {e}", shown(&v))))?),
+        _ => Ok(default),
+    }
+}
+
+fn has_password(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| u.password().is_some())
+}
+
+/// A store URL as it may be shown: without its password.
+fn shown(s: &str) -> String {
+    match url::Url::parse(s) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        _ => s.to_string(),
+    }
+}
+
+/// A command's tokens: one manager, or a pool's, each with the rate budget it shares with the
+/// fleet (with a Redis store).
+pub(crate) struct Tokens {
+    pub(crate) managers: Vec<TokenManager>,
+    pub(crate) budgets: Vec<Option<Arc<dyn SharedBudget>>>,
+}
+
+/// The tokens for `s`: kept in the store the command was told (or `default`), `--tokens` of them.
+pub(crate) fn tokens(
+    s: &Settings,
+    g: &GlobalArgs,
+    default: StoreSpec,
+    lock_timeout: Option<Duration>,
+) -> Result<Tokens> {
+    let spec = spec(g, default)?;
+    let k = g.connection.tokens.unwrap_or(1);
+    let Credentials::Client { id, secret } = &s.credentials else {
+        // A token given directly cannot be refreshed: nothing to share, nothing to pool.
+        if k > 1 || !matches!(spec, StoreSpec::Memory) {
+            crate::ui::warn(
+                "a token given directly (GENESYSCLOUD_ACCESS_TOKEN) is not shared or pooled: --token-store and --tokens are ignored",
+            );
+        }
+        return Ok(Tokens {
+            managers: vec![super::token_builder(s)?.build()],
+            budgets: vec![None],
+        });
+    };
+    let mut key = TokenKey::new(&s.token_url, id).with_secret(secret.clone());
+    if let Some(scope) = &s.scope {
+        key = key.with_scope(scope);
+    }
+    let spacing = g
+        .connection
+        .token_spacing
+        .or((k > 1).then_some(POOL_SPACING));
+    let mut mint = spacing.map(MintPacing::new);
+    let redis = match &spec {
+        StoreSpec::Redis(url) => Some(redis_store(url, key.clone(), lock_timeout)?),
+        _ => None,
+    };
+    if let (Some(m), Some(r)) = (mint.take(), &redis) {
+        mint = Some(m.shared(Arc::new(r.mint_budget())));
+    }
+    let mut out = Tokens {
+        managers: vec![],
+        budgets: vec![],
+    };
+    for slot in 0..k {
+        let mut b = super::token_builder(s)?;
+        if let Some(m) = &mint {
+            b = b.mint_pacing(m.clone());
+        }
+        let budget: Option<Arc<dyn SharedBudget>> = match (&spec, &redis) {
+            (StoreSpec::Redis(_), Some(r)) => {
+                let store = r.slot(slot);
+                let budget = Arc::new(store.rate_budget());
+                b = b.store(store);
+                Some(budget)
+            }
+            (StoreSpec::File(dir), _) => {
+                let mut store = FileStore::new(file_dir(dir.as_ref())?, key.clone().with_slot(slot));
+                if let Some(t) = lock_timeout {
+                    store = store.with_lock_timeout(t);
+                }
+                b = b.store(store);
+                None
+            }
+            _ => None,
+        };
+        out.managers.push(b.build());
+        out.budgets.push(budget);
+    }
+    Ok(out)
+}
+
+fn redis_store(url: &str, key: TokenKey, lock_timeout: Option<Duration>) -> Result<RedisStore> {
+    if let Some(pw) = url::Url::parse(url).ok().and_then(|u| u.password().map(str::to_string)) {
+        let pw = percent_decode(&pw);
+        if pw.len() >= tokenwarden::MIN_SECRET_LEN {
+            tokenwarden::register_secret(&pw);
+        }
+    }
+    let mut options = RedisOptions::default();
+    if let Some(t) = lock_timeout {
+        options.lock_wait = t;
+    }
+    if let Some(ca) = std::env::var_os(REDIS_CA_ENV).filter(|v| !v.is_empty()) {
+        let pem = std::fs::read(&ca).map_err(|e| {
+            ConfigError(format!(
+                "{REDIS_CA_ENV}: cannot read {}: {e}",
+                PathBuf::from(&ca).display()
+            ))
+        })?;
+        options.root_certificates = Some(pem);
+    }
+    RedisStore::open(url, key, options).map_err(|e| ConfigError(e.to_string()).into())
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// The file cache's directory: the one given, or `<cache dir>/tokenwarden/tokens/`
+/// (`TOKENWARDEN_CACHE_DIR/tokens/` when set).
+fn file_dir(dir: Option<&PathBuf>) -> Result<PathBuf> {
+    if let Some(d) = dir {
+        return Ok(d.clone());
+    }
+    std::env::var_os("TOKENWARDEN_CACHE_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| dirs::cache_dir().map(|d| d.join("tokenwarden")))
+        .map(|d| d.join("tokens"))
+        .ok_or_else(|| {
+            ConfigError(
+                "no cache directory: set TOKENWARDEN_CACHE_DIR or give --token-store file:DIR".into(),
+            )
+            .into()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_specs() {
+        assert_eq!(StoreSpec::parse("memory"), Ok(StoreSpec::Memory));
+        assert_eq!(StoreSpec::parse("file"), Ok(StoreSpec::File(None)));
+        assert_eq!(
+            StoreSpec::parse("file:/tmp/x"),
+            Ok(StoreSpec::File(Some("/tmp/x".into())))
+        );
+        assert_eq!(
+            StoreSpec::parse("rediss://:pw@h:6380/1"),
+            Ok(StoreSpec::Redis("rediss://:pw@h:6380/1".into()))
+        );
+        for bad in ["", "file:", "mem", "http://x", "redis:/x"] {
+            assert!(StoreSpec::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(shown("redis://:hunter2@h/0"), "redis://:****@h/0");
+        assert_eq!(percent_decode("a%40b"), "a@b");
+    }
+}
