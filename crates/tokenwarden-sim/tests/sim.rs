@@ -517,7 +517,10 @@ async fn token_creation_is_limited_per_client_in_a_sliding_window() {
     let resp = token_response(&sim, &c).await;
     let b: Value = resp.json().await.unwrap();
     assert_eq!(b["error"], "invalid_request");
-    assert_eq!(b["description"], "rate limit exceeded; retry in a few seconds");
+    assert_eq!(
+        b["description"],
+        "rate limit exceeded; retry in a few seconds"
+    );
     // Another client has its own count.
     let other = c
         .post(sim.token_url())

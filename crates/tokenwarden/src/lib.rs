@@ -60,7 +60,8 @@ pub use grant::{
     RotationHook, StaticToken, TokenEndpoint, TokenResponse,
 };
 pub use manager::{
-    DEFAULT_FATAL_COOLDOWN, MintPacing, Rejection, TokenManager, TokenManagerBuilder, UNREACHABLE_AT_START,
+    DEFAULT_FATAL_COOLDOWN, MintPacing, Rejection, TokenManager, TokenManagerBuilder,
+    UNREACHABLE_AT_START,
 };
 pub use metrics::Metrics;
 #[cfg(feature = "middleware")]

@@ -1,10 +1,10 @@
 //! `tokenwarden token`: a valid access token on stdout, cached across invocations.
 
+use super::tokens::StoreSpec;
 use crate::args::{GlobalArgs, TokenArgs};
 use crate::config::{Credentials, Settings};
 use anyhow::Result;
 use std::io::Write as _;
-use super::tokens::StoreSpec;
 use tokenwarden::AccessToken;
 
 pub(crate) async fn run(g: &GlobalArgs, a: TokenArgs, hint: &mut Option<String>) -> Result<u8> {
@@ -86,4 +86,3 @@ fn source(s: &Settings) -> String {
         Credentials::Static(_) => "the access token in GENESYSCLOUD_ACCESS_TOKEN".into(),
     }
 }
-

@@ -1,10 +1,10 @@
 //! Where a command's tokens live and how many it keeps: `--token-store` (`memory`, `file[:DIR]`,
 //! `redis://...`, env `TOKENWARDEN_TOKEN_STORE`), `--tokens K` and `--token-spacing`.
 
+use crate::ConfigError;
 use crate::args::GlobalArgs;
 use crate::config::{Credentials, Settings};
 use crate::exit::UsageError;
-use crate::ConfigError;
 use anyhow::Result;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -149,7 +149,8 @@ pub(crate) fn tokens(
                 Some(budget)
             }
             (StoreSpec::File(dir), _) => {
-                let mut store = FileStore::new(file_dir(dir.as_ref())?, key.clone().with_slot(slot));
+                let mut store =
+                    FileStore::new(file_dir(dir.as_ref())?, key.clone().with_slot(slot));
                 if let Some(t) = lock_timeout {
                     store = store.with_lock_timeout(t);
                 }
@@ -165,7 +166,10 @@ pub(crate) fn tokens(
 }
 
 fn redis_store(url: &str, key: TokenKey, lock_timeout: Option<Duration>) -> Result<RedisStore> {
-    if let Some(pw) = url::Url::parse(url).ok().and_then(|u| u.password().map(str::to_string)) {
+    if let Some(pw) = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.password().map(str::to_string))
+    {
         let pw = percent_decode(&pw);
         if pw.len() >= tokenwarden::MIN_SECRET_LEN {
             tokenwarden::register_secret(&pw);
@@ -207,7 +211,8 @@ fn file_dir(dir: Option<&PathBuf>) -> Result<PathBuf> {
         .map(|d| d.join("tokens"))
         .ok_or_else(|| {
             ConfigError(
-                "no cache directory: set TOKENWARDEN_CACHE_DIR or give --token-store file:DIR".into(),
+                "no cache directory: set TOKENWARDEN_CACHE_DIR or give --token-store file:DIR"
+                    .into(),
             )
             .into()
         })

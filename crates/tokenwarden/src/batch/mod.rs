@@ -450,7 +450,10 @@ async fn prepare(input: &Input, output: &Path, options: &BatchOptions) -> Result
     let mut out = Output::acquire(output, options.resume, options.overwrite)?;
     // A corrected path template or method is accepted when every failure runs again.
     let mut corrected = None;
-    if let Some(why) = out.resuming().and_then(|job| job.shard_mismatch(options.shard)) {
+    if let Some(why) = out
+        .resuming()
+        .and_then(|job| job.shard_mismatch(options.shard))
+    {
         return Err(other_job(output, why));
     }
     match out
@@ -561,7 +564,9 @@ fn work_stream<'a>(
             let key = match &parsed {
                 Parsed::Blank => continue,
                 Parsed::Draft(d) => Some(d.key()),
-                Parsed::Invalid { id: Some((_, k)), .. } => Some(k.as_str()),
+                Parsed::Invalid {
+                    id: Some((_, k)), ..
+                } => Some(k.as_str()),
                 Parsed::Invalid { id: None, .. } => None,
             };
             if !mine(key) {

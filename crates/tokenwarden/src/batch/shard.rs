@@ -121,7 +121,10 @@ mod tests {
     #[test]
     fn parses_index_over_count() {
         assert_eq!("0/1".parse::<Shard>(), Shard::new(0, 1));
-        assert_eq!(" 3 / 4 ".parse::<Shard>().map(|s| s.to_string()), Ok("3/4".into()));
+        assert_eq!(
+            " 3 / 4 ".parse::<Shard>().map(|s| s.to_string()),
+            Ok("3/4".into())
+        );
         for bad in ["4/4", "1/0", "-1/4", "1", "a/b", "1/4/5", ""] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }

@@ -271,7 +271,11 @@ impl ApiClientBuilder {
     /// when given, else in memory), to go past one token's rate limit. A token that is not ready
     /// is fetched in the background while the others serve; give the pool's managers one
     /// [`MintPacing`](crate::MintPacing) so that their tokens are minted one at a time.
-    pub fn add_token(mut self, tokens: TokenManager, budget: Option<Arc<dyn SharedBudget>>) -> Self {
+    pub fn add_token(
+        mut self,
+        tokens: TokenManager,
+        budget: Option<Arc<dyn SharedBudget>>,
+    ) -> Self {
         self.more_tokens.push((tokens, budget));
         self
     }

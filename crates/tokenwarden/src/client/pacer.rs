@@ -10,8 +10,8 @@ use super::budget::SharedBudget;
 use super::ratelimit::{RateLimit, reserve};
 use crate::clock::Instant;
 use http::HeaderMap;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How a client paces its requests.

@@ -6,8 +6,8 @@
 
 use super::Counters;
 use super::pacer::Pacer;
-use super::pool::Pool;
 use super::policy::{self, Action, Failure};
+use super::pool::Pool;
 use crate::clock::{Instant, Jitter};
 use crate::error::{Error, excerpt, shown_path};
 use crate::manager::TokenManager;
@@ -234,10 +234,7 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
                         );
                         let body = ErrorBody::parse(&A::body(answer).await);
                         let why = crate::Rejection::from_code(body.code.as_deref());
-                        tokens
-                            .rejected_with(rejected, why)
-                            .await
-                            .map_err(A::lift)?;
+                        tokens.rejected_with(rejected, why).await.map_err(A::lift)?;
                         Counters::inc(&counters.unauthorized_healed);
                         Counters::inc(&counters.retries);
                         after_heal = true;

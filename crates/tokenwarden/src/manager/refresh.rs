@@ -27,13 +27,13 @@
 //! holds, records its successor, and never fetches without the lock: a refresh token another
 //! process may have used is never presented again.
 
+use super::mint::MintPacing;
 use super::timing::Timing;
 use crate::clock::{Instant, Jitter, wall_now};
 use crate::error::Error;
 use crate::grant::{FetchError, Grant, TokenResponse};
 use crate::metrics::Counters;
 use crate::retry::Backoff;
-use super::mint::MintPacing;
 use crate::store::{LockAttempt, StoreLock, StoredToken, TokenStore};
 use crate::token::HeldToken;
 use std::sync::Arc;
@@ -204,7 +204,10 @@ impl Refresher {
             tracing::warn!(error = %e, "could not withdraw the rejected token from the token store");
         }
         let lock = match &self.store {
-            Some(store) => match self.coordinate(store.as_ref(), job, timing, rotating).await? {
+            Some(store) => match self
+                .coordinate(store.as_ref(), job, timing, rotating)
+                .await?
+            {
                 Coordinated::Adopted(held) => {
                     Counters::inc(&counters.adopted_from_store);
                     self.ever_obtained.store(true, Ordering::Relaxed);

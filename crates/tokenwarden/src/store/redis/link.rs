@@ -12,7 +12,7 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// How long Redis is left alone after a failed call, before one call tries again.
+/// How long Redis is left alone after a failed call, before one call tries again (by default).
 pub(super) const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// A connection to one Redis server, and whether it is up.
@@ -22,10 +22,14 @@ pub(super) struct Link {
     pub(super) shown: String,
     /// The deadline of one call (connecting included).
     timeout: Duration,
+    /// How long no call is tried after a failure.
+    retry_after: Duration,
     /// guards the connection (created lazily, replaced after a failure)
     conn: Mutex<Option<ConnectionManager>>,
     /// guards the outage, if Redis is down: since when, and when to try again
     health: Mutex<Option<Outage>>,
+    /// Outages so far (each warned about once).
+    outages: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -44,14 +48,26 @@ impl std::fmt::Debug for Link {
 }
 
 impl Link {
-    pub(super) fn new(client: Client, shown: String, timeout: Duration) -> Self {
+    pub(super) fn new(
+        client: Client,
+        shown: String,
+        timeout: Duration,
+        retry_after: Duration,
+    ) -> Self {
         Self {
             client,
             shown,
             timeout,
+            retry_after,
             conn: Mutex::new(None),
             health: Mutex::new(None),
+            outages: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// How many outages were warned about so far.
+    pub(super) fn outages(&self) -> u64 {
+        self.outages.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether calls are being skipped (Redis is down and not due for another try).
@@ -132,15 +148,17 @@ impl Link {
         let mut health = self.lock_health();
         match health.as_mut() {
             Some(outage) => {
-                outage.retry_at = now + RETRY_AFTER;
+                outage.retry_at = now + self.retry_after;
                 tracing::debug!(redis = %self.shown, call = what, error = %why, "Redis still unreachable");
             }
             None => {
                 *health = Some(Outage {
                     since: now,
-                    retry_at: now + RETRY_AFTER,
+                    retry_at: now + self.retry_after,
                 });
                 drop(health);
+                self.outages
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(
                     redis = %self.shown,
                     call = what,

@@ -37,6 +37,8 @@ pub struct RedisOptions {
     pub prefix: String,
     /// Certificate authorities (PEM) to trust for `rediss://` instead of the system's.
     pub root_certificates: Option<Vec<u8>>,
+    /// After a failed call, how long no call is tried (default 1 s): then one call tries again.
+    pub retry_after: Duration,
 }
 
 impl Default for RedisOptions {
@@ -47,6 +49,7 @@ impl Default for RedisOptions {
             lock_wait: crate::DEFAULT_LOCK_TIMEOUT,
             prefix: "tokenwarden".into(),
             root_certificates: None,
+            retry_after: link::RETRY_AFTER,
         }
     }
 }
@@ -75,7 +78,8 @@ const RECORD_VERSION: &str = "1";
 /// - **The client secret** is bound as in [`FileStore`](crate::FileStore): a keyed fingerprint
 ///   (HMAC-SHA256 under a random key kept in Redis, `PREFIX:fingerprint-key`), never the secret.
 /// - **Never a single point of failure:** every call has a deadline ([`RedisOptions::timeout`]).
-///   A failed or late call logs one warning per outage; for a second no call is tried (the
+///   A failed or late call logs one warning per outage; for a second
+///   ([`RedisOptions::retry_after`]) no call is tried (the
 ///   process refreshes its own token and paces its own requests meanwhile), then one call
 ///   tries again. When Redis answers again the fleet converges on one token at its next refresh.
 /// - **A shared rate budget:** [`rate_budget`](Self::rate_budget) paces every process's requests
@@ -148,7 +152,12 @@ impl RedisStore {
         .map_err(|e| Error::Config(format!("Redis URL {shown}: {}", link_error(&e))))?;
         let base = format!("{}:{{{}}}:", options.prefix, key.id());
         Ok(Self {
-            link: Arc::new(Link::new(client, shown, options.timeout)),
+            link: Arc::new(Link::new(
+                client,
+                shown,
+                options.timeout,
+                options.retry_after,
+            )),
             key,
             options,
             base,
@@ -186,6 +195,12 @@ impl RedisStore {
             link: Arc::clone(&self.link),
             key: format!("{}:{{{}}}:mint", self.options.prefix, client.id()),
         }
+    }
+
+    /// How many times Redis was found unreachable (each outage is warned about once, when it
+    /// starts), by this store and every store made from it with [`slot`](Self::slot).
+    pub fn outages(&self) -> u64 {
+        self.link.outages()
     }
 
     /// The Redis key names of this store's entry, as they appear in Redis (for operators).
@@ -405,8 +420,14 @@ impl TokenStore for RedisStore {
             .unwrap_or_default();
         let mut fields: Vec<(&str, String)> = vec![
             ("v", RECORD_VERSION.into()),
-            ("access_token", token.access_token.expose_secret().to_string()),
-            ("token_sha256", sha256_hex(token.access_token.expose_secret())),
+            (
+                "access_token",
+                token.access_token.expose_secret().to_string(),
+            ),
+            (
+                "token_sha256",
+                sha256_hex(token.access_token.expose_secret()),
+            ),
             ("obtained_at_ms", unix_ms(token.obtained_at).to_string()),
             ("expires_at_ms", unix_ms(token.expires_at).to_string()),
         ];
