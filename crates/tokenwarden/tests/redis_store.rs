@@ -90,7 +90,7 @@ async fn one_refresh_per_period_for_the_fleet_while_tokens_expire() {
             .unwrap()
     };
     let clients: Vec<_> = (0..4).map(client_of).collect();
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let run = Duration::from_millis(2500);
     let workers = clients.iter().map(|c| async move {
         while started.elapsed() < run {
@@ -140,6 +140,7 @@ async fn the_lock_is_fenced_and_only_its_holder_releases_it() {
         panic!("b takes the free lock")
     };
     // a, whose lease ran out, neither overwrites b's token nor releases b's lock.
+    #[allow(clippy::disallowed_methods)] // stored tokens carry wall-clock times
     let wall = std::time::SystemTime::now();
     let token = |t: &str| StoredToken {
         access_token: tokenwarden::AccessToken::new(t),
@@ -362,7 +363,7 @@ async fn a_redis_that_never_answers_is_timed_out_not_waited_for() {
     let sim = common::sim(SimConfig::default()).await;
     let s = store(&url, &sim);
     let m = manager(&sim, s.clone());
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let b = m.bearer().await.unwrap();
     // One call's deadline (300 ms), then the store is left alone.
     assert!(

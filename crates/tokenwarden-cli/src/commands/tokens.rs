@@ -54,8 +54,26 @@ impl StoreSpec {
     }
 }
 
+/// Where the store was named: what was typed (exit 2 when wrong) or the environment (exit 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Named {
+    Flag,
+    Env,
+    Default,
+}
+
+impl Named {
+    fn error(self, text: String) -> anyhow::Error {
+        match self {
+            Named::Flag => UsageError(format!("--token-store: {text}")).into(),
+            Named::Env => ConfigError(format!("{STORE_ENV}: {text}")).into(),
+            Named::Default => ConfigError(text).into(),
+        }
+    }
+}
+
 /// The store the command was told to use (flag, then environment), or `default`.
-fn spec(g: &GlobalArgs, default: StoreSpec) -> Result<StoreSpec> {
+fn spec(g: &GlobalArgs, default: StoreSpec) -> Result<(StoreSpec, Named)> {
     if let Some(flag) = &g.connection.token_store {
         let spec = StoreSpec::parse(flag)
             .map_err(|e| UsageError(format!("--token-store {}: {e}", shown(flag))))?;
@@ -64,12 +82,15 @@ fn spec(g: &GlobalArgs, default: StoreSpec) -> Result<StoreSpec> {
                 "the Redis password in --token-store is visible to other users in the process list: give the URL in {STORE_ENV} instead"
             ));
         }
-        return Ok(spec);
+        return Ok((spec, Named::Flag));
     }
     match std::env::var(STORE_ENV) {
-        Ok(v) if !v.trim().is_empty() => Ok(StoreSpec::parse(&v)
-            .map_err(|e| ConfigError(format!("{STORE_ENV}={}: {e}", shown(&v))))?),
-        _ => Ok(default),
+        Ok(v) if !v.trim().is_empty() => Ok((
+            StoreSpec::parse(&v)
+                .map_err(|e| ConfigError(format!("{STORE_ENV}={}: {e}", shown(&v))))?,
+            Named::Env,
+        )),
+        _ => Ok((default, Named::Default)),
     }
 }
 
@@ -102,7 +123,7 @@ pub(crate) fn tokens(
     default: StoreSpec,
     lock_timeout: Option<Duration>,
 ) -> Result<Tokens> {
-    let spec = spec(g, default)?;
+    let (spec, named) = spec(g, default)?;
     let k = g.connection.tokens.unwrap_or(1);
     let Credentials::Client { id, secret } = &s.credentials else {
         // A token given directly cannot be refreshed: nothing to share, nothing to pool.
@@ -126,7 +147,7 @@ pub(crate) fn tokens(
         .or((k > 1).then_some(POOL_SPACING));
     let mut mint = spacing.map(MintPacing::new);
     let redis = match &spec {
-        StoreSpec::Redis(url) => Some(redis_store(url, key.clone(), lock_timeout)?),
+        StoreSpec::Redis(url) => Some(redis_store(url, key.clone(), lock_timeout, named)?),
         _ => None,
     };
     if let (Some(m), Some(r)) = (mint.take(), &redis) {
@@ -165,7 +186,12 @@ pub(crate) fn tokens(
     Ok(out)
 }
 
-fn redis_store(url: &str, key: TokenKey, lock_timeout: Option<Duration>) -> Result<RedisStore> {
+fn redis_store(
+    url: &str,
+    key: TokenKey,
+    lock_timeout: Option<Duration>,
+    named: Named,
+) -> Result<RedisStore> {
     if let Some(pw) = url::Url::parse(url)
         .ok()
         .and_then(|u| u.password().map(str::to_string))
@@ -188,7 +214,7 @@ fn redis_store(url: &str, key: TokenKey, lock_timeout: Option<Duration>) -> Resu
         })?;
         options.root_certificates = Some(pem);
     }
-    RedisStore::open(url, key, options).map_err(|e| ConfigError(e.to_string()).into())
+    RedisStore::open(url, key, options).map_err(|e| named.error(e.to_string()))
 }
 
 fn percent_decode(s: &str) -> String {

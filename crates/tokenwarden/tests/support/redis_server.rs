@@ -6,6 +6,8 @@
 //! loud message on stderr.
 
 #![allow(dead_code, unreachable_pub)]
+// A real server process: waiting for it to start is real time, not the test's clock.
+#![allow(clippy::disallowed_methods)]
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
