@@ -392,6 +392,25 @@ async fn bad_stores_and_shards_are_refused_before_anything_is_sent() {
     r.expect_code(3);
     assert!(r.stderr.contains("TOKENWARDEN_TOKEN_STORE"), "{}", r.stderr);
     assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
+    // A password on the command line is warned about even with -q, and never echoed.
+    let mut c = sb.tw();
+    c.args([
+        "batch",
+        "--ids",
+        "ids.txt",
+        "--path-template",
+        "/api/v2/users/{id}",
+    ])
+    .args(["--output", "pw.jsonl", "-q", "--token-store"])
+    .arg(format!(
+        "redis://:hunter2-password@127.0.0.1:{}",
+        redis_server::free_port()
+    ));
+    let r = run(c, &[]).await;
+    r.ok();
+    assert!(r.stderr.contains("process list"), "{}", r.stderr);
+    assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
+    sb.sim.reset_journal();
     for bad in ["4/4", "1", "-1/2", "1/0"] {
         let r = run(batch(sb.tw(), &["--shard", bad]), &[]).await;
         r.expect_code(2);

@@ -407,3 +407,21 @@ async fn after_a_restart_the_fleet_converges_on_one_token_again() {
     }
     assert!(converged, "the processes share one token again");
 }
+
+#[tokio::test]
+async fn a_password_in_the_url_is_never_shown_and_insecure_tls_is_refused() {
+    let sim = common::sim(SimConfig::default()).await;
+    let s = store("redis://user:hunter2-redis-password@127.0.0.1:1/0", &sim);
+    let shown = format!("{s:?} {:?}", s.rate_budget());
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("127.0.0.1"), "{shown}");
+    for bad in [
+        "rediss://127.0.0.1:6380/#insecure",
+        "http://127.0.0.1:6379",
+        "redis://",
+        "not a url",
+    ] {
+        let e = RedisStore::open(bad, key(&sim), fast()).unwrap_err();
+        assert!(matches!(e, tokenwarden::Error::Config(_)), "{bad}: {e}");
+    }
+}
