@@ -294,6 +294,11 @@ async fn a_token_pool_mints_its_tokens_spaced_and_uses_them_all() {
         .await
         .unwrap();
     r.ok();
+    assert!(
+        r.stderr.contains("tokens fetched: 4 "),
+        "the pool's tokens are counted: {}",
+        r.stderr
+    );
     assert_exactly_once(&all_outputs(&sb, 1), "id", &expected);
     let j = sb.sim.journal();
     assert_eq!(j.tokens_issued, 4, "{j:?}");

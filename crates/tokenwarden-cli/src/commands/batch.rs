@@ -206,7 +206,7 @@ pub(crate) fn outcome_code(r: &BatchReport) -> u8 {
 
 pub(crate) fn summary_json(r: &BatchReport, client: &ApiClient) -> serde_json::Value {
     let c = client.metrics();
-    let t = client.tokens().metrics();
+    let t = client.token_metrics();
     let aborted = match &r.stopped {
         Some(StopReason::Aborted(e)) => Some(e.to_string()),
         _ => None,
@@ -236,7 +236,7 @@ pub(crate) fn summary_json(r: &BatchReport, client: &ApiClient) -> serde_json::V
 /// to go on, last.
 pub(crate) fn print_summary(r: &BatchReport, client: &ApiClient, hint: Option<&str>) {
     let c = client.metrics();
-    let t = client.tokens().metrics();
+    let t = client.token_metrics();
     let secs = r.elapsed.as_secs_f64();
     let anything = r.ok + r.failed + r.skipped > 0;
     if r.stopped.is_none() || anything {

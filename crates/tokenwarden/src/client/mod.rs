@@ -428,6 +428,16 @@ impl ApiClient {
         &self.inner.core.tokens
     }
 
+    /// The counters of every token manager behind this client together (one, or a pool's):
+    /// sums, the earliest expiry, the largest clock skew.
+    pub fn token_metrics(&self) -> crate::Metrics {
+        self.token_managers()
+            .into_iter()
+            .map(TokenManager::metrics)
+            .reduce(crate::Metrics::plus)
+            .unwrap_or_default()
+    }
+
     /// Every token manager behind this client: one, or the pool's (see
     /// [`ApiClientBuilder::add_token`]).
     pub fn token_managers(&self) -> Vec<&TokenManager> {
