@@ -425,3 +425,59 @@ async fn a_password_in_the_url_is_never_shown_and_insecure_tls_is_refused() {
         assert!(matches!(e, tokenwarden::Error::Config(_)), "{bad}: {e}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_saved_by_a_machine_whose_clock_is_off_is_judged_by_what_redis_has_left() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let sim = common::sim(SimConfig::default()).await;
+    let (a, b) = (store(&redis.url(), &sim), store(&redis.url(), &sim));
+    #[allow(clippy::disallowed_methods)] // stored tokens carry wall-clock times
+    let now = std::time::SystemTime::now();
+    // Saved by a machine whose clock runs an hour behind: by its times the token expired long
+    // ago, but it has 60 s left.
+    let hour = Duration::from_secs(3600);
+    a.save(&StoredToken {
+        access_token: tokenwarden::AccessToken::new("token-from-a-slow-clock"),
+        obtained_at: now - hour,
+        expires_at: now + Duration::from_secs(60),
+    })
+    .await
+    .unwrap();
+    let token_key = a
+        .key_names()
+        .into_iter()
+        .find(|k| k.ends_with(":token"))
+        .unwrap();
+    let past = |d: Duration| {
+        (now - d)
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            .to_string()
+    };
+    redis.command(&[
+        "HSET",
+        &token_key,
+        "obtained_at_ms",
+        &past(hour + Duration::from_secs(60)),
+        "expires_at_ms",
+        &past(hour),
+    ]);
+    let loaded = b
+        .load()
+        .await
+        .unwrap()
+        .expect("still valid by Redis's clock");
+    let left = loaded.expires_at.duration_since(now).unwrap();
+    assert!(
+        left > Duration::from_secs(55) && left <= Duration::from_secs(61),
+        "{left:?}"
+    );
+    let lifetime = loaded
+        .expires_at
+        .duration_since(loaded.obtained_at)
+        .unwrap();
+    assert_eq!(lifetime, Duration::from_secs(60));
+}

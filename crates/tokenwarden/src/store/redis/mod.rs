@@ -353,11 +353,24 @@ impl Drop for Held {
 #[async_trait]
 impl TokenStore for RedisStore {
     async fn load(&self) -> Result<Option<StoredToken>, Error> {
-        let mut get = ::redis::cmd("HGETALL");
-        get.arg(self.name("token"));
-        let Some(record) = self.call::<HashMap<String, String>>("load", get).await else {
+        let key = self.name("token");
+        let key = key.as_str();
+        let Some((fields, pttl)) = self
+            .link
+            .call("load", |mut c| async move {
+                scripts::LOAD
+                    .key(key)
+                    .invoke_async::<(Vec<String>, i64)>(&mut c)
+                    .await
+            })
+            .await
+        else {
             return Ok(None);
         };
+        let record: HashMap<String, String> = fields
+            .chunks_exact(2)
+            .map(|kv| (kv[0].clone(), kv[1].clone()))
+            .collect();
         if record.is_empty() {
             return Ok(None);
         }
@@ -390,10 +403,18 @@ impl TokenStore for RedisStore {
             tracing::warn!(entry = %self.base, "ignoring the token in Redis: not a legal header value");
             return Ok(None);
         }
+        // When it expires by this machine's clock: what Redis has left of it (the record expires
+        // with the token), so that a machine whose clock is off does not misjudge it.
+        let lifetime = Duration::from_millis(expires.saturating_sub(obtained));
+        let left = Duration::from_millis(u64::try_from(pttl).unwrap_or(0));
+        if left.is_zero() {
+            return Ok(None);
+        }
+        let expires_at = wall_now() + left;
         Ok(Some(StoredToken {
             access_token: AccessToken::new(token),
-            obtained_at: SystemTime::UNIX_EPOCH + Duration::from_millis(obtained),
-            expires_at: SystemTime::UNIX_EPOCH + Duration::from_millis(expires),
+            obtained_at: expires_at.checked_sub(lifetime).unwrap_or(expires_at),
+            expires_at,
         }))
     }
 

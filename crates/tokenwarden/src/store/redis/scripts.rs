@@ -38,6 +38,13 @@ return 1",
     )
 });
 
+/// Reads the token record and how long it has left, in ms by Redis's clock (so that machines
+/// whose clocks differ agree on when the token expires).
+/// KEYS: token. Returns {fields and values, PTTL}.
+pub(super) static LOAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(r"return {redis.call('HGETALL', KEYS[1]), redis.call('PTTL', KEYS[1])}")
+});
+
 /// Removes the token record if it still holds the rejected token (compare-and-delete on its
 /// SHA-256, so the token itself is not sent again).
 /// KEYS: token. ARGV: SHA-256 of the rejected token, hex. Returns 1 if removed.
