@@ -9,7 +9,7 @@ mod common;
 #[path = "../../tokenwarden/tests/support/redis_server.rs"]
 mod redis_server;
 
-use common::{Run, Sandbox, assert_exactly_once, read_jsonl, run};
+use common::{Sandbox, assert_exactly_once, read_jsonl, run, wait};
 use rand::Rng as _;
 use redis_server::RedisServer;
 use std::collections::BTreeSet;
@@ -50,17 +50,6 @@ fn start_shard(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c.spawn().expect("spawn tokenwarden batch")
-}
-
-fn wait(child: std::process::Child) -> Run {
-    let started = Instant::now();
-    let out = child.wait_with_output().expect("wait for tokenwarden");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    }
 }
 
 /// Every shard's output lines together.

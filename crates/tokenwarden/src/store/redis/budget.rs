@@ -26,32 +26,27 @@ fn micros(d: Duration) -> u64 {
 #[async_trait]
 impl SharedBudget for RedisBudget {
     async fn reserve(&self, interval: Duration, tolerance: Duration) -> Option<Duration> {
-        let key = self.key.as_str();
+        let (interval, tolerance) = (
+            micros(interval).max(1).to_string(),
+            micros(tolerance).to_string(),
+        );
         let wait: u64 = self
             .link
-            .call("reserve", |mut c| async move {
-                scripts::RESERVE
-                    .key(key)
-                    .arg(micros(interval).max(1))
-                    .arg(micros(tolerance))
-                    .invoke_async(&mut c)
-                    .await
-            })
+            .script(
+                "reserve",
+                &scripts::RESERVE,
+                &[&self.key],
+                &[&interval, &tolerance],
+            )
             .await?;
         Some(Duration::from_micros(wait))
     }
 
     async fn hold(&self, wait: Duration) {
-        let key = self.key.as_str();
+        let wait = micros(wait).to_string();
         let _: Option<i64> = self
             .link
-            .call("hold", |mut c| async move {
-                scripts::HOLD
-                    .key(key)
-                    .arg(micros(wait))
-                    .invoke_async(&mut c)
-                    .await
-            })
+            .script("hold", &scripts::HOLD, &[&self.key], &[&wait])
             .await;
     }
 }

@@ -7,7 +7,7 @@
 
 use crate::clock::Instant;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, RedisError, RedisResult};
+use ::redis::{Client, FromRedisValue, RedisError, RedisResult, Script};
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -107,6 +107,27 @@ impl Link {
                 None
             }
         }
+    }
+
+    /// Runs `script` with `keys` and `args` as [`call`](Self::call) does.
+    pub(super) async fn script<T: FromRedisValue>(
+        &self,
+        what: &'static str,
+        script: &Script,
+        keys: &[&str],
+        args: &[&str],
+    ) -> Option<T> {
+        self.call(what, |mut c| async move {
+            let mut inv = script.prepare_invoke();
+            for k in keys {
+                inv.key(*k);
+            }
+            for a in args {
+                inv.arg(*a);
+            }
+            inv.invoke_async(&mut c).await
+        })
+        .await
     }
 
     fn connection(&self) -> RedisResult<ConnectionManager> {

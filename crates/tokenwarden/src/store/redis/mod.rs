@@ -222,16 +222,14 @@ impl RedisStore {
         }
         let name = format!("{}:fingerprint-key", self.options.prefix);
         let candidate = hex(&rand::random::<[u8; KEY_LEN]>());
-        let (name_ref, candidate_ref) = (name.as_str(), candidate.as_str());
         let text: String = self
             .link
-            .call("fingerprint key", |mut c| async move {
-                scripts::FINGERPRINT_KEY
-                    .key(name_ref)
-                    .arg(candidate_ref)
-                    .invoke_async(&mut c)
-                    .await
-            })
+            .script(
+                "fingerprint key",
+                &scripts::FINGERPRINT_KEY,
+                &[&name],
+                &[&candidate],
+            )
             .await?;
         let bytes: [u8; KEY_LEN] = match unhex(&text).and_then(|b| b.try_into().ok()) {
             Some(b) => b,
@@ -333,17 +331,14 @@ impl Drop for Held {
         let (store, fence) = (self.store.clone(), std::mem::take(&mut self.fence));
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                let (key, fence) = (store.name("lock"), fence.as_str());
-                let key = key.as_str();
                 let _: Option<i64> = store
                     .link
-                    .call("release the lock", |mut c| async move {
-                        scripts::RELEASE
-                            .key(key)
-                            .arg(fence)
-                            .invoke_async(&mut c)
-                            .await
-                    })
+                    .script(
+                        "release the lock",
+                        &scripts::RELEASE,
+                        &[&store.name("lock")],
+                        &[&fence],
+                    )
                     .await;
             });
         }
@@ -353,16 +348,9 @@ impl Drop for Held {
 #[async_trait]
 impl TokenStore for RedisStore {
     async fn load(&self) -> Result<Option<StoredToken>, Error> {
-        let key = self.name("token");
-        let key = key.as_str();
         let Some((fields, pttl)) = self
             .link
-            .call("load", |mut c| async move {
-                scripts::LOAD
-                    .key(key)
-                    .invoke_async::<(Vec<String>, i64)>(&mut c)
-                    .await
-            })
+            .script::<(Vec<String>, i64)>("load", &scripts::LOAD, &[&self.name("token")], &[])
             .await
         else {
             return Ok(None);
@@ -455,20 +443,22 @@ impl TokenStore for RedisStore {
         if let Some(f) = fingerprint {
             fields.push(("secret_fingerprint", f));
         }
-        let (token_key, lock_key) = (self.name("token"), self.name("lock"));
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let (fields, fence) = (&fields, fence.as_str());
-        let (token_key, lock_key) = (token_key.as_str(), lock_key.as_str());
+        let ttl_ms = u64::try_from(ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+            .to_string();
+        let mut args: Vec<&str> = vec![&fence, &ttl_ms];
+        for (k, v) in &fields {
+            args.extend([*k, v.as_str()]);
+        }
         let saved: Option<i64> = self
             .link
-            .call("save", |mut c| async move {
-                let mut inv = scripts::SAVE.key(token_key);
-                inv.key(lock_key).arg(fence).arg(ttl_ms);
-                for (k, v) in fields {
-                    inv.arg(*k).arg(v.as_str());
-                }
-                inv.invoke_async(&mut c).await
-            })
+            .script(
+                "save",
+                &scripts::SAVE,
+                &[&self.name("token"), &self.name("lock")],
+                &args,
+            )
             .await;
         if saved == Some(0) {
             tracing::debug!(entry = %self.base, "not publishing the new token: another process holds the refresh lock");
@@ -521,21 +511,19 @@ impl TokenStore for RedisStore {
         let renew = {
             let (store, fence) = (self.clone(), fence.clone());
             tokio::spawn(async move {
-                let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+                let lease_ms = u64::try_from(lease.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .to_string();
                 loop {
                     tokio::time::sleep(lease / 3).await;
-                    let (key, fence) = (store.name("lock"), fence.as_str());
-                    let key = key.as_str();
                     let kept: Option<i64> = store
                         .link
-                        .call("renew the lock", |mut c| async move {
-                            scripts::EXTEND
-                                .key(key)
-                                .arg(fence)
-                                .arg(lease_ms)
-                                .invoke_async(&mut c)
-                                .await
-                        })
+                        .script(
+                            "renew the lock",
+                            &scripts::EXTEND,
+                            &[&store.name("lock")],
+                            &[&fence, &lease_ms],
+                        )
                         .await;
                     if kept == Some(0) {
                         tracing::warn!("the refresh lock in Redis expired while this process held it (a pause longer than its lease)");
@@ -561,17 +549,15 @@ impl TokenStore for RedisStore {
     }
 
     async fn invalidate(&self, token: &AccessToken) -> Result<(), Error> {
-        let (key, digest) = (self.name("token"), sha256_hex(token.expose_secret()));
-        let (key, digest) = (key.as_str(), digest.as_str());
+        let digest = sha256_hex(token.expose_secret());
         let removed: Option<i64> = self
             .link
-            .call("invalidate", |mut c| async move {
-                scripts::INVALIDATE
-                    .key(key)
-                    .arg(digest)
-                    .invoke_async(&mut c)
-                    .await
-            })
+            .script(
+                "invalidate",
+                &scripts::INVALIDATE,
+                &[&self.name("token")],
+                &[&digest],
+            )
             .await;
         if removed == Some(1) {
             tracing::debug!(entry = %self.base, "withdrew the rejected token from Redis");
@@ -626,25 +612,20 @@ impl TokenStore for RedisStore {
         used: Option<&RefreshToken>,
         new: &RefreshToken,
     ) -> Result<bool, Error> {
-        let (newest, used_set) = (self.name("refresh"), self.name("refresh-used"));
         let digest = used
             .map(|u| sha256_hex(u.expose_secret()))
             .unwrap_or_default();
-        let ttl_ms = u64::try_from(REFRESH_TTL.as_millis()).unwrap_or(u64::MAX);
-        let (newest, used_set, digest) = (newest.as_str(), used_set.as_str(), digest.as_str());
-        let new = new.expose_secret();
+        let ttl_ms = u64::try_from(REFRESH_TTL.as_millis())
+            .unwrap_or(u64::MAX)
+            .to_string();
         let done: Option<i64> = self
             .link
-            .call("rotate the refresh token", |mut c| async move {
-                scripts::ROTATE
-                    .key(newest)
-                    .key(used_set)
-                    .arg(digest)
-                    .arg(new)
-                    .arg(ttl_ms)
-                    .invoke_async(&mut c)
-                    .await
-            })
+            .script(
+                "rotate the refresh token",
+                &scripts::ROTATE,
+                &[&self.name("refresh"), &self.name("refresh-used")],
+                &[&digest, new.expose_secret(), &ttl_ms],
+            )
             .await;
         match done {
             Some(_) => Ok(true),
