@@ -350,6 +350,12 @@ async fn token_invocations_share_the_fleet_token() {
         let r = run(c, &["token"]).await;
         r.ok();
         printed.insert(r.stdout.trim().to_string());
+        // The lock was given back before the process exited, not left to expire.
+        let locks = redis.command(&["KEYS", "tokenwarden:*:lock"]).unwrap();
+        assert!(
+            locks.starts_with("*0"),
+            "a lock outlived its process: {locks}"
+        );
     }
     assert_eq!(printed.len(), 1);
     assert_eq!(sb.sim.journal_counters().tokens_issued, 1);

@@ -481,3 +481,22 @@ async fn a_token_saved_by_a_machine_whose_clock_is_off_is_judged_by_what_redis_h
         .unwrap();
     assert_eq!(lifetime, Duration::from_secs(60));
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn regression_the_lock_is_given_back_before_the_token_is_handed_out() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let sim = common::sim(SimConfig::default()).await;
+    let s = store(&redis.url(), &sim);
+    let lock_key = s
+        .key_names()
+        .into_iter()
+        .find(|k| k.ends_with(":lock"))
+        .unwrap();
+    let m = manager(&sim, s);
+    m.bearer().await.unwrap();
+    // Read at once, without yielding to the runtime: a release left to a task would not have run
+    // yet, and a process that exits now (`tokenwarden token`) would leave the lock to expire.
+    assert_eq!(redis.command(&["EXISTS", &lock_key]).unwrap(), ":0\r\n");
+}

@@ -221,6 +221,9 @@ impl Refresher {
         if lock.is_some()
             && let Some(adopted) = self.adopt(job, timing).await
         {
+            if let Some(lock) = lock {
+                lock.release().await;
+            }
             Counters::inc(&counters.adopted_from_store);
             self.ever_obtained.store(true, Ordering::Relaxed);
             return Ok(adopted);
@@ -248,6 +251,11 @@ impl Refresher {
         Counters::inc(&counters.tokens_fetched);
         self.ever_obtained.store(true, Ordering::Relaxed);
         self.save(&held).await;
+        // Given back before the token is handed out: a process that exits right after does not
+        // leave the fleet waiting for the lock's lease to run out.
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
         Ok(held)
     }
 

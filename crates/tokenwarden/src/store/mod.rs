@@ -51,25 +51,77 @@ pub struct StoredToken {
     pub expires_at: SystemTime,
 }
 
+/// How a lock held elsewhere (in Redis) is given back: a future that must run to its end.
+type Release = Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+
 /// Held while a refresh runs; dropping it releases the store's lock.
-pub struct StoreLock(#[allow(dead_code)] Option<Box<dyn Send + Sync>>);
+///
+/// A lock held in another process (Redis) is released by a request: the manager awaits
+/// [`release`](Self::release) when its refresh is done, so that a process that exits right after
+/// (`tokenwarden token`) does not leave the lock to expire; dropped without it, the release is
+/// sent from a task.
+pub struct StoreLock {
+    #[allow(dead_code)]
+    guard: Option<Box<dyn Send + Sync>>,
+    release: Option<Release>,
+}
 
 impl StoreLock {
     /// A lock that holds nothing (stores without cross-process locking).
     pub fn none() -> Self {
-        Self(None)
+        Self {
+            guard: None,
+            release: None,
+        }
     }
 
     /// A lock that is released when `guard` is dropped.
     pub fn new(guard: impl Send + Sync + 'static) -> Self {
-        Self(Some(Box::new(guard)))
+        Self {
+            guard: Some(Box::new(guard)),
+            release: None,
+        }
+    }
+
+    /// A lock that is released by the future `release` makes, after `guard` is dropped.
+    pub fn with_release<F>(
+        guard: impl Send + Sync + 'static,
+        release: impl FnOnce() -> F + Send + Sync + 'static,
+    ) -> Self
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        use futures::FutureExt as _;
+        Self {
+            guard: Some(Box::new(guard)),
+            release: Some(Box::new(move || release().boxed())),
+        }
+    }
+
+    /// Releases the lock now, and waits until that is done.
+    pub async fn release(mut self) {
+        self.guard = None;
+        if let Some(release) = self.release.take() {
+            release().await;
+        }
+    }
+}
+
+impl Drop for StoreLock {
+    fn drop(&mut self) {
+        self.guard = None;
+        if let Some(release) = self.release.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(release());
+        }
     }
 }
 
 impl std::fmt::Debug for StoreLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreLock")
-            .field("held", &self.0.is_some())
+            .field("held", &self.guard.is_some())
             .finish()
     }
 }

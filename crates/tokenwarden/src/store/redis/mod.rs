@@ -311,8 +311,8 @@ fn link_error(e: &::redis::RedisError) -> String {
     crate::redact::terminal_safe(&e.to_string(), 300)
 }
 
-/// Holds the refresh lock: renews its lease while held; dropping it releases it (if it still
-/// holds it: compare-and-delete).
+/// Holds the refresh lock: renews its lease while held (the lock itself is released by the
+/// [`StoreLock`]'s release, a compare-and-delete).
 struct Held {
     store: RedisStore,
     fence: String,
@@ -322,26 +322,25 @@ struct Held {
 impl Drop for Held {
     fn drop(&mut self) {
         self.renew.abort();
-        {
-            let mut held = self.store.held.lock().unwrap_or_else(|e| e.into_inner());
-            if held.as_deref() == Some(self.fence.as_str()) {
-                *held = None;
-            }
+        let mut held = self.store.held.lock().unwrap_or_else(|e| e.into_inner());
+        if held.as_deref() == Some(self.fence.as_str()) {
+            *held = None;
         }
-        let (store, fence) = (self.store.clone(), std::mem::take(&mut self.fence));
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _: Option<i64> = store
-                    .link
-                    .script(
-                        "release the lock",
-                        &scripts::RELEASE,
-                        &[&store.name("lock")],
-                        &[&fence],
-                    )
-                    .await;
-            });
-        }
+    }
+}
+
+impl RedisStore {
+    /// Releases the lock if `fence` still holds it.
+    async fn release(&self, fence: &str) {
+        let _: Option<i64> = self
+            .link
+            .script(
+                "release the lock",
+                &scripts::RELEASE,
+                &[&self.name("lock")],
+                &[fence],
+            )
+            .await;
     }
 }
 
@@ -533,11 +532,15 @@ impl TokenStore for RedisStore {
             })
             .abort_handle()
         };
-        Ok(LockAttempt::Held(StoreLock::new(Held {
-            store: self.clone(),
-            fence,
-            renew,
-        })))
+        let (store, release_fence) = (self.clone(), fence.clone());
+        Ok(LockAttempt::Held(StoreLock::with_release(
+            Held {
+                store: self.clone(),
+                fence,
+                renew,
+            },
+            move || async move { store.release(&release_fence).await },
+        )))
     }
 
     async fn changed(&self, max: Duration) {
