@@ -143,6 +143,11 @@ async fn fleet_run(f: Fleet) {
             f.shards
         );
         assert_eq!(j.max_concurrent_token_requests, 1, "{j:?}");
+        assert!(
+            runs.iter()
+                .any(|r| r.stderr.contains("adopted from the store: ")),
+            "the summaries count the tokens taken from the fleet"
+        );
     }
     eprintln!(
         "{} shards × {} records in {elapsed:?}: {} token requests, {} tokens, at most {} in flight, {} 429s",

@@ -219,6 +219,7 @@ pub(crate) fn summary_json(r: &BatchReport, client: &ApiClient) -> serde_json::V
         "requests": r.requests(),
         "repaired_bytes": r.repaired_bytes,
         "tokens_fetched": t.tokens_fetched,
+        "tokens_adopted": t.adopted_from_store,
         "proactive_refreshes": t.proactive_refreshes,
         "refreshes_after_401": t.rejected_refreshes,
         "unauthorized_healed": c.unauthorized_healed,
@@ -272,6 +273,11 @@ pub(crate) fn print_summary(r: &BatchReport, client: &ApiClient, hint: Option<&s
         )
     } else {
         String::new()
+    };
+    // Tokens another process of the fleet fetched (a shared store).
+    let refreshes = match t.adopted_from_store {
+        0 => refreshes,
+        n => format!("{refreshes} · adopted from the store: {n}"),
     };
     crate::ui::summary(
         &format!(
