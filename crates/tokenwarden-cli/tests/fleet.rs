@@ -432,3 +432,51 @@ async fn bad_stores_and_shards_are_refused_before_anything_is_sent() {
         .await
         .ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_can_name_the_fleet_store_and_its_password_is_guarded() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let dir = sb.path("config").join("tokenwarden");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.toml");
+    let write = |store: &str, mode: u32| {
+        std::fs::write(&config, format!("[default]\ntoken_store = \"{store}\"\n")).unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    write(&redis.url(), 0o600);
+    for _ in 0..2 {
+        run(sb.tw(), &["token"]).await.ok();
+    }
+    assert_eq!(
+        sb.sim.journal_counters().tokens_issued,
+        1,
+        "shared through the profile's store"
+    );
+    let r = run(sb.tw(), &["config"]).await;
+    r.ok();
+    assert!(
+        r.stdout.contains("token_store") && r.stdout.contains(&redis.url()),
+        "{}",
+        r.stdout
+    );
+    // A password in it: masked by `config`, and a file others can read is warned about.
+    write("redis://:hunter2-in-a-file@127.0.0.1:1/0", 0o644);
+    let r = run(sb.tw(), &["-q", "config"]).await;
+    r.ok();
+    assert!(
+        r.stdout.contains("redis://:****@127.0.0.1:1/0"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.all_output().contains("hunter2"), "{}", r.all_output());
+    assert!(r.stderr.contains("other users can read it"), "{}", r.stderr);
+    // A bad store in a profile is a configuration error (exit 3) naming where it is.
+    write("mongodb://x", 0o600);
+    let r = run(sb.tw(), &["token"]).await;
+    r.expect_code(3);
+    assert!(r.stderr.contains("token_store in profile"), "{}", r.stderr);
+}

@@ -247,7 +247,7 @@ async fn connect(
 ) -> Result<ApiClient> {
     let s = settings(g)?;
     *hint = Some(s.credentials_hint());
-    let tokens = tokens::tokens(&s, g, tokens::StoreSpec::Memory, None).await?;
+    let tokens = tokens::tokens(&s, g, None, tokens::StoreSpec::Memory, None).await?;
     client_for(&s, g, tokens, rate)
 }
 

@@ -18,25 +18,16 @@ pub(crate) async fn run(g: &GlobalArgs, a: TokenArgs, hint: &mut Option<String>)
         .into());
     }
     // The user's file cache by default: a shell loop makes one token request, not one per command.
-    let default = if a.no_cache {
-        StoreSpec::Memory
-    } else {
-        StoreSpec::File(None)
-    };
-    let default = match (&s.credentials, a.no_cache) {
-        (Credentials::Static(_), _) => StoreSpec::Memory,
-        _ => default,
-    };
-    let mut g_one = GlobalArgs {
-        connection: g.connection.clone(),
+    let forced = a.no_cache.then_some(StoreSpec::Memory);
+    // One token is printed: the pool's first.
+    let one = GlobalArgs {
+        connection: crate::args::ConnectionArgs {
+            tokens: None,
+            ..g.connection.clone()
+        },
         quiet: g.quiet,
     };
-    // One token is printed: the pool's first.
-    g_one.connection.tokens = None;
-    if a.no_cache {
-        g_one.connection.token_store = Some("memory".into());
-    }
-    let tokens = super::tokens::tokens(&s, &g_one, default, a.lock_timeout)?
+    let tokens = super::tokens::tokens(&s, &one, forced, StoreSpec::File(None), a.lock_timeout)?
         .managers
         .remove(0);
     let bearer = tokens.bearer().await?;

@@ -1,9 +1,10 @@
-//! Where a command's tokens live and how many it keeps: `--token-store` (`memory`, `file[:DIR]`,
-//! `redis://...`, env `TOKENWARDEN_TOKEN_STORE`), `--tokens K` and `--token-spacing`.
+//! Where a command's tokens live and how many it keeps: the `token_store` setting (`memory`,
+//! `file[:DIR]`, `redis://...`; `--token-store`, `TOKENWARDEN_TOKEN_STORE`, `token_store` in a
+//! profile), `--tokens K` and `--token-spacing`.
 
 use crate::ConfigError;
 use crate::args::GlobalArgs;
-use crate::config::{Credentials, Settings};
+use crate::config::{Credentials, Named, Settings};
 use crate::exit::UsageError;
 use anyhow::Result;
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use tokenwarden::{
     FileStore, MintPacing, RedisOptions, RedisStore, SharedBudget, TokenKey, TokenManager,
 };
 
-/// The environment variable that names the token store when no flag does.
+/// The environment variable that names the token store (recommended for a URL with a password).
 pub(crate) const STORE_ENV: &str = "TOKENWARDEN_TOKEN_STORE";
 /// A certificate authority (PEM file) to trust for `rediss://`.
 pub(crate) const REDIS_CA_ENV: &str = "TOKENWARDEN_REDIS_CA_FILE";
@@ -54,43 +55,29 @@ impl StoreSpec {
     }
 }
 
-/// Where the store was named: what was typed (exit 2 when wrong) or the environment (exit 3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Named {
-    Flag,
-    Env,
-    Default,
+/// The store the settings name (flag, environment or profile), or `default`.
+fn spec(s: &Settings, default: StoreSpec) -> Result<(StoreSpec, Option<&Named>)> {
+    let Some(named) = &s.token_store else {
+        return Ok((default, None));
+    };
+    let spec = StoreSpec::parse(&named.value)
+        .map_err(|e| store_error(named, format!("{}: {e}", shown(&named.value))))?;
+    if named.typed && matches!(&spec, StoreSpec::Redis(u) if has_password(u)) {
+        crate::ui::warn_always(&format!(
+            "the Redis password in --token-store is visible to other users in the process list: give the URL in {STORE_ENV} instead"
+        ));
+    }
+    Ok((spec, Some(named)))
 }
 
-impl Named {
-    fn error(self, text: String) -> anyhow::Error {
-        match self {
-            Named::Flag => UsageError(format!("--token-store: {text}")).into(),
-            Named::Env => ConfigError(format!("{STORE_ENV}: {text}")).into(),
-            Named::Default => ConfigError(text).into(),
-        }
-    }
-}
-
-/// The store the command was told to use (flag, then environment), or `default`.
-fn spec(g: &GlobalArgs, default: StoreSpec) -> Result<(StoreSpec, Named)> {
-    if let Some(flag) = &g.connection.token_store {
-        let spec = StoreSpec::parse(flag)
-            .map_err(|e| UsageError(format!("--token-store {}: {e}", shown(flag))))?;
-        if matches!(&spec, StoreSpec::Redis(u) if has_password(u)) {
-            crate::ui::warn_always(&format!(
-                "the Redis password in --token-store is visible to other users in the process list: give the URL in {STORE_ENV} instead"
-            ));
-        }
-        return Ok((spec, Named::Flag));
-    }
-    match std::env::var(STORE_ENV) {
-        Ok(v) if !v.trim().is_empty() => Ok((
-            StoreSpec::parse(&v)
-                .map_err(|e| ConfigError(format!("{STORE_ENV}={}: {e}", shown(&v))))?,
-            Named::Env,
-        )),
-        _ => Ok((default, Named::Default)),
+/// A store setting that cannot be used: a usage error when typed (exit 2), else a configuration
+/// error (exit 3), naming where it was given.
+fn store_error(named: &Named, text: String) -> anyhow::Error {
+    let text = format!("{}: {text}", named.place);
+    if named.typed {
+        UsageError(text).into()
+    } else {
+        ConfigError(text).into()
     }
 }
 
@@ -116,18 +103,23 @@ pub(crate) struct Tokens {
     pub(crate) budgets: Vec<Option<Arc<dyn SharedBudget>>>,
 }
 
-/// The tokens for `s`: kept in the store the command was told (or `default`), `--tokens` of them.
+/// The tokens for `s`: kept in `store` if given, else in the store the settings name, else in
+/// `default`; `--tokens` of them (one when `one`).
 pub(crate) fn tokens(
     s: &Settings,
     g: &GlobalArgs,
+    store: Option<StoreSpec>,
     default: StoreSpec,
     lock_timeout: Option<Duration>,
 ) -> Result<Tokens> {
-    let (spec, named) = spec(g, default)?;
+    let (spec, named) = match store {
+        Some(forced) => (forced, None),
+        None => spec(s, default)?,
+    };
     let k = g.connection.tokens.unwrap_or(1);
     let Credentials::Client { id, secret } = &s.credentials else {
         // A token given directly cannot be refreshed: nothing to share, nothing to pool.
-        if k > 1 || !matches!(spec, StoreSpec::Memory) {
+        if k > 1 || (named.is_some() && spec != StoreSpec::Memory) {
             crate::ui::warn(
                 "a token given directly (GENESYSCLOUD_ACCESS_TOKEN) is not shared or pooled: --token-store and --tokens are ignored",
             );
@@ -190,7 +182,7 @@ fn redis_store(
     url: &str,
     key: TokenKey,
     lock_timeout: Option<Duration>,
-    named: Named,
+    named: Option<&Named>,
 ) -> Result<RedisStore> {
     if let Some(pw) = url::Url::parse(url)
         .ok()
@@ -214,7 +206,10 @@ fn redis_store(
         })?;
         options.root_certificates = Some(pem);
     }
-    RedisStore::open(url, key, options).map_err(|e| named.error(e.to_string()))
+    RedisStore::open(url, key, options).map_err(|e| match named {
+        Some(n) => store_error(n, e.to_string()),
+        None => ConfigError(e.to_string()).into(),
+    })
 }
 
 fn percent_decode(s: &str) -> String {
