@@ -164,7 +164,7 @@ async fn fleet_run(f: Fleet) {
 async fn four_shards_share_one_token_and_refresh_it_once_per_period() {
     fleet_run(Fleet {
         shards: 4,
-        per_shard: 700,
+        per_shard: 500,
         rate: "1000/s",
         kill: None,
     })
@@ -188,9 +188,9 @@ async fn four_shards_of_twenty_thousand_records_share_one_token() {
 async fn redis_killed_at_a_random_moment_and_restarted_every_shard_completes() {
     fleet_run(Fleet {
         shards: 4,
-        per_shard: 600,
+        per_shard: 500,
         rate: "1000/s",
-        kill: Some((300..1500, Duration::from_millis(400))),
+        kill: Some((300..1200, Duration::from_millis(400))),
     })
     .await;
 }
@@ -219,7 +219,7 @@ async fn eight_processes_share_one_rate_budget_and_almost_never_meet_a_429() {
         ..SimConfig::default()
     })
     .await;
-    let (_, expected) = ids(&sb, 160);
+    let (_, expected) = ids(&sb, 120);
     let children: Vec<_> = (0..8)
         .map(|i| {
             start_shard(
@@ -267,7 +267,7 @@ async fn a_token_pool_mints_its_tokens_spaced_and_uses_them_all() {
         ..SimConfig::default()
     })
     .await;
-    let (_, expected) = ids(&sb, 300);
+    let (_, expected) = ids(&sb, 200);
     let child = start_shard(
         &sb,
         &redis.url(),
@@ -326,7 +326,7 @@ async fn redis_down_from_the_start_every_job_completes_with_one_warning() {
         ..SimConfig::default()
     })
     .await;
-    let (_, expected) = ids(&sb, 1000);
+    let (_, expected) = ids(&sb, 600);
     let nowhere = format!("redis://127.0.0.1:{}", redis_server::free_port());
     let children: Vec<_> = (0..2)
         .map(|i| start_shard(&sb, &nowhere, i, 2, &["--rate", "400/s"]))
