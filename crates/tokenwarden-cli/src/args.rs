@@ -98,13 +98,6 @@ pub(crate) struct ConnectionArgs {
     /// memory, file[:DIR], redis://... [env: TOKENWARDEN_TOKEN_STORE]
     #[arg(long, value_name = "STORE")]
     pub(crate) token_store: Option<String>,
-    /// Spread requests over K tokens (a rate budget each)
-    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub(crate) tokens: Option<u32>,
-    // Hidden to keep the help one screen; the README documents it.
-    /// Least time between two token requests [default: 1s with --tokens over 1]
-    #[arg(long, hide = true, value_name = "DURATION", value_parser = parse_duration)]
-    pub(crate) token_spacing: Option<std::time::Duration>,
 }
 
 impl ConnectionArgs {
@@ -147,8 +140,6 @@ impl ConnectionArgs {
                 || self.follow_redirects_across_origins,
             max_response_bytes: later.max_response_bytes.or(self.max_response_bytes),
             token_store: later.token_store.or(self.token_store),
-            tokens: later.tokens.or(self.tokens),
-            token_spacing: later.token_spacing.or(self.token_spacing),
         }
     }
 
@@ -174,8 +165,6 @@ impl ConnectionArgs {
             ),
             (self.max_response_bytes.is_some(), "--max-response-bytes"),
             (self.token_store.is_some(), "--token-store"),
-            (self.tokens.is_some(), "--tokens"),
-            (self.token_spacing.is_some(), "--token-spacing"),
         ]
         .into_iter()
         .find_map(|(given, flag)| given.then_some(flag))
@@ -324,7 +313,7 @@ pub(crate) enum Command {
 Input lines: {\"id\": \"r1\", \"method\": \"GET\", \"path\": \"/api/v2/users/abc\", \"body\": null}
 Output lines: {\"id\": \"r1\", \"status\": 200, \"body\": {...}} or {\"id\": \"r1\", \"error\": \"...\"}")]
     Batch(Connected<BatchArgs>),
-    /// Sign in as yourself in the browser (authorization code + PKCE); keeps the refresh token
+    /// Sign in as yourself in the browser (authorization code + PKCE)
     #[command(after_help = "Examples:
   tokenwarden -p work login                     # opens the browser; then: tokenwarden -p work --as-user batch ...
   tokenwarden login --no-browser                # over SSH: prints the URL to open elsewhere
@@ -584,6 +573,8 @@ pub(crate) struct BatchArgs {
     /// Only the records whose id hashes to shard INDEX (from 0)
     #[arg(long, value_name = "INDEX/COUNT")]
     pub(crate) shard: Option<tokenwarden::batch::Shard>,
+    #[command(flatten)]
+    pub(crate) pool: PoolArgs,
     /// With --resume: run again the records that failed (non-2xx or error), replacing their lines.
     #[arg(long, requires = "resume")]
     pub(crate) retry_failed: bool,
@@ -605,6 +596,18 @@ pub(crate) struct BatchArgs {
     /// Never draw a progress bar (plain progress lines instead).
     #[arg(long)]
     pub(crate) no_progress: bool,
+}
+
+/// A token pool: how many tokens a batch spreads its requests over.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct PoolArgs {
+    /// Spread requests over K tokens (a rate budget each)
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(crate) tokens: Option<u32>,
+    // Hidden to keep the help one screen; the README documents it.
+    /// Least time between two token requests [default: 1s with --tokens over 1]
+    #[arg(long, hide = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) token_spacing: Option<std::time::Duration>,
 }
 
 /// A `--path-template`: starts with `/` and holds `{id}` (the API base decides the rest).
@@ -672,12 +675,9 @@ pub(crate) struct SimKnobs {
     /// Throttle every Nth token request (Genesys's 400)
     #[arg(long, value_name = "N")]
     pub(crate) throttle_token_every: Option<u32>,
-    /// Tokens one client may get per --token-creation-window
-    #[arg(long, value_name = "N")]
-    pub(crate) token_creation_limit: Option<u32>,
-    /// Sliding window of --token-creation-limit [default: 1s]
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    pub(crate) token_creation_window: Option<std::time::Duration>,
+    /// Tokens per client per window, e.g. 2/1s (Genesys's 400 beyond)
+    #[arg(long, value_name = "N/TIME", value_parser = parse_token_limit)]
+    pub(crate) token_limit: Option<(u32, std::time::Duration)>,
     /// Delay every token response.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) token_latency: Option<std::time::Duration>,
@@ -802,6 +802,18 @@ fn parse_header(s: &str) -> Result<(http::HeaderName, http::HeaderValue), String
     Ok((name, value))
 }
 
+/// `N/DURATION` for `sim --token-limit`: at most N tokens per client in any such window.
+fn parse_token_limit(s: &str) -> Result<(u32, std::time::Duration), String> {
+    let bad = || format!("{s:?}: use N/DURATION, e.g. 2/1s or 10/1m");
+    let (n, window) = s.split_once('/').ok_or_else(bad)?;
+    let n = n.trim().parse::<u32>().map_err(|_| bad())?;
+    let window = parse_duration(window).map_err(|_| bad())?;
+    if n == 0 || window.is_zero() {
+        return Err(bad());
+    }
+    Ok((n, window))
+}
+
 /// `ID:SECRET` for `sim --sim-client`.
 fn parse_sim_client(s: &str) -> Result<(String, String), String> {
     match s.split_once(':') {
@@ -912,6 +924,18 @@ mod tests {
         match cli.command {
             Command::Batch(c) => cli.connection.then(c.connection),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn token_limits_are_a_count_over_a_window() {
+        assert_eq!(parse_token_limit("2/1s"), Ok((2, Duration::from_secs(1))));
+        assert_eq!(
+            parse_token_limit(" 10 / 500ms"),
+            Ok((10, Duration::from_millis(500)))
+        );
+        for bad in ["2", "0/1s", "2/0s", "x/1s", "2/1y", ""] {
+            assert!(parse_token_limit(bad).is_err(), "{bad}");
         }
     }
 

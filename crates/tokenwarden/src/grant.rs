@@ -79,19 +79,6 @@ pub trait Grant: Send + Sync + std::fmt::Debug + 'static {
     fn initial(&self) -> Option<(AccessToken, Option<Duration>)> {
         None
     }
-
-    /// The refresh token the next [`fetch`](Self::fetch) presents, for a grant that presents one
-    /// (and gets a new one back each time). A manager sharing its token through a fleet store
-    /// compares it with the newest one in the store before every fetch.
-    async fn refresh_token(&self) -> Option<RefreshToken> {
-        None
-    }
-
-    /// Presents `token` from now on instead of the one held: another process of the fleet rotated
-    /// it, so the one held here was used already and must never be presented again.
-    async fn use_refresh_token(&self, token: RefreshToken) {
-        let _ = token;
-    }
 }
 
 /// How the client authenticates to the token endpoint.
@@ -825,14 +812,6 @@ impl Grant for RefreshTokenGrant {
 
     fn name(&self) -> &'static str {
         "refresh_token"
-    }
-
-    async fn refresh_token(&self) -> Option<RefreshToken> {
-        Some(self.refresh.lock().await.clone())
-    }
-
-    async fn use_refresh_token(&self, token: RefreshToken) {
-        *self.refresh.lock().await = token;
     }
 }
 

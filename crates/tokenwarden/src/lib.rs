@@ -85,7 +85,7 @@ pub use store::{
     TokenStore,
 };
 #[cfg(feature = "redis")]
-pub use store::{RedisBudget, RedisOptions, RedisStore};
+pub use store::{RedisBudget, RedisOptions, RedisRefreshTokens, RedisStore};
 pub use token::{
     Bearer, DEFAULT_MAX_LIFETIME, DEFAULT_MIN_LIFETIME, Freshness, RefreshPolicy, expiry,
     freshness, jwt_expiry,

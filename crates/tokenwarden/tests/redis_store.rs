@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokenwarden::{
     ClientCredentials, ClientSecret, LockAttempt, RedisOptions, RedisStore, RefreshToken,
-    RefreshTokenGrant, SharedBudget, StoredToken, TokenEndpoint, TokenKey, TokenManager,
-    TokenStore,
+    RefreshTokenGrant, RefreshTokenStore, SharedBudget, StoredToken, TokenEndpoint, TokenKey,
+    TokenManager, TokenStore,
 };
 use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simulator};
 
@@ -210,14 +210,23 @@ async fn rotated_refresh_tokens_are_never_presented_twice() {
         return;
     };
     let sim = common::sim(SimConfig::default()).await;
-    let initial = sim.issue_refresh_token(DEFAULT_CLIENT_ID);
+    let initial = RefreshToken::new(sim.issue_refresh_token(DEFAULT_CLIENT_ID));
+    // The sign-in, saved once for the fleet.
+    store(&redis.url(), &sim)
+        .refresh_tokens()
+        .save(&initial)
+        .await
+        .unwrap();
     let process = || {
+        // Each process starts from the refresh token it was given (used up by the first
+        // refresh of any of them) and keeps the fleet's in Redis.
         let grant = RefreshTokenGrant::new(
             TokenEndpoint::new(&sim.token_url()).unwrap(),
             DEFAULT_CLIENT_ID,
             ClientSecret::new(DEFAULT_CLIENT_SECRET),
-            RefreshToken::new(initial.clone()),
-        );
+            initial.clone(),
+        )
+        .with_store(Arc::new(store(&redis.url(), &sim).refresh_tokens()));
         TokenManager::builder(grant)
             .backoff(common::fast_backoff())
             .store(store(&redis.url(), &sim))
@@ -499,4 +508,31 @@ async fn regression_the_lock_is_given_back_before_the_token_is_handed_out() {
     // Read at once, without yielding to the runtime: a release left to a task would not have run
     // yet, and a process that exits now (`tokenwarden token`) would leave the lock to expire.
     assert_eq!(redis.command(&["EXISTS", &lock_key]).unwrap(), ":0\r\n");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn without_redis_no_refresh_token_is_presented() {
+    let sim = common::sim(SimConfig::default()).await;
+    let nowhere = format!("redis://127.0.0.1:{}", redis_server::free_port());
+    let initial = RefreshToken::new(sim.issue_refresh_token(DEFAULT_CLIENT_ID));
+    let grant = RefreshTokenGrant::new(
+        TokenEndpoint::new(&sim.token_url()).unwrap(),
+        DEFAULT_CLIENT_ID,
+        ClientSecret::new(DEFAULT_CLIENT_SECRET),
+        initial,
+    )
+    .with_store(Arc::new(store(&nowhere, &sim).refresh_tokens()));
+    let m = TokenManager::builder(grant)
+        .backoff(tokenwarden::Backoff {
+            max_attempts: 2,
+            ..common::fast_backoff()
+        })
+        .build();
+    let e = m.bearer().await.unwrap_err();
+    assert!(e.to_string().contains("fleet's lock"), "{e}");
+    assert_eq!(
+        sim.journal_counters().token_requests,
+        0,
+        "nothing presented"
+    );
 }

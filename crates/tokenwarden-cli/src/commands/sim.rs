@@ -32,11 +32,9 @@ pub(crate) fn apply(k: &SimKnobs, c: &mut SimConfig) {
     if let Some(v) = k.token_latency {
         c.token_latency = v;
     }
-    if k.token_creation_limit.is_some() {
-        c.token_creation_limit = k.token_creation_limit;
-    }
-    if let Some(v) = k.token_creation_window {
-        c.token_creation_window = v;
+    if let Some((n, window)) = k.token_limit {
+        c.token_creation_limit = Some(n);
+        c.token_creation_window = window;
     }
     if k.rate_limit.is_some() {
         c.api_rate_limit_per_minute = k.rate_limit;

@@ -19,15 +19,9 @@ pub(crate) async fn run(g: &GlobalArgs, a: TokenArgs, hint: &mut Option<String>)
     }
     // The user's file cache by default: a shell loop makes one token request, not one per command.
     let forced = a.no_cache.then_some(StoreSpec::Memory);
-    // One token is printed: the pool's first.
-    let one = GlobalArgs {
-        connection: crate::args::ConnectionArgs {
-            tokens: None,
-            ..g.connection.clone()
-        },
-        quiet: g.quiet,
-    };
-    let tokens = super::tokens::tokens(&s, &one, forced, StoreSpec::File(None), a.lock_timeout)?
+    let one = crate::args::PoolArgs::default();
+    let tokens = super::tokens::tokens(&s, &one, forced, StoreSpec::File(None), a.lock_timeout)
+        .await?
         .managers
         .remove(0);
     let bearer = tokens.bearer().await?;

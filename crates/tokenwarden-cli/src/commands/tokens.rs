@@ -3,7 +3,7 @@
 //! profile), `--tokens K` and `--token-spacing`.
 
 use crate::ConfigError;
-use crate::args::GlobalArgs;
+use crate::args::PoolArgs;
 use crate::config::{Credentials, Named, Settings};
 use crate::exit::UsageError;
 use anyhow::Result;
@@ -103,11 +103,21 @@ pub(crate) struct Tokens {
     pub(crate) budgets: Vec<Option<Arc<dyn SharedBudget>>>,
 }
 
+impl From<TokenManager> for Tokens {
+    /// One manager, sharing no rate budget.
+    fn from(tokens: TokenManager) -> Self {
+        Tokens {
+            managers: vec![tokens],
+            budgets: vec![None],
+        }
+    }
+}
+
 /// The tokens for `s`: kept in `store` if given, else in the store the settings name, else in
-/// `default`; `--tokens` of them (one when `one`).
-pub(crate) fn tokens(
+/// `default`; as many as `pool` says (one by default).
+pub(crate) async fn tokens(
     s: &Settings,
-    g: &GlobalArgs,
+    pool: &PoolArgs,
     store: Option<StoreSpec>,
     default: StoreSpec,
     lock_timeout: Option<Duration>,
@@ -116,27 +126,30 @@ pub(crate) fn tokens(
         Some(forced) => (forced, None),
         None => spec(s, default)?,
     };
-    let k = g.connection.tokens.unwrap_or(1);
-    let Credentials::Client { id, secret } = &s.credentials else {
-        // A token given directly cannot be refreshed: nothing to share, nothing to pool.
-        if k > 1 || (named.is_some() && spec != StoreSpec::Memory) {
-            crate::ui::warn(
-                "a token given directly (GENESYSCLOUD_ACCESS_TOKEN) is not shared or pooled: --token-store and --tokens are ignored",
-            );
+    let k = pool.tokens.unwrap_or(1);
+    let (id, secret) = match &s.credentials {
+        Credentials::Client { id, secret } => (id, secret),
+        other => {
+            if k > 1 || (named.is_some() && spec != StoreSpec::Memory) {
+                crate::ui::warn(match other {
+                    // Its tokens are kept beside the sign-in, whose lock takes turns at rotating
+                    // the refresh token.
+                    Credentials::User { .. } => {
+                        "acting as the signed-in person (--as-user), tokens are kept beside the sign-in: --token-store and --tokens are ignored"
+                    }
+                    _ => {
+                        "a token given directly (GENESYSCLOUD_ACCESS_TOKEN) cannot be refreshed, shared or pooled: --token-store and --tokens are ignored"
+                    }
+                });
+            }
+            return Ok(super::token_builder(s).await?.build().into());
         }
-        return Ok(Tokens {
-            managers: vec![super::token_builder(s)?.build()],
-            budgets: vec![None],
-        });
     };
     let mut key = TokenKey::new(&s.token_url, id).with_secret(secret.clone());
     if let Some(scope) = &s.scope {
         key = key.with_scope(scope);
     }
-    let spacing = g
-        .connection
-        .token_spacing
-        .or((k > 1).then_some(POOL_SPACING));
+    let spacing = pool.token_spacing.or((k > 1).then_some(POOL_SPACING));
     let mut mint = spacing.map(MintPacing::new);
     let redis = match &spec {
         StoreSpec::Redis(url) => Some(redis_store(url, key.clone(), lock_timeout, named)?),
@@ -150,7 +163,7 @@ pub(crate) fn tokens(
         budgets: vec![],
     };
     for slot in 0..k {
-        let mut b = super::token_builder(s)?;
+        let mut b = super::token_builder(s).await?;
         if let Some(m) = &mint {
             b = b.mint_pacing(m.clone());
         }

@@ -23,9 +23,8 @@
 //! its token (adopting it the moment it is saved) for at most the store's
 //! [`lock_wait`](TokenStore::lock_wait), then fetches one itself; when the store cannot be reached
 //! it fetches at once, on its own. A 401's token is withdrawn from the store (compare-and-delete)
-//! before anything else. A grant that rotates refresh tokens presents the newest one the store
-//! holds, records its successor, and never fetches without the lock: a refresh token another
-//! process may have used is never presented again.
+//! before anything else. (A grant that rotates refresh tokens serialises its rotations through its
+//! own [`RefreshTokenStore`](crate::RefreshTokenStore).)
 
 use super::mint::MintPacing;
 use super::timing::Timing;
@@ -195,8 +194,6 @@ impl Refresher {
             }
             Given::Unusable(e) => return Err(Failure::permanent(e.clone())),
         }
-        // The refresh token this grant would present, for a grant that rotates them.
-        let rotating = self.grant.refresh_token().await.is_some();
         if let (Some(store), Some(replaced)) = (&self.store, job.replaced)
             && job.reason == Reason::Rejected
             && let Err(e) = store.invalidate(&replaced.access).await
@@ -204,10 +201,7 @@ impl Refresher {
             tracing::warn!(error = %e, "could not withdraw the rejected token from the token store");
         }
         let lock = match &self.store {
-            Some(store) => match self
-                .coordinate(store.as_ref(), job, timing, rotating)
-                .await?
-            {
+            Some(store) => match self.coordinate(store.as_ref(), job, timing).await? {
                 Coordinated::Adopted(held) => {
                     Counters::inc(&counters.adopted_from_store);
                     self.ever_obtained.store(true, Ordering::Relaxed);
@@ -228,19 +222,7 @@ impl Refresher {
             self.ever_obtained.store(true, Ordering::Relaxed);
             return Ok(adopted);
         }
-        let used = match (&self.store, rotating) {
-            (Some(store), true) => Some(self.newest_refresh_token(store.as_ref(), &lock).await?),
-            _ => None,
-        };
         let (resp, sent_at, sent_wall) = self.fetch_with_retry(job, counters).await?;
-        if let (Some(store), Some(new)) = (&self.store, &resp.refresh_token) {
-            match store.rotate_refresh_token(used.as_ref(), new).await {
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not record the new refresh token in the token store")
-                }
-            }
-        }
         let held = timing
             .fetched(resp, sent_at, sent_wall)
             .map_err(|problem| {
@@ -266,7 +248,6 @@ impl Refresher {
         store: &dyn TokenStore,
         job: &Job<'_>,
         timing: &Timing,
-        rotating: bool,
     ) -> Result<Coordinated, Failure> {
         let give_up = Instant::now() + store.lock_wait();
         loop {
@@ -280,15 +261,6 @@ impl Refresher {
             }
             let now = Instant::now();
             if now >= give_up {
-                if rotating {
-                    return Err(Failure::transient(Error::Store {
-                        detail: format!(
-                            "another process has held the token store's refresh lock for {:?}; the refresh token is not presented without it (another process may be using it)",
-                            store.lock_wait()
-                        ),
-                        retryable: true,
-                    }));
-                }
                 tracing::warn!(
                     waited_ms = store.lock_wait().as_millis() as u64,
                     "another process has held the token store's refresh lock too long; fetching a token without it"
@@ -297,35 +269,6 @@ impl Refresher {
             }
             store.changed(give_up - now).await;
         }
-    }
-
-    /// The refresh token to present: the newest the store holds (another process may have
-    /// rotated the one this grant holds). Without the store's lock there is none that is safe.
-    async fn newest_refresh_token(
-        &self,
-        store: &dyn TokenStore,
-        lock: &Option<StoreLock>,
-    ) -> Result<crate::secret::RefreshToken, Failure> {
-        if lock.is_none() {
-            return Err(Failure::transient(Error::Store {
-                detail: "the token store cannot be reached, and another process may already have used this refresh token: it is presented only under the store's lock (retrying when the store is back)".into(),
-                retryable: true,
-            }));
-        }
-        let held = self.grant.refresh_token().await.ok_or_else(|| {
-            Failure::transient(Error::Internal("the grant's refresh token vanished".into()))
-        })?;
-        if let Some(newest) = store
-            .refresh_token(&held)
-            .await
-            .map_err(Failure::transient)?
-        {
-            tracing::debug!("presenting the refresh token another process rotated");
-            self.grant.use_refresh_token(newest).await;
-        }
-        self.grant.refresh_token().await.ok_or_else(|| {
-            Failure::transient(Error::Internal("the grant's refresh token vanished".into()))
-        })
     }
 
     /// A fresh token another holder saved, unless it is the one being replaced.

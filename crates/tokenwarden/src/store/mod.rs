@@ -15,8 +15,9 @@
 //! attempt at once ([`TokenStore::try_lock`]): held, busy (another holder is refreshing: keep using
 //! the still-valid token, or wait for the new one with [`TokenStore::changed`], at most
 //! [`TokenStore::lock_wait`]) or unavailable (refresh without it). A token the API rejected is
-//! withdrawn fleet-wide, keyed ([`TokenStore::invalidate`]), and a rotated refresh token is shared
-//! too ([`TokenStore::refresh_token`], [`TokenStore::rotate_refresh_token`]).
+//! withdrawn fleet-wide, keyed ([`TokenStore::invalidate`]). A rotating refresh token is shared
+//! through the [`RefreshTokenStore`](crate::RefreshTokenStore) seam, which `RedisStore` implements
+//! too.
 
 pub(crate) mod file;
 mod fingerprint;
@@ -30,10 +31,10 @@ pub use file::{DEFAULT_LOCK_TIMEOUT, FileStore};
 pub use key::TokenKey;
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
-pub use redis::{RedisBudget, RedisOptions, RedisStore};
+pub use redis::{RedisBudget, RedisOptions, RedisRefreshTokens, RedisStore};
 
 use crate::error::Error;
-use crate::secret::{AccessToken, RefreshToken};
+use crate::secret::AccessToken;
 use async_trait::async_trait;
 use std::time::{Duration, SystemTime};
 
@@ -205,32 +206,5 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug + 'static {
     async fn invalidate(&self, token: &AccessToken) -> Result<(), Error> {
         let _ = token;
         Ok(())
-    }
-
-    /// For a grant that rotates refresh tokens: the token to present instead of `held`, when the
-    /// store knows that `held` was used already (another holder presented it and recorded its
-    /// successor with [`rotate_refresh_token`](Self::rotate_refresh_token)); `None` when `held`
-    /// may be presented. The default knows of no use.
-    ///
-    /// # Errors
-    /// [`Error::Store`] when the store cannot be read, or when `held` was used and its successor
-    /// is gone (then nobody can refresh without signing in again).
-    async fn refresh_token(&self, held: &RefreshToken) -> Result<Option<RefreshToken>, Error> {
-        let _ = held;
-        Ok(None)
-    }
-
-    /// Records `new`, the refresh token that replaced `used` (which is remembered as used), so
-    /// that other holders present `new` instead of `used`. Returns whether it was recorded.
-    ///
-    /// # Errors
-    /// [`Error::Store`] when the store cannot be written.
-    async fn rotate_refresh_token(
-        &self,
-        used: Option<&RefreshToken>,
-        new: &RefreshToken,
-    ) -> Result<bool, Error> {
-        let _ = (used, new);
-        Ok(false)
     }
 }

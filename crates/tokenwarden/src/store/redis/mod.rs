@@ -7,18 +7,20 @@ mod scripts;
 
 pub use budget::RedisBudget;
 
+use super::file::unix_ms;
 use super::fingerprint::{FingerprintKey, KEY_LEN, hex, unhex};
 use super::{CHANGE_POLL, LockAttempt, StoreLock, StoredToken, TokenKey, TokenStore};
 use crate::clock::wall_now;
 use crate::error::Error;
 use crate::secret::{AccessToken, RefreshToken};
+use crate::session::RefreshTokenStore;
 use ::redis::aio::ConnectionManager;
 use async_trait::async_trait;
 use link::Link;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// How a [`RedisStore`] talks to Redis and coordinates the fleet.
 #[derive(Debug, Clone)]
@@ -62,7 +64,7 @@ const RECORD_VERSION: &str = "1";
 /// A token store in Redis, shared by every process (on any machine) configured with the same
 /// token URL, client id and scope: the fleet holds **one** token and refreshes it **once**.
 ///
-/// - **Keys** (`PREFIX:{ID}:token`, `:lock`, `:rate`, `:refresh`, `:refresh-used`; `ID` is
+/// - **Keys** (`PREFIX:{ID}:token`, `:lock`, `:rate`, `:refresh`, `:refresh-lock`; `ID` is
 ///   [`TokenKey::id`], a hash that names neither the client nor the endpoint) expire with what
 ///   they hold: the token record when the token expires.
 /// - **One refresh per fleet:** the process that finds the token due takes the lock (`SET NX PX`
@@ -73,8 +75,10 @@ const RECORD_VERSION: &str = "1";
 ///   does): a holder whose lease ran out does not overwrite the one that took over.
 /// - **Keyed invalidation:** a token the API rejected is removed only if it is still the stored
 ///   one (compare-and-delete on its SHA-256).
-/// - **Rotated refresh tokens:** the newest is kept, with the SHA-256 of every used one; a
-///   process presents the newest instead of a used one, and only under the lock.
+/// - **Rotated refresh tokens:** as a [`RefreshTokenStore`] (for
+///   [`RefreshTokenGrant::with_store`](crate::RefreshTokenGrant::with_store)) it keeps the fleet's
+///   refresh token, and serialises its rotations with a lock of its own: every process presents
+///   the stored one, under the lock, and saves its replacement before the lock is released.
 /// - **The client secret** is bound as in [`FileStore`](crate::FileStore): a keyed fingerprint
 ///   (HMAC-SHA256 under a random key kept in Redis, `PREFIX:fingerprint-key`), never the secret.
 /// - **Never a single point of failure:** every call has a deadline ([`RedisOptions::timeout`]).
@@ -205,7 +209,7 @@ impl RedisStore {
 
     /// The Redis key names of this store's entry, as they appear in Redis (for operators).
     pub fn key_names(&self) -> Vec<String> {
-        ["token", "lock", "rate", "refresh", "refresh-used"]
+        ["token", "lock", "rate", "refresh", "refresh-lock"]
             .iter()
             .map(|n| self.name(n))
             .collect()
@@ -258,11 +262,6 @@ impl RedisStore {
 
 fn sha256_hex(text: &str) -> String {
     hex(&Sha256::digest(text.as_bytes()))
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The URL as shown in messages (no user name or password), after checking it.
@@ -330,17 +329,178 @@ impl Drop for Held {
 }
 
 impl RedisStore {
-    /// Releases the lock if `fence` still holds it.
-    async fn release(&self, fence: &str) {
+    /// Releases the lock `what` if `fence` still holds it.
+    async fn release(&self, what: &str, fence: &str) {
         let _: Option<i64> = self
             .link
             .script(
                 "release the lock",
                 &scripts::RELEASE,
-                &[&self.name("lock")],
+                &[&self.name(what)],
                 &[fence],
             )
             .await;
+    }
+}
+
+impl RedisStore {
+    /// Tries once to take the lock `what` (`lock`: the access token's, whose fence also guards
+    /// [`save`](TokenStore::save); `refresh-lock`: the refresh token's). The lease is renewed
+    /// while it is held.
+    async fn try_take(&self, what: &'static str, fences_saves: bool) -> Result<LockAttempt, Error> {
+        if self.link.resting() {
+            return Ok(LockAttempt::Unavailable);
+        }
+        let fence = hex(&rand::random::<[u8; 16]>());
+        let lease = self.options.lock_lease.max(Duration::from_millis(100));
+        let mut set = ::redis::cmd("SET");
+        set.arg(self.name(what))
+            .arg(&fence)
+            .arg("NX")
+            .arg("PX")
+            .arg(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX));
+        let taken = match self.call::<Option<String>>("lock", set).await {
+            None => return Ok(LockAttempt::Unavailable),
+            Some(reply) => reply.is_some(),
+        };
+        if !taken {
+            return Ok(LockAttempt::Busy);
+        }
+        if fences_saves {
+            *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(fence.clone());
+        }
+        let renew = {
+            let (store, fence) = (self.clone(), fence.clone());
+            tokio::spawn(async move {
+                let lease_ms = u64::try_from(lease.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .to_string();
+                loop {
+                    tokio::time::sleep(lease / 3).await;
+                    let kept: Option<i64> = store
+                        .link
+                        .script(
+                            "renew the lock",
+                            &scripts::EXTEND,
+                            &[&store.name(what)],
+                            &[&fence, &lease_ms],
+                        )
+                        .await;
+                    if kept == Some(0) {
+                        tracing::warn!("a lock in Redis expired while this process held it (a pause longer than its lease)");
+                        return;
+                    }
+                }
+            })
+            .abort_handle()
+        };
+        let (store, release_fence) = (self.clone(), fence.clone());
+        Ok(LockAttempt::Held(StoreLock::with_release(
+            Held {
+                store: self.clone(),
+                fence,
+                renew,
+            },
+            move || async move { store.release(what, &release_fence).await },
+        )))
+    }
+}
+
+/// The fleet's rotating refresh token in Redis, for
+/// [`RefreshTokenGrant::with_store`](crate::RefreshTokenGrant::with_store): made by
+/// [`RedisStore::refresh_tokens`].
+///
+/// Kept under the store's `:refresh` key (for 30 days after its last rotation); rotations are
+/// serialised by `:refresh-lock` (renewed while held). Nothing is answered from memory while Redis
+/// cannot be reached: the lock and the token are then errors the manager retries, so a refresh
+/// token is never presented without the fleet's lock, and never one another process may have
+/// used.
+#[derive(Debug, Clone)]
+pub struct RedisRefreshTokens(RedisStore);
+
+impl RedisStore {
+    /// The fleet's rotating refresh token, on this store's entry and connection.
+    ///
+    /// ```no_run
+    /// # async fn run(store: tokenwarden::RedisStore, endpoint: tokenwarden::TokenEndpoint) {
+    /// use std::sync::Arc;
+    /// use tokenwarden::{ClientSecret, RefreshToken, RefreshTokenGrant};
+    /// let grant = RefreshTokenGrant::new(endpoint, "my-client", ClientSecret::new("s"), RefreshToken::new("rt"))
+    ///     .with_store(Arc::new(store.refresh_tokens()));
+    /// # let _ = grant; }
+    /// ```
+    pub fn refresh_tokens(&self) -> RedisRefreshTokens {
+        RedisRefreshTokens(self.clone())
+    }
+}
+
+#[async_trait]
+impl RefreshTokenStore for RedisRefreshTokens {
+    async fn lock(&self) -> Result<StoreLock, Error> {
+        let this = &self.0;
+        let give_up = crate::clock::Instant::now() + this.options.lock_wait;
+        loop {
+            match this.try_take("refresh-lock", false).await? {
+                LockAttempt::Held(lock) => return Ok(lock),
+                LockAttempt::Unavailable => {
+                    return Err(this.unreachable("take the refresh token's lock"));
+                }
+                LockAttempt::Busy => {}
+            }
+            let now = crate::clock::Instant::now();
+            if now >= give_up {
+                return Err(Error::Store {
+                    detail: format!(
+                        "gave up after {:?} waiting for the refresh token's lock in Redis ({}), held by another process",
+                        this.options.lock_wait, this.link.shown
+                    ),
+                    retryable: true,
+                });
+            }
+            tokio::time::sleep((give_up - now).min(CHANGE_POLL)).await;
+        }
+    }
+
+    async fn load(&self) -> Result<Option<RefreshToken>, Error> {
+        let mut get = ::redis::cmd("GET");
+        get.arg(self.0.name("refresh"));
+        match self
+            .0
+            .call::<Option<String>>("load the refresh token", get)
+            .await
+        {
+            Some(token) => Ok(token.map(RefreshToken::new)),
+            None => Err(self.0.unreachable("read the refresh token")),
+        }
+    }
+
+    async fn save(&self, token: &RefreshToken) -> Result<(), Error> {
+        let mut set = ::redis::cmd("SET");
+        set.arg(self.0.name("refresh"))
+            .arg(token.expose_secret())
+            .arg("PX")
+            .arg(u64::try_from(REFRESH_TTL.as_millis()).unwrap_or(u64::MAX));
+        match self
+            .0
+            .call::<Option<String>>("save the refresh token", set)
+            .await
+        {
+            Some(_) => Ok(()),
+            None => Err(self.0.unreachable("save the refresh token")),
+        }
+    }
+}
+
+impl RedisStore {
+    /// The error for a refresh-token step Redis cannot take now (retryable).
+    fn unreachable(&self, what: &str) -> Error {
+        Error::Store {
+            detail: format!(
+                "cannot {what}: the Redis token store ({}) cannot be reached, and a refresh token is used only under the fleet's lock",
+                self.link.shown
+            ),
+            retryable: true,
+        }
     }
 }
 
@@ -488,59 +648,7 @@ impl TokenStore for RedisStore {
     }
 
     async fn try_lock(&self) -> Result<LockAttempt, Error> {
-        if self.link.resting() {
-            return Ok(LockAttempt::Unavailable);
-        }
-        let fence = hex(&rand::random::<[u8; 16]>());
-        let lease = self.options.lock_lease.max(Duration::from_millis(100));
-        let mut set = ::redis::cmd("SET");
-        set.arg(self.name("lock"))
-            .arg(&fence)
-            .arg("NX")
-            .arg("PX")
-            .arg(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX));
-        let taken = match self.call::<Option<String>>("lock", set).await {
-            None => return Ok(LockAttempt::Unavailable),
-            Some(reply) => reply.is_some(),
-        };
-        if !taken {
-            return Ok(LockAttempt::Busy);
-        }
-        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(fence.clone());
-        let renew = {
-            let (store, fence) = (self.clone(), fence.clone());
-            tokio::spawn(async move {
-                let lease_ms = u64::try_from(lease.as_millis())
-                    .unwrap_or(u64::MAX)
-                    .to_string();
-                loop {
-                    tokio::time::sleep(lease / 3).await;
-                    let kept: Option<i64> = store
-                        .link
-                        .script(
-                            "renew the lock",
-                            &scripts::EXTEND,
-                            &[&store.name("lock")],
-                            &[&fence, &lease_ms],
-                        )
-                        .await;
-                    if kept == Some(0) {
-                        tracing::warn!("the refresh lock in Redis expired while this process held it (a pause longer than its lease)");
-                        return;
-                    }
-                }
-            })
-            .abort_handle()
-        };
-        let (store, release_fence) = (self.clone(), fence.clone());
-        Ok(LockAttempt::Held(StoreLock::with_release(
-            Held {
-                store: self.clone(),
-                fence,
-                renew,
-            },
-            move || async move { store.release(&release_fence).await },
-        )))
+        self.try_take("lock", true).await
     }
 
     async fn changed(&self, max: Duration) {
@@ -566,79 +674,5 @@ impl TokenStore for RedisStore {
             tracing::debug!(entry = %self.base, "withdrew the rejected token from Redis");
         }
         Ok(())
-    }
-
-    async fn refresh_token(&self, held: &RefreshToken) -> Result<Option<RefreshToken>, Error> {
-        let (newest, used) = (self.name("refresh"), self.name("refresh-used"));
-        let digest = sha256_hex(held.expose_secret());
-        let (newest, used, digest) = (newest.as_str(), used.as_str(), digest.as_str());
-        let mut gone = false;
-        let answer: Option<Option<String>> = self
-            .link
-            .call("newest refresh token", |mut c| async move {
-                let r: ::redis::RedisResult<Option<String>> = scripts::NEWEST_REFRESH
-                    .key(newest)
-                    .key(used)
-                    .arg(digest)
-                    .invoke_async(&mut c)
-                    .await;
-                match r {
-                    Err(e) if e.code() == Some("GONE") => Ok(None::<Option<String>>),
-                    other => other.map(Some),
-                }
-            })
-            .await
-            .map(|r| {
-                if r.is_none() {
-                    gone = true;
-                }
-                r.flatten()
-            });
-        match answer {
-            None => Err(Error::Store {
-                detail: format!(
-                    "the Redis token store ({}) cannot be reached to tell whether another process has used the refresh token",
-                    self.link.shown
-                ),
-                retryable: true,
-            }),
-            Some(_) if gone => Err(Error::Store {
-                detail: "another process used this refresh token and its successor is no longer in Redis: sign in again".into(),
-                retryable: false,
-            }),
-            Some(newest) => Ok(newest.map(RefreshToken::new)),
-        }
-    }
-
-    async fn rotate_refresh_token(
-        &self,
-        used: Option<&RefreshToken>,
-        new: &RefreshToken,
-    ) -> Result<bool, Error> {
-        let digest = used
-            .map(|u| sha256_hex(u.expose_secret()))
-            .unwrap_or_default();
-        let ttl_ms = u64::try_from(REFRESH_TTL.as_millis())
-            .unwrap_or(u64::MAX)
-            .to_string();
-        let done: Option<i64> = self
-            .link
-            .script(
-                "rotate the refresh token",
-                &scripts::ROTATE,
-                &[&self.name("refresh"), &self.name("refresh-used")],
-                &[&digest, new.expose_secret(), &ttl_ms],
-            )
-            .await;
-        match done {
-            Some(_) => Ok(true),
-            None => Err(Error::Store {
-                detail: format!(
-                    "the new refresh token could not be recorded in Redis ({}): other processes will present the one just used",
-                    self.link.shown
-                ),
-                retryable: true,
-            }),
-        }
     }
 }

@@ -64,33 +64,6 @@ return redis.call('GET', KEYS[1])",
     )
 });
 
-/// The refresh token to present instead of a used one.
-/// KEYS: newest, used set. ARGV: SHA-256 of the held refresh token, hex.
-/// Returns false when the held one may be presented, the newest when it was used, or
-/// the error 'GONE' when it was used and no successor is known.
-pub(super) static NEWEST_REFRESH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then return false end
-local newest = redis.call('GET', KEYS[1])
-if not newest then return redis.error_reply('GONE') end
-return newest",
-    )
-});
-
-/// Records a rotation: the used refresh token joins the used set, its successor becomes the
-/// newest. KEYS: newest, used set. ARGV: SHA-256 of the used token ('' if none), the new token,
-/// ttl in ms. Returns 1.
-pub(super) static ROTATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if ARGV[1] ~= '' then
-  redis.call('SADD', KEYS[2], ARGV[1])
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
-end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1",
-    )
-});
-
 /// The GCRA step, as [`reserve`](crate::client::ratelimit::reserve) but on the server: the
 /// theoretical arrival time of the next request, in microseconds of the server's clock.
 /// KEYS: schedule. ARGV: interval µs, tolerance µs. Returns the wait in µs.
