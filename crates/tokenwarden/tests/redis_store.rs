@@ -536,3 +536,74 @@ async fn without_redis_no_refresh_token_is_presented() {
         "nothing presented"
     );
 }
+
+/// Processes that share only the refresh token (each keeps its own access token) and all refresh
+/// at once: the refresh token's lock in Redis makes them take turns, each presenting the one its
+/// predecessor saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_rotations_take_turns_fleet_wide() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let sim = common::sim(SimConfig::default()).await;
+    let initial = RefreshToken::new(sim.issue_refresh_token(DEFAULT_CLIENT_ID));
+    store(&redis.url(), &sim)
+        .refresh_tokens()
+        .save(&initial)
+        .await
+        .unwrap();
+    let managers: Vec<_> = (0..4)
+        .map(|_| {
+            let grant = RefreshTokenGrant::new(
+                TokenEndpoint::new(&sim.token_url()).unwrap(),
+                DEFAULT_CLIENT_ID,
+                ClientSecret::new(DEFAULT_CLIENT_SECRET),
+                initial.clone(),
+            )
+            .with_store(Arc::new(store(&redis.url(), &sim).refresh_tokens()));
+            TokenManager::builder(grant)
+                .backoff(common::fast_backoff())
+                .build()
+        })
+        .collect();
+    for bearer in futures::future::join_all(managers.iter().map(|m| m.bearer())).await {
+        bearer.unwrap();
+    }
+    let j = sim.journal_counters();
+    assert_eq!(j.refresh_grants, 4, "{j:?}");
+    assert_eq!(
+        j.token_invalid_grant, 0,
+        "a used refresh token was presented: {j:?}"
+    );
+    assert_eq!(j.max_concurrent_token_requests, 1, "{j:?}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn regression_the_refresh_tokens_lock_is_given_back_before_the_token_is_handed_out() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let sim = common::sim(SimConfig::default()).await;
+    let s = store(&redis.url(), &sim);
+    let lock_key = s
+        .key_names()
+        .into_iter()
+        .find(|k| k.ends_with(":refresh-lock"))
+        .unwrap();
+    let initial = RefreshToken::new(sim.issue_refresh_token(DEFAULT_CLIENT_ID));
+    s.refresh_tokens().save(&initial).await.unwrap();
+    let grant = RefreshTokenGrant::new(
+        TokenEndpoint::new(&sim.token_url()).unwrap(),
+        DEFAULT_CLIENT_ID,
+        ClientSecret::new(DEFAULT_CLIENT_SECRET),
+        initial,
+    )
+    .with_store(Arc::new(s.refresh_tokens()));
+    let m = TokenManager::builder(grant)
+        .backoff(common::fast_backoff())
+        .build();
+    m.bearer().await.unwrap();
+    // Read at once, without yielding to the runtime: a release left to a task would not have run
+    // yet, and a process that exits now would make the next one wait out the lock's lease.
+    assert_eq!(redis.command(&["EXISTS", &lock_key]).unwrap(), ":0\r\n");
+}
