@@ -49,6 +49,29 @@ fn manager(sim: &Simulator, store: RedisStore) -> TokenManager {
         .build()
 }
 
+/// A "process" signed in with `initial` (used up by the first refresh of any of them), keeping
+/// the fleet's refresh token in `store`.
+fn rotating(sim: &Simulator, initial: &RefreshToken, store: &RedisStore) -> RefreshTokenGrant {
+    RefreshTokenGrant::new(
+        TokenEndpoint::new(&sim.token_url()).unwrap(),
+        DEFAULT_CLIENT_ID,
+        ClientSecret::new(DEFAULT_CLIENT_SECRET),
+        initial.clone(),
+    )
+    .with_store(Arc::new(store.refresh_tokens()))
+}
+
+/// The refresh token a sign-in gave the fleet, saved once in Redis.
+async fn signed_in(sim: &Simulator, redis: &str) -> RefreshToken {
+    let initial = RefreshToken::new(sim.issue_refresh_token(DEFAULT_CLIENT_ID));
+    store(redis, sim)
+        .refresh_tokens()
+        .save(&initial)
+        .await
+        .unwrap();
+    initial
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_processes_starting_together_mint_one_token() {
     let Some(redis) = RedisServer::start() else {
@@ -210,24 +233,9 @@ async fn rotated_refresh_tokens_are_never_presented_twice() {
         return;
     };
     let sim = common::sim(SimConfig::default()).await;
-    let initial = RefreshToken::new(sim.issue_refresh_token(DEFAULT_CLIENT_ID));
-    // The sign-in, saved once for the fleet.
-    store(&redis.url(), &sim)
-        .refresh_tokens()
-        .save(&initial)
-        .await
-        .unwrap();
+    let initial = signed_in(&sim, &redis.url()).await;
     let process = || {
-        // Each process starts from the refresh token it was given (used up by the first
-        // refresh of any of them) and keeps the fleet's in Redis.
-        let grant = RefreshTokenGrant::new(
-            TokenEndpoint::new(&sim.token_url()).unwrap(),
-            DEFAULT_CLIENT_ID,
-            ClientSecret::new(DEFAULT_CLIENT_SECRET),
-            initial.clone(),
-        )
-        .with_store(Arc::new(store(&redis.url(), &sim).refresh_tokens()));
-        TokenManager::builder(grant)
+        TokenManager::builder(rotating(&sim, &initial, &store(&redis.url(), &sim)))
             .backoff(common::fast_backoff())
             .store(store(&redis.url(), &sim))
             .build()
@@ -515,14 +523,7 @@ async fn without_redis_no_refresh_token_is_presented() {
     let sim = common::sim(SimConfig::default()).await;
     let nowhere = format!("redis://127.0.0.1:{}", redis_server::free_port());
     let initial = RefreshToken::new(sim.issue_refresh_token(DEFAULT_CLIENT_ID));
-    let grant = RefreshTokenGrant::new(
-        TokenEndpoint::new(&sim.token_url()).unwrap(),
-        DEFAULT_CLIENT_ID,
-        ClientSecret::new(DEFAULT_CLIENT_SECRET),
-        initial,
-    )
-    .with_store(Arc::new(store(&nowhere, &sim).refresh_tokens()));
-    let m = TokenManager::builder(grant)
+    let m = TokenManager::builder(rotating(&sim, &initial, &store(&nowhere, &sim)))
         .backoff(tokenwarden::Backoff {
             max_attempts: 2,
             ..common::fast_backoff()
@@ -546,22 +547,10 @@ async fn concurrent_rotations_take_turns_fleet_wide() {
         return;
     };
     let sim = common::sim(SimConfig::default()).await;
-    let initial = RefreshToken::new(sim.issue_refresh_token(DEFAULT_CLIENT_ID));
-    store(&redis.url(), &sim)
-        .refresh_tokens()
-        .save(&initial)
-        .await
-        .unwrap();
+    let initial = signed_in(&sim, &redis.url()).await;
     let managers: Vec<_> = (0..4)
         .map(|_| {
-            let grant = RefreshTokenGrant::new(
-                TokenEndpoint::new(&sim.token_url()).unwrap(),
-                DEFAULT_CLIENT_ID,
-                ClientSecret::new(DEFAULT_CLIENT_SECRET),
-                initial.clone(),
-            )
-            .with_store(Arc::new(store(&redis.url(), &sim).refresh_tokens()));
-            TokenManager::builder(grant)
+            TokenManager::builder(rotating(&sim, &initial, &store(&redis.url(), &sim)))
                 .backoff(common::fast_backoff())
                 .build()
         })
@@ -590,16 +579,8 @@ async fn regression_the_refresh_tokens_lock_is_given_back_before_the_token_is_ha
         .into_iter()
         .find(|k| k.ends_with(":refresh-lock"))
         .unwrap();
-    let initial = RefreshToken::new(sim.issue_refresh_token(DEFAULT_CLIENT_ID));
-    s.refresh_tokens().save(&initial).await.unwrap();
-    let grant = RefreshTokenGrant::new(
-        TokenEndpoint::new(&sim.token_url()).unwrap(),
-        DEFAULT_CLIENT_ID,
-        ClientSecret::new(DEFAULT_CLIENT_SECRET),
-        initial,
-    )
-    .with_store(Arc::new(s.refresh_tokens()));
-    let m = TokenManager::builder(grant)
+    let initial = signed_in(&sim, &redis.url()).await;
+    let m = TokenManager::builder(rotating(&sim, &initial, &s))
         .backoff(common::fast_backoff())
         .build();
     m.bearer().await.unwrap();

@@ -406,6 +406,37 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// Takes the lock `what` (as [`try_take`](Self::try_take)), waiting for another holder at
+    /// most [`RedisOptions::lock_wait`]; `None` when Redis cannot be reached.
+    async fn take_waiting(
+        &self,
+        what: &'static str,
+        fences_saves: bool,
+        shown: &str,
+    ) -> Result<Option<StoreLock>, Error> {
+        let give_up = crate::clock::Instant::now() + self.options.lock_wait;
+        loop {
+            match self.try_take(what, fences_saves).await? {
+                LockAttempt::Held(lock) => return Ok(Some(lock)),
+                LockAttempt::Unavailable => return Ok(None),
+                LockAttempt::Busy => {}
+            }
+            let now = crate::clock::Instant::now();
+            if now >= give_up {
+                return Err(Error::Store {
+                    detail: format!(
+                        "gave up after {:?} waiting for {shown} in Redis ({}), held by another process",
+                        self.options.lock_wait, self.link.shown
+                    ),
+                    retryable: true,
+                });
+            }
+            tokio::time::sleep((give_up - now).min(CHANGE_POLL)).await;
+        }
+    }
+}
+
 /// The fleet's rotating refresh token in Redis, for
 /// [`RefreshTokenGrant::with_store`](crate::RefreshTokenGrant::with_store): made by
 /// [`RedisStore::refresh_tokens`].
@@ -438,27 +469,9 @@ impl RedisStore {
 impl RefreshTokenStore for RedisRefreshTokens {
     async fn lock(&self) -> Result<StoreLock, Error> {
         let this = &self.0;
-        let give_up = crate::clock::Instant::now() + this.options.lock_wait;
-        loop {
-            match this.try_take("refresh-lock", false).await? {
-                LockAttempt::Held(lock) => return Ok(lock),
-                LockAttempt::Unavailable => {
-                    return Err(this.unreachable("take the refresh token's lock"));
-                }
-                LockAttempt::Busy => {}
-            }
-            let now = crate::clock::Instant::now();
-            if now >= give_up {
-                return Err(Error::Store {
-                    detail: format!(
-                        "gave up after {:?} waiting for the refresh token's lock in Redis ({}), held by another process",
-                        this.options.lock_wait, this.link.shown
-                    ),
-                    retryable: true,
-                });
-            }
-            tokio::time::sleep((give_up - now).min(CHANGE_POLL)).await;
-        }
+        this.take_waiting("refresh-lock", false, "the refresh token's lock")
+            .await?
+            .ok_or_else(|| this.unreachable("take the refresh token's lock"))
     }
 
     async fn load(&self) -> Result<Option<RefreshToken>, Error> {
@@ -626,25 +639,10 @@ impl TokenStore for RedisStore {
     }
 
     async fn lock(&self) -> Result<StoreLock, Error> {
-        let give_up = crate::clock::Instant::now() + self.options.lock_wait;
-        loop {
-            match self.try_lock().await? {
-                LockAttempt::Held(lock) => return Ok(lock),
-                LockAttempt::Unavailable => return Ok(StoreLock::none()),
-                LockAttempt::Busy => {}
-            }
-            let now = crate::clock::Instant::now();
-            if now >= give_up {
-                return Err(Error::Store {
-                    detail: format!(
-                        "gave up after {:?} waiting for the refresh lock in Redis ({}), held by another process",
-                        self.options.lock_wait, self.link.shown
-                    ),
-                    retryable: true,
-                });
-            }
-            self.changed(give_up - now).await;
-        }
+        Ok(self
+            .take_waiting("lock", true, "the refresh lock")
+            .await?
+            .unwrap_or_else(StoreLock::none))
     }
 
     async fn try_lock(&self) -> Result<LockAttempt, Error> {
