@@ -148,6 +148,17 @@ async fn fleet_run(f: Fleet) {
                 .any(|r| r.stderr.contains("adopted from the store: ")),
             "the summaries count the tokens taken from the fleet"
         );
+        for r in runs
+            .iter()
+            .filter(|r| r.stderr.contains("adopted from the store: "))
+        {
+            // Not "tokens fetched: 3 (4 proactive, ...)": a refresh may end in an adoption.
+            assert!(
+                !r.stderr.contains(" proactive, ") || r.stderr.contains(" · refreshes: "),
+                "refreshes read as a breakdown of the fetches: {}",
+                r.stderr
+            );
+        }
     }
     eprintln!(
         "{} shards × {} records in {elapsed:?}: {} token requests, {} tokens, at most {} in flight, {} 429s",

@@ -274,10 +274,14 @@ pub(crate) fn print_summary(r: &BatchReport, client: &ApiClient, hint: Option<&s
     } else {
         String::new()
     };
-    // Tokens another process of the fleet fetched (a shared store).
+    // Tokens another process of the fleet fetched (a shared store). A refresh then ends in an
+    // adoption as often as in a fetch, so the refreshes are not shown as a breakdown of the fetches.
     let refreshes = match t.adopted_from_store {
         0 => refreshes,
-        n => format!("{refreshes} · adopted from the store: {n}"),
+        n => format!(
+            " · adopted from the store: {n} · refreshes: {} proactive, {} after a 401",
+            t.proactive_refreshes, t.rejected_refreshes
+        ),
     };
     crate::ui::summary(
         &format!(
