@@ -95,6 +95,9 @@ pub(crate) struct ConnectionArgs {
     /// Largest API answer accepted, e.g. 500KB [default: 64MiB]
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub(crate) max_response_bytes: Option<u64>,
+    /// memory, file[:DIR], redis://... [env: TOKENWARDEN_TOKEN_STORE]
+    #[arg(long, value_name = "STORE")]
+    pub(crate) token_store: Option<String>,
 }
 
 impl ConnectionArgs {
@@ -136,6 +139,7 @@ impl ConnectionArgs {
             follow_redirects_across_origins: later.follow_redirects_across_origins
                 || self.follow_redirects_across_origins,
             max_response_bytes: later.max_response_bytes.or(self.max_response_bytes),
+            token_store: later.token_store.or(self.token_store),
         }
     }
 
@@ -160,6 +164,7 @@ impl ConnectionArgs {
                 "--follow-redirects-across-origins",
             ),
             (self.max_response_bytes.is_some(), "--max-response-bytes"),
+            (self.token_store.is_some(), "--token-store"),
         ]
         .into_iter()
         .find_map(|(given, flag)| given.then_some(flag))
@@ -308,7 +313,7 @@ pub(crate) enum Command {
 Input lines: {\"id\": \"r1\", \"method\": \"GET\", \"path\": \"/api/v2/users/abc\", \"body\": null}
 Output lines: {\"id\": \"r1\", \"status\": 200, \"body\": {...}} or {\"id\": \"r1\", \"error\": \"...\"}")]
     Batch(Connected<BatchArgs>),
-    /// Sign in as yourself in the browser (authorization code + PKCE); keeps the refresh token
+    /// Sign in as yourself in the browser (authorization code + PKCE)
     #[command(after_help = "Examples:
   tokenwarden -p work login                     # opens the browser; then: tokenwarden -p work --as-user batch ...
   tokenwarden login --no-browser                # over SSH: prints the URL to open elsewhere
@@ -532,8 +537,7 @@ fn parse_slice(s: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Debug, Args, Clone)]
 pub(crate) struct BatchArgs {
-    /// JSON Lines input: {"id", "method", "path", "body"} per line (- for standard input; a FIFO
-    /// or <(...) works too: the input is read once).
+    /// JSON Lines: {"id", "method", "path", "body"} per line (- for stdin, FIFOs work)
     #[arg(
         long,
         short,
@@ -551,23 +555,26 @@ pub(crate) struct BatchArgs {
     /// Method for --ids records.
     #[arg(long, default_value = "GET", value_parser = parse_method)]
     pub(crate) method: http::Method,
-    /// Output JSON Lines file (created 0600), in completion order: also the job's journal for
-    /// --resume, with its job file FILE.twjob beside it.
+    /// Output JSON Lines (0600), the journal for --resume
     #[arg(long, short, value_name = "FILE")]
     pub(crate) output: PathBuf,
     /// Requests in flight at once.
     #[arg(long, short = 'c', default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub(crate) concurrency: u32,
-    /// Client-side rate limit, e.g. 5/s or 300/m (Genesys allows 300 requests per minute per token).
+    /// Rate per token, e.g. 5/s or 300/m (fleet-wide with a redis store)
     #[arg(long, value_name = "N/s|N/m", value_parser = parse_rate)]
     pub(crate) rate: Option<tokenwarden::RateLimit>,
-    /// Stop early when more than N records fail, or more than N% of the records run (judged
-    /// after 100): e.g. 50 or 5%. Continue later with --resume --retry-failed.
+    /// Stop when over N (or N%) records fail; then --resume --retry-failed
     #[arg(long, value_name = "N|N%")]
     pub(crate) max_failures: Option<tokenwarden::batch::FailureLimit>,
     /// Continue an interrupted job: skip records already in the output.
     #[arg(long)]
     pub(crate) resume: bool,
+    /// Only the records whose id hashes to shard INDEX (from 0)
+    #[arg(long, value_name = "INDEX/COUNT")]
+    pub(crate) shard: Option<tokenwarden::batch::Shard>,
+    #[command(flatten)]
+    pub(crate) pool: PoolArgs,
     /// With --resume: run again the records that failed (non-2xx or error), replacing their lines.
     #[arg(long, requires = "resume")]
     pub(crate) retry_failed: bool,
@@ -589,6 +596,18 @@ pub(crate) struct BatchArgs {
     /// Never draw a progress bar (plain progress lines instead).
     #[arg(long)]
     pub(crate) no_progress: bool,
+}
+
+/// A token pool: how many tokens a batch spreads its requests over.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct PoolArgs {
+    /// Spread requests over K tokens (a rate budget each)
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(crate) tokens: Option<u32>,
+    // Hidden to keep the help one screen; the README documents it.
+    /// Least time between two token requests [default: 1s with --tokens over 1]
+    #[arg(long, hide = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) token_spacing: Option<std::time::Duration>,
 }
 
 /// A `--path-template`: starts with `/` and holds `{id}` (the API base decides the rest).
@@ -656,6 +675,9 @@ pub(crate) struct SimKnobs {
     /// Throttle every Nth token request (Genesys's 400)
     #[arg(long, value_name = "N")]
     pub(crate) throttle_token_every: Option<u32>,
+    /// Tokens per client per window, e.g. 2/1s (Genesys's 400 beyond)
+    #[arg(long, value_name = "N/TIME", value_parser = parse_token_limit)]
+    pub(crate) token_limit: Option<(u32, std::time::Duration)>,
     /// Delay every token response.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) token_latency: Option<std::time::Duration>,
@@ -780,6 +802,18 @@ fn parse_header(s: &str) -> Result<(http::HeaderName, http::HeaderValue), String
     Ok((name, value))
 }
 
+/// `N/DURATION` for `sim --token-limit`: at most N tokens per client in any such window.
+fn parse_token_limit(s: &str) -> Result<(u32, std::time::Duration), String> {
+    let bad = || format!("{s:?}: use N/DURATION, e.g. 2/1s or 10/1m");
+    let (n, window) = s.split_once('/').ok_or_else(bad)?;
+    let n = n.trim().parse::<u32>().map_err(|_| bad())?;
+    let window = parse_duration(window).map_err(|_| bad())?;
+    if n == 0 || window.is_zero() {
+        return Err(bad());
+    }
+    Ok((n, window))
+}
+
 /// `ID:SECRET` for `sim --sim-client`.
 fn parse_sim_client(s: &str) -> Result<(String, String), String> {
     match s.split_once(':') {
@@ -890,6 +924,18 @@ mod tests {
         match cli.command {
             Command::Batch(c) => cli.connection.then(c.connection),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn token_limits_are_a_count_over_a_window() {
+        assert_eq!(parse_token_limit("2/1s"), Ok((2, Duration::from_secs(1))));
+        assert_eq!(
+            parse_token_limit(" 10 / 500ms"),
+            Ok((10, Duration::from_millis(500)))
+        );
+        for bad in ["2", "0/1s", "2/0s", "x/1s", "2/1y", ""] {
+            assert!(parse_token_limit(bad).is_err(), "{bad}");
         }
     }
 

@@ -38,7 +38,7 @@ impl Mode {
 
 fn status(p: &BatchProgress, c: &ApiClient) -> String {
     let m = c.metrics();
-    let t = c.tokens().metrics();
+    let t = c.token_metrics();
     format!(
         "failed {} · tokens {} · 401s healed {} · 429s waited {}",
         p.failed.load(Ordering::Relaxed),

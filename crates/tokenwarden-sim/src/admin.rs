@@ -55,6 +55,8 @@ pub(crate) fn config_view(c: &SimConfig) -> Value {
         "fail_first_token_requests": c.fail_first_token_requests,
         "token_outage": c.token_outage,
         "throttle_token_every": c.throttle_token_every,
+        "token_creation_limit": c.token_creation_limit,
+        "token_creation_window_ms": ms(c.token_creation_window),
         "token_latency_ms": ms(c.token_latency),
         "api_rate_limit_per_minute": c.api_rate_limit_per_minute,
         "rate_limit_window_ms": ms(c.rate_limit_window),

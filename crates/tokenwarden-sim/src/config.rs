@@ -192,6 +192,14 @@ pub struct SimConfig {
     /// `{"error":"invalid_request","description":"rate limit exceeded; retry in a few seconds",...}`.
     /// Default `None`.
     pub throttle_token_every: Option<u32>,
+    /// Per-client token-creation limit: at most this many tokens issued to one OAuth client within
+    /// any `token_creation_window` (a sliding window); a token request beyond it is throttled the
+    /// Genesys way (HTTP 400 `invalid_request`, "rate limit exceeded; ..."), like
+    /// `throttle_token_every`. Counts the authenticated token requests it lets through (a
+    /// throttled one is not counted, and uses up no refresh token). Default `None` (unlimited).
+    pub token_creation_limit: Option<u32>,
+    /// The sliding window of `token_creation_limit`. Default 1 s.
+    pub token_creation_window: Duration,
     /// The token endpoint sleeps this long before answering. Default 0.
     pub token_latency: Duration,
     /// When set, a successful token request is answered 200 with exactly this body, with
@@ -285,6 +293,8 @@ impl Default for SimConfig {
             fail_first_token_requests: 0,
             token_outage: false,
             throttle_token_every: None,
+            token_creation_limit: None,
+            token_creation_window: Duration::from_secs(1),
             token_latency: Duration::ZERO,
             token_body_template: None,
             api_rate_limit_per_minute: None,
@@ -360,6 +370,12 @@ pub struct ConfigPatch {
     /// New [`SimConfig::throttle_token_every`] (`null` clears it).
     #[serde(default, deserialize_with = "double_option")]
     pub throttle_token_every: Option<Option<u32>>,
+    /// New [`SimConfig::token_creation_limit`] (`null` clears it).
+    #[serde(default, deserialize_with = "double_option")]
+    pub token_creation_limit: Option<Option<u32>>,
+    /// New [`SimConfig::token_creation_window`], in ms.
+    #[serde(default)]
+    pub token_creation_window_ms: Option<u64>,
     /// New [`SimConfig::token_latency`], in ms.
     #[serde(default)]
     pub token_latency_ms: Option<u64>,
@@ -455,6 +471,12 @@ impl ConfigPatch {
         }
         if let Some(v) = self.throttle_token_every {
             c.throttle_token_every = v;
+        }
+        if let Some(v) = self.token_creation_limit {
+            c.token_creation_limit = v;
+        }
+        if let Some(v) = self.token_creation_window_ms {
+            c.token_creation_window = ms(v);
         }
         if let Some(v) = self.token_latency_ms {
             c.token_latency = ms(v);

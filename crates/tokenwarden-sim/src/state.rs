@@ -164,6 +164,8 @@ pub(crate) struct Inner {
     token_max_in_flight: AtomicU64,
     pub(crate) fail_first_counter: AtomicU64,
     pub(crate) throttle_counter: AtomicU64,
+    /// When each client's recent tokens were issued (`token_creation_limit`), oldest first.
+    issued_at: Mutex<HashMap<Arc<str>, std::collections::VecDeque<Instant>>>,
     revoke_counter: AtomicU64,
     fate_counter: AtomicU64,
     injected_errors: AtomicU64,
@@ -209,6 +211,7 @@ impl Inner {
             token_max_in_flight: AtomicU64::new(0),
             fail_first_counter: AtomicU64::new(0),
             throttle_counter: AtomicU64::new(0),
+            issued_at: Mutex::new(HashMap::new()),
             revoke_counter: AtomicU64::new(0),
             fate_counter: AtomicU64::new(0),
             injected_errors: AtomicU64::new(0),
@@ -308,6 +311,28 @@ impl Inner {
             seq,
             expires_in,
         }
+    }
+
+    /// Whether `client_id` may be issued a token now under `token_creation_limit`; if so, the
+    /// issue is counted (the caller issues it).
+    pub(crate) fn take_token_creation(&self, client_id: &str, cfg: &SimConfig) -> bool {
+        let Some(limit) = cfg.token_creation_limit else {
+            return true;
+        };
+        let now = Instant::now();
+        let mut map = lock(&self.issued_at);
+        let recent = map.entry(client_id.into()).or_default();
+        while recent
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= cfg.token_creation_window)
+        {
+            recent.pop_front();
+        }
+        if recent.len() >= limit as usize {
+            return false;
+        }
+        recent.push_back(now);
+        true
     }
 
     /// Check a bearer token for an API call; applies `revoke_every` and the rate limit.

@@ -163,6 +163,15 @@ fn decide(
             );
         }
     };
+    // Before the grant is looked at, so that a throttled refresh token is not used up.
+    if !inner.take_token_creation(&client.id, cfg) {
+        return (
+            oauth_error(400, "invalid_request", THROTTLE_DESCRIPTION),
+            Outcome::TokenThrottled,
+            None,
+            GrantNote::default(),
+        );
+    }
     let mut note = GrantNote::default();
     let bad_request = |error: &str, description: &str, note: GrantNote| {
         (

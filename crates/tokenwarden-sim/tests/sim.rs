@@ -497,6 +497,48 @@ async fn fail_first_outage_and_throttle() {
 }
 
 #[tokio::test]
+async fn token_creation_is_limited_per_client_in_a_sliding_window() {
+    let sim = start(SimConfig {
+        token_creation_limit: Some(2),
+        token_creation_window: Duration::from_secs(3600),
+        clients: vec![
+            tokenwarden_sim::SimClient::default(),
+            tokenwarden_sim::SimClient::new("other", "other-secret", "other"),
+        ],
+        ..SimConfig::default()
+    })
+    .await;
+    let c = client();
+    let mut statuses = vec![];
+    for _ in 0..3 {
+        statuses.push(token_response(&sim, &c).await.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 400]);
+    let resp = token_response(&sim, &c).await;
+    let b: Value = resp.json().await.unwrap();
+    assert_eq!(b["error"], "invalid_request");
+    assert_eq!(
+        b["description"],
+        "rate limit exceeded; retry in a few seconds"
+    );
+    // Another client has its own count.
+    let other = c
+        .post(sim.token_url())
+        .basic_auth("other", Some("other-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+    // Refused requests are not counted: once the window has passed, tokens come again.
+    sim.update(|c| c.token_creation_window = Duration::ZERO);
+    assert_eq!(token_response(&sim, &c).await.status(), 200);
+    let j = sim.journal();
+    assert_eq!(j.token_throttled, 2);
+    assert_eq!(j.tokens_issued, 4);
+}
+
+#[tokio::test]
 async fn token_latency_and_max_concurrency() {
     let sim = start(SimConfig {
         token_latency: Duration::from_millis(300),

@@ -743,6 +743,37 @@ impl RefreshTokenGrant {
             })),
         }
     }
+
+    /// Presents the refresh token held, and keeps (and saves, with a store) its replacement.
+    async fn present(&self, held: &mut Held) -> Result<TokenResponse, FetchError> {
+        let resp = self
+            .endpoint
+            .request(
+                &self.client_id,
+                self.secret.as_ref(),
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", held.token.expose_secret()),
+                ],
+                self.name(),
+            )
+            .await?;
+        if let Some(new) = &resp.refresh_token {
+            held.token = new.clone();
+            if let Some(store) = &self.store {
+                // Saved before the lock is released and before the access token is used: the
+                // old refresh token no longer works.
+                if let Err(e) = store.save(new).await {
+                    held.unsaved = true;
+                    return Err(store_failure(unsaved(e)));
+                }
+            }
+            if let Some(hook) = &self.on_rotate {
+                hook(new);
+            }
+        }
+        Ok(resp)
+    }
 }
 
 /// A store failure during a refresh: one that may pass (a lock held elsewhere too long, a
@@ -773,41 +804,18 @@ fn unsaved(e: Error) -> Error {
 impl Grant for RefreshTokenGrant {
     async fn fetch(&self) -> Result<TokenResponse, FetchError> {
         let mut held = self.refresh.lock().await;
-        let _lock = match &self.store {
-            Some(store) => {
-                let lock = store.lock().await.map_err(store_failure)?;
-                self.sync_with_store(store.as_ref(), &mut held).await?;
-                Some(lock)
-            }
-            None => None,
+        let Some(store) = &self.store else {
+            return self.present(&mut held).await;
         };
-        let resp = self
-            .endpoint
-            .request(
-                &self.client_id,
-                self.secret.as_ref(),
-                &[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", held.token.expose_secret()),
-                ],
-                self.name(),
-            )
-            .await?;
-        if let Some(new) = &resp.refresh_token {
-            held.token = new.clone();
-            if let Some(store) = &self.store {
-                // Saved before the lock is released and before the access token is used: the
-                // old refresh token no longer works.
-                if let Err(e) = store.save(new).await {
-                    held.unsaved = true;
-                    return Err(store_failure(unsaved(e)));
-                }
-            }
-            if let Some(hook) = &self.on_rotate {
-                hook(new);
-            }
-        }
-        Ok(resp)
+        let lock = store.lock().await.map_err(store_failure)?;
+        let result = match self.sync_with_store(store.as_ref(), &mut held).await {
+            Ok(()) => self.present(&mut held).await,
+            Err(e) => Err(e),
+        };
+        // Given back (awaited) before the token is handed out, not left to a task: a process that
+        // exits next would otherwise make every other holder wait out the lock's lease.
+        lock.release().await;
+        result
     }
 
     fn name(&self) -> &'static str {

@@ -51,7 +51,7 @@ pub use authorize::{
 pub use client::{
     ApiClient, ApiClientBuilder, ApiResponse, ClientMetrics, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_REDIRECTS, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT, ProxyConfig,
-    RateLimit, RequestBuilder,
+    RateLimit, RequestBuilder, SharedBudget,
 };
 pub use clock::{FixedJitter, Instant, Jitter, RandomJitter};
 pub use error::{Error, IoOp, Result, SignInFailure};
@@ -60,7 +60,8 @@ pub use grant::{
     RotationHook, StaticToken, TokenEndpoint, TokenResponse,
 };
 pub use manager::{
-    DEFAULT_FATAL_COOLDOWN, Rejection, TokenManager, TokenManagerBuilder, UNREACHABLE_AT_START,
+    DEFAULT_FATAL_COOLDOWN, MintPacing, Rejection, TokenManager, TokenManagerBuilder,
+    UNREACHABLE_AT_START,
 };
 pub use metrics::Metrics;
 #[cfg(feature = "middleware")]
@@ -80,8 +81,11 @@ pub use retry::{Backoff, parse_retry_after};
 pub use secret::{AccessToken, ClientSecret, RefreshToken};
 pub use session::{RefreshTokenStore, Session, SessionStore, SessionUser};
 pub use store::{
-    DEFAULT_LOCK_TIMEOUT, FileStore, MemoryStore, StoreLock, StoredToken, TokenKey, TokenStore,
+    DEFAULT_LOCK_TIMEOUT, FileStore, LockAttempt, MemoryStore, StoreLock, StoredToken, TokenKey,
+    TokenStore,
 };
+#[cfg(feature = "redis")]
+pub use store::{RedisBudget, RedisOptions, RedisRefreshTokens, RedisStore};
 pub use token::{
     Bearer, DEFAULT_MAX_LIFETIME, DEFAULT_MIN_LIFETIME, Freshness, RefreshPolicy, expiry,
     freshness, jwt_expiry,

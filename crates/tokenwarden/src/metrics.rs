@@ -69,3 +69,24 @@ pub struct Metrics {
     /// refreshed this much earlier.
     pub clock_skew: Duration,
 }
+
+impl Metrics {
+    /// The counters of two managers together (a token pool): sums, the earliest expiry and the
+    /// largest skew.
+    pub(crate) fn plus(self, other: Metrics) -> Metrics {
+        Metrics {
+            tokens_fetched: self.tokens_fetched + other.tokens_fetched,
+            token_requests: self.token_requests + other.token_requests,
+            proactive_refreshes: self.proactive_refreshes + other.proactive_refreshes,
+            reactive_refreshes: self.reactive_refreshes + other.reactive_refreshes,
+            rejected_refreshes: self.rejected_refreshes + other.rejected_refreshes,
+            refresh_failures: self.refresh_failures + other.refresh_failures,
+            adopted_from_store: self.adopted_from_store + other.adopted_from_store,
+            time_to_expiry: match (self.time_to_expiry, other.time_to_expiry) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            clock_skew: self.clock_skew.max(other.clock_skew),
+        }
+    }
+}

@@ -77,6 +77,7 @@ pub(crate) async fn run(
         overwrite: a.force,
         retry_failed: a.retry_failed,
         max_failures: a.max_failures,
+        shard: a.shard,
         ..BatchOptions::new(client.api_base().clone())
     };
     if input == Input::Stdin && std::io::stdin().is_terminal() {
@@ -205,7 +206,7 @@ pub(crate) fn outcome_code(r: &BatchReport) -> u8 {
 
 pub(crate) fn summary_json(r: &BatchReport, client: &ApiClient) -> serde_json::Value {
     let c = client.metrics();
-    let t = client.tokens().metrics();
+    let t = client.token_metrics();
     let aborted = match &r.stopped {
         Some(StopReason::Aborted(e)) => Some(e.to_string()),
         _ => None,
@@ -218,6 +219,7 @@ pub(crate) fn summary_json(r: &BatchReport, client: &ApiClient) -> serde_json::V
         "requests": r.requests(),
         "repaired_bytes": r.repaired_bytes,
         "tokens_fetched": t.tokens_fetched,
+        "tokens_adopted": t.adopted_from_store,
         "proactive_refreshes": t.proactive_refreshes,
         "refreshes_after_401": t.rejected_refreshes,
         "unauthorized_healed": c.unauthorized_healed,
@@ -235,7 +237,7 @@ pub(crate) fn summary_json(r: &BatchReport, client: &ApiClient) -> serde_json::V
 /// to go on, last.
 pub(crate) fn print_summary(r: &BatchReport, client: &ApiClient, hint: Option<&str>) {
     let c = client.metrics();
-    let t = client.tokens().metrics();
+    let t = client.token_metrics();
     let secs = r.elapsed.as_secs_f64();
     let anything = r.ok + r.failed + r.skipped > 0;
     if r.stopped.is_none() || anything {
@@ -271,6 +273,15 @@ pub(crate) fn print_summary(r: &BatchReport, client: &ApiClient, hint: Option<&s
         )
     } else {
         String::new()
+    };
+    // Tokens another process of the fleet fetched (a shared store). A refresh then ends in an
+    // adoption as often as in a fetch, so the refreshes are not shown as a breakdown of the fetches.
+    let refreshes = match t.adopted_from_store {
+        0 => refreshes,
+        n => format!(
+            " · adopted from the store: {n} · refreshes: {} proactive, {} after a 401",
+            t.proactive_refreshes, t.rejected_refreshes
+        ),
     };
     crate::ui::summary(
         &format!(

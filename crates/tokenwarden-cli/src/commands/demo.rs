@@ -89,7 +89,7 @@ pub(crate) async fn run(a: DemoArgs, g: &GlobalArgs) -> Result<u8> {
     )
     .await?;
     let j = sim.journal();
-    let t = client.tokens().metrics();
+    let t = client.token_metrics();
     let c = client.metrics();
     let revoked = revocations(&j);
     {

@@ -201,7 +201,7 @@ fn summary(
 ) {
     let place = file.map_or_else(|| "stdout".to_string(), |p| p.display().to_string());
     let c = client.metrics();
-    let t = client.tokens().metrics();
+    let t = client.token_metrics();
     let fields = json!({
         "items": report.items,
         "new_items": report.new_items,

@@ -11,9 +11,10 @@ mod request;
 mod session;
 mod sim;
 mod token;
+pub(crate) mod tokens;
 
 use crate::ConfigError;
-use crate::args::{Cli, Command, ConnectionArgs, ExportCommand, GlobalArgs, OutputArgs};
+use crate::args::{Cli, Command, ConnectionArgs, ExportCommand, GlobalArgs, OutputArgs, PoolArgs};
 use crate::config::{Credentials, Settings};
 use crate::exit::UsageError;
 use anyhow::{Context as _, Result};
@@ -43,33 +44,34 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
         Command::Token(c) => token::run(&with(c.connection), c.args, &mut hint).await,
         Command::Check(c) => {
             check::run(
-                &connect(&with(c.connection), None, &mut hint).await?,
+                &connect(&with(c.connection), None, &PoolArgs::default(), &mut hint).await?,
                 &c.args,
             )
             .await
         }
         Command::Request(c) => {
             request::run(
-                &connect(&with(c.connection), None, &mut hint).await?,
+                &connect(&with(c.connection), None, &PoolArgs::default(), &mut hint).await?,
                 c.args,
             )
             .await
         }
         Command::Paginate(c) => {
             paginate::paginate(
-                &connect(&with(c.connection), None, &mut hint).await?,
+                &connect(&with(c.connection), None, &PoolArgs::default(), &mut hint).await?,
                 c.args,
             )
             .await
         }
         Command::Export(ExportCommand::Conversations(c)) => {
-            let client = connect(&with(c.connection), None, &mut hint).await?;
+            let client =
+                connect(&with(c.connection), None, &PoolArgs::default(), &mut hint).await?;
             export::conversations(&client, c.args).await
         }
         Command::Batch(c) => {
             let g = with(c.connection);
             batch::check_args(&c.args, &g)?;
-            let client = connect(&g, c.args.rate, &mut hint).await?;
+            let client = connect(&g, c.args.rate, &c.args.pool, &mut hint).await?;
             batch::run(&client, c.args, &g, hint.as_deref()).await
         }
         Command::Config(c) => config::run(&with(c.connection), &c.args),
@@ -207,14 +209,27 @@ pub(crate) async fn token_builder(s: &Settings) -> Result<TokenManagerBuilder> {
     })
 }
 
-/// The API client for the settings and the connection flags.
+/// The API client for the settings and the connection flags, sending with `tokens` (one, or a
+/// pool's, each with its shared rate budget if any).
 pub(crate) fn client_for(
     s: &Settings,
     g: &GlobalArgs,
-    tokens: TokenManager,
+    tokens: impl Into<tokens::Tokens>,
     rate: Option<RateLimit>,
 ) -> Result<ApiClient> {
-    let mut b = ApiClient::builder(&s.api_base, tokens)
+    let tokens::Tokens { managers, budgets } = tokens.into();
+    let mut slots = managers.into_iter().zip(budgets);
+    let (first, budget) = slots
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no token manager"))?;
+    let mut b = ApiClient::builder(&s.api_base, first);
+    if let Some(budget) = budget {
+        b = b.shared_budget(budget);
+    }
+    for (tokens, budget) in slots {
+        b = b.add_token(tokens, budget);
+    }
+    let mut b = b
         .allow_insecure_http(s.allow_insecure_http)
         .follow_redirects_across_origins(g.connection.follow_redirects_across_origins);
     if let Some(r) = rate {
@@ -229,11 +244,12 @@ pub(crate) fn client_for(
 async fn connect(
     g: &GlobalArgs,
     rate: Option<RateLimit>,
+    pool: &PoolArgs,
     hint: &mut Option<String>,
 ) -> Result<ApiClient> {
     let s = settings(g)?;
     *hint = Some(s.credentials_hint());
-    let tokens = token_builder(&s).await?.build();
+    let tokens = tokens::tokens(&s, pool, None, tokens::StoreSpec::Memory, None).await?;
     client_for(&s, g, tokens, rate)
 }
 

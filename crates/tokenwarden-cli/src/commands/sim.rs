@@ -32,6 +32,10 @@ pub(crate) fn apply(k: &SimKnobs, c: &mut SimConfig) {
     if let Some(v) = k.token_latency {
         c.token_latency = v;
     }
+    if let Some((n, window)) = k.token_limit {
+        c.token_creation_limit = Some(n);
+        c.token_creation_window = window;
+    }
     if k.rate_limit.is_some() {
         c.api_rate_limit_per_minute = k.rate_limit;
     }

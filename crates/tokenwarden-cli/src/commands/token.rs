@@ -1,11 +1,11 @@
 //! `tokenwarden token`: a valid access token on stdout, cached across invocations.
 
+use super::tokens::StoreSpec;
 use crate::args::{GlobalArgs, TokenArgs};
 use crate::config::{Credentials, Settings};
 use anyhow::Result;
 use std::io::Write as _;
-use std::path::PathBuf;
-use tokenwarden::{AccessToken, FileStore, TokenKey};
+use tokenwarden::AccessToken;
 
 pub(crate) async fn run(g: &GlobalArgs, a: TokenArgs, hint: &mut Option<String>) -> Result<u8> {
     let s = super::settings(g)?;
@@ -17,14 +17,13 @@ pub(crate) async fn run(g: &GlobalArgs, a: TokenArgs, hint: &mut Option<String>)
         )
         .into());
     }
-    let mut builder = super::token_builder(&s).await?;
-    if !a.no_cache
-        && let Some(store) = cache(&s, &a)
-    {
-        tracing::debug!(path = %store.path().display(), "token cache");
-        builder = builder.store(store);
-    }
-    let tokens = builder.build();
+    // The user's file cache by default: a shell loop makes one token request, not one per command.
+    let forced = a.no_cache.then_some(StoreSpec::Memory);
+    let one = crate::args::PoolArgs::default();
+    let tokens = super::tokens::tokens(&s, &one, forced, StoreSpec::File(None), a.lock_timeout)
+        .await?
+        .managers
+        .remove(0);
     let bearer = tokens.bearer().await?;
     let token = bearer.access_token().expose_secret();
     // `curl -H "Authorization: Bearer $(tokenwarden token)"` must not get a second header.
@@ -71,26 +70,4 @@ fn source(s: &Settings) -> String {
         ),
         Credentials::Static(_) => "the access token in GENESYSCLOUD_ACCESS_TOKEN".into(),
     }
-}
-
-/// The file cache for client credentials, bound to the token URL, client id, scope and secret:
-/// `<cache dir>/tokenwarden/tokens/` (`TOKENWARDEN_CACHE_DIR/tokens/` when set). A static token
-/// is not cached, and a signed-in person's tokens are cached beside the sign-in.
-fn cache(s: &Settings, a: &TokenArgs) -> Option<FileStore> {
-    let Credentials::Client { id, secret } = &s.credentials else {
-        return None;
-    };
-    let dir = std::env::var_os("TOKENWARDEN_CACHE_DIR")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| dirs::cache_dir().map(|d| d.join("tokenwarden")))?;
-    let mut key = TokenKey::new(&s.token_url, id).with_secret(secret.clone());
-    if let Some(scope) = &s.scope {
-        key = key.with_scope(scope);
-    }
-    let store = FileStore::new(dir.join("tokens"), key);
-    Some(match a.lock_timeout {
-        Some(t) => store.with_lock_timeout(t),
-        None => store,
-    })
 }

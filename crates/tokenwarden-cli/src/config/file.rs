@@ -203,7 +203,7 @@ pub(crate) fn exposure(file: &Path, holds_secret: bool) -> Vec<String> {
         ));
     } else if holds_secret && mode & 0o077 != 0 {
         warnings.push(format!(
-            "{} holds a client secret and other users can read it (mode {mode:o}); run: chmod 600 {}",
+            "{} holds a secret (a client secret or a password in token_store) and other users can read it (mode {mode:o}); run: chmod 600 {}",
             file.display(),
             file.display()
         ));

@@ -113,10 +113,12 @@ impl Layers {
                 layers.config_file.exists = true;
                 let read = file::read_profile(&text, &path, &wanted, Dialect::Tokenwarden)
                     .map_err(ConfigError)?;
-                let holds_secret = read
-                    .given
-                    .iter()
-                    .any(|(_, g)| matches!(g.value, Value::Secret(_)));
+                // A secret, or a token store URL with a (Redis) password in it.
+                let holds_secret = read.given.iter().any(|(_, g)| match &g.value {
+                    Value::Secret(_) => true,
+                    Value::Text(t) => url::Url::parse(t).is_ok_and(|u| u.password().is_some()),
+                    _ => false,
+                });
                 layers.warnings.extend(
                     file::exposure(&path, holds_secret)
                         .into_iter()
@@ -212,6 +214,7 @@ impl Layers {
         );
         text(Key::AuthorizeUrl, "--authorize-url", &f.authorize_url);
         text(Key::RedirectUri, "--redirect-uri", &f.redirect_uri);
+        text(Key::TokenStore, "--token-store", &f.token_store);
         let secret = if let Some(s) = &f.client_secret {
             self.warnings.push(Warning::always(
                 "--client-secret on the command line is visible to other users in the process list; prefer GENESYSCLOUD_OAUTHCLIENT_SECRET, --client-secret-file or --client-secret-stdin",

@@ -73,6 +73,8 @@ pub(crate) struct Settings {
     pub(crate) credentials: Credentials,
     pub(crate) client_auth: tokenwarden::ClientAuth,
     pub(crate) scope: Option<String>,
+    /// Where tokens are kept (`--token-store`), as given, if given.
+    pub(crate) token_store: Option<Named>,
     pub(crate) allow_insecure_http: bool,
     /// The profile's name (sign-ins are kept per profile).
     pub(crate) profile: String,
@@ -82,6 +84,16 @@ pub(crate) struct Settings {
     pub(crate) redirect_uri: String,
     /// Where each setting came from, for `-v` and messages about rejected credentials.
     pub(crate) sources: Vec<(String, String)>,
+}
+
+/// A setting's value as given, and where: for settings checked where they are used.
+#[derive(Debug, Clone)]
+pub(crate) struct Named {
+    pub(crate) value: String,
+    /// Where it was given (`--token-store`, `TOKENWARDEN_TOKEN_STORE`, a profile's key).
+    pub(crate) place: String,
+    /// Typed on this command line: a wrong value is a usage error (exit 2), not configuration.
+    pub(crate) typed: bool,
 }
 
 /// Something worth telling the person; `always` when `-q` must not hide it.

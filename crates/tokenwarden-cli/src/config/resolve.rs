@@ -194,12 +194,18 @@ pub(crate) fn settings(mut l: Layers, stdin: Stdin<'_>) -> Result<Settings> {
         .first(&[Key::RedirectUri])
         .map_or(super::DEFAULT_REDIRECT_URI, |(_, g)| g.text())
         .to_string();
+    let token_store = l.first(&[Key::TokenStore]).map(|(_, g)| super::Named {
+        value: g.text().to_string(),
+        place: g.place(),
+        typed: g.from.is_typed(),
+    });
     Ok(Settings {
         token_url: token.url,
         api_base: api.url,
         credentials,
         client_auth,
         scope,
+        token_store,
         allow_insecure_http: l.allow_insecure_http,
         profile: l.profile.0.clone(),
         authorize_url,

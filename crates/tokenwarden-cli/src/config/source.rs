@@ -125,10 +125,17 @@ impl Given {
         }
     }
 
-    /// The value as `tokenwarden config` shows it: secrets as `[set]`.
+    /// The value as `tokenwarden config` shows it: secrets as `[set]`, the password of a URL
+    /// (a Redis token store's) as `****`.
     pub(crate) fn shown(&self) -> String {
         match &self.value {
-            Value::Text(t) => t.clone(),
+            Value::Text(t) => match url::Url::parse(t) {
+                Ok(mut u) if u.password().is_some() => {
+                    let _ = u.set_password(Some("****"));
+                    u.to_string()
+                }
+                _ => t.clone(),
+            },
             Value::Secret(_) => "[set]".into(),
             Value::SecretFile(p) => format!("[set] (file {})", p.display()),
             Value::SecretStdin => "[set] (standard input)".into(),

@@ -15,6 +15,7 @@ pub(crate) enum Key {
     Grant,
     AuthorizeUrl,
     RedirectUri,
+    TokenStore,
 }
 
 /// How one setting is spelled by each source.
@@ -147,6 +148,16 @@ pub(crate) const SETTINGS: &[Spec] = &[
         flags: &["--redirect-uri"],
         env: Some("TOKENWARDEN_REDIRECT_URI"),
         profile: &["redirect_uri"],
+        gc: &[],
+        secret: false,
+    },
+    // A Redis URL's password is masked where it is shown (`Given::shown`).
+    Spec {
+        key: Key::TokenStore,
+        name: "token_store",
+        flags: &["--token-store"],
+        env: Some("TOKENWARDEN_TOKEN_STORE"),
+        profile: &["token_store"],
         gc: &[],
         secret: false,
     },

@@ -105,6 +105,7 @@ impl Case {
                     Key::Grant => f.as_user = value == "user",
                     Key::AuthorizeUrl => f.authorize_url = v,
                     Key::RedirectUri => f.redirect_uri = v,
+                    Key::TokenStore => f.token_store = v,
                     Key::AccessToken => panic!("no flag for the access token"),
                 }
             }
@@ -250,6 +251,7 @@ fn values(key: Key) -> (&'static str, &'static str) {
         Key::ClientSecret => ("secret-hi", "secret-lo"),
         Key::ClientAuth => ("form", "basic"),
         Key::Scope => ("scope-hi", "scope-lo"),
+        Key::TokenStore => ("redis://hi.example", "file:/lo"),
         Key::AccessToken => ("tok-hi", "tok-lo"),
         Key::Grant => ("user", "client_credentials"),
         Key::AuthorizeUrl => (
@@ -298,6 +300,11 @@ fn effective(s: &Settings, key: Key) -> (String, String) {
         ),
         Key::AuthorizeUrl => (s.authorize_url.clone().unwrap_or_default(), String::new()),
         Key::RedirectUri => (s.redirect_uri.clone(), String::new()),
+        Key::TokenStore => s
+            .token_store
+            .as_ref()
+            .map(|n| (n.value.clone(), n.place.clone()))
+            .unwrap_or_default(),
         Key::AccessToken => unreachable!(),
     }
 }
@@ -345,8 +352,8 @@ fn every_pair_of_sources_of_every_setting_is_ranked_flags_env_profile_gc() {
         }
     }
     // region 6, token_url 3, api_base 3, client_id 6, client_secret 17 (7 ways over 4 ranks),
-    // client_auth 3, scope 3, grant 3, authorize_url 3, redirect_uri 3.
-    assert_eq!(pairs, 50);
+    // client_auth 3, scope 3, grant 3, authorize_url 3, redirect_uri 3, token_store 3.
+    assert_eq!(pairs, 53);
 }
 
 /// A region and a URL at sources of different ranks: the more specific source decides, whichever

@@ -350,6 +350,12 @@ pub fn interrupt(child: std::process::Child) -> Run {
     finished(child.wait_with_output(), started)
 }
 
+/// Waits for a child started with stdout and stderr piped, and collects what it printed.
+pub fn wait(child: std::process::Child) -> Run {
+    let started = Instant::now();
+    finished(child.wait_with_output(), started)
+}
+
 /// What a finished run of the binary printed.
 fn finished(out: std::io::Result<std::process::Output>, started: Instant) -> Run {
     let out = out.expect("wait for tokenwarden");

@@ -30,6 +30,9 @@ pub(crate) struct JobIdentity {
     prefix_len: u64,
     /// SHA-256 of those bytes, in hex.
     prefix_sha256: String,
+    /// The shard (`INDEX/COUNT`) whose records this journal holds, if the job is split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shard: Option<String>,
 }
 
 const KIND: &str = "tokenwarden batch job";
@@ -112,7 +115,32 @@ impl JobIdentity {
             origin: origin(base),
             prefix_len: prefix.len() as u64,
             prefix_sha256: sha256_hex(prefix),
+            shard: None,
         }
+    }
+
+    /// This identity for the records of `shard` only.
+    pub(crate) fn with_shard(mut self, shard: Option<super::Shard>) -> Self {
+        self.shard = shard.map(|s| s.to_string());
+        self
+    }
+
+    /// Why a run of `shard` cannot resume this journal, if it cannot (another shard's records,
+    /// or a split where there was none, or the other way round).
+    pub(crate) fn shard_mismatch(&self, shard: Option<super::Shard>) -> Option<String> {
+        let wanted = shard.map(|s| s.to_string());
+        if wanted == self.shard {
+            return None;
+        }
+        let say = |s: &Option<String>| match s {
+            Some(s) => format!("shard {s}"),
+            None => "the whole input".to_string(),
+        };
+        Some(format!(
+            "it holds the records of {}, and this run is for {}",
+            say(&self.shard),
+            say(&wanted)
+        ))
     }
 
     /// Reads a job file's contents; `None` for anything that is not one.

@@ -33,11 +33,13 @@ mod job;
 mod journal;
 mod limit;
 mod output;
+mod shard;
 mod source;
 
 pub use input::{InputFormat, Record};
 pub use limit::{FailureLimit, MIN_FAILURE_SAMPLE};
 pub use output::{JournalProblem, job_file_path};
+pub use shard::Shard;
 pub use source::{DEFAULT_MAX_LINE_BYTES, Input};
 
 use crate::error::{Error, IoOp};
@@ -77,6 +79,9 @@ pub struct BatchOptions {
     pub max_failures: Option<FailureLimit>,
     /// Longest input line, in bytes; a longer line is a bad line ([`DEFAULT_MAX_LINE_BYTES`]).
     pub max_line_bytes: usize,
+    /// Run only this shard's records (see [`Shard`]); the output is this shard's journal, and a
+    /// resume must name the same shard.
+    pub shard: Option<Shard>,
 }
 
 impl BatchOptions {
@@ -92,6 +97,7 @@ impl BatchOptions {
             retry_failed: false,
             max_failures: None,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            shard: None,
         }
     }
 }
@@ -306,7 +312,8 @@ where
     let cancel_count = Arc::new(AtomicBool::new(false));
     let count = {
         let cancel = Arc::clone(&cancel_count);
-        let path = source.countable.take();
+        // A shard runs part of the lines: their count is not its total.
+        let path = source.countable.take().filter(|_| options.shard.is_none());
         async move {
             if let Some(path) = path
                 && let Some(n) = source::count_lines(path, cancel).await
@@ -320,6 +327,7 @@ where
     let identity = || {
         let prefix = prefix.lock().unwrap_or_else(|p| p.into_inner());
         JobIdentity::new(&input.name(), &options.format, &options.api_base, &prefix)
+            .with_shard(options.shard)
     };
     let stop_reading = AtomicBool::new(false);
     let read_error: std::sync::Mutex<Option<std::io::Error>> = std::sync::Mutex::new(None);
@@ -331,6 +339,7 @@ where
         &stop_reading,
         &read_error,
         options.max_line_bytes.max(1),
+        options.shard,
     );
     let exec = &exec;
     let results = work
@@ -441,6 +450,12 @@ async fn prepare(input: &Input, output: &Path, options: &BatchOptions) -> Result
     let mut out = Output::acquire(output, options.resume, options.overwrite)?;
     // A corrected path template or method is accepted when every failure runs again.
     let mut corrected = None;
+    if let Some(why) = out
+        .resuming()
+        .and_then(|job| job.shard_mismatch(options.shard))
+    {
+        return Err(other_job(output, why));
+    }
     match out
         .resuming()
         .and_then(|job| job.mismatch(&options.format, &options.api_base))
@@ -496,9 +511,10 @@ fn other_job(output: &Path, detail: String) -> Error {
     }
 }
 
-/// The stream of work: each input line parsed, records an earlier run recorded skipped,
-/// duplicates flagged. Ends at the end of the input, at a read error (left in `read_error`), or
-/// when `stop` is set.
+/// The stream of work: each input line parsed, records of other shards passed over, records an
+/// earlier run recorded skipped, duplicates flagged. Ends at the end of the input, at a read error
+/// (left in `read_error`), or when `stop` is set.
+#[allow(clippy::too_many_arguments)]
 fn work_stream<'a>(
     lines: source::LineReader,
     parser: &'a Parser,
@@ -507,7 +523,14 @@ fn work_stream<'a>(
     stop: &'a AtomicBool,
     read_error: &'a std::sync::Mutex<Option<std::io::Error>>,
     max_line: usize,
+    shard: Option<Shard>,
 ) -> impl futures::Stream<Item = Work> + 'a {
+    // Whether this shard runs the line with this id (`None`: a line without a readable id).
+    let mine = move |key: Option<&str>| match (shard, key) {
+        (None, _) => true,
+        (Some(s), Some(k)) => s.takes(k),
+        (Some(s), None) => s.takes_lines_without_id(),
+    };
     let state = (lines, KeySet::default());
     futures::stream::unfold(state, move |(mut lines, mut seen)| async move {
         loop {
@@ -538,6 +561,17 @@ fn work_stream<'a>(
                     },
                 },
             };
+            let key = match &parsed {
+                Parsed::Blank => continue,
+                Parsed::Draft(d) => Some(d.key()),
+                Parsed::Invalid {
+                    id: Some((_, k)), ..
+                } => Some(k.as_str()),
+                Parsed::Invalid { id: None, .. } => None,
+            };
+            if !mine(key) {
+                continue;
+            }
             let item = match parsed {
                 Parsed::Blank => continue,
                 Parsed::Draft(d) => {

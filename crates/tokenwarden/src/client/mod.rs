@@ -3,14 +3,17 @@
 //! request when replaying is unsafe, and never sends the token off the API's origin.
 
 mod adaptive;
+mod budget;
 pub(crate) mod http;
 pub(crate) mod pacer;
 pub(crate) mod policy;
+mod pool;
 pub(crate) mod proxy;
-mod ratelimit;
+pub(crate) mod ratelimit;
 mod request;
 pub(crate) mod send;
 
+pub use budget::SharedBudget;
 pub use proxy::ProxyConfig;
 pub use ratelimit::RateLimit;
 pub use request::RequestBuilder;
@@ -136,6 +139,8 @@ pub struct ApiClientBuilder {
     max_response_bytes: u64,
     proxies: Option<ProxyConfig>,
     jitter: Arc<dyn Jitter>,
+    budget: Option<Arc<dyn SharedBudget>>,
+    more_tokens: Vec<(TokenManager, Option<Arc<dyn SharedBudget>>)>,
 }
 
 impl std::fmt::Debug for ApiClientBuilder {
@@ -251,6 +256,30 @@ impl ApiClientBuilder {
         self
     }
 
+    /// Paces the requests that carry the (first) token in `budget`, shared with every other
+    /// process that uses it (a fleet sharing the token through Redis: see
+    /// [`RedisStore::rate_budget`](crate::RedisStore::rate_budget)), instead of in this client's
+    /// memory: the fixed [`rate_limit`](Self::rate_limit) and the learned rate then hold for the
+    /// whole fleet together. While the budget cannot be reached, the client paces on its own.
+    pub fn shared_budget(mut self, budget: Arc<dyn SharedBudget>) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Adds a token to the client's **token pool**: requests are spread round-robin over the
+    /// tokens that are ready, each token with its own pacing (its own rate budget, in `budget`
+    /// when given, else in memory), to go past one token's rate limit. A token that is not ready
+    /// is fetched in the background while the others serve; give the pool's managers one
+    /// [`MintPacing`](crate::MintPacing) so that their tokens are minted one at a time.
+    pub fn add_token(
+        mut self,
+        tokens: TokenManager,
+        budget: Option<Arc<dyn SharedBudget>>,
+    ) -> Self {
+        self.more_tokens.push((tokens, budget));
+        self
+    }
+
     /// The client.
     ///
     /// # Errors
@@ -277,12 +306,31 @@ impl ApiClientBuilder {
             user_agent: &self.user_agent,
             proxies: &proxies,
         })?;
-        let pacer = Pacer::new(
-            self.rate_limit,
-            self.adaptive_rate,
-            self.honor_rate_limit_headers,
-            Instant::now(),
-        );
+        let pacer = |budget: Option<Arc<dyn SharedBudget>>| {
+            Arc::new(
+                Pacer::new(
+                    self.rate_limit,
+                    self.adaptive_rate,
+                    self.honor_rate_limit_headers,
+                    Instant::now(),
+                )
+                .with_shared(budget),
+            )
+        };
+        let first = pacer(self.budget.clone());
+        let pool = (!self.more_tokens.is_empty()).then(|| {
+            let mut slots = vec![pool::Slot {
+                tokens: self.tokens.clone(),
+                pacer: Arc::clone(&first),
+            }];
+            for (tokens, budget) in self.more_tokens {
+                slots.push(pool::Slot {
+                    tokens,
+                    pacer: pacer(budget),
+                });
+            }
+            Arc::new(pool::Pool::new(slots))
+        });
         Ok(ApiClient {
             inner: Arc::new(Inner {
                 core: send::Core {
@@ -290,8 +338,9 @@ impl ApiClientBuilder {
                     tokens: self.tokens,
                     backoff: self.backoff,
                     jitter: self.jitter,
-                    pacer: Arc::new(pacer),
+                    pacer: first,
                     counters: Arc::default(),
+                    pool,
                 },
                 http,
                 request_timeout: self.request_timeout,
@@ -324,6 +373,8 @@ impl ApiClient {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             proxies: None,
             jitter: Arc::new(RandomJitter),
+            budget: None,
+            more_tokens: Vec::new(),
         }
     }
 
@@ -372,9 +423,28 @@ impl ApiClient {
             .json()
     }
 
-    /// The token manager behind this client.
+    /// The token manager behind this client (the first token of a pool).
     pub fn tokens(&self) -> &TokenManager {
         &self.inner.core.tokens
+    }
+
+    /// The counters of every token manager behind this client together (one, or a pool's):
+    /// sums, the earliest expiry, the largest clock skew.
+    pub fn token_metrics(&self) -> crate::Metrics {
+        self.token_managers()
+            .into_iter()
+            .map(TokenManager::metrics)
+            .reduce(crate::Metrics::plus)
+            .unwrap_or_default()
+    }
+
+    /// Every token manager behind this client: one, or the pool's (see
+    /// [`ApiClientBuilder::add_token`]).
+    pub fn token_managers(&self) -> Vec<&TokenManager> {
+        match &self.inner.core.pool {
+            Some(pool) => pool.slots.iter().map(|s| &s.tokens).collect(),
+            None => vec![&self.inner.core.tokens],
+        }
     }
 
     /// The API base URL.

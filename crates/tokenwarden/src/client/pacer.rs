@@ -1,13 +1,17 @@
 //! The pacer every request to the API passes through, shared by all tasks and clones of a client:
 //! a hold ("nobody sends before ..."), then a GCRA slot at the pace of the fixed [`RateLimit`] or
-//! the [`adaptive`](super::adaptive) rate, whichever is slower.
+//! the [`adaptive`](super::adaptive) rate, whichever is slower. With a [`SharedBudget`] (a fleet
+//! sharing the token through Redis) the slot is reserved in the shared schedule, so that every
+//! process together keeps the pace, and holds are shared too; while the budget cannot be reached
+//! the pacer keeps the schedule in memory, as without one.
 
 use super::adaptive::{Announced, Answer, Controller};
+use super::budget::SharedBudget;
 use super::ratelimit::{RateLimit, reserve};
 use crate::clock::Instant;
 use http::HeaderMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How a client paces its requests.
@@ -32,6 +36,8 @@ pub(crate) struct Pacer {
     origin: Instant,
     /// guards the GCRA's theoretical arrival time and the learned rate
     state: Mutex<State>,
+    /// The fleet's schedule, when the token is shared beyond this process.
+    shared: Option<Arc<dyn SharedBudget>>,
 }
 
 #[derive(Debug, Default)]
@@ -75,7 +81,14 @@ impl Pacer {
             quiet_since_nanos: AtomicU64::new(u64::MAX),
             origin,
             state: Mutex::new(State::default()),
+            shared: None,
         }
+    }
+
+    /// Reserves slots in `budget` (shared with the fleet) instead of in memory.
+    pub(crate) fn with_shared(mut self, budget: Option<Arc<dyn SharedBudget>>) -> Self {
+        self.shared = budget;
+        self
     }
 
     /// Waits for this request's turn; returns when it took its turn (reserved its slot, after any
@@ -87,18 +100,28 @@ impl Pacer {
         if !self.engaged.load(Ordering::Relaxed) {
             return unpaced;
         }
-        let wait = {
-            let mut s = self.lock();
+        let (interval, tolerance) = {
+            let s = self.lock();
             let adaptive = s.controller.rate().map(interval_of);
             let fixed = self.fixed.map(|f| f.interval());
             let Some(interval) = adaptive.max(fixed) else {
                 return unpaced;
             };
-            let tolerance = self.fixed.map(|f| f.tolerance()).unwrap_or_default();
+            (
+                interval,
+                self.fixed.map(|f| f.tolerance()).unwrap_or_default(),
+            )
+        };
+        let shared = match &self.shared {
+            Some(budget) => budget.reserve(interval, tolerance).await,
+            None => None,
+        };
+        let wait = shared.unwrap_or_else(|| {
+            let mut s = self.lock();
             let (tat, wait) = reserve(s.tat, at, interval, tolerance);
             s.tat = Some(tat);
             wait
-        };
+        });
         if wait.is_zero() {
             return unpaced;
         }
@@ -190,13 +213,17 @@ impl Pacer {
         self.lock().controller.rate()
     }
 
-    /// Holds every request until `until` (or longer, if already held longer); true if no hold
-    /// was in force at `now`.
+    /// Holds every request until `until` (or longer, if already held longer), the fleet's too;
+    /// true if no hold was in force at `now`.
     fn hold(&self, until: Instant, now: Instant) -> bool {
         let before = self
             .held_until_nanos
             .fetch_max(self.nanos(until), Ordering::Relaxed);
         let new = before < self.nanos(now);
+        if new && let Some(budget) = &self.shared {
+            let (budget, wait) = (Arc::clone(budget), until.saturating_duration_since(now));
+            tokio::spawn(async move { budget.hold(wait).await });
+        }
         if new {
             tracing::debug!(
                 hold_ms = until.saturating_duration_since(now).as_millis() as u64,

@@ -7,6 +7,7 @@
 use super::Counters;
 use super::pacer::Pacer;
 use super::policy::{self, Action, Failure};
+use super::pool::Pool;
 use crate::clock::{Instant, Jitter};
 use crate::error::{Error, excerpt, shown_path};
 use crate::manager::TokenManager;
@@ -27,6 +28,8 @@ pub(crate) struct Core {
     pub(crate) jitter: Arc<dyn Jitter>,
     pub(crate) pacer: Arc<Pacer>,
     pub(crate) counters: Arc<Counters>,
+    /// With a token pool: every token and its pacer (the first being `tokens` and `pacer`).
+    pub(crate) pool: Option<Arc<Pool>>,
 }
 
 impl Core {
@@ -44,6 +47,18 @@ impl Core {
             pacer: Arc::new(pacer(Instant::now())),
             jitter: Arc::new(crate::clock::RandomJitter),
             counters: Arc::default(),
+            pool: None,
+        }
+    }
+
+    /// The token (and its pacer) the next request goes with.
+    fn pick(&self) -> (&TokenManager, &Pacer) {
+        match &self.pool {
+            Some(pool) => {
+                let slot = pool.pick();
+                (&slot.tokens, &slot.pacer)
+            }
+            None => (&self.tokens, &self.pacer),
         }
     }
 }
@@ -126,6 +141,8 @@ impl ErrorBody {
 /// for the rules).
 pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A::Error> {
     let counters = &*ctx.counters;
+    // One token for the whole request: a 401 is reported to the manager whose token it refused.
+    let (tokens, pacer) = ctx.pick();
     let started = Instant::now();
     let mut sends = 0u32; // attempts, not counting redirect hops
     let mut retries = 0u32;
@@ -135,7 +152,7 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
     loop {
         let carry = policy::may_carry_token(&ctx.origin, a.url());
         let turn = match carry {
-            true => Some(ctx.pacer.turn().await),
+            true => Some(pacer.turn().await),
             false => None,
         };
         if turn.is_some_and(|t| t.paced) {
@@ -143,7 +160,7 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
         }
         // Only the API's origin ever sees the token.
         let bearer = match carry {
-            true => Some(ctx.tokens.bearer().await.map_err(A::lift)?),
+            true => Some(tokens.bearer().await.map_err(A::lift)?),
             false => None,
         };
         sends += 1;
@@ -172,7 +189,7 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
                     })
                     .flatten();
                 if let Some(turn) = turn {
-                    let seen = ctx.pacer.observe(
+                    let seen = pacer.observe(
                         turn,
                         Instant::now(),
                         status.as_u16(),
@@ -188,7 +205,7 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
                     }
                 }
                 let fresh_token_refused =
-                    policy::note_answer(status, bearer.as_ref(), &ctx.tokens, after_heal, heals);
+                    policy::note_answer(status, bearer.as_ref(), tokens, after_heal, heals);
                 match policy::action(status, carry, fresh_token_refused) {
                     Action::Return => return Ok(answer),
                     Action::Redirect => {
@@ -217,10 +234,7 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
                         );
                         let body = ErrorBody::parse(&A::body(answer).await);
                         let why = crate::Rejection::from_code(body.code.as_deref());
-                        ctx.tokens
-                            .rejected_with(rejected, why)
-                            .await
-                            .map_err(A::lift)?;
+                        tokens.rejected_with(rejected, why).await.map_err(A::lift)?;
                         Counters::inc(&counters.unauthorized_healed);
                         Counters::inc(&counters.retries);
                         after_heal = true;

@@ -7,12 +7,14 @@
 //! token is refreshed and stops being handed out, with [`skew`] learned from the API's 401s) and
 //! [`timer`] (one refresh timer, aborted when its token is replaced).
 
+mod mint;
 mod refresh;
 mod single_flight;
 mod skew;
 mod timer;
 mod timing;
 
+pub use mint::MintPacing;
 pub use refresh::UNREACHABLE_AT_START;
 
 use crate::clock::{Instant, Jitter, RandomJitter, wall_now};
@@ -149,6 +151,7 @@ pub struct TokenManagerBuilder {
     policy: RefreshPolicy,
     backoff: Backoff,
     fatal_cooldown: Duration,
+    mint: Option<MintPacing>,
 }
 
 impl std::fmt::Debug for TokenManagerBuilder {
@@ -192,6 +195,13 @@ impl TokenManagerBuilder {
         self
     }
 
+    /// Spaces this manager's token requests with `pacing`, shared with the other managers of a
+    /// token pool (and the fleet's processes, when the pacing is shared). Default: no spacing.
+    pub fn mint_pacing(mut self, pacing: MintPacing) -> Self {
+        self.mint = Some(pacing);
+        self
+    }
+
     /// How long a permanent failure is repeated from memory (default [`DEFAULT_FATAL_COOLDOWN`]).
     pub fn fatal_cooldown(mut self, d: Duration) -> Self {
         self.fatal_cooldown = d;
@@ -225,7 +235,8 @@ impl TokenManagerBuilder {
             inner: Arc::new(Inner {
                 current,
                 flight: SingleFlight::new(abandoned),
-                refresher: Refresher::new(self.grant, given, self.store, self.backoff, self.jitter),
+                refresher: Refresher::new(self.grant, given, self.store, self.backoff, self.jitter)
+                    .with_mint_pacing(self.mint),
                 timing,
                 timer: RefreshTimer::default(),
                 failures: Failures::new(self.fatal_cooldown, pause),
@@ -250,6 +261,7 @@ impl TokenManager {
             policy: RefreshPolicy::default(),
             backoff: Backoff::default(),
             fatal_cooldown: DEFAULT_FATAL_COOLDOWN,
+            mint: None,
         }
     }
 
@@ -329,6 +341,28 @@ impl TokenManager {
         let b = Inner::refresh(inner, Reason::Rejected, Some(token.generation())).await?;
         b.held.mark_used();
         Ok(b)
+    }
+
+    /// Whether a token is at hand that may still be sent (not expired, not withdrawn): a token
+    /// pool sends requests only with tokens that are ready.
+    pub(crate) fn is_ready(&self) -> bool {
+        let now = Instant::now();
+        self.inner
+            .current
+            .load()
+            .as_ref()
+            .is_some_and(|t| t.freshness(now) != Freshness::Expired && !t.is_withdrawn())
+    }
+
+    /// Starts fetching a token in the background when none is ready, none is being fetched and
+    /// no failure is fresh (a token pool warming up its tokens while the others serve).
+    pub(crate) fn prefetch(&self) {
+        let inner = &self.inner;
+        let now = Instant::now();
+        if self.is_ready() || inner.flight.is_running() || inner.failures.background_paused(now) {
+            return;
+        }
+        drop(Inner::start_or_join(inner, Reason::Reactive, None, now));
     }
 
     /// The current token, if any, without refreshing or waiting (even if it is expired).

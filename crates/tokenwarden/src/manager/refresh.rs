@@ -18,14 +18,22 @@
 //! the store's lock is what keeps several processes from minting tokens at once, and an unsafe
 //! cache needs fixing. The failure is not remembered: the next caller tries again at once. Load and
 //! save failures only lose the sharing (with a warning).
+//!
+//! **A fleet's store** ([`LockAttempt`]): when another holder is refreshing, the refresh waits for
+//! its token (adopting it the moment it is saved) for at most the store's
+//! [`lock_wait`](TokenStore::lock_wait), then fetches one itself; when the store cannot be reached
+//! it fetches at once, on its own. A 401's token is withdrawn from the store (compare-and-delete)
+//! before anything else. (A grant that rotates refresh tokens serialises its rotations through its
+//! own [`RefreshTokenStore`](crate::RefreshTokenStore).)
 
+use super::mint::MintPacing;
 use super::timing::Timing;
 use crate::clock::{Instant, Jitter, wall_now};
 use crate::error::Error;
 use crate::grant::{FetchError, Grant, TokenResponse};
 use crate::metrics::Counters;
 use crate::retry::Backoff;
-use crate::store::{StoredToken, TokenStore};
+use crate::store::{LockAttempt, StoreLock, StoredToken, TokenStore};
 use crate::token::HeldToken;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -112,6 +120,18 @@ pub(crate) struct Refresher {
     withdrawals: Notify,
     /// Some token was obtained at some point (this tells the start of a run from a run).
     ever_obtained: AtomicBool,
+    /// Spaces token requests (a token pool, a fleet).
+    mint: Option<MintPacing>,
+}
+
+/// How a refresh stands with a shared store.
+enum Coordinated {
+    /// Another holder's fresh token was adopted: nothing to fetch.
+    Adopted(HeldToken),
+    /// This refresh holds the store's lock.
+    Held(StoreLock),
+    /// Fetch without the lock: the store cannot be reached, or the other holder took too long.
+    Alone,
 }
 
 impl Refresher {
@@ -130,7 +150,14 @@ impl Refresher {
             backoff,
             jitter,
             withdrawals: Notify::new(),
+            mint: None,
         }
+    }
+
+    /// Spaces token requests with `mint`.
+    pub(crate) fn with_mint_pacing(mut self, mint: Option<MintPacing>) -> Self {
+        self.mint = mint;
+        self
     }
 
     pub(crate) fn grant(&self) -> &Arc<dyn Grant> {
@@ -167,11 +194,30 @@ impl Refresher {
             }
             Given::Unusable(e) => return Err(Failure::permanent(e.clone())),
         }
-        let _lock = match &self.store {
-            Some(store) => Some(store.lock().await.map_err(Failure::transient)?),
+        if let (Some(store), Some(replaced)) = (&self.store, job.replaced)
+            && job.reason == Reason::Rejected
+            && let Err(e) = store.invalidate(&replaced.access).await
+        {
+            tracing::warn!(error = %e, "could not withdraw the rejected token from the token store");
+        }
+        let lock = match &self.store {
+            Some(store) => match self.coordinate(store.as_ref(), job, timing).await? {
+                Coordinated::Adopted(held) => {
+                    Counters::inc(&counters.adopted_from_store);
+                    self.ever_obtained.store(true, Ordering::Relaxed);
+                    return Ok(held);
+                }
+                Coordinated::Held(lock) => Some(lock),
+                Coordinated::Alone => None,
+            },
             None => None,
         };
-        if let Some(adopted) = self.adopt(job, timing).await {
+        if lock.is_some()
+            && let Some(adopted) = self.adopt(job, timing).await
+        {
+            if let Some(lock) = lock {
+                lock.release().await;
+            }
             Counters::inc(&counters.adopted_from_store);
             self.ever_obtained.store(true, Ordering::Relaxed);
             return Ok(adopted);
@@ -187,7 +233,42 @@ impl Refresher {
         Counters::inc(&counters.tokens_fetched);
         self.ever_obtained.store(true, Ordering::Relaxed);
         self.save(&held).await;
+        // Given back before the token is handed out: a process that exits right after does not
+        // leave the fleet waiting for the lock's lease to run out.
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
         Ok(held)
+    }
+
+    /// Takes the store's lock, or adopts the token of another holder that is refreshing (waiting
+    /// for it at most the store's `lock_wait`), or says to go on alone.
+    async fn coordinate(
+        &self,
+        store: &dyn TokenStore,
+        job: &Job<'_>,
+        timing: &Timing,
+    ) -> Result<Coordinated, Failure> {
+        let give_up = Instant::now() + store.lock_wait();
+        loop {
+            match store.try_lock().await.map_err(Failure::transient)? {
+                LockAttempt::Held(lock) => return Ok(Coordinated::Held(lock)),
+                LockAttempt::Unavailable => return Ok(Coordinated::Alone),
+                LockAttempt::Busy => {}
+            }
+            if let Some(held) = self.adopt(job, timing).await {
+                return Ok(Coordinated::Adopted(held));
+            }
+            let now = Instant::now();
+            if now >= give_up {
+                tracing::warn!(
+                    waited_ms = store.lock_wait().as_millis() as u64,
+                    "another process has held the token store's refresh lock too long; fetching a token without it"
+                );
+                return Ok(Coordinated::Alone);
+            }
+            store.changed(give_up - now).await;
+        }
     }
 
     /// A fresh token another holder saved, unless it is the one being replaced.
@@ -235,6 +316,9 @@ impl Refresher {
         let mut budget: Option<(Instant, u32)> = None;
         loop {
             attempts += 1;
+            if let Some(mint) = &self.mint {
+                mint.turn().await;
+            }
             Counters::inc(&counters.token_requests);
             let sent_at = Instant::now();
             let sent_wall = wall_now();

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 /// The key file's name in the cache directory.
 pub(super) const KEY_FILE: &str = "fingerprint.key";
-const KEY_LEN: usize = 32;
+pub(super) const KEY_LEN: usize = 32;
 /// Separates this use of the key from any later one.
 const DOMAIN: &[u8] = b"tokenwarden client secret fingerprint v1\0";
 
@@ -50,6 +50,12 @@ impl FingerprintKey {
                     dir.join(KEY_FILE).display()
                 ))
             })
+    }
+
+    /// A key from its bytes (kept elsewhere than in a directory: a fleet's shared store).
+    #[cfg(feature = "redis")]
+    pub(super) fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Self(Zeroizing::new(bytes))
     }
 
     /// The fingerprint of `secret`, as stored: `hmac-sha256:` and 64 hex digits.
@@ -102,7 +108,7 @@ pub(super) fn hex(bytes: &[u8]) -> String {
     s
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
+pub(super) fn unhex(s: &str) -> Option<Vec<u8>> {
     let nibbles = s
         .chars()
         .map(|c| c.to_digit(16).and_then(|d| u8::try_from(d).ok()))

@@ -29,6 +29,8 @@ pub struct TokenKey {
     /// Sorted, deduplicated, space-separated; `None` for "the client's default scope".
     scope: Option<String>,
     secret: Option<ClientSecret>,
+    /// Which token of a pool (0: the first, or the only one).
+    slot: u32,
 }
 
 impl TokenKey {
@@ -43,6 +45,7 @@ impl TokenKey {
             client_id: client_id.into(),
             scope: None,
             secret: None,
+            slot: 0,
         }
     }
 
@@ -61,6 +64,18 @@ impl TokenKey {
     pub fn with_secret(mut self, secret: ClientSecret) -> Self {
         self.secret = Some(secret);
         self
+    }
+
+    /// The key of token `slot` of a token pool (slot 0 is the key itself): each token of a pool
+    /// has its own store entry, lock and rate budget.
+    pub fn with_slot(mut self, slot: u32) -> Self {
+        self.slot = slot;
+        self
+    }
+
+    /// Which token of a pool this key is (0 for the first, or only, one).
+    pub fn slot(&self) -> u32 {
+        self.slot
     }
 
     /// The token endpoint's URL, normalised.
@@ -84,8 +99,9 @@ impl TokenKey {
     }
 
     /// A stable name for this key's store entry (a file name, a Redis key): 32 hex digits of a
-    /// SHA-256 over the token URL, client id and scope. It does not depend on the secret, so a
-    /// changed secret replaces the entry instead of leaving the old one behind.
+    /// SHA-256 over the token URL, client id and scope (and the pool slot, beyond the first). It
+    /// does not depend on the secret, so a changed secret replaces the entry instead of leaving
+    /// the old one behind.
     pub fn id(&self) -> String {
         let mut h = Sha256::new();
         h.update(b"tokenwarden token key v1\0");
@@ -103,6 +119,11 @@ impl TokenKey {
                 }
                 None => h.update([0]),
             }
+        }
+        // Slot 0 hashes as keys did before pools existed, so that their entries stay valid.
+        if self.slot > 0 {
+            h.update(b"slot");
+            h.update(self.slot.to_le_bytes());
         }
         super::fingerprint::hex(&h.finalize()[..16])
     }
@@ -146,6 +167,10 @@ mod tests {
         );
         // Field boundaries matter: ("ab", "") is not ("a", "b").
         assert_ne!(TokenKey::new("ab", "").id(), TokenKey::new("a", "b").id());
+        // Each token of a pool has its own entry; the first is the key's own.
+        assert_eq!(k.clone().with_slot(0).id(), k.id());
+        assert_ne!(k.clone().with_slot(1).id(), k.id());
+        assert_ne!(k.clone().with_slot(1).id(), k.clone().with_slot(2).id());
         // The URL is compared normalised.
         assert_eq!(
             TokenKey::new("HTTPS://Login.Example/oauth/token", "c").id(),
