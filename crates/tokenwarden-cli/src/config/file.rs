@@ -154,6 +154,12 @@ pub(crate) fn read_profile(
 }
 
 fn unknown_key(at: &str, key: &str, source: &Source) -> String {
+    // `at` names the file already: only the profile here.
+    let source = match source {
+        Source::Profile { name, .. } => format!("profile '{name}'"),
+        Source::GcProfile { name, .. } => format!("gc profile '{name}'"),
+        other => other.to_string(),
+    };
     let near = profile_keys()
         .map(|k| (strsim::levenshtein(key, k), k))
         .filter(|(d, k)| *d <= 2.max(k.len() / 4))
@@ -249,7 +255,7 @@ mod tests {
         assert_eq!(
             r.warnings,
             [
-                "/etc/tw.toml, line 2, column 1: unknown key 'regoin' in profile 'default' in /etc/tw.toml is ignored; did you mean 'region'?"
+                "/etc/tw.toml, line 2, column 1: unknown key 'regoin' in profile 'default' is ignored; did you mean 'region'?"
             ]
         );
         let r = tw("stray = 1\n[default]\nfoo = \"x\"\n", "default").unwrap();
