@@ -550,7 +550,7 @@ pub(crate) struct BatchArgs {
     /// One id per line, used with --path-template (- for standard input).
     #[arg(long, value_name = "FILE", requires = "path_template")]
     pub(crate) ids: Option<PathBuf>,
-    /// Path with {id} for --ids, e.g. '/api/v2/users/{id}' (ids are percent-encoded)
+    /// Path with {id} for --ids, e.g. '/api/v2/users/{id}'
     #[arg(long, value_name = "TEMPLATE", value_parser = parse_path_template, conflicts_with = "input")]
     pub(crate) path_template: Option<String>,
     /// Method for --ids records.
@@ -568,7 +568,7 @@ pub(crate) struct BatchArgs {
     /// Stop when over N (or N%) records fail; then --resume --retry-failed
     #[arg(long, value_name = "N|N%")]
     pub(crate) max_failures: Option<tokenwarden::batch::FailureLimit>,
-    /// Retry a record's request at most this long, e.g. 10s [default: 60s]
+    /// Retry a request at most this long, e.g. 10s [default: 60s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) retry_for: Option<std::time::Duration>,
     /// Continue an interrupted job: skip records already in the output.
@@ -594,7 +594,7 @@ pub(crate) struct BatchArgs {
     /// Scopes the preflight must find (implies --preflight).
     #[arg(long = "require-scope", value_name = "SCOPE")]
     pub(crate) require_scope: Vec<String>,
-    /// Also write the summary as JSON here (0600; another file than a summary needs --force)
+    /// Also write the summary as JSON here (0600; replacing another file needs --force)
     #[arg(long, value_name = "FILE")]
     pub(crate) summary_json: Option<PathBuf>,
     /// Never draw a progress bar (plain progress lines instead).

@@ -585,7 +585,7 @@ mod tests {
         // Another run while the first holds the lock: refused, whatever the mode.
         for want in [Want::New, Want::Overwrite, Want::Resume] {
             let e = open(&paths, want, def.clone()).err().unwrap();
-            assert!(matches!(e, ExportError::Refused(_)), "{want:?}: {e}");
+            assert!(matches!(e, ExportError::Busy(_)), "{want:?}: {e}");
         }
         drop(first);
         let e = open(&paths, Want::New, def.clone())
@@ -622,6 +622,7 @@ mod tests {
         st.items = 2;
         save_state(&paths.state, &st).unwrap();
         drop(data);
+        drop(o.claim);
         let Found::Ready(o) = open(&paths, Want::Resume, def.clone()).unwrap() else {
             panic!()
         };
