@@ -29,7 +29,6 @@ fn top_after_help() -> String {
         "Examples:
   tokenwarden demo                      # see it work, offline, against the embedded simulator
   tokenwarden --region eu-west-1 --client-id ID --client-secret-file secret.txt check
-  tokenwarden -p prod batch --input requests.jsonl --output results.jsonl
   tokenwarden -p me login && tokenwarden -p me --as-user request GET /api/v2/users/me
 
 {}",
@@ -282,26 +281,27 @@ pub(crate) enum Command {
     /// Preflight: check credentials, token lifetime and scopes before a long job
     #[command(after_help = "Examples:
   tokenwarden check
-  tokenwarden -p prod check --require-scope analytics:conversationDetail:view --require-scope users:readonly")]
+  tokenwarden -p prod check --require-scope analytics:conversationDetail:view
+  tokenwarden check --require-scope users:readonly --require-scope routing:queue:view")]
     Check(Connected<CheckArgs>),
     /// Send one API request through the client (refresh, retries); body to stdout
     #[command(after_help = "Examples:
   tokenwarden request GET /api/v2/users/me
   tokenwarden request DELETE /api/v2/tokens/me
-  tokenwarden request POST /api/v2/analytics/conversations/details/query --data @query.json --replay-safe")]
+  tokenwarden request POST /api/v2/analytics/conversations/details/query -d @q.json --replay-safe")]
     Request(Connected<RequestArgs>),
     /// Every item of a paged listing, as JSON Lines or CSV; resumable with --out FILE.
     #[command(after_help = "Examples:
   tokenwarden paginate /api/v2/users --format csv --out users.csv
   tokenwarden paginate /api/v2/externalcontacts/scan/contacts --out contacts.jsonl --resume
-  tokenwarden paginate /api/v2/analytics/conversations/details/query --body @query.json | jq .conversationId")]
+  tokenwarden paginate /api/v2/analytics/conversations/details/query --body @q.json | wc -l")]
     Paginate(Connected<PaginateArgs>),
     /// Export data with analytics jobs, slice by slice; resumable with --out FILE
     #[command(
         subcommand,
         after_help = "Examples:
-  tokenwarden export conversations --interval 2024-01-01T00:00:00Z/2024-02-01T00:00:00Z --out jan.jsonl
-  tokenwarden export conversations --interval 2024-01-01T00:00:00Z/2024-02-01T00:00:00Z --out jan.jsonl --resume"
+  tokenwarden export conversations --interval 2024-01-01/2024-02-01 --out jan.jsonl
+  tokenwarden export conversations --interval 2024-01-01/P31D --out jan.jsonl --resume  # after kill"
     )]
     Export(ExportCommand),
     /// Run one request per input record; resumable, exactly-once output
@@ -315,9 +315,10 @@ Output lines: {\"id\": \"r1\", \"status\": 200, \"body\": {...}} or {\"id\": \"r
     Batch(Connected<BatchArgs>),
     /// Sign in as yourself in the browser (authorization code + PKCE)
     #[command(after_help = "Examples:
-  tokenwarden -p work login                     # opens the browser; then: tokenwarden -p work --as-user batch ...
+  tokenwarden -p work login                     # opens the browser
+  tokenwarden -p work --as-user batch --input requests.jsonl --output results.jsonl
   tokenwarden login --no-browser                # over SSH: prints the URL to open elsewhere
-  tokenwarden login --redirect-uri http://localhost:9000/callback   # the URI registered on the OAuth client
+  tokenwarden login --redirect-uri http://localhost:9000/callback   # as registered on the client
 
 The redirect URI (default http://127.0.0.1:8765/callback) must be registered on the OAuth client;
 a profile sets it with redirect_uri, and grant = \"user\" makes every command act as you.")]
@@ -500,9 +501,9 @@ pub(crate) enum PagingStyle {
 pub(crate) enum ExportCommand {
     /// Conversation details of an interval, one analytics job per slice (default a week).
     #[command(after_help = "Examples:
-  tokenwarden export conversations --interval 2024-01-01T00:00:00Z/2024-02-01T00:00:00Z --out jan.jsonl
+  tokenwarden export conversations --interval 2024-01-01/2024-02-01 --out jan.jsonl
   tokenwarden export conversations --interval 2024-01-01/P7D --slice 6h --format csv --out week.csv
-  tokenwarden export conversations --interval 2024-01-01/P31D --out jan.jsonl --resume   # after a kill")]
+  tokenwarden export conversations --interval 2024-01-01/P31D --out jan.jsonl --resume  # after kill")]
     Conversations(Connected<ExportArgs>),
 }
 
@@ -549,8 +550,8 @@ pub(crate) struct BatchArgs {
     /// One id per line, used with --path-template (- for standard input).
     #[arg(long, value_name = "FILE", requires = "path_template")]
     pub(crate) ids: Option<PathBuf>,
-    /// Path with {id}, e.g. '/api/v2/users/{id}'; ids are percent-encoded into it.
-    #[arg(long, value_name = "TEMPLATE", value_parser = parse_path_template)]
+    /// Path with {id} for --ids, e.g. '/api/v2/users/{id}'
+    #[arg(long, value_name = "TEMPLATE", value_parser = parse_path_template, conflicts_with = "input")]
     pub(crate) path_template: Option<String>,
     /// Method for --ids records.
     #[arg(long, default_value = "GET", value_parser = parse_method)]
@@ -567,6 +568,9 @@ pub(crate) struct BatchArgs {
     /// Stop when over N (or N%) records fail; then --resume --retry-failed
     #[arg(long, value_name = "N|N%")]
     pub(crate) max_failures: Option<tokenwarden::batch::FailureLimit>,
+    /// Retry a request at most this long, e.g. 10s [default: 60s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) retry_for: Option<std::time::Duration>,
     /// Continue an interrupted job: skip records already in the output.
     #[arg(long)]
     pub(crate) resume: bool,
@@ -590,7 +594,7 @@ pub(crate) struct BatchArgs {
     /// Scopes the preflight must find (implies --preflight).
     #[arg(long = "require-scope", value_name = "SCOPE")]
     pub(crate) require_scope: Vec<String>,
-    /// Also write the final summary as JSON here (created 0600).
+    /// Also write the summary as JSON here (0600; replacing another file needs --force)
     #[arg(long, value_name = "FILE")]
     pub(crate) summary_json: Option<PathBuf>,
     /// Never draw a progress bar (plain progress lines instead).

@@ -29,12 +29,13 @@ pub(crate) const PANIC: u8 = 101;
 pub(crate) const TABLE: &str = "\
 Exit status:
   0    everything succeeded
-  1    the request, or some records, failed (HTTP errors after retries; the rest completed)
+  1    the request, or some records, failed (an HTTP error after retries; the rest completed)
   2    what was typed is wrong: a flag or its value, a file named on the command line that is
        missing or unreadable, an output directory that does not exist, bad inline JSON
-  3    credentials or configuration: the token endpoint refuses the client, a broken config file
+  3    credentials or configuration: the token endpoint refuses the client, a broken config file,
+       a bad value in the environment or a profile
   4    network, server or disk failure that outlasted the retries
-  130  interrupted";
+  130  interrupted (Ctrl-C, SIGTERM)";
 
 /// What was typed is wrong (exit 2): a flag value, a missing file named on the command line.
 #[derive(Debug)]
@@ -103,7 +104,9 @@ pub(crate) fn library_code(e: &tokenwarden::Error) -> u8 {
     match e {
         e if e.is_credentials() => CONFIG,
         E::Config(_) => CONFIG,
-        // An HTTP answer that is an error, after retries: the request failed.
+        // A server failure (5xx) that outlasted the retries, or was not retried: the server's.
+        E::Status { status, .. } if *status >= 500 => RUNTIME,
+        // An HTTP answer that is an error: the request failed.
         E::Forbidden { .. } | E::Status { .. } | E::JobFailed { .. } => FAILED,
         _ => RUNTIME,
     }
@@ -131,6 +134,13 @@ mod tests {
             body: String::new(),
         });
         assert_eq!(code(&e), FAILED);
+        let e = anyhow::Error::new(tokenwarden::Error::Status {
+            method: "POST".into(),
+            path: "/x".into(),
+            status: 503,
+            body: String::new(),
+        });
+        assert_eq!(code(&e), RUNTIME, "a 5xx is the server's failure");
     }
 
     #[test]

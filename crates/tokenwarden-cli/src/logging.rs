@@ -5,6 +5,9 @@
 use crate::args::{LogFormat, OutputArgs};
 use std::io::IsTerminal as _;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::FmtContext;
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
+use tracing_subscriber::registry::LookupSpan;
 
 pub(crate) fn init(g: &OutputArgs) {
     // Dependencies stay at info even at -vvv: tokenwarden's own events never carry secrets, and
@@ -32,7 +35,36 @@ pub(crate) fn init(g: &OutputArgs) {
     match g.log_format {
         // Flat objects (`timestamp`, `level`, `message`, fields...), the shape of `ui`'s messages.
         LogFormat::Json => builder.json().flatten_event(true).init(),
+        // At default verbosity the few events shown read like `ui`'s messages (`warning: ...`):
+        // one style on stderr. With -v, timestamps and levels help follow a long job.
+        LogFormat::Text if g.verbose == 0 => builder.event_format(Plain).init(),
         LogFormat::Text => builder.init(),
+    }
+}
+
+/// `warning: message field=value ...`, as `ui` writes its messages: no timestamp, no target.
+struct Plain;
+
+impl<S, N> FormatEvent<S, N> for Plain
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let prefix = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            tracing::Level::INFO => "note",
+            _ => "debug",
+        };
+        write!(writer, "{prefix}: ")?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
     }
 }
 

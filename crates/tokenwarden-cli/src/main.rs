@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod config;
 mod exit;
+mod interrupt;
 mod logging;
 mod progress;
 mod ui;
@@ -28,12 +29,7 @@ fn main() -> ExitCode {
     logging::init(&cli.output);
     ui::init(cli.output.log_format, cli.output.quiet);
     install_panic_hook();
-    let interrupted_message = match cli.command {
-        args::Command::Batch(_) => {
-            "interrupted: every record finished so far is in the output; rerun with --resume to continue"
-        }
-        _ => "interrupted",
-    };
+    let interrupted_message = interrupted_message(&cli.command);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -46,37 +42,88 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         // Listen before the command starts, so that a Ctrl-C at any moment from here exits 130.
-        let interrupted = interrupted();
+        let interrupted = self::interrupted();
         // The command runs as its own task: when it blocks a thread (reading a secret from a
         // pipe that never ends), this one still sees the Ctrl-C.
-        let command = tokio::spawn(commands::run(cli));
+        let mut command = tokio::spawn(commands::run(cli));
         tokio::select! {
-            r = command => match r {
-                Ok(Ok(code)) => code,
-                Ok(Err(e)) if exit::is_stdout_closed(&e) => exit::OK,
-                Ok(Err(e)) => {
-                    let code = exit::code(&e);
-                    // The first line is the error; a "hint:" part becomes its own message.
-                    let text = format!("{e:#}");
-                    let mut parts = text.split("\nhint: ");
-                    ui::error(parts.next().unwrap_or_default());
-                    for h in parts {
-                        ui::hint(h);
-                    }
-                    code
-                }
-                // A panic, already reported by the hook: exit as Rust does after one.
-                Err(_) => exit::PANIC,
-            },
+            r = &mut command => finished(r),
             () = interrupted => {
-                ui::error(interrupted_message);
-                exit::INTERRUPTED
+                if interrupt::handled_by_command() {
+                    // The command stops cleanly and reports; a second signal does not wait.
+                    let again = self::interrupted();
+                    tokio::select! {
+                        r = command => finished(r),
+                        () = again => {
+                            ui::error("interrupted again: stopped at once");
+                            exit::INTERRUPTED
+                        }
+                    }
+                } else {
+                    let (message, hint) = interrupted_message();
+                    ui::error(message);
+                    if let Some(h) = hint {
+                        ui::hint(&h);
+                    }
+                    exit::INTERRUPTED
+                }
             }
         }
     });
     // Do not wait for background tasks (a refresh in flight) at exit.
     runtime.shutdown_background();
     ExitCode::from(code)
+}
+
+/// What to say when a command that does not handle Ctrl-C itself is interrupted, decided when it
+/// happens: a resumable output gets the resume hint only once its state exists.
+fn interrupted_message(
+    command: &args::Command,
+) -> impl FnOnce() -> (&'static str, Option<String>) + use<> {
+    let out = match command {
+        args::Command::Paginate(c) => c.args.out.out.clone(),
+        args::Command::Export(args::ExportCommand::Conversations(c)) => c.args.out.out.clone(),
+        _ => None,
+    };
+    let batch = matches!(command, args::Command::Batch(_));
+    move || {
+        if batch {
+            // A batch handles Ctrl-C itself once its job started: this is before.
+            return (
+                "interrupted before the job started: nothing was written",
+                None,
+            );
+        }
+        let resumable = out.filter(|o| tokenwarden::export::resumable_after_stop(o));
+        let hint = resumable.map(|o| {
+            format!(
+                "every complete page is in {}: rerun the same command with --resume to continue",
+                o.display()
+            )
+        });
+        ("interrupted", hint)
+    }
+}
+
+/// The exit status of a command that ended, its error reported.
+fn finished(r: Result<anyhow::Result<u8>, tokio::task::JoinError>) -> u8 {
+    match r {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) if exit::is_stdout_closed(&e) => exit::OK,
+        Ok(Err(e)) => {
+            let code = exit::code(&e);
+            // The first line is the error; a "hint:" part becomes its own message.
+            let text = format!("{e:#}");
+            let mut parts = text.split("\nhint: ");
+            ui::error(parts.next().unwrap_or_default());
+            for h in parts {
+                ui::hint(h);
+            }
+            code
+        }
+        // A panic, already reported by the hook: exit as Rust does after one.
+        Err(_) => exit::PANIC,
+    }
 }
 
 /// Whether `--log-format json` was asked for, read from the raw arguments so that an argument

@@ -411,11 +411,12 @@ async fn resume_with_retry_failed_reruns_only_the_failures() {
     let i = input.to_str().unwrap();
     let first = run(sb.tw(), &["batch", "-i", i, "-o", o]).await;
     first.expect_code(1);
-    let errors = read_jsonl(&out)
+    // A 403 is an HTTP answer: recorded with its status and body, like a 404.
+    let forbidden = read_jsonl(&out)
         .iter()
-        .filter(|v| v.get("error").is_some())
+        .filter(|v| v["status"] == 403 && v.get("body").is_some() && v.get("error").is_none())
         .count();
-    assert_eq!(errors, 10, "{}", first.stderr);
+    assert_eq!(forbidden, 10, "{}", first.stderr);
     sb.sim.update(|c| c.forbidden_paths.clear());
     sb.sim.reset_journal();
     run(
@@ -470,8 +471,9 @@ async fn wrong_secret_aborts_a_concurrent_batch_fast_with_exit_3() {
         "{}",
         r.stderr
     );
+    // Nothing was recorded: the hint does not point at an output that does not exist.
     assert!(
-        r.stderr.contains("--resume"),
+        r.stderr.contains("rerun the same command") && !r.stderr.contains("--resume"),
         "says how to continue: {}",
         r.stderr
     );
@@ -741,7 +743,7 @@ async fn two_runs_at_once_on_one_output_the_second_fails_at_once_and_each_id_is_
         let r = run(sb.tw(), &second).await;
         r.expect_code(4);
         assert!(
-            r.stderr.contains("another run is writing it"),
+            r.stderr.contains("another tokenwarden run is writing it"),
             "{what}: {}",
             r.stderr
         );
@@ -1135,8 +1137,8 @@ async fn output_job_file_and_summary_are_created_private() {
     let input = sb.write("in.jsonl", &user_gets(3));
     let out = sb.path("out.jsonl");
     let sum = sb.path("summary.json");
-    // An existing summary file readable by others is made private too.
-    std::fs::write(&sum, "{}").unwrap();
+    // An existing summary file readable by others is replaced by a private one.
+    std::fs::write(&sum, r#"{"kind": "tokenwarden batch summary"}"#).unwrap();
     std::fs::set_permissions(&sum, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     batch(
         &sb,
@@ -1313,11 +1315,13 @@ async fn summaries_count_what_they_say() {
         "{}",
         r.stderr
     );
-    // A resume with nothing left to run sends nothing, so it claims no rate.
+    // A resume with nothing left to run sends nothing, so it claims no rate; the invalid line
+    // recorded earlier still counts (exit 1).
     let r = run(sb.tw(), &["batch", "-i", i, "-o", o, "--resume"]).await;
-    r.ok();
+    r.expect_code(1);
     assert!(
-        r.stderr.contains("0 ok, 0 failed, 3 skipped"),
+        r.stderr
+            .contains("0 ok, 1 failed (1 invalid line, 0 in this run), 3 skipped"),
         "{}",
         r.stderr
     );
@@ -1369,4 +1373,301 @@ async fn summaries_count_what_they_say() {
         let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
         assert!(v["message"].is_string(), "{line}");
     }
+}
+
+// ---- follow-ups of a new user's review ----------------------------------------------------------
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_json_never_overwrites_the_jobs_own_files_nor_follows_a_planted_symlink() {
+    let sb = with_users(5).await;
+    let input = sb.write("in.jsonl", &user_gets(5));
+    let out = sb.path("out.jsonl");
+    let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
+    let records = std::fs::read_to_string(&input).unwrap();
+    // The input, the output, a sidecar: refused before anything is sent (exit 2).
+    for (what, target) in [
+        ("the input", i.to_string()),
+        ("the output", o.to_string()),
+        ("a file tokenwarden keeps", format!("{o}.twjob")),
+        (
+            "the input",
+            format!("{}/./in.jsonl", sb.dir.path().display()),
+        ),
+    ] {
+        let r = run(
+            sb.tw(),
+            &["batch", "-i", i, "-o", o, "--summary-json", &target],
+        )
+        .await;
+        r.expect_code(2);
+        assert!(r.stderr.contains(what), "{target}: {}", r.stderr);
+    }
+    assert_eq!(std::fs::read_to_string(&input).unwrap(), records);
+    assert!(!out.exists());
+    assert_eq!(sb.sim.journal_counters().api_requests, 0);
+    // Another existing file: only with --force.
+    let notes = sb.write("notes.txt", "precious");
+    let r = run(
+        sb.tw(),
+        &[
+            "batch",
+            "-i",
+            i,
+            "-o",
+            o,
+            "--summary-json",
+            notes.to_str().unwrap(),
+        ],
+    )
+    .await;
+    r.expect_code(2);
+    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "precious");
+    // A symlink planted at the name (another user's file as victim): replaced, never followed.
+    let victim = sb.write("victim.txt", "victim's data");
+    let planted = sb.path("summary.json");
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    let p = planted.to_str().unwrap();
+    run(sb.tw(), &["batch", "-i", i, "-o", o, "--summary-json", p])
+        .await
+        .expect_code(2);
+    run(
+        sb.tw(),
+        &["batch", "-i", i, "-o", o, "--force", "--summary-json", p],
+    )
+    .await
+    .ok();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "victim's data");
+    let meta = std::fs::symlink_metadata(&planted).unwrap();
+    assert!(meta.is_file(), "the link was replaced by the summary");
+    assert_eq!(mode(&planted), 0o600);
+    assert_eq!(summary(&planted)["ok"], 5);
+    // A summary it wrote is replaced without --force.
+    run(
+        sb.tw(),
+        &["batch", "-i", i, "-o", o, "--force", "--summary-json", p],
+    )
+    .await
+    .ok();
+    // A directory that takes no new file is found before the job, not after it.
+    let ro = sb.path("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::os::unix::fs::PermissionsExt::from_mode(0o500)).unwrap();
+    let in_ro = ro.join("s.json");
+    sb.sim.reset_journal();
+    let r = run(
+        sb.tw(),
+        &[
+            "batch",
+            "-i",
+            i,
+            "-o",
+            o,
+            "--force",
+            "--summary-json",
+            in_ro.to_str().unwrap(),
+        ],
+    )
+    .await;
+    if rustix::process::geteuid().is_root() {
+        // root writes anywhere: nothing to check.
+        return;
+    }
+    r.expect_code(2);
+    assert!(r.stderr.contains("cannot be created"), "{}", r.stderr);
+    assert_eq!(sb.sim.journal_counters().api_requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_a_batch_cleanly_writes_its_summary_and_resume_finishes_it() {
+    const N: usize = 200;
+    let sb = Sandbox::start(SimConfig {
+        users: N,
+        latency: Duration::from_millis(20),
+        ..SimConfig::default()
+    })
+    .await;
+    let input = sb.write("in.jsonl", &user_gets(N));
+    let out = sb.path("out.jsonl");
+    let sum = sb.path("summary.json");
+    let (i, o, s) = (
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+        sum.to_str().unwrap(),
+    );
+    let child = spawn(
+        sb.tw(),
+        &[
+            "batch",
+            "-i",
+            i,
+            "-o",
+            o,
+            "-c",
+            "2",
+            "--summary-json",
+            s,
+            "--no-progress",
+        ],
+    );
+    until_written(&out).await;
+    let r = tokio::task::spawn_blocking(move || interrupt(child))
+        .await
+        .unwrap();
+    r.expect_code(130);
+    let sm = summary(&sum);
+    assert_eq!(sm["interrupted"], true, "{sm}");
+    assert!(sm["stopped"].is_string(), "{sm}");
+    assert!(
+        r.stderr
+            .contains(&format!("every record finished so far is in {o}"))
+            && r.stderr.contains("--resume"),
+        "{}",
+        r.stderr
+    );
+    run(
+        sb.tw(),
+        &["batch", "-i", i, "-o", o, "--resume", "--summary-json", s],
+    )
+    .await
+    .ok();
+    assert_exactly_once(&read_jsonl(&out), "id", &record_ids(N));
+    assert_eq!(summary(&sum)["interrupted"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_api_stops_the_batch_with_exit_4_and_nothing_is_recorded_as_failed() {
+    const N: usize = 300;
+    let sb = with_users(N).await;
+    let input = sb.write("in.jsonl", &user_gets(N));
+    let out = sb.path("out.jsonl");
+    let sum = sb.path("summary.json");
+    let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
+    // A port nobody listens on: every connection is refused.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let cmd = endpoints(&sb, &sb.sim.token_url(), &dead);
+    let r = run(
+        cmd,
+        &[
+            "batch",
+            "-i",
+            i,
+            "-o",
+            o,
+            "--summary-json",
+            sum.to_str().unwrap(),
+            "--no-progress",
+            // Each record gives up within a second; 20 in a row trip the breaker.
+            "--retry-for",
+            "1s",
+            "-c",
+            "20",
+        ],
+    )
+    .await;
+    r.expect_code(4);
+    assert!(
+        r.stderr
+            .contains("could not be reached for 20 records in a row"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.lines().filter(|l| l.starts_with("error:")).count() == 1
+            && !r.stderr.contains("WARN"),
+        "one clear error: {}",
+        r.stderr
+    );
+    // Nothing was recorded as failed: no output, so the hint is not to resume.
+    assert!(!out.exists());
+    assert_eq!(summary(&sum)["failed"], 0);
+    assert!(r.stderr.contains("rerun the same command"), "{}", r.stderr);
+    // Against the live API, the same command runs every record.
+    run(sb.tw(), &["batch", "-i", i, "-o", o]).await.ok();
+    assert_exactly_once(&read_jsonl(&out), "id", &record_ids(N));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_counts_the_failures_already_in_the_output_and_exits_1() {
+    let sb = with_users(5).await;
+    // r-5 is a user that does not exist: a 404.
+    let input = sb.write(
+        "in.jsonl",
+        &format!(
+            "{}{{\"id\":\"r-5\",\"method\":\"GET\",\"path\":\"/api/v2/users/nobody\"}}\n",
+            user_gets(5)
+        ),
+    );
+    let out = sb.path("out.jsonl");
+    let sum = sb.path("summary.json");
+    let (i, o, s) = (
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+        sum.to_str().unwrap(),
+    );
+    run(sb.tw(), &["batch", "-i", i, "-o", o])
+        .await
+        .expect_code(1);
+    let r = run(
+        sb.tw(),
+        &["batch", "-i", i, "-o", o, "--resume", "--summary-json", s],
+    )
+    .await;
+    r.expect_code(1);
+    assert!(
+        r.stderr.contains("1 failed (0 in this run)"),
+        "{}",
+        r.stderr
+    );
+    let sm = summary(&sum);
+    assert_eq!(
+        (sm["failed"].as_u64(), sm["failed_this_run"].as_u64()),
+        (Some(1), Some(0))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicting_inputs_are_refused_not_ignored() {
+    let sb = with_users(3).await;
+    let ids = sb.write("ids.txt", "user-000001\n");
+    let input = sb.write("in.jsonl", &user_gets(3));
+    let ids_text = std::fs::read_to_string(&ids).unwrap();
+    let same = ids.to_str().unwrap();
+    let r = run(
+        sb.tw(),
+        &[
+            "batch",
+            "--ids",
+            same,
+            "--path-template",
+            "/api/v2/users/{id}",
+            "-o",
+            same,
+            "--force",
+        ],
+    )
+    .await;
+    r.expect_code(2);
+    assert!(r.stderr.contains("is the input"), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&ids).unwrap(), ids_text);
+    let r = run(
+        sb.tw(),
+        &[
+            "batch",
+            "--input",
+            input.to_str().unwrap(),
+            "--path-template",
+            "/api/v2/users/{id}",
+            "-o",
+            sb.path("o.jsonl").to_str().unwrap(),
+        ],
+    )
+    .await;
+    r.expect_code(2);
+    assert!(r.stderr.contains("--path-template"), "{}", r.stderr);
+    assert_eq!(sb.sim.journal_counters().api_requests, 0);
 }

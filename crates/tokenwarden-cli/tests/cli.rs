@@ -934,8 +934,35 @@ async fn every_command_help_is_one_screen_ending_with_examples() {
             assert!(!help.contains("--client-id"), "`{what}`:\n{help}");
             assert!(options < output && output < examples, "{help}");
         }
+        // Examples are copied and pasted: never wrapped, even on a wide terminal.
+        let mut wide = sb.bare();
+        wide.env("COLUMNS", "300");
+        let wide = run(wide, &args).await;
+        let at = wide.stdout.find("\nExamples:\n").unwrap();
+        for line in wide.stdout[at..]
+            .lines()
+            .skip(2)
+            .take_while(|l| !l.ends_with(':'))
+        {
+            assert!(
+                line.len() <= 100,
+                "`{what}`: an example over 100 columns: {line}"
+            );
+        }
     }
     let r = run(sb.bare(), &["--help"]).await;
+    // The table is the README's.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    for phrase in [
+        "a bad value in the environment or a profile",
+        "interrupted (Ctrl-C, SIGTERM)",
+        "failed (an HTTP error after retries; the rest completed)",
+    ] {
+        assert!(readme.contains(phrase), "README: {phrase}");
+        let flat = r.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains(phrase), "--help: {phrase}\n{}", r.stdout);
+    }
     assert!(
         r.stdout
             .contains("Exit status:\n  0    everything succeeded"),
@@ -960,4 +987,202 @@ async fn every_command_help_is_one_screen_ending_with_examples() {
         "{}",
         r.stderr
     );
+}
+
+// ---- follow-ups of a new user's review ----------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_static_token_needs_only_the_api_base_and_its_unknown_expiry_is_said() {
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let token = sb.sim.issue_access_token(DEFAULT_CLIENT_ID);
+    let tw = || {
+        let mut c = sb.bare();
+        c.args(["--api-base", &sb.sim.base_url()])
+            .env("GENESYSCLOUD_ACCESS_TOKEN", &token);
+        c
+    };
+    let r = run(tw(), &["request", "GET", "/api/v2/users/user-000001"]).await;
+    r.ok();
+    let r = run(tw(), &["check"]).await;
+    r.ok();
+    assert!(
+        r.stdout
+            .contains("token expires in: unknown (opaque static token)"),
+        "{}",
+        r.stdout
+    );
+    // Without an API base either: say what is missing for a static token.
+    let mut c = sb.bare();
+    c.env("GENESYSCLOUD_ACCESS_TOKEN", &token);
+    let r = run(c, &["request", "GET", "/api/v2/users/me"]).await;
+    r.expect_code(3);
+    assert!(r.stderr.contains("no region or API base"), "{}", r.stderr);
+    assert_eq!(sb.sim.journal_counters().token_requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_request_and_paginate_refuse_paths_that_leave_the_api_origin() {
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let elsewhere = fixed_answer(200, "{\"entities\":[]}");
+    for path in [
+        format!("{elsewhere}/api/v2/users"),
+        "//127.0.0.2/x".to_string(),
+        "/\\127.0.0.2/x".to_string(),
+        "api/v2/users".to_string(),
+    ] {
+        let r = run(sb.tw(), &["request", "GET", &path]).await;
+        r.expect_code(2);
+        assert!(
+            r.stderr.contains("hint: give a path below the API base"),
+            "{}",
+            r.stderr
+        );
+        let r = run(sb.tw(), &["paginate", &path]).await;
+        r.expect_code(2);
+    }
+    assert_eq!(sb.sim.journal_counters().api_requests, 0);
+    // The page size is given once: in the path or with the flag, not both.
+    let r = run(
+        sb.tw(),
+        &["paginate", "/api/v2/users?pageSize=10", "--page-size", "50"],
+    )
+    .await;
+    r.expect_code(2);
+    assert!(r.stderr.contains("give one"), "{}", r.stderr);
+    // The managed token always wins: a header of one's own is refused, not silently replaced.
+    let r = run(
+        sb.tw(),
+        &[
+            "request",
+            "GET",
+            "/api/v2/users/me",
+            "-H",
+            "Authorization: Bearer mine",
+        ],
+    )
+    .await;
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("GENESYSCLOUD_ACCESS_TOKEN"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(sb.sim.journal_counters().api_requests, 0);
+    // A URL on the API's own origin is fine.
+    let r = run(
+        sb.tw(),
+        &[
+            "request",
+            "GET",
+            &format!("{}/api/v2/users/user-000001", sb.sim.base_url()),
+        ],
+    )
+    .await;
+    r.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_messages_count_in_words_and_point_at_the_setting_at_fault() {
+    let sb = Sandbox::start(SimConfig {
+        users: 1,
+        accept_form_credentials: false,
+        ..SimConfig::default()
+    })
+    .await;
+    // One of each: no "1 items", "1 pages".
+    let out = sb.path("one.jsonl");
+    let r = run(
+        sb.tw(),
+        &["paginate", "/api/v2/users", "--out", out.to_str().unwrap()],
+    )
+    .await;
+    r.ok();
+    assert!(
+        r.stderr.contains("1 item in ") && r.stderr.contains(" 1 page"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("1 items") && !r.stderr.contains("1 pages"),
+        "{}",
+        r.stderr
+    );
+    // A server that takes only HTTP Basic refuses form credentials: say that is the cause.
+    let r = run(sb.tw(), &["--client-auth", "form", "check"]).await;
+    r.expect_code(3);
+    assert!(r.stderr.contains("try --client-auth basic"), "{}", r.stderr);
+    // A web page where the token endpoint should be: check the token URL.
+    let page = fixed_answer(200, "\"<html>hello</html>\"");
+    let mut cmd = sb.bare();
+    cmd.args([
+        "--token-url",
+        &format!("{page}/oauth/token"),
+        "--api-base",
+        &sb.sim.base_url(),
+    ])
+    .env("GENESYSCLOUD_OAUTHCLIENT_ID", DEFAULT_CLIENT_ID)
+    .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", DEFAULT_CLIENT_SECRET);
+    let r = run(cmd, &["check"]).await;
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("hint: check --token-url"), "{}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_default_verbosity_speaks_one_style_and_routine_retries_are_quiet() {
+    let sb = Sandbox::start(SimConfig {
+        fail_first_token_requests: 2,
+        ..SimConfig::default()
+    })
+    .await;
+    let r = run(sb.tw(), &["check"]).await;
+    r.ok();
+    // Token retries are routine: not shown without -v.
+    assert!(
+        !r.stderr.contains("WARN") && !r.stderr.contains("retrying"),
+        "{}",
+        r.stderr
+    );
+    // A library warning reads like the CLI's own: `warning: ...`, no timestamp, no target.
+    run(sb.tw(), &["token"]).await.ok();
+    let cache = sb.path("tw-cache");
+    let damaged: Vec<_> = walk(&cache)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert!(
+        !damaged.is_empty(),
+        "no cache file under {}",
+        cache.display()
+    );
+    for p in &damaged {
+        std::fs::write(p, "not json").unwrap();
+    }
+    let r = run(sb.tw(), &["token"]).await;
+    r.ok();
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("damaged token cache"))
+        .unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(line.starts_with("warning: ignoring a damaged"), "{line}");
+    assert!(
+        !line.contains("WARN") && !line.contains("tokenwarden::"),
+        "{line}"
+    );
+    // With -v, timestamps and levels are back.
+    let r = run(sb.tw(), &["-v", "check"]).await;
+    assert!(r.stderr.contains(" INFO "), "{}", r.stderr);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

@@ -360,3 +360,44 @@ async fn regression_ctrl_c_while_the_secret_is_awaited_on_stdin_exits_130() {
     let _ = ended.send(());
     r.expect_code(130);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_typo_that_breaks_the_config_still_gets_its_did_you_mean() {
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let cfg = sb.write(
+        "typo.toml",
+        &format!("[default]\ntoken_ur = \"{}\"\n", sb.sim.token_url()),
+    );
+    let mut cmd = sb.bare();
+    cmd.args(["--config", cfg.to_str().unwrap()])
+        .env("GENESYSCLOUD_OAUTHCLIENT_ID", DEFAULT_CLIENT_ID)
+        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", DEFAULT_CLIENT_SECRET);
+    let r = run(cmd, &["token"]).await;
+    r.expect_code(3);
+    let warning = r
+        .stderr
+        .find("did you mean 'token_url'?")
+        .unwrap_or_else(|| panic!("{}", r.stderr));
+    let error = r.stderr.find("error: no region or token URL").unwrap();
+    assert!(warning < error, "the cause comes first: {}", r.stderr);
+    // The file is named once, at the start.
+    assert_eq!(r.stderr.matches("typo.toml").count(), 1, "{}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_bad_region_is_said_once_with_one_hint_and_config_exits_3() {
+    let sb = Sandbox::start(SimConfig::default()).await;
+    for json in [false, true] {
+        let mut cmd = sb.bare();
+        cmd.env("GENESYSCLOUD_REGION", "bogus");
+        let mut args = vec!["config"];
+        if json {
+            args.push("--json");
+        }
+        let r = run(cmd, &args).await;
+        r.expect_code(3);
+        let all = r.all_output();
+        assert_eq!(all.matches("hint: regions:").count(), 1, "{all}");
+        assert_eq!(all.matches("error:").count(), 1, "{all}");
+    }
+}

@@ -294,7 +294,7 @@ async fn an_unregistered_redirect_uri_is_explained_with_what_to_register_where()
     let run = finish_login(login).await;
     run.expect_code(1);
     assert!(
-        run.stderr.contains("no sign-in came back within 1s"),
+        run.stderr.contains("no sign-in came back within 1 s"),
         "{}",
         run.stderr
     );

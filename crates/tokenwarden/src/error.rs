@@ -51,7 +51,11 @@ pub enum Error {
 
     /// The token endpoint kept failing with transient errors until the retry budget ran out and no
     /// valid token was left to serve.
-    #[error("the token endpoint is unavailable after {attempts} attempts over {elapsed:?}: {last}")]
+    #[error(
+        "the token endpoint is unavailable after {} over {}: {last}",
+        plural(u64::from(*.attempts), "attempt"),
+        human_duration(*.elapsed)
+    )]
     TokenEndpointUnavailable {
         /// Token requests made in this refresh.
         attempts: u32,
@@ -114,7 +118,7 @@ pub enum Error {
     },
 
     /// Retries were exhausted on an API request (429, 5xx, transport errors).
-    #[error("{method} {path} failed after {attempts} attempts: {last}")]
+    #[error("{method} {path} failed after {}: {last}", plural(u64::from(*.attempts), "attempt"))]
     RetriesExhausted {
         /// Request method.
         method: String,
@@ -124,6 +128,9 @@ pub enum Error {
         attempts: u32,
         /// The last failure, in words.
         last: String,
+        /// No attempt got an HTTP answer (every one failed to connect, or in transit): the API
+        /// could not be reached at all (see [`Error::is_unreachable`]).
+        no_answer: bool,
     },
 
     /// A response body could not be decoded.
@@ -278,14 +285,37 @@ impl std::fmt::Display for SignInFailure {
     }
 }
 
-/// `90s` → `1m 30s`, for messages.
-pub(crate) fn human_duration(d: Duration) -> String {
+/// A duration for people, as every message of tokenwarden writes it: `250 ms`, `2.5 s`, `45 s`,
+/// `1 min 30 s`, `2 h 5 min`.
+///
+/// ```
+/// assert_eq!(tokenwarden::human_duration(std::time::Duration::from_millis(2538)), "2.5 s");
+/// ```
+pub fn human_duration(d: Duration) -> String {
     let s = d.as_secs();
-    match (s / 60, s % 60) {
-        (0, _) if d < Duration::from_secs(1) => format!("{} ms", d.as_millis()),
-        (0, s) => format!("{s}s"),
-        (m, 0) => format!("{m}m"),
-        (m, s) => format!("{m}m {s}s"),
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, _) if d < Duration::from_secs(1) => format!("{} ms", d.as_millis()),
+        (0, 0, s) if s < 10 && d.subsec_millis() >= 50 => format!("{:.1} s", d.as_secs_f64()),
+        (0, 0, s) => format!("{s} s"),
+        (0, m, 0) => format!("{m} min"),
+        (0, m, s) => format!("{m} min {s} s"),
+        (h, 0, _) => format!("{h} h"),
+        (h, m, _) => format!("{h} h {m} min"),
+    }
+}
+
+/// `n` and `word`, pluralised with an `s` when `n` is not 1: `1 page`, `2 pages`. The one helper
+/// for counts in messages (the library's and the CLI's).
+///
+/// ```
+/// assert_eq!(tokenwarden::plural(1, "page"), "1 page");
+/// assert_eq!(tokenwarden::plural(3, "slice"), "3 slices");
+/// ```
+pub fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
     }
 }
 
@@ -358,6 +388,17 @@ impl Error {
                     ..
                 }
         )
+    }
+
+    /// True when the API could not be reached at all: a connection that could not be made (refused,
+    /// DNS, TLS), or retries that ran out without a single HTTP answer. A batch holds such records
+    /// back and stops when every record finds the API so (see [`crate::batch::Breaker`]).
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            Error::Transport { error, .. } => error.is_connect(),
+            Error::RetriesExhausted { no_answer, .. } => *no_answer,
+            _ => false,
+        }
     }
 
     /// True when the credentials or grant are wrong: the job should stop at once.
@@ -447,6 +488,30 @@ mod tests {
             .rev()
             .fold(None, |below, t| Some(Layer(t, below.map(Box::new))))
             .unwrap()
+    }
+
+    #[test]
+    fn durations_and_counts_read_like_words() {
+        let ms = Duration::from_millis;
+        assert_eq!(human_duration(ms(250)), "250 ms");
+        assert_eq!(human_duration(ms(2_538)), "2.5 s");
+        assert_eq!(human_duration(ms(2_010)), "2 s");
+        assert_eq!(human_duration(ms(45_900)), "45 s");
+        assert_eq!(human_duration(ms(90_000)), "1 min 30 s");
+        assert_eq!(human_duration(ms(300_000)), "5 min");
+        assert_eq!(human_duration(ms(7_500_000)), "2 h 5 min");
+        assert_eq!(plural(1, "page"), "1 page");
+        assert_eq!(plural(0, "page"), "0 pages");
+        assert_eq!(plural(3, "attempt"), "3 attempts");
+        let e = Error::TokenEndpointUnavailable {
+            attempts: 1,
+            elapsed: Duration::from_nanos(2_538_670_698),
+            last: "x".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the token endpoint is unavailable after 1 attempt over 2.5 s: x"
+        );
     }
 
     #[test]

@@ -35,6 +35,7 @@ mod manager;
 mod metrics;
 #[cfg(feature = "middleware")]
 mod middleware;
+pub mod ownership;
 mod paginate;
 mod redact;
 mod region;
@@ -54,7 +55,7 @@ pub use client::{
     RateLimit, RequestBuilder, SharedBudget,
 };
 pub use clock::{FixedJitter, Instant, Jitter, RandomJitter};
-pub use error::{Error, IoOp, Result, SignInFailure};
+pub use error::{Error, IoOp, Result, SignInFailure, human_duration, plural};
 pub use grant::{
     ClientAuth, ClientCredentials, FetchError, Grant, MAX_TOKEN_RESPONSE, RefreshTokenGrant,
     RotationHook, StaticToken, TokenEndpoint, TokenResponse,

@@ -165,7 +165,7 @@ async fn the_listener_gives_up_and_counts_what_it_refused() {
         .wait(&f.start(), Duration::from_secs(300))
         .await
         .unwrap_err();
-    assert_eq!(e.to_string(), "no sign-in came back within 5m");
+    assert_eq!(e.to_string(), "no sign-in came back within 5 min");
 }
 
 /// A sign-in stored in `dir` for the default client, with `rt`.

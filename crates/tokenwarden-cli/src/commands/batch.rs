@@ -4,14 +4,14 @@ use crate::args::{BatchArgs, GlobalArgs};
 use crate::exit::UsageError;
 use crate::progress::{Mode, Reporter};
 use anyhow::{Context as _, Result};
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::path::Path;
 use std::sync::Arc;
 use tokenwarden::batch::{
     self, BatchOptions, BatchProgress, BatchReport, Input, InputFormat, JournalProblem, Outcome,
     Record, StopReason,
 };
-use tokenwarden::{ApiClient, Error, IoOp};
+use tokenwarden::{ApiClient, Error, IoOp, plural};
 
 /// What can be refused before any credentials are read or any request is sent.
 pub(crate) fn check_args(a: &BatchArgs, g: &GlobalArgs) -> Result<()> {
@@ -28,17 +28,18 @@ pub(crate) fn check_args(a: &BatchArgs, g: &GlobalArgs) -> Result<()> {
         )
         .into());
     }
-    if let Some(dir) = a
-        .summary_json
-        .as_deref()
-        .and_then(Path::parent)
-        .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
+    if let Some(i) = input.filter(|i| i.as_os_str() != "-")
+        && super::summary::same_file(i, &a.output)
     {
         return Err(UsageError(format!(
-            "--summary-json: directory {} does not exist (it is not created)",
-            dir.display()
+            "--output {} is the input: the results would replace the records; choose another output file",
+            a.output.display()
         ))
         .into());
+    }
+    if let Some(p) = &a.summary_json {
+        let input = a.input.as_deref().or(a.ids.as_deref());
+        super::summary::check(p, &a.output, input, a.force)?;
     }
     Ok(())
 }
@@ -78,6 +79,8 @@ pub(crate) async fn run(
         retry_failed: a.retry_failed,
         max_failures: a.max_failures,
         shard: a.shard,
+        // Ctrl-C stops the job cleanly: what finished is recorded, the summary written, exit 130.
+        interrupt: Some(crate::interrupt::subscribe()),
         ..BatchOptions::new(client.api_base().clone())
     };
     if input == Input::Stdin && std::io::stdin().is_terminal() {
@@ -87,12 +90,16 @@ pub(crate) async fn run(
     let report = execute(client, &input, &a.output, &options, a.replay_safe, mode).await?;
     let summary = summary_json(&report, client);
     if let Some(p) = &a.summary_json {
-        write_private(p, &serde_json::to_vec_pretty(&summary)?)
-            .with_context(|| format!("writing {}", p.display()))?;
+        super::summary::write(p, &summary).with_context(|| format!("writing {}", p.display()))?;
     }
     let credentials_stop =
         matches!(&report.stopped, Some(StopReason::Aborted(e)) if e.is_credentials());
-    print_summary(&report, client, hint.filter(|_| credentials_stop));
+    print_summary(
+        &report,
+        client,
+        hint.filter(|_| credentials_stop),
+        &a.output,
+    );
     Ok(outcome_code(&report))
 }
 
@@ -139,10 +146,14 @@ fn explain(e: Error) -> anyhow::Error {
                 "check --input/--ids and --output; to start this job afresh in this file, use --force instead of --resume",
             ),
             JournalProblem::NotResumable => usage("run without --resume"),
+            JournalProblem::OtherCommand { .. } => usage(
+                "rerun the paginate or export that wrote it with --resume, choose another --output, or use --force to replace it (its contents are lost)",
+            ),
+            JournalProblem::Changed { .. } => usage(
+                "choose another --output, or use --force to start the job over in it (its contents are lost)",
+            ),
             // Nothing typed is wrong: wait and try again (exit 4).
-            _ => anyhow::Error::msg(format!(
-                "{message}\nhint: wait for that run to finish (or stop it), or choose another --output"
-            )),
+            _ => anyhow::Error::msg(format!("{message}\nhint: {}", super::BUSY_HINT)),
         },
         Error::Io { op, source, .. } => match op {
             IoOp::OpenInput | IoOp::OutputDirectory => usage(""),
@@ -174,7 +185,9 @@ async fn execute_one(client: &ApiClient, r: Record, replay_safe: bool) -> Outcom
     if replay_safe {
         req = req.replay_safe();
     }
-    match req.send().await {
+    // Every HTTP answer is recorded with its status and body (a 403 and a 5xx that outlasted the
+    // retries too); `error` only when there was none.
+    match req.hand_back_answers().send().await {
         Ok(resp) => Outcome::Response {
             status: resp.status().as_u16(),
             body: resp.into_body(),
@@ -190,6 +203,8 @@ async fn execute_one(client: &ApiClient, r: Record, replay_safe: bool) -> Outcom
             | Error::TokenEndpointUnavailable { .. }
             | Error::TokenDecode { .. }),
         ) => Outcome::Abort(e),
+        // Held back while the API stays unreachable: the breaker stops the job, a resume runs it.
+        Err(e) if e.is_unreachable() => Outcome::Unreachable(e),
         Err(e) => Outcome::Failed(e.to_string()),
     }
 }
@@ -198,8 +213,10 @@ pub(crate) fn outcome_code(r: &BatchReport) -> u8 {
     match &r.stopped {
         Some(StopReason::Aborted(e)) if e.is_credentials() => crate::exit::CONFIG,
         Some(StopReason::TooManyFailures { .. }) => crate::exit::FAILED,
+        Some(StopReason::Interrupted) => crate::exit::INTERRUPTED,
         Some(_) => crate::exit::RUNTIME,
-        None if r.failed > 0 => crate::exit::FAILED,
+        // The whole output counts: records an earlier run recorded as failed are failed still.
+        None if r.failed_in_output() > 0 => crate::exit::FAILED,
         None => crate::exit::OK,
     }
 }
@@ -213,8 +230,10 @@ pub(crate) fn summary_json(r: &BatchReport, client: &ApiClient) -> serde_json::V
     };
     serde_json::json!({
         "ok": r.ok,
-        "failed": r.failed,
-        "invalid_lines": r.invalid,
+        "failed": r.failed_in_output(),
+        "failed_this_run": r.failed,
+        "invalid_lines": r.invalid + r.earlier_invalid,
+        "invalid_lines_this_run": r.invalid,
         "skipped": r.skipped,
         "requests": r.requests(),
         "repaired_bytes": r.repaired_bytes,
@@ -229,22 +248,35 @@ pub(crate) fn summary_json(r: &BatchReport, client: &ApiClient) -> serde_json::V
         "transport_retries": c.transport_retries,
         "wall_time_secs": r.elapsed.as_secs_f64(),
         "stopped": r.stopped.as_ref().map(|s| s.to_string()),
+        "interrupted": matches!(r.stopped, Some(StopReason::Interrupted)),
         "aborted": aborted,
     })
 }
 
 /// The counts of this run, in words: what was done, then (if the run stopped early) why and how
 /// to go on, last.
-pub(crate) fn print_summary(r: &BatchReport, client: &ApiClient, hint: Option<&str>) {
+pub(crate) fn print_summary(
+    r: &BatchReport,
+    client: &ApiClient,
+    hint: Option<&str>,
+    output: &Path,
+) {
     let c = client.metrics();
     let t = client.token_metrics();
     let secs = r.elapsed.as_secs_f64();
     let anything = r.ok + r.failed + r.skipped > 0;
     if r.stopped.is_none() || anything {
-        let invalid = match r.invalid {
-            0 => String::new(),
-            1 => " (1 invalid line)".to_string(),
-            n => format!(" ({n} invalid lines)"),
+        // A resume's output holds the failures of earlier runs too: they count.
+        let mut details = Vec::new();
+        if r.invalid + r.earlier_invalid > 0 {
+            details.push(plural(r.invalid + r.earlier_invalid, "invalid line"));
+        }
+        if r.earlier_failed > 0 {
+            details.push(format!("{} in this run", r.failed));
+        }
+        let failed = match details.is_empty() {
+            true => format!("{} failed", r.failed_in_output()),
+            false => format!("{} failed ({})", r.failed_in_output(), details.join(", ")),
         };
         // Only what this run sent: skipped records cost nothing.
         let rate = match r.requests() {
@@ -258,8 +290,8 @@ pub(crate) fn print_summary(r: &BatchReport, client: &ApiClient, hint: Option<&s
         };
         crate::ui::summary(
             &format!(
-                "{verb} {secs:.1} s: {} ok, {} failed{invalid}, {} skipped{rate}",
-                r.ok, r.failed, r.skipped
+                "{verb} {secs:.1} s: {} ok, {failed}, {} skipped{rate}",
+                r.ok, r.skipped
             ),
             summary_json(r, client),
         );
@@ -306,35 +338,29 @@ pub(crate) fn print_summary(r: &BatchReport, client: &ApiClient, hint: Option<&s
         if let Some(h) = hint {
             crate::ui::hint(h);
         }
-        crate::ui::hint(match reason {
-            StopReason::TooManyFailures { .. } => {
-                "look at the failed records' lines in the output; once the cause is fixed, rerun with --resume --retry-failed"
-            }
-            _ => "fix the cause, then rerun with --resume to continue where it stopped",
-        });
+        crate::ui::hint(&stop_hint(r, reason, output, client));
     }
 }
 
-/// Writes `bytes` to `path`, creating it readable by its owner only (it describes the
-/// organisation's job); an existing regular file is made private too.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-        o.mode(0o600);
-        let f = o.open(path)?;
-        if f.metadata()?.is_file() {
-            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        }
-        write_all(f, bytes)
+/// How to go on after a stop: resume only when there is an output to resume.
+fn stop_hint(r: &BatchReport, reason: &StopReason, output: &Path, client: &ApiClient) -> String {
+    let out = output.display();
+    let then = if r.output_exists {
+        "rerun with --resume to continue"
+    } else {
+        "rerun the same command (nothing was recorded, so there is nothing to resume)"
+    };
+    match reason {
+        StopReason::Unreachable { .. } => format!(
+            "check that {} is the right API and can be reached from here; once it answers, {then}",
+            client.api_base()
+        ),
+        StopReason::Interrupted if !r.output_exists => then.to_string(),
+        StopReason::Interrupted => format!("every record finished so far is in {out}; {then}"),
+        _ if !r.output_exists => format!("{out} was not created: fix the cause, then {then}"),
+        StopReason::TooManyFailures { .. } => format!(
+            "look at the failed records' lines in {out}; once the cause is fixed, rerun with --resume --retry-failed"
+        ),
+        _ => format!("fix the cause, then {then}"),
     }
-    #[cfg(not(unix))]
-    write_all(o.open(path)?, bytes)
-}
-
-fn write_all(mut f: std::fs::File, bytes: &[u8]) -> std::io::Result<()> {
-    f.write_all(bytes)?;
-    f.write_all(b"\n")
 }

@@ -27,12 +27,15 @@ pub(crate) async fn run(client: &ApiClient, a: &CheckArgs) -> Result<u8> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "organization:     {}", r.organization)?;
     writeln!(out, "OAuth client:     {}", r.client)?;
-    writeln!(
-        out,
-        "token expires in: {} (grant: {})",
-        human(r.lifetime_secs),
-        client.tokens().grant_name()
-    )?;
+    let grant = client.tokens().grant_name();
+    // A static token with no expiry it could read (not a JWT) is kept "forever": that is not
+    // an expiry to print.
+    let expires = if grant == "static" && r.lifetime_secs > OPAQUE_STATIC_LIFETIME_SECS {
+        "unknown (opaque static token)".to_string()
+    } else {
+        human(r.lifetime_secs)
+    };
+    writeln!(out, "token expires in: {expires} (grant: {grant})")?;
     writeln!(out, "scopes:           {scopes}")?;
     if !a.require_scope.is_empty() {
         writeln!(out, "required scopes:  all present")?;
@@ -107,6 +110,10 @@ pub(crate) async fn preflight(client: &ApiClient, required: &[String]) -> Result
         scopes,
     })
 }
+
+/// Longer than any token Genesys issues (at most 48 hours): the lifetime of a static token whose
+/// expiry is not known.
+const OPAQUE_STATIC_LIFETIME_SECS: u64 = 365 * 24 * 3600;
 
 /// A scope is granted when present, or when asking for `X:readonly` and `X` (read-write) is held.
 fn scope_granted(have: &[String], want: &str) -> bool {

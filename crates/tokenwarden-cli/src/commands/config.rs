@@ -24,6 +24,7 @@ pub(crate) fn run(g: &GlobalArgs, a: &ConfigArgs) -> Result<u8> {
     if a.json {
         let problem = outcome.as_ref().err().map(|e| format!("{e:#}"));
         let doc = document(&profile, &files, &rows, problem.as_deref());
+        // The same problem is the error on stderr (exit 3): stdout keeps it as data.
         writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
     } else {
         write!(out, "{}", table(&profile, &files, &rows))?;
@@ -103,6 +104,7 @@ fn document(
         "profile": {"name": profile.0, "chosen_by": profile.1},
         "settings": settings,
         "usable": problem.is_none(),
-        "problem": problem,
+        "problem": problem.map(|p| p.split("\nhint: ").next().unwrap_or_default()),
+        "hint": problem.and_then(|p| p.split_once("\nhint: ").map(|(_, h)| h)),
     })
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokenwarden::export::{
     self, Destination, Event, ExportError, ExportOptions, Format, Mode, Report, Source,
 };
-use tokenwarden::{ApiClient, JobOptions};
+use tokenwarden::{ApiClient, JobOptions, ownership, plural};
 
 /// Analytics conversation details jobs endpoint.
 const JOBS_PATH: &str = "/api/v2/analytics/conversations/details/jobs";
@@ -62,7 +62,24 @@ pub(crate) async fn conversations(client: &ApiClient, a: ExportArgs) -> Result<u
 
 /// Runs `source` to the output the flags name, with progress on stderr and a summary at the end.
 pub(super) async fn run(client: &ApiClient, source: Source, out: &ExportOutArgs) -> Result<u8> {
-    let file = out.out.clone().filter(|p| p != Path::new("-"));
+    // `/dev/stdout`, `/dev/null`, a FIFO: written as a stream, with no position kept beside it.
+    let stream_path = out
+        .out
+        .clone()
+        .filter(|p| p != Path::new("-") && ownership::is_stream(p));
+    if let Some(p) = &stream_path
+        && out.resume
+    {
+        return Err(UsageError(format!(
+            "--resume: {} is not a regular file, so it is written as a stream and there is no recorded position to continue; run without --resume",
+            p.display()
+        ))
+        .into());
+    }
+    let file = out
+        .out
+        .clone()
+        .filter(|p| p != Path::new("-") && stream_path.is_none());
     if file.is_none() && out.resume {
         return Err(UsageError(
             "--resume needs --out FILE: the position is recorded beside the file (stdout cannot be continued)"
@@ -79,10 +96,14 @@ pub(super) async fn run(client: &ApiClient, source: Source, out: &ExportOutArgs)
         ExportFormat::Jsonl => Format::Jsonl,
         ExportFormat::Csv => Format::Csv,
     };
-    let terminal = file.is_none() && std::io::stdout().is_terminal();
-    let destination = match &file {
-        Some(p) => Destination::File(p.clone()),
-        None => Destination::Stream(Box::new(std::io::stdout())),
+    let terminal = file.is_none() && stream_path.is_none() && std::io::stdout().is_terminal();
+    let destination = match (&file, &stream_path) {
+        (Some(p), _) => Destination::File(p.clone()),
+        (None, Some(p)) => Destination::Stream(Box::new(
+            ownership::open_stream(p)
+                .map_err(|e| UsageError(format!("--out {}: {e}", p.display())))?,
+        )),
+        (None, None) => Destination::Stream(Box::new(std::io::stdout())),
     };
     let started = Instant::now();
     let mut progress = Progress::new(file.as_deref());
@@ -103,6 +124,8 @@ pub(super) async fn run(client: &ApiClient, source: Source, out: &ExportOutArgs)
 fn failure(e: ExportError, file: Option<&Path>, progress: &Progress) -> Result<u8> {
     match e {
         ExportError::Refused(m) => Err(UsageError(m).into()),
+        // Nothing typed is wrong: the same status and advice as a batch on a busy output.
+        e @ ExportError::Busy(_) => Err(anyhow::anyhow!("{e}\nhint: {}", super::BUSY_HINT)),
         e @ ExportError::NoDirectory(_) => Err(UsageError(e.to_string()).into()),
         // Credentials: the standard path, which adds which credentials were used.
         ExportError::Api(e) if e.is_credentials() => Err(e.into()),
@@ -110,8 +133,11 @@ fn failure(e: ExportError, file: Option<&Path>, progress: &Progress) -> Result<u
             Some(path) if progress.items > 0 || progress.resumed => {
                 ui::error(&e.to_string());
                 ui::hint(&format!(
-                    "{} items are safely in {}; fix the cause, then rerun the same command with --resume to continue",
-                    progress.items,
+                    "{} safely in {}; fix the cause, then rerun the same command with --resume to continue",
+                    match progress.items {
+                        1 => "1 item is".to_string(),
+                        n => format!("{n} items are"),
+                    },
                     path.display()
                 ));
                 Ok(exit::library_code(&e))
@@ -158,7 +184,8 @@ impl Progress {
                     String::new()
                 };
                 ui::note(&format!(
-                    "resuming {out}: {items} items recorded, continuing at {from}{cut}"
+                    "resuming {out}: {} recorded, continuing at {from}{cut}",
+                    plural(items, "item")
                 ));
             }
             Event::Page { items, pages } => {
@@ -166,7 +193,7 @@ impl Progress {
                 if self.last.elapsed() >= PROGRESS_EVERY {
                     self.last = Instant::now();
                     ui::progress(
-                        &format!("{items} items, {pages} pages"),
+                        &format!("{}, {}", plural(items, "item"), plural(pages, "page")),
                         json!({"items": items, "pages": pages}),
                     );
                 }
@@ -224,8 +251,8 @@ fn summary(
     if report.already_complete {
         ui::summary(
             &format!(
-                "{place} is already complete ({} items): nothing to do",
-                report.items
+                "{place} is already complete ({}): nothing to do",
+                plural(report.items, "item")
             ),
             fields,
         );
@@ -238,14 +265,14 @@ fn summary(
     };
     let slices = match (report.slices, report.slices_redone) {
         (0, _) => String::new(),
-        (n, 0) => format!(", {n} slices"),
-        (n, r) => format!(", {n} slices ({r} run again)"),
+        (n, 0) => format!(", {}", plural(n as u64, "slice")),
+        (n, r) => format!(", {} ({r} run again)", plural(n as u64, "slice")),
     };
     ui::summary(
         &format!(
-            "{} items in {place}{new} · {} pages{slices} · done in {:.1} s · tokens fetched: {} ({} after a 401) · 401s healed: {} · 429s waited: {}",
-            report.items,
-            report.pages,
+            "{} in {place}{new} · {}{slices} · done in {:.1} s · tokens fetched: {} ({} after a 401) · 401s healed: {} · 429s waited: {}",
+            plural(report.items, "item"),
+            plural(report.pages, "page"),
             took.as_secs_f64(),
             t.tokens_fetched,
             t.rejected_refreshes,

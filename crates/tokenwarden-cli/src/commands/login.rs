@@ -357,7 +357,7 @@ pub(crate) async fn logout(g: GlobalArgs, hint: &mut Option<String>) -> Result<u
     // Revoke on the server first: a sign-in deleted here but alive there is still a credential.
     let revoked = async {
         let tokens = session::token_builder(&s).await?.build();
-        let client = super::client_for(&s, &GlobalArgs::default(), tokens, None)?;
+        let client = super::client_for(&s, &GlobalArgs::default(), tokens, None, None)?;
         let resp = client
             .request(http::Method::DELETE, "/api/v2/tokens/me")
             .send()
@@ -405,7 +405,7 @@ pub(crate) async fn whoami(g: GlobalArgs, a: WhoamiArgs, hint: &mut Option<Strin
     *hint = Some(s.credentials_hint());
     let (store, signed_in) = session::signed_in(&s).await?;
     let tokens = session::token_builder(&s).await?.build();
-    let client = super::client_for(&s, &GlobalArgs::default(), tokens, None)?;
+    let client = super::client_for(&s, &GlobalArgs::default(), tokens, None, None)?;
     let me = client.get_json("/api/v2/users/me").await?;
     let token = client.get_json("/api/v2/tokens/me").await?;
     let name = |v: &Value| {

@@ -10,6 +10,7 @@ mod paginate;
 mod request;
 mod session;
 mod sim;
+mod summary;
 mod token;
 pub(crate) mod tokens;
 
@@ -24,6 +25,11 @@ use tokenwarden::{
     ApiClient, ClientCredentials, RateLimit, StaticToken, TokenEndpoint, TokenManager,
     TokenManagerBuilder,
 };
+
+/// The advice for an output another run is writing, the same for every command (exit 4: nothing
+/// typed is wrong).
+pub(crate) const BUSY_HINT: &str =
+    "wait for that run to finish (or stop it), or choose another output";
 
 pub(crate) async fn run(cli: Cli) -> Result<u8> {
     let Cli {
@@ -44,34 +50,62 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
         Command::Token(c) => token::run(&with(c.connection), c.args, &mut hint).await,
         Command::Check(c) => {
             check::run(
-                &connect(&with(c.connection), None, &PoolArgs::default(), &mut hint).await?,
+                &connect(
+                    &with(c.connection),
+                    None,
+                    &PoolArgs::default(),
+                    None,
+                    &mut hint,
+                )
+                .await?,
                 &c.args,
             )
             .await
         }
         Command::Request(c) => {
             request::run(
-                &connect(&with(c.connection), None, &PoolArgs::default(), &mut hint).await?,
+                &connect(
+                    &with(c.connection),
+                    None,
+                    &PoolArgs::default(),
+                    None,
+                    &mut hint,
+                )
+                .await?,
                 c.args,
             )
             .await
         }
         Command::Paginate(c) => {
             paginate::paginate(
-                &connect(&with(c.connection), None, &PoolArgs::default(), &mut hint).await?,
+                &connect(
+                    &with(c.connection),
+                    None,
+                    &PoolArgs::default(),
+                    None,
+                    &mut hint,
+                )
+                .await?,
                 c.args,
             )
             .await
         }
         Command::Export(ExportCommand::Conversations(c)) => {
-            let client =
-                connect(&with(c.connection), None, &PoolArgs::default(), &mut hint).await?;
+            let client = connect(
+                &with(c.connection),
+                None,
+                &PoolArgs::default(),
+                None,
+                &mut hint,
+            )
+            .await?;
             export::conversations(&client, c.args).await
         }
         Command::Batch(c) => {
             let g = with(c.connection);
             batch::check_args(&c.args, &g)?;
-            let client = connect(&g, c.args.rate, &c.args.pool, &mut hint).await?;
+            let client =
+                connect(&g, c.args.rate, &c.args.pool, c.args.retry_for, &mut hint).await?;
             batch::run(&client, c.args, &g, hint.as_deref()).await
         }
         Command::Config(c) => config::run(&with(c.connection), &c.args),
@@ -109,16 +143,30 @@ fn with_flag_hint(e: anyhow::Error) -> anyhow::Error {
         .find_map(|tw| match tw {
             tokenwarden::Error::Redirect {
                 target: Some(_), ..
-            } => Some(
-                "pass --follow-redirects-across-origins to follow it (the token never goes there)",
-            ),
+            } => Some("pass --follow-redirects-across-origins to follow it"),
             tokenwarden::Error::ResponseTooLarge { .. } => Some(
                 "raise the limit with --max-response-bytes (e.g. 256MiB) if the answer is expected",
             ),
             _ => None,
         });
+    let not_a_token_endpoint = e
+        .chain()
+        .filter_map(|c| c.downcast_ref::<tokenwarden::Error>())
+        .any(|tw| matches!(tw, tokenwarden::Error::TokenDecode { .. }));
     match flag {
-        Some(hint) => crate::exit::FailedError(format!("{e:#}\nhint: {hint}")).into(),
+        // The library names its builder option; here it is a flag.
+        Some(hint) => crate::exit::FailedError(format!(
+            "{}\nhint: {hint}",
+            format!("{e:#}").replace(
+                "(allow it with follow_redirects_across_origins)",
+                "(the token never goes there)"
+            )
+        ))
+        .into(),
+        // A web page where a token endpoint was expected: the token URL (or region) is wrong.
+        None if not_a_token_endpoint => anyhow::anyhow!(
+            "{e:#}\nhint: check --token-url (or the region): this does not answer like an OAuth token endpoint; `tokenwarden config` shows where it comes from"
+        ),
         None => e,
     }
 }
@@ -163,8 +211,11 @@ pub(crate) fn settings(g: &GlobalArgs) -> Result<Settings> {
         STDIN_TAKEN.store(true, Ordering::SeqCst);
         crate::config::read_stdin_secret()
     };
-    let (settings, warnings) = crate::config::resolve(&inputs, &mut stdin)?;
+    let mut warnings = Vec::new();
+    let settings = crate::config::resolve(&inputs, &mut stdin, &mut warnings);
+    // Before the error, if any: an unknown key is often its cause.
     show_warnings(warnings);
+    let settings = settings?;
     for (what, from) in &settings.sources {
         tracing::debug!(setting = %what, from = %from, "configuration");
     }
@@ -216,6 +267,7 @@ pub(crate) fn client_for(
     g: &GlobalArgs,
     tokens: impl Into<tokens::Tokens>,
     rate: Option<RateLimit>,
+    retry_for: Option<std::time::Duration>,
 ) -> Result<ApiClient> {
     let tokens::Tokens { managers, budgets } = tokens.into();
     let mut slots = managers.into_iter().zip(budgets);
@@ -238,6 +290,12 @@ pub(crate) fn client_for(
     if let Some(max) = g.connection.max_response_bytes {
         b = b.max_response_bytes(max);
     }
+    if let Some(d) = retry_for {
+        b = b.backoff(tokenwarden::Backoff {
+            max_elapsed: d,
+            ..tokenwarden::Backoff::default()
+        });
+    }
     Ok(b.build()?)
 }
 
@@ -245,12 +303,30 @@ async fn connect(
     g: &GlobalArgs,
     rate: Option<RateLimit>,
     pool: &PoolArgs,
+    retry_for: Option<std::time::Duration>,
     hint: &mut Option<String>,
 ) -> Result<ApiClient> {
     let s = settings(g)?;
     *hint = Some(s.credentials_hint());
     let tokens = tokens::tokens(&s, pool, None, tokens::StoreSpec::Memory, None).await?;
-    client_for(&s, g, tokens, rate)
+    client_for(&s, g, tokens, rate, retry_for)
+}
+
+/// `path` (typed by the person) on the API's origin, or a usage error (exit 2): the check batch
+/// records get, so `//host/x`, `/\\host/x` and `http://other-host/x` are refused everywhere, as
+/// is a path without its leading `/`.
+pub(crate) fn on_origin(client: &ApiClient, path: &str) -> Result<url::Url> {
+    client.url_on_origin(path).map_err(|e| {
+        let why = match e {
+            tokenwarden::Error::Config(why) => why,
+            other => other.to_string(),
+        };
+        UsageError(format!(
+            "{why}\nhint: give a path below the API base {} (e.g. /api/v2/users/me)",
+            client.api_base()
+        ))
+        .into()
+    })
 }
 
 /// A JSON argument given inline or as @FILE (@- for stdin). Bad JSON, or a file that cannot be

@@ -1,13 +1,25 @@
 //! `tokenwarden request METHOD PATH`: one call through the client.
 
 use crate::args::RequestArgs;
+use crate::exit::UsageError;
 use anyhow::Result;
 use std::io::Write as _;
 use tokenwarden::ApiClient;
 
 pub(crate) async fn run(client: &ApiClient, a: RequestArgs) -> Result<u8> {
     let method = a.method;
-    let mut req = client.request(method.clone(), &a.path);
+    // The same origin check as batch records: a typed path never leads elsewhere.
+    let url = super::on_origin(client, &a.path)?;
+    if a.header
+        .iter()
+        .any(|(n, _)| n == http::header::AUTHORIZATION)
+    {
+        return Err(UsageError(
+            "-H Authorization: tokenwarden sends its managed token as Authorization, so yours would be replaced; drop the header (to use a token of your own, set GENESYSCLOUD_ACCESS_TOKEN)".into(),
+        )
+        .into());
+    }
+    let mut req = client.request(method.clone(), url.as_str());
     for (name, value) in a.header {
         req = req.header(name, value);
     }
@@ -31,6 +43,12 @@ pub(crate) async fn run(client: &ApiClient, a: RequestArgs) -> Result<u8> {
         Ok(crate::exit::OK)
     } else {
         crate::ui::error(&format!("{method} {path} answered HTTP {status}"));
-        Ok(crate::exit::FAILED)
+        // A 5xx is the server's failure (4, after the retries a replay-safe request gets);
+        // anything else, the request's (1).
+        Ok(if status.is_server_error() {
+            crate::exit::RUNTIME
+        } else {
+            crate::exit::FAILED
+        })
     }
 }

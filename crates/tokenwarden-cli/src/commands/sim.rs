@@ -120,8 +120,10 @@ pub(crate) fn apply(k: &SimKnobs, c: &mut SimConfig) {
     }
 }
 
-/// Serves until interrupted (Ctrl-C or SIGTERM, exit 130, like any interrupted command).
+/// Serves until stopped with Ctrl-C or SIGTERM: the way to end a server, so a note and exit 0.
 pub(crate) async fn run(a: SimArgs) -> Result<u8> {
+    // Before the banner: a Ctrl-C from the moment it is printed is a clean stop.
+    let mut stop = crate::interrupt::subscribe();
     let mut config = SimConfig {
         bind: SocketAddr::from((Ipv4Addr::LOCALHOST, a.port)),
         ..SimConfig::default()
@@ -136,7 +138,10 @@ pub(crate) async fn run(a: SimArgs) -> Result<u8> {
         out.flush()?;
     }
     crate::ui::note("Ctrl-C stops it.");
-    std::future::pending::<()>().await;
+    // An error: the sender is gone, which it never is (it lives in a static).
+    let _ = stop.wait_for(|s| *s).await;
+    drop(sim);
+    crate::ui::note("simulator stopped");
     Ok(crate::exit::OK)
 }
 

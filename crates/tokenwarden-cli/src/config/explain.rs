@@ -59,6 +59,9 @@ pub(crate) fn rows(l: &Layers) -> Vec<Row> {
             row.source = Some(g.place());
         }
         row.overridden = given.map(|g| (g.shown(), g.place())).collect();
+        let region_invalid = l
+            .first(&[Key::Region])
+            .is_some_and(|(_, g)| resolve::region(g).is_err());
         match key {
             Key::TokenUrl | Key::ApiBase if !from_this_key => match &endpoints {
                 Ok((token, api)) => {
@@ -66,7 +69,12 @@ pub(crate) fn rows(l: &Layers) -> Vec<Row> {
                     row.value = Some(e.url.clone());
                     row.source = Some(e.from.clone());
                 }
-                Err(e) => row.note = Some(format!("{e:#}")),
+                // The region's own row says what is wrong with it; the error (with its hint)
+                // follows the table once.
+                Err(_) if region_invalid => {
+                    row.note = Some("not derived: the region is not valid (see region)".into());
+                }
+                Err(e) => row.note = Some(without_hint(e)),
             },
             Key::Region if row.value.is_some() => {
                 let used = token_from == Some(Key::Region) || api_from == Some(Key::Region);
@@ -77,7 +85,7 @@ pub(crate) fn rows(l: &Layers) -> Vec<Row> {
                 } else if let Some((_, g)) = l.first(&[Key::Region])
                     && let Err(e) = resolve::region(g)
                 {
-                    row.note = Some(format!("{e:#}"));
+                    row.note = Some(without_hint(&e));
                 }
             }
             Key::AccessToken if row.value.is_some() && !static_token => {
@@ -111,4 +119,13 @@ pub(crate) fn rows(l: &Layers) -> Vec<Row> {
     );
     out.push(insecure);
     out
+}
+
+/// An error's message without its hint (said once, after the table).
+fn without_hint(e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    text.split("\nhint: ")
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }

@@ -68,6 +68,9 @@ pub(crate) fn read_profile(
     let doc = doc.get_ref();
     let mut read = ProfileRead::default();
     let mut chosen: Option<(&Spanned<std::borrow::Cow<'_, str>>, &DeTable<'_>)> = None;
+    // Warnings with where they are in the file: the tables are not read in file order, and the
+    // warnings should be.
+    let mut located: Vec<(usize, String)> = Vec::new();
     for (name, value) in doc.iter() {
         match value.get_ref() {
             DeValue::Table(section) => {
@@ -81,15 +84,20 @@ pub(crate) fn read_profile(
                     chosen = Some((name, section));
                 }
             }
-            _ if dialect == Dialect::Tokenwarden => read.warnings.push(format!(
-                "{}: '{}' is outside any [profile] section and is ignored (put it under [default])",
-                at(name.span().start),
-                name.get_ref()
+            _ if dialect == Dialect::Tokenwarden => located.push((
+                name.span().start,
+                format!(
+                    "{}: '{}' is outside any [profile] section and is ignored (put it under [default])",
+                    at(name.span().start),
+                    name.get_ref()
+                ),
             )),
             _ => {}
         }
     }
     let Some((name, section)) = chosen else {
+        located.sort_by_key(|(at, _)| *at);
+        read.warnings.extend(located.into_iter().map(|(_, w)| w));
         return Ok(read);
     };
     read.found = true;
@@ -114,8 +122,10 @@ pub(crate) fn read_profile(
         });
         let Some((setting, file_key)) = spec else {
             if dialect == Dialect::Tokenwarden {
-                read.warnings
-                    .push(unknown_key(&at(key.span().start), key_name, &source));
+                located.push((
+                    key.span().start,
+                    unknown_key(&at(key.span().start), key_name, &source),
+                ));
             }
             continue;
         };
@@ -150,10 +160,18 @@ pub(crate) fn read_profile(
             },
         ));
     }
+    located.sort_by_key(|(at, _)| *at);
+    read.warnings.extend(located.into_iter().map(|(_, w)| w));
     Ok(read)
 }
 
 fn unknown_key(at: &str, key: &str, source: &Source) -> String {
+    // `at` names the file already: only the profile here.
+    let source = match source {
+        Source::Profile { name, .. } => format!("profile '{name}'"),
+        Source::GcProfile { name, .. } => format!("gc profile '{name}'"),
+        other => other.to_string(),
+    };
     let near = profile_keys()
         .map(|k| (strsim::levenshtein(key, k), k))
         .filter(|(d, k)| *d <= 2.max(k.len() / 4))
@@ -242,6 +260,28 @@ mod tests {
     }
 
     #[test]
+    fn regression_typo_warnings_come_in_line_order() {
+        let r = tw(
+            "[default]\nzzz = \"1\"\naaa = \"2\"\nmmm = \"3\"\n",
+            "default",
+        )
+        .unwrap();
+        let lines: Vec<&str> = r
+            .warnings
+            .iter()
+            .map(|w| w.split(", column").next().unwrap())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "/etc/tw.toml, line 2",
+                "/etc/tw.toml, line 3",
+                "/etc/tw.toml, line 4"
+            ]
+        );
+    }
+
+    #[test]
     fn a_typo_in_a_profile_is_warned_about_with_the_key_meant() {
         let r = tw("[default]\nregoin = \"eu-west-1\"\n", "default").unwrap();
         assert!(r.found);
@@ -249,7 +289,7 @@ mod tests {
         assert_eq!(
             r.warnings,
             [
-                "/etc/tw.toml, line 2, column 1: unknown key 'regoin' in profile 'default' in /etc/tw.toml is ignored; did you mean 'region'?"
+                "/etc/tw.toml, line 2, column 1: unknown key 'regoin' in profile 'default' is ignored; did you mean 'region'?"
             ]
         );
         let r = tw("stray = 1\n[default]\nfoo = \"x\"\n", "default").unwrap();

@@ -155,7 +155,9 @@ pub(crate) fn read_stdin_secret() -> Result<Zeroizing<String>, ReadError> {
     secret::read_bounded(std::io::stdin().lock(), secret::MAX_SECRET_BYTES, true)
 }
 
-/// Resolves the settings: reads every source, then decides each setting.
+/// Resolves the settings: reads every source, then decides each setting. The warnings found
+/// while reading (an unknown key in a config file) are added to `warnings` even when resolution
+/// then fails: a typo'd key is often why it fails (`token_ur =` → "no token URL").
 ///
 /// # Errors
 /// A usage error (exit 2) for a bad value typed on the command line, a configuration error
@@ -163,10 +165,11 @@ pub(crate) fn read_stdin_secret() -> Result<Zeroizing<String>, ReadError> {
 pub(crate) fn resolve(
     inputs: &Inputs<'_>,
     stdin: &mut dyn FnMut() -> Result<Zeroizing<String>, ReadError>,
-) -> Result<(Settings, Vec<Warning>)> {
+    warnings: &mut Vec<Warning>,
+) -> Result<Settings> {
     let mut layers = Layers::collect(inputs)?;
-    let warnings = std::mem::take(&mut layers.warnings);
-    Ok((resolve::settings(layers, stdin)?, warnings))
+    warnings.append(&mut layers.warnings);
+    resolve::settings(layers, stdin)
 }
 
 /// Resolves settings from already collected layers (for `tokenwarden config`, which shows them
@@ -199,10 +202,17 @@ impl Settings {
         };
         match &self.credentials {
             Credentials::Client { id, .. } => format!(
-                "used client id {id:?} (from {}) and the client secret from {}, at {}; `tokenwarden config` shows every source",
+                "used client id {id:?} (from {}) and the client secret from {}, at {}{}; `tokenwarden config` shows every source",
                 from("client id"),
                 from("client secret"),
-                self.token_url
+                self.token_url,
+                match self.client_auth {
+                    // The usual cause when the credentials are right: say it.
+                    tokenwarden::ClientAuth::FormFields => {
+                        ", sent as form fields (--client-auth form): a server that takes only HTTP Basic refuses them, so try --client-auth basic"
+                    }
+                    _ => "",
+                }
             ),
             Credentials::User { id, .. } => format!(
                 "acting as the person signed in for profile '{}' (client id {id:?}, at {}): run `tokenwarden login{}` again to sign in",

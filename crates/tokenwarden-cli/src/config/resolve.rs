@@ -59,6 +59,29 @@ pub(crate) fn endpoints(l: &Layers) -> Result<(Endpoint, Endpoint)> {
     Ok((token, api))
 }
 
+/// For a static access token given without a region or token URL: the API base alone (the token
+/// URL is not used, and says so).
+fn api_only(l: &Layers) -> Result<(Endpoint, Endpoint)> {
+    let Some((_, g)) = l.first(&[Key::ApiBase]) else {
+        return Err(ConfigError(format!(
+            "no region or API base for the access token in {ENV_ACCESS_TOKEN}: set --region (or {ENV_REGION}, e.g. eu-west-1), or --api-base"
+        ))
+        .into());
+    };
+    let api = Endpoint {
+        url: url(g, "API base", l.allow_insecure_http)?
+            .as_str()
+            .trim_end_matches('/')
+            .to_string(),
+        from: g.place(),
+    };
+    let token = Endpoint {
+        url: "(none: a static access token is used)".into(),
+        from: "not needed".into(),
+    };
+    Ok((token, api))
+}
+
 /// The region a value names.
 pub(crate) fn region(g: &Given) -> Result<Region> {
     let place = (!g.from.is_typed()).then(|| g.place());
@@ -91,9 +114,6 @@ fn url(g: &Given, what: &str, insecure_ok: bool) -> Result<url::Url> {
 /// Turns the layers into settings, reading a secret file or standard input only for the secret
 /// that wins.
 pub(crate) fn settings(mut l: Layers, stdin: Stdin<'_>) -> Result<Settings> {
-    let (token, api) = endpoints(&l)?;
-    let mut sources = vec![("token URL", token.from), ("API base", api.from)];
-
     // A client id or secret from a flag or the environment means client credentials, which can
     // refresh; otherwise a token in the environment beats credentials from a profile.
     let direct_client = l
@@ -101,6 +121,14 @@ pub(crate) fn settings(mut l: Layers, stdin: Stdin<'_>) -> Result<Settings> {
         .iter()
         .any(|(k, g)| matches!(k, Key::ClientId | Key::ClientSecret) && g.from.rank() <= 1);
     let grant = grant(&l)?;
+    // A static access token needs no token endpoint: only where the API is.
+    let static_token = l.first(&[Key::AccessToken]).is_some() && !direct_client && grant.is_none();
+    let (token, api) = match endpoints(&l) {
+        Err(_) if static_token && l.first(&[Key::TokenUrl, Key::Region]).is_none() => api_only(&l)?,
+        r => r?,
+    };
+    let mut sources = vec![("token URL", token.from), ("API base", api.from)];
+
     let access_token = l.take_first(Key::AccessToken);
     // A token in the environment beats a profile's `grant = "user"`, not `--as-user`.
     let as_user = grant.as_ref().is_some_and(|rank| {

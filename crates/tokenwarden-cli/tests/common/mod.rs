@@ -382,3 +382,28 @@ pub async fn run_to_full_disk(mut cmd: Command, args: &[&str]) -> Run {
     .await
     .expect("runner thread")
 }
+
+/// Waits (polling a file another process writes: waiting for it, not synchronising with it)
+/// until `out` holds a complete line; panics after 4 s.
+pub async fn until_written(out: &Path) {
+    let out = out.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(4);
+        while line_count(&out) == 0 {
+            assert!(Instant::now() < deadline, "the first run never wrote");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    })
+    .await
+    .unwrap();
+}
+
+/// The binary with the simulator's client credentials, pointed at these endpoints (a black hole,
+/// a dead port, a careless server).
+pub fn endpoints(sb: &Sandbox, token_url: &str, api_base: &str) -> Command {
+    let mut c = sb.bare();
+    c.args(["--token-url", token_url, "--api-base", api_base])
+        .env("GENESYSCLOUD_OAUTHCLIENT_ID", DEFAULT_CLIENT_ID)
+        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", DEFAULT_CLIENT_SECRET);
+    c
+}

@@ -8,7 +8,7 @@
 //! percent-encoded (`/`, `?`, `#`, `%`, spaces, ...), and an id that would still change the path
 //! (`.` and `..`, which a URL parser treats as path steps even when encoded) is a bad line.
 
-use super::job::origin;
+use crate::client::locate;
 use crate::error::{Error, excerpt};
 use http::Method;
 use serde_json::Value;
@@ -255,30 +255,6 @@ impl Parser {
             encoded_id: None,
         })
     }
-}
-
-/// `path` resolved against `base` as the client resolves it, if the result stays on the base's
-/// origin; otherwise why not (a phrase after "path").
-fn locate(base: &Url, path: &str) -> Result<Url, String> {
-    let quoted = || excerpt(path, QUOTED_PATH);
-    if path.chars().any(char::is_control) {
-        return Err(format!(
-            "'{}' contains control characters (a URL parser would drop them): not sent",
-            quoted()
-        ));
-    }
-    let url = base
-        .join(path)
-        .map_err(|e| format!("'{}' is not a valid path ({e}): not sent", quoted()))?;
-    if url.origin() != base.origin() {
-        return Err(format!(
-            "'{}' leads away from the API ({} instead of {}): not sent",
-            quoted(),
-            origin(&url),
-            origin(base)
-        ));
-    }
-    Ok(url)
 }
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];

@@ -11,6 +11,7 @@
 //! bytes is not.
 
 use super::InputFormat;
+use crate::ownership::Fingerprint;
 use sha2::{Digest as _, Sha256};
 use url::Url;
 
@@ -33,6 +34,10 @@ pub(crate) struct JobIdentity {
     /// The shard (`INDEX/COUNT`) whose records this journal holds, if the job is split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     shard: Option<String>,
+    /// What the output held when a run last ended (absent until then, and while a resume
+    /// rewrites it): a resume refuses an output that is not this file any more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    output: Option<Fingerprint>,
 }
 
 const KIND: &str = "tokenwarden batch job";
@@ -116,6 +121,33 @@ impl JobIdentity {
             prefix_len: prefix.len() as u64,
             prefix_sha256: sha256_hex(prefix),
             shard: None,
+            output: None,
+        }
+    }
+
+    /// This job, recording that the output holds what `output` describes.
+    pub(crate) fn with_output(&self, output: Fingerprint) -> Self {
+        JobIdentity {
+            output: Some(output),
+            ..self.clone()
+        }
+    }
+
+    /// This job without a record of the output (about to be rewritten).
+    pub(crate) fn without_output(&self) -> Self {
+        JobIdentity {
+            output: None,
+            ..self.clone()
+        }
+    }
+
+    /// Why the output at `path` is not the one this job last recorded, if it is not. An output
+    /// that only grew (records appended by a run that was killed) is still the same.
+    pub(crate) fn output_mismatch(&self, path: &std::path::Path) -> Option<String> {
+        let fp = self.output.as_ref()?;
+        match fp.mismatch(path) {
+            Ok(why) => why,
+            Err(e) => Some(format!("it cannot be read: {e}")),
         }
     }
 

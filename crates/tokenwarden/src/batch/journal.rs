@@ -6,7 +6,7 @@ use crate::error::Error;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
-use std::io::{BufRead, Seek, SeekFrom, Write};
+use std::io::{BufRead, Read as _, Seek, SeekFrom, Write};
 use std::path::Path;
 
 /// A compact set of record keys: 128-bit hashes (two independent SipHash keys), so a million done
@@ -100,7 +100,9 @@ pub(crate) fn encode_line(
             };
             (false, serde_json::to_writer(&mut *line, &v))
         }
-        Outcome::Abort(_) => unreachable!("an abort is not recorded"),
+        Outcome::Abort(_) | Outcome::Unreachable(_) => {
+            unreachable!("an abort, or a record held back by the breaker, is not recorded")
+        }
     };
     encoded.map_err(|e| Error::Internal(format!("encoding output: {e}")))?;
     line.push(b'\n');
@@ -112,12 +114,21 @@ pub(crate) fn line_key(line: u64) -> String {
     format!("\u{0}line:{line}")
 }
 
+/// An output line as a batch writes it: these fields and no other.
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct OutputLine {
     #[serde(default)]
     id: serde_json::Value,
     #[serde(default)]
     line: Option<u64>,
+    #[serde(default)]
+    status: Option<u16>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    body: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
 }
 
 /// What a resume scan found.
@@ -128,10 +139,18 @@ pub(crate) struct Scan {
     pub(crate) repaired_bytes: u64,
     /// Complete lines that could not be read (ignored; their records are run again).
     pub(crate) unreadable_lines: u64,
+    /// Recorded records that failed (a non-2xx answer, an error, an invalid input line).
+    pub(crate) failed: u64,
+    /// Of which invalid input lines.
+    pub(crate) invalid: u64,
+    /// The first complete line that is JSON but not a line a batch writes (a file of another
+    /// program's objects): the file is not a journal, and nothing was cut.
+    pub(crate) foreign_line: Option<u64>,
 }
 
-/// Reads an existing output file: cuts a torn last line (a write interrupted by a kill), then
-/// collects the key of every recorded line.
+/// Reads an existing output file: collects the key of every recorded line and counts the failed
+/// ones, then cuts a torn last line (a write interrupted by a kill). A file with a line no batch
+/// writes is not cut: [`Scan::foreign_line`] says where.
 pub(crate) fn scan_and_repair(path: &Path) -> std::io::Result<Scan> {
     let mut scan = Scan::default();
     let mut file = match std::fs::OpenOptions::new()
@@ -145,30 +164,50 @@ pub(crate) fn scan_and_repair(path: &Path) -> std::io::Result<Scan> {
     };
     let len = file.metadata()?.len();
     let good_len = complete_prefix_len(&mut file, len)?;
-    if good_len < len {
-        file.set_len(good_len)?;
-        file.flush()?;
-        scan.repaired_bytes = len - good_len;
-    }
     file.seek(SeekFrom::Start(0))?;
-    let reader = std::io::BufReader::with_capacity(1 << 20, file);
-    for line in reader.split(b'\n') {
+    let reader = std::io::BufReader::with_capacity(1 << 20, (&file).take(good_len));
+    for (n, line) in reader.split(b'\n').enumerate() {
         let line = line?;
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_slice::<OutputLine>(&line) {
-            Ok(o) => match (super::input::id_key(&o.id), o.line) {
-                (Some(k), _) => {
-                    scan.done.insert(&k);
-                }
-                (None, Some(n)) => {
-                    scan.done.insert(&line_key(n));
-                }
-                (None, None) => scan.unreadable_lines += 1,
-            },
-            Err(_) => scan.unreadable_lines += 1,
+        let o = match serde_json::from_slice::<OutputLine>(&line) {
+            Ok(o) if o.status.is_some() || o.error.is_some() => o,
+            Ok(_) => {
+                scan.foreign_line = Some(n as u64 + 1);
+                return Ok(scan);
+            }
+            Err(e) if e.classify() == serde_json::error::Category::Data => {
+                scan.foreign_line = Some(n as u64 + 1);
+                return Ok(scan);
+            }
+            Err(_) => {
+                scan.unreadable_lines += 1;
+                continue;
+            }
+        };
+        let failed = match o.status {
+            Some(s) => !(200..300).contains(&s),
+            None => true,
+        };
+        if failed {
+            scan.failed += 1;
+            scan.invalid += u64::from(o.line.is_some() && o.status.is_none());
         }
+        match (super::input::id_key(&o.id), o.line) {
+            (Some(k), _) => {
+                scan.done.insert(&k);
+            }
+            (None, Some(n)) => {
+                scan.done.insert(&line_key(n));
+            }
+            (None, None) => scan.unreadable_lines += 1,
+        }
+    }
+    if good_len < len {
+        file.set_len(good_len)?;
+        file.flush()?;
+        scan.repaired_bytes = len - good_len;
     }
     Ok(scan)
 }

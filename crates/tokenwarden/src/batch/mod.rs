@@ -8,11 +8,13 @@
 //!   recorded and runs the rest, so the output ends up with each id exactly once. (A request that
 //!   was in flight at the kill is sent again: safe for reads and idempotent writes; see the README
 //!   for non-idempotent POSTs.)
-//! - **One writer, one job.** The output is locked for the whole run (a second run on it fails at
-//!   once, see [`JournalProblem::Busy`]), and the job file beside it (`out.jsonl.twjob`) records
-//!   which job it belongs to: a resume with another input, format or API is refused before anything
-//!   is sent or changed ([`JournalProblem::OtherJob`]), and a file that no batch wrote is never
-//!   resumed into ([`JournalProblem::NotAJournal`]). The output itself stays plain JSON Lines.
+//! - **One writer, one job.** The output is claimed for the whole run, by the protocol every
+//!   command shares ([`ownership`](crate::ownership)): a second run on it, of any command, fails at
+//!   once ([`JournalProblem::Busy`]). The job file beside it (`out.jsonl.twjob`) records which job
+//!   it belongs to: a resume with another input, format or API is refused before anything is sent
+//!   or changed ([`JournalProblem::OtherJob`]), and a file that no batch wrote, or that was changed
+//!   since, is never resumed into ([`JournalProblem::NotAJournal`], [`JournalProblem::Changed`],
+//!   [`JournalProblem::OtherCommand`]). The output itself stays plain JSON Lines.
 //! - **Nothing behind on early failure.** The output is created when its first line is ready; a
 //!   run that ends before (a typo'd input, wrong credentials) leaves no file behind.
 //! - **The input is read once**, front to back: a file, a FIFO, `/dev/stdin` or standard input
@@ -23,11 +25,18 @@
 //! - **A credentials failure stops the job at once** ([`Outcome::Abort`]); nothing unfinished is
 //!   recorded, so a resume after fixing the credentials picks up exactly there. Too many failed
 //!   records ([`BatchOptions::max_failures`]) stop it too, after the records in flight are recorded.
+//! - **An API that cannot be reached stops the job** ([`Breaker`]): records that found it
+//!   unreachable ([`Outcome::Unreachable`]) are held back, not recorded; once the breaker trips (20
+//!   in a row, or 30 s), the job stops and a resume runs them. If the API answers again first, they
+//!   are recorded as failed.
+//! - **Interrupted, it stops cleanly** ([`BatchOptions::interrupt`]): the records in flight are
+//!   abandoned unrecorded (a resume runs them), and the report says so.
 //! - **Nothing secret is written:** response bodies and error texts are scrubbed of every secret
 //!   the process knows ([`redact_bytes`](crate::redact_bytes)) before they reach the output.
 //! - **Memory stays flat:** input and output are streamed; at most `concurrency` records are in
 //!   flight; resume and duplicate detection keep 16 bytes per id.
 
+mod breaker;
 mod input;
 mod job;
 mod journal;
@@ -36,6 +45,7 @@ mod output;
 mod shard;
 mod source;
 
+pub use breaker::Breaker;
 pub use input::{InputFormat, Record};
 pub use limit::{FailureLimit, MIN_FAILURE_SAMPLE};
 pub use output::{JournalProblem, job_file_path};
@@ -43,6 +53,7 @@ pub use shard::Shard;
 pub use source::{DEFAULT_MAX_LINE_BYTES, Input};
 
 use crate::error::{Error, IoOp};
+use breaker::Streak;
 use futures::StreamExt as _;
 use input::{Parsed, Parser};
 use job::{JobIdentity, Mismatch};
@@ -82,6 +93,13 @@ pub struct BatchOptions {
     /// Run only this shard's records (see [`Shard`]); the output is this shard's journal, and a
     /// resume must name the same shard.
     pub shard: Option<Shard>,
+    /// When to stop a job whose API cannot be reached ([`Breaker::default`]: 20 records in a
+    /// row, or 30 s).
+    pub breaker: Breaker,
+    /// Stop the job when this turns `true` (Ctrl-C): the records in flight are abandoned,
+    /// unrecorded, and the report's [`stopped`](BatchReport::stopped) is
+    /// [`StopReason::Interrupted`]. `None`: run to the end.
+    pub interrupt: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl BatchOptions {
@@ -98,6 +116,8 @@ impl BatchOptions {
             max_failures: None,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             shard: None,
+            breaker: Breaker::default(),
+            interrupt: None,
         }
     }
 }
@@ -112,8 +132,12 @@ pub enum Outcome {
         /// The response body.
         body: bytes::Bytes,
     },
-    /// The record failed without a usable response (retries exhausted, permission denied, ...).
+    /// The record failed without a usable response (a redirect elsewhere, an answer too large,
+    /// a timeout of a request that may not be sent again, ...).
     Failed(String),
+    /// The API could not be reached for this record (connection refused, DNS, no answer within
+    /// the retries). Not recorded while the API stays unreachable: see [`Breaker`].
+    Unreachable(Error),
     /// Stop the whole job: the credentials are wrong (the record is not recorded).
     Abort(Error),
 }
@@ -165,6 +189,20 @@ pub enum StopReason {
     },
     /// The input could not be read to its end (the records before were run and recorded).
     Input(Error),
+    /// The API could not be reached ([`Outcome::Unreachable`]) for every record in the
+    /// [`Breaker`]'s window, or for the last records of the input. Those records were not
+    /// recorded, nor were the records in flight: a resume runs them.
+    Unreachable {
+        /// Records in a row that found the API unreachable.
+        records: u64,
+        /// For how long.
+        lasted: Duration,
+        /// The last of their errors.
+        last: Error,
+    },
+    /// [`BatchOptions::interrupt`] stopped the job; the records in flight were abandoned
+    /// unrecorded.
+    Interrupted,
 }
 
 impl StopReason {
@@ -172,7 +210,8 @@ impl StopReason {
     pub fn error(&self) -> Option<&Error> {
         match self {
             StopReason::Aborted(e) | StopReason::Input(e) => Some(e),
-            StopReason::TooManyFailures { .. } => None,
+            StopReason::Unreachable { last, .. } => Some(last),
+            StopReason::TooManyFailures { .. } | StopReason::Interrupted => None,
         }
     }
 }
@@ -181,25 +220,40 @@ impl fmt::Display for StopReason {
     /// The reason in one line, with the error's whole chain of causes.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StopReason::Aborted(e) | StopReason::Input(e) => {
-                let mut text = e.to_string();
-                let mut cause = std::error::Error::source(e);
-                while let Some(c) = cause {
-                    // Some messages already quote their cause.
-                    let c_text = c.to_string();
-                    if !text.contains(&c_text) {
-                        text = format!("{text}: {c_text}");
-                    }
-                    cause = c.source();
-                }
-                f.write_str(&text)
-            }
+            StopReason::Aborted(e) | StopReason::Input(e) => f.write_str(&with_causes(e)),
+            StopReason::Unreachable {
+                records,
+                lasted,
+                last,
+            } => write!(
+                f,
+                "the API could not be reached for {} in a row (for {}): {}",
+                crate::error::plural(*records, "record"),
+                crate::error::human_duration(*lasted),
+                with_causes(last)
+            ),
+            StopReason::Interrupted => f.write_str("interrupted"),
             StopReason::TooManyFailures { failed, ran, limit } => write!(
                 f,
                 "{failed} of the {ran} records run failed, more than the limit of {limit}"
             ),
         }
     }
+}
+
+/// An error with its whole chain of causes, on one line.
+fn with_causes(e: &Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        // Some messages already quote their cause.
+        let c_text = c.to_string();
+        if !text.contains(&c_text) {
+            text = format!("{text}: {c_text}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// What a finished (or stopped) batch did.
@@ -213,6 +267,15 @@ pub struct BatchReport {
     pub invalid: u64,
     /// Records skipped as already recorded.
     pub skipped: u64,
+    /// Of the skipped records, those an earlier run recorded as failed (including invalid
+    /// lines) and that stay in the output as failed: the output holds `failed +
+    /// earlier_failed` failed records.
+    pub earlier_failed: u64,
+    /// Of which invalid input lines.
+    pub earlier_invalid: u64,
+    /// Whether the output exists at the end of the run (written by this run or an earlier one):
+    /// there is something to resume.
+    pub output_exists: bool,
     /// Bytes of a torn last line cut from the output on resume.
     pub repaired_bytes: u64,
     /// Wall time of the run.
@@ -227,6 +290,11 @@ impl BatchReport {
     /// Requests sent and answered in this run (invalid lines send nothing).
     pub fn requests(&self) -> u64 {
         self.ok + self.failed - self.invalid
+    }
+
+    /// Failed records in the whole output: this run's and those recorded earlier.
+    pub fn failed_in_output(&self) -> u64 {
+        self.failed + self.earlier_failed
     }
 }
 
@@ -256,6 +324,8 @@ struct Done {
     outcome: Outcome,
     /// An input line that could not be run (recorded with its line number).
     invalid: bool,
+    /// When the record was started.
+    started: tokio::time::Instant,
 }
 
 /// Runs a batch from `input` to `output`, calling `exec` for each valid record; see the
@@ -305,9 +375,9 @@ where
     let Prepared {
         mut out,
         mut source,
-        done_keys,
-        repaired_bytes,
+        scan,
     } = prepare(input, output, options).await?;
+    let done_keys = scan.done;
     // A regular file's lines are counted on a handle of their own, for a percentage.
     let cancel_count = Arc::new(AtomicBool::new(false));
     let count = {
@@ -344,6 +414,7 @@ where
     let exec = &exec;
     let results = work
         .map(|w| async move {
+            let started = tokio::time::Instant::now();
             match w {
                 Work::Run(r) => {
                     let (id, line) = (r.id.clone(), r.line);
@@ -352,6 +423,7 @@ where
                         line,
                         outcome: exec(r).await,
                         invalid: false,
+                        started,
                     }
                 }
                 Work::Invalid { id, line, error } => Done {
@@ -359,6 +431,7 @@ where
                     line,
                     outcome: Outcome::Failed(error),
                     invalid: true,
+                    started,
                 },
             }
         })
@@ -369,7 +442,10 @@ where
         failed: 0,
         invalid: 0,
         skipped: 0,
-        repaired_bytes,
+        earlier_failed: scan.failed,
+        earlier_invalid: scan.invalid,
+        output_exists: false,
+        repaired_bytes: scan.repaired_bytes,
         elapsed: Duration::ZERO,
         stopped: None,
     };
@@ -378,59 +454,118 @@ where
         let mut line = Vec::with_capacity(1024);
         // Failures that count against the limit: records run, not invalid lines.
         let (mut ran, mut failed_runs) = (0u64, 0u64);
+        // Records that found the API unreachable, held back while it stays so.
+        let mut streak = Streak::new(options.breaker);
+        let mut last_unreachable = None;
         while let Some(d) = results.next().await {
-            if let Outcome::Abort(e) = d.outcome {
-                report.stopped = Some(StopReason::Aborted(e));
-                break;
-            }
-            line.clear();
-            let ok = journal::encode_line(&mut line, d.id, d.line, &d.outcome, d.invalid)?;
-            out.write_line(&line, identity)?;
-            let counter = if ok {
-                report.ok += 1;
-                &progress.ok
-            } else {
-                report.failed += 1;
-                &progress.failed
+            let d = match d.outcome {
+                Outcome::Abort(e) => {
+                    report.stopped = Some(StopReason::Aborted(e));
+                    break;
+                }
+                Outcome::Unreachable(e) => {
+                    let now = tokio::time::Instant::now();
+                    let started = d.started;
+                    let tripped = streak.unreachable(
+                        Done {
+                            outcome: Outcome::Failed(e.to_string()),
+                            ..d
+                        },
+                        started,
+                        now,
+                    );
+                    if tripped {
+                        report.stopped = Some(StopReason::Unreachable {
+                            records: streak.held(),
+                            lasted: streak.lasted(now),
+                            last: e,
+                        });
+                        break;
+                    }
+                    last_unreachable = Some(e);
+                    continue;
+                }
+                _ => d,
             };
-            counter.fetch_add(1, Ordering::Relaxed);
-            if d.invalid {
-                report.invalid += 1;
-                progress.invalid.fetch_add(1, Ordering::Relaxed);
-                continue;
+            // The API answers (or failed otherwise): what was held back failed while it was up.
+            let mut batch = streak.answered();
+            batch.push(d);
+            for d in batch {
+                line.clear();
+                let ok = journal::encode_line(&mut line, d.id, d.line, &d.outcome, d.invalid)?;
+                out.write_line(&line, identity)?;
+                let counter = if ok {
+                    report.ok += 1;
+                    &progress.ok
+                } else {
+                    report.failed += 1;
+                    &progress.failed
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                if d.invalid {
+                    report.invalid += 1;
+                    progress.invalid.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                ran += 1;
+                failed_runs += u64::from(!ok);
+                if let Some(limit) = options.max_failures
+                    && report.stopped.is_none()
+                    && limit.exceeded(failed_runs, ran)
+                {
+                    // Read no more; the records in flight finish and are recorded.
+                    stop_reading.store(true, Ordering::Relaxed);
+                    report.stopped = Some(StopReason::TooManyFailures {
+                        failed: failed_runs,
+                        ran,
+                        limit,
+                    });
+                }
             }
-            ran += 1;
-            failed_runs += u64::from(!ok);
-            if let Some(limit) = options.max_failures
-                && report.stopped.is_none()
-                && limit.exceeded(failed_runs, ran)
-            {
-                // Read no more; the records in flight finish and are recorded.
-                stop_reading.store(true, Ordering::Relaxed);
-                report.stopped = Some(StopReason::TooManyFailures {
-                    failed: failed_runs,
-                    ran,
-                    limit,
-                });
-            }
+        }
+        // The input ended while the API was still unreachable: those records run on resume.
+        if report.stopped.is_none()
+            && let Some(last) = last_unreachable.filter(|_| streak.held() > 0)
+        {
+            report.stopped = Some(StopReason::Unreachable {
+                records: streak.held(),
+                lasted: streak.lasted(tokio::time::Instant::now()),
+                last,
+            });
         }
         if let Some(StopReason::TooManyFailures { failed, ran: r, .. }) = &mut report.stopped {
             (*failed, *r) = (failed_runs, ran);
         }
         Ok::<(), Error>(())
     };
+    let interrupted = async {
+        let stopped = match options.interrupt.clone() {
+            Some(mut stop) => stop.wait_for(|s| *s).await.is_ok(),
+            None => false,
+        };
+        if !stopped {
+            // No interrupt, or nobody left to send one.
+            std::future::pending::<()>().await;
+        }
+    };
+    // `None`: interrupted.
     let recorded = tokio::select! {
-        r = record_all => r,
+        r = record_all => Some(r),
+        () = interrupted => None,
         () = count => unreachable!("the count never ends on its own"),
     };
     cancel_count.store(true, Ordering::Relaxed);
-    recorded?;
+    match recorded {
+        Some(r) => r?,
+        None => report.stopped = Some(StopReason::Interrupted),
+    }
     if let Some(e) = read_error.lock().unwrap_or_else(|p| p.into_inner()).take()
         && report.stopped.is_none()
     {
         report.stopped = Some(StopReason::Input(input_error(input, e)));
     }
     out.finish(report.stopped.is_none(), identity)?;
+    report.output_exists = out.exists();
     report.skipped = progress.skipped.load(Ordering::Relaxed);
     report.elapsed = started.elapsed();
     Ok(report)
@@ -440,8 +575,7 @@ where
 struct Prepared {
     out: Output,
     source: source::Source,
-    done_keys: KeySet,
-    repaired_bytes: u64,
+    scan: journal::Scan,
 }
 
 /// Takes the output (locked), opens the input and, when resuming, makes sure both belong to this
@@ -488,16 +622,18 @@ async fn prepare(input: &Input, output: &Path, options: &BatchOptions) -> Result
             out.redefine(job)?;
         }
     }
-    let (done_keys, repaired_bytes) = match out.resuming() {
-        Some(_) => scan_journal(output, options.retry_failed).await?,
-        None => (KeySet::default(), 0),
+    let scan = match out.resuming().cloned() {
+        Some(job) => {
+            if options.retry_failed {
+                // The failed records' lines are about to go: the output will not be the file
+                // last recorded.
+                out.redefine(job.without_output())?;
+            }
+            scan_journal(output, options.retry_failed).await?
+        }
+        None => journal::Scan::default(),
     };
-    Ok(Prepared {
-        out,
-        source,
-        done_keys,
-        repaired_bytes,
-    })
+    Ok(Prepared { out, source, scan })
 }
 
 fn input_error(input: &Input, e: std::io::Error) -> Error {
@@ -647,11 +783,11 @@ fn keyed_invalid(done: &KeySet, line: u64, error: String) -> Option<Work> {
 
 /// Reads this job's journal (already recognised as this job's): cuts a torn last line, drops the
 /// failed records when they are to run again, and collects the keys of the recorded ones.
-async fn scan_journal(output: &Path, retry_failed: bool) -> Result<(KeySet, u64), Error> {
+async fn scan_journal(output: &Path, retry_failed: bool) -> Result<journal::Scan, Error> {
     let path = output.to_path_buf();
     let scan = tokio::task::spawn_blocking(move || {
         let scan = journal::scan_and_repair(&path)?;
-        if !retry_failed {
+        if !retry_failed || scan.foreign_line.is_some() {
             return Ok(scan);
         }
         let dropped = journal::drop_failed(&path)?;
@@ -663,8 +799,17 @@ async fn scan_journal(output: &Path, retry_failed: bool) -> Result<(KeySet, u64)
     .await
     .map_err(|e| Error::Internal(format!("resume scan: {e}")))?
     .map_err(|e| Error::io(IoOp::ReadJournal, output, e))?;
+    if let Some(line) = scan.foreign_line {
+        return Err(Error::Journal {
+            path: output.to_path_buf(),
+            problem: JournalProblem::Changed {
+                detail: format!("line {line} is not a line a batch writes"),
+            },
+        });
+    }
+    // Said by whoever shows the report (`repaired_bytes`): a debug event only.
     if scan.repaired_bytes > 0 {
-        tracing::warn!(
+        tracing::debug!(
             bytes = scan.repaired_bytes,
             "cut a torn last line from the output (its record runs again)"
         );
@@ -672,10 +817,10 @@ async fn scan_journal(output: &Path, retry_failed: bool) -> Result<(KeySet, u64)
     if scan.unreadable_lines > 0 {
         tracing::warn!(
             lines = scan.unreadable_lines,
-            "output lines that could not be read were ignored"
+            "output lines that could not be read were ignored; their records run again"
         );
     }
-    Ok((scan.done, scan.repaired_bytes))
+    Ok(scan)
 }
 
 #[cfg(test)]

@@ -1,21 +1,28 @@
 //! The output file: one writer at a time, created only when its first line is ready, private to
 //! its owner.
 //!
-//! - **One writer.** The job file beside the output (`out.jsonl.twjob`) is created (0600) and
-//!   locked (an OS advisory lock, `flock` on Unix) for the whole run; a second run on the same
-//!   output fails at once with [`JournalProblem::Busy`] and touches nothing. The lock dies with the
-//!   process, so a `kill -9` never leaves a stale lock behind.
+//! - **One writer, whatever the command.** The run takes the output's claim (see
+//!   [`ownership`](crate::ownership): the lock file `out.jsonl.twlock`, shared with `paginate` and
+//!   `export`) for its whole duration; a second run on the same output fails at once with
+//!   [`JournalProblem::Busy`] and touches nothing. The lock dies with the process, so a `kill -9`
+//!   never leaves a stale lock behind.
+//! - **The job file** beside the output (`out.jsonl.twjob`, 0600) records which job the output
+//!   belongs to, and, at the end of each run, a [`Fingerprint`] of the output: a resume refuses an
+//!   output that is not what the job file describes ([`JournalProblem::Changed`]), and one that
+//!   `paginate` or `export` keeps ([`JournalProblem::OtherCommand`]). A run that creates or
+//!   replaces the output removes the other command's sidecars with it.
 //! - **Nothing behind on early failure.** The output is created when its first line is written
 //!   (or at the end of a run whose input held no record). A run that ends before (a typo'd
 //!   input, a wrong secret, Ctrl-C) removes the job file it created and leaves the directory as
 //!   it found it; an existing output is left as it was.
 //! - **Private.** The output and the job file are created with mode 0600: they hold the
 //!   organisation's data. An existing output kept by a resume keeps its mode.
-//! - **Only regular files are journals.** An output that exists and is not a regular file
-//!   (`/dev/null`, a FIFO, a terminal) is written as a stream: no job file, no lock, no resume.
+//! - **Only regular files are journals.** An output that is not a regular file (`/dev/null`, a
+//!   FIFO, a terminal, `/dev/stdout`) is written as a stream: no job file, no lock, no resume.
 
 use super::job::JobIdentity;
 use crate::error::{Error, IoOp};
+use crate::ownership::{self, Claim, ClaimError, Fingerprint, JOB_SUFFIX, Writer};
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
@@ -29,19 +36,28 @@ pub enum JournalProblem {
     /// The output exists and neither resuming nor overwriting was asked for: it may be the
     /// journal of an unfinished run.
     Exists,
-    /// Another run is writing this output now (it holds the job file's lock).
-    Busy {
-        /// The locked job file.
-        job_file: PathBuf,
-    },
+    /// Another run (a batch, `paginate` or `export`) is writing this output now.
+    Busy,
     /// Resuming was asked for, but the output has no job file beside it (or an unreadable one):
     /// it was not written by a batch, so it is not touched.
     NotAJournal {
         /// The job file that is missing or unreadable.
         job_file: PathBuf,
     },
+    /// Resuming was asked for, but the output is kept by another command (`paginate` or
+    /// `export`: its state file is beside it).
+    OtherCommand {
+        /// The other command's sidecar.
+        sidecar: PathBuf,
+    },
     /// The output is the journal of another job (another input, format or API).
     OtherJob {
+        /// What differs.
+        detail: String,
+    },
+    /// The output is not the file its job file describes (replaced, cut short, or holding lines
+    /// no batch writes): it was changed outside this job.
+    Changed {
         /// What differs.
         detail: String,
     },
@@ -55,19 +71,25 @@ impl fmt::Display for JournalProblem {
             JournalProblem::Exists => f.write_str(
                 "already exists: it may be the journal of an unfinished run, so it is not overwritten",
             ),
-            JournalProblem::Busy { job_file } => write!(
-                f,
-                "another run is writing it now (it holds {} locked); nothing was changed",
-                job_file.display()
-            ),
+            JournalProblem::Busy => f.write_str(ownership::busy_message()),
             JournalProblem::NotAJournal { job_file } => write!(
                 f,
                 "was not written by a batch ({} is missing or unreadable), so it is not resumed and not touched",
                 job_file.display()
             ),
+            JournalProblem::OtherCommand { sidecar } => write!(
+                f,
+                "was written by {} ({} records its position), not by a batch, so it is not resumed and not touched",
+                Writer::Export.describe(),
+                sidecar.display()
+            ),
             JournalProblem::OtherJob { detail } => {
                 write!(f, "is the journal of another job: {detail}; it is not touched")
             }
+            JournalProblem::Changed { detail } => write!(
+                f,
+                "is not the file its job file describes ({detail}): it was changed outside this job, so it is not resumed and not touched"
+            ),
             JournalProblem::NotResumable => {
                 f.write_str("is not a regular file, so there is no journal to resume")
             }
@@ -77,9 +99,7 @@ impl fmt::Display for JournalProblem {
 
 /// The job file's name beside `output`: `out.jsonl` → `out.jsonl.twjob`.
 pub fn job_file_path(output: &Path) -> PathBuf {
-    let mut name = output.as_os_str().to_owned();
-    name.push(".twjob");
-    PathBuf::from(name)
+    ownership::sidecar(output, JOB_SUFFIX)
 }
 
 /// How the output is opened when its first line is written.
@@ -103,14 +123,15 @@ pub(crate) enum Output {
     },
 }
 
-/// A regular output file with its locked job file.
+/// A regular output file with its job file, claimed for this run.
 pub(crate) struct Journal {
     path: PathBuf,
     job_path: PathBuf,
-    /// The job file, locked until this is dropped.
     job: File,
     /// The job this output belongs to, when resuming it.
     recorded: Option<JobIdentity>,
+    /// The job as this run recorded it (its fingerprint is added at the end).
+    written: Option<JobIdentity>,
     plan: Plan,
     writer: Option<io::BufWriter<File>>,
     /// A line reached the output in this run (or the run finished without one).
@@ -119,20 +140,33 @@ pub(crate) struct Journal {
     job_file_was_empty: bool,
     /// This run created the output file: remove it if no line reached it.
     created_output: bool,
+    /// Held for the whole run; released (and its lock file removed) after the cleanup above.
+    _claim: Claim,
 }
 
 impl Output {
-    /// Takes `path` for this run: locks it and decides how it will be written.
+    /// Takes `path` for this run: claims it and decides how it will be written.
     ///
     /// # Errors
     /// [`Error::Journal`] when the output is busy, exists (without `resume` or `overwrite`), or is
-    /// not a job's journal (with `resume`); [`Error::Io`] when its directory is missing or a file
-    /// cannot be created or locked.
+    /// not this job's journal (with `resume`); [`Error::Io`] when its directory is missing or a
+    /// file cannot be created or locked.
     pub(crate) fn acquire(path: &Path, resume: bool, overwrite: bool) -> Result<Output, Error> {
         let refuse = |problem| Error::Journal {
             path: path.to_path_buf(),
             problem,
         };
+        if ownership::is_stream(path) {
+            if resume {
+                return Err(refuse(JournalProblem::NotResumable));
+            }
+            let file =
+                ownership::open_stream(path).map_err(|e| Error::io(IoOp::CreateOutput, path, e))?;
+            return Ok(Output::Stream {
+                path: path.to_path_buf(),
+                file,
+            });
+        }
         let exists = match std::fs::metadata(path) {
             Ok(m) if m.is_dir() => {
                 return Err(Error::io(
@@ -140,19 +174,6 @@ impl Output {
                     path,
                     io::Error::new(io::ErrorKind::IsADirectory, "is a directory"),
                 ));
-            }
-            Ok(m) if !m.is_file() => {
-                if resume {
-                    return Err(refuse(JournalProblem::NotResumable));
-                }
-                let file = OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(|e| Error::io(IoOp::CreateOutput, path, e))?;
-                return Ok(Output::Stream {
-                    path: path.to_path_buf(),
-                    file,
-                });
             }
             Ok(_) if resume && is_symlink(path) => {
                 // Resuming cuts a torn tail and appends: never through a link someone may have
@@ -195,18 +216,31 @@ impl Output {
             }
             Err(e) => return Err(Error::io(IoOp::CreateOutput, path, e)),
         };
+        let claim = Claim::take(path).map_err(|e| match e {
+            ClaimError::Busy { .. } => refuse(JournalProblem::Busy),
+            ClaimError::Io { lock, source, .. } => Error::io(IoOp::LockOutput, &lock, source),
+        })?;
+        // Another command's output is never resumed as a batch journal.
+        if resume
+            && exists
+            && let Some(sidecar) = ownership::written_by(path, Writer::Export)
+        {
+            return Err(refuse(JournalProblem::OtherCommand { sidecar }));
+        }
         let job_path = job_file_path(path);
-        let job = lock_job_file(path, &job_path)?;
+        let job = open_job_file(&job_path)?;
         let mut journal = Journal {
             path: path.to_path_buf(),
             job_path: job_path.clone(),
             job,
             recorded: None,
+            written: None,
             plan: Plan::Create,
             writer: None,
             wrote: false,
             job_file_was_empty: false,
             created_output: false,
+            _claim: claim,
         };
         // A job file is a few hundred bytes; a bigger one is not ours and is not read whole.
         let mut contents = Vec::new();
@@ -221,6 +255,9 @@ impl Output {
             (false, _, _) => Plan::Create,
             (true, true, _) => match recorded {
                 Some(job) => {
+                    if let Some(detail) = job.output_mismatch(path) {
+                        return Err(refuse(JournalProblem::Changed { detail }));
+                    }
                     journal.recorded = Some(job);
                     Plan::Append
                 }
@@ -240,7 +277,8 @@ impl Output {
         }
     }
 
-    /// Replaces the recorded job (a resume that corrected its definition).
+    /// Replaces the recorded job (a resume that corrected its definition, or one about to
+    /// rewrite the output: the recorded fingerprint no longer holds).
     pub(crate) fn redefine(&mut self, identity: JobIdentity) -> Result<(), Error> {
         match self {
             Output::Journal(j) => {
@@ -249,6 +287,14 @@ impl Output {
                 Ok(())
             }
             Output::Stream { .. } => Ok(()),
+        }
+    }
+
+    /// Whether the output exists (this run wrote a line, or it resumes one).
+    pub(crate) fn exists(&self) -> bool {
+        match self {
+            Output::Journal(j) => j.wrote || j.plan == Plan::Append,
+            Output::Stream { .. } => false,
         }
     }
 
@@ -268,9 +314,10 @@ impl Output {
         }
     }
 
-    /// Ends the run: flushes what was written to the disk. A run that went through its whole
-    /// input (`complete`) without a line to write still leaves its (empty) output and job file: the
-    /// job is done, and scripts find the file they named.
+    /// Ends the run: flushes what was written to the disk, and records in the job file what the
+    /// output now holds. A run that went through its whole input (`complete`) without a line to
+    /// write still leaves its (empty) output and job file: the job is done, and scripts find the
+    /// file they named.
     pub(crate) fn finish(
         &mut self,
         complete: bool,
@@ -282,7 +329,8 @@ impl Output {
                     j.open(identity)?;
                     j.wrote = true;
                 }
-                j.sync()
+                j.sync()?;
+                j.record_fingerprint()
             }
             Output::Stream { .. } => Ok(()),
         }
@@ -307,11 +355,16 @@ impl Journal {
         Ok(())
     }
 
-    /// Records the job (unless resuming it) and opens the output for writing.
+    /// Records the job (unless resuming it) and opens the output for writing. An output created
+    /// or replaced here takes the place of whatever `paginate` or `export` kept beside it.
     fn open(&mut self, identity: impl FnOnce() -> JobIdentity) -> Result<(), Error> {
         if self.plan != Plan::Append {
+            ownership::remove_sidecars(&self.path, Writer::Batch.other())
+                .map_err(|(p, e)| Error::io(IoOp::CreateOutput, &p, e))?;
             // The job file first: an output without one could not be resumed.
-            self.record_job(&identity())?;
+            let identity = identity();
+            self.record_job(&identity)?;
+            self.written = Some(identity);
         }
         let mut o = OpenOptions::new();
         match self.plan {
@@ -341,7 +394,7 @@ impl Journal {
         Ok(())
     }
 
-    /// Writes `identity` into the (locked) job file.
+    /// Writes `identity` into the job file.
     fn record_job(&mut self, identity: &JobIdentity) -> Result<(), Error> {
         let bytes = identity.to_bytes();
         let job = &mut self.job;
@@ -351,6 +404,20 @@ impl Journal {
             .and_then(|()| job.sync_data())
             .map_err(|e| Error::io(IoOp::WriteOutput, &self.job_path, e))?;
         Ok(())
+    }
+
+    /// Records what the output holds now, so that a resume can tell it is still this file.
+    fn record_fingerprint(&mut self) -> Result<(), Error> {
+        let Some(job) = self.written.as_ref().or(self.recorded.as_ref()) else {
+            return Ok(());
+        };
+        if !self.wrote && self.plan != Plan::Append {
+            return Ok(());
+        }
+        let fp = Fingerprint::of_whole(&self.path)
+            .map_err(|e| Error::io(IoOp::WriteOutput, &self.path, e))?;
+        let job = job.with_output(fp);
+        self.record_job(&job)
     }
 
     fn sync(&mut self) -> Result<(), Error> {
@@ -366,7 +433,7 @@ impl Journal {
 
 impl Drop for Journal {
     fn drop(&mut self) {
-        // A run that recorded nothing leaves nothing. Still holding the lock: nobody else is
+        // A run that recorded nothing leaves nothing. Still holding the claim: nobody else is
         // looking at these files.
         if !self.wrote {
             if self.created_output {
@@ -394,74 +461,31 @@ fn private(o: &mut OpenOptions) {
     let _ = o;
 }
 
-/// Opens (creating it 0600 if needed) and locks the job file. It is never followed through a
-/// symbolic link. The lock is taken on the file that is at `job_path` once locked: a run that
-/// removed the file between our open and our lock makes us try again.
-fn lock_job_file(output: &Path, job_path: &Path) -> Result<File, Error> {
-    let mut attempts = 0;
-    loop {
-        let mut o = OpenOptions::new();
-        o.read(true).write(true).create(true);
-        private(&mut o);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            o.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
-        }
-        let file = o
-            .open(job_path)
-            .map_err(|e| Error::io(IoOp::CreateOutput, job_path, e))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::Journal {
-                    path: output.to_path_buf(),
-                    problem: JournalProblem::Busy {
-                        job_file: job_path.to_path_buf(),
-                    },
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(Error::io(IoOp::LockOutput, job_path, e));
-            }
-        }
-        let meta = file
-            .metadata()
-            .map_err(|e| Error::io(IoOp::LockOutput, job_path, e))?;
-        if !meta.is_file() {
-            return Err(Error::io(
-                IoOp::CreateOutput,
-                job_path,
-                io::Error::new(io::ErrorKind::InvalidInput, "is not a regular file"),
-            ));
-        }
-        if same_file(&meta, job_path) {
-            return Ok(file);
-        }
-        attempts += 1;
-        if attempts >= 20 {
-            return Err(Error::io(
-                IoOp::LockOutput,
-                job_path,
-                io::Error::other("it keeps being replaced by another process"),
-            ));
-        }
-    }
-}
-
-/// Whether the file at `path` is still the one described by `meta`.
-fn same_file(meta: &std::fs::Metadata, path: &Path) -> bool {
+/// Opens (creating it 0600 if needed) the job file, never through a symbolic link. The claim
+/// makes this run the only one that touches it.
+fn open_job_file(job_path: &Path) -> Result<File, Error> {
+    let mut o = OpenOptions::new();
+    o.read(true).write(true).create(true);
+    private(&mut o);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::MetadataExt as _;
-        std::fs::symlink_metadata(path)
-            .is_ok_and(|now| now.dev() == meta.dev() && now.ino() == meta.ino())
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
     }
-    #[cfg(not(unix))]
-    {
-        let _ = meta;
-        path.exists()
+    let file = o
+        .open(job_path)
+        .map_err(|e| Error::io(IoOp::CreateOutput, job_path, e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(IoOp::CreateOutput, job_path, e))?;
+    if !meta.is_file() {
+        return Err(Error::io(
+            IoOp::CreateOutput,
+            job_path,
+            io::Error::new(io::ErrorKind::InvalidInput, "is not a regular file"),
+        ));
     }
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -488,7 +512,7 @@ mod tests {
             matches!(
                 &second,
                 Error::Journal {
-                    problem: JournalProblem::Busy { .. },
+                    problem: JournalProblem::Busy,
                     ..
                 }
             ),

@@ -714,13 +714,17 @@ async fn a_second_run_on_a_busy_output_is_refused_at_once() {
         matches!(
             &e,
             Error::Journal {
-                problem: JournalProblem::Busy { .. },
+                problem: JournalProblem::Busy,
                 ..
             }
         ),
         "{e}"
     );
-    assert!(e.to_string().contains("another run is writing it"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("another tokenwarden run is writing it"),
+        "{e}"
+    );
     assert_eq!(first.unwrap().ok, 20);
     let counts = ids_count(&lines(&output));
     assert_eq!(counts.len(), 20);
@@ -884,4 +888,95 @@ async fn a_symlinked_output_is_never_created_or_resumed_through() {
     .unwrap_err();
     assert!(e.to_string().contains("cannot create output"), "{e}");
     assert_eq!(std::fs::read(&real).unwrap(), before);
+}
+
+fn unreachable_error() -> Error {
+    Error::RetriesExhausted {
+        method: "GET".into(),
+        path: "/x".into(),
+        attempts: 3,
+        last: "connection refused".into(),
+        no_answer: true,
+    }
+}
+
+#[tokio::test]
+async fn an_api_that_went_down_stops_the_job_and_its_records_run_on_resume() {
+    let d = Dir::new();
+    let input = d.file("in.jsonl", &jsonl(100));
+    let output = d.path("out.jsonl");
+    // The API answers the first 10 records, then is gone (killed mid-run).
+    let seen = AtomicUsize::new(0);
+    let options = BatchOptions {
+        concurrency: 1,
+        ..opts()
+    };
+    let r = go(&input, &output, &options, |rec| {
+        let n = seen.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n < 10 {
+                ok(rec).await
+            } else {
+                Outcome::Unreachable(unreachable_error())
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(r.stopped, Some(StopReason::Unreachable { records: 20, .. })),
+        "{:?}",
+        r.stopped
+    );
+    assert_eq!((r.ok, r.failed), (10, 0), "nothing recorded as failed");
+    assert_eq!(lines(&output).len(), 10);
+    assert_eq!(seen.load(Ordering::SeqCst), 30, "stopped after 20 in a row");
+    // Back up: a resume runs the other 90, each once.
+    let r = go(
+        &input,
+        &output,
+        &BatchOptions {
+            resume: true,
+            ..opts()
+        },
+        ok,
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.ok, r.skipped, r.failed), (90, 10, 0));
+    let counts = ids_count(&lines(&output));
+    assert_eq!(counts.len(), 100);
+    assert!(counts.values().all(|c| *c == 1));
+}
+
+#[tokio::test]
+async fn records_that_found_the_api_down_are_failed_once_it_answers_again() {
+    let d = Dir::new();
+    let input = d.file("in.jsonl", &jsonl(10));
+    let output = d.path("out.jsonl");
+    let seen = AtomicUsize::new(0);
+    let options = BatchOptions {
+        concurrency: 1,
+        ..opts()
+    };
+    // A blip: records 3..6 find it down, then it answers again.
+    let r = go(&input, &output, &options, |rec| {
+        let n = seen.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if (3..6).contains(&n) {
+                Outcome::Unreachable(unreachable_error())
+            } else {
+                ok(rec).await
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(r.stopped.is_none(), "{:?}", r.stopped);
+    assert_eq!((r.ok, r.failed), (7, 3));
+    let errors = lines(&output)
+        .iter()
+        .filter(|v| v["error"].as_str().is_some_and(|e| e.contains("refused")))
+        .count();
+    assert_eq!(errors, 3);
 }

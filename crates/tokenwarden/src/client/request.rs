@@ -29,6 +29,7 @@ pub struct RequestBuilder {
     body: Option<Body>,
     timeout: Option<Duration>,
     replay_safe: bool,
+    hand_back_answers: bool,
 }
 
 impl std::fmt::Debug for RequestBuilder {
@@ -61,6 +62,7 @@ impl RequestBuilder {
             body: None,
             timeout: None,
             replay_safe: false,
+            hand_back_answers: false,
         }
     }
 
@@ -140,6 +142,16 @@ impl RequestBuilder {
         self
     }
 
+    /// Hands back every HTTP answer as it is once the client is done with it: a 403 is returned
+    /// as a response (not [`Error::Forbidden`]), and when the retries of a 429 or 5xx run out,
+    /// the last answer is returned (not [`Error::RetriesExhausted`]). For callers that record
+    /// answers with their status and body, such as the batch engine. 401s are still healed, and
+    /// a fresh token refused again is still [`Error::Unauthorized`].
+    pub fn hand_back_answers(mut self) -> Self {
+        self.hand_back_answers = true;
+        self
+    }
+
     /// The timeout of each attempt of this request (default: the client's request timeout).
     pub fn timeout(mut self, d: Duration) -> Self {
         self.timeout = Some(d);
@@ -192,6 +204,7 @@ impl RequestBuilder {
             body: self.body,
             timeout: self.timeout.unwrap_or(inner.request_timeout),
             replay_safe: self.replay_safe,
+            hand_back_answers: self.hand_back_answers,
         })
     }
 }
@@ -207,6 +220,7 @@ struct ClientAttempt<'c> {
     body: Option<Body>,
     timeout: Duration,
     replay_safe: bool,
+    hand_back_answers: bool,
 }
 
 impl Attempt for ClientAttempt<'_> {
@@ -227,6 +241,10 @@ impl Attempt for ClientAttempt<'_> {
 
     fn can_resend(&self) -> bool {
         !matches!(self.body, Some(Body::Once(None)))
+    }
+
+    fn hands_back_answers(&self) -> bool {
+        self.hand_back_answers
     }
 
     async fn send(&mut self, bearer: Option<&Bearer>) -> Result<Sent<ApiResponse, Error>> {

@@ -100,6 +100,12 @@ pub(crate) trait Attempt {
     fn marked_replay_safe(&self) -> bool;
     /// Whether the request can be sent once more (a streaming body can be sent only once).
     fn can_resend(&self) -> bool;
+    /// Whether the caller takes every HTTP answer as it is: a 403 handed back instead of
+    /// [`Error::Forbidden`], and the last answer when retries of a 429 or 5xx run out instead of
+    /// [`Error::RetriesExhausted`] (a batch records each answer with its status and body).
+    fn hands_back_answers(&self) -> bool {
+        false
+    }
     /// Sends one attempt, with the token when `bearer` is given. `Err`: stop at once (the request
     /// is unusable, or the answer cannot be taken, e.g. too large).
     async fn send(
@@ -149,6 +155,11 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
     let mut hops = 0u32;
     let mut heals = 0u32;
     let mut after_heal = false;
+    // Whether any attempt got an HTTP answer: none means the API could not be reached.
+    let mut answered = false;
+    // A heal whose retry has not been answered yet: it counts once an answer gets past the
+    // token check.
+    let mut heal_pending = false;
     loop {
         let carry = policy::may_carry_token(&ctx.origin, a.url());
         let turn = match carry {
@@ -178,7 +189,12 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
                 (policy::transport_failure(connect), None, what, Err(error))
             }
             Sent::Answer(answer) => {
+                answered = true;
                 let status = A::status(&answer);
+                if heal_pending && status != StatusCode::UNAUTHORIZED {
+                    heal_pending = false;
+                    Counters::inc(&counters.unauthorized_healed);
+                }
                 tracing::trace!(method = %a.method(), path = a.url().path(), status = status.as_u16(), "API answer");
                 let retry_after = (status == StatusCode::TOO_MANY_REQUESTS)
                     .then(|| {
@@ -235,9 +251,9 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
                         let body = ErrorBody::parse(&A::body(answer).await);
                         let why = crate::Rejection::from_code(body.code.as_deref());
                         tokens.rejected_with(rejected, why).await.map_err(A::lift)?;
-                        Counters::inc(&counters.unauthorized_healed);
                         Counters::inc(&counters.retries);
                         after_heal = true;
+                        heal_pending = true;
                         heals += 1;
                         continue;
                     }
@@ -249,6 +265,7 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
                             code: body.code.map(|c| excerpt(&c, 100)),
                         }));
                     }
+                    Action::Forbidden if a.hands_back_answers() => return Ok(answer),
                     Action::Forbidden => {
                         let bytes = A::body(answer).await;
                         let body = ErrorBody::parse(&bytes);
@@ -273,7 +290,8 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
 
         after_heal = false;
         if !policy::may_replay(a.method(), a.marked_replay_safe(), failure) {
-            tracing::warn!(
+            // The caller gets the answer or the error; why it was not retried is for -v.
+            tracing::info!(
                 method = %a.method(),
                 path = a.url().path(),
                 failure = failure.describe(),
@@ -290,12 +308,19 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
             ctx.backoff
                 .next_delay(retries, sends, elapsed, retry_after, ctx.jitter.sample())
         else {
-            tracing::warn!(method = %a.method(), path = a.url().path(), attempts = sends, %last, "retries exhausted");
+            // The caller reports it (a batch records it): a debug event only.
+            tracing::debug!(method = %a.method(), path = a.url().path(), attempts = sends, %last, "retries exhausted");
+            if let Ok(answer) = outcome
+                && a.hands_back_answers()
+            {
+                return Ok(answer);
+            }
             return Err(A::lift(Error::RetriesExhausted {
                 method: a.method().to_string(),
                 path: shown_path(a.url()),
                 attempts: sends,
                 last,
+                no_answer: !answered,
             }));
         };
         Counters::inc(&counters.retries);

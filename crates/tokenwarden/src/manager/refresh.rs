@@ -355,7 +355,9 @@ impl Refresher {
                     }));
                 }
             }
-            tracing::warn!(
+            // Retries are routine (throttling, a blip): visible with -v; a failure that outlasts
+            // them is reported as an error.
+            tracing::info!(
                 attempt = attempts,
                 retry_in_ms = delay.as_millis() as u64,
                 %reason,

@@ -323,6 +323,10 @@ pub(crate) async fn submit(client: &ApiClient, jobs_path: &str, body: &Value) ->
     let resp = client
         .request(Method::POST, jobs_path)
         .json(body)
+        // Creating a job only reads: sent twice (a 5xx after the server created it), the worst is
+        // a second job nobody polls, which the API expires on its own. Not retrying would fail a
+        // month's export on one 503.
+        .replay_safe()
         .send()
         .await?
         .error_for_status()?;
@@ -392,7 +396,8 @@ pub(crate) async fn wait_for(
                 return Ok(());
             }
             JobState::Failed => {
-                tracing::warn!(job_id, %state, "analytics job failed");
+                // The caller says what happens next (the slice runs again, or the export stops).
+                tracing::info!(job_id, %state, "analytics job failed");
                 return Err(Error::JobFailed {
                     job_id: excerpt(job_id, 64),
                     state,
@@ -405,8 +410,8 @@ pub(crate) async fn wait_for(
             return Err(Error::JobFailed {
                 job_id: excerpt(job_id, 64),
                 state: format!(
-                    "{state} (still running after {:?}; gave up)",
-                    options.max_wait
+                    "{state} (still running after {}; gave up)",
+                    crate::error::human_duration(options.max_wait)
                 ),
             });
         }

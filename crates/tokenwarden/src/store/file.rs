@@ -307,7 +307,8 @@ pub(crate) async fn lock_with_deadline(
             told = true;
             tracing::warn!(
                 path = %path.display(),
-                "waiting for another process that holds the token cache lock; giving up after {timeout:?}"
+                "waiting for another process that holds the token cache lock; giving up after {}",
+                crate::error::human_duration(timeout)
             );
         }
         tokio::time::sleep(poll.min(deadline - now)).await;

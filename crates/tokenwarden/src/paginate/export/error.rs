@@ -21,6 +21,11 @@ pub enum ExportError {
     #[error("{0}")]
     Refused(String),
 
+    /// Another run (of any command: `paginate`, `export`, `batch`) is writing the output now;
+    /// nothing was changed. Nothing typed is wrong: wait for it, or choose another output.
+    #[error("output {}: {}", .0.display(), crate::ownership::busy_message())]
+    Busy(PathBuf),
+
     /// The directory the output was to be written in does not exist (it is not created: a typo
     /// should not produce a new directory tree).
     #[error("the directory of {} does not exist (check the path; it is not created)", .0.display())]

@@ -2,13 +2,19 @@
 //! it for CSV) and the state sidecar `OUT.twstate` that records how far the data file is good and
 //! where the listing continues.
 //!
-//! Every file is created 0600 (the organisation's data, read by its owner only). The data file is
-//! locked for the whole run, so a second run on the same output is refused instead of interleaving.
+//! Every file is created 0600 (the organisation's data, read by its owner only). The output is
+//! claimed for the whole run by the protocol every command shares ([`crate::ownership`]), so a
+//! second run on it, of any command (a batch too), is refused instead of interleaving; a run that
+//! replaces the output removes a batch's job file with it, and a resume refuses an output that a
+//! batch keeps, or whose data file is not the one the state describes (its fingerprint).
 //! The state is replaced atomically (a temporary file, then a rename) after each page, and only
 //! after the page's items reached the data file; a resume cuts the data file back to the recorded
 //! length, so an item written after the last record is written again, once.
 
 use super::ExportError;
+use crate::ownership::{
+    self, Claim, ClaimError, Fingerprint, SPOOL_SUFFIX, STATE_SUFFIX, Writer, sidecar,
+};
 use crate::paginate::Position;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -18,11 +24,6 @@ use std::path::{Path, PathBuf};
 
 /// Layout version of the state file.
 const STATE_VERSION: u32 = 1;
-
-/// Suffix of the state sidecar.
-pub(super) const STATE_SUFFIX: &str = ".twstate";
-/// Suffix of the CSV spool.
-pub(super) const SPOOL_SUFFIX: &str = ".twspool";
 
 /// How far an export to a file got.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,6 +44,10 @@ pub(super) struct State {
     /// For sliced exports: the slice under way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) slice: Option<SliceState>,
+    /// What the data file's good part holds (the output itself once complete): a resume
+    /// refuses a file that is not this one any more (replaced by another command, edited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) fingerprint: Option<Fingerprint>,
 }
 
 /// Where an export stands overall.
@@ -81,15 +86,9 @@ impl State {
             pages: 0,
             position: None,
             slice: None,
+            fingerprint: None,
         }
     }
-}
-
-/// `path` with `suffix` appended to its file name.
-pub(super) fn sidecar(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
 }
 
 /// The files of one export to disk.
@@ -126,8 +125,10 @@ pub(super) enum Start {
     Resumed { cut: u64 },
 }
 
-/// The opened data file, locked, positioned at the end of its good part.
+/// The opened data file, positioned at the end of its good part, with the output's claim.
 pub(super) struct Opened {
+    /// Held for the whole run.
+    pub(super) claim: Claim,
     pub(super) data: File,
     pub(super) state: State,
     pub(super) start: Start,
@@ -136,7 +137,7 @@ pub(super) struct Opened {
 /// What [`open`] found.
 pub(super) enum Found {
     /// The export was already complete: nothing to do.
-    Complete(State),
+    Complete(State, Claim),
     /// Ready to write.
     Ready(Opened),
 }
@@ -152,6 +153,20 @@ pub(super) enum Want {
 /// Opens the data file for a run in `want` mode (see [`super::Mode`]).
 pub(super) fn open(paths: &Paths, want: Want, definition: Value) -> Result<Found, ExportError> {
     check_directory(&paths.out)?;
+    let claim = Claim::take(&paths.out).map_err(|e| match e {
+        ClaimError::Busy { out } => ExportError::Busy(out),
+        ClaimError::Io { lock, source, .. } => ExportError::io("locking", lock)(source),
+    })?;
+    if want == Want::Resume
+        && let Some(job) = ownership::written_by(&paths.out, Writer::Batch)
+    {
+        return Err(ExportError::Refused(format!(
+            "{} was written by {} ({} is its job file), not by paginate or export, so it is not resumed and not touched; rerun that batch with --resume, or use --force to replace it",
+            paths.out.display(),
+            Writer::Batch.describe(),
+            job.display()
+        )));
+    }
     let recorded = read_state(&paths.state)?;
     let exists = |p: &Path| p.symlink_metadata().is_ok();
     let existing: Vec<&Path> = [&paths.out, &paths.state, &paths.data]
@@ -171,11 +186,10 @@ pub(super) fn open(paths: &Paths, want: Want, definition: Value) -> Result<Found
         ))),
         (Want::New | Want::Resume, None) | (Want::New, Some(_)) => {
             let data = create_new(&paths.data)?;
-            fresh(paths, data, definition)
+            fresh(paths, claim, data, definition)
         }
         (Want::Overwrite, _) => {
             let data = open_owned(&paths.data, true)?;
-            lock(&data, &paths.data)?;
             data.set_len(0)
                 .map_err(ExportError::io("truncating", &paths.data))?;
             if paths.data != paths.out {
@@ -187,23 +201,32 @@ pub(super) fn open(paths: &Paths, want: Want, definition: Value) -> Result<Found
                     _ => {}
                 }
             }
-            fresh(paths, data, definition)
+            fresh(paths, claim, data, definition)
         }
-        (Want::Resume, Some(state)) => resume(paths, state, &definition),
+        (Want::Resume, Some(state)) => resume(paths, claim, state, &definition),
     }
 }
 
-fn fresh(paths: &Paths, data: File, definition: Value) -> Result<Found, ExportError> {
+/// Starts the output over: whatever a batch kept beside it describes another file now.
+fn fresh(paths: &Paths, claim: Claim, data: File, definition: Value) -> Result<Found, ExportError> {
+    ownership::remove_sidecars(&paths.out, Writer::Batch)
+        .map_err(|(p, e)| ExportError::io("removing", p)(e))?;
     let state = State::new(definition);
     save_state(&paths.state, &state)?;
     Ok(Found::Ready(Opened {
+        claim,
         data,
         state,
         start: Start::Fresh,
     }))
 }
 
-fn resume(paths: &Paths, state: State, definition: &Value) -> Result<Found, ExportError> {
+fn resume(
+    paths: &Paths,
+    claim: Claim,
+    state: State,
+    definition: &Value,
+) -> Result<Found, ExportError> {
     if let Some(diff) = difference(&state.definition, definition) {
         return Err(ExportError::Refused(format!(
             "{} records another export ({diff}): rerun the command that started it with --resume, or use --force to start this one over",
@@ -211,7 +234,8 @@ fn resume(paths: &Paths, state: State, definition: &Value) -> Result<Found, Expo
         )));
     }
     if state.phase == Phase::Complete {
-        return Ok(Found::Complete(state));
+        changed(&paths.out, &paths.state, state.fingerprint.as_ref())?;
+        return Ok(Found::Complete(state, claim));
     }
     let mut data = match open_owned(&paths.data, false) {
         Ok(f) => f,
@@ -225,7 +249,6 @@ fn resume(paths: &Paths, state: State, definition: &Value) -> Result<Found, Expo
         }
         Err(e) => return Err(e),
     };
-    lock(&data, &paths.data)?;
     let len = data
         .metadata()
         .map_err(ExportError::io("reading", &paths.data))?
@@ -237,17 +260,60 @@ fn resume(paths: &Paths, state: State, definition: &Value) -> Result<Found, Expo
             state.bytes
         )));
     }
+    changed(&paths.data, &paths.state, state.fingerprint.as_ref())?;
     data.set_len(state.bytes)
         .map_err(ExportError::io("truncating", &paths.data))?;
     data.seek(SeekFrom::Start(state.bytes))
         .map_err(ExportError::io("seeking in", &paths.data))?;
     Ok(Found::Ready(Opened {
+        claim,
         data,
         start: Start::Resumed {
             cut: len - state.bytes,
         },
         state,
     }))
+}
+
+/// Refuses a file that is not the one `state` fingerprinted (a state written before fingerprints
+/// were recorded has none, and is trusted on its length alone).
+fn changed(file: &Path, state: &Path, fp: Option<&Fingerprint>) -> Result<(), ExportError> {
+    let Some(fp) = fp else { return Ok(()) };
+    let why = fp
+        .mismatch(file)
+        .map_err(ExportError::io("reading", file))?;
+    match why {
+        None => Ok(()),
+        Some(why) => Err(ExportError::Refused(format!(
+            "{} is not the file {} describes ({why}): it was changed outside this export, so it is not resumed and not touched; use --force to start over",
+            file.display(),
+            state.display()
+        ))),
+    }
+}
+
+/// After a run on `out` was stopped from outside (Ctrl-C): whether a resume has anything to
+/// continue. A run stopped before its first page (still fetching a token) leaves an empty
+/// output and a state of nothing: they are removed here, so that the same command runs again
+/// as if new, instead of "already exists". Anything else is left as it is.
+pub fn resumable_after_stop(out: &Path) -> bool {
+    let state_path = sidecar(out, STATE_SUFFIX);
+    let Ok(Some(state)) = read_state(&state_path) else {
+        return false;
+    };
+    if state.items > 0 || state.pages > 0 || state.bytes > 0 {
+        return true;
+    }
+    for data in [out.to_path_buf(), sidecar(out, SPOOL_SUFFIX)] {
+        if data
+            .symlink_metadata()
+            .is_ok_and(|m| m.is_file() && m.len() == 0)
+        {
+            let _ = std::fs::remove_file(&data);
+        }
+    }
+    let _ = std::fs::remove_file(&state_path);
+    false
 }
 
 /// The first field where two definitions differ, in words; `None` if they are the same.
@@ -273,7 +339,23 @@ fn difference(recorded: &Value, asked: &Value) -> Option<String> {
     r.keys()
         .chain(a.keys())
         .find(|k| r.get(*k) != a.get(*k))
-        .map(|k| format!("{k} {}, not {}", show(r.get(k)), show(a.get(k))))
+        .map(|k| match k.as_str() {
+            // Recorded in seconds; typed as --slice.
+            "slice_seconds" => {
+                let secs = |v: Option<&Value>| {
+                    v.and_then(Value::as_f64).map_or_else(
+                        || "nothing".to_string(),
+                        |s| crate::error::human_duration(std::time::Duration::from_secs_f64(s)),
+                    )
+                };
+                format!("--slice {}, not {}", secs(r.get(k)), secs(a.get(k)))
+            }
+            "interval" | "filter" | "body" | "format" => {
+                format!("--{k} {}, not {}", show(r.get(k)), show(a.get(k)))
+            }
+            "page_size" => format!("--page-size {}, not {}", show(r.get(k)), show(a.get(k))),
+            _ => format!("{k} {}, not {}", show(r.get(k)), show(a.get(k))),
+        })
 }
 
 /// Refuses an output in a directory that does not exist (it is not created: a typo should not
@@ -304,7 +386,7 @@ fn no_permission(path: &Path) -> ExportError {
     ))
 }
 
-/// Creates `path`, which must not exist (not even as a symbolic link), 0600, and locks it.
+/// Creates `path`, which must not exist (not even as a symbolic link), 0600.
 fn create_new(path: &Path) -> Result<File, ExportError> {
     let mut options = OpenOptions::new();
     options.read(true).write(true).create_new(true);
@@ -318,7 +400,6 @@ fn create_new(path: &Path) -> Result<File, ExportError> {
         std::io::ErrorKind::PermissionDenied => no_permission(path),
         _ => ExportError::io("creating", path)(e),
     })?;
-    lock(&file, path)?;
     Ok(file)
 }
 
@@ -414,18 +495,6 @@ mod os {
     }
 }
 
-/// Takes the run's exclusive lock on the data file.
-fn lock(file: &File, path: &Path) -> Result<(), ExportError> {
-    match file.try_lock() {
-        Ok(()) => Ok(()),
-        Err(std::fs::TryLockError::WouldBlock) => Err(ExportError::Refused(format!(
-            "another tokenwarden run is writing {} right now; wait for it, or choose another --out",
-            path.display()
-        ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(ExportError::io("locking", path)(e)),
-    }
-}
-
 /// Largest state file read (a state is a few hundred bytes).
 const MAX_STATE_BYTES: u64 = 1 << 20;
 
@@ -516,7 +585,7 @@ mod tests {
         // Another run while the first holds the lock: refused, whatever the mode.
         for want in [Want::New, Want::Overwrite, Want::Resume] {
             let e = open(&paths, want, def.clone()).err().unwrap();
-            assert!(matches!(e, ExportError::Refused(_)), "{want:?}: {e}");
+            assert!(matches!(e, ExportError::Busy(_)), "{want:?}: {e}");
         }
         drop(first);
         let e = open(&paths, Want::New, def.clone())
@@ -553,6 +622,7 @@ mod tests {
         st.items = 2;
         save_state(&paths.state, &st).unwrap();
         drop(data);
+        drop(o.claim);
         let Found::Ready(o) = open(&paths, Want::Resume, def.clone()).unwrap() else {
             panic!()
         };

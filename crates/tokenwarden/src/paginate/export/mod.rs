@@ -45,6 +45,7 @@ mod journal;
 
 pub use self::csv::MAX_CSV_COLUMNS;
 pub use error::ExportError;
+pub use journal::resumable_after_stop;
 
 use super::analytics::{delete, results, submit, wait_for};
 use super::{
@@ -53,6 +54,7 @@ use super::{
 };
 use crate::client::ApiClient;
 use crate::error::Error;
+use crate::ownership;
 use futures::stream::BoxStream;
 use futures::{StreamExt as _, TryStreamExt as _};
 use jiff::Timestamp;
@@ -297,7 +299,8 @@ pub async fn run(
         && (slice.is_zero() || *slice > MAX_SLICE)
     {
         return Err(ExportError::Refused(format!(
-            "a slice must be longer than zero and at most 31 days, not {slice:?}"
+            "a slice must be longer than zero and at most 31 days, not {}",
+            crate::error::human_duration(*slice)
         )));
     }
     let definition = definition(&source, client, options.format);
@@ -311,7 +314,7 @@ pub async fn run(
                 Mode::Resume => Want::Resume,
             };
             match journal::open(&paths, want, definition)? {
-                Found::Complete(state) => {
+                Found::Complete(state, _claim) => {
                     if paths.data != paths.out {
                         // Left by a run stopped between writing the CSV and removing its spool.
                         let _ = std::fs::remove_file(&paths.data);
@@ -645,6 +648,10 @@ struct Sink {
     spool: Option<PathBuf>,
     terminal: bool,
     report: Report,
+    /// The output file (none for a stream).
+    output: Option<PathBuf>,
+    /// The output's claim, held until the run ends.
+    _claim: Option<ownership::Claim>,
 }
 
 const STREAM: &str = "-";
@@ -677,6 +684,8 @@ impl Sink {
             spool: None,
             terminal: options.terminal,
             report: Report::default(),
+            output: None,
+            _claim: None,
         })
     }
 
@@ -701,6 +710,8 @@ impl Sink {
             csv: (options.format == Format::Csv).then(|| CsvTo::File(paths.out.clone())),
             spool: (paths.data != paths.out).then(|| paths.data.clone()),
             terminal: options.terminal,
+            output: Some(paths.out.clone()),
+            _claim: Some(opened.claim),
         }
     }
 
@@ -754,9 +765,26 @@ impl Sink {
         }
         .map_err(ExportError::io("writing", path))?;
         if let Some(p) = &self.state_path {
+            self.state.fingerprint = self.fingerprint()?;
             journal::save_state(p, &self.state)?;
         }
         Ok(())
+    }
+
+    /// What the state vouches for: the good part of the data file while fetching, the output
+    /// once complete (for a CSV, the spool is gone by then).
+    fn fingerprint(&self) -> Result<Option<ownership::Fingerprint>, ExportError> {
+        let Data::File { path, .. } = &self.data else {
+            return Ok(None);
+        };
+        let fp = match (&self.output, self.state.phase) {
+            (Some(out), Phase::Complete) => {
+                ownership::Fingerprint::of_whole(out).map_err(ExportError::io("reading", out))?
+            }
+            _ => ownership::Fingerprint::of(path, self.state.bytes)
+                .map_err(ExportError::io("reading", path))?,
+        };
+        Ok(Some(fp))
     }
 
     /// Whether the current slice can start over: its items can be taken back (not from a
