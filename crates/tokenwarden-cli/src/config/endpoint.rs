@@ -88,19 +88,10 @@ pub(crate) fn check_url(s: &str, insecure_ok: bool) -> Result<url::Url, UrlProbl
             "it holds a user name or password; give credentials with the client options".into(),
         ));
     }
-    if u.scheme() == "http" && !insecure_ok && !is_loopback(&u) {
+    if u.scheme() == "http" && !insecure_ok && !tokenwarden::ProxyConfig::is_loopback(&u) {
         return Err(UrlProblem::Insecure);
     }
     Ok(u)
-}
-
-fn is_loopback(u: &url::Url) -> bool {
-    match u.host() {
-        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
 }
 
 /// The API base that goes with a token URL: `https://login.X/...` → `https://api.X`

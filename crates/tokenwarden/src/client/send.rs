@@ -9,7 +9,7 @@ use super::pacer::Pacer;
 use super::policy::{self, Action, Failure};
 use super::pool::Pool;
 use crate::clock::{Instant, Jitter};
-use crate::error::{Error, excerpt, shown_path};
+use crate::error::{Error, body_excerpt, excerpt, shown_path};
 use crate::manager::TokenManager;
 use crate::retry::Backoff;
 use crate::token::Bearer;
@@ -271,7 +271,7 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
                         let body = ErrorBody::parse(&bytes);
                         let message = match body.message {
                             Some(m) => excerpt(&m, 300),
-                            None => excerpt(&String::from_utf8_lossy(&bytes), 300),
+                            None => body_excerpt(&bytes, 300),
                         };
                         return Err(A::lift(Error::Forbidden {
                             method: a.method().to_string(),

@@ -9,10 +9,20 @@
 //!
 //! The registry is process-wide: "every secret the process knows". Client secrets are kept for the
 //! life of the process; access and refresh tokens in a bounded ring of the most recent
-//! [`MAX_ROTATING_SECRETS`], so that a week-long job minting a token a minute stays small while a
-//! server echoing a token from an hour ago is still caught. Values shorter than
-//! [`MIN_SECRET_LEN`] are not registered: they would match ordinary text. Registered copies are
-//! zeroized when they leave the registry.
+//! [`MAX_ROTATING_SECRETS`] (counted in tokens, whatever the number of forms each is matched in),
+//! so that a week-long job minting a token a minute stays small while a server echoing a token
+//! from hours ago is still caught. Each value is matched as it is and in the forms software
+//! re-emits it in (JSON string escapes, percent and form encodings in either hex case: see
+//! `forms`); JSON bodies are decoded before they are scrubbed ([`redact_json`],
+//! [`redact_json_bytes`]), so a server escaping every character of a token does not get it
+//! through. Values shorter than [`MIN_SECRET_LEN`] are not registered: they would match ordinary
+//! text. Registered copies are zeroized when they leave the registry.
+
+mod forms;
+mod json;
+
+pub use json::{redact_json, redact_json_bytes};
+pub(crate) use json::{redact_json_in_place, scrub_serialized};
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use arc_swap::ArcSwapOption;
@@ -28,7 +38,8 @@ pub const REDACTED: &str = "[REDACTED]";
 /// Shortest value that is registered as a secret (shorter ones would match ordinary words).
 pub const MIN_SECRET_LEN: usize = 6;
 
-/// How many access and refresh tokens are remembered (the most recent ones).
+/// How many access and refresh tokens are remembered (the most recent ones), each with all its
+/// forms.
 pub const MAX_ROTATING_SECRETS: usize = 1024;
 
 /// How long a secret is kept in the registry.
@@ -40,16 +51,66 @@ pub(crate) enum Lifespan {
     Rotating,
 }
 
+/// One secret: its value first, then the other forms it is matched in.
+type Forms = Vec<Zeroizing<String>>;
+
+/// The registered secrets.
 struct Registry {
-    pinned: Vec<Zeroizing<String>>,
-    rotating: VecDeque<Zeroizing<String>>,
+    pinned: Vec<Forms>,
+    /// Oldest first; at most [`MAX_ROTATING_SECRETS`] secrets.
+    rotating: VecDeque<Forms>,
+}
+
+impl Registry {
+    const fn new() -> Self {
+        Self {
+            pinned: Vec::new(),
+            rotating: VecDeque::new(),
+        }
+    }
+
+    /// Adds `value` (with its forms) for `lifespan`; whether the registry changed. A rotating
+    /// value registered again for the process is moved to the pinned ones.
+    fn insert(&mut self, value: &str, lifespan: Lifespan) -> bool {
+        let is = |f: &Forms| f.first().is_some_and(|v| v.as_str() == value);
+        if self.pinned.iter().any(is) {
+            return false;
+        }
+        let rotating = self.rotating.iter().position(is);
+        match (lifespan, rotating) {
+            (Lifespan::Rotating, Some(_)) => false,
+            (Lifespan::Process, Some(i)) => {
+                self.pinned.extend(self.rotating.remove(i));
+                true
+            }
+            (lifespan, None) => {
+                let forms: Forms = forms::of(value).into_iter().map(Zeroizing::new).collect();
+                match lifespan {
+                    Lifespan::Process => self.pinned.push(forms),
+                    Lifespan::Rotating => {
+                        self.rotating.push_back(forms);
+                        while self.rotating.len() > MAX_ROTATING_SECRETS {
+                            self.rotating.pop_front();
+                        }
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    /// Every form of every secret, for the matcher.
+    fn patterns(&self) -> impl Iterator<Item = &str> {
+        self.pinned
+            .iter()
+            .chain(self.rotating.iter())
+            .flatten()
+            .map(|f| f.as_str())
+    }
 }
 
 /// guards the registered values; the matcher built from them is published through `MATCHER`.
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
-    pinned: Vec::new(),
-    rotating: VecDeque::new(),
-});
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry::new());
 
 /// Bumped by every registration that changed the registry.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -63,9 +124,25 @@ struct Built {
     ac: AhoCorasick,
 }
 
+impl Built {
+    /// `text` with every match replaced, or `None` when there is none.
+    fn replace(&self, text: &str) -> Option<String> {
+        if !self.ac.is_match(text) {
+            return None;
+        }
+        let mut out = String::with_capacity(text.len());
+        self.ac.replace_all_with(text, &mut out, |_, _, dst| {
+            dst.push_str(REDACTED);
+            true
+        });
+        Some(out)
+    }
+}
+
 /// Registers `value` (and the forms it takes when quoted in JSON or in a form body) as a secret for
 /// the life of the process, so that [`redact`] scrubs it. For values the library does not create
-/// itself: a header given on the command line, a password read from a vault.
+/// itself: a header given on the command line, a password read from a vault. Values shorter than
+/// [`MIN_SECRET_LEN`] are ignored.
 pub fn register_secret(value: &str) {
     register(value, Lifespan::Process);
 }
@@ -74,49 +151,8 @@ pub(crate) fn register(value: &str, lifespan: Lifespan) {
     if value.len() < MIN_SECRET_LEN {
         return;
     }
-    let mut forms = vec![value.to_string()];
-    // Quoted in a JSON string (`/` and `"` escaped) or in a form/URL body (percent-encoded).
-    if let Ok(json) = serde_json::to_string(value) {
-        let inner = &json[1..json.len() - 1];
-        for alt in [inner.to_string(), inner.replace('/', "\\/")] {
-            if !forms.contains(&alt) {
-                forms.push(alt);
-            }
-        }
-    }
-    let pct = percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
-        .to_string();
-    if !forms.contains(&pct) {
-        forms.push(pct);
-    }
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    let mut changed = false;
-    for form in forms {
-        let form = Zeroizing::new(form);
-        let known = reg.pinned.contains(&form);
-        if known {
-            continue;
-        }
-        if let Some(i) = reg.rotating.iter().position(|s| *s == form) {
-            if lifespan == Lifespan::Process {
-                let moved = reg.rotating.remove(i);
-                reg.pinned.extend(moved);
-                changed = true;
-            }
-            continue;
-        }
-        match lifespan {
-            Lifespan::Process => reg.pinned.push(form),
-            Lifespan::Rotating => {
-                reg.rotating.push_back(form);
-                while reg.rotating.len() > MAX_ROTATING_SECRETS {
-                    reg.rotating.pop_front();
-                }
-            }
-        }
-        changed = true;
-    }
-    if changed {
+    if reg.insert(value, lifespan) {
         GENERATION.fetch_add(1, Ordering::Release);
     }
 }
@@ -134,12 +170,7 @@ fn matcher() -> Option<Arc<Built>> {
     }
     let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     let generation = GENERATION.load(Ordering::Acquire);
-    let patterns: Vec<&str> = reg
-        .pinned
-        .iter()
-        .chain(reg.rotating.iter())
-        .map(|s| s.as_str())
-        .collect();
+    let patterns: Vec<&str> = reg.patterns().collect();
     // Leftmost-longest: a secret that contains another is replaced whole.
     // A contiguous NFA builds in time linear in the patterns' total length; the default may pick a
     // DFA, whose construction is far more costly for long secrets (a 6 KB JWT took seconds).
@@ -161,18 +192,16 @@ fn matcher() -> Option<Arc<Built>> {
 /// assert_eq!(tokenwarden::redact("echo: s3cr3t-value-42!"), "echo: [REDACTED]!");
 /// ```
 pub fn redact(text: &str) -> Cow<'_, str> {
-    match matcher() {
-        Some(m) if m.ac.is_match(text) => {
-            let ac = &m.ac;
-            let mut out = String::with_capacity(text.len());
-            ac.replace_all_with(text, &mut out, |_, _, dst| {
-                dst.push_str(REDACTED);
-                true
-            });
-            Cow::Owned(out)
-        }
-        _ => Cow::Borrowed(text),
+    match matcher().and_then(|m| m.replace(text)) {
+        Some(clean) => Cow::Owned(clean),
+        None => Cow::Borrowed(text),
     }
+}
+
+/// Whether `text` holds a registered secret (in any of its forms): a value that would be
+/// scrubbed by [`redact`].
+pub(crate) fn contains_secret(text: &str) -> bool {
+    matcher().is_some_and(|m| m.ac.is_match(text))
 }
 
 /// [`redact`] for bytes (a response body that may not be UTF-8).
@@ -207,15 +236,48 @@ pub fn terminal_safe(text: &str, max: usize) -> String {
             out.push('…');
             return out;
         }
-        if c.is_control()
-            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
+        push_printable(&mut out, c);
     }
     out
+}
+
+/// Text with many lines (a response body, a CSV cell) made fit for a terminal: as
+/// [`terminal_safe`], whole, except that newlines and tabs are kept (they only lay text out).
+///
+/// ```
+/// assert_eq!(tokenwarden::terminal_lines("a\tb\nc\x1b]0;title\x07"), "a\tb\nc\\u{1b}]0;title\\u{7}");
+/// ```
+pub fn terminal_lines(text: &str) -> Cow<'_, str> {
+    let clean = redact(text);
+    if !clean
+        .chars()
+        .any(|c| is_unprintable(c) && c != '\n' && c != '\t')
+    {
+        return clean;
+    }
+    let mut out = String::with_capacity(clean.len() + 16);
+    for c in clean.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            c => push_printable(&mut out, c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Characters that act on a terminal instead of showing: controls, and the Unicode line
+/// separators and bidirectional overrides that reorder or break what follows.
+fn is_unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+fn push_printable(out: &mut String, c: char) {
+    if is_unprintable(c) {
+        out.extend(c.escape_default());
+    } else {
+        out.push(c);
+    }
 }
 
 #[cfg(test)]
@@ -251,16 +313,48 @@ mod tests {
     }
 
     #[test]
-    fn the_rotating_ring_is_bounded() {
-        let first = "rotating-ring-first-token";
-        register(first, Lifespan::Rotating);
-        for i in 0..MAX_ROTATING_SECRETS + 8 {
-            register(&format!("rotating-ring-filler-{i:08}"), Lifespan::Rotating);
+    fn regression_the_ring_keeps_the_last_1024_tokens_whatever_their_forms() {
+        // Tokens with characters that have other forms (`-` is escaped in a URL component) took
+        // two to four places each: older ones were forgotten after about 512 refreshes.
+        let mut reg = Registry::new();
+        let token = |i: usize| format!("TOK-{i:06}-with/slash and space");
+        for i in 0..MAX_ROTATING_SECRETS {
+            assert!(reg.insert(&token(i), Lifespan::Rotating));
         }
-        let reg = REGISTRY.lock().unwrap();
-        assert!(reg.rotating.len() <= MAX_ROTATING_SECRETS);
-        drop(reg);
-        assert_eq!(redact(first), first);
+        assert!(forms::of(&token(0)).len() > 2);
+        let known = |reg: &Registry, i: usize| reg.patterns().any(|p| p == token(i));
+        assert!(known(&reg, 0), "the 1024th newest token is still matched");
+        assert!(reg.insert(&token(MAX_ROTATING_SECRETS), Lifespan::Rotating));
+        assert!(!known(&reg, 0) && known(&reg, 1));
+        assert_eq!(reg.rotating.len(), MAX_ROTATING_SECRETS);
+        // Registering one again changes nothing; pinning it moves it out of the ring.
+        assert!(!reg.insert(&token(5), Lifespan::Rotating));
+        assert!(reg.insert(&token(5), Lifespan::Process));
+        assert_eq!(reg.rotating.len(), MAX_ROTATING_SECRETS - 1);
+        assert!(!reg.insert(&token(5), Lifespan::Rotating));
+        assert!(known(&reg, 5));
+    }
+
+    #[test]
+    fn regression_a_form_body_echo_of_the_secret_is_scrubbed_in_either_hex_case() {
+        register("abc/def+ghi-jklm*x y", Lifespan::Process);
+        for echo in [
+            "you sent grant_type=client_credentials&client_secret=abc%2Fdef%2Bghi-jklm*x+y",
+            "you sent abc%2fdef%2bghi-jklm*x+y",
+            "you sent abc%2fdef%2bghi%2djklm%2ax%20y",
+        ] {
+            assert!(!redact(echo).contains("ghi"), "{echo}: {}", redact(echo));
+        }
+    }
+
+    #[test]
+    fn lines_keep_their_layout_and_lose_their_escapes() {
+        register("lines-secret-42", Lifespan::Process);
+        assert!(matches!(terminal_lines("a\n\tb"), Cow::Borrowed(_)));
+        assert_eq!(
+            terminal_lines("x lines-secret-42\n\u{1b}[2J\r"),
+            "x [REDACTED]\n\\u{1b}[2J\\r"
+        );
     }
 
     #[test]
