@@ -233,6 +233,29 @@ async fn request_post_sends_the_data() {
     assert_eq!(sb.sim.journal_counters().api_requests, before);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_request_and_paginate_do_not_show_a_token_spelled_with_json_escapes() {
+    // stdout carried the escaped form (jq decodes it back to the token), and so did the excerpt
+    // of a JSON error body in messages.
+    let sb = Sandbox::start(SimConfig::default()).await;
+    for (status, code) in [("200", 0), ("404", 1)] {
+        let path = format!("/api/v2/sim/echo?headers=1&escape=unicode&status={status}");
+        let r = run(sb.tw(), &["request", "GET", &path]).await;
+        r.expect_code(code);
+        let v: Value = serde_json::from_str(r.stdout.trim()).expect("JSON on stdout");
+        assert_eq!(v["headers"]["authorization"], "Bearer [REDACTED]", "{v}");
+        assert!(!r.stdout.contains("\\u0042\\u0065"), "{}", r.stdout);
+    }
+    let r = run(
+        sb.tw(),
+        &["paginate", "/api/v2/sim/echo?headers=1&escape=unicode&status=400"],
+    )
+    .await;
+    r.expect_code(1);
+    assert!(r.stderr.contains("[REDACTED]"), "{}", r.stderr);
+    assert!(!r.stderr.contains("\\u0042\\u0065"), "{}", r.stderr);
+}
+
 // ---- paginate and export ------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
