@@ -417,6 +417,18 @@ async fn wrong_secret_stops_check_fast_with_exit_3() {
     assert_eq!(j.api_requests, 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_client_secret_too_short_to_scrub_is_said_so() {
+    // Secrets under MIN_SECRET_LEN were silently never scrubbed.
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let r = run(sb.tw_with_secret("s3c"), &["check"]).await;
+    r.expect_code(3);
+    assert!(r.stderr.contains("cannot be scrubbed"), "{}", r.stderr);
+    let r = run(sb.tw(), &["check"]).await;
+    r.ok();
+    assert!(!r.stderr.contains("cannot be scrubbed"), "{}", r.stderr);
+}
+
 // ---- secrets never in the output ------------------------------------------------------------------
 
 /// A 40-character run of URL-safe characters mixing cases and digits: what the simulator's opaque

@@ -16,7 +16,8 @@
 //! `forms`); JSON bodies are decoded before they are scrubbed ([`redact_json`],
 //! [`redact_json_bytes`]), so a server escaping every character of a token does not get it
 //! through. Values shorter than [`MIN_SECRET_LEN`] are not registered: they would match ordinary
-//! text. Registered copies are zeroized when they leave the registry.
+//! text (a short client secret or credential header gets one warning that it cannot be scrubbed).
+//! Registered copies are zeroized when they leave the registry.
 
 mod forms;
 mod json;
@@ -149,11 +150,27 @@ pub fn register_secret(value: &str) {
 
 pub(crate) fn register(value: &str, lifespan: Lifespan) {
     if value.len() < MIN_SECRET_LEN {
+        warn_short(value, lifespan);
         return;
     }
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     if reg.insert(value, lifespan) {
         GENERATION.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// Says once per process that a long-lived secret (a client secret, a credential header) is too
+/// short to be scrubbed. Matching a value of a few characters would replace ordinary words in every
+/// answer and message, so it is not registered; the person is told instead of trusting a scrub
+/// that does not happen. (Short tokens are not worth a word: servers mint long ones.)
+fn warn_short(value: &str, lifespan: Lifespan) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if lifespan == Lifespan::Process && !value.is_empty() && !WARNED.swap(true, Ordering::Relaxed)
+    {
+        tracing::warn!(
+            "a secret shorter than {MIN_SECRET_LEN} characters cannot be scrubbed from what servers \
+             send back (it would match ordinary text): if a server echoes it, it will be shown"
+        );
     }
 }
 
