@@ -248,7 +248,10 @@ async fn regression_request_and_paginate_do_not_show_a_token_spelled_with_json_e
     }
     let r = run(
         sb.tw(),
-        &["paginate", "/api/v2/sim/echo?headers=1&escape=unicode&status=400"],
+        &[
+            "paginate",
+            "/api/v2/sim/echo?headers=1&escape=unicode&status=400",
+        ],
     )
     .await;
     r.expect_code(1);

@@ -136,7 +136,10 @@ mod tests {
         );
         // The bytes alone do not show the escaped token.
         let escaped_only = format!(r#"{{"echo":"{}"}}"#, every_char_escaped(TOKEN));
-        assert!(matches!(redact_bytes(escaped_only.as_bytes()), Cow::Borrowed(_)));
+        assert!(matches!(
+            redact_bytes(escaped_only.as_bytes()),
+            Cow::Borrowed(_)
+        ));
         let clean = redact_json_bytes(body.as_bytes());
         let back: Value = serde_json::from_slice(&clean).unwrap();
         assert_eq!(

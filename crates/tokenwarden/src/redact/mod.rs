@@ -165,8 +165,7 @@ pub(crate) fn register(value: &str, lifespan: Lifespan) {
 /// that does not happen. (Short tokens are not worth a word: servers mint long ones.)
 fn warn_short(value: &str, lifespan: Lifespan) {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if lifespan == Lifespan::Process && !value.is_empty() && !WARNED.swap(true, Ordering::Relaxed)
-    {
+    if lifespan == Lifespan::Process && !value.is_empty() && !WARNED.swap(true, Ordering::Relaxed) {
         tracing::warn!(
             "a secret shorter than {MIN_SECRET_LEN} characters cannot be scrubbed from what servers \
              send back (it would match ordinary text): if a server echoes it, it will be shown"
