@@ -401,3 +401,40 @@ async fn regression_a_bad_region_is_said_once_with_one_hint_and_config_exits_3()
         assert_eq!(all.matches("error:").count(), 1, "{all}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_password_in_a_url_is_never_shown() {
+    // `https://svc:Pr0xyPassw0rd@login...` was echoed by `config` and in the error.
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let url = "https://svc:Pr0xyPassw0rd@login.mypurecloud.ie/oauth/token";
+    for args in [
+        &["--token-url", url, "config"][..],
+        &["--token-url", url, "--log-format", "json", "config"][..],
+        &[
+            "--token-url",
+            url,
+            "--client-id",
+            "x",
+            "--client-secret",
+            "abcdefgh",
+            "token",
+        ][..],
+        &[
+            "--api-base",
+            "https://svc:Pr0xyPassw0rd@api.mypurecloud.ie",
+            "config",
+        ][..],
+    ] {
+        let r = run(sb.bare(), args).await;
+        assert!(
+            !r.all_output().contains("Pr0xyPassw0rd"),
+            "{args:?}: {}",
+            r.all_output()
+        );
+        assert!(
+            r.all_output().contains("svc:****@"),
+            "{args:?}: {}",
+            r.all_output()
+        );
+    }
+}

@@ -104,6 +104,16 @@ impl ProxyConfig {
     }
 
     fn new(http: Option<String>, https: Option<String>, no_proxy: String) -> Self {
+        // A proxy's password (`http://user:pw@proxy:3128`) is a secret like the client's: a proxy
+        // or server echoing it, or an error quoting the setting, is scrubbed.
+        for p in [&http, &https].into_iter().flatten() {
+            if let Some(pw) = Url::parse(p).ok().as_ref().and_then(Url::password) {
+                crate::register_secret(pw);
+                if let Ok(decoded) = percent_encoding::percent_decode_str(pw).decode_utf8() {
+                    crate::register_secret(&decoded);
+                }
+            }
+        }
         let mut m = Matcher::builder().no(no_proxy.as_str());
         if let Some(p) = &http {
             m = m.http(p.as_str());
