@@ -18,7 +18,7 @@ use crate::ConfigError;
 use crate::args::{Cli, Command, ConnectionArgs, ExportCommand, GlobalArgs, OutputArgs, PoolArgs};
 use crate::config::{Credentials, Settings};
 use crate::exit::UsageError;
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use std::io::{Read as _, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokenwarden::{
