@@ -304,6 +304,78 @@ async fn a_config_file_others_can_read_or_change_is_warned_about_even_with_quiet
     );
 }
 
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_group_writable_configs_open_directories_and_exposed_secret_files_are_warned_about()
+ {
+    // Only world-writable files were caught: not a group-writable one, not one in a directory
+    // others can rename entries of, not a secret file or the gc CLI's file readable by others.
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let p = write_tw_config(
+        &sb,
+        &format!(
+            "[default]\ntoken_url = \"{}\"\nclient_id = \"{DEFAULT_CLIENT_ID}\"\nclient_secret = \"{DEFAULT_CLIENT_SECRET}\"\n",
+            sb.sim.token_url()
+        ),
+    );
+    let changeable = |r: &Run| r.stderr.contains("can be changed by other users");
+    set_mode(&p, 0o620);
+    let r = run(sb.bare(), &["-q", "check"]).await;
+    assert!(changeable(&r), "group-writable: {}", r.stderr);
+    set_mode(&p, 0o600);
+    let dir = p.parent().unwrap();
+    set_mode(dir, 0o777);
+    let r = run(sb.bare(), &["-q", "check"]).await;
+    assert!(
+        changeable(&r) && r.stderr.contains("lets other users replace it"),
+        "{}",
+        r.stderr
+    );
+    set_mode(dir, 0o1777);
+    let r = run(sb.bare(), &["check"]).await;
+    assert_eq!(r.stderr, "", "a sticky directory is fine");
+    set_mode(dir, 0o700);
+
+    // A secret file readable by others.
+    let secret = sb.write("secret.txt", &format!("{DEFAULT_CLIENT_SECRET}\n"));
+    set_mode(&secret, 0o644);
+    let mut c = sb.connected();
+    c.env("GENESYSCLOUD_OAUTHCLIENT_ID", DEFAULT_CLIENT_ID);
+    let r = run(
+        c,
+        &[
+            "-q",
+            "--client-secret-file",
+            secret.to_str().unwrap(),
+            "check",
+        ],
+    )
+    .await;
+    r.ok();
+    assert!(
+        r.stderr.contains("other users can read it (mode 644)"),
+        "{}",
+        r.stderr
+    );
+
+    // The gc CLI's file holding a client secret.
+    std::fs::remove_file(&p).unwrap();
+    let gc = write_gc_config(
+        &sb,
+        &format!(
+            "[DEFAULT]\nclient_credentials = \"{DEFAULT_CLIENT_ID}\"\nclient_secret = \"{DEFAULT_CLIENT_SECRET}\"\n"
+        ),
+    );
+    set_mode(&gc, 0o644);
+    let r = run(sb.connected(), &["-q", "check"]).await;
+    assert!(
+        r.stderr
+            .contains(&format!("{} holds a client secret", gc.display())),
+        "{}",
+        r.stderr
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_secret_from_stdin_cannot_also_be_the_request_body() {
     let sb = Sandbox::start(SimConfig::default()).await;
