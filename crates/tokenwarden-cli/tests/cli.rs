@@ -259,6 +259,30 @@ async fn regression_request_and_paginate_do_not_show_a_token_spelled_with_json_e
     assert!(!r.stderr.contains("\\u0042\\u0065"), "{}", r.stderr);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_credential_headers_given_with_h_are_scrubbed_from_what_is_shown() {
+    // `-H 'X-Api-Key: ...'` was echoed on stdout as it was.
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let r = run(
+        sb.tw(),
+        &[
+            "request",
+            "GET",
+            "/api/v2/sim/echo?headers=1",
+            "-H",
+            "X-Api-Key: key-4f9a7c1e2b",
+            "-H",
+            "X-Trace: plain-value-1234",
+        ],
+    )
+    .await;
+    r.ok();
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["headers"]["x-api-key"], "[REDACTED]", "{v}");
+    assert_eq!(v["headers"]["x-trace"], "plain-value-1234", "{v}");
+    assert!(!r.all_output().contains("key-4f9a7c1e2b"));
+}
+
 // ---- paginate and export ------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
