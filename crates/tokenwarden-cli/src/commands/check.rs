@@ -21,11 +21,7 @@ pub(crate) async fn run(client: &ApiClient, a: &CheckArgs) -> Result<u8> {
     let scopes = if r.scopes.is_empty() {
         "(none reported)".to_string()
     } else {
-        r.scopes
-            .iter()
-            .map(|s| shown(s))
-            .collect::<Vec<_>>()
-            .join(" ")
+        shown_scope_list(&r.scopes)
     };
     // stdout may be a closed pipe or a full disk: an error to report, never a panic.
     let mut out = std::io::stdout().lock();
@@ -119,6 +115,15 @@ pub(crate) fn shown(text: &str) -> String {
     tokenwarden::terminal_safe(text, 200)
 }
 
+/// Scopes as `check` prints them: each [`shown`], separated by spaces.
+fn shown_scope_list(scopes: &[String]) -> String {
+    scopes
+        .iter()
+        .map(|s| shown(s))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// `name (id)` of an object of `/api/v2/tokens/me` (the organization, the OAuth client), fit to
 /// be shown ([`shown`]).
 pub(crate) fn described(v: &Value) -> String {
@@ -150,6 +155,25 @@ mod tests {
         assert!(scope_granted(&have, "users:readonly"));
         assert!(!scope_granted(&have, "users"));
         assert!(!scope_granted(&have, "routing"));
+    }
+
+    #[test]
+    fn regression_server_names_cannot_drive_the_terminal_or_show_a_secret() {
+        // The organisation name went to stdout as it was: `ESC[2J ESC]0;pwned BEL`, CR/LF, the
+        // token.
+        tokenwarden::register_secret("org-echoed-token-42");
+        let org = serde_json::json!({
+            "name": "Acme\u{1b}[2J\u{1b}]0;pwned\u{7} org-echoed-token-42",
+            "id": "id\r\nforged: line",
+        });
+        let shown = described(&org);
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert!(!shown.contains("org-echoed-token-42"), "{shown}");
+        assert_eq!(
+            shown,
+            "Acme\\u{1b}[2J\\u{1b}]0;pwned\\u{7} [REDACTED] (id\\r\\nforged: line)"
+        );
+        assert_eq!(shown_scope_list(&["a\u{1b}[31m".into()]), "a\\u{1b}[31m");
     }
 
     #[test]
