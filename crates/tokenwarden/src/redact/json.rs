@@ -76,11 +76,11 @@ pub(crate) fn scrub_serialized(text: Vec<u8>) -> Vec<u8> {
 /// Whether a string or key of `v` holds a secret.
 fn holds_secret(v: &Value, m: &Built) -> bool {
     match v {
-        Value::String(s) => m.ac.is_match(s),
+        Value::String(s) => m.is_match(s.as_bytes()),
         Value::Array(a) => a.iter().any(|x| holds_secret(x, m)),
         Value::Object(map) => map
             .iter()
-            .any(|(k, x)| m.ac.is_match(k) || holds_secret(x, m)),
+            .any(|(k, x)| m.is_match(k.as_bytes()) || holds_secret(x, m)),
         _ => false,
     }
 }
@@ -98,7 +98,7 @@ fn scrub(v: &mut Value, m: &Built) -> bool {
         Value::Array(a) => a.iter_mut().fold(false, |changed, x| scrub(x, m) | changed),
         Value::Object(map) => {
             let mut changed = false;
-            if map.keys().any(|k| m.ac.is_match(k)) {
+            if map.keys().any(|k| m.is_match(k.as_bytes())) {
                 // Keys cannot be changed in place: the object is rebuilt, in its order.
                 let old = std::mem::take(map);
                 for (k, x) in old {

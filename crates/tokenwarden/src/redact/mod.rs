@@ -126,18 +126,65 @@ struct Built {
 }
 
 impl Built {
-    /// `text` with every match replaced, or `None` when there is none.
+    /// `text` with every match replaced, or `None` when there is none (see
+    /// [`replace_bytes`](Self::replace_bytes)).
     fn replace(&self, text: &str) -> Option<String> {
-        if !self.ac.is_match(text) {
-            return None;
-        }
-        let mut out = String::with_capacity(text.len());
-        self.ac.replace_all_with(text, &mut out, |_, _, dst| {
-            dst.push_str(REDACTED);
-            true
-        });
-        Some(out)
+        self.replace_bytes(text.as_bytes()).map(|b| {
+            String::from_utf8(b)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        })
     }
+
+    /// Whether `bytes` hold a secret, as they are or once percent-decoded.
+    fn is_match(&self, bytes: &[u8]) -> bool {
+        self.ac.is_match(bytes) || percent_decoded(bytes).any(|d| self.ac.is_match(&d))
+    }
+
+    /// `bytes` with every match replaced, or `None` when there is none.
+    ///
+    /// Percent-encoders differ in the characters they keep (`-._~` for RFC 3986, `-._*` for
+    /// forms, `!'()*` for JavaScript) and in the case of hex digits; the registered forms cover
+    /// the common ones, and for the rest text with a `%` in it is also looked at percent-decoded
+    /// (and with `+` as a space). When a secret shows there, the decoded text, scrubbed, is
+    /// returned: the escapes of the rest of it are lost, which only happens to text that echoed a
+    /// secret.
+    fn replace_bytes(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let mut out = None;
+        if self.ac.is_match(bytes) {
+            out = Some(self.replace_all(bytes));
+        }
+        let current = out.as_deref().unwrap_or(bytes);
+        let decoded = percent_decoded(current).find(|d| self.ac.is_match(d));
+        match decoded {
+            Some(decoded) => Some(self.replace_all(&decoded)),
+            None => out,
+        }
+    }
+
+    fn replace_all(&self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(bytes.len());
+        self.ac
+            .replace_all_with_bytes(bytes, &mut out, |_, _, dst| {
+                dst.extend_from_slice(REDACTED.as_bytes());
+                true
+            });
+        out
+    }
+}
+
+/// `bytes` percent-decoded, then also form-decoded (`+` as a space, before the escapes are
+/// decoded); nothing when there is no `%` in them (the common case costs one scan).
+fn percent_decoded(bytes: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
+    let has_escape = bytes.contains(&b'%');
+    let decoded = has_escape.then(|| percent_encoding::percent_decode(bytes).collect::<Vec<u8>>());
+    let form = (has_escape && bytes.contains(&b'+')).then(|| {
+        let spaced: Vec<u8> = bytes
+            .iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect();
+        percent_encoding::percent_decode(&spaced).collect::<Vec<u8>>()
+    });
+    decoded.into_iter().chain(form)
 }
 
 /// Registers `value` (and the forms it takes when quoted in JSON or in a form body) as a secret for
@@ -217,22 +264,14 @@ pub fn redact(text: &str) -> Cow<'_, str> {
 /// Whether `text` holds a registered secret (in any of its forms): a value that would be
 /// scrubbed by [`redact`].
 pub(crate) fn contains_secret(text: &str) -> bool {
-    matcher().is_some_and(|m| m.ac.is_match(text))
+    matcher().is_some_and(|m| m.is_match(text.as_bytes()))
 }
 
 /// [`redact`] for bytes (a response body that may not be UTF-8).
 pub fn redact_bytes(bytes: &[u8]) -> Cow<'_, [u8]> {
-    match matcher() {
-        Some(m) if m.ac.is_match(bytes) => {
-            let ac = &m.ac;
-            let mut out = Vec::with_capacity(bytes.len());
-            ac.replace_all_with_bytes(bytes, &mut out, |_, _, dst| {
-                dst.extend_from_slice(REDACTED.as_bytes());
-                true
-            });
-            Cow::Owned(out)
-        }
-        _ => Cow::Borrowed(bytes),
+    match matcher().and_then(|m| m.replace_bytes(bytes)) {
+        Some(clean) => Cow::Owned(clean),
+        None => Cow::Borrowed(bytes),
     }
 }
 
@@ -361,6 +400,26 @@ mod tests {
         ] {
             assert!(!redact(echo).contains("ghi"), "{echo}: {}", redact(echo));
         }
+    }
+
+    #[test]
+    fn regression_a_secret_percent_encoded_by_any_encoder_is_scrubbed() {
+        // Python's `quote(s, safe='')` keeps `-._~` and wrote lower-case hex: no registered form.
+        register("pct/sec+ret-9.x~y*z w", Lifespan::Process);
+        for echo in [
+            "you sent myclient%3apct%2fsec%2bret-9.x~y%2az%20w",
+            "you sent pct%2Fsec%2Bret-9.x%7Ey%2Az+w",
+            "a=pct%2fsec%2bret%2d9%2ex%7ey%2az%20w&b=1",
+        ] {
+            let clean = redact(echo);
+            assert!(
+                !clean.contains("sec") && clean.contains(REDACTED),
+                "{echo}: {clean}"
+            );
+        }
+        // Text without a secret keeps its escapes.
+        assert_eq!(redact("a%20b%2Fc"), "a%20b%2Fc");
+        assert!(contains_secret("/next?x=pct%2fsec%2bret-9.x~y%2az%20w"));
     }
 
     #[test]
