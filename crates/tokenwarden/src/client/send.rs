@@ -242,6 +242,16 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
                         // A 401 proves the server did not act: any method may be sent again.
                         debug_assert!(policy::may_replay(a.method(), false, Failure::Unauthorized));
                         let rejected = bearer.as_ref().expect("Heal only with a token");
+                        if ctx.tokens.single_use_streak(rejected) {
+                            return Err(A::lift(Error::Unauthorized {
+                                method: a.method().to_string(),
+                                path: shown_path(a.url()),
+                                code: Some(format!(
+                                    "again: the last {} tokens were each refused after at most one use",
+                                    crate::manager::MAX_SINGLE_USE_TOKENS
+                                )),
+                            }));
+                        }
                         tracing::info!(
                             method = %a.method(),
                             path = a.url().path(),
