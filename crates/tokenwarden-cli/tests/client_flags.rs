@@ -51,16 +51,8 @@ async fn regression_a_trailing_dot_loopback_name_never_sends_credentials_through
         for v in PROXY_VARS {
             c.env(v, proxy.url());
         }
-        c.env_remove("NO_PROXY")
-            .env_remove("no_proxy")
-            .env(
-                "GENESYSCLOUD_OAUTHCLIENT_ID",
-                tokenwarden_sim::DEFAULT_CLIENT_ID,
-            )
-            .env(
-                "GENESYSCLOUD_OAUTHCLIENT_SECRET",
-                tokenwarden_sim::DEFAULT_CLIENT_SECRET,
-            );
+        c.env_remove("NO_PROXY").env_remove("no_proxy");
+        common::with_client(&mut c, tokenwarden_sim::DEFAULT_CLIENT_SECRET);
         let token_url = format!("{base}/oauth/token");
         let args = [
             "--allow-insecure-http",

@@ -28,6 +28,14 @@ fn write_gc_config(sb: &Sandbox, text: &str) -> PathBuf {
     p
 }
 
+/// A `[default]` profile with the simulator's token URL and client credentials.
+fn sim_profile(sb: &Sandbox) -> String {
+    format!(
+        "[default]\ntoken_url = \"{}\"\nclient_id = \"{DEFAULT_CLIENT_ID}\"\nclient_secret = \"{DEFAULT_CLIENT_SECRET}\"\n",
+        sb.sim.token_url()
+    )
+}
+
 fn set_mode(p: &std::path::Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -274,13 +282,7 @@ async fn the_secret_on_the_command_line_is_warned_about_even_with_quiet() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_config_file_others_can_read_or_change_is_warned_about_even_with_quiet() {
     let sb = Sandbox::start(SimConfig::default()).await;
-    let p = write_tw_config(
-        &sb,
-        &format!(
-            "[default]\ntoken_url = \"{}\"\nclient_id = \"{DEFAULT_CLIENT_ID}\"\nclient_secret = \"{DEFAULT_CLIENT_SECRET}\"\n",
-            sb.sim.token_url()
-        ),
-    );
+    let p = write_tw_config(&sb, &sim_profile(&sb));
     let r = run(sb.bare(), &["check"]).await;
     r.ok();
     assert_eq!(r.stderr, "", "0600: nothing to say");
@@ -311,13 +313,7 @@ async fn regression_group_writable_configs_open_directories_and_exposed_secret_f
     // Only world-writable files were caught: not a group-writable one, not one in a directory
     // others can rename entries of, not a secret file or the gc CLI's file readable by others.
     let sb = Sandbox::start(SimConfig::default()).await;
-    let p = write_tw_config(
-        &sb,
-        &format!(
-            "[default]\ntoken_url = \"{}\"\nclient_id = \"{DEFAULT_CLIENT_ID}\"\nclient_secret = \"{DEFAULT_CLIENT_SECRET}\"\n",
-            sb.sim.token_url()
-        ),
-    );
+    let p = write_tw_config(&sb, &sim_profile(&sb));
     let changeable = |r: &Run| r.stderr.contains("can be changed by other users");
     set_mode(&p, 0o620);
     let r = run(sb.bare(), &["-q", "check"]).await;
