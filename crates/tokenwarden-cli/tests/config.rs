@@ -366,7 +366,7 @@ async fn regression_group_writable_configs_open_directories_and_exposed_secret_f
     let r = run(sb.connected(), &["-q", "check"]).await;
     assert!(
         r.stderr
-            .contains(&format!("{} holds a client secret", gc.display())),
+            .contains(&format!("{} holds a secret", gc.display())),
         "{}",
         r.stderr
     );
