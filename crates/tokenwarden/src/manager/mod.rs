@@ -224,6 +224,18 @@ impl TokenManagerBuilder {
         let current = ArcSwapOption::empty();
         let given = match self.grant.initial() {
             None => Given::Nothing,
+            // A token that says it has already expired (a JWT `exp` in the past, a lifetime of
+            // zero) is not handed out for the lifetime floor's second: it cannot be replaced, and
+            // the API would refuse it.
+            Some((token, lifetime))
+                if lifetime.is_some_and(|d| d.is_zero())
+                    || crate::token::jwt_expiry(token.expose_secret())
+                        .is_some_and(|exp| exp <= wall_now()) =>
+            {
+                Given::Unusable(Error::StaticTokenExpired {
+                    reason: "has expired (its expiry has passed)",
+                })
+            }
             Some((token, lifetime)) => {
                 match timing.given(token, lifetime, Instant::now(), wall_now()) {
                     Ok(held) => {
