@@ -371,6 +371,40 @@ async fn regression_a_page_cycle_is_an_error_not_an_endless_listing() {
 }
 
 #[tokio::test]
+async fn regression_a_cycle_through_another_spelling_of_the_first_page_outputs_nothing_twice() {
+    // `/users` → `?pageNumber=2` → `?pageNumber=1` (the first page again, spelled otherwise): its
+    // items were output a second time before the cycle was caught.
+    let (base, log) = common::scripted_api(|line, _| {
+        let (id, next) = if line.contains("pageNumber=2") {
+            ("b", "/api/v2/users?pageNumber=1")
+        } else {
+            ("a", "/api/v2/users?pageNumber=2")
+        };
+        (
+            200,
+            json!({"entities": [{"id": id}], "nextUri": next}).to_string(),
+        )
+    });
+    let client = static_client(&base, "TOK-spelling-abcdefghijklmnop");
+    let got: Vec<Result<Value, Error>> = paginate_pages(&client, "/api/v2/users")
+        .take(10)
+        .collect()
+        .await;
+    let ids: Vec<&str> = got
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a", "b"], "{got:?}");
+    let err = got.last().unwrap().as_ref().unwrap_err();
+    assert!(
+        err.to_string().contains("same items as an earlier page"),
+        "{err}"
+    );
+    assert_eq!(log.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
 async fn regression_a_query_answering_every_page_alike_is_an_error_not_an_endless_listing() {
     // Items on every page and no totalHits: the page number grew forever.
     let (base, log) = common::scripted_api(|_, _| {

@@ -4,8 +4,8 @@
 use super::listing::{Next, next_cursor};
 use super::visits::Visits;
 use super::{
-    Page, Position, ensure_no_secret, items, str_field, take_items, u64_field, walk,
-    with_query_param,
+    Page, Position, ensure_new_items, ensure_no_secret, items, str_field, take_items, u64_field,
+    walk, with_query_param,
 };
 use crate::client::ApiClient;
 use crate::error::{Error, Result, excerpt};
@@ -91,14 +91,11 @@ pub fn paginate_query_from(
             let items = take_items(&mut page);
             // Page numbers never repeat, but a server can answer every one with the same items
             // (and no totalHits): the same page again ends the walk with an error.
-            if !items.is_empty()
-                && !visits.first_visit(&serde_json::to_string(&items).unwrap_or_default())
-            {
-                return Err(Error::Decode {
-                    what: format!("page {number} of the query"),
-                    detail: "the API answered with the same items as an earlier page; stopping instead of looping".into(),
-                });
-            }
+            ensure_new_items(
+                &mut visits,
+                || format!("page {number} of the query"),
+                &items,
+            )?;
             let next = next_query_page(number, size, items.len(), u64_field(&page, "totalHits"));
             let position = next.map(|page_number| Position::PageNumber { page_number });
             Ok(Some((

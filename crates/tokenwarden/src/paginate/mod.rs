@@ -93,6 +93,26 @@ fn ensure_progress(visits: &mut visits::Visits, url: &Url) -> Result<()> {
     })
 }
 
+/// Refuses a page whose items are exactly those of an earlier page of the walk: a server sending
+/// the walk round under another spelling of a page's address (`/users` then
+/// `/users?pageNumber=1`), or answering every page number alike. Checked before the items are
+/// handed on, so none is output twice. Empty pages are not compared.
+fn ensure_new_items(
+    contents: &mut visits::Visits,
+    what: impl FnOnce() -> String,
+    items: &[Value],
+) -> Result<()> {
+    if items.is_empty() || contents.first_visit(&serde_json::to_string(items).unwrap_or_default()) {
+        return Ok(());
+    }
+    Err(Error::Decode {
+        what: what(),
+        detail:
+            "the API answered with the same items as an earlier page; stopping instead of looping"
+                .into(),
+    })
+}
+
 /// Refuses a next page, cursor or job id that holds a secret this process knows: it would be
 /// sent back in a query string and recorded in a state file.
 pub(super) fn ensure_no_secret(what: &str, value: &str) -> Result<()> {
@@ -132,8 +152,12 @@ fn walk(
     advance: Box<Advance>,
 ) -> impl Stream<Item = Result<Page>> + Send + 'static + use<> {
     let advance: std::sync::Arc<Advance> = advance.into();
-    let start = (Some(first), visits::Visits::default());
-    stream::try_unfold(start, move |(next, mut visits)| {
+    let start = (
+        Some(first),
+        visits::Visits::default(),
+        visits::Visits::default(),
+    );
+    stream::try_unfold(start, move |(next, mut visits, mut contents)| {
         let (client, advance) = (client.clone(), advance.clone());
         async move {
             let Some(url) = next else { return Ok(None) };
@@ -146,6 +170,11 @@ fn walk(
                 .error_for_status()?
                 .json()?;
             let items = take_items(&mut page);
+            ensure_new_items(
+                &mut contents,
+                || format!("the page {}", excerpt(url.as_str(), 200)),
+                &items,
+            )?;
             let (next_url, position) = match advance(&url, &page, items.len())? {
                 Some((n, p)) => {
                     ensure_no_secret("the next page's address", n.as_str())?;
@@ -158,7 +187,7 @@ fn walk(
                     items,
                     next: position,
                 },
-                (next_url.map(Ok), visits),
+                (next_url.map(Ok), visits, contents),
             )))
         }
     })
