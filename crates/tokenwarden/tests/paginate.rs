@@ -333,20 +333,23 @@ fn static_client(base: &str, token: &str) -> tokenwarden::ApiClient {
         .unwrap()
 }
 
+/// A listing whose page 2 points back at page 1: A → B → A.
+fn a_b_cycle(line: &str, _auth: &str) -> (u16, String) {
+    let (id, next) = if line.contains("pageNumber=2") {
+        ("b", "/api/v2/users?pageNumber=1")
+    } else {
+        ("a", "/api/v2/users?pageNumber=2")
+    };
+    (
+        200,
+        json!({"entities": [{"id": id}], "nextUri": next}).to_string(),
+    )
+}
+
 #[tokio::test]
 async fn regression_a_page_cycle_is_an_error_not_an_endless_listing() {
     // A → B → A: only a page pointing at itself was caught, so this ran forever.
-    let (base, log) = common::scripted_api(|line, _| {
-        let (id, next) = if line.contains("pageNumber=2") {
-            ("b", "/api/v2/users?pageNumber=1")
-        } else {
-            ("a", "/api/v2/users?pageNumber=2")
-        };
-        (
-            200,
-            json!({"entities": [{"id": id}], "nextUri": next}).to_string(),
-        )
-    });
+    let (base, log) = common::scripted_api(a_b_cycle);
     let client = static_client(&base, "TOK-cycle-abcdefghijklmnop");
     let mut pages = std::pin::pin!(paginate_pages_from(
         &client,
@@ -374,17 +377,7 @@ async fn regression_a_page_cycle_is_an_error_not_an_endless_listing() {
 async fn regression_a_cycle_through_another_spelling_of_the_first_page_outputs_nothing_twice() {
     // `/users` → `?pageNumber=2` → `?pageNumber=1` (the first page again, spelled otherwise): its
     // items were output a second time before the cycle was caught.
-    let (base, log) = common::scripted_api(|line, _| {
-        let (id, next) = if line.contains("pageNumber=2") {
-            ("b", "/api/v2/users?pageNumber=1")
-        } else {
-            ("a", "/api/v2/users?pageNumber=2")
-        };
-        (
-            200,
-            json!({"entities": [{"id": id}], "nextUri": next}).to_string(),
-        )
-    });
+    let (base, log) = common::scripted_api(a_b_cycle);
     let client = static_client(&base, "TOK-spelling-abcdefghijklmnop");
     let got: Vec<Result<Value, Error>> = paginate_pages(&client, "/api/v2/users")
         .take(10)
