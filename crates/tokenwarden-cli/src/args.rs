@@ -828,7 +828,6 @@ fn parse_sim_client(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Parses `1500ms`, `5s`, `2m`, `1h` or a bare number of seconds.
 /// Parses a size in bytes: a number, optionally followed by KiB/MiB/GiB (or K/M/G: powers of
 /// 1024) or KB/MB/GB (powers of 1000), in any case. At least 1 byte.
 pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
@@ -854,6 +853,13 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     }
 }
 
+/// The longest duration a flag takes: longer is a typo, and near `Duration::MAX` arithmetic on
+/// instants would overflow.
+pub(crate) const MAX_DURATION: std::time::Duration =
+    std::time::Duration::from_secs(365 * 24 * 3600);
+
+/// Parses `1500ms`, `5s`, `2m`, `1h` or a bare number of seconds, at most [`MAX_DURATION`]
+/// (one year).
 pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
     let (num, unit) = s
@@ -870,10 +876,13 @@ pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         "h" => n * 3600.0,
         _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
     };
-    if !secs.is_finite() || secs < 0.0 {
+    if secs.is_nan() || secs < 0.0 {
         return Err(format!("{s:?} is not a positive duration"));
     }
-    Ok(std::time::Duration::from_secs_f64(secs))
+    match std::time::Duration::try_from_secs_f64(secs) {
+        Ok(d) if d <= MAX_DURATION => Ok(d),
+        _ => Err(format!("{s:?} is too long (at most 1 year)")),
+    }
 }
 
 #[cfg(test)]
@@ -917,6 +926,48 @@ mod tests {
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("5y").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn regression_a_huge_duration_is_a_usage_error_not_a_panic() {
+        // `Duration::from_secs_f64` panicked (exit 101) past `Duration::MAX`.
+        for huge in [
+            "99999999999999999999",
+            "10000000000000000000",
+            "1e300h",
+            "inf",
+            "366d",
+        ] {
+            assert!(parse_duration(huge).is_err(), "{huge}");
+        }
+        assert!(
+            parse_duration("8761h")
+                .unwrap_err()
+                .contains("at most 1 year")
+        );
+        assert_eq!(parse_duration("8760h"), Ok(MAX_DURATION));
+        assert!(parse_duration("NaN").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_duration_never_panics_and_stays_within_a_year(s in "\\PC{0,24}") {
+            if let Ok(d) = parse_duration(&s) {
+                proptest::prop_assert!(d <= MAX_DURATION);
+            }
+        }
+
+        #[test]
+        fn parse_duration_reads_any_number_with_any_unit(n in proptest::num::f64::ANY, unit in "(ms|s|m|h|)") {
+            let _ = parse_duration(&format!("{n}{unit}"));
+        }
+
+        #[test]
+        fn parse_size_never_panics_and_is_at_least_one_byte(s in "[0-9]{0,25}[ a-zA-Z]{0,4}") {
+            if let Ok(n) = parse_size(&s) {
+                proptest::prop_assert!(n >= 1);
+            }
+        }
     }
 
     fn parse(args: &[&str]) -> Cli {

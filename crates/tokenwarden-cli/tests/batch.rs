@@ -1130,6 +1130,29 @@ async fn an_api_echoing_the_bearer_token_does_not_put_it_in_the_output() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_token_spelled_with_json_escapes_is_not_written_to_the_batch_output() {
+    // The body was scrubbed as bytes: `\u0042\u0065...` (every character escaped) got the token
+    // through, and a reader (jq) decoded it back. Non-2xx bodies too.
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let input = sb.write(
+        "in.jsonl",
+        "{\"id\":\"ok\",\"path\":\"/api/v2/sim/echo?headers=1&escape=unicode\"}\n\
+         {\"id\":\"err\",\"path\":\"/api/v2/sim/echo?headers=1&escape=unicode&status=404\"}\n",
+    );
+    let out = sb.path("out.jsonl");
+    batch(&sb, &input, &out, &[]).await;
+    let lines = read_jsonl(&out);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for l in &lines {
+        let headers = &l["body"]["headers"];
+        assert_eq!(headers["authorization"], "Bearer [REDACTED]", "{l}");
+        assert!(headers["user-agent"].is_string(), "the echo is there: {l}");
+    }
+    let err = lines.iter().find(|l| l["id"] == "err").unwrap();
+    assert_eq!(err["status"], 404, "{err}");
+}
+
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_job_file_and_summary_are_created_private() {

@@ -233,6 +233,56 @@ async fn request_post_sends_the_data() {
     assert_eq!(sb.sim.journal_counters().api_requests, before);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_request_and_paginate_do_not_show_a_token_spelled_with_json_escapes() {
+    // stdout carried the escaped form (jq decodes it back to the token), and so did the excerpt
+    // of a JSON error body in messages.
+    let sb = Sandbox::start(SimConfig::default()).await;
+    for (status, code) in [("200", 0), ("404", 1)] {
+        let path = format!("/api/v2/sim/echo?headers=1&escape=unicode&status={status}");
+        let r = run(sb.tw(), &["request", "GET", &path]).await;
+        r.expect_code(code);
+        let v: Value = serde_json::from_str(r.stdout.trim()).expect("JSON on stdout");
+        assert_eq!(v["headers"]["authorization"], "Bearer [REDACTED]", "{v}");
+        assert!(!r.stdout.contains("\\u0042\\u0065"), "{}", r.stdout);
+    }
+    let r = run(
+        sb.tw(),
+        &[
+            "paginate",
+            "/api/v2/sim/echo?headers=1&escape=unicode&status=400",
+        ],
+    )
+    .await;
+    r.expect_code(1);
+    assert!(r.stderr.contains("[REDACTED]"), "{}", r.stderr);
+    assert!(!r.stderr.contains("\\u0042\\u0065"), "{}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_credential_headers_given_with_h_are_scrubbed_from_what_is_shown() {
+    // `-H 'X-Api-Key: ...'` was echoed on stdout as it was.
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let r = run(
+        sb.tw(),
+        &[
+            "request",
+            "GET",
+            "/api/v2/sim/echo?headers=1",
+            "-H",
+            "X-Api-Key: key-4f9a7c1e2b",
+            "-H",
+            "X-Trace: plain-value-1234",
+        ],
+    )
+    .await;
+    r.ok();
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["headers"]["x-api-key"], "[REDACTED]", "{v}");
+    assert_eq!(v["headers"]["x-trace"], "plain-value-1234", "{v}");
+    assert!(!r.all_output().contains("key-4f9a7c1e2b"));
+}
+
 // ---- paginate and export ------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -392,6 +442,18 @@ async fn wrong_secret_stops_check_fast_with_exit_3() {
     assert!(j.token_requests <= 2, "{j:?}");
     assert!(j.token_bad_credentials >= 1);
     assert_eq!(j.api_requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_client_secret_too_short_to_scrub_is_said_so() {
+    // Secrets under MIN_SECRET_LEN were silently never scrubbed.
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let r = run(sb.tw_with_secret("s3c"), &["check"]).await;
+    r.expect_code(3);
+    assert!(r.stderr.contains("cannot be scrubbed"), "{}", r.stderr);
+    let r = run(sb.tw(), &["check"]).await;
+    r.ok();
+    assert!(!r.stderr.contains("cannot be scrubbed"), "{}", r.stderr);
 }
 
 // ---- secrets never in the output ------------------------------------------------------------------

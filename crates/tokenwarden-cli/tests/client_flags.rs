@@ -39,6 +39,38 @@ async fn proxy_variables_never_carry_loopback_traffic_token_request_included() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_trailing_dot_loopback_name_never_sends_credentials_through_a_proxy() {
+    // `localhost.` was checked as loopback (direct) but proxied by the HTTP client: the token
+    // request, Basic credentials included, reached the proxy in clear text.
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let proxy = Recorder::start(Reply::Close).await;
+    let port = sb.sim.base_url().rsplit(':').next().unwrap().to_string();
+    for host in ["localhost.", "sim.localhost."] {
+        let base = format!("http://{host}:{port}");
+        let mut c = sb.bare();
+        for v in PROXY_VARS {
+            c.env(v, proxy.url());
+        }
+        c.env_remove("NO_PROXY").env_remove("no_proxy");
+        common::with_client(&mut c, tokenwarden_sim::DEFAULT_CLIENT_SECRET);
+        let token_url = format!("{base}/oauth/token");
+        let args = [
+            "--allow-insecure-http",
+            "--token-url",
+            &token_url,
+            "--api-base",
+            &base,
+            "token",
+            "--no-cache",
+        ];
+        let r = run(c, &args).await;
+        assert_ne!(r.code, 0, "{host}: {}", r.stderr);
+        assert!(r.stderr.contains("proxy"), "{host}: {}", r.stderr);
+    }
+    assert_eq!(proxy.connections(), 0, "{:?}", proxy.requests());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cross_origin_redirect_is_refused_unless_the_flag_allows_it_and_then_carries_no_caller_header()
  {
     let sb = Sandbox::start(SimConfig::default()).await;

@@ -28,6 +28,14 @@ fn write_gc_config(sb: &Sandbox, text: &str) -> PathBuf {
     p
 }
 
+/// A `[default]` profile with the simulator's token URL and client credentials.
+fn sim_profile(sb: &Sandbox) -> String {
+    format!(
+        "[default]\ntoken_url = \"{}\"\nclient_id = \"{DEFAULT_CLIENT_ID}\"\nclient_secret = \"{DEFAULT_CLIENT_SECRET}\"\n",
+        sb.sim.token_url()
+    )
+}
+
 fn set_mode(p: &std::path::Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -274,13 +282,7 @@ async fn the_secret_on_the_command_line_is_warned_about_even_with_quiet() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_config_file_others_can_read_or_change_is_warned_about_even_with_quiet() {
     let sb = Sandbox::start(SimConfig::default()).await;
-    let p = write_tw_config(
-        &sb,
-        &format!(
-            "[default]\ntoken_url = \"{}\"\nclient_id = \"{DEFAULT_CLIENT_ID}\"\nclient_secret = \"{DEFAULT_CLIENT_SECRET}\"\n",
-            sb.sim.token_url()
-        ),
-    );
+    let p = write_tw_config(&sb, &sim_profile(&sb));
     let r = run(sb.bare(), &["check"]).await;
     r.ok();
     assert_eq!(r.stderr, "", "0600: nothing to say");
@@ -299,6 +301,72 @@ async fn a_config_file_others_can_read_or_change_is_warned_about_even_with_quiet
     r.ok();
     assert!(
         r.stderr.contains("can be changed by other users"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_group_writable_configs_open_directories_and_exposed_secret_files_are_warned_about()
+ {
+    // Only world-writable files were caught: not a group-writable one, not one in a directory
+    // others can rename entries of, not a secret file or the gc CLI's file readable by others.
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let p = write_tw_config(&sb, &sim_profile(&sb));
+    let changeable = |r: &Run| r.stderr.contains("can be changed by other users");
+    set_mode(&p, 0o620);
+    let r = run(sb.bare(), &["-q", "check"]).await;
+    assert!(changeable(&r), "group-writable: {}", r.stderr);
+    set_mode(&p, 0o600);
+    let dir = p.parent().unwrap();
+    set_mode(dir, 0o777);
+    let r = run(sb.bare(), &["-q", "check"]).await;
+    assert!(
+        changeable(&r) && r.stderr.contains("lets other users replace it"),
+        "{}",
+        r.stderr
+    );
+    set_mode(dir, 0o1777);
+    let r = run(sb.bare(), &["check"]).await;
+    assert_eq!(r.stderr, "", "a sticky directory is fine");
+    set_mode(dir, 0o700);
+
+    // A secret file readable by others.
+    let secret = sb.write("secret.txt", &format!("{DEFAULT_CLIENT_SECRET}\n"));
+    set_mode(&secret, 0o644);
+    let mut c = sb.connected();
+    c.env("GENESYSCLOUD_OAUTHCLIENT_ID", DEFAULT_CLIENT_ID);
+    let r = run(
+        c,
+        &[
+            "-q",
+            "--client-secret-file",
+            secret.to_str().unwrap(),
+            "check",
+        ],
+    )
+    .await;
+    r.ok();
+    assert!(
+        r.stderr.contains("other users can read it (mode 644)"),
+        "{}",
+        r.stderr
+    );
+
+    // The gc CLI's file holding a client secret.
+    std::fs::remove_file(&p).unwrap();
+    let gc = write_gc_config(
+        &sb,
+        &format!(
+            "[DEFAULT]\nclient_credentials = \"{DEFAULT_CLIENT_ID}\"\nclient_secret = \"{DEFAULT_CLIENT_SECRET}\"\n"
+        ),
+    );
+    set_mode(&gc, 0o644);
+    let r = run(sb.connected(), &["-q", "check"]).await;
+    assert!(
+        r.stderr
+            .contains(&format!("{} holds a secret", gc.display())),
         "{}",
         r.stderr
     );
@@ -399,5 +467,42 @@ async fn regression_a_bad_region_is_said_once_with_one_hint_and_config_exits_3()
         let all = r.all_output();
         assert_eq!(all.matches("hint: regions:").count(), 1, "{all}");
         assert_eq!(all.matches("error:").count(), 1, "{all}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_password_in_a_url_is_never_shown() {
+    // `https://svc:Pr0xyPassw0rd@login...` was echoed by `config` and in the error.
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let url = "https://svc:Pr0xyPassw0rd@login.mypurecloud.ie/oauth/token";
+    for args in [
+        &["--token-url", url, "config"][..],
+        &["--token-url", url, "--log-format", "json", "config"][..],
+        &[
+            "--token-url",
+            url,
+            "--client-id",
+            "x",
+            "--client-secret",
+            "abcdefgh",
+            "token",
+        ][..],
+        &[
+            "--api-base",
+            "https://svc:Pr0xyPassw0rd@api.mypurecloud.ie",
+            "config",
+        ][..],
+    ] {
+        let r = run(sb.bare(), args).await;
+        assert!(
+            !r.all_output().contains("Pr0xyPassw0rd"),
+            "{args:?}: {}",
+            r.all_output()
+        );
+        assert!(
+            r.all_output().contains("svc:****@"),
+            "{args:?}: {}",
+            r.all_output()
+        );
     }
 }

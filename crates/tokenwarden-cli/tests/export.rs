@@ -377,6 +377,27 @@ async fn outputs_are_private_and_never_overwritten_by_accident() {
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
 }
 
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_force_over_an_existing_output_readable_by_others_leaves_it_private() {
+    // --force kept the mode of the file it overwrote (0644 stayed 0644).
+    use std::os::unix::fs::PermissionsExt as _;
+    let sb = Sandbox::start(SimConfig::default()).await;
+    for (name, format) in [("u.jsonl", "jsonl"), ("u.csv", "csv")] {
+        let out = sb.write(name, "old\n");
+        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let args = ["paginate", "/api/v2/users", "--format", format, "--out"];
+        run(
+            sb.tw(),
+            &[&args[..], &[out.to_str().unwrap(), "--force"]].concat(),
+        )
+        .await
+        .ok();
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name} is {mode:o}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_echoed_in_items_is_not_written() {
     let sb = Sandbox::start(SimConfig {

@@ -701,21 +701,75 @@ pub(crate) async fn echo(
                 })
                 .collect()
         });
-    json_response(
-        200,
-        &json!({
-            "method": method.as_str(),
-            "query": query,
-            "body": text,
-            "json": parsed,
-            "bodyLength": bytes.len(),
-            "contentType": headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
-            "counter": counter,
-            "tokenId": token_id(ctx.seq),
-            "clientId": &*ctx.client_id,
-            "headers": echoed_headers,
-        }),
-    )
+    let status = match q.get("status").map(str::parse::<u16>) {
+        None => 200,
+        Some(Ok(s)) if (200..=599).contains(&s) => s,
+        Some(_) => return bad_request("Invalid status: expected 200..=599"),
+    };
+    let answer = json!({
+        "method": method.as_str(),
+        "query": query,
+        "body": text,
+        "json": parsed,
+        "bodyLength": bytes.len(),
+        "contentType": headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+        "counter": counter,
+        "tokenId": token_id(ctx.seq),
+        "clientId": &*ctx.client_id,
+        "headers": echoed_headers,
+    });
+    match q.get("escape") {
+        // Every character of every string and key as a JSON `\uXXXX` escape: legal JSON that a
+        // reader decodes back, in which no byte pattern of what was echoed appears.
+        Some("unicode") => {
+            let mut out = Vec::new();
+            let mut ser = serde_json::Serializer::with_formatter(&mut out, EscapeAll);
+            let _ = serde::Serialize::serialize(&answer, &mut ser);
+            let mut resp = json_response(status, &Value::Null);
+            *resp.body_mut() = axum::body::Body::from(out);
+            resp
+        }
+        _ => json_response(status, &answer),
+    }
+}
+
+/// A JSON formatter that writes every character of strings and keys as `\uXXXX` (UTF-16 units).
+struct EscapeAll;
+
+impl serde_json::ser::Formatter for EscapeAll {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut units = [0u16; 2];
+        for c in fragment.chars() {
+            for u in c.encode_utf16(&mut units) {
+                write!(writer, "\\u{u:04x}")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_char_escape<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        escape: serde_json::ser::CharEscape,
+    ) -> std::io::Result<()> {
+        use serde_json::ser::CharEscape::*;
+        let c = match escape {
+            Quote => 0x22,
+            ReverseSolidus => 0x5c,
+            Solidus => 0x2f,
+            Backspace => 0x08,
+            FormFeed => 0x0c,
+            LineFeed => 0x0a,
+            CarriageReturn => 0x0d,
+            Tab => 0x09,
+            AsciiControl(b) => u16::from(b),
+        };
+        write!(writer, "\\u{c:04x}")
+    }
 }
 
 /// `GET /api/v2/sim/status/{code}`: answers that status with a Genesys body.

@@ -55,7 +55,7 @@
 //! * `POST /api/v2/analytics/conversations/details/jobs`,
 //!   `GET|DELETE .../jobs/{jobId}`, `GET .../jobs/{jobId}/results?cursor=&pageSize=`
 //! * `GET|HEAD|DELETE /api/v2/tokens/me`
-//! * `ANY /api/v2/sim/echo?delay_ms=&headers=1`, `GET /api/v2/sim/status/{code}`,
+//! * `ANY /api/v2/sim/echo?delay_ms=&headers=1&status=&escape=unicode`, `GET /api/v2/sim/status/{code}`,
 //!   `GET /api/v2/sim/redirect?location=`, `GET /api/v2/sim/bytes?n=&chunked=`
 //! * Admin (no auth, not journaled): `GET /sim/journal`, `POST /sim/journal/reset`,
 //!   `POST /sim/revoke-all`, `POST /sim/refresh-token?client_id=`, `GET|PATCH /sim/config`.

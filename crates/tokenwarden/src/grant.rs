@@ -346,7 +346,7 @@ fn too_large(status: u16, retry_after: Option<Duration>) -> FetchError {
 pub(crate) fn check_scheme(url: &Url, insecure_ok: bool, what: &str) -> Result<(), Error> {
     match url.scheme() {
         "https" => Ok(()),
-        "http" if insecure_ok || crate::client::proxy::is_loopback(url) => Ok(()),
+        "http" if insecure_ok || crate::client::ProxyConfig::is_loopback(url) => Ok(()),
         "http" => Err(Error::Config(format!(
             "{what} {url} uses plain http to a non-loopback host: tokens would travel in clear text (allow it explicitly if you must)"
         ))),
@@ -459,7 +459,10 @@ pub(crate) fn classify(
         return parse_token(status, body)
             .map_err(|detail| FetchError::Fatal(Error::TokenDecode { detail }));
     }
-    let err: RawError = serde_json::from_slice(body).unwrap_or_default();
+    let mut err: RawError = serde_json::from_slice(body).unwrap_or_default();
+    // The `error` code is server text like the rest: it reaches log lines and messages, so it is
+    // scrubbed, escaped and shortened like them (a code is a short word; 60 is generous).
+    err.error = err.error.map(|e| excerpt(&e, 60));
     let description = err
         .error_description
         .clone()
@@ -983,6 +986,34 @@ mod tests {
             H,
         ));
         assert!(grant.to_string().contains("sign in again"), "{grant}");
+    }
+
+    #[test]
+    fn regression_the_error_code_cannot_inject_escapes_lines_or_secrets() {
+        crate::register_secret("code-echoed-secret-1");
+        let body = "{\"error\":\"temporarily_unavailable \\u001b[31mRED\\nWARN forged line code-echoed-secret-1\"}";
+        let reason = match classify(503, body.as_bytes(), None, None, "g", H) {
+            Err(FetchError::Transient { reason, .. }) => reason,
+            other => panic!("{:?}", other.map(|_| ())),
+        };
+        assert!(!reason.chars().any(char::is_control), "{reason:?}");
+        assert!(!reason.contains("code-echoed-secret-1"), "{reason}");
+        assert!(
+            reason.starts_with("HTTP 503 temporarily_unavailable \\u{1b}[31mRED\\n"),
+            "{reason}"
+        );
+        let e = fatal(classify(401, body.as_bytes(), None, None, "g", H));
+        let Error::Credentials {
+            code: Some(code), ..
+        } = &e
+        else {
+            panic!("{e:?}")
+        };
+        assert!(
+            !code.chars().any(char::is_control) && !code.contains("echoed"),
+            "{code:?}"
+        );
+        assert!(!e.to_string().chars().any(char::is_control), "{e}");
     }
 
     #[test]

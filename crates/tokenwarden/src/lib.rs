@@ -74,8 +74,8 @@ pub use paginate::{
     paginate_query, paginate_query_from, parse_slice_length,
 };
 pub use redact::{
-    MAX_ROTATING_SECRETS, MIN_SECRET_LEN, REDACTED, redact, redact_bytes, register_secret,
-    terminal_safe,
+    MAX_ROTATING_SECRETS, MIN_SECRET_LEN, REDACTED, redact, redact_bytes, redact_json,
+    redact_json_bytes, register_secret, terminal_lines, terminal_safe,
 };
 pub use region::{REGIONS, Region};
 pub use retry::{Backoff, parse_retry_after};

@@ -161,6 +161,9 @@ pub(crate) struct HeldToken {
     pub(crate) used: AtomicBool,
     /// Set once the API has answered a request carrying this token with something other than 401.
     pub(crate) accepted: AtomicBool,
+    /// Set once the API has accepted this token a second time: a token refused after that was
+    /// revoked in use, not refused after a single use (see `TokenManager::single_use_streak`).
+    pub(crate) accepted_again: AtomicBool,
     /// Set when the API rejected the token (HTTP 401): it is never handed out again, and a refresh
     /// that was waiting for it to run out stops waiting.
     pub(crate) withdrawn: AtomicBool,
@@ -188,6 +191,7 @@ impl HeldToken {
             never_expires,
             used: AtomicBool::new(false),
             accepted: AtomicBool::new(false),
+            accepted_again: AtomicBool::new(false),
             withdrawn: AtomicBool::new(false),
             rejection_noted: AtomicBool::new(false),
         })
@@ -340,6 +344,8 @@ impl Bearer {
     pub fn mark_accepted(&self) {
         if !self.held.accepted.load(Ordering::Relaxed) {
             self.held.accepted.store(true, Ordering::Relaxed);
+        } else if !self.held.accepted_again.load(Ordering::Relaxed) {
+            self.held.accepted_again.store(true, Ordering::Relaxed);
         }
     }
 

@@ -113,6 +113,44 @@ async fn a_second_401_with_a_fresh_token_is_an_unauthorized_error() {
 }
 
 #[tokio::test]
+async fn regression_an_api_refusing_every_token_after_one_use_cannot_make_us_mint_one_per_request()
+{
+    // Each token was accepted once and then refused: healing bought a token per request, for as
+    // long as the job ran (700 tokens for 700 requests).
+    let sim = sim(SimConfig {
+        revoke_every: Some(2),
+        ..SimConfig::default()
+    })
+    .await;
+    let client = client(&sim);
+    let mut outcome = None;
+    for i in 0..100 {
+        if let Err(e) = client.get_json(ECHO).await {
+            outcome = Some((i, e));
+            break;
+        }
+    }
+    let (stopped_at, err) = outcome.expect("the client stops replacing tokens");
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
+    assert!(err.is_credentials(), "a batch stops on it: {err}");
+    assert!(err.to_string().contains("at most one use"), "{err}");
+    let tokens = sim.journal().token_requests;
+    assert!(tokens <= 10, "{tokens} tokens for {stopped_at} requests");
+
+    // Tokens revoked after two uses each are revocations in use: healed every time.
+    let sim = common::sim(SimConfig {
+        revoke_every: Some(3),
+        ..SimConfig::default()
+    })
+    .await;
+    let client = common::client(&sim);
+    for _ in 0..60 {
+        client.get_json(ECHO).await.unwrap();
+    }
+    assert!(sim.journal().token_requests >= 20);
+}
+
+#[tokio::test]
 async fn forbidden_is_an_error_and_never_refreshes() {
     let sim = sim(SimConfig {
         forbidden_paths: vec!["/api/v2/users".into()],

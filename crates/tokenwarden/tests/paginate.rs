@@ -4,7 +4,7 @@
 mod common;
 
 use common::{client, sim};
-use futures::TryStreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -318,4 +318,143 @@ async fn a_position_off_the_api_origin_is_refused_without_a_request() {
         .unwrap_err();
     assert!(err.to_string().contains("not on the API's origin"), "{err}");
     assert_eq!(sim.journal_counters().api_requests, 0);
+}
+
+// ---- hostile listings ---------------------------------------------------------------------------
+
+fn static_client(base: &str, token: &str) -> tokenwarden::ApiClient {
+    let tokens = tokenwarden::TokenManager::builder(tokenwarden::StaticToken::new(
+        tokenwarden::AccessToken::new(token),
+    ))
+    .build();
+    tokenwarden::ApiClient::builder(base, tokens)
+        .backoff(common::fast_backoff())
+        .build()
+        .unwrap()
+}
+
+/// A listing whose page 2 points back at page 1: A → B → A.
+fn a_b_cycle(line: &str, _auth: &str) -> (u16, String) {
+    let (id, next) = if line.contains("pageNumber=2") {
+        ("b", "/api/v2/users?pageNumber=1")
+    } else {
+        ("a", "/api/v2/users?pageNumber=2")
+    };
+    (
+        200,
+        json!({"entities": [{"id": id}], "nextUri": next}).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn regression_a_page_cycle_is_an_error_not_an_endless_listing() {
+    // A → B → A: only a page pointing at itself was caught, so this ran forever.
+    let (base, log) = common::scripted_api(a_b_cycle);
+    let client = static_client(&base, "TOK-cycle-abcdefghijklmnop");
+    let mut pages = std::pin::pin!(paginate_pages_from(
+        &client,
+        "/api/v2/users?pageNumber=1",
+        None
+    ));
+    let mut items = 0;
+    let mut fetched = 0;
+    let err = loop {
+        fetched += 1;
+        assert!(fetched < 100, "the cycle was not caught");
+        match pages.try_next().await {
+            Ok(Some(p)) => items += p.items.len(),
+            Ok(None) => panic!("a cycle never ends by itself"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    assert!(err.to_string().contains("already returned"), "{err}");
+    assert_eq!(items, 2, "A and B once each");
+    assert_eq!(log.lock().unwrap().len(), 2, "A is not fetched again");
+}
+
+#[tokio::test]
+async fn regression_a_cycle_through_another_spelling_of_the_first_page_outputs_nothing_twice() {
+    // `/users` → `?pageNumber=2` → `?pageNumber=1` (the first page again, spelled otherwise): its
+    // items were output a second time before the cycle was caught.
+    let (base, log) = common::scripted_api(a_b_cycle);
+    let client = static_client(&base, "TOK-spelling-abcdefghijklmnop");
+    let got: Vec<Result<Value, Error>> = paginate_pages(&client, "/api/v2/users")
+        .take(10)
+        .collect()
+        .await;
+    let ids: Vec<&str> = got
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a", "b"], "{got:?}");
+    let err = got.last().unwrap().as_ref().unwrap_err();
+    assert!(
+        err.to_string().contains("same items as an earlier page"),
+        "{err}"
+    );
+    assert_eq!(log.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn regression_a_query_answering_every_page_alike_is_an_error_not_an_endless_listing() {
+    // Items on every page and no totalHits: the page number grew forever.
+    let (base, log) = common::scripted_api(|_, _| {
+        (
+            200,
+            json!({"conversations": [{"conversationId": "c1"}]}).to_string(),
+        )
+    });
+    let client = static_client(&base, "TOK-query-abcdefghijklmnop");
+    // Bounded, so that the test fails (not hangs) if the walk does not stop.
+    let got: Result<Vec<Value>, _> = paginate_query(&client, QUERY, json!({"interval": WEEK}))
+        .take(100)
+        .try_collect()
+        .await;
+    let Err(err) = got else {
+        panic!("the walk did not stop")
+    };
+    assert!(
+        err.to_string().contains("same items as an earlier page"),
+        "{err}"
+    );
+    assert_eq!(log.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn regression_a_next_page_or_job_id_carrying_the_token_is_refused() {
+    const TOKEN: &str = "TOK-next-abcdefghijklmnop";
+    let (base, log) = common::scripted_api(|line, auth| {
+        let token = auth.trim_start_matches("Bearer ");
+        if line.starts_with("POST") {
+            return (200, json!({"jobId": format!("job-{token}")}).to_string());
+        }
+        let next = format!("/api/v2/users?pageNumber=2&x={token}");
+        (
+            200,
+            json!({"entities": [{"id": 1}], "nextUri": next}).to_string(),
+        )
+    });
+    let client = static_client(&base, TOKEN);
+    let mut pages = std::pin::pin!(paginate_pages_from(&client, "/api/v2/users", None));
+    let Err(err) = pages.try_next().await else {
+        panic!("the first page's next position is refused")
+    };
+    assert!(err.to_string().contains("[REDACTED]"), "{err}");
+    assert!(!err.to_string().contains(TOKEN), "{err}");
+    // The job id is never recorded or put into a path either.
+    let err = analytics_job(
+        &client,
+        JOBS,
+        json!({"interval": WEEK}),
+        JobOptions::default(),
+    )
+    .try_collect::<Vec<Value>>()
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("jobId"), "{err}");
+    let sent = log.lock().unwrap().clone();
+    assert!(sent.iter().all(|l| !l.contains(TOKEN)), "{sent:?}");
+    assert_eq!(sent.len(), 2, "{sent:?}");
 }

@@ -443,6 +443,23 @@ async fn lock_held_by_another_handle_times_out_with_a_retryable_store_error() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn regression_a_lock_timeout_past_what_an_instant_holds_waits_instead_of_panicking() {
+    // `started + timeout` overflowed (`--lock-timeout 10000000000000000000`): a panic.
+    let (_tmp, dir) = sandbox();
+    let holder = FileStore::new(&dir, key());
+    let held = holder.lock().await.unwrap();
+    let waiter = FileStore::new(&dir, key()).with_lock_timeout(Duration::MAX);
+    let waiting = tokio::spawn(async move { waiter.lock().await.map(|_| ()) });
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert!(!waiting.is_finished(), "still waiting after an hour");
+    drop(held);
+    let got = tokio::time::timeout(Duration::from_secs(60), waiting).await;
+    got.expect("taken once released")
+        .expect("no panic")
+        .expect("locked");
+}
+
+#[tokio::test(start_paused = true)]
 async fn lock_is_taken_as_soon_as_the_holder_releases_it() {
     let (_tmp, dir) = sandbox();
     let holder = FileStore::new(&dir, key());

@@ -21,7 +21,7 @@ pub(crate) async fn run(client: &ApiClient, a: &CheckArgs) -> Result<u8> {
     let scopes = if r.scopes.is_empty() {
         "(none reported)".to_string()
     } else {
-        r.scopes.join(" ")
+        shown_scope_list(&r.scopes)
     };
     // stdout may be a closed pipe or a full disk: an error to report, never a panic.
     let mut out = std::io::stdout().lock();
@@ -57,13 +57,6 @@ pub(crate) fn human(secs: u64) -> String {
 pub(crate) async fn preflight(client: &ApiClient, required: &[String]) -> Result<CheckReport> {
     let bearer = client.tokens().bearer().await?;
     let me = client.get_json("/api/v2/tokens/me").await?;
-    let name = |v: &Value| {
-        let n = v.get("name").and_then(Value::as_str).unwrap_or("?");
-        match v.get("id").and_then(Value::as_str) {
-            Some(id) => format!("{n} ({id})"),
-            None => n.to_string(),
-        }
-    };
     let scopes: Vec<String> = me
         .get("authorizedScope")
         .and_then(Value::as_array)
@@ -97,11 +90,11 @@ pub(crate) async fn preflight(client: &ApiClient, required: &[String]) -> Result
     Ok(CheckReport {
         organization: me
             .get("organization")
-            .map(name)
+            .map(described)
             .unwrap_or_else(|| "?".into()),
         client: me
             .get("OAuthClient")
-            .map(name)
+            .map(described)
             .unwrap_or_else(|| "?".into()),
         lifetime_secs: bearer
             .expires_at()
@@ -114,6 +107,35 @@ pub(crate) async fn preflight(client: &ApiClient, required: &[String]) -> Result
 /// Longer than any token Genesys issues (at most 48 hours): the lifetime of a static token whose
 /// expiry is not known.
 const OPAQUE_STATIC_LIFETIME_SECS: u64 = 365 * 24 * 3600;
+
+/// Server text shown to a person (a name, an id, a scope): scrubbed of secrets, control characters
+/// escaped, shortened. `check` and `whoami` print to stdout, where a hostile organisation name
+/// could otherwise clear the screen, retitle the terminal or forge a line.
+pub(crate) fn shown(text: &str) -> String {
+    tokenwarden::terminal_safe(text, 200)
+}
+
+/// Scopes as `check` prints them: each [`shown`], separated by spaces.
+fn shown_scope_list(scopes: &[String]) -> String {
+    scopes
+        .iter()
+        .map(|s| shown(s))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `name (id)` of an object of `/api/v2/tokens/me` (the organization, the OAuth client), fit to
+/// be shown ([`shown`]).
+pub(crate) fn described(v: &Value) -> String {
+    let name = v
+        .get("name")
+        .and_then(Value::as_str)
+        .map_or_else(|| "?".into(), shown);
+    match v.get("id").and_then(Value::as_str) {
+        Some(id) => format!("{name} ({})", shown(id)),
+        None => name,
+    }
+}
 
 /// A scope is granted when present, or when asking for `X:readonly` and `X` (read-write) is held.
 fn scope_granted(have: &[String], want: &str) -> bool {
@@ -133,6 +155,25 @@ mod tests {
         assert!(scope_granted(&have, "users:readonly"));
         assert!(!scope_granted(&have, "users"));
         assert!(!scope_granted(&have, "routing"));
+    }
+
+    #[test]
+    fn regression_server_names_cannot_drive_the_terminal_or_show_a_secret() {
+        // The organisation name went to stdout as it was: `ESC[2J ESC]0;pwned BEL`, CR/LF, the
+        // token.
+        tokenwarden::register_secret("org-echoed-token-42");
+        let org = serde_json::json!({
+            "name": "Acme\u{1b}[2J\u{1b}]0;pwned\u{7} org-echoed-token-42",
+            "id": "id\r\nforged: line",
+        });
+        let shown = described(&org);
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert!(!shown.contains("org-echoed-token-42"), "{shown}");
+        assert_eq!(
+            shown,
+            "Acme\\u{1b}[2J\\u{1b}]0;pwned\\u{7} [REDACTED] (id\\r\\nforged: line)"
+        );
+        assert_eq!(shown_scope_list(&["a\u{1b}[31m".into()]), "a\\u{1b}[31m");
     }
 
     #[test]

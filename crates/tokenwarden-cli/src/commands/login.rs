@@ -261,9 +261,7 @@ async fn describe(s: &Settings, tokens: &TokenResponse) -> (Option<SessionUser>,
 }
 
 fn text(v: &Value, key: &str) -> Option<String> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .map(|t| tokenwarden::terminal_safe(t, 200))
+    v.get(key).and_then(Value::as_str).map(super::check::shown)
 }
 
 fn user_line(u: &SessionUser) -> String {
@@ -408,20 +406,13 @@ pub(crate) async fn whoami(g: GlobalArgs, a: WhoamiArgs, hint: &mut Option<Strin
     let client = super::client_for(&s, &GlobalArgs::default(), tokens, None, None)?;
     let me = client.get_json("/api/v2/users/me").await?;
     let token = client.get_json("/api/v2/tokens/me").await?;
-    let name = |v: &Value| {
-        let n = text(v, "name").unwrap_or_else(|| "?".into());
-        match text(v, "id") {
-            Some(id) => format!("{n} ({id})"),
-            None => n,
-        }
-    };
     let scopes: Vec<String> = token
         .get("authorizedScope")
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
                 .filter_map(Value::as_str)
-                .map(|s| tokenwarden::terminal_safe(s, 100))
+                .map(super::check::shown)
                 .collect()
         })
         .unwrap_or_default();
@@ -430,8 +421,8 @@ pub(crate) async fn whoami(g: GlobalArgs, a: WhoamiArgs, hint: &mut Option<Strin
         "name": text(&me, "name"),
         "email": text(&me, "email"),
     });
-    let organization = token.get("organization").map(name);
-    let oauth_client = token.get("OAuthClient").map(name);
+    let organization = token.get("organization").map(super::check::described);
+    let oauth_client = token.get("OAuthClient").map(super::check::described);
     let signed_in_at = tokenwarden_sim::format_rfc3339(signed_in.signed_in_at);
     let kept = if store_in_keyring(&store) {
         "the OS keyring".to_string()

@@ -18,7 +18,7 @@ use crate::ConfigError;
 use crate::args::{Cli, Command, ConnectionArgs, ExportCommand, GlobalArgs, OutputArgs, PoolArgs};
 use crate::config::{Credentials, Settings};
 use crate::exit::UsageError;
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use std::io::{Read as _, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokenwarden::{
@@ -329,8 +329,14 @@ pub(crate) fn on_origin(client: &ApiClient, path: &str) -> Result<url::Url> {
     })
 }
 
-/// A JSON argument given inline or as @FILE (@- for stdin). Bad JSON, or a file that cannot be
-/// read, is a usage error (exit 2): it is what was typed.
+/// The largest JSON argument read from @FILE or @- (`--data`, `--body`, `--filter`): a request
+/// body or query, never a data set. A bound keeps `@/dev/zero` or a mistyped log file from eating
+/// the memory.
+pub(crate) const MAX_JSON_ARG: u64 = 64 << 20;
+
+/// A JSON argument given inline or as @FILE (@- for stdin), at most [`MAX_JSON_ARG`] bytes. Bad
+/// JSON, a file that cannot be read or one that is too large is a usage error (exit 2): it is
+/// what was typed.
 pub(crate) fn json_arg(v: &str) -> Result<serde_json::Value> {
     let (text, what) = if let Some(path) = v.strip_prefix('@') {
         if path == "-" {
@@ -340,15 +346,12 @@ pub(crate) fn json_arg(v: &str) -> Result<serde_json::Value> {
                 )
                 .into());
             }
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .context("reading JSON from standard input")?;
-            (s, "standard input".to_string())
+            let what = "standard input".to_string();
+            (read_bounded(std::io::stdin().lock(), &what)?, what)
         } else {
-            let text = std::fs::read_to_string(path)
+            let file = std::fs::File::open(path)
                 .map_err(|e| UsageError(format!("cannot read {path}: {e}")))?;
-            (text, path.to_string())
+            (read_bounded(file, path)?, path.to_string())
         }
     } else {
         let shown: String = v.chars().take(60).collect();
@@ -357,6 +360,23 @@ pub(crate) fn json_arg(v: &str) -> Result<serde_json::Value> {
     };
     serde_json::from_str(&text)
         .map_err(|e| anyhow::Error::new(UsageError(format!("{what} is not valid JSON: {e}"))))
+}
+
+/// All of `from` as text, refused (usage error) past [`MAX_JSON_ARG`] bytes without reading more.
+fn read_bounded(from: impl std::io::Read, what: &str) -> Result<String> {
+    let mut bytes = Vec::new();
+    from.take(MAX_JSON_ARG + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| UsageError(format!("cannot read {what}: {e}")))?;
+    if bytes.len() as u64 > MAX_JSON_ARG {
+        return Err(UsageError(format!(
+            "{what} is larger than {} MiB: a JSON argument is a request body or query, not a data set",
+            MAX_JSON_ARG >> 20
+        ))
+        .into());
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| UsageError(format!("{what} is not valid JSON: not UTF-8 text")).into())
 }
 
 #[cfg(test)]
@@ -374,5 +394,14 @@ mod tests {
         let e = json_arg("@/no/such/file.json").unwrap_err();
         assert_eq!(crate::exit::code(&e), crate::exit::USAGE);
         assert_eq!(json_arg("[1]").unwrap(), serde_json::json!([1]));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn regression_an_endless_json_file_is_a_usage_error_not_all_the_memory() {
+        // `--data @/dev/zero` read without a bound until memory ran out.
+        let e = json_arg("@/dev/zero").unwrap_err();
+        assert_eq!(crate::exit::code(&e), crate::exit::USAGE);
+        assert!(e.to_string().contains("larger than 64 MiB"), "{e}");
     }
 }

@@ -87,13 +87,7 @@ fn has_password(url: &str) -> bool {
 
 /// A store URL as it may be shown: without its password.
 fn shown(s: &str) -> String {
-    match url::Url::parse(s) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("****"));
-            u.to_string()
-        }
-        _ => s.to_string(),
-    }
+    crate::config::masked(s).into_owned()
 }
 
 /// A command's tokens: one manager, or a pool's, each with the rate budget it shares with the

@@ -84,23 +84,44 @@ pub(crate) fn check_url(s: &str, insecure_ok: bool) -> Result<url::Url, UrlProbl
         return Err(UrlProblem::Invalid("it has no host".into()));
     }
     if !u.username().is_empty() || u.password().is_some() {
+        // Refused, but the password was typed where messages show the URL: it is scrubbed
+        // from everything printed from now on (and `masked` hides it where the URL is shown).
+        if let Some(pw) = u.password() {
+            tokenwarden::register_secret(pw);
+            if let Ok(decoded) = percent_encoding::percent_decode_str(pw).decode_utf8() {
+                tokenwarden::register_secret(&decoded);
+            }
+        }
         return Err(UrlProblem::Invalid(
             "it holds a user name or password; give credentials with the client options".into(),
         ));
     }
-    if u.scheme() == "http" && !insecure_ok && !is_loopback(&u) {
+    if u.scheme() == "http" && !insecure_ok && !tokenwarden::ProxyConfig::is_loopback(&u) {
         return Err(UrlProblem::Insecure);
     }
     Ok(u)
 }
 
-fn is_loopback(u: &url::Url) -> bool {
-    match u.host() {
-        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
+/// `text` (a URL as given, which may not parse) with the password of its `user:password@` part
+/// shown as `****`, for every place a URL is shown (`config`, error messages).
+///
+/// ```ignore
+/// assert_eq!(masked("https://svc:pw@login.x/t"), "https://svc:****@login.x/t");
+/// ```
+pub(crate) fn masked(text: &str) -> std::borrow::Cow<'_, str> {
+    let Some(scheme_end) = text.find("://").map(|i| i + 3) else {
+        return text.into();
+    };
+    let rest = &text[scheme_end..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let Some(at) = authority.rfind('@') else {
+        return text.into();
+    };
+    let Some(colon) = authority[..at].find(':') else {
+        return text.into();
+    };
+    let (start, end) = (scheme_end + colon + 1, scheme_end + at);
+    format!("{}****{}", &text[..start], &text[end..]).into()
 }
 
 /// The API base that goes with a token URL: `https://login.X/...` → `https://api.X`
@@ -143,6 +164,31 @@ mod tests {
         assert_eq!(or_list(&["a"]), "a");
         assert_eq!(or_list(&["a", "b"]), "a or b");
         assert_eq!(or_list(&["a", "b", "c"]), "a, b or c");
+    }
+
+    #[test]
+    fn regression_a_password_in_a_url_is_masked_and_scrubbed() {
+        // It was echoed in the error and in `config`.
+        for (given, shown) in [
+            (
+                "https://svc:Pr0xyPassw0rd@login.x/t",
+                "https://svc:****@login.x/t",
+            ),
+            (
+                "https://svc:a@b:c@login.x/t?x=@y",
+                "https://svc:****@login.x/t?x=@y",
+            ),
+            ("https://svc@login.x/t", "https://svc@login.x/t"),
+            ("not a url:pw@x", "not a url:pw@x"),
+            ("https://login.x/a:b@c", "https://login.x/a:b@c"),
+        ] {
+            assert_eq!(masked(given), shown, "{given}");
+        }
+        assert!(check_url("https://svc:Urlpass%2Fw0rd-9@x/y", false).is_err());
+        assert_eq!(
+            tokenwarden::redact("x Urlpass%2Fw0rd-9 Urlpass/w0rd-9"),
+            "x [REDACTED] [REDACTED]"
+        );
     }
 
     #[test]

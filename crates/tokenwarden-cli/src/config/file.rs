@@ -200,9 +200,13 @@ fn expand_path(s: &str, config_file: &Path) -> PathBuf {
     }
 }
 
-/// Warnings about who else can read or change tokenwarden's config file. Readable: it holds a
-/// client secret (ssh checks private keys the same way). Changeable: another user could point
-/// `token_url` at a server of theirs and receive the client secret.
+/// Warnings about who else can read or change a file tokenwarden takes credentials or endpoints
+/// from (its config file, the gc CLI's, a client secret file). Readable: it holds a client secret
+/// (ssh checks private keys the same way). Changeable: another user could point `token_url` at a
+/// server of theirs and receive the client secret, or swap the secret. A file is changeable when
+/// another user owns it, when its group or everyone may write it, or when a directory above it
+/// lets others rename or replace it (writable by group or everyone without the sticky bit, or
+/// owned by another user), as the token cache's `PrivateDir` checks.
 #[cfg(unix)]
 pub(crate) fn exposure(file: &Path, holds_secret: bool) -> Vec<String> {
     use std::os::unix::fs::MetadataExt as _;
@@ -211,12 +215,18 @@ pub(crate) fn exposure(file: &Path, holds_secret: bool) -> Vec<String> {
     };
     let mode = meta.mode() & 0o777;
     let me = rustix::process::geteuid().as_raw();
+    let foreign = |uid: u32| uid != me && uid != 0;
     let mut warnings = Vec::new();
-    if (meta.uid() != me && meta.uid() != 0) || mode & 0o002 != 0 {
+    let changeable = if foreign(meta.uid()) || mode & 0o022 != 0 {
+        Some(format!("owner uid {}, mode {mode:o}", meta.uid()))
+    } else {
+        open_directory_above(file)
+            .map(|dir| format!("{} lets other users replace it", dir.display()))
+    };
+    if let Some(why) = changeable {
         warnings.push(format!(
-            "{} can be changed by other users (owner uid {}, mode {mode:o}): they could send your client secret to a server of theirs; make it yours and run: chmod 600 {}",
+            "{} can be changed by other users ({why}): they could send your client secret to a server of theirs; make it and the directories above it yours and writable by you only (chmod 600 {})",
             file.display(),
-            meta.uid(),
             file.display()
         ));
     } else if holds_secret && mode & 0o077 != 0 {
@@ -227,6 +237,22 @@ pub(crate) fn exposure(file: &Path, holds_secret: bool) -> Vec<String> {
         ));
     }
     warnings
+}
+
+/// The first directory above `file` in which another user can rename or replace entries: one they
+/// own, or one their group or everyone may write without the sticky bit (`/tmp` is sticky: only
+/// an entry's owner may rename it there).
+#[cfg(unix)]
+fn open_directory_above(file: &Path) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt as _;
+    let me = rustix::process::geteuid().as_raw();
+    let full = std::path::absolute(file).ok()?;
+    full.ancestors().skip(1).find_map(|dir| {
+        let meta = std::fs::metadata(dir).ok()?;
+        let open = meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0;
+        let foreign = meta.uid() != me && meta.uid() != 0;
+        (open || foreign).then(|| dir.to_path_buf())
+    })
 }
 
 #[cfg(not(unix))]

@@ -133,7 +133,18 @@ impl Layers {
                 Ok(text) => {
                     layers.gc_file.exists = true;
                     match file::read_profile(&text, &path, &wanted, Dialect::Gc) {
-                        Ok(read) => layers.absorb(read, &mut names, &mut found),
+                        Ok(read) => {
+                            let holds_secret = read
+                                .given
+                                .iter()
+                                .any(|(_, g)| matches!(g.value, Value::Secret(_)));
+                            if holds_secret {
+                                layers.warnings.extend(
+                                    file::exposure(&path, true).into_iter().map(Warning::always),
+                                );
+                            }
+                            layers.absorb(read, &mut names, &mut found);
+                        }
                         Err(e) => layers
                             .warnings
                             .push(Warning::new(format!("ignoring the gc CLI's config: {e}"))),
@@ -150,6 +161,16 @@ impl Layers {
             return Err(problem(from, layers.profile_not_found(name, &names)));
         }
         layers.given.sort_by_key(|(_, g)| g.from.rank());
+        // The secret file that will be read (`--client-secret-file`, `client_secret_file`): the
+        // same checks as a config file that holds a secret.
+        if let Some((_, g)) = layers.first(&[Key::ClientSecret])
+            && let Value::SecretFile(p) = &g.value
+        {
+            let warnings = file::exposure(p, true);
+            layers
+                .warnings
+                .extend(warnings.into_iter().map(Warning::always));
+        }
         Ok(layers)
     }
 

@@ -33,6 +33,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use endpoint::masked;
 pub(crate) use explain::Row;
 pub(crate) use layers::{FileUse, Layers};
 pub(crate) use secret::ReadError;

@@ -93,7 +93,7 @@ fn url(g: &Given, what: &str, insecure_ok: bool) -> Result<url::Url> {
         let m = match p {
             UrlProblem::Invalid(why) => format!(
                 "{what} '{}' ({}) is not usable: {why}\nhint: give a full URL such as {}",
-                g.text(),
+                endpoint::masked(g.text()),
                 g.place(),
                 if what == "token URL" {
                     "https://login.mypurecloud.ie/oauth/token"
@@ -103,7 +103,7 @@ fn url(g: &Given, what: &str, insecure_ok: bool) -> Result<url::Url> {
             ),
             UrlProblem::Insecure => format!(
                 "{what} {} ({}) is plain http to a host other than loopback: the client secret and tokens would travel in clear text\nhint: use https, or add --allow-insecure-http if you must",
-                g.text(),
+                endpoint::masked(g.text()),
                 g.place()
             ),
         };

@@ -125,17 +125,11 @@ impl Given {
         }
     }
 
-    /// The value as `tokenwarden config` shows it: secrets as `[set]`, the password of a URL
-    /// (a Redis token store's) as `****`.
+    /// The value as `tokenwarden config` shows it: secrets as `[set]`, the password of a URL (a
+    /// token URL's, a Redis token store's) as `****`.
     pub(crate) fn shown(&self) -> String {
         match &self.value {
-            Value::Text(t) => match url::Url::parse(t) {
-                Ok(mut u) if u.password().is_some() => {
-                    let _ = u.set_password(Some("****"));
-                    u.to_string()
-                }
-                _ => t.clone(),
-            },
+            Value::Text(t) => super::endpoint::masked(t).into_owned(),
             Value::Secret(_) => "[set]".into(),
             Value::SecretFile(p) => format!("[set] (file {})", p.display()),
             Value::SecretStdin => "[set] (standard input)".into(),

@@ -114,8 +114,7 @@ impl Sandbox {
     /// The binary pointed at the simulator with the default client id and `secret`.
     pub fn tw_with_secret(&self, secret: &str) -> Command {
         let mut c = self.connected();
-        c.env("GENESYSCLOUD_OAUTHCLIENT_ID", DEFAULT_CLIENT_ID)
-            .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", secret);
+        with_client(&mut c, secret);
         c
     }
 
@@ -125,6 +124,12 @@ impl Sandbox {
         std::fs::write(&p, text).expect("write file");
         p
     }
+}
+
+/// Gives `c` the simulator's default client id and `secret` through the environment.
+pub fn with_client(c: &mut Command, secret: &str) {
+    c.env("GENESYSCLOUD_OAUTHCLIENT_ID", DEFAULT_CLIENT_ID)
+        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", secret);
 }
 
 /// Runs `cmd` with `args` to completion on a blocking thread (the simulator keeps serving).

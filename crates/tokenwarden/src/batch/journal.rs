@@ -18,7 +18,8 @@ pub(crate) struct KeySet {
 }
 
 impl KeySet {
-    fn hash(&self, key: &str) -> u128 {
+    /// The 128-bit hash `key` is kept as (stable for this set).
+    pub(crate) fn hash(&self, key: &str) -> u128 {
         let mut a = self.hashers.0.build_hasher();
         a.write(key.as_bytes());
         let mut b = self.hashers.1.build_hasher();
@@ -69,12 +70,20 @@ pub(crate) fn encode_line(
     let id = &id;
     let (ok, encoded) = match outcome {
         Outcome::Response { status, body } => {
-            let body = crate::redact::redact_bytes(body);
+            // Server text: a JSON body is scrubbed as decoded text (a token spelled with JSON
+            // escapes is caught), anything else as bytes.
             let body: Value = if body.is_empty() {
                 Value::Null
             } else {
-                serde_json::from_slice(&body)
-                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()))
+                match serde_json::from_slice::<Value>(body) {
+                    Ok(mut v) => {
+                        crate::redact::redact_json_in_place(&mut v);
+                        v
+                    }
+                    Err(_) => Value::String(
+                        crate::redact::redact(&String::from_utf8_lossy(body)).into_owned(),
+                    ),
+                }
             };
             let v = LineOut {
                 id,
@@ -84,10 +93,7 @@ pub(crate) fn encode_line(
                 body: Some(body),
                 error: None,
             };
-            (
-                (200..300).contains(status),
-                serde_json::to_writer(&mut *line, &v),
-            )
+            ((200..300).contains(status), serde_json::to_vec(&v))
         }
         Outcome::Failed(error) => {
             let error = crate::redact::redact(error);
@@ -98,13 +104,14 @@ pub(crate) fn encode_line(
                 body: None,
                 error: Some(&error),
             };
-            (false, serde_json::to_writer(&mut *line, &v))
+            (false, serde_json::to_vec(&v))
         }
         Outcome::Abort(_) | Outcome::Unreachable(_) => {
             unreachable!("an abort, or a record held back by the breaker, is not recorded")
         }
     };
-    encoded.map_err(|e| Error::Internal(format!("encoding output: {e}")))?;
+    let encoded = encoded.map_err(|e| Error::Internal(format!("encoding output: {e}")))?;
+    line.extend_from_slice(&crate::redact::scrub_serialized(encoded));
     line.push(b'\n');
     Ok(ok)
 }

@@ -258,6 +258,9 @@ impl Output {
                     if let Some(detail) = job.output_mismatch(path) {
                         return Err(refuse(JournalProblem::Changed { detail }));
                     }
+                    // Checked now, before any record is sent (the output is opened at the first
+                    // line), and again on the descriptor it is appended through.
+                    check_journal(path)?;
                     journal.recorded = Some(job);
                     Plan::Append
                 }
@@ -369,7 +372,10 @@ impl Journal {
         let mut o = OpenOptions::new();
         match self.plan {
             Plan::Append => {
+                // Checked not to be a link in `acquire`; O_NOFOLLOW closes the window between
+                // that check and this open, and the descriptor is checked below.
                 o.append(true).create(true);
+                no_follow(&mut o);
             }
             Plan::Replace => {
                 // A new file rather than a truncated one: it is private and follows no link.
@@ -389,6 +395,18 @@ impl Journal {
         let file = o
             .open(&self.path)
             .map_err(|e| Error::io(IoOp::CreateOutput, &self.path, e))?;
+        if self.plan == Plan::Append {
+            let meta = file
+                .metadata()
+                .map_err(|e| Error::io(IoOp::CreateOutput, &self.path, e))?;
+            if let Some(why) = untrusted_file(&meta) {
+                return Err(Error::io(
+                    IoOp::CreateOutput,
+                    &self.path,
+                    io::Error::new(io::ErrorKind::PermissionDenied, why),
+                ));
+            }
+        }
         self.created_output = self.plan != Plan::Append;
         self.writer = Some(io::BufWriter::with_capacity(64 * 1024, file));
         Ok(())
@@ -467,25 +485,73 @@ fn open_job_file(job_path: &Path) -> Result<File, Error> {
     let mut o = OpenOptions::new();
     o.read(true).write(true).create(true);
     private(&mut o);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        o.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
-    }
+    no_follow(&mut o);
     let file = o
         .open(job_path)
         .map_err(|e| Error::io(IoOp::CreateOutput, job_path, e))?;
     let meta = file
         .metadata()
         .map_err(|e| Error::io(IoOp::CreateOutput, job_path, e))?;
-    if !meta.is_file() {
+    // A job file another user made (in a shared directory) is not trusted to say which job the
+    // output belongs to.
+    if let Some(why) = untrusted_file(&meta) {
         return Err(Error::io(
             IoOp::CreateOutput,
             job_path,
-            io::Error::new(io::ErrorKind::InvalidInput, "is not a regular file"),
+            io::Error::new(io::ErrorKind::PermissionDenied, why),
         ));
     }
     Ok(file)
+}
+
+/// Opens without following a symbolic link in the last component (Unix).
+fn no_follow(o: &mut OpenOptions) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    }
+    #[cfg(not(unix))]
+    let _ = o;
+}
+
+/// Why a job file or journal (described by `meta`, from the open descriptor) cannot be trusted:
+/// not a regular file, another user's, or writable by others. As for the token cache.
+fn untrusted_file(meta: &std::fs::Metadata) -> Option<&'static str> {
+    if !meta.is_file() {
+        return Some("is not a regular file");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if meta.uid() != rustix::process::geteuid().as_raw() {
+            return Some("belongs to another user: tokenwarden only continues its own files");
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Some("is writable by other users: tokenwarden only continues its own files");
+        }
+    }
+    None
+}
+
+/// Refuses to resume into a journal that is not this user's own regular file (opened without
+/// following a link, checked on the descriptor).
+fn check_journal(path: &Path) -> Result<(), Error> {
+    let mut o = OpenOptions::new();
+    o.read(true);
+    no_follow(&mut o);
+    let meta = o
+        .open(path)
+        .and_then(|f| f.metadata())
+        .map_err(|e| Error::io(IoOp::CreateOutput, path, e))?;
+    match untrusted_file(&meta) {
+        Some(why) => Err(Error::io(
+            IoOp::CreateOutput,
+            path,
+            io::Error::new(io::ErrorKind::PermissionDenied, why),
+        )),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -980,3 +980,79 @@ async fn records_that_found_the_api_down_are_failed_once_it_answers_again() {
         .count();
     assert_eq!(errors, 3);
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn regression_files_and_streams_of_another_user_are_refused_not_written_or_waited_on() {
+    // A FIFO planted at the output was written to; a job file of another user, held locked, read
+    // as "busy" for ever; a journal was appended to without an owner check on its descriptor.
+    if rustix::process::geteuid().as_raw() != 0 {
+        eprintln!("skipped: changing a file's owner needs root (CI runs as root)");
+        return;
+    }
+    let d = Dir::new();
+    let input = d.file("in.jsonl", &jsonl(2));
+    let refused = |e: &Error, what: &str| {
+        let shown = match e {
+            Error::Io { source, .. } => format!("{e}: {source}"),
+            e => e.to_string(),
+        };
+        assert!(shown.contains("belongs to another user"), "{what}: {shown}");
+    };
+    // A FIFO of another user: refused before the open (which would wait for its reader).
+    let fifo = d.path("fifo.jsonl");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o666),
+        0,
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&fifo, Some(4242), None).unwrap();
+    let e = go(&input, &fifo, &opts(), |_r| async {
+        panic!("nothing is sent")
+    })
+    .await
+    .unwrap_err();
+    refused(&e, "fifo");
+    // A job file of another user, at a new output.
+    let out = d.path("out.jsonl");
+    std::fs::write(job_file_path(&out), "").unwrap();
+    std::os::unix::fs::chown(job_file_path(&out), Some(4242), None).unwrap();
+    let e = go(&input, &out, &opts(), |_r| async {
+        panic!("nothing is sent")
+    })
+    .await
+    .unwrap_err();
+    refused(&e, "job file");
+    std::fs::remove_file(job_file_path(&out)).unwrap();
+    // A journal of ours, stopped half-way, then given to another user: not resumed into.
+    let calls = AtomicUsize::new(0);
+    let r = go(&input, &out, &opts(), |rec| {
+        let calls = &calls;
+        async move {
+            if calls.fetch_add(1, Ordering::SeqCst) == 1 {
+                Outcome::Abort(credentials())
+            } else {
+                ok(rec).await
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(r.stopped.is_some());
+    std::os::unix::fs::chown(&out, Some(4242), None).unwrap();
+    let before = std::fs::read(&out).unwrap();
+    let resume = BatchOptions {
+        resume: true,
+        ..opts()
+    };
+    let e = go(&input, &out, &resume, |_r| async {
+        panic!("nothing is sent")
+    })
+    .await
+    .unwrap_err();
+    refused(&e, "journal");
+    assert_eq!(std::fs::read(&out).unwrap(), before);
+}

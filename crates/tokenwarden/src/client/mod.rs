@@ -19,7 +19,7 @@ pub use ratelimit::RateLimit;
 pub use request::RequestBuilder;
 
 use crate::clock::{Instant, Jitter, RandomJitter};
-use crate::error::{Error, Result, excerpt, shown_path};
+use crate::error::{Error, Result, body_excerpt, excerpt, shown_path};
 use crate::manager::TokenManager;
 use crate::retry::Backoff;
 use ::http::{HeaderMap, Method, StatusCode};
@@ -609,7 +609,7 @@ impl ApiResponse {
             detail: format!(
                 "{}; body: {}",
                 excerpt(&e.to_string(), 200),
-                excerpt(&String::from_utf8_lossy(&self.body), 200)
+                body_excerpt(&self.body, 200)
             ),
         })
     }
@@ -631,7 +631,7 @@ impl ApiResponse {
             method: self.method.to_string(),
             path: shown_path(&self.url),
             status: self.status.as_u16(),
-            body: excerpt(&String::from_utf8_lossy(&self.body), 300),
+            body: body_excerpt(&self.body, 300),
         })
     }
 }

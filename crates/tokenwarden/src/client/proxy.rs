@@ -104,6 +104,16 @@ impl ProxyConfig {
     }
 
     fn new(http: Option<String>, https: Option<String>, no_proxy: String) -> Self {
+        // A proxy's password (`http://user:pw@proxy:3128`) is a secret like the client's: a proxy
+        // or server echoing it, or an error quoting the setting, is scrubbed.
+        for p in [&http, &https].into_iter().flatten() {
+            if let Some(pw) = Url::parse(p).ok().as_ref().and_then(Url::password) {
+                crate::register_secret(pw);
+                if let Ok(decoded) = percent_encoding::percent_decode_str(pw).decode_utf8() {
+                    crate::register_secret(&decoded);
+                }
+            }
+        }
         let mut m = Matcher::builder().no(no_proxy.as_str());
         if let Some(p) = &http {
             m = m.http(p.as_str());
@@ -129,12 +139,55 @@ impl ProxyConfig {
 
     /// The proxy (`host:port`, without credentials) a request to `url` goes through, if any.
     pub fn proxy_for(&self, url: &Url) -> Option<String> {
-        if is_loopback(url) {
-            return None;
-        }
+        self.route(url)?;
         let uri: http::Uri = url.as_str().parse().ok()?;
         let via = self.matcher.intercept(&uri)?;
         Some(via.uri().authority()?.to_string())
+    }
+
+    /// Whether `url`'s host is this machine's loopback interface: `localhost` or a name under it
+    /// (`sim.localhost`, RFC 6761), an address in `127.0.0.0/8`, `::1` or `::ffff:127.0.0.0/104`.
+    /// Such requests never go through a proxy, and plain `http://` to them needs no permission.
+    ///
+    /// A name with a trailing dot (`localhost.`) is not loopback: it is a different name to the
+    /// resolver (a DNS query, which need not answer 127.0.0.1) and to `NO_PROXY` matching, so it is
+    /// treated like any other host (proxied if the variables say so, and then refused over plain
+    /// http).
+    ///
+    /// ```
+    /// use tokenwarden::ProxyConfig;
+    /// let is = |u: &str| ProxyConfig::is_loopback(&url::Url::parse(u).unwrap());
+    /// assert!(is("http://127.0.0.1:8080/") && is("http://sim.localhost/") && is("http://[::1]/"));
+    /// assert!(!is("http://localhost./") && !is("https://api.mypurecloud.ie/"));
+    /// ```
+    pub fn is_loopback(url: &Url) -> bool {
+        match url.host() {
+            Some(url::Host::Domain(d)) => {
+                let d = d.to_ascii_lowercase();
+                d == "localhost" || d.ends_with(".localhost")
+            }
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => {
+                ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            }
+            None => false,
+        }
+    }
+
+    /// The proxy URL (as configured: it may hold credentials) that a request to `url` goes
+    /// through. The one decision behind [`proxy_for`](Self::proxy_for), [`check`](Self::check)
+    /// and the HTTP client itself ([`apply`](Self::apply)): what is checked is what is sent.
+    fn route(&self, url: &Url) -> Option<&str> {
+        if Self::is_loopback(url) {
+            return None;
+        }
+        let uri: http::Uri = url.as_str().parse().ok()?;
+        self.matcher.intercept(&uri)?;
+        match url.scheme() {
+            "https" => self.https.as_deref(),
+            "http" => self.http.as_deref(),
+            _ => None,
+        }
     }
 
     /// Refuses a plain `http://` request to `url` that would go through a proxy.
@@ -160,37 +213,28 @@ impl ProxyConfig {
     /// [`Error::Config`] when a proxy setting is not a URL (the message names the setting only:
     /// the value can hold credentials).
     pub(crate) fn apply(&self, builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder> {
-        let no_proxy = || reqwest::NoProxy::from_string(&self.no_proxy);
-        let mut builder = builder.no_proxy();
+        let builder = builder.no_proxy();
         let bad = |which: &str| {
             Error::Config(format!(
                 "the {which} proxy setting (HTTP(S)_PROXY / ALL_PROXY) is not a proxy URL"
             ))
         };
         if let Some(p) = &self.http {
-            let proxy = reqwest::Proxy::http(p.as_str()).map_err(|_| bad("http"))?;
-            builder = builder.proxy(proxy.no_proxy(no_proxy()));
+            reqwest::Proxy::http(p.as_str()).map_err(|_| bad("http"))?;
         }
         if let Some(p) = &self.https {
-            let proxy = reqwest::Proxy::https(p.as_str()).map_err(|_| bad("https"))?;
-            builder = builder.proxy(proxy.no_proxy(no_proxy()));
+            reqwest::Proxy::https(p.as_str()).map_err(|_| bad("https"))?;
         }
-        Ok(builder)
-    }
-}
-
-/// Whether `url`'s host is this machine's loopback interface (by name or address).
-pub(crate) fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => {
-            let d = d.trim_end_matches('.');
-            d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
+        if self.http.is_none() && self.https.is_none() {
+            return Ok(builder);
         }
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => {
-            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-        None => false,
+        // reqwest asks `route` itself for every connection: its own NO_PROXY matching would
+        // disagree with ours on names such as `localhost.`, and send loopback-looking traffic,
+        // checked as direct, through the proxy.
+        let config = self.clone();
+        Ok(builder.proxy(reqwest::Proxy::custom(move |url| {
+            config.route(url).map(str::to_string)
+        })))
     }
 }
 
@@ -222,7 +266,7 @@ mod tests {
             "http://127.0.0.1:8080/oauth/token",
             "http://127.1.2.3/",
             "https://localhost:8443/api/v2/users",
-            "http://LOCALHOST./",
+            "http://LOCALHOST/",
             "http://sim.localhost:8080/",
             "http://[::1]:8080/",
             "http://[::ffff:127.0.0.1]:8080/",
@@ -237,6 +281,31 @@ mod tests {
         assert_eq!(
             via(&p, "http://10.0.0.1/").as_deref(),
             Some("proxy.example:3128")
+        );
+    }
+
+    #[test]
+    fn regression_a_trailing_dot_name_is_one_decision_proxied_and_refused_over_http() {
+        // `localhost.` was taken for loopback here (checked as direct) while reqwest's NO_PROXY
+        // matching sent it to the proxy: the token request went through it in clear text.
+        let p = vars(&[
+            ("HTTP_PROXY", "http://proxy.example:3128"),
+            ("HTTPS_PROXY", "http://proxy.example:3128"),
+        ]);
+        for u in [
+            "http://localhost.:8080/oauth/token",
+            "http://sim.localhost.:8080/",
+        ] {
+            let url = Url::parse(u).unwrap();
+            assert!(!ProxyConfig::is_loopback(&url), "{u}");
+            assert_eq!(via(&p, u).as_deref(), Some("proxy.example:3128"), "{u}");
+            assert!(p.check(&url).is_err(), "{u}");
+        }
+        // The client asks the same function: loopback direct, the rest through the proxy.
+        assert_eq!(p.route(&Url::parse("http://localhost:1/").unwrap()), None);
+        assert_eq!(
+            p.route(&Url::parse("https://localhost.:1/").unwrap()),
+            Some("http://proxy.example:3128")
         );
     }
 

@@ -4,7 +4,7 @@
 use super::http::{BodyError, read_body};
 use super::send::{self, Attempt, Hop, Sent};
 use super::{ApiClient, ApiResponse, Counters, Inner, policy};
-use crate::error::{Error, Result, excerpt, shown_path};
+use crate::error::{Error, Result, body_excerpt, excerpt, shown_path};
 use crate::token::Bearer;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -334,7 +334,7 @@ impl Attempt for ClientAttempt<'_> {
         format!(
             "HTTP {}: {}",
             answer.status.as_u16(),
-            excerpt(&String::from_utf8_lossy(&answer.body), 200)
+            body_excerpt(&answer.body, 200)
         )
     }
 

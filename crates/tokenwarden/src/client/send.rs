@@ -9,7 +9,7 @@ use super::pacer::Pacer;
 use super::policy::{self, Action, Failure};
 use super::pool::Pool;
 use crate::clock::{Instant, Jitter};
-use crate::error::{Error, excerpt, shown_path};
+use crate::error::{Error, body_excerpt, excerpt, shown_path};
 use crate::manager::TokenManager;
 use crate::retry::Backoff;
 use crate::token::Bearer;
@@ -242,6 +242,16 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
                         // A 401 proves the server did not act: any method may be sent again.
                         debug_assert!(policy::may_replay(a.method(), false, Failure::Unauthorized));
                         let rejected = bearer.as_ref().expect("Heal only with a token");
+                        if ctx.tokens.single_use_streak(rejected) {
+                            return Err(A::lift(Error::Unauthorized {
+                                method: a.method().to_string(),
+                                path: shown_path(a.url()),
+                                code: Some(format!(
+                                    "again: the last {} tokens were each refused after at most one use",
+                                    crate::manager::MAX_SINGLE_USE_TOKENS
+                                )),
+                            }));
+                        }
                         tracing::info!(
                             method = %a.method(),
                             path = a.url().path(),
@@ -271,7 +281,7 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
                         let body = ErrorBody::parse(&bytes);
                         let message = match body.message {
                             Some(m) => excerpt(&m, 300),
-                            None => excerpt(&String::from_utf8_lossy(&bytes), 300),
+                            None => body_excerpt(&bytes, 300),
                         };
                         return Err(A::lift(Error::Forbidden {
                             method: a.method().to_string(),

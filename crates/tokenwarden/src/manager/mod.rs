@@ -141,7 +141,13 @@ struct Inner {
     timer: RefreshTimer,
     failures: Failures,
     counters: Counters,
+    /// Tokens in a row that the API refused after accepting them at most once.
+    single_use: std::sync::atomic::AtomicU32,
 }
+
+/// How many tokens in a row the API may refuse after at most one use each before the manager
+/// stops replacing them: see [`TokenManager::single_use_streak`].
+pub(crate) const MAX_SINGLE_USE_TOKENS: u32 = 8;
 
 /// Configures a [`TokenManager`].
 pub struct TokenManagerBuilder {
@@ -218,6 +224,18 @@ impl TokenManagerBuilder {
         let current = ArcSwapOption::empty();
         let given = match self.grant.initial() {
             None => Given::Nothing,
+            // A token that says it has already expired (a JWT `exp` in the past, a lifetime of
+            // zero) is not handed out for the lifetime floor's second: it cannot be replaced, and
+            // the API would refuse it.
+            Some((token, lifetime))
+                if lifetime.is_some_and(|d| d.is_zero())
+                    || crate::token::jwt_expiry(token.expose_secret())
+                        .is_some_and(|exp| exp <= wall_now()) =>
+            {
+                Given::Unusable(Error::StaticTokenExpired {
+                    reason: "has expired (its expiry has passed)",
+                })
+            }
             Some((token, lifetime)) => {
                 match timing.given(token, lifetime, Instant::now(), wall_now()) {
                     Ok(held) => {
@@ -241,6 +259,7 @@ impl TokenManagerBuilder {
                 timer: RefreshTimer::default(),
                 failures: Failures::new(self.fatal_cooldown, pause),
                 counters: Counters::default(),
+                single_use: std::sync::atomic::AtomicU32::new(0),
             }),
         }
     }
@@ -363,6 +382,31 @@ impl TokenManager {
             return;
         }
         drop(Inner::start_or_join(inner, Reason::Reactive, None, now));
+    }
+
+    /// Notes that the API refused `token` (HTTP 401) and says whether to stop replacing tokens:
+    /// true once [`MAX_SINGLE_USE_TOKENS`] tokens in a row were each refused after the API had
+    /// accepted them at most once.
+    ///
+    /// A token revoked in use has served many requests; an API (or something in front of it) that
+    /// refuses every token after its first use would otherwise make the client buy one token per
+    /// request for as long as the job runs. Only the first refusal of the current token counts
+    /// (one per token, however many requests carried it); a token accepted twice or more before
+    /// its refusal ends the streak.
+    pub(crate) fn single_use_streak(&self, token: &Bearer) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let current = self.inner.current.load();
+        let is_current = current
+            .as_ref()
+            .is_some_and(|c| c.generation == token.generation());
+        if !is_current || token.held.withdrawn.load(Relaxed) {
+            return false;
+        }
+        if token.held.accepted_again.load(Relaxed) {
+            self.inner.single_use.store(0, Relaxed);
+            return false;
+        }
+        self.inner.single_use.fetch_add(1, Relaxed) + 1 > MAX_SINGLE_USE_TOKENS
     }
 
     /// The current token, if any, without refreshing or waiting (even if it is expired).

@@ -418,6 +418,40 @@ async fn static_tokens_serve_until_rejected_and_say_why() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn regression_a_static_token_that_has_already_expired_is_not_handed_out() {
+    // A JWT whose `exp` had passed got the lifetime floor (1 s) and was printed by `token` with
+    // `expires_in: 0`, exit 0: it cannot be replaced and the API refuses it.
+    use base64::Engine as _;
+    let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let jwt = |exp: u64| {
+        format!(
+            "{}.{}.sig",
+            e.encode(r#"{"alg":"none"}"#),
+            e.encode(format!(r#"{{"exp":{exp}}}"#))
+        )
+    };
+    let expired = [
+        StaticToken::new(AccessToken::new(jwt(1_000))),
+        StaticToken::new(AccessToken::new("opaque-token")).expires_in(Duration::ZERO),
+    ];
+    for grant in expired {
+        let m = TokenManager::builder(grant).build();
+        let err = m.bearer().await.unwrap_err();
+        assert!(matches!(err, Error::StaticTokenExpired { .. }), "{err}");
+        assert!(err.is_credentials(), "{err}");
+        assert!(!err.to_string().contains("sig"), "{err}");
+    }
+    // A JWT that expires in the future is served.
+    let later = crate::clock::wall_now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let m = TokenManager::builder(StaticToken::new(AccessToken::new(jwt(later)))).build();
+    m.bearer().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
 async fn managers_sharing_a_store_fetch_one_token() {
     let g = FakeGrant::new(600);
     let store: Arc<dyn crate::TokenStore> = Arc::new(MemoryStore::new());

@@ -2,7 +2,11 @@
 //! (submit, poll, then results by cursor).
 
 use super::listing::{Next, next_cursor};
-use super::{Page, Position, items, str_field, take_items, u64_field, walk, with_query_param};
+use super::visits::Visits;
+use super::{
+    Page, Position, ensure_new_items, ensure_no_secret, items, str_field, take_items, u64_field,
+    walk, with_query_param,
+};
 use crate::client::ApiClient;
 use crate::error::{Error, Result, excerpt};
 use futures::{Stream, StreamExt as _, TryStreamExt as _, stream};
@@ -19,7 +23,8 @@ const DEFAULT_QUERY_PAGE_SIZE: u64 = 100;
 /// `body` is the query (`interval`, `order`, filters...); its `paging.pageNumber` (default 1) is the
 /// first page and `paging.pageSize` is kept (default 100). The POST is a read, so it is sent
 /// [`replay_safe`](crate::RequestBuilder::replay_safe). Stops at an empty page (Genesys omits
-/// `conversations` there) or once `totalHits` items were paged through.
+/// `conversations` there) or once `totalHits` items were paged through; a page holding the same
+/// items as an earlier one (a server that ignores `pageNumber`) is an error, not a loop.
 ///
 /// ```no_run
 /// # async fn run(client: tokenwarden::ApiClient) -> Result<(), tokenwarden::Error> {
@@ -68,7 +73,8 @@ pub fn paginate_query_from(
             "a query continues from a page number only".into(),
         )),
     };
-    stream::try_unfold(Some(first), move |next| {
+    let start = (Some(first), Visits::default());
+    stream::try_unfold(start, move |(next, mut visits)| {
         let (client, url, mut body) = (client.clone(), url.clone(), body.clone());
         async move {
             let Some(number) = next else { return Ok(None) };
@@ -83,6 +89,13 @@ pub fn paginate_query_from(
                 .error_for_status()?
                 .json()?;
             let items = take_items(&mut page);
+            // Page numbers never repeat, but a server can answer every one with the same items
+            // (and no totalHits): the same page again ends the walk with an error.
+            ensure_new_items(
+                &mut visits,
+                || format!("page {number} of the query"),
+                &items,
+            )?;
             let next = next_query_page(number, size, items.len(), u64_field(&page, "totalHits"));
             let position = next.map(|page_number| Position::PageNumber { page_number });
             Ok(Some((
@@ -90,7 +103,7 @@ pub fn paginate_query_from(
                     items,
                     next: position,
                 },
-                next.map(Ok),
+                (next.map(Ok), visits),
             )))
         }
     })
@@ -337,6 +350,7 @@ pub(crate) async fn submit(client: &ApiClient, jobs_path: &str, body: &Value) ->
             what: format!("the answer to POST {jobs_path}"),
             detail: "no usable jobId in it (absent, longer than 256 characters, or with control characters)".into(),
         })?;
+    ensure_no_secret(&format!("the jobId of the answer to POST {jobs_path}"), id)?;
     tracing::info!(job_id = id, "analytics job submitted");
     Ok(id.to_string())
 }

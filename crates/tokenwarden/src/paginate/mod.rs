@@ -13,13 +13,17 @@
 //! continue from the last position it recorded; [`export`] builds resumable files on them.
 //!
 //! A next page that points off the API's origin is refused, not followed: a listing's pages all
-//! come from the API that was asked.
+//! come from the API that was asked. So is a next page (or cursor, or job id) that carries a
+//! secret this process holds (a server putting the token into `nextUri` would have it sent back in
+//! a query string and recorded in an export's state file), and a page the walk has been to
+//! already (A → B → A would loop forever): each is an [`Error::Decode`] that says so.
 
 mod analytics;
 pub mod export;
 mod interval;
 mod listing;
 mod position;
+mod visits;
 
 pub use analytics::{
     JobOptions, analytics_job, analytics_job_from, paginate_query, paginate_query_from,
@@ -78,18 +82,47 @@ fn with_query_param(url: &Url, key: &str, value: &str) -> Url {
     out
 }
 
-/// Guards against an API that answers the same "next" page again, which would loop forever, and
-/// against a next page on another origin.
-fn ensure_progress(client: &ApiClient, current: &Url, next: Option<Url>) -> Result<Option<Url>> {
-    match next {
-        Some(n) if n == *current => Err(Error::Decode {
-            what: format!("the page after {}", excerpt(current.path(), 200)),
-            detail: "the API pointed at the page it had just returned; stopping instead of looping"
-                .into(),
-        }),
-        Some(n) => Ok(Some(same_origin(client, n)?)),
-        None => Ok(None),
+/// Refuses a page the walk has been to already (the API sent it round in a cycle).
+fn ensure_progress(visits: &mut visits::Visits, url: &Url) -> Result<()> {
+    if visits.first_visit(url.as_str()) {
+        return Ok(());
     }
+    Err(Error::Decode {
+        what: format!("the page {}", excerpt(url.as_str(), 200)),
+        detail: "the API sent the listing back to a page it had already returned; stopping instead of looping".into(),
+    })
+}
+
+/// Refuses a page whose items are exactly those of an earlier page of the walk: a server sending
+/// the walk round under another spelling of a page's address (`/users` then
+/// `/users?pageNumber=1`), or answering every page number alike. Checked before the items are
+/// handed on, so none is output twice. Empty pages are not compared.
+fn ensure_new_items(
+    contents: &mut visits::Visits,
+    what: impl FnOnce() -> String,
+    items: &[Value],
+) -> Result<()> {
+    if items.is_empty() || contents.first_visit(&serde_json::to_string(items).unwrap_or_default()) {
+        return Ok(());
+    }
+    Err(Error::Decode {
+        what: what(),
+        detail:
+            "the API answered with the same items as an earlier page; stopping instead of looping"
+                .into(),
+    })
+}
+
+/// Refuses a next page, cursor or job id that holds a secret this process knows: it would be
+/// sent back in a query string and recorded in a state file.
+pub(super) fn ensure_no_secret(what: &str, value: &str) -> Result<()> {
+    if !crate::redact::contains_secret(value) {
+        return Ok(());
+    }
+    Err(Error::Decode {
+        what: what.to_string(),
+        detail: "it holds a token or secret of this process ([REDACTED]); refusing to send it back or record it".into(),
+    })
 }
 
 /// `url` if it is on the API's origin (a recorded position or a `nextUri` must be).
@@ -119,11 +152,17 @@ fn walk(
     advance: Box<Advance>,
 ) -> impl Stream<Item = Result<Page>> + Send + 'static + use<> {
     let advance: std::sync::Arc<Advance> = advance.into();
-    stream::try_unfold(Some(first), move |next| {
+    let start = (
+        Some(first),
+        visits::Visits::default(),
+        visits::Visits::default(),
+    );
+    stream::try_unfold(start, move |(next, mut visits, mut contents)| {
         let (client, advance) = (client.clone(), advance.clone());
         async move {
             let Some(url) = next else { return Ok(None) };
             let url = same_origin(&client, url?)?;
+            ensure_progress(&mut visits, &url)?;
             let mut page: Value = client
                 .get(url.as_str())
                 .send()
@@ -131,8 +170,16 @@ fn walk(
                 .error_for_status()?
                 .json()?;
             let items = take_items(&mut page);
+            ensure_new_items(
+                &mut contents,
+                || format!("the page {}", excerpt(url.as_str(), 200)),
+                &items,
+            )?;
             let (next_url, position) = match advance(&url, &page, items.len())? {
-                Some((n, p)) => (ensure_progress(&client, &url, Some(n))?, Some(p)),
+                Some((n, p)) => {
+                    ensure_no_secret("the next page's address", n.as_str())?;
+                    (Some(same_origin(&client, n)?), Some(p))
+                }
                 None => (None, None),
             };
             Ok(Some((
@@ -140,7 +187,7 @@ fn walk(
                     items,
                     next: position,
                 },
-                next_url.map(Ok),
+                (next_url.map(Ok), visits, contents),
             )))
         }
     })

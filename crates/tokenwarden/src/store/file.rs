@@ -271,7 +271,8 @@ pub(crate) async fn lock_with_deadline(
     timeout: Duration,
 ) -> Result<StoreLock, Error> {
     let started = tokio::time::Instant::now();
-    let deadline = started + timeout;
+    // A timeout past what an Instant can hold (`Duration::MAX`) waits without end, not panics.
+    let deadline = started.checked_add(timeout);
     let mut poll = FIRST_LOCK_POLL;
     let mut file = file;
     let mut told = false;
@@ -291,7 +292,7 @@ pub(crate) async fn lock_with_deadline(
             }
         }
         let now = tokio::time::Instant::now();
-        if now >= deadline {
+        if deadline.is_some_and(|d| now >= d) {
             return Err(Error::Store {
                 detail: format!(
                     "gave up after {timeout:?} waiting for the lock on {}: another process holds it (another tokenwarden fetching a token, perhaps from a slow token endpoint); try again, or look for that process (fuser {})",
@@ -311,7 +312,8 @@ pub(crate) async fn lock_with_deadline(
                 crate::error::human_duration(timeout)
             );
         }
-        tokio::time::sleep(poll.min(deadline - now)).await;
+        let left = deadline.map_or(Duration::MAX, |d| d - now);
+        tokio::time::sleep(poll.min(left)).await;
         poll = (poll * 2).min(MAX_LOCK_POLL);
     }
 }

@@ -45,3 +45,49 @@ pub fn builder(sim: &Simulator, tokens: TokenManager) -> ApiClientBuilder {
 pub fn client(sim: &Simulator) -> ApiClient {
     builder(sim, tokens(sim)).build().expect("client")
 }
+
+/// A hostile or careless API on loopback, answering each request with `answer(request line,
+/// Authorization header value)` → (status, JSON body). Every request line it received is kept in
+/// the returned log. Returns its base URL.
+pub fn scripted_api(
+    answer: impl Fn(&str, &str) -> (u16, String) + Send + 'static,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = log.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            let mut reader = std::io::BufReader::new(conn);
+            let (mut line, mut auth, mut length) = (String::new(), String::new(), 0usize);
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                    break;
+                }
+                let (name, value) = h.split_once(':').unwrap_or((&h, ""));
+                match name.trim().to_ascii_lowercase().as_str() {
+                    "authorization" => auth = value.trim().to_string(),
+                    "content-length" => length = value.trim().parse().unwrap_or(0),
+                    _ => {}
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let line = line.trim().to_string();
+            seen.lock().unwrap().push(line.clone());
+            let (status, text) = answer(&line, &auth);
+            let _ = write!(
+                reader.get_mut(),
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                text.len()
+            );
+        }
+    });
+    (base, log)
+}

@@ -73,8 +73,8 @@ impl Columns {
 }
 
 /// Writes the CSV of the JSON Lines in `spool` (its first `len` bytes) to `out`; returns the number
-/// of rows. With `terminal`, control characters in cells other than newlines are shown escaped,
-/// so a hostile value cannot drive the terminal.
+/// of rows. With `terminal`, control characters in cells and field names (other than newlines and
+/// tabs) are shown escaped, so a hostile value cannot drive the terminal.
 pub(super) fn render<R: Read + std::io::Seek>(
     spool: &mut R,
     spool_path: &Path,
@@ -115,7 +115,13 @@ pub(super) fn render<R: Read + std::io::Seek>(
         .terminator(csv::Terminator::CRLF)
         .from_writer(out);
     if !columns.names.is_empty() {
-        csv.write_record(&columns.names).map_err(write_err)?;
+        // Field names are server text too: a key can carry escape sequences.
+        let header: Vec<String> = if terminal {
+            columns.names.iter().cloned().map(printable).collect()
+        } else {
+            columns.names.clone()
+        };
+        csv.write_record(&header).map_err(write_err)?;
     }
     let mut row = vec![String::new(); columns.names.len()];
     let mut rows = 0;
@@ -150,16 +156,13 @@ fn lines<'a, R: Read + std::io::Seek>(
     Ok(BufReader::with_capacity(1 << 20, spool.take(len)).split(b'\n'))
 }
 
-/// `s` fit for a terminal line by line ([`terminal_safe`](crate::terminal_safe): escape sequences
-/// and other control characters shown escaped); newlines are kept, they are the cell's.
+/// `s` fit for a terminal ([`terminal_lines`](crate::terminal_lines): escape sequences and other
+/// control characters shown escaped); newlines and tabs are kept, they are the cell's.
 fn printable(s: String) -> String {
-    if !s.chars().any(|c| c.is_control() && c != '\n') {
-        return s;
+    match crate::terminal_lines(&s) {
+        std::borrow::Cow::Borrowed(_) => s,
+        std::borrow::Cow::Owned(clean) => clean,
     }
-    s.split('\n')
-        .map(|line| crate::terminal_safe(line, usize::MAX))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[cfg(test)]
@@ -255,6 +258,20 @@ mod tests {
         assert!(
             !shown.contains('\u{1b}') && shown.contains("\\u{1b}]0;pwned\\u{7}\nline two"),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn regression_on_a_terminal_field_names_are_escaped_too() {
+        let v = json!({"name\u{1b}]0;PWNED\u{7}\u{1b}[2J": "v\u{1b}[31mred"});
+        let shown = csv_of(&[v], true);
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\u{7}'),
+            "{shown:?}"
+        );
+        assert!(
+            shown.starts_with("name\\u{1b}]0;PWNED\\u{7}\\u{1b}[2J\r\n"),
+            "{shown:?}"
         );
     }
 

@@ -426,6 +426,9 @@ fn open_owned(path: &Path, create: bool) -> Result<File, ExportError> {
         }
     })?;
     check_owned(&file, path)?;
+    // An existing file keeps its mode when opened: one left readable by others (0644) by an
+    // earlier tool would receive the organisation's data. Made private on the open descriptor.
+    os::make_private(&file).map_err(ExportError::io("making private", path))?;
     Ok(file)
 }
 
@@ -462,6 +465,12 @@ mod os {
         options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
     }
 
+    /// `fchmod 0600` on the open file.
+    pub(super) fn make_private(file: &std::fs::File) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+    }
+
     /// The open failed because the path is a symbolic link (`O_NOFOLLOW`).
     pub(super) fn is_link(e: &std::io::Error) -> bool {
         e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
@@ -485,6 +494,10 @@ mod os {
     pub(super) fn private(_: &mut OpenOptions) {}
 
     pub(super) fn no_follow(_: &mut OpenOptions) {}
+
+    pub(super) fn make_private(_: &std::fs::File) -> std::io::Result<()> {
+        Ok(())
+    }
 
     pub(super) fn is_link(_: &std::io::Error) -> bool {
         false

@@ -36,8 +36,9 @@
 //!
 //! # Secrets
 //!
-//! Each item is serialised and passed through [`redact`](crate::redact) before it is written: a
-//! server that echoes the bearer token in an item does not put it in the output.
+//! Each item is scrubbed ([`redact_json`](crate::redact_json): its strings and keys as decoded
+//! text, then the serialised line) before it is written: a server that echoes the bearer token in
+//! an item, even spelled with JSON escapes, does not put it in the output.
 
 mod csv;
 mod error;
@@ -60,7 +61,6 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use jiff::Timestamp;
 use journal::{Found, Paths, Phase, SliceState, Start, State, Want};
 use serde_json::{Value, json};
-use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufWriter, Seek as _, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -935,34 +935,12 @@ fn write_csv_file(
     Ok(())
 }
 
-/// An item as one JSON line with every registered secret replaced by `[REDACTED]`.
-///
-/// The serialised text is scrubbed in one pass (the common case: nothing to replace, no copy). If
-/// a replacement broke the JSON (a secret that spans JSON punctuation), each string of the item is
-/// scrubbed instead, and the result once more if that still leaves a secret and stays JSON.
+/// An item as one JSON line with every registered secret replaced by `[REDACTED]`: its strings
+/// and keys scrubbed as decoded text ([`redact_json`](crate::redact_json): a secret spelled with
+/// JSON escapes is caught), then the line itself.
 fn scrub_line(item: &Value) -> Vec<u8> {
-    let is_json = |b: &[u8]| serde_json::from_slice::<serde::de::IgnoredAny>(b).is_ok();
-    let raw = serde_json::to_vec(item).unwrap_or_default();
-    match crate::redact_bytes(&raw) {
-        Cow::Borrowed(_) => return raw,
-        Cow::Owned(clean) if is_json(&clean) => return clean,
-        Cow::Owned(_) => {}
-    }
-    let walked = serde_json::to_vec(&scrub_value(item)).unwrap_or_default();
-    match crate::redact_bytes(&walked) {
-        Cow::Owned(again) if is_json(&again) => again,
-        _ => walked,
-    }
-}
-
-fn scrub_value(v: &Value) -> Value {
-    let s = |t: &str| crate::redact(t).into_owned();
-    match v {
-        Value::String(t) => Value::String(s(t)),
-        Value::Array(a) => Value::Array(a.iter().map(scrub_value).collect()),
-        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (s(k), scrub_value(v))).collect()),
-        other => other.clone(),
-    }
+    let item = crate::redact_json(item);
+    crate::redact::scrub_serialized(serde_json::to_vec(&*item).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -985,6 +963,17 @@ mod tests {
         assert_eq!(back["key [REDACTED]"], 3, "{line}");
         let clean = json!({"id": 2});
         assert_eq!(scrub_line(&clean), br#"{"id":2}"#);
+    }
+
+    #[test]
+    fn regression_an_item_echoing_the_token_with_json_escapes_is_scrubbed() {
+        crate::register_secret("tok-export-ESCAPED-2");
+        let item: Value = serde_json::from_str(
+            r#"{"t": "\u0074\u006f\u006b-export-ESCAPED-2", "p": "tok\u002dexport-ESCAPED-2"}"#,
+        )
+        .unwrap();
+        let line = String::from_utf8(scrub_line(&item)).unwrap();
+        assert_eq!(line, r#"{"p":"[REDACTED]","t":"[REDACTED]"}"#);
     }
 
     #[test]
