@@ -399,9 +399,10 @@ async fn after_a_restart_the_fleet_converges_on_one_token_again() {
         return;
     };
     let sim = common::sim(SimConfig::default()).await;
+    let (a_store, b_store) = (store(&redis.url(), &sim), store(&redis.url(), &sim));
     let (a, b) = (
-        manager(&sim, store(&redis.url(), &sim)),
-        manager(&sim, store(&redis.url(), &sim)),
+        manager(&sim, a_store.clone()),
+        manager(&sim, b_store.clone()),
     );
     let t = a.bearer().await.unwrap();
     assert_eq!(b.bearer().await.unwrap().access_token(), t.access_token());
@@ -423,6 +424,13 @@ async fn after_a_restart_the_fleet_converges_on_one_token_again() {
         }
     }
     assert!(converged, "the processes share one token again");
+    // Down again soon after it came back: the same outage, not a second warning.
+    let warned = (a_store.outages(), b_store.outages());
+    redis.kill();
+    a.rejected(&a.bearer().await.unwrap()).await.unwrap();
+    b.rejected(&b.bearer().await.unwrap()).await.unwrap();
+    assert_eq!((a_store.outages(), b_store.outages()), warned);
+    assert!(warned.0 <= 1 && warned.1 <= 1, "{warned:?}");
 }
 
 #[tokio::test]

@@ -15,6 +15,10 @@ use std::time::Duration;
 /// How long Redis is left alone after a failed call, before one call tries again (by default).
 pub(super) const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// A failure this soon after Redis came back is the same outage (a restarting or overloaded
+/// server answers some calls and not others): not warned about again.
+pub(super) const SAME_OUTAGE: Duration = Duration::from_secs(30);
+
 /// A connection to one Redis server, and whether it is up.
 pub(super) struct Link {
     client: Client,
@@ -30,6 +34,8 @@ pub(super) struct Link {
     health: Mutex<Option<Outage>>,
     /// Outages so far (each warned about once).
     outages: std::sync::atomic::AtomicU64,
+    /// guards when Redis last came back after an outage
+    recovered_at: Mutex<Option<Instant>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +68,7 @@ impl Link {
             conn: Mutex::new(None),
             health: Mutex::new(None),
             outages: std::sync::atomic::AtomicU64::new(0),
+            recovered_at: Mutex::new(None),
         }
     }
 
@@ -154,6 +161,7 @@ impl Link {
         let Some(outage) = self.lock_health().take() else {
             return;
         };
+        *self.recovered_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         tracing::info!(
             redis = %self.shown,
             down_s = Instant::now().saturating_duration_since(outage.since).as_secs_f64(),
@@ -178,6 +186,15 @@ impl Link {
                     retry_at: now + self.retry_after,
                 });
                 drop(health);
+                let flapping = self
+                    .recovered_at
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_some_and(|at| now.saturating_duration_since(at) < SAME_OUTAGE);
+                if flapping {
+                    tracing::info!(redis = %self.shown, call = what, error = %why, "the Redis token store is unreachable again, soon after it came back (the same outage)");
+                    return;
+                }
                 self.outages
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(
