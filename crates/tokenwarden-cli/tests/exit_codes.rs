@@ -646,7 +646,9 @@ async fn demo_keeps_the_table() {
     let r = tokio::task::spawn_blocking({
         let cmd = sb.bare();
         move || {
-            let mut child = spawn(cmd, &["demo", "--requests", "10000000", "--no-progress"]);
+            // Long enough to be interrupted (the demo paces at the simulator's 1,500 requests/s), small
+            // enough that the simulator's users are made at once.
+            let mut child = spawn(cmd, &["demo", "--requests", "100000", "--no-progress"]);
             // The first note says the demo is running.
             let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
             let mut line = String::new();
