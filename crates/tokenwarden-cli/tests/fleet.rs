@@ -182,7 +182,8 @@ async fn four_shards_share_one_token_and_refresh_it_once_per_period() {
     .await;
 }
 
-/// The size: 4 × 20,000 records, about 20 s (`.ci/run` runs it in release mode).
+/// The size: 4 × 20,000 records, about 20 s in release, 35 s in the debug build that
+/// `.ci/run` runs it in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "about 20 s: run with --release -- --ignored"]
 async fn four_shards_of_twenty_thousand_records_share_one_token() {
