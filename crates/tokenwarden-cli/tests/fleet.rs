@@ -185,7 +185,7 @@ async fn four_shards_share_one_token_and_refresh_it_once_per_period() {
 /// The size: 4 × 20,000 records, about 20 s in release, 35 s in the debug build that
 /// `.ci/run` runs it in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "about 20 s: run with --release -- --ignored"]
+#[ignore = "about 20-35 s: run by .ci/run with -- --ignored"]
 async fn four_shards_of_twenty_thousand_records_share_one_token() {
     fleet_run(Fleet {
         shards: 4,
@@ -207,9 +207,9 @@ async fn redis_killed_at_a_random_moment_and_restarted_every_shard_completes() {
     .await;
 }
 
-/// The size with Redis killed and restarted (`.ci/run`, release mode).
+/// The size with Redis killed and restarted (run by `.ci/run`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "about 20 s: run with --release -- --ignored"]
+#[ignore = "about 20-35 s: run by .ci/run with -- --ignored"]
 async fn twenty_thousand_records_per_shard_survive_a_redis_restart() {
     fleet_run(Fleet {
         shards: 4,

@@ -149,6 +149,41 @@ fn refresh_chain(j: &Journal) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Runs `cmd` as `--as-user batch` over `ids` into `out` with `extra` options; panics unless it
+/// succeeds.
+async fn batch_as_user(
+    cmd: Command,
+    ids: &std::path::Path,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> Run {
+    let mut args = vec![
+        "--as-user",
+        "batch",
+        "--ids",
+        ids.to_str().unwrap(),
+        "--path-template",
+        "/api/v2/users/{id}",
+        "--output",
+        out.to_str().unwrap(),
+        "--no-progress",
+    ];
+    args.extend_from_slice(extra);
+    let r = run(cmd, &args).await;
+    r.ok();
+    r
+}
+
+/// Asserts that every refresh grant presented the refresh token the previous one issued, starting
+/// from the sign-in's (`rt-1`).
+fn assert_rotated_each_time(chain: &[(String, String)]) {
+    let mut expected = "rt-1".to_string();
+    for (presented, issued) in chain {
+        assert_eq!(presented, &expected, "{chain:?}");
+        expected = issued.clone();
+    }
+}
+
 /// A file of the ids of users `0..n`, one per line.
 fn user_ids(sb: &Sandbox, n: usize) -> std::path::PathBuf {
     sb.write(
@@ -189,27 +224,14 @@ async fn login_then_a_2000_record_batch_as_the_user_rotates_the_refresh_token_ea
 
     let ids = user_ids(&sb, N);
     let out = sb.path("out.jsonl");
-    let r = run(
+    // Long enough for several 1-second tokens, however fast the machine.
+    let r = batch_as_user(
         sb.tw(),
-        &[
-            "--as-user",
-            "batch",
-            "--ids",
-            ids.to_str().unwrap(),
-            "--path-template",
-            "/api/v2/users/{id}",
-            "--output",
-            out.to_str().unwrap(),
-            "--concurrency",
-            "8",
-            // Long enough for several 1-second tokens, however fast the machine.
-            "--rate",
-            "1000/s",
-            "--no-progress",
-        ],
+        &ids,
+        &out,
+        &["--concurrency", "8", "--rate", "1000/s"],
     )
     .await;
-    r.ok();
     let lines = read_jsonl(&out);
     let want: BTreeSet<String> = (0..N).map(user_id).collect();
     assert_exactly_once(&lines, "id", &want);
@@ -228,11 +250,7 @@ async fn login_then_a_2000_record_batch_as_the_user_rotates_the_refresh_token_ea
     );
     // Rotated each time: every grant presented the refresh token the previous one issued, starting
     // from the sign-in's; so none was presented twice (the simulator also counts reuses).
-    let mut expected = "rt-1".to_string();
-    for (presented, issued) in &chain {
-        assert_eq!(presented, &expected, "{chain:?}");
-        expected = issued.clone();
-    }
+    assert_rotated_each_time(&chain);
     let presented: BTreeSet<&String> = chain.iter().map(|(p, _)| p).collect();
     assert_eq!(presented.len(), chain.len());
     assert_eq!(j.refresh_token_reuse, 0);
@@ -600,36 +618,19 @@ async fn login_keeps_the_refresh_token_in_the_os_keyring_rotates_it_there_and_lo
     // A batch as the user with 1-second tokens: each rotation goes to the keyring before use.
     let ids = user_ids(&sb, N);
     let out = sb.path("out.jsonl");
-    let r = run(
+    let r = batch_as_user(
         with_bus(sb.tw()),
-        &[
-            "--as-user",
-            "batch",
-            "--ids",
-            ids.to_str().unwrap(),
-            "--path-template",
-            "/api/v2/users/{id}",
-            "--output",
-            out.to_str().unwrap(),
-            "--concurrency",
-            "4",
-            "--rate",
-            "200/s",
-            "--no-progress",
-        ],
+        &ids,
+        &out,
+        &["--concurrency", "4", "--rate", "200/s"],
     )
     .await;
-    r.ok();
     let want: BTreeSet<String> = (0..N).map(user_id).collect();
     assert_exactly_once(&read_jsonl(&out), "id", &want);
     let j = sb.sim.journal();
     let chain = refresh_chain(&j);
     assert!(!chain.is_empty(), "{chain:?}");
-    let mut expected = "rt-1".to_string();
-    for (presented, issued) in &chain {
-        assert_eq!(presented, &expected, "{chain:?}");
-        expected = issued.clone();
-    }
+    assert_rotated_each_time(&chain);
     assert_eq!(j.refresh_token_reuse, 0);
     // The keyring holds the rotated token; it is the one the server issued last (any older one
     // would be a reuse, which revokes the whole sign-in: whoami would fail).

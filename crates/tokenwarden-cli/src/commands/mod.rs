@@ -49,56 +49,16 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
     let result = match command {
         Command::Token(c) => token::run(&with(c.connection), c.args, &mut hint).await,
         Command::Check(c) => {
-            check::run(
-                &connect(
-                    &with(c.connection),
-                    None,
-                    &PoolArgs::default(),
-                    None,
-                    &mut hint,
-                )
-                .await?,
-                &c.args,
-            )
-            .await
+            check::run(&connect_one(&with(c.connection), &mut hint).await?, &c.args).await
         }
         Command::Request(c) => {
-            request::run(
-                &connect(
-                    &with(c.connection),
-                    None,
-                    &PoolArgs::default(),
-                    None,
-                    &mut hint,
-                )
-                .await?,
-                c.args,
-            )
-            .await
+            request::run(&connect_one(&with(c.connection), &mut hint).await?, c.args).await
         }
         Command::Paginate(c) => {
-            paginate::paginate(
-                &connect(
-                    &with(c.connection),
-                    None,
-                    &PoolArgs::default(),
-                    None,
-                    &mut hint,
-                )
-                .await?,
-                c.args,
-            )
-            .await
+            paginate::paginate(&connect_one(&with(c.connection), &mut hint).await?, c.args).await
         }
         Command::Export(ExportCommand::Conversations(c)) => {
-            let client = connect(
-                &with(c.connection),
-                None,
-                &PoolArgs::default(),
-                None,
-                &mut hint,
-            )
-            .await?;
+            let client = connect_one(&with(c.connection), &mut hint).await?;
             export::conversations(&client, c.args).await
         }
         Command::Batch(c) => {
@@ -297,6 +257,12 @@ pub(crate) fn client_for(
         });
     }
     Ok(b.build()?)
+}
+
+/// [`connect`] for a command that sends one request at a time: no client-side rate, one token,
+/// the default retry budget.
+async fn connect_one(g: &GlobalArgs, hint: &mut Option<String>) -> Result<ApiClient> {
+    connect(g, None, &PoolArgs::default(), None, hint).await
 }
 
 async fn connect(

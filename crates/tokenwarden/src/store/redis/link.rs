@@ -30,12 +30,18 @@ pub(super) struct Link {
     retry_after: Duration,
     /// guards the connection (created lazily, replaced after a failure)
     conn: Mutex<Option<ConnectionManager>>,
-    /// guards the outage, if Redis is down: since when, and when to try again
-    health: Mutex<Option<Outage>>,
+    /// guards whether Redis is down, and when it last came back
+    health: Mutex<Health>,
     /// Outages so far (each warned about once).
     outages: std::sync::atomic::AtomicU64,
-    /// guards when Redis last came back after an outage
-    recovered_at: Mutex<Option<Instant>>,
+}
+
+#[derive(Debug, Default)]
+struct Health {
+    /// The outage, if Redis is down.
+    outage: Option<Outage>,
+    /// When Redis last came back after an outage.
+    recovered_at: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -66,9 +72,8 @@ impl Link {
             timeout,
             retry_after,
             conn: Mutex::new(None),
-            health: Mutex::new(None),
+            health: Mutex::new(Health::default()),
             outages: std::sync::atomic::AtomicU64::new(0),
-            recovered_at: Mutex::new(None),
         }
     }
 
@@ -80,6 +85,7 @@ impl Link {
     /// Whether calls are being skipped (Redis is down and not due for another try).
     pub(super) fn resting(&self) -> bool {
         self.lock_health()
+            .outage
             .is_some_and(|o| Instant::now() < o.retry_at)
     }
 
@@ -153,18 +159,23 @@ impl Link {
         Ok(c)
     }
 
-    fn lock_health(&self) -> std::sync::MutexGuard<'_, Option<Outage>> {
+    fn lock_health(&self) -> std::sync::MutexGuard<'_, Health> {
         self.health.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn succeeded(&self) {
-        let Some(outage) = self.lock_health().take() else {
-            return;
+        let now = Instant::now();
+        let outage = {
+            let mut health = self.lock_health();
+            let Some(outage) = health.outage.take() else {
+                return;
+            };
+            health.recovered_at = Some(now);
+            outage
         };
-        *self.recovered_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         tracing::info!(
             redis = %self.shown,
-            down_s = Instant::now().saturating_duration_since(outage.since).as_secs_f64(),
+            down_s = now.saturating_duration_since(outage.since).as_secs_f64(),
             "the Redis token store is reachable again: the fleet shares its token and rate budget again"
         );
     }
@@ -175,22 +186,20 @@ impl Link {
         let now = Instant::now();
         let why = crate::redact::terminal_safe(why, 300);
         let mut health = self.lock_health();
-        match health.as_mut() {
+        match health.outage.as_mut() {
             Some(outage) => {
                 outage.retry_at = now + self.retry_after;
                 tracing::debug!(redis = %self.shown, call = what, error = %why, "Redis still unreachable");
             }
             None => {
-                *health = Some(Outage {
+                health.outage = Some(Outage {
                     since: now,
                     retry_at: now + self.retry_after,
                 });
-                drop(health);
-                let flapping = self
+                let flapping = health
                     .recovered_at
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
                     .is_some_and(|at| now.saturating_duration_since(at) < SAME_OUTAGE);
+                drop(health);
                 if flapping {
                     tracing::info!(redis = %self.shown, call = what, error = %why, "the Redis token store is unreachable again, soon after it came back (the same outage)");
                     return;
