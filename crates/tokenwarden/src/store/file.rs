@@ -1,7 +1,7 @@
 //! [`FileStore`]: the token cache on disk, shared by every process of the user.
 
 use super::fingerprint::{FingerprintKey, KEY_FILE};
-use super::private_fs::PrivateDir;
+use crate::fs::PrivateDir;
 use super::{StoreLock, StoredToken, TokenKey, TokenStore};
 use crate::error::Error;
 use crate::secret::AccessToken;

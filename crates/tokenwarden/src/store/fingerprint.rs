@@ -2,7 +2,7 @@
 //! key that lives in the cache directory (0600). A plain hash of a low-entropy secret could be
 //! brute-forced from a copy of the cache; without the key the fingerprint reveals nothing.
 
-use super::private_fs::PrivateDir;
+use crate::fs::PrivateDir;
 use crate::error::Error;
 use crate::secret::ClientSecret;
 use hmac::{Hmac, KeyInit as _, Mac as _};

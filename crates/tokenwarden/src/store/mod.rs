@@ -23,7 +23,6 @@ pub(crate) mod file;
 mod fingerprint;
 mod key;
 mod memory;
-pub(crate) mod private_fs;
 #[cfg(feature = "redis")]
 mod redis;
 
