@@ -30,7 +30,7 @@ pub mod batch;
 mod client;
 mod clock;
 mod error;
-mod fs;
+pub mod fs;
 mod grant;
 mod manager;
 mod metrics;

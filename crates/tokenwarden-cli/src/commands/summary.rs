@@ -12,7 +12,6 @@
 
 use crate::exit::UsageError;
 use anyhow::Result;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// The field that marks a file as a tokenwarden summary.
@@ -78,8 +77,8 @@ pub(crate) fn check(path: &Path, output: &Path, input: Option<&Path>, force: boo
     }
 }
 
-/// Writes `summary` (marked as a tokenwarden summary) to `path`: a 0600 temporary file beside it,
-/// renamed over it.
+/// Writes `summary` (marked as a tokenwarden summary) to `path`, atomically and private
+/// ([`tokenwarden::fs::replace`]: a 0600 temporary file beside it, synced, renamed over it).
 ///
 /// # Errors
 /// The file cannot be created, written or renamed.
@@ -88,20 +87,9 @@ pub(crate) fn write(path: &Path, summary: &serde_json::Value) -> std::io::Result
     if let Some(o) = summary.as_object_mut() {
         o.insert(KIND_FIELD.into(), KIND.into());
     }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    // `tempfile` creates it exclusively, 0600, with an unpredictable name.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tw-summary-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    serde_json::to_writer_pretty(&mut tmp, &summary)?;
-    tmp.write_all(b"\n")?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    let mut text = serde_json::to_vec_pretty(&summary)?;
+    text.push(b'\n');
+    tokenwarden::fs::replace(path, &text)
 }
 
 /// Whether the file at `path` is a summary tokenwarden wrote (a small JSON object with the mark).

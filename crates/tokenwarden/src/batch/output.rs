@@ -16,15 +16,17 @@
 //!   input, a wrong secret, Ctrl-C) removes the job file it created and leaves the directory as
 //!   it found it; an existing output is left as it was.
 //! - **Private.** The output and the job file are created with mode 0600: they hold the
-//!   organisation's data. An existing output kept by a resume keeps its mode.
+//!   organisation's data. A job file or a journal to resume must be private files of the user's
+//!   (the one rule of [`crate::fs`]: no link, nothing for group or others), or it is refused.
 //! - **Only regular files are journals.** An output that is not a regular file (`/dev/null`, a
 //!   FIFO, a terminal, `/dev/stdout`) is written as a stream: no job file, no lock, no resume.
 
 use super::job::JobIdentity;
 use crate::error::{Error, IoOp};
+use crate::fs::{self, Access};
 use crate::ownership::{self, Claim, ClaimError, Fingerprint, JOB_SUFFIX, Writer};
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 
@@ -369,14 +371,10 @@ impl Journal {
             self.record_job(&identity)?;
             self.written = Some(identity);
         }
-        let mut o = OpenOptions::new();
-        match self.plan {
-            Plan::Append => {
-                // Checked not to be a link in `acquire`; O_NOFOLLOW closes the window between
-                // that check and this open, and the descriptor is checked below.
-                o.append(true).create(true);
-                no_follow(&mut o);
-            }
+        let file = match self.plan {
+            // Checked not to be a link in `acquire`; `fs::open` closes the window between that
+            // check and this open (no link followed), and checks the descriptor.
+            Plan::Append => open_private(&self.path, Access::Append)?,
             Plan::Replace => {
                 // A new file rather than a truncated one: it is private and follows no link.
                 match std::fs::remove_file(&self.path) {
@@ -385,28 +383,12 @@ impl Journal {
                     }
                     _ => {}
                 }
-                o.write(true).create_new(true);
+                fs::create_new(&self.path)
+                    .map_err(|e| Error::io(IoOp::CreateOutput, &self.path, e))?
             }
-            Plan::Create => {
-                o.write(true).create_new(true);
-            }
-        }
-        private(&mut o);
-        let file = o
-            .open(&self.path)
-            .map_err(|e| Error::io(IoOp::CreateOutput, &self.path, e))?;
-        if self.plan == Plan::Append {
-            let meta = file
-                .metadata()
-                .map_err(|e| Error::io(IoOp::CreateOutput, &self.path, e))?;
-            if let Some(why) = untrusted_file(&meta) {
-                return Err(Error::io(
-                    IoOp::CreateOutput,
-                    &self.path,
-                    io::Error::new(io::ErrorKind::PermissionDenied, why),
-                ));
-            }
-        }
+            Plan::Create => fs::create_new(&self.path)
+                .map_err(|e| Error::io(IoOp::CreateOutput, &self.path, e))?,
+        };
         self.created_output = self.plan != Plan::Append;
         self.writer = Some(io::BufWriter::with_capacity(64 * 1024, file));
         Ok(())
@@ -468,90 +450,28 @@ fn is_symlink(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
-/// Files holding the organisation's data are readable by their owner only.
-fn private(o: &mut OpenOptions) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        o.mode(0o600);
-    }
-    #[cfg(not(unix))]
-    let _ = o;
-}
-
-/// Opens (creating it 0600 if needed) the job file, never through a symbolic link. The claim
-/// makes this run the only one that touches it.
-fn open_job_file(job_path: &Path) -> Result<File, Error> {
-    let mut o = OpenOptions::new();
-    o.read(true).write(true).create(true);
-    private(&mut o);
-    no_follow(&mut o);
-    let file = o
-        .open(job_path)
-        .map_err(|e| Error::io(IoOp::CreateOutput, job_path, e))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io(IoOp::CreateOutput, job_path, e))?;
-    // A job file another user made (in a shared directory) is not trusted to say which job the
-    // output belongs to.
-    if let Some(why) = untrusted_file(&meta) {
-        return Err(Error::io(
-            IoOp::CreateOutput,
-            job_path,
-            io::Error::new(io::ErrorKind::PermissionDenied, why),
-        ));
-    }
-    Ok(file)
-}
-
-/// Opens without following a symbolic link in the last component (Unix).
-fn no_follow(o: &mut OpenOptions) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        o.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
-    }
-    #[cfg(not(unix))]
-    let _ = o;
-}
-
-/// Why a job file or journal (described by `meta`, from the open descriptor) cannot be trusted:
-/// not a regular file, another user's, or writable by others. As for the token cache.
-fn untrusted_file(meta: &std::fs::Metadata) -> Option<&'static str> {
-    if !meta.is_file() {
-        return Some("is not a regular file");
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt as _;
-        if meta.uid() != rustix::process::geteuid().as_raw() {
-            return Some("belongs to another user: tokenwarden only continues its own files");
-        }
-        if meta.mode() & 0o022 != 0 {
-            return Some("is writable by other users: tokenwarden only continues its own files");
-        }
-    }
-    None
-}
-
-/// Refuses to resume into a journal that is not this user's own regular file (opened without
-/// following a link, checked on the descriptor).
-fn check_journal(path: &Path) -> Result<(), Error> {
-    let mut o = OpenOptions::new();
-    o.read(true);
-    no_follow(&mut o);
-    let meta = o
-        .open(path)
-        .and_then(|f| f.metadata())
-        .map_err(|e| Error::io(IoOp::CreateOutput, path, e))?;
-    match untrusted_file(&meta) {
-        Some(why) => Err(Error::io(
+/// Opens the private file `path` (see [`crate::fs`]): a job file or journal that is a link, not
+/// a regular file, another user's or open to others is not trusted to say which job the output
+/// belongs to, nor continued.
+fn open_private(path: &Path, access: Access) -> Result<File, Error> {
+    fs::open(path, access).map_err(|e| {
+        Error::io(
             IoOp::CreateOutput,
             path,
-            io::Error::new(io::ErrorKind::PermissionDenied, why),
-        )),
-        None => Ok(()),
-    }
+            e.into_io("tokenwarden only continues its own files"),
+        )
+    })
+}
+
+/// Opens (creating it 0600 if needed) the job file. The claim makes this run the only one that
+/// touches it.
+fn open_job_file(job_path: &Path) -> Result<File, Error> {
+    open_private(job_path, Access::ReadWriteCreate)
+}
+
+/// Refuses to resume into a journal that is not this user's own private file.
+fn check_journal(path: &Path) -> Result<(), Error> {
+    open_private(path, Access::Read).map(drop)
 }
 
 #[cfg(test)]

@@ -1,18 +1,20 @@
-//! Files that only the current user can touch: the safety checks behind the token cache.
+//! A directory that only the current user can touch: the safety checks behind the token cache and
+//! the sign-in session.
 //!
 //! A directory is trusted when it and every directory above it are owned by the user (or root)
 //! and not writable by anyone else (a sticky directory such as `/tmp` is fine above it): then no
 //! other user can rename, replace or plant anything on the way to a file, and paths can be used
-//! as they are. A file is trusted when opening it did not follow a symbolic link and `fstat` on
-//! the open descriptor says it is a regular file owned by the user with no group or other
-//! permissions. New files are written to an exclusively created temporary file with an
-//! unpredictable name (mode 0600), synced, and renamed into place.
+//! as they are. Files in it follow the module's one rule ([`super::check`]): opened without
+//! following a symbolic link, trusted when `fstat` on the open descriptor says it is a regular
+//! file owned by the user with no group or other permissions; replaced through an exclusively
+//! created temporary file with an unpredictable name (mode 0600), synced, and renamed into place.
 //!
 //! The owner and mode checks exist on Unix only; elsewhere the files live in the user's profile,
 //! protected by its access control lists.
 
+use super::{Access, OpenError, Replacement, Untrusted};
 use crate::error::Error;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{ErrorKind, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
@@ -71,19 +73,14 @@ impl PrivateDir {
     /// is not read.
     pub(crate) fn read(&self, name: &str, max: usize) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
         let path = self.join(name);
-        let mut options = OpenOptions::new();
-        options.read(true);
-        // O_NONBLOCK: a FIFO planted at the path must not hang the open; fstat then refuses it.
-        os::no_follow(&mut options, true);
-        let mut file = match options.open(&path) {
+        let mut file = match super::open(&path, Access::Read) {
             Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(refusal_or_io("opening", &path, &e)),
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(refused_or_io("opening", &path, e)),
         };
         let md = file
             .metadata()
             .map_err(|e| io_error("inspecting", &path, &e))?;
-        check_file(&path, &md)?;
         let limit = max.saturating_add(1);
         let capacity = usize::try_from(md.len()).unwrap_or(limit).min(limit);
         // Sized up front so that the secret is not left behind in a reallocated buffer.
@@ -104,24 +101,22 @@ impl PrivateDir {
     pub(crate) fn check_existing(&self, name: &str) -> Result<(), Error> {
         let path = self.join(name);
         match std::fs::symlink_metadata(&path) {
-            Ok(md) => check_file(&path, &md),
+            Ok(md) => super::check(&md).map_err(|u| refusal(&path, u)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_error("inspecting", &path, &e)),
         }
     }
 
-    /// Atomically replaces `name` with `contents` (mode 0600).
+    /// Atomically replaces `name` with `contents` (mode 0600; see [`super::replace`]).
     ///
     /// # Errors
     ///
     /// When the file cannot be written; `name` is then unchanged.
     pub(crate) fn replace(&self, name: &str, contents: &[u8]) -> Result<(), Error> {
         let path = self.join(name);
-        self.temp_with(name, contents)?
-            .persist(&path)
-            .map_err(|e| io_error("replacing", &path, &e.error))?;
-        self.sync();
-        Ok(())
+        self.write(name, contents)?
+            .commit()
+            .map_err(|e| io_error("replacing", &path, &e))
     }
 
     /// Creates `name` with `contents` (mode 0600) unless it exists; an existing file is left as
@@ -132,13 +127,10 @@ impl PrivateDir {
     /// When the file cannot be written.
     pub(crate) fn create_new(&self, name: &str, contents: &[u8]) -> Result<(), Error> {
         let path = self.join(name);
-        match self.temp_with(name, contents)?.persist_noclobber(&path) {
-            Ok(_) => {
-                self.sync();
-                Ok(())
-            }
-            Err(e) if e.error.kind() == ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(io_error("creating", &path, &e.error)),
+        match self.write(name, contents)?.commit_new() {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(io_error("creating", &path, &e)),
         }
     }
 
@@ -149,75 +141,41 @@ impl PrivateDir {
     /// As [`read`](Self::read).
     pub(crate) fn open_lock_file(&self, name: &str) -> Result<File, Error> {
         let path = self.join(name);
-        let mut options = OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(false);
-        os::private_mode(&mut options);
-        os::no_follow(&mut options, false);
-        let file = options
-            .open(&path)
-            .map_err(|e| refusal_or_io("opening", &path, &e))?;
-        let md = file
-            .metadata()
-            .map_err(|e| io_error("inspecting", &path, &e))?;
-        check_file(&path, &md)?;
-        Ok(file)
+        super::open(&path, Access::ReadWriteCreate).map_err(|e| refused_or_io("opening", &path, e))
     }
 
-    /// A temporary file in this directory holding `contents`, synced: created with `O_EXCL`
-    /// under a random name, mode 0600, so that nothing planted in advance can receive it.
-    fn temp_with(&self, name: &str, contents: &[u8]) -> Result<tempfile::NamedTempFile, Error> {
-        let prefix = format!(".{name}.");
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix).suffix(".tmp");
-        #[cfg(unix)]
-        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
-        let mut tmp = builder
-            .tempfile_in(&self.path)
+    /// The replacement of `name` holding `contents`, not committed yet.
+    fn write(&self, name: &str, contents: &[u8]) -> Result<Replacement, Error> {
+        let mut new = Replacement::begin(&self.join(name), &format!(".{name}."))
             .map_err(|e| io_error("creating a temporary file in", &self.path, &e))?;
-        tmp.write_all(contents)
-            .and_then(|()| tmp.as_file().sync_all())
-            .map_err(|e| io_error("writing", tmp.path(), &e))?;
-        Ok(tmp)
-    }
-
-    /// Makes a rename durable. Some file systems cannot sync a directory; the file itself is
-    /// already synced, so that is not worth failing for.
-    fn sync(&self) {
-        if let Err(e) = File::open(&self.path).and_then(|d| d.sync_all()) {
-            tracing::debug!(path = %self.path.display(), error = %e, "could not sync the directory");
-        }
+        new.write_all(contents)
+            .map_err(|e| io_error("writing", new.temp_path(), &e))?;
+        Ok(new)
     }
 }
 
-/// Refuses anything but a regular file of the user's with no group or other permissions.
-fn check_file(path: &Path, md: &std::fs::Metadata) -> Result<(), Error> {
+/// The message for a file that is not private, naming the fix.
+fn refusal(path: &Path, why: Untrusted) -> Error {
+    let p = path.display();
     let remove = format!(
-        "refusing to use it; if you did not put it there, someone else may have: remove it (rm {}) and tokenwarden will create a private one",
-        path.display()
+        "refusing to use it; if you did not put it there, someone else may have: remove it (rm {p}) and tokenwarden will create a private one"
     );
-    if md.file_type().is_symlink() {
-        return Err(Error::store(format!(
-            "{} is a symbolic link: {remove}",
-            path.display()
-        )));
-    }
-    if !md.is_file() {
-        return Err(Error::store(format!(
-            "{} is not a regular file: {remove}",
-            path.display()
-        )));
-    }
-    os::check_file_owner_and_mode(path, md, &remove)
+    Error::store(match why {
+        Untrusted::Symlink => format!("{p} is a symbolic link: {remove}"),
+        Untrusted::NotRegular => format!("{p} is not a regular file: {remove}"),
+        Untrusted::OtherOwner { uid, me } => {
+            format!("{p} belongs to uid {uid}, not to you (uid {me}): {remove}")
+        }
+        Untrusted::WritableByOthers { mode } | Untrusted::ReadableByOthers { mode } => format!(
+            "{p} can be accessed by other users (mode {mode:04o}; it must be 0600): {remove}"
+        ),
+    })
 }
 
-/// An open that failed: a symbolic link (`O_NOFOLLOW` answers `ELOOP`) is a refusal, anything
-/// else an I/O error.
-fn refusal_or_io(what: &str, path: &Path, e: &std::io::Error) -> Error {
-    match std::fs::symlink_metadata(path) {
-        Ok(md) if md.file_type().is_symlink() => check_file(path, &md)
-            .err()
-            .unwrap_or_else(|| io_error(what, path, e)),
-        _ => io_error(what, path, e),
+fn refused_or_io(what: &str, path: &Path, e: OpenError) -> Error {
+    match e {
+        OpenError::Untrusted(u) => refusal(path, u),
+        OpenError::Io(e) => io_error(what, path, &e),
     }
 }
 
@@ -229,8 +187,8 @@ fn io_error(what: &str, path: &Path, e: &std::io::Error) -> Error {
 #[cfg(unix)]
 mod os {
     use crate::error::Error;
-    use std::fs::{Metadata, OpenOptions};
-    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    use std::fs::Metadata;
+    use std::os::unix::fs::MetadataExt as _;
     use std::path::Path;
 
     /// Group or other may write.
@@ -239,18 +197,6 @@ mod os {
 
     fn me() -> u32 {
         rustix::process::geteuid().as_raw()
-    }
-
-    pub(super) fn no_follow(options: &mut OpenOptions, non_blocking: bool) {
-        let mut flags = rustix::fs::OFlags::NOFOLLOW;
-        if non_blocking {
-            flags |= rustix::fs::OFlags::NONBLOCK;
-        }
-        options.custom_flags(flags.bits() as i32);
-    }
-
-    pub(super) fn private_mode(options: &mut OpenOptions) {
-        options.mode(0o600);
     }
 
     pub(super) fn check_dir(dir: &Path, md: &Metadata) -> Result<(), Error> {
@@ -289,29 +235,6 @@ mod os {
         }
         Ok(())
     }
-
-    pub(super) fn check_file_owner_and_mode(
-        path: &Path,
-        md: &Metadata,
-        remove: &str,
-    ) -> Result<(), Error> {
-        if md.uid() != me() {
-            return Err(Error::store(format!(
-                "{} belongs to uid {}, not to you (uid {}): {remove}",
-                path.display(),
-                md.uid(),
-                me()
-            )));
-        }
-        if md.mode() & 0o077 != 0 {
-            return Err(Error::store(format!(
-                "{} can be accessed by other users (mode {:04o}; it must be 0600): {remove}",
-                path.display(),
-                md.mode() & 0o7777
-            )));
-        }
-        Ok(())
-    }
 }
 
 /// No owner or mode bits to check: the files live in the user's profile, under its access control
@@ -319,22 +242,14 @@ mod os {
 #[cfg(not(unix))]
 mod os {
     use crate::error::Error;
-    use std::fs::{Metadata, OpenOptions};
+    use std::fs::Metadata;
     use std::path::Path;
-
-    pub(super) fn no_follow(_: &mut OpenOptions, _: bool) {}
-
-    pub(super) fn private_mode(_: &mut OpenOptions) {}
 
     pub(super) fn check_dir(_: &Path, _: &Metadata) -> Result<(), Error> {
         Ok(())
     }
 
     pub(super) fn check_ancestor(_: &Path, _: &Path, _: &Metadata) -> Result<(), Error> {
-        Ok(())
-    }
-
-    pub(super) fn check_file_owner_and_mode(_: &Path, _: &Metadata, _: &str) -> Result<(), Error> {
         Ok(())
     }
 }

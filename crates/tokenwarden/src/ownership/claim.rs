@@ -1,7 +1,8 @@
 //! The claim on an output: the lock file `OUT.twlock`, locked for a whole run.
 
 use super::{LOCK_SUFFIX, busy_message, sidecar};
-use std::fs::{File, OpenOptions};
+use crate::fs::Access;
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -55,7 +56,10 @@ impl Claim {
             source,
         };
         for _ in 0..20 {
-            let file = open_private_no_follow(&lock).map_err(io_error)?;
+            // A private file (see `crate::fs`): a lock file planted by another user, or as a
+            // link, is refused rather than locked.
+            let file = crate::fs::open(&lock, Access::ReadWriteCreate)
+                .map_err(|e| io_error(e.into_io("tokenwarden only locks its own lock files")))?;
             match file.try_lock() {
                 Ok(()) => {}
                 Err(std::fs::TryLockError::WouldBlock) => {
@@ -66,12 +70,6 @@ impl Claim {
                 Err(std::fs::TryLockError::Error(e)) => return Err(io_error(e)),
             }
             let meta = file.metadata().map_err(io_error)?;
-            if !meta.is_file() {
-                return Err(io_error(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "the lock file is not a regular file",
-                )));
-            }
             if same_file(&meta, &lock) {
                 return Ok(Claim { file, lock });
             }
@@ -89,19 +87,6 @@ impl Drop for Claim {
         let _ = std::fs::remove_file(&self.lock);
         let _ = self.file.unlock();
     }
-}
-
-/// Opens (creating it 0600 if needed) `path`, never through a symbolic link.
-fn open_private_no_follow(path: &Path) -> io::Result<File> {
-    let mut o = OpenOptions::new();
-    o.read(true).write(true).create(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        o.mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
-    }
-    o.open(path)
 }
 
 /// Whether the file at `path` is still the one described by `meta`.

@@ -21,11 +21,11 @@
 mod claim;
 mod fingerprint;
 
+pub use crate::fs::open_stream;
 pub(crate) use claim::Claim;
 pub use claim::ClaimError;
 pub(crate) use fingerprint::Fingerprint;
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// The lock file's suffix: `OUT.twlock`.
@@ -106,41 +106,6 @@ pub fn written_by(out: &Path, writer: Writer) -> Option<PathBuf> {
 pub fn is_stream(out: &Path) -> bool {
     let special = out.starts_with("/dev/") || out.starts_with("/proc/");
     special || std::fs::metadata(out).is_ok_and(|m| !m.is_file() && !m.is_dir())
-}
-
-/// Opens a stream output for writing. Appending: `/dev/stdout` redirected with `>>` to a file is
-/// not written over (and with `>` the file is empty anyway); pipes and devices ignore it.
-///
-/// # Errors
-/// The operating system's, e.g. a device this user may not write.
-pub fn open_stream(out: &Path) -> std::io::Result<File> {
-    // A stream the person named (`/dev/stdout`, a FIFO of theirs, `/dev/null`) is written as it
-    // is; one another user made (a FIFO planted in a shared directory) would hand them the data.
-    // Checked before the open (which would wait for a FIFO's reader) and on the open descriptor.
-    if let Ok(meta) = std::fs::metadata(out) {
-        stream_owner_check(&meta)?;
-    }
-    let file = std::fs::OpenOptions::new().append(true).open(out)?;
-    stream_owner_check(&file.metadata()?)?;
-    Ok(file)
-}
-
-/// Refuses a stream that belongs to another user than this one or root.
-fn stream_owner_check(meta: &std::fs::Metadata) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt as _;
-        let me = rustix::process::geteuid().as_raw();
-        if !meta.is_file() && meta.uid() != me && meta.uid() != 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::PermissionDenied,
-                "is not a regular file and belongs to another user (a FIFO planted for the data?): not written to",
-            ));
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = meta;
-    Ok(())
 }
 
 /// The message for an output another run holds, the same for every command: it names the

@@ -1,14 +1,14 @@
 //! [`FileStore`]: the token cache on disk, shared by every process of the user.
 
 use super::fingerprint::{FingerprintKey, KEY_FILE};
-use crate::fs::PrivateDir;
 use super::{StoreLock, StoredToken, TokenKey, TokenStore};
 use crate::error::Error;
+use crate::fs::{LockError, PrivateDir};
 use crate::secret::AccessToken;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::fs::{File, TryLockError};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use zeroize::Zeroizing;
@@ -20,11 +20,6 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 /// A record larger than this is not a token record (a token response is capped well below).
 const MAX_RECORD: usize = 64 * 1024;
 const RECORD_VERSION: u32 = 1;
-/// The first wait between two attempts at the lock, doubled up to [`MAX_LOCK_POLL`].
-const FIRST_LOCK_POLL: Duration = Duration::from_millis(10);
-const MAX_LOCK_POLL: Duration = Duration::from_millis(250);
-/// Waiting longer than this for the lock gets a warning.
-const SLOW_LOCK: Duration = Duration::from_secs(2);
 
 /// A token cache in a directory of the user's: the `tokenwarden token` cache. One JSON file per
 /// [`TokenKey`] (`<id>.json`, readable only by its owner), a lock file next to it, and the key of
@@ -33,9 +28,9 @@ const SLOW_LOCK: Duration = Duration::from_secs(2);
 /// The cache cannot be subverted by another local user:
 /// - the directory is created 0700, and refused when it or a directory above it can be changed by
 ///   someone else (the message names the directory and the fix, e.g. `chmod 700 DIR`);
-/// - files are opened with `O_NOFOLLOW` and trusted only when `fstat` says they are regular files
-///   of the user's with mode 0600 (or stricter); anything else is refused loudly, never read and
-///   never silently replaced;
+/// - files are opened through [`crate::fs`], never through a symbolic link, and trusted only
+///   when `fstat` says they are regular files of the user's with mode 0600 (or stricter);
+///   anything else is refused loudly, never read and never silently replaced;
 /// - a token is written to an exclusively created temporary file with a random name (0600),
 ///   synced, then renamed into place;
 /// - each record names its token URL, client id and scope, and carries an HMAC-SHA256 fingerprint
@@ -262,58 +257,24 @@ impl TokenStore for FileStore {
     }
 }
 
-/// Takes an exclusive advisory lock on `file`, trying again with backoff until `timeout` has
-/// passed. The lock is released when the returned guard (the file) is dropped, or when the
-/// process dies.
+/// Takes an exclusive advisory lock on `file` (see [`crate::fs::wait_for_lock`]: one wait, one
+/// backoff), giving up after `timeout`. The lock is released when the returned guard (the file)
+/// is dropped, or when the process dies.
 pub(crate) async fn lock_with_deadline(
     file: File,
     path: PathBuf,
     timeout: Duration,
 ) -> Result<StoreLock, Error> {
-    let started = tokio::time::Instant::now();
-    // A timeout past what an Instant can hold (`Duration::MAX`) waits without end, not panics.
-    let deadline = started.checked_add(timeout);
-    let mut poll = FIRST_LOCK_POLL;
-    let mut file = file;
-    let mut told = false;
-    loop {
-        let (f, attempt) = tokio::task::spawn_blocking(move || {
-            let r = file.try_lock();
-            (file, r)
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("token store lock task: {e}")))?;
-        file = f;
-        match attempt {
-            Ok(()) => return Ok(StoreLock::new(file)),
-            Err(TryLockError::WouldBlock) => {}
-            Err(TryLockError::Error(e)) => {
-                return Err(Error::store(format!("locking {}: {e}", path.display())));
-            }
-        }
-        let now = tokio::time::Instant::now();
-        if deadline.is_some_and(|d| now >= d) {
-            return Err(Error::Store {
-                detail: format!(
-                    "gave up after {timeout:?} waiting for the lock on {}: another process holds it (another tokenwarden fetching a token, perhaps from a slow token endpoint); try again, or look for that process (fuser {})",
-                    path.display(),
-                    path.display()
-                ),
-                retryable: true,
-            });
-        }
-        // Contention for a few hundred milliseconds is normal (parallel invocations); longer is
-        // worth telling the person who is waiting.
-        if !told && now.duration_since(started) >= SLOW_LOCK {
-            told = true;
-            tracing::warn!(
-                path = %path.display(),
-                "waiting for another process that holds the token cache lock; giving up after {}",
-                crate::error::human_duration(timeout)
-            );
-        }
-        let left = deadline.map_or(Duration::MAX, |d| d - now);
-        tokio::time::sleep(poll.min(left)).await;
-        poll = (poll * 2).min(MAX_LOCK_POLL);
+    match crate::fs::wait_for_lock(file, &path, timeout, "the token cache lock").await {
+        Ok(file) => Ok(StoreLock::new(file)),
+        Err(LockError::Io(e)) => Err(Error::store(format!("locking {}: {e}", path.display()))),
+        Err(LockError::TimedOut) => Err(Error::Store {
+            detail: format!(
+                "gave up after {timeout:?} waiting for the lock on {}: another process holds it (another tokenwarden fetching a token, perhaps from a slow token endpoint); try again, or look for that process (fuser {})",
+                path.display(),
+                path.display()
+            ),
+            retryable: true,
+        }),
     }
 }

@@ -2,8 +2,8 @@
 //! key that lives in the cache directory (0600). A plain hash of a low-entropy secret could be
 //! brute-forced from a copy of the cache; without the key the fingerprint reveals nothing.
 
-use crate::fs::PrivateDir;
 use crate::error::Error;
+use crate::fs::PrivateDir;
 use crate::secret::ClientSecret;
 use hmac::{Hmac, KeyInit as _, Mac as _};
 use sha2::Sha256;

@@ -12,14 +12,15 @@
 //! length, so an item written after the last record is written again, once.
 
 use super::ExportError;
+use crate::fs::{self, Access, OpenError, Untrusted};
 use crate::ownership::{
     self, Claim, ClaimError, Fingerprint, SPOOL_SUFFIX, STATE_SUFFIX, Writer, sidecar,
 };
 use crate::paginate::Position;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::fs::{File, OpenOptions};
-use std::io::{Seek as _, SeekFrom, Write as _};
+use std::fs::File;
+use std::io::{Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// Layout version of the state file.
@@ -189,9 +190,7 @@ pub(super) fn open(paths: &Paths, want: Want, definition: Value) -> Result<Found
             fresh(paths, claim, data, definition)
         }
         (Want::Overwrite, _) => {
-            let data = open_owned(&paths.data, true)?;
-            data.set_len(0)
-                .map_err(ExportError::io("truncating", &paths.data))?;
+            let data = overwrite(&paths.data)?;
             if paths.data != paths.out {
                 // A CSV from an earlier run must not pass for this one's while it runs.
                 match std::fs::remove_file(&paths.out) {
@@ -237,7 +236,7 @@ fn resume(
         changed(&paths.out, &paths.state, state.fingerprint.as_ref())?;
         return Ok(Found::Complete(state, claim));
     }
-    let mut data = match open_owned(&paths.data, false) {
+    let mut data = match open_owned(&paths.data) {
         Ok(f) => f,
         Err(ExportError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Err(ExportError::Refused(format!(
@@ -388,10 +387,7 @@ fn no_permission(path: &Path) -> ExportError {
 
 /// Creates `path`, which must not exist (not even as a symbolic link), 0600.
 fn create_new(path: &Path) -> Result<File, ExportError> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).create_new(true);
-    os::private(&mut options);
-    let file = options.open(path).map_err(|e| match e.kind() {
+    fs::create_new(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::AlreadyExists => ExportError::Refused(format!(
             "{} already exists (another run may have just created it); rerun with --resume or --force",
             path.display()
@@ -399,112 +395,49 @@ fn create_new(path: &Path) -> Result<File, ExportError> {
         std::io::ErrorKind::NotFound => ExportError::NoDirectory(path.to_path_buf()),
         std::io::ErrorKind::PermissionDenied => no_permission(path),
         _ => ExportError::io("creating", path)(e),
-    })?;
-    Ok(file)
+    })
 }
 
-/// Opens an existing data file (or creates it, 0600, when `create`), refusing anything this user
-/// could not have written alone: a symbolic link (planted in a shared directory, it would point
-/// the writes elsewhere), something other than a regular file, a file owned by another user.
-fn open_owned(path: &Path, create: bool) -> Result<File, ExportError> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).create(create);
-    os::private(&mut options);
-    os::no_follow(&mut options);
-    let file = options.open(path).map_err(|e| {
-        if os::is_link(&e) {
-            ExportError::Refused(format!(
-                "{} is a symbolic link: give the file's real path",
-                path.display()
-            ))
-        } else if e.kind() == std::io::ErrorKind::NotFound && create {
-            ExportError::NoDirectory(path.to_path_buf())
-        } else if e.kind() == std::io::ErrorKind::PermissionDenied {
-            no_permission(path)
-        } else {
-            ExportError::io("opening", path)(e)
+/// Opens the existing data file of a resume, refusing anything that is not a private file of this
+/// user's (see [`crate::fs`]): a symbolic link (planted in a shared directory, it would point the
+/// writes elsewhere), something other than a regular file, another user's file, a file open to
+/// others.
+fn open_owned(path: &Path) -> Result<File, ExportError> {
+    fs::open(path, Access::ReadWrite).map_err(|e| refused(path, e))
+}
+
+/// The data file of a run that starts over (`--force`), empty and private. A file of this user's
+/// that others may read is not written in place (a descriptor opened on it earlier would read
+/// the new data): it is replaced by a new private file.
+fn overwrite(path: &Path) -> Result<File, ExportError> {
+    match fs::open(path, Access::ReadWrite) {
+        Ok(file) => {
+            file.set_len(0)
+                .map_err(ExportError::io("truncating", path))?;
+            Ok(file)
         }
-    })?;
-    check_owned(&file, path)?;
-    // An existing file keeps its mode when opened: one left readable by others (0644) by an
-    // earlier tool would receive the organisation's data. Made private on the open descriptor.
-    os::make_private(&file).map_err(ExportError::io("making private", path))?;
-    Ok(file)
+        Err(e) if e.is_not_found() => create_new(path),
+        Err(OpenError::Untrusted(Untrusted::ReadableByOthers { .. })) => {
+            std::fs::remove_file(path).map_err(ExportError::io("replacing", path))?;
+            create_new(path)
+        }
+        Err(e) => Err(refused(path, e)),
+    }
 }
 
-/// A regular file owned by this user that no one else may write.
-fn check_owned(file: &File, path: &Path) -> Result<(), ExportError> {
-    let meta = file.metadata().map_err(ExportError::io("reading", path))?;
-    let why = if meta.is_file() {
-        os::not_trusted(&meta)
-    } else {
-        Some("is not a regular file")
-    };
-    match why {
-        Some(why) => Err(ExportError::Refused(format!(
-            "{} {why}: tokenwarden only continues or overwrites its own files",
+/// The message for a file [`fs::open`] refused, or its error.
+fn refused(path: &Path, e: OpenError) -> ExportError {
+    match e {
+        OpenError::Untrusted(Untrusted::Symlink) => ExportError::Refused(format!(
+            "{} is a symbolic link: give the file's real path",
             path.display()
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// What files are checked for (as for the token cache, see `store::private_fs`): on Unix, no
-/// symbolic link is followed and a file must be the user's and writable by no one else; elsewhere
-/// files are protected by the access control lists of the directory the user chose.
-#[cfg(unix)]
-mod os {
-    use std::fs::{Metadata, OpenOptions};
-    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
-
-    pub(super) fn private(options: &mut OpenOptions) {
-        options.mode(0o600);
-    }
-
-    pub(super) fn no_follow(options: &mut OpenOptions) {
-        options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
-    }
-
-    /// `fchmod 0600` on the open file.
-    pub(super) fn make_private(file: &std::fs::File) -> std::io::Result<()> {
-        use std::os::unix::fs::PermissionsExt as _;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-    }
-
-    /// The open failed because the path is a symbolic link (`O_NOFOLLOW`).
-    pub(super) fn is_link(e: &std::io::Error) -> bool {
-        e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
-    }
-
-    pub(super) fn not_trusted(meta: &Metadata) -> Option<&'static str> {
-        if meta.uid() != rustix::process::geteuid().as_raw() {
-            Some("belongs to another user")
-        } else if meta.mode() & 0o022 != 0 {
-            Some("is writable by other users")
-        } else {
-            None
-        }
-    }
-}
-
-#[cfg(not(unix))]
-mod os {
-    use std::fs::{Metadata, OpenOptions};
-
-    pub(super) fn private(_: &mut OpenOptions) {}
-
-    pub(super) fn no_follow(_: &mut OpenOptions) {}
-
-    pub(super) fn make_private(_: &std::fs::File) -> std::io::Result<()> {
-        Ok(())
-    }
-
-    pub(super) fn is_link(_: &std::io::Error) -> bool {
-        false
-    }
-
-    pub(super) fn not_trusted(_: &Metadata) -> Option<&'static str> {
-        None
+        )),
+        OpenError::Untrusted(why) => ExportError::Refused(format!(
+            "{} {why}: tokenwarden only continues or overwrites its own private files",
+            path.display()
+        )),
+        OpenError::Io(e) if e.kind() == std::io::ErrorKind::PermissionDenied => no_permission(path),
+        OpenError::Io(e) => ExportError::io("opening", path)(e),
     }
 }
 
@@ -513,21 +446,23 @@ const MAX_STATE_BYTES: u64 = 1 << 20;
 
 /// The recorded state, if there is one; checked to be this user's own file before it is trusted.
 fn read_state(path: &Path) -> Result<Option<State>, ExportError> {
-    let mut options = OpenOptions::new();
-    options.read(true);
-    os::no_follow(&mut options);
-    let file = match options.open(path) {
+    let file = match fs::open(path, Access::Read) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if os::is_link(&e) => {
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(OpenError::Untrusted(Untrusted::Symlink)) => {
             return Err(ExportError::Refused(format!(
                 "{} is a symbolic link, not a state tokenwarden wrote; remove it",
                 path.display()
             )));
         }
-        Err(e) => return Err(ExportError::io("reading", path)(e)),
+        Err(OpenError::Untrusted(why)) => {
+            return Err(ExportError::Refused(format!(
+                "{} {why}: tokenwarden only continues or overwrites its own private files",
+                path.display()
+            )));
+        }
+        Err(OpenError::Io(e)) => return Err(ExportError::io("reading", path)(e)),
     };
-    check_owned(&file, path)?;
     let mut text = Vec::new();
     use std::io::Read as _;
     file.take(MAX_STATE_BYTES)
@@ -549,25 +484,12 @@ fn read_state(path: &Path) -> Result<Option<State>, ExportError> {
     Ok(Some(state))
 }
 
-/// Replaces the state file atomically: a temporary file beside it with an unpredictable name,
-/// created exclusively and 0600 (`tempfile`'s default), then renamed over it.
+/// Replaces the state file atomically ([`fs::replace`]: a private temporary file beside it,
+/// synced, renamed over it, the directory synced).
 pub(super) fn save_state(path: &Path, state: &State) -> Result<(), ExportError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".twstate-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(ExportError::io("creating a temporary file in", dir))?;
-    let json = serde_json::to_vec_pretty(state).unwrap_or_default();
-    tmp.write_all(&json)
-        .and_then(|()| tmp.write_all(b"\n"))
-        .map_err(ExportError::io("writing", tmp.path().to_path_buf()))?;
-    tmp.persist(path)
-        .map_err(|e| ExportError::io("replacing", path)(e.error))?;
-    Ok(())
+    let mut json = serde_json::to_vec_pretty(state).unwrap_or_default();
+    json.push(b'\n');
+    fs::replace_with_prefix(path, ".twstate-", &json).map_err(ExportError::io("saving", path))
 }
 
 /// Makes the finished files durable (a power cut after "complete" loses nothing).
@@ -579,6 +501,7 @@ pub(super) fn sync(file: &File, path: &Path) -> Result<(), ExportError> {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::io::Write as _;
     use std::os::unix::fs::PermissionsExt as _;
 
     fn mode(p: &Path) -> u32 {

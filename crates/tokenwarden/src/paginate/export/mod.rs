@@ -905,8 +905,8 @@ impl Sink {
     }
 }
 
-/// Writes the CSV beside `out` (0600 and an unpredictable name: `tempfile`'s defaults), then
-/// renames it over `out`.
+/// Writes the CSV in place of `out`, atomically ([`crate::fs::Replacement`]: a private temporary
+/// file beside it, synced, renamed over it, the directory synced).
 fn write_csv_file(
     spool: &mut File,
     spool_path: &Path,
@@ -914,25 +914,15 @@ fn write_csv_file(
     out: &Path,
     terminal: bool,
 ) -> Result<(), ExportError> {
-    let dir = match out.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(".twcsv-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(ExportError::io("creating a temporary file in", dir))?;
-    let tmp_path = tmp.path().to_path_buf();
-    let mut w = BufWriter::with_capacity(1 << 16, tmp);
+    let new = crate::fs::Replacement::begin(out, ".twcsv-")
+        .map_err(ExportError::io("creating a temporary file for", out))?;
+    let tmp_path = new.temp_path().to_path_buf();
+    let mut w = BufWriter::with_capacity(1 << 16, new);
     csv::render(spool, spool_path, len, &mut w, &tmp_path, terminal)?;
-    let tmp = w
+    let new = w
         .into_inner()
         .map_err(|e| ExportError::io("writing", tmp_path.clone())(e.into_error()))?;
-    journal::sync(tmp.as_file(), &tmp_path)?;
-    tmp.persist(out)
-        .map_err(|e| ExportError::io("replacing", out)(e.error))?;
-    Ok(())
+    new.commit().map_err(ExportError::io("replacing", out))
 }
 
 /// An item as one JSON line with every registered secret replaced by `[REDACTED]`: its strings
