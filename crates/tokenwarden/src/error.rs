@@ -1,5 +1,11 @@
-//! The one error type of the library. Variants are named by where the failure happened; none carries a
-//! secret (tokens and client secrets are never part of a message).
+//! [`Error`], the token core's and the client's error, and [`Class`], the one classification of
+//! failures that every error type of the library answers (the job engines have their own errors,
+//! `BatchError` and `ExportError`, which wrap this one). Variants are named by where the failure
+//! happened; none carries a secret (tokens and client secrets are never part of a message).
+//!
+//! This is a leaf: it names no type of a module above it. The sign-in's failures
+//! ([`SignInFailure`], [`CallbackProblem`], [`AuthorizationError`]) live here, beside the variant
+//! that carries them; `authorize` produces them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -216,31 +222,6 @@ pub enum Error {
     #[error("configuration: {0}")]
     Config(String),
 
-    /// Reading a batch's input, or creating, locking or writing its output, failed (a missing
-    /// file, a full disk). Not a configuration problem: [`IoOp`] says which step failed, and the
-    /// operating system's error is the [`source`](std::error::Error::source) (not repeated in
-    /// the message).
-    #[error("{op} {}", .path.display())]
-    Io {
-        /// What was being done.
-        op: IoOp,
-        /// The file (or directory) it was done to.
-        path: std::path::PathBuf,
-        /// The operating system's error.
-        #[source]
-        source: Arc<std::io::Error>,
-    },
-
-    /// A batch refused to start on its output file, and left it as it was: another run holds it,
-    /// or it is not this job's journal.
-    #[error("output {}: {problem}", .path.display())]
-    Journal {
-        /// The output file.
-        path: std::path::PathBuf,
-        /// Why it was refused.
-        problem: crate::batch::JournalProblem,
-    },
-
     /// A bug or a runtime failure inside tokenwarden (e.g. a refresh task was cancelled by runtime
     /// shutdown).
     #[error("internal error: {0}")]
@@ -259,7 +240,7 @@ pub enum SignInFailure {
         ignored: u32,
     },
     /// The callback arrived with the authorization server's error, or without a code.
-    Callback(crate::authorize::CallbackProblem),
+    Callback(CallbackProblem),
     /// The listener failed.
     Listener(String),
 }
@@ -283,6 +264,77 @@ impl std::fmt::Display for SignInFailure {
             SignInFailure::Listener(e) => write!(f, "the sign-in listener failed: {e}"),
         }
     }
+}
+
+/// Why a request to the redirect URI is not the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallbackProblem {
+    /// A request for another path (the browser's favicon): not for us.
+    NotTheCallback,
+    /// No `state`, or not this sign-in's: a stale tab, or someone else's request. Ignored.
+    WrongState,
+    /// The right `state`, but neither a code nor an error.
+    NoCode,
+    /// The right `state`, and the authorization server's error.
+    Refused(AuthorizationError),
+}
+
+impl std::fmt::Display for CallbackProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallbackProblem::NotTheCallback => f.write_str("not the redirect URI's path"),
+            CallbackProblem::WrongState => f.write_str(
+                "its state does not match the sign-in in progress (a stale browser tab, or a forged request)",
+            ),
+            CallbackProblem::NoCode => f.write_str("it carries neither a code nor an error"),
+            CallbackProblem::Refused(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for CallbackProblem {}
+
+/// The authorization server's refusal, as it came back in the callback (`error=...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationError {
+    /// The OAuth `error` code: `access_denied`, `invalid_request`, `unauthorized_client`, ...
+    pub error: String,
+    /// `error_description`, scrubbed of secrets and control characters, shortened.
+    pub description: Option<String>,
+}
+
+impl std::fmt::Display for AuthorizationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.error.as_str() {
+            "access_denied" => f.write_str("the sign-in was denied (consent was refused)")?,
+            e => write!(f, "the authorization server refused the sign-in ({e})")?,
+        }
+        if let Some(d) = &self.description {
+            write!(f, ": {d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a failure means for whoever made the call: the one classification of the library's
+/// errors ([`Error::class`], [`FetchError::class`](crate::FetchError::class), and the job
+/// engines' `BatchError::class` and `ExportError::class`), so that no caller has to match
+/// variants to decide what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Class {
+    /// A later attempt may succeed (a transport failure, an unavailable endpoint, retries that
+    /// ran out, a lock held elsewhere past its deadline): wait and try again.
+    Transient,
+    /// The credentials, the grant or the sign-in are wrong (or the API refused a freshly issued
+    /// token): stop at once; the configuration must change.
+    Credentials,
+    /// A permission or an OAuth scope is missing for this request (HTTP 403): a token refresh
+    /// never cures it; the client's role must change.
+    Permission,
+    /// Anything else: this request cannot succeed as it is, and trying it again will not help.
+    Fatal,
 }
 
 /// A duration for people, as every message of tokenwarden writes it: `250 ms`, `2.5 s`, `45 s`,
@@ -319,50 +371,6 @@ pub fn plural(n: u64, word: &str) -> String {
     }
 }
 
-/// The step of a batch's file handling that failed, for [`Error::Io`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum IoOp {
-    /// Opening the input (missing, unreadable, a directory).
-    OpenInput,
-    /// Reading the input after it was opened.
-    ReadInput,
-    /// The directory the output goes into (missing: it is not created).
-    OutputDirectory,
-    /// Creating or opening the output or its job file.
-    CreateOutput,
-    /// Taking the output's lock.
-    LockOutput,
-    /// Reading the output back as a journal, to resume.
-    ReadJournal,
-    /// Writing the output (a full disk, an I/O error).
-    WriteOutput,
-}
-
-impl std::fmt::Display for IoOp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            IoOp::OpenInput => "cannot open input",
-            IoOp::ReadInput => "cannot read input",
-            IoOp::OutputDirectory => "output directory",
-            IoOp::CreateOutput => "cannot create output",
-            IoOp::LockOutput => "cannot lock output",
-            IoOp::ReadJournal => "cannot read the journal",
-            IoOp::WriteOutput => "cannot write output",
-        })
-    }
-}
-
-impl Error {
-    pub(crate) fn io(op: IoOp, path: &std::path::Path, source: std::io::Error) -> Self {
-        Error::Io {
-            op,
-            path: path.to_path_buf(),
-            source: Arc::new(source),
-        }
-    }
-}
-
 fn code_part(code: &Option<String>) -> String {
     code.as_deref().map(|c| format!(" {c}")).unwrap_or_default()
 }
@@ -375,24 +383,51 @@ fn desc_part(d: &Option<String>) -> String {
 }
 
 impl Error {
+    /// What this failure means ([`Class`]).
+    pub fn class(&self) -> Class {
+        match self {
+            Error::Transport { .. }
+            | Error::TokenEndpointUnavailable { .. }
+            | Error::RetriesExhausted { .. }
+            | Error::Store {
+                retryable: true, ..
+            } => Class::Transient,
+            Error::Credentials { .. }
+            | Error::StaticTokenExpired { .. }
+            | Error::Unauthorized { .. }
+            | Error::SignInRequired { .. }
+            | Error::SignIn(SignInFailure::Callback(_)) => Class::Credentials,
+            Error::Forbidden { .. } => Class::Permission,
+            _ => Class::Fatal,
+        }
+    }
+
     /// True for failures a later attempt may cure (transport errors, an unavailable endpoint, a store
-    /// lock that another process held past the deadline).
+    /// lock that another process held past the deadline): [`Class::Transient`].
     pub fn is_retryable(&self) -> bool {
+        self.class() == Class::Transient
+    }
+
+    /// True when no access token can be had at all (the credentials, the sign-in, the token
+    /// endpoint or the token store failed, or the API refused a freshly issued token): every
+    /// later request would fail the same way, so a job stops rather than recording the request
+    /// as failed. A failure of one request (a 404, a 403, retries that ran out on it) is not.
+    pub fn is_token_failure(&self) -> bool {
         matches!(
             self,
-            Error::Transport { .. }
+            Error::Credentials { .. }
+                | Error::StaticTokenExpired { .. }
+                | Error::Unauthorized { .. }
+                | Error::SignInRequired { .. }
+                | Error::Store { .. }
                 | Error::TokenEndpointUnavailable { .. }
-                | Error::RetriesExhausted { .. }
-                | Error::Store {
-                    retryable: true,
-                    ..
-                }
+                | Error::TokenDecode { .. }
         )
     }
 
     /// True when the API could not be reached at all: a connection that could not be made (refused,
     /// DNS, TLS), or retries that ran out without a single HTTP answer. A batch holds such records
-    /// back and stops when every record finds the API so (see [`crate::batch::Breaker`]).
+    /// back and stops when every record finds the API so (a batch's breaker).
     pub fn is_unreachable(&self) -> bool {
         match self {
             Error::Transport { error, .. } => error.is_connect(),
@@ -401,16 +436,10 @@ impl Error {
         }
     }
 
-    /// True when the credentials or grant are wrong: the job should stop at once.
+    /// True when the credentials or grant are wrong: the job should stop at once
+    /// ([`Class::Credentials`]).
     pub fn is_credentials(&self) -> bool {
-        matches!(
-            self,
-            Error::Credentials { .. }
-                | Error::StaticTokenExpired { .. }
-                | Error::Unauthorized { .. }
-                | Error::SignInRequired { .. }
-                | Error::SignIn(SignInFailure::Callback(_))
-        )
+        self.class() == Class::Credentials
     }
 
     /// A store failure that someone must fix before a retry can help.

@@ -65,6 +65,20 @@ pub enum FetchError {
     Fatal(Error),
 }
 
+impl FetchError {
+    /// What the failure means ([`Class`](crate::error::Class)): a transient or unreachable
+    /// endpoint is [`Class::Transient`](crate::error::Class::Transient); a fatal one is classified
+    /// as its error is ([`Error::class`]).
+    pub fn class(&self) -> crate::error::Class {
+        match self {
+            FetchError::Transient { .. } | FetchError::Unreachable { .. } => {
+                crate::error::Class::Transient
+            }
+            FetchError::Fatal(e) => e.class(),
+        }
+    }
+}
+
 /// A way to obtain access tokens. Implementations must be safe for concurrent use, though the
 /// [`TokenManager`](crate::TokenManager) never calls `fetch` concurrently on one grant.
 #[async_trait]

@@ -56,7 +56,7 @@ pub use client::{
     RateLimit, RequestBuilder, SharedBudget,
 };
 pub use clock::{FixedJitter, Instant, Jitter, RandomJitter};
-pub use error::{Error, IoOp, Result, SignInFailure, human_duration, plural};
+pub use error::{Class, Error, Result, SignInFailure, human_duration, plural};
 pub use grant::{
     ClientAuth, ClientCredentials, FetchError, Grant, MAX_TOKEN_RESPONSE, RefreshTokenGrant,
     RotationHook, StaticToken, TokenEndpoint, TokenResponse,

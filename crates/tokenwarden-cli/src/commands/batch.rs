@@ -11,7 +11,8 @@ use tokenwarden::batch::{
     self, BatchOptions, BatchProgress, BatchReport, Input, InputFormat, JournalProblem, Outcome,
     Record, StopReason,
 };
-use tokenwarden::{ApiClient, Error, IoOp, plural};
+use tokenwarden::batch::{BatchError, IoOp};
+use tokenwarden::{ApiClient, Error, plural};
 
 /// What can be refused before any credentials are read or any request is sent.
 pub(crate) fn check_args(a: &BatchArgs, g: &GlobalArgs) -> Result<()> {
@@ -124,7 +125,7 @@ pub(crate) async fn execute(
 }
 
 /// Places a refusal in the exit-status table and says how to go on.
-fn explain(e: Error) -> anyhow::Error {
+fn explain(e: BatchError) -> anyhow::Error {
     // The message with its causes (an I/O error's own words), on one line.
     let message = format!("{:#}", anyhow::Error::new(e.clone()));
     let usage = |hint: &str| {
@@ -135,7 +136,7 @@ fn explain(e: Error) -> anyhow::Error {
         anyhow::Error::new(UsageError(text))
     };
     match &e {
-        Error::Journal { problem, .. } => match problem {
+        BatchError::Journal { problem, .. } => match problem {
             JournalProblem::Exists => {
                 usage("rerun with --resume to continue it, or with --force to overwrite it")
             }
@@ -155,7 +156,7 @@ fn explain(e: Error) -> anyhow::Error {
             // Nothing typed is wrong: wait and try again (exit 4).
             _ => anyhow::Error::msg(format!("{message}\nhint: {}", super::BUSY_HINT)),
         },
-        Error::Io { op, source, .. } => match op {
+        BatchError::Io { op, source, .. } => match op {
             IoOp::OpenInput | IoOp::OutputDirectory => usage(""),
             IoOp::CreateOutput
                 if matches!(
@@ -171,7 +172,7 @@ fn explain(e: Error) -> anyhow::Error {
             _ => e.into(),
         },
         // A path template the API base cannot take.
-        Error::Config(_) => usage(""),
+        BatchError::Api(Error::Config(_)) => usage(""),
         _ => e.into(),
     }
 }
@@ -192,20 +193,9 @@ async fn execute_one(client: &ApiClient, r: Record, replay_safe: bool) -> Outcom
             status: resp.status().as_u16(),
             body: resp.into_body(),
         },
-        // No token can be had: stop the job; nothing unfinished is recorded, so a resume
-        // continues exactly here.
-        Err(
-            e @ (Error::Credentials { .. }
-            | Error::StaticTokenExpired { .. }
-            | Error::Unauthorized { .. }
-            | Error::SignInRequired { .. }
-            | Error::Store { .. }
-            | Error::TokenEndpointUnavailable { .. }
-            | Error::TokenDecode { .. }),
-        ) => Outcome::Abort(e),
-        // Held back while the API stays unreachable: the breaker stops the job, a resume runs it.
-        Err(e) if e.is_unreachable() => Outcome::Unreachable(e),
-        Err(e) => Outcome::Failed(e.to_string()),
+        // No token can be had: the job stops (a resume continues exactly here); an API that
+        // cannot be reached holds the record back; anything else fails this record alone.
+        Err(e) => Outcome::from_error(e),
     }
 }
 

@@ -2,62 +2,12 @@
 
 use super::{AuthorizationRequest, Code};
 use crate::error::excerpt;
+use crate::error::{AuthorizationError, CallbackProblem};
 use zeroize::Zeroizing;
 
 /// The most read of a callback request's head (request line and headers): a browser's is a few
 /// hundred bytes; anything longer is not a callback.
 pub const MAX_CALLBACK_HEAD: usize = 16 * 1024;
-
-/// The authorization server's refusal, as it came back in the callback (`error=...`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthorizationError {
-    /// The OAuth `error` code: `access_denied`, `invalid_request`, `unauthorized_client`, ...
-    pub error: String,
-    /// `error_description`, scrubbed of secrets and control characters, shortened.
-    pub description: Option<String>,
-}
-
-impl std::fmt::Display for AuthorizationError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.error.as_str() {
-            "access_denied" => f.write_str("the sign-in was denied (consent was refused)")?,
-            e => write!(f, "the authorization server refused the sign-in ({e})")?,
-        }
-        if let Some(d) = &self.description {
-            write!(f, ": {d}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Why a request to the redirect URI is not the code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CallbackProblem {
-    /// A request for another path (the browser's favicon): not for us.
-    NotTheCallback,
-    /// No `state`, or not this sign-in's: a stale tab, or someone else's request. Ignored.
-    WrongState,
-    /// The right `state`, but neither a code nor an error.
-    NoCode,
-    /// The right `state`, and the authorization server's error.
-    Refused(AuthorizationError),
-}
-
-impl std::fmt::Display for CallbackProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CallbackProblem::NotTheCallback => f.write_str("not the redirect URI's path"),
-            CallbackProblem::WrongState => f.write_str(
-                "its state does not match the sign-in in progress (a stale browser tab, or a forged request)",
-            ),
-            CallbackProblem::NoCode => f.write_str("it carries neither a code nor an error"),
-            CallbackProblem::Refused(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for CallbackProblem {}
 
 pub(super) fn check(request: &AuthorizationRequest, target: &str) -> Result<Code, CallbackProblem> {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));

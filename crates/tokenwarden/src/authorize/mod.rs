@@ -9,7 +9,8 @@
 mod callback;
 mod loopback;
 
-pub use callback::{AuthorizationError, CallbackProblem, MAX_CALLBACK_HEAD};
+pub use crate::error::{AuthorizationError, CallbackProblem};
+pub use callback::MAX_CALLBACK_HEAD;
 pub use loopback::LoopbackListener;
 
 use crate::error::Error;

@@ -37,6 +37,7 @@
 //!   flight; resume and duplicate detection keep 16 bytes per id.
 
 mod breaker;
+mod error;
 mod input;
 mod job;
 mod journal;
@@ -46,13 +47,14 @@ mod shard;
 mod source;
 
 pub use breaker::Breaker;
+pub use error::{BatchError, IoOp};
 pub use input::{InputFormat, Record};
 pub use limit::{FailureLimit, MIN_FAILURE_SAMPLE};
 pub use output::{JournalProblem, job_file_path};
 pub use shard::Shard;
 pub use source::{DEFAULT_MAX_LINE_BYTES, Input};
 
-use crate::error::{Error, IoOp};
+use crate::error::Error;
 use breaker::Streak;
 use futures::StreamExt as _;
 use input::{Parsed, Parser};
@@ -143,6 +145,24 @@ pub enum Outcome {
     Abort(Error),
 }
 
+impl Outcome {
+    /// What a request that failed with `e` (no HTTP answer to record) means for the job, by the
+    /// rule every executor shares: when no token can be had ([`Error::is_token_failure`]) the job
+    /// stops ([`Outcome::Abort`]): nothing is recorded, so a resume continues exactly there; an
+    /// API that cannot be reached ([`Error::is_unreachable`]) holds the record back
+    /// ([`Outcome::Unreachable`]); anything else fails this record alone
+    /// ([`Outcome::Failed`], with the error's message).
+    pub fn from_error(e: Error) -> Outcome {
+        if e.is_token_failure() {
+            Outcome::Abort(e)
+        } else if e.is_unreachable() {
+            Outcome::Unreachable(e)
+        } else {
+            Outcome::Failed(e.to_string())
+        }
+    }
+}
+
 /// Live counters of a running batch, for progress display.
 #[derive(Debug, Default)]
 pub struct BatchProgress {
@@ -189,7 +209,7 @@ pub enum StopReason {
         limit: FailureLimit,
     },
     /// The input could not be read to its end (the records before were run and recorded).
-    Input(Error),
+    Input(BatchError),
     /// The API could not be reached ([`Outcome::Unreachable`]) for every record in the
     /// [`Breaker`]'s window, or for the last records of the input. Those records were not
     /// recorded, nor were the records in flight: a resume runs them.
@@ -207,12 +227,16 @@ pub enum StopReason {
 }
 
 impl StopReason {
-    /// The error behind the stop, if there is one.
+    /// The API's error behind the stop, if there is one (an input that breaks off is
+    /// [`StopReason::Input`]'s own).
     pub fn error(&self) -> Option<&Error> {
         match self {
-            StopReason::Aborted(e) | StopReason::Input(e) => Some(e),
+            StopReason::Aborted(e) => Some(e),
+            StopReason::Input(BatchError::Api(e)) => Some(e),
             StopReason::Unreachable { last, .. } => Some(last),
-            StopReason::TooManyFailures { .. } | StopReason::Interrupted => None,
+            StopReason::Input(_) | StopReason::TooManyFailures { .. } | StopReason::Interrupted => {
+                None
+            }
         }
     }
 }
@@ -221,7 +245,8 @@ impl fmt::Display for StopReason {
     /// The reason in one line, with the error's whole chain of causes.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StopReason::Aborted(e) | StopReason::Input(e) => f.write_str(&with_causes(e)),
+            StopReason::Aborted(e) => f.write_str(&with_causes(e)),
+            StopReason::Input(e) => f.write_str(&with_causes(e)),
             StopReason::Unreachable {
                 records,
                 lasted,
@@ -243,7 +268,7 @@ impl fmt::Display for StopReason {
 }
 
 /// An error with its whole chain of causes, on one line.
-fn with_causes(e: &Error) -> String {
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut cause = std::error::Error::source(e);
     while let Some(c) = cause {
@@ -333,7 +358,7 @@ struct Done {
 /// [module documentation](self) for what it guarantees.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), tokenwarden::Error> {
+/// # async fn run() -> Result<(), tokenwarden::batch::BatchError> {
 /// use tokenwarden::batch::{self, BatchOptions, BatchProgress, Input, Outcome};
 /// let progress = BatchProgress::default();
 /// let base = url::Url::parse("https://api.mypurecloud.ie").unwrap();
@@ -351,13 +376,14 @@ struct Done {
 ///
 /// # Errors
 /// Before anything is sent or written:
-/// - [`Error::Journal`] when the output is busy (another run writes it), exists (without `resume`
-///   or `overwrite`), or is not this job's journal (with `resume`).
-/// - [`Error::Io`] when the input cannot be opened ([`IoOp::OpenInput`]), the output's
+/// - [`BatchError::Journal`] when the output is busy (another run writes it), exists (without
+///   `resume` or `overwrite`), or is not this job's journal (with `resume`).
+/// - [`BatchError::Io`] when the input cannot be opened ([`IoOp::OpenInput`]), the output's
 ///   directory does not exist ([`IoOp::OutputDirectory`]) or a file cannot be created or locked.
-/// - [`Error::Config`] for a path template that lacks `{id}` or leaves the API's origin.
+/// - [`BatchError::Api`] with [`Error::Config`] for a path template that lacks `{id}` or leaves
+///   the API's origin.
 ///
-/// During the run, [`Error::Io`] with [`IoOp::WriteOutput`] when the output cannot be written (a
+/// During the run, [`BatchError::Io`] with [`IoOp::WriteOutput`] when the output cannot be written (a
 /// full disk): the job stops there. A credentials failure, too many failed records or an input
 /// that breaks off are not errors here: they end the run with [`BatchReport::stopped`] set.
 pub async fn run<F, Fut>(
@@ -366,7 +392,7 @@ pub async fn run<F, Fut>(
     options: &BatchOptions,
     progress: &BatchProgress,
     exec: F,
-) -> Result<BatchReport, Error>
+) -> Result<BatchReport, BatchError>
 where
     F: Fn(Record) -> Fut,
     Fut: Future<Output = Outcome>,
@@ -537,7 +563,7 @@ where
         if let Some(StopReason::TooManyFailures { failed, ran: r, .. }) = &mut report.stopped {
             (*failed, *r) = (failed_runs, ran);
         }
-        Ok::<(), Error>(())
+        Ok::<(), BatchError>(())
     };
     let interrupted = async {
         let stopped = match options.interrupt.clone() {
@@ -581,7 +607,11 @@ struct Prepared {
 
 /// Takes the output (locked), opens the input and, when resuming, makes sure both belong to this
 /// job before anything is changed: nothing is sent or written before this returns.
-async fn prepare(input: &Input, output: &Path, options: &BatchOptions) -> Result<Prepared, Error> {
+async fn prepare(
+    input: &Input,
+    output: &Path,
+    options: &BatchOptions,
+) -> Result<Prepared, BatchError> {
     let mut out = Output::acquire(output, options.resume, options.overwrite)?;
     // A corrected path template or method is accepted when every failure runs again.
     let mut corrected = None;
@@ -611,8 +641,8 @@ async fn prepare(input: &Input, output: &Path, options: &BatchOptions) -> Result
         }
     }
     if let Some(why) = corrected {
-        let succeeded =
-            journal::has_success(output).map_err(|e| Error::io(IoOp::ReadJournal, output, e))?;
+        let succeeded = journal::has_success(output)
+            .map_err(|e| BatchError::io(IoOp::ReadJournal, output, e))?;
         if succeeded {
             return Err(other_job(
                 output,
@@ -637,12 +667,12 @@ async fn prepare(input: &Input, output: &Path, options: &BatchOptions) -> Result
     Ok(Prepared { out, source, scan })
 }
 
-fn input_error(input: &Input, e: std::io::Error) -> Error {
-    Error::io(IoOp::ReadInput, Path::new(&input.name()), e)
+fn input_error(input: &Input, e: std::io::Error) -> BatchError {
+    BatchError::io(IoOp::ReadInput, Path::new(&input.name()), e)
 }
 
-fn other_job(output: &Path, detail: String) -> Error {
-    Error::Journal {
+fn other_job(output: &Path, detail: String) -> BatchError {
+    BatchError::Journal {
         path: output.to_path_buf(),
         problem: JournalProblem::OtherJob { detail },
     }
@@ -784,7 +814,7 @@ fn keyed_invalid(done: &KeySet, line: u64, error: String) -> Option<Work> {
 
 /// Reads this job's journal (already recognised as this job's): cuts a torn last line, drops the
 /// failed records when they are to run again, and collects the keys of the recorded ones.
-async fn scan_journal(output: &Path, retry_failed: bool) -> Result<journal::Scan, Error> {
+async fn scan_journal(output: &Path, retry_failed: bool) -> Result<journal::Scan, BatchError> {
     let path = output.to_path_buf();
     let scan = tokio::task::spawn_blocking(move || {
         let scan = journal::scan_and_repair(&path)?;
@@ -799,9 +829,9 @@ async fn scan_journal(output: &Path, retry_failed: bool) -> Result<journal::Scan
     })
     .await
     .map_err(|e| Error::Internal(format!("resume scan: {e}")))?
-    .map_err(|e| Error::io(IoOp::ReadJournal, output, e))?;
+    .map_err(|e| BatchError::io(IoOp::ReadJournal, output, e))?;
     if let Some(line) = scan.foreign_line {
-        return Err(Error::Journal {
+        return Err(BatchError::Journal {
             path: output.to_path_buf(),
             problem: JournalProblem::Changed {
                 detail: format!("line {line} is not a line a batch writes"),

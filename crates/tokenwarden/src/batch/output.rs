@@ -21,8 +21,8 @@
 //! - **Only regular files are journals.** An output that is not a regular file (`/dev/null`, a
 //!   FIFO, a terminal, `/dev/stdout`) is written as a stream: no job file, no lock, no resume.
 
+use super::error::{BatchError, IoOp};
 use super::job::JobIdentity;
-use crate::error::{Error, IoOp};
 use crate::fs::{self, Access};
 use crate::ownership::{self, Claim, ClaimError, Fingerprint, JOB_SUFFIX, Writer};
 use std::fmt;
@@ -30,7 +30,7 @@ use std::fs::File;
 use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 
-/// Why a batch refused its output (see [`Error::Journal`]). In every case the output and its job
+/// Why a batch refused its output (see [`BatchError::Journal`]). In every case the output and its job
 /// file were left exactly as they were.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -150,11 +150,15 @@ impl Output {
     /// Takes `path` for this run: claims it and decides how it will be written.
     ///
     /// # Errors
-    /// [`Error::Journal`] when the output is busy, exists (without `resume` or `overwrite`), or is
-    /// not this job's journal (with `resume`); [`Error::Io`] when its directory is missing or a
+    /// [`BatchError::Journal`] when the output is busy, exists (without `resume` or `overwrite`), or is
+    /// not this job's journal (with `resume`); [`BatchError::Io`] when its directory is missing or a
     /// file cannot be created or locked.
-    pub(crate) fn acquire(path: &Path, resume: bool, overwrite: bool) -> Result<Output, Error> {
-        let refuse = |problem| Error::Journal {
+    pub(crate) fn acquire(
+        path: &Path,
+        resume: bool,
+        overwrite: bool,
+    ) -> Result<Output, BatchError> {
+        let refuse = |problem| BatchError::Journal {
             path: path.to_path_buf(),
             problem,
         };
@@ -162,8 +166,8 @@ impl Output {
             if resume {
                 return Err(refuse(JournalProblem::NotResumable));
             }
-            let file =
-                ownership::open_stream(path).map_err(|e| Error::io(IoOp::CreateOutput, path, e))?;
+            let file = ownership::open_stream(path)
+                .map_err(|e| BatchError::io(IoOp::CreateOutput, path, e))?;
             return Ok(Output::Stream {
                 path: path.to_path_buf(),
                 file,
@@ -171,7 +175,7 @@ impl Output {
         }
         let exists = match std::fs::metadata(path) {
             Ok(m) if m.is_dir() => {
-                return Err(Error::io(
+                return Err(BatchError::io(
                     IoOp::CreateOutput,
                     path,
                     io::Error::new(io::ErrorKind::IsADirectory, "is a directory"),
@@ -180,7 +184,7 @@ impl Output {
             Ok(_) if resume && is_symlink(path) => {
                 // Resuming cuts a torn tail and appends: never through a link someone may have
                 // planted.
-                return Err(Error::io(
+                return Err(BatchError::io(
                     IoOp::CreateOutput,
                     path,
                     io::Error::new(
@@ -192,7 +196,7 @@ impl Output {
             Ok(_) => true,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if is_symlink(path) {
-                    return Err(Error::io(
+                    return Err(BatchError::io(
                         IoOp::CreateOutput,
                         path,
                         io::Error::new(
@@ -205,7 +209,7 @@ impl Output {
                 if let Some(dir) = dir
                     && !dir.is_dir()
                 {
-                    return Err(Error::io(
+                    return Err(BatchError::io(
                         IoOp::OutputDirectory,
                         dir,
                         io::Error::new(
@@ -216,11 +220,11 @@ impl Output {
                 }
                 false
             }
-            Err(e) => return Err(Error::io(IoOp::CreateOutput, path, e)),
+            Err(e) => return Err(BatchError::io(IoOp::CreateOutput, path, e)),
         };
         let claim = Claim::take(path).map_err(|e| match e {
             ClaimError::Busy { .. } => refuse(JournalProblem::Busy),
-            ClaimError::Io { lock, source, .. } => Error::io(IoOp::LockOutput, &lock, source),
+            ClaimError::Io { lock, source, .. } => BatchError::io(IoOp::LockOutput, &lock, source),
         })?;
         // Another command's output is never resumed as a batch journal.
         if resume
@@ -247,7 +251,7 @@ impl Output {
         // A job file is a few hundred bytes; a bigger one is not ours and is not read whole.
         let mut contents = Vec::new();
         if let Err(e) = (&journal.job).take(64 * 1024).read_to_end(&mut contents) {
-            return Err(Error::io(IoOp::ReadJournal, &job_path, e));
+            return Err(BatchError::io(IoOp::ReadJournal, &job_path, e));
         }
         // A job file that holds no job (just created, or left by a run killed before its first
         // line) is not worth keeping; from here on, an error drops `journal`, which removes it.
@@ -284,7 +288,7 @@ impl Output {
 
     /// Replaces the recorded job (a resume that corrected its definition, or one about to
     /// rewrite the output: the recorded fingerprint no longer holds).
-    pub(crate) fn redefine(&mut self, identity: JobIdentity) -> Result<(), Error> {
+    pub(crate) fn redefine(&mut self, identity: JobIdentity) -> Result<(), BatchError> {
         match self {
             Output::Journal(j) => {
                 j.record_job(&identity)?;
@@ -310,11 +314,11 @@ impl Output {
         &mut self,
         line: &[u8],
         identity: impl FnOnce() -> JobIdentity,
-    ) -> Result<(), Error> {
+    ) -> Result<(), BatchError> {
         match self {
             Output::Stream { path, file } => file
                 .write_all(line)
-                .map_err(|e| Error::io(IoOp::WriteOutput, path, e)),
+                .map_err(|e| BatchError::io(IoOp::WriteOutput, path, e)),
             Output::Journal(j) => j.write_line(line, identity),
         }
     }
@@ -327,7 +331,7 @@ impl Output {
         &mut self,
         complete: bool,
         identity: impl FnOnce() -> JobIdentity,
-    ) -> Result<(), Error> {
+    ) -> Result<(), BatchError> {
         match self {
             Output::Journal(j) => {
                 if complete && j.writer.is_none() {
@@ -347,7 +351,7 @@ impl Journal {
         &mut self,
         line: &[u8],
         identity: impl FnOnce() -> JobIdentity,
-    ) -> Result<(), Error> {
+    ) -> Result<(), BatchError> {
         if self.writer.is_none() {
             self.open(identity)?;
         }
@@ -355,17 +359,17 @@ impl Journal {
         let w = self.writer.as_mut().expect("opened above");
         w.write_all(line)
             .and_then(|()| w.flush())
-            .map_err(|e| Error::io(IoOp::WriteOutput, path, e))?;
+            .map_err(|e| BatchError::io(IoOp::WriteOutput, path, e))?;
         self.wrote = true;
         Ok(())
     }
 
     /// Records the job (unless resuming it) and opens the output for writing. An output created
     /// or replaced here takes the place of whatever `paginate` or `export` kept beside it.
-    fn open(&mut self, identity: impl FnOnce() -> JobIdentity) -> Result<(), Error> {
+    fn open(&mut self, identity: impl FnOnce() -> JobIdentity) -> Result<(), BatchError> {
         if self.plan != Plan::Append {
             ownership::remove_sidecars(&self.path, Writer::Batch.other())
-                .map_err(|(p, e)| Error::io(IoOp::CreateOutput, &p, e))?;
+                .map_err(|(p, e)| BatchError::io(IoOp::CreateOutput, &p, e))?;
             // The job file first: an output without one could not be resumed.
             let identity = identity();
             self.record_job(&identity)?;
@@ -379,15 +383,15 @@ impl Journal {
                 // A new file rather than a truncated one: it is private and follows no link.
                 match std::fs::remove_file(&self.path) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                        return Err(Error::io(IoOp::CreateOutput, &self.path, e));
+                        return Err(BatchError::io(IoOp::CreateOutput, &self.path, e));
                     }
                     _ => {}
                 }
                 fs::create_new(&self.path)
-                    .map_err(|e| Error::io(IoOp::CreateOutput, &self.path, e))?
+                    .map_err(|e| BatchError::io(IoOp::CreateOutput, &self.path, e))?
             }
             Plan::Create => fs::create_new(&self.path)
-                .map_err(|e| Error::io(IoOp::CreateOutput, &self.path, e))?,
+                .map_err(|e| BatchError::io(IoOp::CreateOutput, &self.path, e))?,
         };
         self.created_output = self.plan != Plan::Append;
         self.writer = Some(io::BufWriter::with_capacity(64 * 1024, file));
@@ -395,19 +399,19 @@ impl Journal {
     }
 
     /// Writes `identity` into the job file.
-    fn record_job(&mut self, identity: &JobIdentity) -> Result<(), Error> {
+    fn record_job(&mut self, identity: &JobIdentity) -> Result<(), BatchError> {
         let bytes = identity.to_bytes();
         let job = &mut self.job;
         job.set_len(0)
             .and_then(|()| job.seek(SeekFrom::Start(0)))
             .and_then(|_| job.write_all(&bytes))
             .and_then(|()| job.sync_data())
-            .map_err(|e| Error::io(IoOp::WriteOutput, &self.job_path, e))?;
+            .map_err(|e| BatchError::io(IoOp::WriteOutput, &self.job_path, e))?;
         Ok(())
     }
 
     /// Records what the output holds now, so that a resume can tell it is still this file.
-    fn record_fingerprint(&mut self) -> Result<(), Error> {
+    fn record_fingerprint(&mut self) -> Result<(), BatchError> {
         let Some(job) = self.written.as_ref().or(self.recorded.as_ref()) else {
             return Ok(());
         };
@@ -415,17 +419,17 @@ impl Journal {
             return Ok(());
         }
         let fp = Fingerprint::of_whole(&self.path)
-            .map_err(|e| Error::io(IoOp::WriteOutput, &self.path, e))?;
+            .map_err(|e| BatchError::io(IoOp::WriteOutput, &self.path, e))?;
         let job = job.with_output(fp);
         self.record_job(&job)
     }
 
-    fn sync(&mut self) -> Result<(), Error> {
+    fn sync(&mut self) -> Result<(), BatchError> {
         match &mut self.writer {
             Some(w) => w
                 .flush()
                 .and_then(|()| w.get_ref().sync_data())
-                .map_err(|e| Error::io(IoOp::WriteOutput, &self.path, e)),
+                .map_err(|e| BatchError::io(IoOp::WriteOutput, &self.path, e)),
             None => Ok(()),
         }
     }
@@ -453,9 +457,9 @@ fn is_symlink(path: &Path) -> bool {
 /// Opens the private file `path` (see [`crate::fs`]): a job file or journal that is a link, not
 /// a regular file, another user's or open to others is not trusted to say which job the output
 /// belongs to, nor continued.
-fn open_private(path: &Path, access: Access) -> Result<File, Error> {
+fn open_private(path: &Path, access: Access) -> Result<File, BatchError> {
     fs::open(path, access).map_err(|e| {
-        Error::io(
+        BatchError::io(
             IoOp::CreateOutput,
             path,
             e.into_io("tokenwarden only continues its own files"),
@@ -465,12 +469,12 @@ fn open_private(path: &Path, access: Access) -> Result<File, Error> {
 
 /// Opens (creating it 0600 if needed) the job file. The claim makes this run the only one that
 /// touches it.
-fn open_job_file(job_path: &Path) -> Result<File, Error> {
+fn open_job_file(job_path: &Path) -> Result<File, BatchError> {
     open_private(job_path, Access::ReadWriteCreate)
 }
 
 /// Refuses to resume into a journal that is not this user's own private file.
-fn check_journal(path: &Path) -> Result<(), Error> {
+fn check_journal(path: &Path) -> Result<(), BatchError> {
     open_private(path, Access::Read).map(drop)
 }
 
@@ -497,7 +501,7 @@ mod tests {
         assert!(
             matches!(
                 &second,
-                Error::Journal {
+                BatchError::Journal {
                     problem: JournalProblem::Busy,
                     ..
                 }
@@ -535,7 +539,7 @@ mod tests {
         assert!(
             matches!(
                 e,
-                Error::Io {
+                BatchError::Io {
                     op: IoOp::CreateOutput,
                     ..
                 }

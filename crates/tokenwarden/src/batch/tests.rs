@@ -73,7 +73,7 @@ async fn go<F, Fut>(
     output: &Path,
     options: &BatchOptions,
     exec: F,
-) -> Result<BatchReport, Error>
+) -> Result<BatchReport, BatchError>
 where
     F: Fn(Record) -> Fut,
     Fut: Future<Output = Outcome>,
@@ -338,7 +338,7 @@ async fn abort_stops_at_once_and_resume_completes_exactly_once() {
     assert!(
         matches!(
             e,
-            Error::Journal {
+            BatchError::Journal {
                 problem: JournalProblem::Exists,
                 ..
             }
@@ -550,7 +550,7 @@ async fn a_run_that_fails_before_its_first_record_leaves_nothing_behind() {
     assert!(
         matches!(
             e,
-            Error::Io {
+            BatchError::Io {
                 op: IoOp::OpenInput,
                 ..
             }
@@ -582,7 +582,7 @@ async fn an_output_directory_that_does_not_exist_is_not_created() {
     assert!(
         matches!(
             e,
-            Error::Io {
+            BatchError::Io {
                 op: IoOp::OutputDirectory,
                 ..
             }
@@ -608,8 +608,8 @@ async fn resume_refuses_another_jobs_journal_and_touches_nothing() {
     go(&a, &output, &opts(), ok).await.unwrap();
     let before = std::fs::read(&output).unwrap();
     let job_before = std::fs::read(job_file_path(&output)).unwrap();
-    let refused = |e: Error| match e {
-        Error::Journal {
+    let refused = |e: BatchError| match e {
+        BatchError::Journal {
             problem: JournalProblem::OtherJob { detail },
             ..
         } => detail,
@@ -663,7 +663,7 @@ async fn resume_never_touches_a_file_no_batch_wrote() {
     assert!(
         matches!(
             e,
-            Error::Journal {
+            BatchError::Journal {
                 problem: JournalProblem::NotAJournal { .. },
                 ..
             }
@@ -713,7 +713,7 @@ async fn a_second_run_on_a_busy_output_is_refused_at_once() {
     assert!(
         matches!(
             &e,
-            Error::Journal {
+            BatchError::Journal {
                 problem: JournalProblem::Busy,
                 ..
             }
@@ -747,7 +747,7 @@ async fn a_non_regular_output_is_a_stream_and_a_full_disk_is_an_io_error() {
         assert!(
             matches!(
                 e,
-                Error::Io {
+                BatchError::Io {
                     op: IoOp::WriteOutput,
                     ..
                 }
@@ -769,7 +769,7 @@ async fn a_non_regular_output_is_a_stream_and_a_full_disk_is_an_io_error() {
     assert!(
         matches!(
             e,
-            Error::Journal {
+            BatchError::Journal {
                 problem: JournalProblem::NotResumable,
                 ..
             }
@@ -820,7 +820,7 @@ async fn a_corrected_template_resumes_with_retry_failed_only_when_nothing_succee
     assert!(
         matches!(
             e,
-            Error::Journal {
+            BatchError::Journal {
                 problem: JournalProblem::OtherJob { .. },
                 ..
             }
@@ -992,9 +992,9 @@ async fn regression_files_and_streams_of_another_user_are_refused_not_written_or
     }
     let d = Dir::new();
     let input = d.file("in.jsonl", &jsonl(2));
-    let refused = |e: &Error, what: &str| {
+    let refused = |e: &BatchError, what: &str| {
         let shown = match e {
-            Error::Io { source, .. } => format!("{e}: {source}"),
+            BatchError::Io { source, .. } => format!("{e}: {source}"),
             e => e.to_string(),
         };
         assert!(shown.contains("belongs to another user"), "{what}: {shown}");

@@ -51,6 +51,21 @@ impl ExportError {
         matches!(self, ExportError::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
     }
 
+    /// What the failure means ([`Class`](crate::error::Class)): the API's errors as
+    /// [`Error::class`] says; an output another run is writing now is
+    /// [`Class::Transient`](crate::error::Class::Transient); a refused output or a local file
+    /// that cannot be used is [`Class::Fatal`](crate::error::Class::Fatal).
+    pub fn class(&self) -> crate::error::Class {
+        use crate::error::Class;
+        match self {
+            ExportError::Api(e) => e.class(),
+            ExportError::Busy(_) => Class::Transient,
+            ExportError::Refused(_) | ExportError::NoDirectory(_) | ExportError::Io { .. } => {
+                Class::Fatal
+            }
+        }
+    }
+
     pub(super) fn io(
         op: &'static str,
         path: impl Into<PathBuf>,
