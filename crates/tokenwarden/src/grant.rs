@@ -138,9 +138,9 @@ impl TokenEndpoint {
         check_scheme(&url, insecure_ok, "token URL")?;
         // No redirects (credentials go nowhere else); proxies from the environment, but never
         // for loopback, and never plain http through one (the proxy would read the secret).
-        let proxies = crate::client::ProxyConfig::from_env();
+        let proxies = crate::transport::ProxyConfig::from_env();
         proxies.check(&url)?;
-        let http = crate::client::http::client(&crate::client::http::HttpOptions {
+        let http = crate::transport::http::client(&crate::transport::http::HttpOptions {
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(30),
             user_agent: concat!("tokenwarden/", env!("CARGO_PKG_VERSION")),
@@ -360,7 +360,7 @@ fn too_large(status: u16, retry_after: Option<Duration>) -> FetchError {
 pub(crate) fn check_scheme(url: &Url, insecure_ok: bool, what: &str) -> Result<(), Error> {
     match url.scheme() {
         "https" => Ok(()),
-        "http" if insecure_ok || crate::client::ProxyConfig::is_loopback(url) => Ok(()),
+        "http" if insecure_ok || crate::transport::ProxyConfig::is_loopback(url) => Ok(()),
         "http" => Err(Error::Config(format!(
             "{what} {url} uses plain http to a non-loopback host: tokens would travel in clear text (allow it explicitly if you must)"
         ))),

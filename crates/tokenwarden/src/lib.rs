@@ -38,6 +38,7 @@ mod metrics;
 mod middleware;
 pub mod ownership;
 mod paginate;
+mod rate;
 mod redact;
 mod region;
 mod retry;
@@ -45,6 +46,7 @@ mod secret;
 mod session;
 mod store;
 mod token;
+mod transport;
 
 pub use authorize::{
     AuthorizationCode, AuthorizationError, AuthorizationRequest, CallbackProblem, Code,

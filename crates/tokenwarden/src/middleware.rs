@@ -243,7 +243,7 @@ impl Attempt for MiddlewareAttempt<'_> {
     }
 
     async fn body(answer: reqwest::Response) -> Bytes {
-        crate::client::http::read_body(answer, MAX_ERROR_BODY)
+        crate::transport::http::read_body(answer, MAX_ERROR_BODY)
             .await
             .unwrap_or_default()
     }

@@ -3,19 +3,14 @@
 //! request when replaying is unsafe, and never sends the token off the API's origin.
 
 mod adaptive;
-mod budget;
-pub(crate) mod http;
 pub(crate) mod pacer;
 pub(crate) mod policy;
 mod pool;
-pub(crate) mod proxy;
-pub(crate) mod ratelimit;
 mod request;
 pub(crate) mod send;
 
-pub use budget::SharedBudget;
-pub use proxy::ProxyConfig;
-pub use ratelimit::RateLimit;
+pub use crate::rate::{RateLimit, SharedBudget};
+pub use crate::transport::ProxyConfig;
 pub use request::RequestBuilder;
 
 use crate::clock::{Instant, Jitter, RandomJitter};
@@ -300,7 +295,7 @@ impl ApiClientBuilder {
         let proxies = self.proxies.unwrap_or_else(ProxyConfig::from_env);
         proxies.check(&base)?;
         // Redirects are followed by the send loop, which decides where the token may go.
-        let http = http::client(&http::HttpOptions {
+        let http = crate::transport::http::client(&crate::transport::http::HttpOptions {
             connect_timeout: self.connect_timeout,
             timeout: self.request_timeout,
             user_agent: &self.user_agent,

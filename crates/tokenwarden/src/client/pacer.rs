@@ -6,9 +6,9 @@
 //! the pacer keeps the schedule in memory, as without one.
 
 use super::adaptive::{Announced, Answer, Controller};
-use super::budget::SharedBudget;
-use super::ratelimit::{RateLimit, reserve};
 use crate::clock::Instant;
+use crate::rate::SharedBudget;
+use crate::rate::ratelimit::{RateLimit, reserve};
 use http::HeaderMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,11 +1,11 @@
 //! One request: how it is built, and how one attempt of it is sent (the [`Attempt`] adapter of
 //! the client; the loop around it is in `send.rs`).
 
-use super::http::{BodyError, read_body};
 use super::send::{self, Attempt, Hop, Sent};
 use super::{ApiClient, ApiResponse, Counters, Inner, policy};
 use crate::error::{Error, Result, body_excerpt, excerpt, shown_path};
 use crate::token::Bearer;
+use crate::transport::http::{BodyError, read_body};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};

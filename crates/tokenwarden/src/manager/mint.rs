@@ -2,9 +2,9 @@
 //! creation per OAuth client (a 400 "rate limit exceeded"), so the managers of a token pool, and
 //! every process of a fleet, take turns at the token endpoint.
 
-use crate::client::SharedBudget;
-use crate::client::ratelimit::reserve;
 use crate::clock::Instant;
+use crate::rate::SharedBudget;
+use crate::rate::ratelimit::reserve;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

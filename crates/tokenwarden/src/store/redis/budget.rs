@@ -2,7 +2,7 @@
 
 use super::link::Link;
 use super::scripts;
-use crate::client::SharedBudget;
+use crate::rate::SharedBudget;
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;

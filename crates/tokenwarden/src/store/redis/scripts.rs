@@ -64,7 +64,7 @@ return redis.call('GET', KEYS[1])",
     )
 });
 
-/// The GCRA step, as [`reserve`](crate::client::ratelimit::reserve) but on the server: the
+/// The GCRA step, as [`reserve`](crate::rate::ratelimit::reserve) but on the server: the
 /// theoretical arrival time of the next request, in microseconds of the server's clock.
 /// KEYS: schedule. ARGV: interval µs, tolerance µs. Returns the wait in µs.
 pub(super) static RESERVE: LazyLock<Script> = LazyLock::new(|| {
