@@ -2,7 +2,7 @@
 
 use crate::error::{Error, chain, excerpt};
 use crate::secret::{AccessToken, ClientSecret, RefreshToken};
-use crate::session::RefreshTokenStore;
+use crate::store::RefreshTokenStore;
 use async_trait::async_trait;
 use base64::Engine as _;
 use std::sync::Arc;
@@ -135,7 +135,7 @@ impl TokenEndpoint {
     fn build(url: &str, insecure_ok: bool) -> Result<Self, Error> {
         let url = Url::parse(url)
             .map_err(|e| Error::Config(format!("token URL {url:?} is not a URL: {e}")))?;
-        check_scheme(&url, insecure_ok, "token URL")?;
+        crate::transport::check_scheme(&url, insecure_ok, "token URL")?;
         // No redirects (credentials go nowhere else); proxies from the environment, but never
         // for loopback, and never plain http through one (the proxy would read the secret).
         let proxies = crate::transport::ProxyConfig::from_env();
@@ -354,20 +354,6 @@ fn too_large(status: u16, retry_after: Option<Duration>) -> FetchError {
         };
     }
     FetchError::Fatal(Error::TokenDecode { detail })
-}
-
-/// Rejects plain `http://` except to loopback, unless `insecure_ok`.
-pub(crate) fn check_scheme(url: &Url, insecure_ok: bool, what: &str) -> Result<(), Error> {
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if insecure_ok || crate::transport::ProxyConfig::is_loopback(url) => Ok(()),
-        "http" => Err(Error::Config(format!(
-            "{what} {url} uses plain http to a non-loopback host: tokens would travel in clear text (allow it explicitly if you must)"
-        ))),
-        other => Err(Error::Config(format!(
-            "{what} {url} has unsupported scheme {other:?}"
-        ))),
-    }
 }
 
 #[derive(serde::Deserialize)]

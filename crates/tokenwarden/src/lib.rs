@@ -83,10 +83,10 @@ pub use redact::{
 pub use region::{REGIONS, Region};
 pub use retry::{Backoff, parse_retry_after};
 pub use secret::{AccessToken, ClientSecret, RefreshToken};
-pub use session::{RefreshTokenStore, Session, SessionStore, SessionUser};
+pub use session::{Session, SessionStore, SessionUser};
 pub use store::{
-    DEFAULT_LOCK_TIMEOUT, FileStore, LockAttempt, MemoryStore, StoreLock, StoredToken, TokenKey,
-    TokenStore,
+    DEFAULT_LOCK_TIMEOUT, FileStore, LockAttempt, MemoryStore, RefreshTokenStore, StoreLock,
+    StoredToken, TokenKey, TokenStore,
 };
 #[cfg(feature = "redis")]
 pub use store::{RedisBudget, RedisOptions, RedisRefreshTokens, RedisStore};

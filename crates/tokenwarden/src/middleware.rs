@@ -78,7 +78,7 @@ impl AuthMiddleware {
                 crate::error::excerpt(api_base, 200)
             ))
         })?;
-        crate::grant::check_scheme(&origin, false, "API base")?;
+        crate::transport::check_scheme(&origin, false, "API base")?;
         Ok(Self {
             core: Core::new(origin, tokens, |now| Pacer::new(None, true, true, now)),
             rate_limit: None,

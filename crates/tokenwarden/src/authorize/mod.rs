@@ -161,7 +161,7 @@ impl AuthorizationCode {
         let authorize_url = Url::parse(authorize_url).map_err(|e| {
             Error::Config(format!("authorize URL {authorize_url:?} is not a URL: {e}"))
         })?;
-        crate::grant::check_scheme(&authorize_url, false, "authorize URL")?;
+        crate::transport::check_scheme(&authorize_url, false, "authorize URL")?;
         let redirect_uri = Url::parse(redirect_uri).map_err(|e| {
             Error::Config(format!("redirect URI {redirect_uri:?} is not a URL: {e}"))
         })?;

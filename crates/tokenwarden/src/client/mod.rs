@@ -288,7 +288,7 @@ impl ApiClientBuilder {
                 excerpt(&self.base, 200)
             ))
         })?;
-        crate::grant::check_scheme(&base, self.allow_insecure_http, "API base")?;
+        crate::transport::check_scheme(&base, self.allow_insecure_http, "API base")?;
         if base.host_str().is_none() {
             return Err(Error::Config(format!("API base {base} has no host")));
         }

@@ -1,5 +1,5 @@
 //! A fixed client-side request rate and the GCRA (generic cell rate algorithm) step that spaces
-//! requests to a rate; the [`Pacer`](super::pacer::Pacer) applies it to every task of a client, so
+//! requests to a rate; the client's pacer applies it to every task of a client, so
 //! a job stays under the API's own limit (Genesys: 300 requests per minute per token).
 
 use crate::clock::Instant;

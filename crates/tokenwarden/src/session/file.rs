@@ -1,9 +1,9 @@
 //! [`SessionStore`]: a sign-in kept in a private directory.
 
-use super::RefreshTokenStore;
 use crate::error::Error;
 use crate::fs::PrivateDir;
 use crate::secret::RefreshToken;
+use crate::store::RefreshTokenStore;
 use crate::store::file::{blocking, from_unix_ms, lock_with_deadline, unix_ms};
 use crate::store::{DEFAULT_LOCK_TIMEOUT, FileStore, StoreLock, TokenKey};
 use async_trait::async_trait;

@@ -16,7 +16,7 @@
 //! the still-valid token, or wait for the new one with [`TokenStore::changed`], at most
 //! [`TokenStore::lock_wait`]) or unavailable (refresh without it). A token the API rejected is
 //! withdrawn fleet-wide, keyed ([`TokenStore::invalidate`]). A rotating refresh token is shared
-//! through the [`RefreshTokenStore`](crate::RefreshTokenStore) seam, which `RedisStore` implements
+//! through the [`RefreshTokenStore`] seam, which `RedisStore` implements
 //! too.
 
 pub(crate) mod file;
@@ -25,12 +25,14 @@ mod key;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+mod refresh;
 
 pub use file::{DEFAULT_LOCK_TIMEOUT, FileStore};
 pub use key::TokenKey;
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use redis::{RedisBudget, RedisOptions, RedisRefreshTokens, RedisStore};
+pub use refresh::RefreshTokenStore;
 
 use crate::error::Error;
 use crate::secret::AccessToken;

@@ -5,3 +5,20 @@ pub(crate) mod http;
 pub(crate) mod proxy;
 
 pub use proxy::ProxyConfig;
+
+use crate::error::Error;
+use url::Url;
+
+/// Rejects plain `http://` except to loopback, unless `insecure_ok`.
+pub(crate) fn check_scheme(url: &Url, insecure_ok: bool, what: &str) -> Result<(), Error> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if insecure_ok || ProxyConfig::is_loopback(url) => Ok(()),
+        "http" => Err(Error::Config(format!(
+            "{what} {url} uses plain http to a non-loopback host: tokens would travel in clear text (allow it explicitly if you must)"
+        ))),
+        other => Err(Error::Config(format!(
+            "{what} {url} has unsupported scheme {other:?}"
+        ))),
+    }
+}

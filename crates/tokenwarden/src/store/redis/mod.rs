@@ -13,7 +13,7 @@ use super::{CHANGE_POLL, LockAttempt, StoreLock, StoredToken, TokenKey, TokenSto
 use crate::clock::wall_now;
 use crate::error::Error;
 use crate::secret::{AccessToken, RefreshToken};
-use crate::session::RefreshTokenStore;
+use crate::store::RefreshTokenStore;
 use ::redis::aio::ConnectionManager;
 use async_trait::async_trait;
 use link::Link;
