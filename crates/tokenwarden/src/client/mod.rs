@@ -425,11 +425,11 @@ impl ApiClient {
 
     /// The counters of every token manager behind this client together (one, or a pool's):
     /// sums, the earliest expiry, the largest clock skew.
-    pub fn token_metrics(&self) -> crate::Metrics {
+    pub fn token_metrics(&self) -> crate::metrics::Metrics {
         self.token_managers()
             .into_iter()
             .map(TokenManager::metrics)
-            .reduce(crate::Metrics::plus)
+            .reduce(crate::metrics::Metrics::plus)
             .unwrap_or_default()
     }
 

@@ -111,8 +111,8 @@ pub(crate) const MAX_HEALS: u32 = 3;
 /// one the client may not use at all: that case is reported as a refusal.)
 pub(crate) fn note_answer(
     status: StatusCode,
-    bearer: Option<&crate::Bearer>,
-    tokens: &crate::TokenManager,
+    bearer: Option<&crate::token::Bearer>,
+    tokens: &crate::manager::TokenManager,
     after_heal: bool,
     heals: u32,
 ) -> bool {

@@ -259,7 +259,7 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
                             "API answered 401; refreshing the token and retrying once"
                         );
                         let body = ErrorBody::parse(&A::body(answer).await);
-                        let why = crate::Rejection::from_code(body.code.as_deref());
+                        let why = crate::manager::Rejection::from_code(body.code.as_deref());
                         tokens.rejected_with(rejected, why).await.map_err(A::lift)?;
                         Counters::inc(&counters.retries);
                         after_heal = true;

@@ -108,9 +108,9 @@ impl ProxyConfig {
         // or server echoing it, or an error quoting the setting, is scrubbed.
         for p in [&http, &https].into_iter().flatten() {
             if let Some(pw) = Url::parse(p).ok().as_ref().and_then(Url::password) {
-                crate::register_secret(pw);
+                crate::redact::register_secret(pw);
                 if let Ok(decoded) = percent_encoding::percent_decode_str(pw).decode_utf8() {
-                    crate::register_secret(&decoded);
+                    crate::redact::register_secret(&decoded);
                 }
             }
         }

@@ -159,7 +159,7 @@ fn lines<'a, R: Read + std::io::Seek>(
 /// `s` fit for a terminal ([`terminal_lines`](crate::terminal_lines): escape sequences and other
 /// control characters shown escaped); newlines and tabs are kept, they are the cell's.
 fn printable(s: String) -> String {
-    match crate::terminal_lines(&s) {
+    match crate::redact::terminal_lines(&s) {
         std::borrow::Cow::Borrowed(_) => s,
         std::borrow::Cow::Owned(clean) => clean,
     }

@@ -419,7 +419,7 @@ fn describe(state: &State) -> String {
 }
 
 async fn read_listing(
-    mut pages: BoxStream<'static, crate::Result<Page>>,
+    mut pages: BoxStream<'static, crate::error::Result<Page>>,
     sink: &mut Sink,
     on_event: &mut impl FnMut(Event),
 ) -> Result<(), ExportError> {
@@ -929,7 +929,7 @@ fn write_csv_file(
 /// and keys scrubbed as decoded text ([`redact_json`](crate::redact_json): a secret spelled with
 /// JSON escapes is caught), then the line itself.
 fn scrub_line(item: &Value) -> Vec<u8> {
-    let item = crate::redact_json(item);
+    let item = crate::redact::redact_json(item);
     crate::redact::scrub_serialized(serde_json::to_vec(&*item).unwrap_or_default())
 }
 

@@ -48,7 +48,7 @@ impl Default for RedisOptions {
         Self {
             timeout: Duration::from_millis(500),
             lock_lease: Duration::from_secs(5),
-            lock_wait: crate::DEFAULT_LOCK_TIMEOUT,
+            lock_wait: crate::store::DEFAULT_LOCK_TIMEOUT,
             prefix: "tokenwarden".into(),
             root_certificates: None,
             retry_after: link::RETRY_AFTER,
