@@ -16,7 +16,7 @@
 
 use std::time::SystemTime;
 
-pub use tokio::time::Instant;
+pub(crate) use tokio::time::Instant;
 
 /// The current wall-clock time, moving with tokio's clock: while tokio's clock is paused in a test,
 /// so is this one, and `tokio::time::advance` moves both.
@@ -43,7 +43,8 @@ pub trait Jitter: Send + Sync + std::fmt::Debug + 'static {
     fn sample(&self) -> f64;
 }
 
-/// Uniform random jitter from the thread-local RNG.
+/// Uniform random jitter from the thread-local RNG (the default). Public with feature `test-util`.
+#[allow(unreachable_pub)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RandomJitter;
 
@@ -53,10 +54,13 @@ impl Jitter for RandomJitter {
     }
 }
 
-/// A fixed jitter sample; `FixedJitter(0.0)` means "no jitter".
+/// A fixed jitter sample; `FixedJitter(0.0)` means "no jitter". A test hook: feature `test-util`.
+#[cfg(any(test, feature = "test-util"))]
+#[allow(unreachable_pub)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FixedJitter(pub f64);
 
+#[cfg(any(test, feature = "test-util"))]
 impl Jitter for FixedJitter {
     fn sample(&self) -> f64 {
         self.0.clamp(0.0, 0.999_999)

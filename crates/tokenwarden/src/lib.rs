@@ -45,6 +45,8 @@ mod retry;
 mod secret;
 mod session;
 mod store;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 mod token;
 mod transport;
 
@@ -57,7 +59,7 @@ pub use client::{
     DEFAULT_MAX_REDIRECTS, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT, ProxyConfig,
     RateLimit, RequestBuilder, SharedBudget,
 };
-pub use clock::{FixedJitter, Instant, Jitter, RandomJitter};
+pub use clock::Jitter;
 pub use error::{Class, Error, Result, SignInFailure, human_duration, plural};
 pub use grant::{
     ClientAuth, ClientCredentials, FetchError, Grant, MAX_TOKEN_RESPONSE, RefreshTokenGrant,

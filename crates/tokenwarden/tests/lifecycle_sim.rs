@@ -7,10 +7,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokenwarden::{
-    ApiClient, Backoff, ClientAuth, ClientCredentials, ClientSecret, Error, FixedJitter,
-    RefreshToken, RefreshTokenGrant, TokenEndpoint, TokenManager,
+    ApiClient, Backoff, ClientAuth, ClientCredentials, ClientSecret, Error, RefreshToken,
+    RefreshTokenGrant, TokenEndpoint, TokenManager,
 };
 use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simulator};
+
+/// No jitter: the refresh lands exactly where the policy puts it.
+#[derive(Debug)]
+struct NoJitter;
+
+impl tokenwarden::Jitter for NoJitter {
+    fn sample(&self) -> f64 {
+        0.0
+    }
+}
 
 fn grant(sim: &Simulator, secret: &str) -> ClientCredentials {
     ClientCredentials::new(
@@ -110,7 +120,7 @@ async fn real_503s_during_the_refresh_window_are_retried_while_the_token_serves(
     let sim = sim_with_ttl(Duration::from_secs(2)).await;
     // No jitter: the refresh window opens at 1.5 s; the token is served until 1.9 s.
     let tokens = TokenManager::builder(grant(&sim, DEFAULT_CLIENT_SECRET))
-        .jitter(FixedJitter(0.0))
+        .jitter(NoJitter)
         .build();
     let http = reqwest::Client::new();
     let start = tokio::time::Instant::now();
@@ -230,7 +240,7 @@ async fn odd_token_responses_get_a_clear_error_or_a_floor() {
     });
     let tokens = TokenManager::builder(grant(&sim, DEFAULT_CLIENT_SECRET)).build();
     let b = tokens.bearer().await.unwrap();
-    let left = b.expires_at() - tokenwarden::Instant::now();
+    let left = b.expires_at() - tokio::time::Instant::now();
     assert!(
         left > Duration::from_millis(900) && left <= Duration::from_secs(1),
         "{left:?}"
@@ -311,7 +321,7 @@ async fn jwt_exp_is_honoured() {
     assert!(tokenwarden::jwt_expiry(b.access_token().expose_secret()).is_some());
     let left = b
         .expires_at()
-        .saturating_duration_since(tokenwarden::Instant::now());
+        .saturating_duration_since(tokio::time::Instant::now());
     assert!(
         left <= Duration::from_secs(120) && left > Duration::from_secs(100),
         "{left:?}"

@@ -98,7 +98,7 @@ pub(crate) async fn preflight(client: &ApiClient, required: &[String]) -> Result
             .unwrap_or_else(|| "?".into()),
         lifetime_secs: bearer
             .expires_at()
-            .saturating_duration_since(tokenwarden::Instant::now())
+            .saturating_duration_since(tokio::time::Instant::now())
             .as_secs(),
         scopes,
     })

@@ -36,7 +36,7 @@ pub(crate) async fn run(g: &GlobalArgs, a: TokenArgs, hint: &mut Option<String>)
     if a.json {
         let expires_in = bearer
             .expires_at()
-            .saturating_duration_since(tokenwarden::Instant::now());
+            .saturating_duration_since(tokio::time::Instant::now());
         let expires_at = bearer
             .expires_at_wall()
             .duration_since(std::time::UNIX_EPOCH)
