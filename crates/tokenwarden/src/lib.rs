@@ -29,8 +29,10 @@ mod authorize;
 pub mod batch;
 mod client;
 mod clock;
+pub mod duration;
 mod error;
 mod grant;
+pub mod identity;
 mod manager;
 mod metrics;
 #[cfg(feature = "middleware")]
@@ -55,7 +57,7 @@ pub use client::{
     RateLimit, RequestBuilder, SharedBudget,
 };
 pub use clock::{FixedJitter, Instant, Jitter, RandomJitter};
-pub use error::{Error, IoOp, Result, SignInFailure, human_duration, plural};
+pub use error::{Error, IoOp, Result, SignInFailure};
 pub use grant::{
     ClientAuth, ClientCredentials, FetchError, Grant, MAX_TOKEN_RESPONSE, RefreshTokenGrant,
     RotationHook, StaticToken, TokenEndpoint, TokenResponse,
