@@ -12,7 +12,7 @@
 //! `-- --records N` changes the size of the pool runs (default 2,000), `-- --limit N` the
 //! per-token limit (default 100).
 
-#[path = "../../tokenwarden/tests/support/redis_server.rs"]
+#[path = "../../tokenwarden-test-support/src/redis_server.rs"]
 mod redis_server;
 
 use std::process::{Command, Stdio};

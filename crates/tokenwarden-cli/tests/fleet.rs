@@ -6,7 +6,7 @@
 //! release mode; the default suite runs the same test scaled to a few seconds.
 
 mod common;
-#[path = "../../tokenwarden/tests/support/redis_server.rs"]
+#[path = "../../tokenwarden-test-support/src/redis_server.rs"]
 mod redis_server;
 
 use common::{Sandbox, assert_exactly_once, read_jsonl, run, wait};

@@ -6,7 +6,7 @@
 //! nothing but Redis.
 
 mod common;
-#[path = "support/redis_server.rs"]
+#[path = "../../tokenwarden-test-support/src/redis_server.rs"]
 mod redis_server;
 
 use redis_server::RedisServer;
