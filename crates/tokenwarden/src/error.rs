@@ -1,5 +1,7 @@
-//! The one error type of the library. Variants are named by where the failure happened; none carries a
-//! secret (tokens and client secrets are never part of a message).
+//! The library's main error type, [`Error`], which every token and client operation returns; some
+//! operations have their own beside it (`FetchError` for one token request, `ExportError`,
+//! `ClaimError`, `IntervalError`, `DurationError`). Variants are named by where the failure
+//! happened; none carries a secret (tokens and client secrets are never part of a message).
 
 use std::sync::Arc;
 use std::time::Duration;
