@@ -12,9 +12,6 @@
 //! `-- --records N` changes the size of the pool runs (default 2,000), `-- --limit N` the
 //! per-token limit (default 100).
 
-#[path = "../../tokenwarden/tests/support/redis_server.rs"]
-mod redis_server;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simulator};
@@ -65,7 +62,7 @@ fn write_ids(dir: &std::path::Path, n: usize) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let Some(redis) = redis_server::RedisServer::start() else {
+    let Some(redis) = tokenwarden_test_support::redis_server::RedisServer::start() else {
         eprintln!("fleet benchmark: redis-server is required");
         std::process::exit(1);
     };

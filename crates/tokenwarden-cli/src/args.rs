@@ -858,30 +858,16 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
 pub(crate) const MAX_DURATION: std::time::Duration =
     std::time::Duration::from_secs(365 * 24 * 3600);
 
-/// Parses `1500ms`, `5s`, `2m`, `1h` or a bare number of seconds, at most [`MAX_DURATION`]
+/// Parses a duration in tokenwarden's one grammar ([`tokenwarden::duration::parse`]: `1500ms`,
+/// `5s`, `2m`, `1h`, `1d`, `PT6H`, or a bare number of seconds), at most [`MAX_DURATION`]
 /// (one year).
 pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    use tokenwarden::duration::DurationError;
     let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| c.is_ascii_alphabetic())
-        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
-    let n: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 5s, 2m, 1h)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "sec" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
-    };
-    if secs.is_nan() || secs < 0.0 {
-        return Err(format!("{s:?} is not a positive duration"));
-    }
-    match std::time::Duration::try_from_secs_f64(secs) {
+    match tokenwarden::duration::parse(s) {
         Ok(d) if d <= MAX_DURATION => Ok(d),
-        _ => Err(format!("{s:?} is too long (at most 1 year)")),
+        Ok(_) | Err(DurationError::TooLong) => Err(format!("{s:?} is too long (at most 1 year)")),
+        Err(e) => Err(format!("{s:?}: {e}")),
     }
 }
 
@@ -924,7 +910,18 @@ mod tests {
         assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        // The grammar slice lengths take: days, ISO-8601, several units.
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("P1D"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("PT1M30S"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("365d"), Ok(MAX_DURATION));
         assert!(parse_duration("5y").is_err());
+        assert!(
+            parse_duration("P1M")
+                .unwrap_err()
+                .contains("vary in length")
+        );
         assert!(parse_duration("-1s").is_err());
     }
 
@@ -958,7 +955,7 @@ mod tests {
         }
 
         #[test]
-        fn parse_duration_reads_any_number_with_any_unit(n in proptest::num::f64::ANY, unit in "(ms|s|m|h|)") {
+        fn parse_duration_reads_any_number_with_any_unit(n in proptest::num::f64::ANY, unit in "(ms|s|m|h|d|)") {
             let _ = parse_duration(&format!("{n}{unit}"));
         }
 

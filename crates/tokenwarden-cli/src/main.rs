@@ -8,6 +8,7 @@ mod exit;
 mod interrupt;
 mod logging;
 mod progress;
+mod text;
 mod ui;
 
 use args::LogFormat;

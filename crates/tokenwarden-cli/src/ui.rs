@@ -154,5 +154,5 @@ pub(crate) fn summary(message: &str, fields: Value) {
 fn now_rfc3339() -> String {
     #[allow(clippy::disallowed_methods)]
     let now = std::time::SystemTime::now();
-    tokenwarden_sim::format_rfc3339(now)
+    crate::text::rfc3339(now)
 }

@@ -14,10 +14,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokenwarden_sim::data::user_id;
 use tokenwarden_sim::{DEFAULT_CLIENT_ID, SimConfig};
-
-fn users(n: usize) -> BTreeSet<String> {
-    (0..n).map(user_id).collect()
-}
+#[cfg(unix)]
+use tokenwarden_test_support::mode;
+use tokenwarden_test_support::users;
 
 fn ids_text(n: usize) -> String {
     (0..n).map(|i| format!("{}\n", user_id(i))).collect()
@@ -52,12 +51,6 @@ async fn batch(sb: &Sandbox, input: &Path, output: &Path, extra: &[&str]) -> Run
     ];
     args.extend_from_slice(extra);
     run(sb.tw(), &args).await
-}
-
-#[cfg(unix)]
-fn mode(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -696,6 +689,63 @@ async fn a_torn_last_line_is_cut_on_resume_and_its_record_runs_again() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_a_batch_cleanly_writes_its_summary_and_resume_finishes_it() {
+    const N: usize = 200;
+    let sb = Sandbox::start(SimConfig {
+        users: N,
+        latency: Duration::from_millis(20),
+        ..SimConfig::default()
+    })
+    .await;
+    let input = sb.write("in.jsonl", &user_gets(N));
+    let out = sb.path("out.jsonl");
+    let sum = sb.path("summary.json");
+    let (i, o, s) = (
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+        sum.to_str().unwrap(),
+    );
+    let child = spawn(
+        sb.tw(),
+        &[
+            "batch",
+            "-i",
+            i,
+            "-o",
+            o,
+            "-c",
+            "2",
+            "--summary-json",
+            s,
+            "--no-progress",
+        ],
+    );
+    until_written(&out).await;
+    let r = tokio::task::spawn_blocking(move || interrupt(child))
+        .await
+        .unwrap();
+    r.expect_code(130);
+    let sm = summary(&sum);
+    assert_eq!(sm["interrupted"], true, "{sm}");
+    assert!(sm["stopped"].is_string(), "{sm}");
+    assert!(
+        r.stderr
+            .contains(&format!("every record finished so far is in {o}"))
+            && r.stderr.contains("--resume"),
+        "{}",
+        r.stderr
+    );
+    run(
+        sb.tw(),
+        &["batch", "-i", i, "-o", o, "--resume", "--summary-json", s],
+    )
+    .await
+    .ok();
+    assert_exactly_once(&read_jsonl(&out), "id", &record_ids(N));
+    assert_eq!(summary(&sum)["interrupted"], false);
+}
+
 // ---- one writer per output ------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -766,7 +816,7 @@ async fn two_runs_at_once_on_one_output_the_second_fails_at_once_and_each_id_is_
     assert!(j.api_requests >= requests_before);
 }
 
-// ---- piped input -----------------------------------------------------------------------------------
+// ---- the input: piped, or in conflict with the output ----------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn piped_input_is_read_once_and_every_record_runs() {
@@ -864,6 +914,48 @@ async fn a_piped_job_resumes_from_the_same_pipe_and_refuses_another() {
     r.expect_code(2);
     assert!(r.stderr.contains("another job"), "{}", r.stderr);
     assert_eq!(std::fs::read(&out).unwrap(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicting_inputs_are_refused_not_ignored() {
+    let sb = with_users(3).await;
+    let ids = sb.write("ids.txt", "user-000001\n");
+    let input = sb.write("in.jsonl", &user_gets(3));
+    let ids_text = std::fs::read_to_string(&ids).unwrap();
+    let same = ids.to_str().unwrap();
+    let r = run(
+        sb.tw(),
+        &[
+            "batch",
+            "--ids",
+            same,
+            "--path-template",
+            "/api/v2/users/{id}",
+            "-o",
+            same,
+            "--force",
+        ],
+    )
+    .await;
+    r.expect_code(2);
+    assert!(r.stderr.contains("is the input"), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&ids).unwrap(), ids_text);
+    let r = run(
+        sb.tw(),
+        &[
+            "batch",
+            "--input",
+            input.to_str().unwrap(),
+            "--path-template",
+            "/api/v2/users/{id}",
+            "-o",
+            sb.path("o.jsonl").to_str().unwrap(),
+        ],
+    )
+    .await;
+    r.expect_code(2);
+    assert!(r.stderr.contains("--path-template"), "{}", r.stderr);
+    assert_eq!(sb.sim.journal_counters().api_requests, 0);
 }
 
 // ---- nothing left behind, nothing foreign touched -----------------------------------------------------
@@ -972,6 +1064,108 @@ async fn resume_refuses_another_jobs_journal_and_a_file_no_batch_wrote() {
     );
 }
 
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_json_never_overwrites_the_jobs_own_files_nor_follows_a_planted_symlink() {
+    let sb = with_users(5).await;
+    let input = sb.write("in.jsonl", &user_gets(5));
+    let out = sb.path("out.jsonl");
+    let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
+    let records = std::fs::read_to_string(&input).unwrap();
+    // The input, the output, a sidecar: refused before anything is sent (exit 2).
+    for (what, target) in [
+        ("the input", i.to_string()),
+        ("the output", o.to_string()),
+        ("a file tokenwarden keeps", format!("{o}.twjob")),
+        (
+            "the input",
+            format!("{}/./in.jsonl", sb.dir.path().display()),
+        ),
+    ] {
+        let r = run(
+            sb.tw(),
+            &["batch", "-i", i, "-o", o, "--summary-json", &target],
+        )
+        .await;
+        r.expect_code(2);
+        assert!(r.stderr.contains(what), "{target}: {}", r.stderr);
+    }
+    assert_eq!(std::fs::read_to_string(&input).unwrap(), records);
+    assert!(!out.exists());
+    assert_eq!(sb.sim.journal_counters().api_requests, 0);
+    // Another existing file: only with --force.
+    let notes = sb.write("notes.txt", "precious");
+    let r = run(
+        sb.tw(),
+        &[
+            "batch",
+            "-i",
+            i,
+            "-o",
+            o,
+            "--summary-json",
+            notes.to_str().unwrap(),
+        ],
+    )
+    .await;
+    r.expect_code(2);
+    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "precious");
+    // A symlink planted at the name (another user's file as victim): replaced, never followed.
+    let victim = sb.write("victim.txt", "victim's data");
+    let planted = sb.path("summary.json");
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    let p = planted.to_str().unwrap();
+    run(sb.tw(), &["batch", "-i", i, "-o", o, "--summary-json", p])
+        .await
+        .expect_code(2);
+    run(
+        sb.tw(),
+        &["batch", "-i", i, "-o", o, "--force", "--summary-json", p],
+    )
+    .await
+    .ok();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "victim's data");
+    let meta = std::fs::symlink_metadata(&planted).unwrap();
+    assert!(meta.is_file(), "the link was replaced by the summary");
+    assert_eq!(mode(&planted), 0o600);
+    assert_eq!(summary(&planted)["ok"], 5);
+    // A summary it wrote is replaced without --force.
+    run(
+        sb.tw(),
+        &["batch", "-i", i, "-o", o, "--force", "--summary-json", p],
+    )
+    .await
+    .ok();
+    // A directory that takes no new file is found before the job, not after it.
+    let ro = sb.path("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::os::unix::fs::PermissionsExt::from_mode(0o500)).unwrap();
+    let in_ro = ro.join("s.json");
+    sb.sim.reset_journal();
+    let r = run(
+        sb.tw(),
+        &[
+            "batch",
+            "-i",
+            i,
+            "-o",
+            o,
+            "--force",
+            "--summary-json",
+            in_ro.to_str().unwrap(),
+        ],
+    )
+    .await;
+    if rustix::process::geteuid().is_root() {
+        // root writes anywhere: nothing to check.
+        return;
+    }
+    r.expect_code(2);
+    assert!(r.stderr.contains("cannot be created"), "{}", r.stderr);
+    assert_eq!(sb.sim.journal_counters().api_requests, 0);
+}
+
 // ---- failing en masse ------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1029,6 +1223,61 @@ async fn max_failures_stops_a_job_failing_en_masse_and_retry_failed_finishes_it(
     assert_exactly_once(&lines, "id", &users(N));
     assert!(lines.iter().all(|l| l["status"] == 200));
     assert_eq!(sb.sim.journal_counters().api_ok, N as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_api_stops_the_batch_with_exit_4_and_nothing_is_recorded_as_failed() {
+    const N: usize = 300;
+    let sb = with_users(N).await;
+    let input = sb.write("in.jsonl", &user_gets(N));
+    let out = sb.path("out.jsonl");
+    let sum = sb.path("summary.json");
+    let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
+    // A port nobody listens on: every connection is refused.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let cmd = endpoints(&sb, &sb.sim.token_url(), &dead);
+    let r = run(
+        cmd,
+        &[
+            "batch",
+            "-i",
+            i,
+            "-o",
+            o,
+            "--summary-json",
+            sum.to_str().unwrap(),
+            "--no-progress",
+            // Each record gives up within a second; 20 in a row trip the breaker.
+            "--retry-for",
+            "1s",
+            "-c",
+            "20",
+        ],
+    )
+    .await;
+    r.expect_code(4);
+    assert!(
+        r.stderr
+            .contains("could not be reached for 20 records in a row"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.lines().filter(|l| l.starts_with("error:")).count() == 1
+            && !r.stderr.contains("WARN"),
+        "one clear error: {}",
+        r.stderr
+    );
+    // Nothing was recorded as failed: no output, so the hint is not to resume.
+    assert!(!out.exists());
+    assert_eq!(summary(&sum)["failed"], 0);
+    assert!(r.stderr.contains("rerun the same command"), "{}", r.stderr);
+    // Against the live API, the same command runs every record.
+    run(sb.tw(), &["batch", "-i", i, "-o", o]).await.ok();
+    assert_exactly_once(&read_jsonl(&out), "id", &record_ids(N));
 }
 
 // ---- records stay on the API's origin --------------------------------------------------------------
@@ -1398,222 +1647,6 @@ async fn summaries_count_what_they_say() {
     }
 }
 
-// ---- follow-ups of a new user's review ----------------------------------------------------------
-
-#[cfg(unix)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn summary_json_never_overwrites_the_jobs_own_files_nor_follows_a_planted_symlink() {
-    let sb = with_users(5).await;
-    let input = sb.write("in.jsonl", &user_gets(5));
-    let out = sb.path("out.jsonl");
-    let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
-    let records = std::fs::read_to_string(&input).unwrap();
-    // The input, the output, a sidecar: refused before anything is sent (exit 2).
-    for (what, target) in [
-        ("the input", i.to_string()),
-        ("the output", o.to_string()),
-        ("a file tokenwarden keeps", format!("{o}.twjob")),
-        (
-            "the input",
-            format!("{}/./in.jsonl", sb.dir.path().display()),
-        ),
-    ] {
-        let r = run(
-            sb.tw(),
-            &["batch", "-i", i, "-o", o, "--summary-json", &target],
-        )
-        .await;
-        r.expect_code(2);
-        assert!(r.stderr.contains(what), "{target}: {}", r.stderr);
-    }
-    assert_eq!(std::fs::read_to_string(&input).unwrap(), records);
-    assert!(!out.exists());
-    assert_eq!(sb.sim.journal_counters().api_requests, 0);
-    // Another existing file: only with --force.
-    let notes = sb.write("notes.txt", "precious");
-    let r = run(
-        sb.tw(),
-        &[
-            "batch",
-            "-i",
-            i,
-            "-o",
-            o,
-            "--summary-json",
-            notes.to_str().unwrap(),
-        ],
-    )
-    .await;
-    r.expect_code(2);
-    assert!(r.stderr.contains("--force"), "{}", r.stderr);
-    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "precious");
-    // A symlink planted at the name (another user's file as victim): replaced, never followed.
-    let victim = sb.write("victim.txt", "victim's data");
-    let planted = sb.path("summary.json");
-    std::os::unix::fs::symlink(&victim, &planted).unwrap();
-    let p = planted.to_str().unwrap();
-    run(sb.tw(), &["batch", "-i", i, "-o", o, "--summary-json", p])
-        .await
-        .expect_code(2);
-    run(
-        sb.tw(),
-        &["batch", "-i", i, "-o", o, "--force", "--summary-json", p],
-    )
-    .await
-    .ok();
-    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "victim's data");
-    let meta = std::fs::symlink_metadata(&planted).unwrap();
-    assert!(meta.is_file(), "the link was replaced by the summary");
-    assert_eq!(mode(&planted), 0o600);
-    assert_eq!(summary(&planted)["ok"], 5);
-    // A summary it wrote is replaced without --force.
-    run(
-        sb.tw(),
-        &["batch", "-i", i, "-o", o, "--force", "--summary-json", p],
-    )
-    .await
-    .ok();
-    // A directory that takes no new file is found before the job, not after it.
-    let ro = sb.path("ro");
-    std::fs::create_dir(&ro).unwrap();
-    std::fs::set_permissions(&ro, std::os::unix::fs::PermissionsExt::from_mode(0o500)).unwrap();
-    let in_ro = ro.join("s.json");
-    sb.sim.reset_journal();
-    let r = run(
-        sb.tw(),
-        &[
-            "batch",
-            "-i",
-            i,
-            "-o",
-            o,
-            "--force",
-            "--summary-json",
-            in_ro.to_str().unwrap(),
-        ],
-    )
-    .await;
-    if rustix::process::geteuid().is_root() {
-        // root writes anywhere: nothing to check.
-        return;
-    }
-    r.expect_code(2);
-    assert!(r.stderr.contains("cannot be created"), "{}", r.stderr);
-    assert_eq!(sb.sim.journal_counters().api_requests, 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_stops_a_batch_cleanly_writes_its_summary_and_resume_finishes_it() {
-    const N: usize = 200;
-    let sb = Sandbox::start(SimConfig {
-        users: N,
-        latency: Duration::from_millis(20),
-        ..SimConfig::default()
-    })
-    .await;
-    let input = sb.write("in.jsonl", &user_gets(N));
-    let out = sb.path("out.jsonl");
-    let sum = sb.path("summary.json");
-    let (i, o, s) = (
-        input.to_str().unwrap(),
-        out.to_str().unwrap(),
-        sum.to_str().unwrap(),
-    );
-    let child = spawn(
-        sb.tw(),
-        &[
-            "batch",
-            "-i",
-            i,
-            "-o",
-            o,
-            "-c",
-            "2",
-            "--summary-json",
-            s,
-            "--no-progress",
-        ],
-    );
-    until_written(&out).await;
-    let r = tokio::task::spawn_blocking(move || interrupt(child))
-        .await
-        .unwrap();
-    r.expect_code(130);
-    let sm = summary(&sum);
-    assert_eq!(sm["interrupted"], true, "{sm}");
-    assert!(sm["stopped"].is_string(), "{sm}");
-    assert!(
-        r.stderr
-            .contains(&format!("every record finished so far is in {o}"))
-            && r.stderr.contains("--resume"),
-        "{}",
-        r.stderr
-    );
-    run(
-        sb.tw(),
-        &["batch", "-i", i, "-o", o, "--resume", "--summary-json", s],
-    )
-    .await
-    .ok();
-    assert_exactly_once(&read_jsonl(&out), "id", &record_ids(N));
-    assert_eq!(summary(&sum)["interrupted"], false);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_api_stops_the_batch_with_exit_4_and_nothing_is_recorded_as_failed() {
-    const N: usize = 300;
-    let sb = with_users(N).await;
-    let input = sb.write("in.jsonl", &user_gets(N));
-    let out = sb.path("out.jsonl");
-    let sum = sb.path("summary.json");
-    let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
-    // A port nobody listens on: every connection is refused.
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
-    let cmd = endpoints(&sb, &sb.sim.token_url(), &dead);
-    let r = run(
-        cmd,
-        &[
-            "batch",
-            "-i",
-            i,
-            "-o",
-            o,
-            "--summary-json",
-            sum.to_str().unwrap(),
-            "--no-progress",
-            // Each record gives up within a second; 20 in a row trip the breaker.
-            "--retry-for",
-            "1s",
-            "-c",
-            "20",
-        ],
-    )
-    .await;
-    r.expect_code(4);
-    assert!(
-        r.stderr
-            .contains("could not be reached for 20 records in a row"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.lines().filter(|l| l.starts_with("error:")).count() == 1
-            && !r.stderr.contains("WARN"),
-        "one clear error: {}",
-        r.stderr
-    );
-    // Nothing was recorded as failed: no output, so the hint is not to resume.
-    assert!(!out.exists());
-    assert_eq!(summary(&sum)["failed"], 0);
-    assert!(r.stderr.contains("rerun the same command"), "{}", r.stderr);
-    // Against the live API, the same command runs every record.
-    run(sb.tw(), &["batch", "-i", i, "-o", o]).await.ok();
-    assert_exactly_once(&read_jsonl(&out), "id", &record_ids(N));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_counts_the_failures_already_in_the_output_and_exits_1() {
     let sb = with_users(5).await;
@@ -1651,46 +1684,4 @@ async fn a_resume_counts_the_failures_already_in_the_output_and_exits_1() {
         (sm["failed"].as_u64(), sm["failed_this_run"].as_u64()),
         (Some(1), Some(0))
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conflicting_inputs_are_refused_not_ignored() {
-    let sb = with_users(3).await;
-    let ids = sb.write("ids.txt", "user-000001\n");
-    let input = sb.write("in.jsonl", &user_gets(3));
-    let ids_text = std::fs::read_to_string(&ids).unwrap();
-    let same = ids.to_str().unwrap();
-    let r = run(
-        sb.tw(),
-        &[
-            "batch",
-            "--ids",
-            same,
-            "--path-template",
-            "/api/v2/users/{id}",
-            "-o",
-            same,
-            "--force",
-        ],
-    )
-    .await;
-    r.expect_code(2);
-    assert!(r.stderr.contains("is the input"), "{}", r.stderr);
-    assert_eq!(std::fs::read_to_string(&ids).unwrap(), ids_text);
-    let r = run(
-        sb.tw(),
-        &[
-            "batch",
-            "--input",
-            input.to_str().unwrap(),
-            "--path-template",
-            "/api/v2/users/{id}",
-            "-o",
-            sb.path("o.jsonl").to_str().unwrap(),
-        ],
-    )
-    .await;
-    r.expect_code(2);
-    assert!(r.stderr.contains("--path-template"), "{}", r.stderr);
-    assert_eq!(sb.sim.journal_counters().api_requests, 0);
 }

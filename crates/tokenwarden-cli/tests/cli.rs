@@ -7,85 +7,10 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::collections::BTreeSet;
 use std::time::Duration;
-use tokenwarden_sim::data::{contact_id, conversation_id, user_id};
+use tokenwarden_sim::data::{contact_id, conversation_id};
 use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimClient, SimConfig};
-
-fn users(n: usize) -> BTreeSet<String> {
-    (0..n).map(user_id).collect()
-}
-
-// ---- token ------------------------------------------------------------------------------------
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parallel_token_invocations_share_one_token_request() {
-    // A shell loop run in parallel: the cache's file lock lets one process fetch while the others
-    // wait and then adopt its token.
-    let sb = Sandbox::start(SimConfig {
-        token_latency: Duration::from_millis(300),
-        ..SimConfig::default()
-    })
-    .await;
-    let runs = futures::future::join_all((0..8).map(|_| run(sb.tw(), &["token"]))).await;
-    let tokens: std::collections::BTreeSet<String> = runs
-        .iter()
-        .map(|r| {
-            r.ok();
-            r.stdout.trim().to_string()
-        })
-        .collect();
-    assert_eq!(tokens.len(), 1, "every process printed the same token");
-    assert_eq!(sb.sim.journal_counters().token_requests, 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_prints_a_token_and_the_second_run_reuses_the_cache() {
-    let sb = Sandbox::start(SimConfig::default()).await;
-    let first = run(sb.tw(), &["token"]).await;
-    first.ok();
-    let token = first.stdout.trim().to_string();
-    assert!(token.len() >= 20 && !token.contains(' '), "{token:?}");
-    assert!(!first.stderr.contains(&token), "token leaked to stderr");
-
-    let second = run(sb.tw(), &["token"]).await;
-    second.ok();
-    assert_eq!(second.stdout.trim(), token, "the cached token is reused");
-    assert_eq!(sb.sim.journal_counters().token_requests, 1);
-
-    // The cache holds a secret: only its owner may read it.
-    let dir = sb.path("tw-cache").join("tokens");
-    let files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("cache dir")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    assert_eq!(files.len(), 1, "{files:?}");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600, "cache file mode {mode:o}");
-    }
-
-    let json = run(sb.tw(), &["token", "--json"]).await;
-    json.ok();
-    let v: Value = serde_json::from_str(json.stdout.trim()).expect("--json prints JSON");
-    assert_eq!(v["access_token"], token.as_str());
-    assert_eq!(v["token_type"], "bearer");
-    assert!(v["expires_in"].as_u64().unwrap() > 80_000, "{v}");
-    assert!(
-        v["expires_at_unix"].as_u64().unwrap() > 1_700_000_000,
-        "{v}"
-    );
-    assert_eq!(sb.sim.journal_counters().token_requests, 1);
-
-    // --no-cache fetches a fresh one.
-    let fresh = run(sb.tw(), &["token", "--no-cache"]).await;
-    fresh.ok();
-    assert_ne!(fresh.stdout.trim(), token);
-    assert_eq!(sb.sim.journal_counters().token_requests, 2);
-}
+use tokenwarden_test_support::users;
 
 // ---- check ------------------------------------------------------------------------------------
 
@@ -160,6 +85,35 @@ async fn check_require_scope_the_client_lacks_exits_3() {
         r.stderr
     );
     assert!(r.stdout.is_empty(), "{}", r.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_static_token_needs_only_the_api_base_and_its_unknown_expiry_is_said() {
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let token = sb.sim.issue_access_token(DEFAULT_CLIENT_ID);
+    let tw = || {
+        let mut c = sb.bare();
+        c.args(["--api-base", &sb.sim.base_url()])
+            .env("GENESYSCLOUD_ACCESS_TOKEN", &token);
+        c
+    };
+    let r = run(tw(), &["request", "GET", "/api/v2/users/user-000001"]).await;
+    r.ok();
+    let r = run(tw(), &["check"]).await;
+    r.ok();
+    assert!(
+        r.stdout
+            .contains("token expires in: unknown (opaque static token)"),
+        "{}",
+        r.stdout
+    );
+    // Without an API base either: say what is missing for a static token.
+    let mut c = sb.bare();
+    c.env("GENESYSCLOUD_ACCESS_TOKEN", &token);
+    let r = run(c, &["request", "GET", "/api/v2/users/me"]).await;
+    r.expect_code(3);
+    assert!(r.stderr.contains("no region or API base"), "{}", r.stderr);
+    assert_eq!(sb.sim.journal_counters().token_requests, 0);
 }
 
 // ---- request ----------------------------------------------------------------------------------
@@ -283,7 +237,68 @@ async fn regression_credential_headers_given_with_h_are_scrubbed_from_what_is_sh
     assert!(!r.all_output().contains("key-4f9a7c1e2b"));
 }
 
-// ---- paginate and export ------------------------------------------------------------------------
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_request_and_paginate_refuse_paths_that_leave_the_api_origin() {
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let elsewhere = fixed_answer(200, "{\"entities\":[]}");
+    for path in [
+        format!("{elsewhere}/api/v2/users"),
+        "//127.0.0.2/x".to_string(),
+        "/\\127.0.0.2/x".to_string(),
+        "api/v2/users".to_string(),
+    ] {
+        let r = run(sb.tw(), &["request", "GET", &path]).await;
+        r.expect_code(2);
+        assert!(
+            r.stderr.contains("hint: give a path below the API base"),
+            "{}",
+            r.stderr
+        );
+        let r = run(sb.tw(), &["paginate", &path]).await;
+        r.expect_code(2);
+    }
+    assert_eq!(sb.sim.journal_counters().api_requests, 0);
+    // The page size is given once: in the path or with the flag, not both.
+    let r = run(
+        sb.tw(),
+        &["paginate", "/api/v2/users?pageSize=10", "--page-size", "50"],
+    )
+    .await;
+    r.expect_code(2);
+    assert!(r.stderr.contains("give one"), "{}", r.stderr);
+    // The managed token always wins: a header of one's own is refused, not silently replaced.
+    let r = run(
+        sb.tw(),
+        &[
+            "request",
+            "GET",
+            "/api/v2/users/me",
+            "-H",
+            "Authorization: Bearer mine",
+        ],
+    )
+    .await;
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("GENESYSCLOUD_ACCESS_TOKEN"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(sb.sim.journal_counters().api_requests, 0);
+    // A URL on the API's own origin is fine.
+    let r = run(
+        sb.tw(),
+        &[
+            "request",
+            "GET",
+            &format!("{}/api/v2/users/user-000001", sb.sim.base_url()),
+        ],
+    )
+    .await;
+    r.ok();
+}
+
+// ---- paginate ---------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paginate_users_streams_every_user_once() {
@@ -363,54 +378,6 @@ async fn paginate_analytics_query_with_a_body() {
         "six pages (the last one short): {:?}",
         j.per_resource_ok
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn export_conversations_outlives_one_second_tokens() {
-    let sb = Sandbox::start(SimConfig {
-        conversations: 400,
-        token_ttl: Duration::from_secs(1),
-        job_duration: Duration::from_millis(2500),
-        ..SimConfig::default()
-    })
-    .await;
-    let out = sb.path("convs.jsonl");
-    let r = run(
-        sb.tw(),
-        &[
-            "export",
-            "conversations",
-            "--interval",
-            "2024-01-01T00:00:00Z/2024-01-08T00:00:00Z",
-            "--page-size",
-            "100",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    )
-    .await;
-    r.ok();
-    let expected = (0..400).map(conversation_id).collect();
-    assert_exactly_once(&read_jsonl(&out), "conversationId", &expected);
-    assert!(r.stderr.contains("400 items"), "{}", r.stderr);
-    let j = sb.sim.journal_counters();
-    assert_eq!(
-        j.api_expired_token, 0,
-        "no request carried an expired token"
-    );
-    assert!(
-        j.tokens_issued >= 2,
-        "the job outlived its first token: {j:?}"
-    );
-
-    // A malformed interval is refused before anything is sent: what was typed is wrong (2).
-    let r = run(
-        sb.tw(),
-        &["export", "conversations", "--interval", "yesterday"],
-    )
-    .await;
-    r.expect_code(2);
-    assert!(r.stderr.contains("START/END"), "{}", r.stderr);
 }
 
 // ---- bad credentials ----------------------------------------------------------------------------
@@ -646,137 +613,6 @@ async fn a_static_token_is_never_logged() {
         "{}",
         r.stderr
     );
-}
-
-// ---- configuration precedence ---------------------------------------------------------------------
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_profile_in_a_config_file_reaches_the_simulator() {
-    let sb = Sandbox::start(SimConfig::default()).await;
-    let profile = format!(
-        "[default]\nregion = \"eu-west-1\"\n\n[sim]\ntoken_url = \"{}\"\napi_base = \"{}\"\nclient_id = \"{DEFAULT_CLIENT_ID}\"\nclient_secret = \"{DEFAULT_CLIENT_SECRET}\"\n",
-        sb.sim.token_url(),
-        sb.sim.base_url()
-    );
-    let cfg = sb.write("tw.toml", &profile);
-    let mut cmd = sb.bare();
-    cmd.args(["--config", cfg.to_str().unwrap(), "--profile", "sim"]);
-    let r = run(cmd, &["check"]).await;
-    r.ok();
-    assert!(r.stdout.contains(DEFAULT_CLIENT_ID), "{}", r.stdout);
-
-    // The default location (<XDG_CONFIG_HOME>/tokenwarden/config.toml) and -p.
-    let dir = sb.path("config").join("tokenwarden");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("config.toml"), &profile).unwrap();
-    run(sb.bare(), &["-p", "sim", "check"]).await.ok();
-
-    // Flags beat the profile: --token-url to the simulator over a dead profile URL.
-    let dead = profile.replace(&sb.sim.token_url(), "http://127.0.0.1:9/oauth/token");
-    let cfg = sb.write("dead.toml", &dead);
-    let mut cmd = sb.bare();
-    cmd.args([
-        "--config",
-        cfg.to_str().unwrap(),
-        "-p",
-        "sim",
-        "--token-url",
-        &sb.sim.token_url(),
-    ]);
-    run(cmd, &["check"]).await.ok();
-
-    // The environment beats the profile: a wrong secret in the profile, the right one in env.
-    let wrong = profile.replace(
-        &format!("client_secret = \"{DEFAULT_CLIENT_SECRET}\""),
-        "client_secret = \"stale\"",
-    );
-    let cfg = sb.write("wrong.toml", &wrong);
-    let mut cmd = sb.bare();
-    cmd.args(["--config", cfg.to_str().unwrap(), "-p", "sim"]);
-    run(cmd, &["check"]).await.expect_code(3);
-    let mut cmd = sb.bare();
-    cmd.args(["--config", cfg.to_str().unwrap(), "-p", "sim"])
-        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", DEFAULT_CLIENT_SECRET);
-    run(cmd, &["check"]).await.ok();
-
-    // An unknown profile named on the command line is a usage error that names it and the
-    // profiles there are.
-    let mut cmd = sb.bare();
-    cmd.args(["--config", cfg.to_str().unwrap(), "-p", "nope"]);
-    let r = run(cmd, &["check"]).await;
-    r.expect_code(2);
-    assert!(
-        r.stderr.contains("profile 'nope' not found"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("profiles there: default, sim"),
-        "{}",
-        r.stderr
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flags_beat_the_environment_and_every_secret_source_works() {
-    let sb = Sandbox::start(SimConfig::default()).await;
-
-    // --client-id beats GENESYSCLOUD_OAUTHCLIENT_ID.
-    let mut cmd = sb.connected();
-    cmd.env("GENESYSCLOUD_OAUTHCLIENT_ID", "someone-else")
-        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", DEFAULT_CLIENT_SECRET);
-    let r = run(cmd, &["--client-id", DEFAULT_CLIENT_ID, "check"]).await;
-    r.ok();
-    assert!(!r.stderr.contains("process list"), "{}", r.stderr);
-
-    // --client-secret beats the environment, with a warning about the process list.
-    let mut cmd = sb.tw_with_secret("stale");
-    cmd.args(["--client-secret", DEFAULT_CLIENT_SECRET]);
-    let r = run(cmd, &["check"]).await;
-    r.ok();
-    assert!(r.stderr.contains("process list"), "{}", r.stderr);
-    assert!(!r.stderr.contains(DEFAULT_CLIENT_SECRET), "{}", r.stderr);
-
-    // --client-secret-file.
-    let f = sb.write("secret.txt", &format!("{DEFAULT_CLIENT_SECRET}\n"));
-    let mut cmd = sb.tw_with_secret("stale");
-    cmd.args(["--client-secret-file", f.to_str().unwrap()]);
-    let r = run(cmd, &["check"]).await;
-    r.ok();
-    assert!(!r.stderr.contains("process list"), "{}", r.stderr);
-
-    // --client-secret-stdin.
-    let mut cmd = sb.connected();
-    cmd.env("GENESYSCLOUD_OAUTHCLIENT_ID", DEFAULT_CLIENT_ID)
-        .args(["--client-secret-stdin", "check"]);
-    let r = run_with_stdin(cmd, Some(format!("{DEFAULT_CLIENT_SECRET}\n"))).await;
-    r.ok();
-
-    // Empty sources are configuration errors.
-    let mut cmd = sb.connected();
-    cmd.env("GENESYSCLOUD_OAUTHCLIENT_ID", DEFAULT_CLIENT_ID)
-        .args(["--client-secret-stdin", "check"]);
-    run_with_stdin(cmd, Some(String::new()))
-        .await
-        .expect_code(3);
-    let empty = sb.write("empty.txt", "");
-    let mut cmd = sb.connected();
-    cmd.env("GENESYSCLOUD_OAUTHCLIENT_ID", DEFAULT_CLIENT_ID)
-        .args(["--client-secret-file", empty.to_str().unwrap()]);
-    run(cmd, &["check"]).await.expect_code(3);
-
-    // No credentials at all: a configuration error that says what to set.
-    let r = run(sb.connected(), &["check"]).await;
-    r.expect_code(3);
-    assert!(
-        r.stderr.contains("GENESYSCLOUD_OAUTHCLIENT_ID"),
-        "{}",
-        r.stderr
-    );
-
-    let j = sb.sim.journal_counters();
-    assert_eq!(j.token_bad_credentials, 0, "{j:?}");
-    assert_eq!(j.tokens_issued, 4);
 }
 
 // ---- sim, demo, completions, help -------------------------------------------------------------------
@@ -1049,202 +885,4 @@ async fn every_command_help_is_one_screen_ending_with_examples() {
         "{}",
         r.stderr
     );
-}
-
-// ---- follow-ups of a new user's review ----------------------------------------------------------
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn regression_a_static_token_needs_only_the_api_base_and_its_unknown_expiry_is_said() {
-    let sb = Sandbox::start(SimConfig::default()).await;
-    let token = sb.sim.issue_access_token(DEFAULT_CLIENT_ID);
-    let tw = || {
-        let mut c = sb.bare();
-        c.args(["--api-base", &sb.sim.base_url()])
-            .env("GENESYSCLOUD_ACCESS_TOKEN", &token);
-        c
-    };
-    let r = run(tw(), &["request", "GET", "/api/v2/users/user-000001"]).await;
-    r.ok();
-    let r = run(tw(), &["check"]).await;
-    r.ok();
-    assert!(
-        r.stdout
-            .contains("token expires in: unknown (opaque static token)"),
-        "{}",
-        r.stdout
-    );
-    // Without an API base either: say what is missing for a static token.
-    let mut c = sb.bare();
-    c.env("GENESYSCLOUD_ACCESS_TOKEN", &token);
-    let r = run(c, &["request", "GET", "/api/v2/users/me"]).await;
-    r.expect_code(3);
-    assert!(r.stderr.contains("no region or API base"), "{}", r.stderr);
-    assert_eq!(sb.sim.journal_counters().token_requests, 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn regression_request_and_paginate_refuse_paths_that_leave_the_api_origin() {
-    let sb = Sandbox::start(SimConfig::default()).await;
-    let elsewhere = fixed_answer(200, "{\"entities\":[]}");
-    for path in [
-        format!("{elsewhere}/api/v2/users"),
-        "//127.0.0.2/x".to_string(),
-        "/\\127.0.0.2/x".to_string(),
-        "api/v2/users".to_string(),
-    ] {
-        let r = run(sb.tw(), &["request", "GET", &path]).await;
-        r.expect_code(2);
-        assert!(
-            r.stderr.contains("hint: give a path below the API base"),
-            "{}",
-            r.stderr
-        );
-        let r = run(sb.tw(), &["paginate", &path]).await;
-        r.expect_code(2);
-    }
-    assert_eq!(sb.sim.journal_counters().api_requests, 0);
-    // The page size is given once: in the path or with the flag, not both.
-    let r = run(
-        sb.tw(),
-        &["paginate", "/api/v2/users?pageSize=10", "--page-size", "50"],
-    )
-    .await;
-    r.expect_code(2);
-    assert!(r.stderr.contains("give one"), "{}", r.stderr);
-    // The managed token always wins: a header of one's own is refused, not silently replaced.
-    let r = run(
-        sb.tw(),
-        &[
-            "request",
-            "GET",
-            "/api/v2/users/me",
-            "-H",
-            "Authorization: Bearer mine",
-        ],
-    )
-    .await;
-    r.expect_code(2);
-    assert!(
-        r.stderr.contains("GENESYSCLOUD_ACCESS_TOKEN"),
-        "{}",
-        r.stderr
-    );
-    assert_eq!(sb.sim.journal_counters().api_requests, 0);
-    // A URL on the API's own origin is fine.
-    let r = run(
-        sb.tw(),
-        &[
-            "request",
-            "GET",
-            &format!("{}/api/v2/users/user-000001", sb.sim.base_url()),
-        ],
-    )
-    .await;
-    r.ok();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn regression_messages_count_in_words_and_point_at_the_setting_at_fault() {
-    let sb = Sandbox::start(SimConfig {
-        users: 1,
-        accept_form_credentials: false,
-        ..SimConfig::default()
-    })
-    .await;
-    // One of each: no "1 items", "1 pages".
-    let out = sb.path("one.jsonl");
-    let r = run(
-        sb.tw(),
-        &["paginate", "/api/v2/users", "--out", out.to_str().unwrap()],
-    )
-    .await;
-    r.ok();
-    assert!(
-        r.stderr.contains("1 item in ") && r.stderr.contains(" 1 page"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        !r.stderr.contains("1 items") && !r.stderr.contains("1 pages"),
-        "{}",
-        r.stderr
-    );
-    // A server that takes only HTTP Basic refuses form credentials: say that is the cause.
-    let r = run(sb.tw(), &["--client-auth", "form", "check"]).await;
-    r.expect_code(3);
-    assert!(r.stderr.contains("try --client-auth basic"), "{}", r.stderr);
-    // A web page where the token endpoint should be: check the token URL.
-    let page = fixed_answer(200, "\"<html>hello</html>\"");
-    let mut cmd = sb.bare();
-    cmd.args([
-        "--token-url",
-        &format!("{page}/oauth/token"),
-        "--api-base",
-        &sb.sim.base_url(),
-    ])
-    .env("GENESYSCLOUD_OAUTHCLIENT_ID", DEFAULT_CLIENT_ID)
-    .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", DEFAULT_CLIENT_SECRET);
-    let r = run(cmd, &["check"]).await;
-    assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("hint: check --token-url"), "{}", r.stderr);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn regression_default_verbosity_speaks_one_style_and_routine_retries_are_quiet() {
-    let sb = Sandbox::start(SimConfig {
-        fail_first_token_requests: 2,
-        ..SimConfig::default()
-    })
-    .await;
-    let r = run(sb.tw(), &["check"]).await;
-    r.ok();
-    // Token retries are routine: not shown without -v.
-    assert!(
-        !r.stderr.contains("WARN") && !r.stderr.contains("retrying"),
-        "{}",
-        r.stderr
-    );
-    // A library warning reads like the CLI's own: `warning: ...`, no timestamp, no target.
-    run(sb.tw(), &["token"]).await.ok();
-    let cache = sb.path("tw-cache");
-    let damaged: Vec<_> = walk(&cache)
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    assert!(
-        !damaged.is_empty(),
-        "no cache file under {}",
-        cache.display()
-    );
-    for p in &damaged {
-        std::fs::write(p, "not json").unwrap();
-    }
-    let r = run(sb.tw(), &["token"]).await;
-    r.ok();
-    let line = r
-        .stderr
-        .lines()
-        .find(|l| l.contains("damaged token cache"))
-        .unwrap_or_else(|| panic!("{}", r.stderr));
-    assert!(line.starts_with("warning: ignoring a damaged"), "{line}");
-    assert!(
-        !line.contains("WARN") && !line.contains("tokenwarden::"),
-        "{line}"
-    );
-    // With -v, timestamps and levels are back.
-    let r = run(sb.tw(), &["-v", "check"]).await;
-    assert!(r.stderr.contains(" INFO "), "{}", r.stderr);
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

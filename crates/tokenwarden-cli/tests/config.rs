@@ -8,6 +8,7 @@ use common::*;
 use serde_json::Value;
 use std::path::PathBuf;
 use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig};
+use tokenwarden_test_support::chmod as set_mode;
 
 /// Writes tokenwarden's config file where it is looked for by default, mode 0600.
 fn write_tw_config(sb: &Sandbox, text: &str) -> PathBuf {
@@ -34,11 +35,6 @@ fn sim_profile(sb: &Sandbox) -> String {
         "[default]\ntoken_url = \"{}\"\nclient_id = \"{DEFAULT_CLIENT_ID}\"\nclient_secret = \"{DEFAULT_CLIENT_SECRET}\"\n",
         sb.sim.token_url()
     )
-}
-
-fn set_mode(p: &std::path::Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 async fn config_json(cmd: std::process::Command) -> (Value, Run) {
@@ -505,4 +501,135 @@ async fn regression_a_password_in_a_url_is_never_shown() {
             r.all_output()
         );
     }
+}
+
+// ---- precedence on a real run ---------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_in_a_config_file_reaches_the_simulator() {
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let profile = format!(
+        "[default]\nregion = \"eu-west-1\"\n\n[sim]\ntoken_url = \"{}\"\napi_base = \"{}\"\nclient_id = \"{DEFAULT_CLIENT_ID}\"\nclient_secret = \"{DEFAULT_CLIENT_SECRET}\"\n",
+        sb.sim.token_url(),
+        sb.sim.base_url()
+    );
+    let cfg = sb.write("tw.toml", &profile);
+    let mut cmd = sb.bare();
+    cmd.args(["--config", cfg.to_str().unwrap(), "--profile", "sim"]);
+    let r = run(cmd, &["check"]).await;
+    r.ok();
+    assert!(r.stdout.contains(DEFAULT_CLIENT_ID), "{}", r.stdout);
+
+    // The default location (<XDG_CONFIG_HOME>/tokenwarden/config.toml) and -p.
+    let dir = sb.path("config").join("tokenwarden");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.toml"), &profile).unwrap();
+    run(sb.bare(), &["-p", "sim", "check"]).await.ok();
+
+    // Flags beat the profile: --token-url to the simulator over a dead profile URL.
+    let dead = profile.replace(&sb.sim.token_url(), "http://127.0.0.1:9/oauth/token");
+    let cfg = sb.write("dead.toml", &dead);
+    let mut cmd = sb.bare();
+    cmd.args([
+        "--config",
+        cfg.to_str().unwrap(),
+        "-p",
+        "sim",
+        "--token-url",
+        &sb.sim.token_url(),
+    ]);
+    run(cmd, &["check"]).await.ok();
+
+    // The environment beats the profile: a wrong secret in the profile, the right one in env.
+    let wrong = profile.replace(
+        &format!("client_secret = \"{DEFAULT_CLIENT_SECRET}\""),
+        "client_secret = \"stale\"",
+    );
+    let cfg = sb.write("wrong.toml", &wrong);
+    let mut cmd = sb.bare();
+    cmd.args(["--config", cfg.to_str().unwrap(), "-p", "sim"]);
+    run(cmd, &["check"]).await.expect_code(3);
+    let mut cmd = sb.bare();
+    cmd.args(["--config", cfg.to_str().unwrap(), "-p", "sim"])
+        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", DEFAULT_CLIENT_SECRET);
+    run(cmd, &["check"]).await.ok();
+
+    // An unknown profile named on the command line is a usage error that names it and the
+    // profiles there are.
+    let mut cmd = sb.bare();
+    cmd.args(["--config", cfg.to_str().unwrap(), "-p", "nope"]);
+    let r = run(cmd, &["check"]).await;
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("profile 'nope' not found"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("profiles there: default, sim"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_beat_the_environment_and_every_secret_source_works() {
+    let sb = Sandbox::start(SimConfig::default()).await;
+
+    // --client-id beats GENESYSCLOUD_OAUTHCLIENT_ID.
+    let mut cmd = sb.connected();
+    cmd.env("GENESYSCLOUD_OAUTHCLIENT_ID", "someone-else")
+        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", DEFAULT_CLIENT_SECRET);
+    let r = run(cmd, &["--client-id", DEFAULT_CLIENT_ID, "check"]).await;
+    r.ok();
+    assert!(!r.stderr.contains("process list"), "{}", r.stderr);
+
+    // --client-secret beats the environment, with a warning about the process list.
+    let mut cmd = sb.tw_with_secret("stale");
+    cmd.args(["--client-secret", DEFAULT_CLIENT_SECRET]);
+    let r = run(cmd, &["check"]).await;
+    r.ok();
+    assert!(r.stderr.contains("process list"), "{}", r.stderr);
+    assert!(!r.stderr.contains(DEFAULT_CLIENT_SECRET), "{}", r.stderr);
+
+    // --client-secret-file.
+    let f = sb.write("secret.txt", &format!("{DEFAULT_CLIENT_SECRET}\n"));
+    let mut cmd = sb.tw_with_secret("stale");
+    cmd.args(["--client-secret-file", f.to_str().unwrap()]);
+    let r = run(cmd, &["check"]).await;
+    r.ok();
+    assert!(!r.stderr.contains("process list"), "{}", r.stderr);
+
+    // --client-secret-stdin.
+    let mut cmd = sb.connected();
+    cmd.env("GENESYSCLOUD_OAUTHCLIENT_ID", DEFAULT_CLIENT_ID)
+        .args(["--client-secret-stdin", "check"]);
+    let r = run_with_stdin(cmd, Some(format!("{DEFAULT_CLIENT_SECRET}\n"))).await;
+    r.ok();
+
+    // Empty sources are configuration errors.
+    let mut cmd = sb.connected();
+    cmd.env("GENESYSCLOUD_OAUTHCLIENT_ID", DEFAULT_CLIENT_ID)
+        .args(["--client-secret-stdin", "check"]);
+    run_with_stdin(cmd, Some(String::new()))
+        .await
+        .expect_code(3);
+    let empty = sb.write("empty.txt", "");
+    let mut cmd = sb.connected();
+    cmd.env("GENESYSCLOUD_OAUTHCLIENT_ID", DEFAULT_CLIENT_ID)
+        .args(["--client-secret-file", empty.to_str().unwrap()]);
+    run(cmd, &["check"]).await.expect_code(3);
+
+    // No credentials at all: a configuration error that says what to set.
+    let r = run(sb.connected(), &["check"]).await;
+    r.expect_code(3);
+    assert!(
+        r.stderr.contains("GENESYSCLOUD_OAUTHCLIENT_ID"),
+        "{}",
+        r.stderr
+    );
+
+    let j = sb.sim.journal_counters();
+    assert_eq!(j.token_bad_credentials, 0, "{j:?}");
+    assert_eq!(j.tokens_issued, 4);
 }

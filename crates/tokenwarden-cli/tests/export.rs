@@ -679,3 +679,51 @@ async fn regression_ctrl_c_hints_at_resume_only_when_there_is_an_output_to_resum
     // Nothing is left to block the same command ("already exists").
     assert!(!fresh.exists() && !state_path(&fresh).exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_conversations_outlives_one_second_tokens() {
+    let sb = Sandbox::start(SimConfig {
+        conversations: 400,
+        token_ttl: Duration::from_secs(1),
+        job_duration: Duration::from_millis(2500),
+        ..SimConfig::default()
+    })
+    .await;
+    let out = sb.path("convs.jsonl");
+    let r = run(
+        sb.tw(),
+        &[
+            "export",
+            "conversations",
+            "--interval",
+            "2024-01-01T00:00:00Z/2024-01-08T00:00:00Z",
+            "--page-size",
+            "100",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    r.ok();
+    let expected = (0..400).map(conversation_id).collect();
+    assert_exactly_once(&read_jsonl(&out), "conversationId", &expected);
+    assert!(r.stderr.contains("400 items"), "{}", r.stderr);
+    let j = sb.sim.journal_counters();
+    assert_eq!(
+        j.api_expired_token, 0,
+        "no request carried an expired token"
+    );
+    assert!(
+        j.tokens_issued >= 2,
+        "the job outlived its first token: {j:?}"
+    );
+
+    // A malformed interval is refused before anything is sent: what was typed is wrong (2).
+    let r = run(
+        sb.tw(),
+        &["export", "conversations", "--interval", "yesterday"],
+    )
+    .await;
+    r.expect_code(2);
+    assert!(r.stderr.contains("START/END"), "{}", r.stderr);
+}

@@ -1,21 +1,19 @@
 //! A fleet: several `tokenwarden` processes sharing one token, one refresh and one rate budget
-//! through a real redis-server (see `tokenwarden/tests/support/redis_server.rs`), batches split
+//! through a real redis-server (see `tokenwarden_test_support::redis_server`), batches split
 //! with `--shard`, token pools with `--tokens`, and Redis that is down or killed mid-run.
 //!
 //! The issue-size run (4 × 20,000 records, about 20 s) is `#[ignore]`d and run by `.ci/run` in
 //! release mode; the default suite runs the same test scaled to a few seconds.
 
 mod common;
-#[path = "../../tokenwarden/tests/support/redis_server.rs"]
-mod redis_server;
 
 use common::{Sandbox, assert_exactly_once, read_jsonl, run, wait};
 use rand::Rng as _;
-use redis_server::RedisServer;
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokenwarden_sim::{Outcome, SimConfig};
+use tokenwarden_test_support::redis_server::{self, RedisServer};
 
 const DOWN: &str = "the Redis token store cannot be reached";
 

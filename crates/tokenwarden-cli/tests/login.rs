@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokenwarden_sim::data::user_id;
 use tokenwarden_sim::{AuthorizeMode, DEFAULT_CLIENT_ID, Journal, Outcome, SimClient, SimConfig};
+use tokenwarden_test_support::browser;
 
 /// A free loopback port for the redirect URI (bound, then released for the binary to take).
 fn free_port() -> u16 {
@@ -97,13 +98,6 @@ async fn finish_login(login: Login) -> Run {
     })
     .await
     .unwrap()
-}
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
 }
 
 /// What a browser does with the sign-in URL: the authorization server answers with a redirect to

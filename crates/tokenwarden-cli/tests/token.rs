@@ -6,9 +6,11 @@
 mod common;
 
 use common::{Sandbox, run};
-use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
 use tokenwarden_sim::SimConfig;
+use tokenwarden_test_support::{chmod, mode};
 
 /// The sandbox's token cache directory (`TOKENWARDEN_CACHE_DIR/tokens`).
 fn cache_dir(sb: &Sandbox) -> PathBuf {
@@ -25,14 +27,6 @@ fn cache_file(sb: &Sandbox) -> PathBuf {
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     files[0].clone()
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
-}
-
-fn chmod(p: &Path, mode: u32) {
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 /// Runs the binary with `args`: it must fail with exit 4, print nothing on stdout, and say `why`
@@ -249,5 +243,76 @@ async fn token_ignores_a_damaged_cache_with_a_warning_and_repairs_it() {
     let again = run(sb.tw(), &["token"]).await;
     again.ok();
     assert_eq!(again.stdout, r.stdout, "repaired: the new token is cached");
+    assert_eq!(sb.sim.journal_counters().token_requests, 2);
+}
+
+// ---- printing and caching a token ----------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_token_invocations_share_one_token_request() {
+    // A shell loop run in parallel: the cache's file lock lets one process fetch while the others
+    // wait and then adopt its token.
+    let sb = Sandbox::start(SimConfig {
+        token_latency: Duration::from_millis(300),
+        ..SimConfig::default()
+    })
+    .await;
+    let runs = futures::future::join_all((0..8).map(|_| run(sb.tw(), &["token"]))).await;
+    let tokens: std::collections::BTreeSet<String> = runs
+        .iter()
+        .map(|r| {
+            r.ok();
+            r.stdout.trim().to_string()
+        })
+        .collect();
+    assert_eq!(tokens.len(), 1, "every process printed the same token");
+    assert_eq!(sb.sim.journal_counters().token_requests, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_prints_a_token_and_the_second_run_reuses_the_cache() {
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let first = run(sb.tw(), &["token"]).await;
+    first.ok();
+    let token = first.stdout.trim().to_string();
+    assert!(token.len() >= 20 && !token.contains(' '), "{token:?}");
+    assert!(!first.stderr.contains(&token), "token leaked to stderr");
+
+    let second = run(sb.tw(), &["token"]).await;
+    second.ok();
+    assert_eq!(second.stdout.trim(), token, "the cached token is reused");
+    assert_eq!(sb.sim.journal_counters().token_requests, 1);
+
+    // The cache holds a secret: only its owner may read it.
+    let dir = sb.path("tw-cache").join("tokens");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("cache dir")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "cache file mode {mode:o}");
+    }
+
+    let json = run(sb.tw(), &["token", "--json"]).await;
+    json.ok();
+    let v: Value = serde_json::from_str(json.stdout.trim()).expect("--json prints JSON");
+    assert_eq!(v["access_token"], token.as_str());
+    assert_eq!(v["token_type"], "bearer");
+    assert!(v["expires_in"].as_u64().unwrap() > 80_000, "{v}");
+    assert!(
+        v["expires_at_unix"].as_u64().unwrap() > 1_700_000_000,
+        "{v}"
+    );
+    assert_eq!(sb.sim.journal_counters().token_requests, 1);
+
+    // --no-cache fetches a fresh one.
+    let fresh = run(sb.tw(), &["token", "--no-cache"]).await;
+    fresh.ok();
+    assert_ne!(fresh.stdout.trim(), token);
     assert_eq!(sb.sim.journal_counters().token_requests, 2);
 }

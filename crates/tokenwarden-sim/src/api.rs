@@ -16,8 +16,10 @@ use serde_json::{Value, json};
 
 use crate::config::{JobOutcome, SimConfig};
 use crate::data;
+use crate::ids::token_id;
 use crate::journal::{Outcome, Record};
-use crate::state::{AuthCtx, Fate, Inner, Job, RateInfo, TokenCheck, lock, token_id};
+use crate::state::{AuthCtx, Fate, Inner, Job, RateInfo, TokenCheck};
+use crate::sync::lock;
 use crate::time::{format_rfc3339, format_unix_ms, parse_interval, unix_ms};
 use crate::util::{
     DropConnection, Query, bad_request, empty, genesys_error, internal_error, json_response,

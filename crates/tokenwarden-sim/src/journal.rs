@@ -268,11 +268,8 @@ impl JournalState {
             token_id: r.token_id,
             authorization_present: r.authorization_present,
             body_len: r.body_len,
-            refresh_token_presented: r
-                .grant
-                .refresh_presented
-                .map(crate::session::refresh_token_id),
-            refresh_token_issued: r.grant.refresh_issued.map(crate::session::refresh_token_id),
+            refresh_token_presented: r.grant.refresh_presented.map(crate::ids::refresh_token_id),
+            refresh_token_issued: r.grant.refresh_issued.map(crate::ids::refresh_token_id),
         });
     }
 

@@ -74,7 +74,7 @@ impl Recorder {
                             Ok(n) => head.extend_from_slice(&chunk[..n]),
                         }
                     }
-                    crate::state::lock(&kept).push(String::from_utf8_lossy(&head).into_owned());
+                    crate::sync::lock(&kept).push(String::from_utf8_lossy(&head).into_owned());
                     if reply == Reply::Ok {
                         let _ = stream
                             .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
@@ -103,6 +103,6 @@ impl Recorder {
 
     /// The head of every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<String> {
-        crate::state::lock(&self.heads).clone()
+        crate::sync::lock(&self.heads).clone()
     }
 }

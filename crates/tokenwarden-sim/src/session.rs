@@ -21,12 +21,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest as _, Sha256};
 
 use crate::config::SimConfig;
-use crate::state::{lock, random_b64};
-
-/// The journal id of refresh token number `n` (`rt-7`): never the token itself.
-pub(crate) fn refresh_token_id(n: u64) -> String {
-    format!("rt-{n}")
-}
+use crate::ids::random_b64;
+use crate::sync::lock;
 
 /// An issued authorization code.
 #[derive(Debug)]

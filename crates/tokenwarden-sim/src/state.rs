@@ -7,41 +7,19 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::config::{JobOutcome, SimConfig};
+use crate::data::{mix64, uuidish};
+use crate::ids::{random_b64, random_uuid};
+use crate::journal::{Journal, JournalState, Record};
+use crate::sync::lock;
 use arc_swap::ArcSwap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::config::{JobOutcome, SimConfig};
-use crate::data::{mix64, uuidish};
-use crate::journal::{Journal, JournalState, Record};
-
 const SHARDS: usize = 16;
-
-/// Lock a mutex, ignoring poisoning (a panicking handler must not wedge the simulator).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The journal id of the token with sequence number `seq`.
-pub(crate) fn token_id(seq: u64) -> String {
-    format!("tok-{seq}")
-}
-
-/// `n` random bytes, base64url without padding.
-pub(crate) fn random_b64(n: usize) -> String {
-    let mut buf = [0u8; 48];
-    let n = n.min(buf.len());
-    rand::Rng::fill(&mut rand::rng(), &mut buf[..n]);
-    URL_SAFE_NO_PAD.encode(&buf[..n])
-}
-
-/// A fresh random uuid-looking id (error `contextId`s).
-pub(crate) fn random_uuid() -> String {
-    uuidish(rand::random(), rand::random())
-}
 
 /// Whole seconds, rounded up.
 pub(crate) fn ceil_secs(d: Duration) -> u64 {

@@ -12,10 +12,10 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
 use crate::config::{SimClient, SimConfig};
+use crate::ids::{random_uuid, token_id};
 use crate::journal::{GrantNote, Outcome, Record};
 use crate::session::CodeExchange;
-use crate::state::random_uuid;
-use crate::state::{Inner, token_id};
+use crate::state::Inner;
 use crate::util::{json_response, oauth_error};
 
 /// The description Genesys uses when throttling token creation.

@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::state::random_uuid;
+use crate::ids::random_uuid;
 
 /// Marker response extension: close the connection instead of answering (see `drop_rate`).
 #[derive(Clone, Copy, Debug)]

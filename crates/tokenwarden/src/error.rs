@@ -337,33 +337,12 @@ pub enum Class {
     Fatal,
 }
 
-/// A duration for people, as every message of tokenwarden writes it: `250 ms`, `2.5 s`, `45 s`,
-/// `1 min 30 s`, `2 h 5 min`.
-///
-/// ```
-/// assert_eq!(tokenwarden::human_duration(std::time::Duration::from_millis(2538)), "2.5 s");
-/// ```
-pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    match (s / 3600, (s % 3600) / 60, s % 60) {
-        (0, 0, _) if d < Duration::from_secs(1) => format!("{} ms", d.as_millis()),
-        (0, 0, s) if s < 10 && d.subsec_millis() >= 50 => format!("{:.1} s", d.as_secs_f64()),
-        (0, 0, s) => format!("{s} s"),
-        (0, m, 0) => format!("{m} min"),
-        (0, m, s) => format!("{m} min {s} s"),
-        (h, 0, _) => format!("{h} h"),
-        (h, m, _) => format!("{h} h {m} min"),
-    }
-}
+/// The one duration formatter, for the messages below.
+pub(crate) use crate::duration::human as human_duration;
 
-/// `n` and `word`, pluralised with an `s` when `n` is not 1: `1 page`, `2 pages`. The one helper
-/// for counts in messages (the library's and the CLI's).
-///
-/// ```
-/// assert_eq!(tokenwarden::plural(1, "page"), "1 page");
-/// assert_eq!(tokenwarden::plural(3, "slice"), "3 slices");
-/// ```
-pub fn plural(n: u64, word: &str) -> String {
+/// `n` and `word`, pluralised with an `s` when `n` is not 1: `1 page`, `2 pages`, for the
+/// library's messages (the command line has its own text helpers).
+pub(crate) fn plural(n: u64, word: &str) -> String {
     if n == 1 {
         format!("1 {word}")
     } else {

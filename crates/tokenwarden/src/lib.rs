@@ -29,9 +29,11 @@ mod authorize;
 pub mod batch;
 mod client;
 mod clock;
+pub mod duration;
 mod error;
 pub mod fs;
 mod grant;
+pub mod identity;
 mod manager;
 mod metrics;
 #[cfg(feature = "middleware")]
@@ -60,7 +62,7 @@ pub use client::{
     RateLimit, RequestBuilder, SharedBudget,
 };
 pub use clock::Jitter;
-pub use error::{Class, Error, Result, SignInFailure, human_duration, plural};
+pub use error::{Class, Error, Result, SignInFailure};
 pub use grant::{
     ClientAuth, ClientCredentials, FetchError, Grant, MAX_TOKEN_RESPONSE, RefreshTokenGrant,
     RotationHook, StaticToken, TokenEndpoint, TokenResponse,

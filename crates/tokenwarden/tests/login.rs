@@ -16,6 +16,7 @@ use tokenwarden::{
 use tokenwarden_sim::{
     AuthorizeMode, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimClient, SimConfig, Simulator,
 };
+use tokenwarden_test_support::browser;
 
 const REDIRECT: &str = "http://127.0.0.1:8765/callback";
 const OTHER_REDIRECT: &str = "http://localhost:8765/callback";
@@ -38,13 +39,6 @@ fn flow(sim: &Simulator, redirect: &str) -> AuthorizationCode {
     )
     .unwrap()
     .with_secret(ClientSecret::new(DEFAULT_CLIENT_SECRET))
-}
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
 }
 
 /// Plays the browser: the authorize URL's redirect, handed to the request's callback check.

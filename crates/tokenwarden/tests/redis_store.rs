@@ -1,4 +1,4 @@
-//! The Redis token store against a real redis-server (see `support/redis_server.rs`) and the
+//! The Redis token store against a real redis-server (see `tokenwarden_test_support::redis_server`) and the
 //! simulator: one token and one refresh for a fleet, fenced locks, keyed invalidation, rotated
 //! refresh tokens, a shared rate budget, and Redis that is down, slow or restarted.
 //!
@@ -6,10 +6,7 @@
 //! nothing but Redis.
 
 mod common;
-#[path = "support/redis_server.rs"]
-mod redis_server;
 
-use redis_server::RedisServer;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokenwarden::{
@@ -18,6 +15,7 @@ use tokenwarden::{
     TokenManager, TokenStore,
 };
 use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simulator};
+use tokenwarden_test_support::redis_server::{self, RedisServer};
 
 fn key(sim: &Simulator) -> TokenKey {
     TokenKey::new(sim.token_url(), DEFAULT_CLIENT_ID)

@@ -3,7 +3,6 @@
 
 #![cfg(unix)]
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -13,6 +12,7 @@ use tokenwarden::{
     TokenEndpoint, TokenKey, TokenManager, TokenStore,
 };
 use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simulator};
+use tokenwarden_test_support::{chmod, mode};
 
 const URL: &str = "https://login.example.test/oauth/token";
 const SECRET: &str = "store-test-client-secret-8f2c";
@@ -35,14 +35,6 @@ fn sandbox() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path().join("cache").join("tokens");
     (tmp, dir)
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
-}
-
-fn chmod(p: &Path, mode: u32) {
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 #[track_caller]

@@ -3,6 +3,7 @@
 use crate::args::{BatchArgs, GlobalArgs};
 use crate::exit::UsageError;
 use crate::progress::{Mode, Reporter};
+use crate::text::plural;
 use anyhow::{Context as _, Result};
 use std::io::IsTerminal as _;
 use std::path::Path;
@@ -12,7 +13,7 @@ use tokenwarden::batch::{
     Record, StopReason,
 };
 use tokenwarden::batch::{BatchError, IoOp};
-use tokenwarden::{ApiClient, Error, plural};
+use tokenwarden::{ApiClient, Error};
 
 /// What can be refused before any credentials are read or any request is sent.
 pub(crate) fn check_args(a: &BatchArgs, g: &GlobalArgs) -> Result<()> {

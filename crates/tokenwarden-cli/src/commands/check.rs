@@ -3,9 +3,10 @@
 use crate::ConfigError;
 use crate::args::CheckArgs;
 use anyhow::Result;
-use serde_json::Value;
 use std::io::Write as _;
+use std::time::Duration;
 use tokenwarden::ApiClient;
+use tokenwarden::identity::Named;
 
 /// What the preflight learned.
 #[derive(Debug)]
@@ -33,7 +34,7 @@ pub(crate) async fn run(client: &ApiClient, a: &CheckArgs) -> Result<u8> {
     let expires = if grant == "static" && r.lifetime_secs > OPAQUE_STATIC_LIFETIME_SECS {
         "unknown (opaque static token)".to_string()
     } else {
-        human(r.lifetime_secs)
+        tokenwarden::duration::human(Duration::from_secs(r.lifetime_secs))
     };
     writeln!(out, "token expires in: {expires} (grant: {grant})")?;
     writeln!(out, "scopes:           {scopes}")?;
@@ -45,28 +46,11 @@ pub(crate) async fn run(client: &ApiClient, a: &CheckArgs) -> Result<u8> {
     Ok(crate::exit::OK)
 }
 
-pub(crate) fn human(secs: u64) -> String {
-    match secs {
-        s if s >= 3600 => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
-        s if s >= 60 => format!("{}m {:02}s", s / 60, s % 60),
-        s => format!("{s}s"),
-    }
-}
-
-/// Fetches a token, calls `GET /api/v2/tokens/me`, and checks the required scopes.
+/// Fetches a token, asks who it is (`GET /api/v2/tokens/me`), and checks the required scopes.
 pub(crate) async fn preflight(client: &ApiClient, required: &[String]) -> Result<CheckReport> {
     let bearer = client.tokens().bearer().await?;
-    let me = client.get_json("/api/v2/tokens/me").await?;
-    let scopes: Vec<String> = me
-        .get("authorizedScope")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
+    let me = client.token_identity().await?;
+    let scopes = me.scopes;
     let missing: Vec<&String> = required
         .iter()
         .filter(|r| !scope_granted(&scopes, r))
@@ -89,13 +73,13 @@ pub(crate) async fn preflight(client: &ApiClient, required: &[String]) -> Result
     }
     Ok(CheckReport {
         organization: me
-            .get("organization")
-            .map(described)
-            .unwrap_or_else(|| "?".into()),
+            .organization
+            .as_ref()
+            .map_or_else(|| "?".into(), described),
         client: me
-            .get("OAuthClient")
-            .map(described)
-            .unwrap_or_else(|| "?".into()),
+            .oauth_client
+            .as_ref()
+            .map_or_else(|| "?".into(), described),
         lifetime_secs: bearer
             .expires_at()
             .saturating_duration_since(tokio::time::Instant::now())
@@ -126,12 +110,9 @@ fn shown_scope_list(scopes: &[String]) -> String {
 
 /// `name (id)` of an object of `/api/v2/tokens/me` (the organization, the OAuth client), fit to
 /// be shown ([`shown`]).
-pub(crate) fn described(v: &Value) -> String {
-    let name = v
-        .get("name")
-        .and_then(Value::as_str)
-        .map_or_else(|| "?".into(), shown);
-    match v.get("id").and_then(Value::as_str) {
+pub(crate) fn described(n: &Named) -> String {
+    let name = n.name.as_deref().map_or_else(|| "?".into(), shown);
+    match &n.id {
         Some(id) => format!("{name} ({})", shown(id)),
         None => name,
     }
@@ -162,10 +143,10 @@ mod tests {
         // The organisation name went to stdout as it was: `ESC[2J ESC]0;pwned BEL`, CR/LF, the
         // token.
         tokenwarden::register_secret("org-echoed-token-42");
-        let org = serde_json::json!({
-            "name": "Acme\u{1b}[2J\u{1b}]0;pwned\u{7} org-echoed-token-42",
-            "id": "id\r\nforged: line",
-        });
+        let org = Named {
+            name: Some("Acme\u{1b}[2J\u{1b}]0;pwned\u{7} org-echoed-token-42".into()),
+            id: Some("id\r\nforged: line".into()),
+        };
         let shown = described(&org);
         assert!(!shown.chars().any(char::is_control), "{shown:?}");
         assert!(!shown.contains("org-echoed-token-42"), "{shown}");
@@ -177,9 +158,10 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(human(86399), "23h 59m");
-        assert_eq!(human(299), "4m 59s");
-        assert_eq!(human(5), "5s");
+    fn lifetimes_read_like_the_library_s_durations() {
+        let human = |secs| tokenwarden::duration::human(Duration::from_secs(secs));
+        assert_eq!(human(86399), "23 h 59 min");
+        assert_eq!(human(299), "4 min 59 s");
+        assert_eq!(human(5), "5 s");
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::args::{ExportArgs, ExportFormat, ExportOutArgs};
 use crate::exit::{self, UsageError};
+use crate::text::plural;
 use crate::ui;
 use anyhow::Result;
 use serde_json::{Value, json};
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokenwarden::export::{
     self, Destination, Event, ExportError, ExportOptions, Format, Mode, Report, Source,
 };
-use tokenwarden::{ApiClient, JobOptions, ownership, plural};
+use tokenwarden::{ApiClient, JobOptions, ownership};
 
 /// Analytics conversation details jobs endpoint.
 const JOBS_PATH: &str = "/api/v2/analytics/conversations/details/jobs";

@@ -165,7 +165,7 @@ fn show_url(
     let url = request.url().as_str();
     let waiting = format!(
         "waiting up to {} for the sign-in on {}",
-        super::check::human(timeout.as_secs()),
+        tokenwarden::duration::human(timeout),
         s.redirect_uri
     );
     if !no_browser {
@@ -239,11 +239,11 @@ async fn describe(s: &Settings, tokens: &TokenResponse) -> (Option<SessionUser>,
     else {
         return (None, None);
     };
-    let user = match client.get_json("/api/v2/users/me").await {
-        Ok(me) => me.get("id").and_then(Value::as_str).map(|id| SessionUser {
-            id: id.to_string(),
-            name: text(&me, "name"),
-            email: text(&me, "email"),
+    let user = match client.current_user().await {
+        Ok(me) => me.id.map(|id| SessionUser {
+            id,
+            name: me.name.as_deref().map(super::check::shown),
+            email: me.email.as_deref().map(super::check::shown),
         }),
         Err(e) => {
             crate::ui::warn(&format!(
@@ -253,15 +253,13 @@ async fn describe(s: &Settings, tokens: &TokenResponse) -> (Option<SessionUser>,
         }
     };
     let organization = client
-        .get_json("/api/v2/tokens/me")
+        .token_identity()
         .await
         .ok()
-        .and_then(|me| me.get("organization").and_then(|o| text(o, "name")));
+        .and_then(|me| me.organization?.name)
+        .as_deref()
+        .map(super::check::shown);
     (user, organization)
-}
-
-fn text(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(Value::as_str).map(super::check::shown)
 }
 
 fn user_line(u: &SessionUser) -> String {
@@ -404,26 +402,19 @@ pub(crate) async fn whoami(g: GlobalArgs, a: WhoamiArgs, hint: &mut Option<Strin
     let (store, signed_in) = session::signed_in(&s).await?;
     let tokens = session::token_builder(&s).await?.build();
     let client = super::client_for(&s, &GlobalArgs::default(), tokens, None, None)?;
-    let me = client.get_json("/api/v2/users/me").await?;
-    let token = client.get_json("/api/v2/tokens/me").await?;
+    let me = client.current_user().await?;
+    let token = client.token_identity().await?;
     let scopes: Vec<String> = token
-        .get("authorizedScope")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(super::check::shown)
-                .collect()
-        })
-        .unwrap_or_default();
-    let user = json!({
-        "id": text(&me, "id"),
-        "name": text(&me, "name"),
-        "email": text(&me, "email"),
-    });
-    let organization = token.get("organization").map(super::check::described);
-    let oauth_client = token.get("OAuthClient").map(super::check::described);
-    let signed_in_at = tokenwarden_sim::format_rfc3339(signed_in.signed_in_at);
+        .scopes
+        .iter()
+        .map(|s| super::check::shown(s))
+        .collect();
+    let shown = |t: &Option<String>| t.as_deref().map(super::check::shown);
+    let (id, name, email) = (shown(&me.id), shown(&me.name), shown(&me.email));
+    let user = json!({ "id": id, "name": name, "email": email });
+    let organization = token.organization.as_ref().map(super::check::described);
+    let oauth_client = token.oauth_client.as_ref().map(super::check::described);
+    let signed_in_at = crate::text::rfc3339(signed_in.signed_in_at);
     let kept = if store_in_keyring(&store) {
         "the OS keyring".to_string()
     } else {
@@ -447,11 +438,9 @@ pub(crate) async fn whoami(g: GlobalArgs, a: WhoamiArgs, hint: &mut Option<Strin
     } else {
         let user_text = format!(
             "{}{} ({})",
-            text(&me, "name").unwrap_or_else(|| "?".into()),
-            text(&me, "email")
-                .map(|e| format!(" <{e}>"))
-                .unwrap_or_default(),
-            text(&me, "id").unwrap_or_else(|| "?".into())
+            name.as_deref().unwrap_or("?"),
+            email.map(|e| format!(" <{e}>")).unwrap_or_default(),
+            id.as_deref().unwrap_or("?")
         );
         writeln!(out, "user:          {user_text}")?;
         writeln!(

@@ -1,5 +1,5 @@
 //! The client's rules as pure functions: what an answer means, which requests may be sent again,
-//! where a redirect may carry the token. The send loop in `request.rs` only applies them.
+//! where a redirect may carry the token. The send loop in `send.rs` only applies them.
 
 use http::{Method, StatusCode};
 use url::Url;

@@ -1,8 +1,9 @@
 //! Time intervals for the analytics APIs: what a person types (`START/END`, `START/P7D`), and a
 //! long interval cut into slices that one query or job accepts.
 
+use crate::duration::{human, span};
 use jiff::tz::TimeZone;
-use jiff::{SignedDuration, Span, SpanRelativeTo, Timestamp};
+use jiff::{SignedDuration, Span, Timestamp};
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
@@ -183,27 +184,17 @@ impl FromStr for Interval {
     }
 }
 
-/// A slice length as typed: `1d`, `6h`, `90m`, `P1D`, `PT6H`.
+/// A slice length as typed, in tokenwarden's one [duration grammar](crate::duration): `1d`,
+/// `6h`, `90m`, `P1D`, `PT6H`.
 ///
 /// # Errors
 /// When it is not a duration, uses months or years (their length varies), is zero, or is longer
 /// than [`MAX_SLICE`].
 pub fn parse_slice_length(s: &str) -> Result<Duration, IntervalError> {
-    let shown = crate::error::excerpt(s, 60);
-    let d = span(s.trim())
-        .ok_or_else(|| {
-            IntervalError(format!(
-                "slice {shown:?}: not a duration (e.g. 1d, 6h, P1D)"
-            ))
-        })?
-        .to_duration(SpanRelativeTo::days_are_24_hours())
-        .map_err(|_| {
-            IntervalError(format!(
-                "slice {shown:?}: use days, hours or minutes (months and years vary in length)"
-            ))
-        })?;
-    let d = Duration::try_from(d)
-        .map_err(|_| IntervalError(format!("slice {shown:?}: must be positive")))?;
+    let d = crate::duration::parse(s).map_err(|e| {
+        let shown = crate::error::excerpt(s, 60);
+        IntervalError(format!("slice {shown:?}: {e}"))
+    })?;
     check_slice_length(d)?;
     Ok(d)
 }
@@ -219,17 +210,6 @@ fn check_slice_length(d: Duration) -> Result<(), IntervalError> {
         )));
     }
     Ok(())
-}
-
-/// `1d`, `6h`, `90m`, `45s`: the largest whole unit.
-fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        s if s > 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
-        _ => format!("{:?}", d),
-    }
 }
 
 /// A time: RFC 3339 with an offset, or a date (midnight UTC).
@@ -249,14 +229,6 @@ fn time(s: &str) -> Result<Timestamp, String> {
         .to_zoned(TimeZone::UTC)
         .map(|z| z.timestamp())
         .map_err(|e| e.to_string())
-}
-
-/// An ISO-8601 or short duration (`P7D`, `7d`); `None` if it is not one.
-fn span(s: &str) -> Option<Span> {
-    if s.is_empty() || s.starts_with('-') {
-        return None;
-    }
-    s.parse::<Span>().ok().filter(|sp| sp.is_positive())
 }
 
 /// `t` moved by `span` (`sign` 1 or -1), calendar units in UTC.

@@ -131,7 +131,10 @@ impl SessionStore {
     /// Serves only a sign-in made at `token_url` for `client_id`: another is
     /// [`Error::SignInRequired`], never presented to this endpoint.
     pub fn bound_to(mut self, token_url: &str, client_id: &str) -> Self {
-        self.bound = Some((normalise(token_url), client_id.to_string()));
+        self.bound = Some((
+            crate::store::normalised_url(token_url),
+            client_id.to_string(),
+        ));
         self
     }
 
@@ -270,7 +273,8 @@ impl SessionStore {
             _ => return Err(damaged()),
         };
         if let Some((url, client)) = &self.bound
-            && (normalise(&record.token_url) != *url || record.client_id != **client)
+            && (crate::store::normalised_url(&record.token_url) != *url
+                || record.client_id != **client)
         {
             return Err(Error::SignInRequired {
                 reason: format!(
@@ -429,10 +433,6 @@ fn write_record(
     serde_json::to_writer(&mut *body, &record)
         .map_err(|e| Error::store(format!("encoding the sign-in record: {e}")))?;
     dir.replace(RECORD, &body)
-}
-
-fn normalise(url: &str) -> String {
-    url::Url::parse(url).map_or_else(|_| url.to_string(), String::from)
 }
 
 #[cfg(test)]

@@ -33,15 +33,20 @@ pub struct TokenKey {
     slot: u32,
 }
 
+/// A token URL in the one form stores compare: as the `url` crate writes it once parsed
+/// (`HTTPS://Login.Example/oauth/token` is `https://login.example/oauth/token`); text that is not a
+/// URL is kept as it is.
+pub(crate) fn normalised_url(url: &str) -> String {
+    url::Url::parse(url).map_or_else(|_| url.to_string(), String::from)
+}
+
 impl TokenKey {
     /// The key of tokens from `token_url` for `client_id`, with the client's default scope and no
     /// secret bound (add them with [`with_scope`](Self::with_scope) and
     /// [`with_secret`](Self::with_secret)).
     pub fn new(token_url: impl Into<String>, client_id: impl Into<String>) -> Self {
-        let token_url = token_url.into();
-        let token_url = url::Url::parse(&token_url).map_or(token_url, String::from);
         Self {
-            token_url,
+            token_url: normalised_url(&token_url.into()),
             client_id: client_id.into(),
             scope: None,
             secret: None,

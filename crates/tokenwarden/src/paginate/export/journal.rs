@@ -502,11 +502,7 @@ mod tests {
     use super::*;
     use serde_json::json;
     use std::io::Write as _;
-    use std::os::unix::fs::PermissionsExt as _;
-
-    fn mode(p: &Path) -> u32 {
-        p.metadata().unwrap().permissions().mode() & 0o777
-    }
+    use tokenwarden_test_support::{chmod, mode};
 
     #[test]
     fn a_fresh_run_creates_0600_files_and_refuses_a_second_one() {
@@ -598,7 +594,7 @@ mod tests {
         let out3 = dir.path().join("three.jsonl");
         let st = sidecar(&out3, STATE_SUFFIX);
         save_state(&st, &State::new(def.clone())).unwrap();
-        std::fs::set_permissions(&st, std::fs::Permissions::from_mode(0o666)).unwrap();
+        chmod(&st, 0o666);
         let e = open(&Paths::new(&out3, false), Want::Resume, def)
             .err()
             .unwrap();

@@ -1,11 +1,10 @@
 //! A real `redis-server` for tests: started on a free loopback port in a temporary directory
 //! (`--port N --dir D --save '' --appendonly no`), killed by its PID when dropped.
 //!
-//! Shared by the library's and the CLI's tests (`#[path]`). Under CI (the `CI` variable is set, as
+//! Shared by the library's and the CLI's tests and benchmarks. Under CI (the `CI` variable is set, as
 //! `.ci/run` does) a missing `redis-server` fails the test; elsewhere the test is skipped with a
 //! loud message on stderr.
 
-#![allow(dead_code, unreachable_pub)]
 // A real server process: waiting for it to start is real time, not the test's clock.
 #![allow(clippy::disallowed_methods)]
 
@@ -68,6 +67,7 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// The loopback port it listens on.
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -1,0 +1,58 @@
+//! Helpers the tokenwarden crates' tests and benchmarks share, written once instead of copied
+//! into each test file (a dev-dependency only; never published).
+//!
+//! - [`redis_server`]: a real `redis-server` on a free loopback port;
+//! - [`mode`] and [`chmod`]: a file's permission bits, read and set;
+//! - [`users`]: the ids of the simulator's first users;
+//! - [`browser`]: an HTTP client that, like a test playing the browser needs, does not follow
+//!   redirects.
+
+pub mod redis_server;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// The permission bits of `p` (`0o7777`: with setuid, setgid and sticky), without following a
+/// symbolic link.
+///
+/// # Panics
+/// When `p` cannot be read.
+#[cfg(unix)]
+#[track_caller]
+pub fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::symlink_metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// Sets the permission bits of `p`.
+///
+/// # Panics
+/// When they cannot be set.
+#[cfg(unix)]
+#[track_caller]
+pub fn chmod(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+}
+
+/// The ids of the simulator's users `0..n`.
+pub fn users(n: usize) -> BTreeSet<String> {
+    (0..n).map(tokenwarden_sim::data::user_id).collect()
+}
+
+/// An HTTP client that plays the browser in sign-in tests: it does not follow redirects, so a
+/// test sees each one.
+///
+/// # Panics
+/// When the client cannot be built.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client")
+}
