@@ -94,9 +94,12 @@ pub(crate) struct ConnectionArgs {
     /// Largest API answer accepted, e.g. 500KB [default: 64MiB]
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub(crate) max_response_bytes: Option<u64>,
-    /// memory, file[:DIR], redis://... [env: TOKENWARDEN_TOKEN_STORE]
+    /// memory, file[:DIR], redis://... [env: TOKENWARDEN_TOKEN_STORE] [default: file]
     #[arg(long, value_name = "STORE")]
     pub(crate) token_store: Option<String>,
+    /// Do not read or write the token cache (as --token-store memory)
+    #[arg(long)]
+    pub(crate) no_cache: bool,
 }
 
 impl ConnectionArgs {
@@ -139,6 +142,7 @@ impl ConnectionArgs {
                 || self.follow_redirects_across_origins,
             max_response_bytes: later.max_response_bytes.or(self.max_response_bytes),
             token_store: later.token_store.or(self.token_store),
+            no_cache: later.no_cache || self.no_cache,
         }
     }
 
@@ -164,6 +168,7 @@ impl ConnectionArgs {
             ),
             (self.max_response_bytes.is_some(), "--max-response-bytes"),
             (self.token_store.is_some(), "--token-store"),
+            (self.no_cache, "--no-cache"),
         ]
         .into_iter()
         .find_map(|(given, flag)| given.then_some(flag))
@@ -360,9 +365,6 @@ a profile sets it with redirect_uri, and grant = \"user\" makes every command ac
 
 #[derive(Debug, Args)]
 pub(crate) struct TokenArgs {
-    /// Do not read or write the token cache
-    #[arg(long)]
-    pub(crate) no_cache: bool,
     /// Print JSON with the expiry instead of the bare token
     #[arg(long)]
     pub(crate) json: bool,
