@@ -94,11 +94,13 @@ pub(crate) struct ConnectionArgs {
     /// Largest API answer accepted, e.g. 500KB [default: 64MiB]
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub(crate) max_response_bytes: Option<u64>,
-    /// memory, file[:DIR], redis://... [env: TOKENWARDEN_TOKEN_STORE] [default: file]
+    /// memory, file[:DIR], redis://... [env: TOKENWARDEN_TOKEN_STORE]
     #[arg(long, value_name = "STORE")]
     pub(crate) token_store: Option<String>,
+    // Hidden from the help (one line per option keeps every page on one screen): the README and
+    // `token`'s examples document it and the default (`file`), and `config` shows both.
     /// Do not read or write the token cache (as --token-store memory)
-    #[arg(long)]
+    #[arg(long, hide = true)]
     pub(crate) no_cache: bool,
 }
 
@@ -281,6 +283,7 @@ pub(crate) enum Command {
     #[command(after_help = "Examples:
   curl -H \"Authorization: Bearer $(tokenwarden token)\" https://api.mypurecloud.com/api/v2/users/me
   tokenwarden token --json | jq .expires_in
+  tokenwarden token --no-cache     # a fresh token, not from the cache nor into it (any command)
   tokenwarden --token-url http://127.0.0.1:8080/oauth/token --client-id tw-client token")]
     Token(Connected<TokenArgs>),
     /// Preflight: check credentials, token lifetime and scopes before a long job
