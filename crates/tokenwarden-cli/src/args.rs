@@ -97,6 +97,11 @@ pub(crate) struct ConnectionArgs {
     /// memory, file[:DIR], redis://... [env: TOKENWARDEN_TOKEN_STORE]
     #[arg(long, value_name = "STORE")]
     pub(crate) token_store: Option<String>,
+    // Hidden from the help (one line per option keeps every page on one screen): the README and
+    // `token`'s examples document it and the default (`file`), and `config` shows both.
+    /// Do not read or write the token cache (as --token-store memory)
+    #[arg(long, hide = true)]
+    pub(crate) no_cache: bool,
 }
 
 impl ConnectionArgs {
@@ -139,6 +144,7 @@ impl ConnectionArgs {
                 || self.follow_redirects_across_origins,
             max_response_bytes: later.max_response_bytes.or(self.max_response_bytes),
             token_store: later.token_store.or(self.token_store),
+            no_cache: later.no_cache || self.no_cache,
         }
     }
 
@@ -164,6 +170,7 @@ impl ConnectionArgs {
             ),
             (self.max_response_bytes.is_some(), "--max-response-bytes"),
             (self.token_store.is_some(), "--token-store"),
+            (self.no_cache, "--no-cache"),
         ]
         .into_iter()
         .find_map(|(given, flag)| given.then_some(flag))
@@ -276,6 +283,7 @@ pub(crate) enum Command {
     #[command(after_help = "Examples:
   curl -H \"Authorization: Bearer $(tokenwarden token)\" https://api.mypurecloud.com/api/v2/users/me
   tokenwarden token --json | jq .expires_in
+  tokenwarden token --no-cache     # a fresh token, not from the cache nor into it (any command)
   tokenwarden --token-url http://127.0.0.1:8080/oauth/token --client-id tw-client token")]
     Token(Connected<TokenArgs>),
     /// Preflight: check credentials, token lifetime and scopes before a long job
@@ -360,9 +368,6 @@ a profile sets it with redirect_uri, and grant = \"user\" makes every command ac
 
 #[derive(Debug, Args)]
 pub(crate) struct TokenArgs {
-    /// Do not read or write the token cache
-    #[arg(long)]
-    pub(crate) no_cache: bool,
     /// Print JSON with the expiry instead of the bare token
     #[arg(long)]
     pub(crate) json: bool,

@@ -34,7 +34,8 @@ async fn regression_messages_count_in_words_and_point_at_the_setting_at_fault() 
         r.stderr
     );
     // A server that takes only HTTP Basic refuses form credentials: say that is the cause.
-    let r = run(sb.tw(), &["--client-auth", "form", "check"]).await;
+    // (--no-cache: the token the paginate above cached would be served without asking.)
+    let r = run(sb.tw(), &["--client-auth", "form", "--no-cache", "check"]).await;
     r.expect_code(3);
     assert!(r.stderr.contains("try --client-auth basic"), "{}", r.stderr);
     // A web page where the token endpoint should be: check the token URL.

@@ -52,6 +52,8 @@ pub(crate) fn config_view(c: &SimConfig) -> Value {
         "clock_skew_ms": ms(c.clock_skew),
         "jwt_tokens": c.jwt_tokens,
         "revoke_every": c.revoke_every,
+        "revoke_at_random_age_ms": c.revoke_at_random_age.map(ms),
+        "expired_token_code": c.expired_token_code,
         "fail_first_token_requests": c.fail_first_token_requests,
         "token_outage": c.token_outage,
         "throttle_token_every": c.throttle_token_every,

@@ -133,12 +133,13 @@ async fn api_pipeline(inner: Arc<Inner>, req: Request, next: Next) -> Response {
             }
             TokenCheck::Expired(seq) => {
                 token_seq = Some(seq);
+                let message = if cfg.expired_token_code == "credentials.expired" {
+                    "The supplied credentials are expired."
+                } else {
+                    "Invalid login credentials."
+                };
                 (
-                    genesys_error(
-                        401,
-                        "credentials.expired",
-                        "The supplied credentials are expired.",
-                    ),
+                    genesys_error(401, &cfg.expired_token_code, message),
                     Outcome::ExpiredToken,
                 )
             }

@@ -183,6 +183,17 @@ pub struct SimConfig {
     /// Every Nth API call that carries a valid token has that token revoked before handling, and
     /// the call gets 401 `bad.credentials` (journaled as a revoked token). Default `None`.
     pub revoke_every: Option<u64>,
+    /// When set, every token is revoked at a random age drawn uniformly from `[0, this)` (from the
+    /// RNG seeded with `seed` and the token's number, so a run is repeatable): the first API call
+    /// carrying it at or after that age gets 401 `bad.credentials` (journaled as a revoked token).
+    /// A draw beyond the token's lifetime means the token simply expires. Revocations at random
+    /// ages, unlike `clock_skew`, kill tokens at no consistent age. Default `None`.
+    pub revoke_at_random_age: Option<Duration>,
+    /// The Genesys error `code` of the 401 answered for an expired token. Default
+    /// `"credentials.expired"`; `"bad.credentials"` models a server that gives the same code for
+    /// every 401, so that a client can only go by the status (the journal still says
+    /// [`Outcome::ExpiredToken`](crate::Outcome::ExpiredToken)).
+    pub expired_token_code: String,
     /// The first K token requests (after start, or after this value is changed) get 503 with an
     /// OAuth error body (`temporarily_unavailable`). Default 0.
     pub fail_first_token_requests: u32,
@@ -290,6 +301,8 @@ impl Default for SimConfig {
             clock_skew: Duration::ZERO,
             jwt_tokens: false,
             revoke_every: None,
+            revoke_at_random_age: None,
+            expired_token_code: "credentials.expired".into(),
             fail_first_token_requests: 0,
             token_outage: false,
             throttle_token_every: None,
@@ -361,6 +374,12 @@ pub struct ConfigPatch {
     /// New [`SimConfig::revoke_every`] (`null` clears it).
     #[serde(default, deserialize_with = "double_option")]
     pub revoke_every: Option<Option<u64>>,
+    /// New [`SimConfig::revoke_at_random_age`], in ms (`null` clears it).
+    #[serde(default, deserialize_with = "double_option")]
+    pub revoke_at_random_age_ms: Option<Option<u64>>,
+    /// New [`SimConfig::expired_token_code`].
+    #[serde(default)]
+    pub expired_token_code: Option<String>,
     /// New [`SimConfig::fail_first_token_requests`].
     #[serde(default)]
     pub fail_first_token_requests: Option<u32>,
@@ -462,6 +481,12 @@ impl ConfigPatch {
         }
         if let Some(v) = self.revoke_every {
             c.revoke_every = v;
+        }
+        if let Some(v) = self.revoke_at_random_age_ms {
+            c.revoke_at_random_age = v.map(ms);
+        }
+        if let Some(v) = &self.expired_token_code {
+            c.expired_token_code.clone_from(v);
         }
         if let Some(v) = self.fail_first_token_requests {
             c.fail_first_token_requests = v;

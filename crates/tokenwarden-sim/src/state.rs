@@ -32,6 +32,8 @@ struct TokenRecord {
     client_id: Arc<str>,
     client_name: Arc<str>,
     dies_at: Instant,
+    /// When `revoke_at_random_age` revokes it (drawn when it is issued).
+    revoked_at: Option<Instant>,
     revoked: bool,
     /// The sign-in the token was issued to, if any (Authorization Code and Refresh Token grants).
     session: Option<crate::session::Grantee>,
@@ -66,7 +68,8 @@ pub(crate) enum TokenCheck {
     Unknown,
     Revoked(u64),
     Expired(u64),
-    /// Valid, but `revoke_every` picked this call: the token is now revoked.
+    /// Valid until now, but `revoke_every` picked this call, or the token reached the age
+    /// `revoke_at_random_age` drew for it: the token is now revoked.
     RevokedNow(u64),
     Valid(AuthCtx, Option<RateInfo>),
 }
@@ -277,6 +280,9 @@ impl Inner {
             client_id: client_id.into(),
             client_name: client_name.into(),
             dies_at: now + cfg.token_ttl.saturating_sub(cfg.clock_skew),
+            revoked_at: cfg
+                .revoke_at_random_age
+                .map(|within| now + within.mul_f64(unit(cfg.seed, 0x5E40_CA7E, seq))),
             revoked: false,
             session,
             rl_window: u64::MAX,
@@ -313,7 +319,8 @@ impl Inner {
         true
     }
 
-    /// Check a bearer token for an API call; applies `revoke_every` and the rate limit.
+    /// Check a bearer token for an API call; applies `revoke_at_random_age`, `revoke_every` and the
+    /// rate limit.
     pub(crate) fn check_api_token(&self, token: &str, cfg: &SimConfig, now: Instant) -> TokenCheck {
         let mut shard = lock(self.shard(token));
         let Some(rec) = shard.get_mut(token) else {
@@ -324,6 +331,10 @@ impl Inner {
         }
         if now >= rec.dies_at {
             return TokenCheck::Expired(rec.seq);
+        }
+        if rec.revoked_at.is_some_and(|at| now >= at) {
+            rec.revoked = true;
+            return TokenCheck::RevokedNow(rec.seq);
         }
         if let Some(every) = cfg.revoke_every.filter(|n| *n > 0) {
             let n = self.revoke_counter.fetch_add(1, Ordering::SeqCst) + 1;

@@ -1,11 +1,21 @@
-//! Run with `cargo run --release -p tokenwarden --example clock_skew [-- REQUESTS CONCURRENCY]`.
+//! Run with `cargo run --release -p tokenwarden --example clock_skew [-- REQUESTS CONCURRENCY [SERVER]]`.
 //!
-//! A server whose clock runs ahead: the simulator advertises 4-second tokens (`expires_in: 4`) but
-//! kills each one after 1 second (`clock_skew: 3s`). 6,000 requests at concurrency 8 go through an
-//! `ApiClient`; the simulator's journal counts the requests that arrived with a dead token. Without
-//! skew learning every token dies in the hands of the workers (one wave of up to 8 dead requests per
-//! token); with it, the first wave teaches the manager to refresh 3 s earlier and later tokens are
-//! replaced before the server kills them.
+//! SERVER is one of:
+//! - `expired` (the default): a server whose clock runs ahead. The simulator advertises 4-second
+//!   tokens (`expires_in: 4`) but kills each one after 1 second (`clock_skew: 3s`), and says so:
+//!   401 `credentials.expired`.
+//! - `bad-credentials`: the same server, but every 401 says `bad.credentials` (as Genesys may: the
+//!   code is not to be relied on, only the status).
+//! - `revocations`: no skew; the server revokes each 4-second token at a random age within 6 s
+//!   (401 `bad.credentials`), so about half of them die before their refresh.
+//!
+//! 6,000 requests at concurrency 8 go through an `ApiClient`, with 5 ms of server time each; the
+//! simulator's journal counts the requests that arrived with a dead token and the token requests.
+//! Without skew learning every token dies in the hands of the workers (one wave of up to 8 dead
+//! requests per token); with it, the first wave teaches the manager to refresh 3 s earlier and later
+//! tokens are replaced before the server kills them, whatever the 401 said. Against revocations,
+//! the token requests stay within the revocations plus one per lifetime plus a small constant: a
+//! wrong guess is undone, not repeated.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,10 +28,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let requests: usize = args.next().map_or(Ok(6_000), |a| a.parse())?;
     let concurrency: usize = args.next().map_or(Ok(8), |a| a.parse())?;
+    let server = args.next().unwrap_or_else(|| "expired".into());
+    let (clock_skew, code, revoke) = match server.as_str() {
+        "expired" => (Duration::from_secs(3), "credentials.expired", None),
+        "bad-credentials" => (Duration::from_secs(3), "bad.credentials", None),
+        "revocations" => (
+            Duration::ZERO,
+            "bad.credentials",
+            Some(Duration::from_secs(6)),
+        ),
+        other => {
+            return Err(format!(
+                "unknown server {other:?}: expired, bad-credentials or revocations"
+            )
+            .into());
+        }
+    };
 
     let sim = Simulator::start(SimConfig {
         token_ttl: Duration::from_secs(4),
-        clock_skew: Duration::from_secs(3),
+        clock_skew,
+        expired_token_code: code.into(),
+        revoke_at_random_age: revoke,
         users: 500,
         // A little server time per request, so that the run spans several token lifetimes on a
         // fast machine as on a slow one (about 1,600 requests/s at concurrency 8).
@@ -58,19 +86,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         w.await??;
     }
     let elapsed = started.elapsed();
-    let j = sim.journal_counters();
+    let j = sim.journal();
     let m = tokens.metrics();
+    // Tokens the server revoked while in use (each costs one token request, whatever the client).
+    let revoked: std::collections::HashSet<_> = j
+        .entries
+        .iter()
+        .filter(|e| e.outcome == tokenwarden_sim::Outcome::RevokedToken)
+        .filter_map(|e| e.token_id.as_deref())
+        .collect();
+    let lifetimes = (elapsed.as_secs_f64() / 4.0).ceil() as usize;
     println!(
-        "{requests} requests at concurrency {concurrency} in {:.1} s: {} ok, {} tokens issued \
-         ({} proactive, {} after a 401), clock skew learned: {:.2} s; \
-         requests sent with a dead token: {}",
+        "server {server}: {requests} requests at concurrency {concurrency} in {:.1} s: {} ok, \
+         {} tokens issued ({} proactive, {} after a 401; {} tokens revoked, {lifetimes} lifetimes), \
+         clock skew at the end: {:.2} s; requests sent with a dead token: {} expired, {} revoked",
         elapsed.as_secs_f64(),
         j.api_ok,
         j.tokens_issued,
         m.proactive_refreshes,
         m.rejected_refreshes,
+        revoked.len(),
         m.clock_skew.as_secs_f64(),
-        j.api_expired_token
+        j.api_expired_token,
+        j.api_revoked_token,
     );
     Ok(())
 }

@@ -37,6 +37,13 @@ pub(crate) fn wall_now() -> SystemTime {
     }
 }
 
+/// The real wall-clock time, whatever tokio's clock says: for comparing with what the file system
+/// records (a file's modification time), which a paused test clock does not move.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn file_system_now() -> SystemTime {
+    SystemTime::now()
+}
+
 /// A source of jitter: a number in `[0, 1)`. Injected so that tests can ask for none.
 pub trait Jitter: Send + Sync + std::fmt::Debug + 'static {
     /// A fresh sample in `[0, 1)`.

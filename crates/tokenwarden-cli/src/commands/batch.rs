@@ -46,13 +46,71 @@ pub(crate) fn check_args(a: &BatchArgs, g: &GlobalArgs) -> Result<()> {
     Ok(())
 }
 
-/// `hint` says which credentials were used, for a job stopped by rejected credentials.
-pub(crate) async fn run(
-    client: &ApiClient,
-    a: BatchArgs,
+/// Connects and runs the job. `hint` is set to which credentials were used, for a job stopped by
+/// rejected credentials.
+///
+/// With `--summary-json`, a summary is written however the run ends: its counts and token
+/// figures when the job ran to its end or stopped, or, when it ended on an error (a file that
+/// cannot be written, an output another run holds, credentials that cannot be resolved), what was
+/// done until then and the error's kind (`error.kind`): a scheduler reading the summary always
+/// finds one.
+pub(crate) async fn run(g: &GlobalArgs, a: BatchArgs, hint: &mut Option<String>) -> Result<u8> {
+    let started = std::time::Instant::now();
+    let progress = Arc::new(BatchProgress::default());
+    let mut client = None;
+    let mut kind = None;
+    let summary_path = a.summary_json.clone();
+    let output = a.output.clone();
+    let result = run_job(g, &a, hint, &progress, &mut client, &mut kind).await;
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            if let Some(p) = &summary_path {
+                let kind = kind.unwrap_or_else(|| error_kind(&e));
+                let summary = error_summary(&e, kind, &progress, client.as_ref(), started);
+                if let Err(w) = super::summary::write(p, &summary) {
+                    crate::ui::warn(&format!(
+                        "could not write the summary to {}: {w}",
+                        p.display()
+                    ));
+                }
+            }
+            return Err(e);
+        }
+    };
+    let Some(client) = client else {
+        return Err(anyhow::anyhow!(
+            "internal error: the job ran without a client"
+        ));
+    };
+    let summary = summary_json(&report, &client);
+    if let Some(p) = &summary_path {
+        super::summary::write(p, &summary).with_context(|| format!("writing {}", p.display()))?;
+    }
+    let credentials_stop =
+        matches!(&report.stopped, Some(StopReason::Aborted(e)) if e.is_credentials());
+    print_summary(
+        &report,
+        &client,
+        hint.as_deref().filter(|_| credentials_stop),
+        &output,
+    );
+    Ok(outcome_code(&report))
+}
+
+/// The job itself: connect, the preflight, the engine. Leaves the client in `client` once made,
+/// and the engine's error kind in `kind` when it refused (before its error becomes an exit
+/// status and loses its type).
+async fn run_job(
     g: &GlobalArgs,
-    hint: Option<&str>,
-) -> Result<u8> {
+    a: &BatchArgs,
+    hint: &mut Option<String>,
+    progress: &Arc<BatchProgress>,
+    client: &mut Option<ApiClient>,
+    kind: &mut Option<serde_json::Value>,
+) -> Result<BatchReport> {
+    let c = super::connect(g, a.rate, &a.pool, a.retry_for, hint).await?;
+    let client = &*client.insert(c);
     if a.preflight || !a.require_scope.is_empty() {
         let r = super::check::preflight(client, &a.require_scope).await?;
         tracing::info!(organization = %r.organization, client = %r.client, "preflight ok");
@@ -89,20 +147,19 @@ pub(crate) async fn run(
         crate::ui::note("reading records from the terminal: end with Ctrl-D");
     }
     let mode = Mode::pick(a.no_progress, g.quiet);
-    let report = execute(client, &input, &a.output, &options, a.replay_safe, mode).await?;
-    let summary = summary_json(&report, client);
-    if let Some(p) = &a.summary_json {
-        super::summary::write(p, &summary).with_context(|| format!("writing {}", p.display()))?;
-    }
-    let credentials_stop =
-        matches!(&report.stopped, Some(StopReason::Aborted(e)) if e.is_credentials());
-    print_summary(
-        &report,
+    let run = engine(
         client,
-        hint.filter(|_| credentials_stop),
+        &input,
         &a.output,
+        &options,
+        a.replay_safe,
+        mode,
+        progress,
     );
-    Ok(outcome_code(&report))
+    run.await.map_err(|e| {
+        *kind = Some(engine_error_kind(&e));
+        explain(e)
+    })
 }
 
 /// Runs the engine with the client as executor, with progress on stderr.
@@ -115,14 +172,142 @@ pub(crate) async fn execute(
     mode: Mode,
 ) -> Result<BatchReport> {
     let progress = Arc::new(BatchProgress::default());
-    let reporter = Reporter::start(Arc::clone(&progress), client.clone(), mode);
+    engine(client, input, output, options, replay_safe, mode, &progress)
+        .await
+        .map_err(explain)
+}
+
+/// [`execute`], counting into `progress`, with the engine's own error.
+async fn engine(
+    client: &ApiClient,
+    input: &Input,
+    output: &Path,
+    options: &BatchOptions,
+    replay_safe: bool,
+    mode: Mode,
+    progress: &Arc<BatchProgress>,
+) -> Result<BatchReport, Error> {
+    let reporter = Reporter::start(Arc::clone(progress), client.clone(), mode);
     let exec = |r: Record| {
         let client = client.clone();
         async move { execute_one(&client, r, replay_safe).await }
     };
-    let result = batch::run(input, output, options, &progress, exec).await;
+    let result = batch::run(input, output, options, progress, exec).await;
     reporter.finish().await;
-    result.map_err(explain)
+    result
+}
+
+/// The kind of an engine refusal, for the summary: `io` (with the step and the operating
+/// system's error kind), `ownership` (another run holds the output), `journal` (the output is not
+/// this job's), `config`, or another name.
+fn engine_error_kind(e: &Error) -> serde_json::Value {
+    match e {
+        Error::Io { op, source, .. } => serde_json::json!({
+            "kind": "io",
+            "op": io_op_name(*op),
+            "os_error": format!("{:?}", source.kind()),
+        }),
+        Error::Journal {
+            problem: JournalProblem::Busy,
+            ..
+        } => serde_json::json!({"kind": "ownership", "problem": "busy"}),
+        Error::Journal { problem, .. } => serde_json::json!({
+            "kind": "journal",
+            "problem": journal_problem_name(problem),
+        }),
+        other => library_error_kind(other),
+    }
+}
+
+fn io_op_name(op: IoOp) -> &'static str {
+    match op {
+        IoOp::OpenInput => "open_input",
+        IoOp::ReadInput => "read_input",
+        IoOp::OutputDirectory => "output_directory",
+        IoOp::CreateOutput => "create_output",
+        IoOp::LockOutput => "lock_output",
+        IoOp::ReadJournal => "read_journal",
+        IoOp::WriteOutput => "write_output",
+        _ => "other",
+    }
+}
+
+fn journal_problem_name(p: &JournalProblem) -> &'static str {
+    match p {
+        JournalProblem::Exists => "exists",
+        JournalProblem::Busy => "busy",
+        JournalProblem::NotAJournal { .. } => "not_a_journal",
+        JournalProblem::OtherCommand { .. } => "other_command",
+        JournalProblem::OtherJob { .. } => "other_job",
+        JournalProblem::Changed { .. } => "changed",
+        JournalProblem::NotResumable => "not_resumable",
+        _ => "other",
+    }
+}
+
+/// The kind of a library error met before the engine ran (connecting, the preflight).
+fn library_error_kind(e: &Error) -> serde_json::Value {
+    let kind = if e.is_credentials() {
+        "credentials"
+    } else {
+        match e {
+            Error::Store { .. } => "token_store",
+            Error::Config(_) => "config",
+            Error::TokenEndpointUnavailable { .. } => "token_endpoint_unavailable",
+            Error::Forbidden { .. } => "forbidden",
+            Error::Transport { .. } | Error::RetriesExhausted { .. } => "transport",
+            Error::Internal(_) => "internal",
+            _ => "api",
+        }
+    };
+    serde_json::json!({ "kind": kind })
+}
+
+/// The kind of an error met outside the engine.
+fn error_kind(e: &anyhow::Error) -> serde_json::Value {
+    if let Some(tw) = e.chain().find_map(|c| c.downcast_ref::<Error>()) {
+        return library_error_kind(tw);
+    }
+    let kind = if e.downcast_ref::<UsageError>().is_some() {
+        "usage"
+    } else if e.downcast_ref::<crate::ConfigError>().is_some() {
+        "config"
+    } else {
+        "other"
+    };
+    serde_json::json!({ "kind": kind })
+}
+
+/// The summary of a run that ended on an error: what was done until then, and the error.
+fn error_summary(
+    e: &anyhow::Error,
+    kind: serde_json::Value,
+    progress: &BatchProgress,
+    client: Option<&ApiClient>,
+    started: std::time::Instant,
+) -> serde_json::Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut error = kind;
+    if let Some(o) = error.as_object_mut() {
+        o.insert("message".into(), format!("{e:#}").into());
+    }
+    let mut summary = serde_json::json!({
+        "ok": progress.ok.load(Relaxed),
+        "failed_this_run": progress.failed.load(Relaxed),
+        "invalid_lines_this_run": progress.invalid.load(Relaxed),
+        "skipped": progress.skipped.load(Relaxed),
+        "wall_time_secs": started.elapsed().as_secs_f64(),
+        "stopped": "error",
+        "interrupted": false,
+        "aborted": null,
+        "error": error,
+    });
+    if let (Some(c), Some(o)) = (client, summary.as_object_mut()) {
+        let t = c.token_metrics();
+        o.insert("tokens_fetched".into(), t.tokens_fetched.into());
+        o.insert("tokens_adopted".into(), t.adopted_from_store.into());
+    }
+    summary
 }
 
 /// Places a refusal in the exit-status table and says how to go on.

@@ -12,7 +12,7 @@ pub(crate) fn run(g: &GlobalArgs, a: &ConfigArgs) -> Result<u8> {
     let inputs = config::Inputs::from_system(&g.connection, &config::process_env);
     let mut layers = Layers::collect(&inputs)?;
     super::show_warnings(std::mem::take(&mut layers.warnings));
-    let rows = config::explain(&layers);
+    let rows = with_store_default(config::explain(&layers), g.connection.no_cache);
     let profile = layers.profile.clone();
     let files = [layers.config_file.clone(), layers.gc_file.clone()];
     let mut stdin = || {
@@ -31,6 +31,35 @@ pub(crate) fn run(g: &GlobalArgs, a: &ConfigArgs) -> Result<u8> {
     }
     out.flush()?;
     outcome.map(|_| crate::exit::OK)
+}
+
+/// The token store row as the commands see it: memory with `--no-cache`, and when nobody named a
+/// store, the default every command uses (the private file cache), with its directory.
+fn with_store_default(mut rows: Vec<Row>, no_cache: bool) -> Vec<Row> {
+    let Some(row) = rows.iter_mut().find(|r| r.name == "token_store") else {
+        return rows;
+    };
+    if no_cache {
+        if let Some(value) = row.value.take() {
+            let from = row.source.take().unwrap_or_default();
+            row.overridden.insert(0, (value, from));
+        }
+        row.value = Some("memory".into());
+        row.source = Some("--no-cache".into());
+        row.note = None;
+    } else if row.value.is_none() {
+        let default = super::tokens::DEFAULT_STORE;
+        let dir = super::tokens::cache_dir(&default).map_or_else(
+            || "(no cache directory: set TOKENWARDEN_CACHE_DIR)".to_string(),
+            |d| d.display().to_string(),
+        );
+        row.value = Some("file".into());
+        row.source = Some("default".into());
+        row.note = Some(format!(
+            "every command shares its token through the private cache in {dir}; --token-store memory or --no-cache opts out"
+        ));
+    }
+    rows
 }
 
 fn file_line(label: &str, f: &FileUse) -> String {

@@ -64,9 +64,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
         Command::Batch(c) => {
             let g = with(c.connection);
             batch::check_args(&c.args, &g)?;
-            let client =
-                connect(&g, c.args.rate, &c.args.pool, c.args.retry_for, &mut hint).await?;
-            batch::run(&client, c.args, &g, hint.as_deref()).await
+            batch::run(&g, c.args, &mut hint).await
         }
         Command::Config(c) => config::run(&with(c.connection), &c.args),
         Command::Login(c) => login::login(with(c.connection), c.args, &mut hint).await,
@@ -274,7 +272,7 @@ async fn connect(
 ) -> Result<ApiClient> {
     let s = settings(g)?;
     *hint = Some(s.credentials_hint());
-    let tokens = tokens::tokens(&s, pool, None, tokens::StoreSpec::Memory, None).await?;
+    let tokens = tokens::tokens(&s, g, pool, None).await?;
     client_for(&s, g, tokens, rate, retry_for)
 }
 

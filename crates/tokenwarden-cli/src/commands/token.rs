@@ -1,6 +1,5 @@
 //! `tokenwarden token`: a valid access token on stdout, cached across invocations.
 
-use super::tokens::StoreSpec;
 use crate::args::{GlobalArgs, TokenArgs};
 use crate::config::{Credentials, Settings};
 use anyhow::Result;
@@ -10,17 +9,18 @@ use tokenwarden::AccessToken;
 pub(crate) async fn run(g: &GlobalArgs, a: TokenArgs, hint: &mut Option<String>) -> Result<u8> {
     let s = super::settings(g)?;
     *hint = Some(s.credentials_hint());
-    if matches!(s.credentials, Credentials::User { .. }) && (a.no_cache || a.lock_timeout.is_some())
+    if matches!(s.credentials, Credentials::User { .. })
+        && (g.connection.no_cache || a.lock_timeout.is_some())
     {
         return Err(crate::exit::UsageError(
             "--no-cache and --lock-timeout do not apply with --as-user: the signed-in person's tokens are always kept beside the sign-in, so that its refresh token is rotated by one process at a time".into(),
         )
         .into());
     }
-    // The user's file cache by default: a shell loop makes one token request, not one per command.
-    let forced = a.no_cache.then_some(StoreSpec::Memory);
+    // The user's file cache by default, as for every command: a shell loop makes one token
+    // request, not one per command.
     let one = crate::args::PoolArgs::default();
-    let tokens = super::tokens::tokens(&s, &one, forced, StoreSpec::File(None), a.lock_timeout)
+    let tokens = super::tokens::tokens(&s, g, &one, a.lock_timeout)
         .await?
         .managers
         .remove(0);

@@ -1,9 +1,16 @@
 //! Where a command's tokens live and how many it keeps: the `token_store` setting (`memory`,
 //! `file[:DIR]`, `redis://...`; `--token-store`, `TOKENWARDEN_TOKEN_STORE`, `token_store` in a
-//! profile), `--tokens K` and `--token-spacing`.
+//! profile), `--no-cache`, `--tokens K` and `--token-spacing`.
+//!
+//! **The default is the user's private file cache, for every command** ([`DEFAULT_STORE`]):
+//! `token`, `request`, `paginate`, `export`, `check` and `batch` with the same credentials share
+//! one token across invocations (keyed by token URL, client, scope and a fingerprint of the
+//! secret), as `gh` and `gcloud` share theirs. Genesys throttles token creation per client, so a
+//! shell loop of commands must not mint one token per command. `--token-store memory` or
+//! `--no-cache` keeps a command's tokens to itself; a Redis store, where given, wins.
 
 use crate::ConfigError;
-use crate::args::PoolArgs;
+use crate::args::{GlobalArgs, PoolArgs};
 use crate::config::{Credentials, Named, Settings};
 use crate::exit::UsageError;
 use anyhow::Result;
@@ -16,6 +23,8 @@ use tokenwarden::{
 
 /// The environment variable that names the token store (recommended for a URL with a password).
 pub(crate) const STORE_ENV: &str = "TOKENWARDEN_TOKEN_STORE";
+/// Where tokens are kept when no store is named: the user's private file cache.
+pub(crate) const DEFAULT_STORE: StoreSpec = StoreSpec::File(None);
 /// A certificate authority (PEM file) to trust for `rediss://`.
 pub(crate) const REDIS_CA_ENV: &str = "TOKENWARDEN_REDIS_CA_FILE";
 /// The spacing of token requests with more than one token, by default.
@@ -107,32 +116,46 @@ impl From<TokenManager> for Tokens {
     }
 }
 
-/// The tokens for `s`: kept in `store` if given, else in the store the settings name, else in
-/// `default`; as many as `pool` says (one by default).
+/// The store a command's tokens are kept in, and the setting that named it: memory with
+/// `--no-cache`, else the store the settings name, else [`DEFAULT_STORE`].
+pub(crate) fn chosen(s: &Settings, g: &GlobalArgs) -> Result<(StoreSpec, Option<Named>)> {
+    if g.connection.no_cache {
+        return Ok((StoreSpec::Memory, None));
+    }
+    let (spec, named) = spec(s, DEFAULT_STORE)?;
+    Ok((spec, named.cloned()))
+}
+
+/// The directory of the file cache `spec` names, if it is one (for `config`).
+pub(crate) fn cache_dir(spec: &StoreSpec) -> Option<PathBuf> {
+    match spec {
+        StoreSpec::File(dir) => file_dir(dir.as_ref()).ok(),
+        _ => None,
+    }
+}
+
+/// The tokens for `s`, kept where [`chosen`] says; as many as `pool` says (one by default).
 pub(crate) async fn tokens(
     s: &Settings,
+    g: &GlobalArgs,
     pool: &PoolArgs,
-    store: Option<StoreSpec>,
-    default: StoreSpec,
     lock_timeout: Option<Duration>,
 ) -> Result<Tokens> {
-    let (spec, named) = match store {
-        Some(forced) => (forced, None),
-        None => spec(s, default)?,
-    };
+    let (spec, named) = chosen(s, g)?;
+    let named = named.as_ref();
     let k = pool.tokens.unwrap_or(1);
     let (id, secret) = match &s.credentials {
         Credentials::Client { id, secret } => (id, secret),
         other => {
-            if k > 1 || (named.is_some() && spec != StoreSpec::Memory) {
+            if k > 1 || g.connection.no_cache || (named.is_some() && spec != StoreSpec::Memory) {
                 crate::ui::warn(match other {
                     // Its tokens are kept beside the sign-in, whose lock takes turns at rotating
                     // the refresh token.
                     Credentials::User { .. } => {
-                        "acting as the signed-in person (--as-user), tokens are kept beside the sign-in: --token-store and --tokens are ignored"
+                        "acting as the signed-in person (--as-user), tokens are kept beside the sign-in: --token-store, --no-cache and --tokens are ignored"
                     }
                     _ => {
-                        "a token given directly (GENESYSCLOUD_ACCESS_TOKEN) cannot be refreshed, shared or pooled: --token-store and --tokens are ignored"
+                        "a token given directly (GENESYSCLOUD_ACCESS_TOKEN) cannot be refreshed, shared or pooled: --token-store, --no-cache and --tokens are ignored"
                     }
                 });
             }

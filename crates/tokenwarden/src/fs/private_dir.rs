@@ -152,6 +152,42 @@ impl PrivateDir {
             .map_err(|e| io_error("writing", new.temp_path(), &e))?;
         Ok(new)
     }
+
+    /// Removes the temporary files (`.NAME.XXXXXX.tmp`, see [`Self::replace`]) that a process
+    /// killed between writing and renaming left here: each may hold a token until it expires.
+    /// Only regular files of the user's (never a symbolic link) last modified more than
+    /// `older_than` ago are removed: a live writer renames its file within moments. Returns how
+    /// many were removed.
+    pub(crate) fn remove_stale_temps(&self, older_than: std::time::Duration) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.path) else {
+            return 0;
+        };
+        // The file system's clock, not the (possibly paused) runtime's: mtimes are real.
+        let now = crate::clock::file_system_now();
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let is_temp = name
+                .to_str()
+                .is_some_and(|n| n.starts_with('.') && n.ends_with(".tmp"));
+            let Ok(md) = entry.path().symlink_metadata() else {
+                continue;
+            };
+            if !is_temp || !md.is_file() || !os::is_mine(&md) {
+                continue;
+            }
+            let stale = md
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .is_some_and(|age| age > older_than);
+            if stale && std::fs::remove_file(entry.path()).is_ok() {
+                tracing::info!(path = %entry.path().display(), "removed a stale temporary file from the token cache");
+                removed += 1;
+            }
+        }
+        removed
+    }
 }
 
 /// The message for a file that is not private, naming the fix.
@@ -199,6 +235,10 @@ mod os {
         rustix::process::geteuid().as_raw()
     }
 
+    pub(super) fn is_mine(md: &Metadata) -> bool {
+        md.uid() == me()
+    }
+
     pub(super) fn check_dir(dir: &Path, md: &Metadata) -> Result<(), Error> {
         let d = dir.display();
         if md.uid() != me() {
@@ -244,6 +284,10 @@ mod os {
     use crate::error::Error;
     use std::fs::Metadata;
     use std::path::Path;
+
+    pub(super) fn is_mine(_: &Metadata) -> bool {
+        true
+    }
 
     pub(super) fn check_dir(_: &Path, _: &Metadata) -> Result<(), Error> {
         Ok(())

@@ -27,6 +27,7 @@ use crate::token::{Bearer, Freshness, HeldToken, RefreshPolicy};
 use arc_swap::ArcSwapOption;
 use refresh::{Failures, Given, Job, Reason, Refresher};
 use single_flight::{Abandoned, Flight, SingleFlight};
+use skew::Change;
 use std::sync::Arc;
 use std::time::Duration;
 use timer::RefreshTimer;
@@ -52,10 +53,10 @@ pub const DEFAULT_FATAL_COOLDOWN: Duration = Duration::from_secs(5);
 ///   token is withdrawn at once (no caller gets it again), also while a refresh is running; any
 ///   number of 401s for the same token cause one refresh; a 401 for a token already replaced causes
 ///   none.
-/// - **Clock skew is learned:** a token the API calls expired while the manager still thought it
-///   valid shows that the server lets tokens die early (its clock runs ahead); later tokens are
-///   refreshed that much earlier. Revocations are not mistaken for skew (see
-///   [`rejected_with`](Self::rejected_with) for the rule).
+/// - **Clock skew is learned:** a token the API refuses (401, whatever its code) while the manager
+///   still thought it valid shows that the server may let tokens die early (its clock runs ahead);
+///   later tokens are refreshed that much earlier, from the first wave of 401s. Revocations are
+///   not mistaken for skew for long (see [`rejected_with`](Self::rejected_with) for the rule).
 /// - **Outage tolerance:** transient token-endpoint failures are retried with backoff for as long as
 ///   the current token is still valid, so an outage shorter than the remaining lifetime is invisible;
 ///   once it is gone (or withdrawn), within the [`Backoff`] budget. At the start of a run (no token
@@ -339,23 +340,38 @@ impl TokenManager {
     ///
     /// The rule: a token the API calls **expired** ([`Rejection::Expired`]) while the manager still
     /// believed it valid is learned from at once: later tokens are refreshed as much earlier as
-    /// this one died before its advertised expiry. Other 401s (revocations) teach only when four in
-    /// a row, for tokens the API had accepted before, happened at the same age (within 100 ms or 1%
-    /// of the lifetime): revocations strike at random ages, skew at a fixed one. The learned skew
-    /// halves every hour without a new sample, and never shortens a token's lifetime to less than a
-    /// fifth of what was advertised, nor below [`RefreshPolicy::min_lifetime`]. The current
-    /// estimate is in [`Metrics::clock_skew`].
+    /// this one died before its advertised expiry. Any other 401 ([`Rejection::Other`]: Genesys
+    /// answers `bad.credentials` for expired tokens too) of a token the API had accepted is a
+    /// provisional guess, applied to the next tokens at once: confirmed when the next such 401
+    /// comes at the same age (within 100 ms or 1% of the lifetime), undone when it comes at
+    /// another age or a token outlives the guess (revocations strike at random ages, skew at a
+    /// fixed one). After a guess was undone, single 401s make no new guess for an hour; only four
+    /// in a row at the same age teach. The learned skew halves every hour without a new sample,
+    /// and never shortens a token's lifetime to less than a fifth of what was advertised, nor
+    /// below [`RefreshPolicy::min_lifetime`]. The current estimate is in
+    /// [`Metrics::clock_skew`].
     ///
     /// # Errors
     /// As [`rejected`](Self::rejected).
     pub async fn rejected_with(&self, token: &Bearer, why: Rejection) -> Result<Bearer, Error> {
         let inner = &self.inner;
-        if let Some(skew) = inner.timing.note_rejection(token, why) {
-            tracing::info!(
+        match inner.timing.note_rejection(token, why) {
+            Change::None => {}
+            Change::Learned(skew) => tracing::info!(
                 skew_ms = skew.as_millis() as u64,
                 ?why,
                 "the API lets tokens die before their advertised expiry; refreshing that much earlier"
-            );
+            ),
+            Change::Guessed(skew) => tracing::info!(
+                skew_ms = skew.as_millis() as u64,
+                ?why,
+                "a token died before its advertised expiry; refreshing the next ones that much \
+                 earlier until the next 401 tells skew from revocation"
+            ),
+            Change::Undone(skew) => tracing::info!(
+                skew_ms = skew.as_millis() as u64,
+                "tokens die at different ages (revocations, not clock skew); no longer refreshing early"
+            ),
         }
         let b = Inner::refresh(inner, Reason::Rejected, Some(token.generation())).await?;
         b.held.mark_used();

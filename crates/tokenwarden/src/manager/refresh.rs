@@ -194,6 +194,16 @@ impl Refresher {
             }
             Given::Unusable(e) => return Err(Failure::permanent(e.clone())),
         }
+        if let Some(replaced) = job.replaced
+            && job.reason == Reason::Proactive
+            && let super::skew::Change::Undone(skew) =
+                timing.note_survivor(replaced, Instant::now())
+        {
+            tracing::info!(
+                skew_ms = skew.as_millis() as u64,
+                "a token outlived the age a clock-skew guess gave it; no longer refreshing early"
+            );
+        }
         if let (Some(store), Some(replaced)) = (&self.store, job.replaced)
             && job.reason == Reason::Rejected
             && let Err(e) = store.invalidate(&replaced.access).await

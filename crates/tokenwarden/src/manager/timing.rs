@@ -3,7 +3,7 @@
 //! ceiling, the learned clock skew and jitter applied.
 
 use super::Rejection;
-use super::skew::{self, SkewEstimator};
+use super::skew::{self, Change, SkewEstimator};
 use crate::clock::{Instant, Jitter};
 use crate::grant::TokenResponse;
 use crate::secret::AccessToken;
@@ -187,30 +187,46 @@ impl Timing {
     }
 
     /// Learns from the API's refusal of a request that carried `bearer` (see [`skew`] for the
-    /// rule); returns the new skew estimate if it grew. The refusal is dated when the token was
-    /// handed out for that request: the request was sent after that, so the server's expiry was
-    /// no later than its arrival, and a slow answer does not make the skew look smaller than it is.
-    pub(crate) fn note_rejection(&self, bearer: &Bearer, why: Rejection) -> Option<Duration> {
+    /// rule); returns what changed. The refusal is dated when the token was handed out for that
+    /// request: the request was sent after that, so the server's expiry was no later than its
+    /// arrival, and a slow answer does not make the skew look smaller than it is.
+    pub(crate) fn note_rejection(&self, bearer: &Bearer, why: Rejection) -> Change {
         let (token, now) = (&*bearer.held, bearer.handed_out);
         if token.never_expires || token.rejection_noted.swap(true, Ordering::AcqRel) {
-            return None;
+            return Change::None;
         }
         // A token the API never accepted and now refuses without saying "expired" is a permission
         // problem, not a clock.
         if why == Rejection::Other && !token.accepted.load(Ordering::Relaxed) {
-            return None;
+            return Change::None;
         }
-        let sample = skew::sample(
+        let Some(sample) = skew::sample(
             token.schedule.advertised_expires_at,
             token.schedule.expires_at,
             now,
-        )?;
+        ) else {
+            return Change::None;
+        };
         self.skew.lock().unwrap_or_else(|e| e.into_inner()).observe(
             why,
             sample,
             token.advertised_lifetime(),
             now,
         )
+    }
+
+    /// Notes that `token`, accepted by the API and never refused, is being replaced ahead of time
+    /// at `now`: it lived that long, so a provisional skew guess that gave it a shorter life is
+    /// undone (see [`skew`]).
+    pub(crate) fn note_survivor(&self, token: &HeldToken, now: Instant) -> Change {
+        if token.never_expires || token.is_withdrawn() || !token.accepted.load(Ordering::Relaxed) {
+            return Change::None;
+        }
+        let age = now.saturating_duration_since(token.schedule.obtained_at);
+        self.skew
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .outlived(age, token.advertised_lifetime(), now)
     }
 }
 
@@ -299,18 +315,62 @@ mod tests {
         let refusal = Bearer::new(Arc::clone(&a), handed);
         assert_eq!(
             timing.note_rejection(&refusal, Rejection::Expired),
-            Some(3 * S)
+            Change::Learned(3 * S)
         );
-        assert_eq!(timing.note_rejection(&refusal, Rejection::Expired), None);
+        assert_eq!(
+            timing.note_rejection(&refusal, Rejection::Expired),
+            Change::None
+        );
         // The next token is reckoned with it.
         let b = held(2, handed);
         assert_eq!(b.schedule.expires_at - handed, S);
         // Handed out after our own expiry: no evidence.
         let late = Bearer::new(Arc::clone(&b), handed + 2 * S);
-        assert_eq!(timing.note_rejection(&late, Rejection::Expired), None);
+        assert_eq!(
+            timing.note_rejection(&late, Rejection::Expired),
+            Change::None
+        );
         // A never-accepted token refused without a reason teaches nothing.
         let c = Bearer::new(held(3, handed), handed);
-        assert_eq!(timing.note_rejection(&c, Rejection::Other), None);
+        assert_eq!(timing.note_rejection(&c, Rejection::Other), Change::None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unexplained_death_shortens_the_next_token_until_a_survivor_undoes_it() {
+        let timing = Timing::new(RefreshPolicy::default(), Arc::new(FixedJitter(0.0)));
+        let t0 = Instant::now();
+        let wall = crate::clock::wall_now();
+        let resp = |n: u32| TokenResponse {
+            access_token: AccessToken::new(format!("guess-token-{n}")),
+            expires_in: Some(4 * S),
+            refresh_token: None,
+            token_type: None,
+        };
+        let a = Arc::new(timing.fetched(resp(1), t0, wall).unwrap());
+        let refused = Bearer::new(Arc::clone(&a), t0 + S);
+        // Refused with bad.credentials after the API had accepted it: guessed at once.
+        refused.mark_accepted();
+        assert_eq!(
+            timing.note_rejection(&refused, Rejection::Other),
+            Change::Guessed(3 * S)
+        );
+        let b = timing.fetched(resp(2), t0 + S, wall).unwrap();
+        assert_eq!(
+            b.lifetime(),
+            S,
+            "the next token is scheduled with the guess"
+        );
+        // A token replaced ahead of time at 0.75 s proves nothing; one still serving at 1.2 s of
+        // age (a token the guess could not shorten enough, a token from before the guess) does.
+        let c = Arc::new(timing.fetched(resp(3), t0 + S, wall).unwrap());
+        Bearer::new(Arc::clone(&c), t0 + S).mark_accepted();
+        assert_eq!(timing.note_survivor(&c, t0 + S + 750 * MS), Change::None);
+        assert_eq!(
+            timing.note_survivor(&c, t0 + S + 1200 * MS),
+            Change::Undone(3 * S)
+        );
+        let d = timing.fetched(resp(4), t0 + 3 * S, wall).unwrap();
+        assert_eq!(d.lifetime(), 4 * S, "undone");
     }
 
     #[tokio::test(start_paused = true)]

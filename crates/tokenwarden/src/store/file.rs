@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 use zeroize::Zeroizing;
 
@@ -60,6 +62,8 @@ pub struct FileStore {
     dir: PathBuf,
     key: TokenKey,
     lock_timeout: Duration,
+    /// Set once this store (and its clones) swept the directory of stale temporary files.
+    swept: Arc<AtomicBool>,
 }
 
 impl FileStore {
@@ -69,6 +73,7 @@ impl FileStore {
             dir: dir.into(),
             key,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            swept: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -95,6 +100,14 @@ impl FileStore {
 
     fn file_name(&self) -> String {
         format!("{}.json", self.key.id())
+    }
+
+    /// On this store's first use, removes the temporary files a killed process left in the
+    /// directory (older than the lock timeout, the user's own): each may hold a token.
+    fn sweep_once(&self, dir: &PrivateDir) {
+        if !self.swept.swap(true, Ordering::Relaxed) {
+            dir.remove_stale_temps(self.lock_timeout);
+        }
     }
 
     fn lock_name(&self) -> String {
@@ -182,8 +195,10 @@ pub(crate) async fn blocking<T: Send + 'static>(
 impl TokenStore for FileStore {
     async fn load(&self) -> Result<Option<StoredToken>, Error> {
         let (dir, name, key) = (self.dir.clone(), self.file_name(), self.key.clone());
+        let this = self.clone();
         blocking(move || {
             let dir = PrivateDir::open(&dir)?;
+            this.sweep_once(&dir);
             let path = dir.join(&name);
             let Some(bytes) = dir.read(&name, MAX_RECORD)? else {
                 return Ok(None);
@@ -244,8 +259,10 @@ impl TokenStore for FileStore {
 
     async fn lock(&self) -> Result<StoreLock, Error> {
         let (dir, name, lock_name) = (self.dir.clone(), self.file_name(), self.lock_name());
+        let this = self.clone();
         let file = blocking(move || {
             let dir = PrivateDir::open(&dir)?;
+            this.sweep_once(&dir);
             // Checked before anything else happens: an unsafe cache stops the refresh here, loudly,
             // instead of being skipped by `load` and then replaced by `save`.
             dir.check_existing(&name)?;

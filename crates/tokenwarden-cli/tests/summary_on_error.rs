@@ -1,0 +1,115 @@
+//! `--summary-json` is written however a batch ends: also when it ends on an I/O error or on an
+//! output it may not take, with the error's kind, so that a scheduler reading the summary always
+//! finds one.
+
+mod common;
+
+use common::{Sandbox, run};
+use serde_json::Value;
+use tokenwarden_sim::SimConfig;
+
+fn summary(path: &std::path::Path) -> Value {
+    let text = std::fs::read_to_string(path).expect("the summary was written");
+    serde_json::from_str(&text).expect("the summary is JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_is_written_when_the_output_cannot_be_created() {
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let ids = sb.write("ids.txt", "user-000001\n");
+    let sum = sb.path("summary.json");
+    // The output's directory does not exist (it is not created): an I/O error.
+    let out = sb.path("missing-dir").join("out.jsonl");
+    let r = run(
+        sb.tw(),
+        &[
+            "batch",
+            "--ids",
+            ids.to_str().unwrap(),
+            "--path-template",
+            "/api/v2/users/{id}",
+            "--output",
+            out.to_str().unwrap(),
+            "--summary-json",
+            sum.to_str().unwrap(),
+            "--no-progress",
+        ],
+    )
+    .await;
+    assert_ne!(r.code, 0, "{r:?}");
+    let v = summary(&sum);
+    assert_eq!(v["kind"], "tokenwarden batch summary", "{v}");
+    assert_eq!(v["stopped"], "error", "{v}");
+    assert_eq!(v["error"]["kind"], "io", "{v}");
+    assert_eq!(v["error"]["op"], "output_directory", "{v}");
+    assert_eq!(v["error"]["os_error"], "NotFound", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("missing-dir")),
+        "{v}"
+    );
+    assert_eq!(v["ok"], 0, "{v}");
+    // The secret is nowhere in it.
+    assert!(
+        !v.to_string()
+            .contains(tokenwarden_sim::DEFAULT_CLIENT_SECRET)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_is_written_when_the_output_belongs_to_another_job() {
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let ids = sb.write("ids.txt", "user-000001\nuser-000002\n");
+    let out = sb.path("out.jsonl");
+    let sum = sb.path("summary.json");
+    let args = |extra: &[&'static str]| {
+        let mut a: Vec<String> = [
+            "batch",
+            "--ids",
+            ids.to_str().unwrap(),
+            "--path-template",
+            "/api/v2/users/{id}",
+            "--output",
+            out.to_str().unwrap(),
+            "--summary-json",
+            sum.to_str().unwrap(),
+            "--no-progress",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let first = args(&[]);
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    run(sb.tw(), &first).await.ok();
+    assert_eq!(summary(&sum)["ok"], 2);
+    // The same output again, without --resume or --force: refused, and the summary says why.
+    let again = run(sb.tw(), &first).await;
+    again.expect_code(2);
+    let v = summary(&sum);
+    assert_eq!(v["stopped"], "error", "{v}");
+    assert_eq!(v["error"]["kind"], "journal", "{v}");
+    assert_eq!(v["error"]["problem"], "exists", "{v}");
+    // Credentials that fail the preflight end the run before the engine starts: a summary all
+    // the same.
+    let out2 = sb.path("out2.jsonl");
+    let preflight: Vec<&str> = first
+        .iter()
+        .map(|a| {
+            if *a == out.to_str().unwrap() {
+                out2.to_str().unwrap()
+            } else {
+                a
+            }
+        })
+        .chain(["--preflight"])
+        .collect();
+    let wrong = run(sb.tw_with_secret("not-the-secret"), &preflight).await;
+    wrong.expect_code(3);
+    let v = summary(&sum);
+    assert_eq!(v["error"]["kind"], "credentials", "{v}");
+    assert!(!v.to_string().contains("not-the-secret"), "{v}");
+}
