@@ -15,13 +15,12 @@ static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
 /// shared with `pyo3-async-runtimes` so that awaitables run their futures here too.
 pub(crate) fn get() -> &'static tokio::runtime::Runtime {
     RUNTIME.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
+        tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("tokenwarden")
             .enable_all()
             .build()
-            .expect("cannot start the tokenwarden runtime threads");
-        rt
+            .expect("cannot start the tokenwarden runtime threads")
     })
 }
 
