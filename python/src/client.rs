@@ -14,7 +14,7 @@ use tokenwarden::{ApiClient, ApiResponse, JobOptions, RateLimit, RequestBuilder}
 /// Most items handed to Python in one batch of a listing.
 const BATCH: usize = 1000;
 /// Items a listing fetches ahead of what Python has taken.
-const AHEAD: usize = 2000;
+const AHEAD: usize = 500;
 
 /// Requests with the managed token: the library's `ApiClient`.
 #[pyclass(frozen, module = "tokenwarden._tokenwarden")]

@@ -81,7 +81,8 @@ def test_a_streamed_body_is_not_replayed(sim, auth):
     r = requests.post(url, data=chunks(), auth=auth, headers={"Content-Type": "application/json"})
     # The generator was consumed by the first attempt: the 401 is the answer.
     assert r.status_code == 401
-    # The next request has a fresh token? No: nothing reported the refusal. It heals on its own.
+    # Nothing reported that refusal: the next request carries the revoked token again, gets the
+    # 401, and is healed like any other.
     r = requests.post(url, json={"interval": "2024-01-01T00:00:00Z/2024-01-01T01:00:00Z"}, auth=auth)
     assert r.status_code == 200
 

@@ -102,8 +102,8 @@ def test_leaving_a_listing_early_stops_it(sim, auth):
     assert len(first) == 5
     del it
     time.sleep(0.2)
-    # The walk fetched ahead, but not the whole listing of 1000.
-    assert sim.journal()["api_ok"] < 100
+    # The walk fetched ahead (at most 500 items: 50 pages of 10), not the whole listing (100).
+    assert sim.journal()["api_ok"] <= 55
 
 
 @pytest.mark.sim()
