@@ -53,6 +53,7 @@ impl Auth {
     /// a background refresh), `None` when a token must first be fetched.
     fn now(&self) -> PyResult<Option<String>> {
         // A background refresh is spawned from here: on the module's runtime.
+        runtime::check_fork()?;
         let _rt = runtime::get().enter();
         match self.tokens.bearer().now_or_never() {
             Some(Ok(b)) => Ok(Some(text(&b))),
@@ -161,7 +162,7 @@ impl Auth {
 
     /// An awaitable of a valid token.
     fn token_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        runtime::for_asyncio();
+        runtime::for_asyncio()?;
         let tokens = self.tokens.clone();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             tokens
@@ -181,7 +182,7 @@ impl Auth {
 
     /// An awaitable of [`rejected`](Self::rejected).
     fn rejected_async<'py>(&self, py: Python<'py>, token: &str) -> PyResult<Bound<'py, PyAny>> {
-        runtime::for_asyncio();
+        runtime::for_asyncio()?;
         let tokens = self.tokens.clone();
         let token = token.to_owned();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {

@@ -141,7 +141,7 @@ impl Client {
             replay_safe,
             timeout,
         )?;
-        runtime::for_asyncio();
+        runtime::for_asyncio()?;
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let r = rb.send().await.map_err(errors::library)?;
             Ok(Python::attach(|py| answer(py, r)))
@@ -153,6 +153,7 @@ impl Client {
     /// analytics job at `path`, with `body`).
     #[pyo3(signature = (path, style, body=None))]
     fn paginate(&self, path: &str, style: &str, body: Option<&[u8]>) -> PyResult<Pages> {
+        runtime::check_fork()?;
         let body = match body {
             Some(b) => serde_json::from_slice(b)
                 .map_err(|e| errors::argument(format!("the body is not JSON: {e}")))?,
@@ -310,7 +311,7 @@ impl Pages {
     /// An awaitable of [`next_batch`](Self::next_batch).
     fn next_batch_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let fut = self.next();
-        runtime::for_asyncio();
+        runtime::for_asyncio()?;
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let batch = fut.await.map_err(errors::library)?;
             Ok(batch.map(|b| Python::attach(|py| PyBytes::new(py, &b).unbind())))

@@ -230,3 +230,24 @@ def test_bad_arguments_are_configuration_errors():
         tokenwarden.Auth("http://example.com/oauth/token", CLIENT_ID, CLIENT_SECRET)
     with pytest.raises(tokenwarden.ConfigurationError):
         tokenwarden.Auth("http://127.0.0.1:9/oauth/token", CLIENT_ID, "")
+
+
+@pytest.mark.sim()
+def test_an_auth_used_in_a_forked_child_fails_clearly_instead_of_hanging(sim, auth):
+    import os
+
+    auth.token()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            auth.rejected(auth.token())
+            code = 1
+        except tokenwarden.ConfigurationError as e:
+            code = 0 if "forked" in str(e) else 2
+        except BaseException:
+            code = 3
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # The parent goes on as before.
+    assert auth.token()
