@@ -121,7 +121,7 @@ impl Auth {
     /// Settings as the command line reads them; returns the core and the warnings to show.
     #[staticmethod]
     #[pyo3(signature = (profile=None))]
-    fn from_env(py: Python<'_>, profile: Option<String>) -> PyResult<(Auth, Vec<String>)> {
+    fn from_env(profile: Option<String>) -> PyResult<(Auth, Vec<String>)> {
         let flags = Flags {
             profile,
             ..Flags::default()
@@ -140,7 +140,6 @@ impl Auth {
         let mut shown: Vec<String> = warnings.into_iter().map(|w| w.text).collect();
         let settings = resolved.map_err(errors::config)?;
         let auth = from_settings(settings, &mut shown)?;
-        let _ = py;
         Ok((auth, shown))
     }
 

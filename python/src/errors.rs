@@ -20,7 +20,7 @@ fn class_of(e: &tokenwarden::Error) -> (&'static str, &'static str) {
 /// A library error as a Python exception.
 pub(crate) fn library(e: tokenwarden::Error) -> PyErr {
     let (class, kind) = class_of(&e);
-    let attrs = |py: Python<'_>, d: &Bound<'_, PyDict>| -> PyResult<()> {
+    let attrs = |d: &Bound<'_, PyDict>| -> PyResult<()> {
         use tokenwarden::Error as E;
         match &e {
             E::Forbidden {
@@ -47,7 +47,6 @@ pub(crate) fn library(e: tokenwarden::Error) -> PyErr {
             _ => {}
         }
         d.set_item("retryable", e.is_retryable())?;
-        let _ = py;
         Ok(())
     };
     raise(class, kind, &e.to_string(), attrs)
@@ -55,12 +54,9 @@ pub(crate) fn library(e: tokenwarden::Error) -> PyErr {
 
 /// A settings error (`Auth.from_env`) as `ConfigurationError`.
 pub(crate) fn config(e: tokenwarden_config::Error) -> PyErr {
-    raise(
-        "ConfigurationError",
-        "configuration",
-        e.message(),
-        |_, _| Ok(()),
-    )
+    raise("ConfigurationError", "configuration", e.message(), |_| {
+        Ok(())
+    })
 }
 
 /// A bad argument, as `ConfigurationError` (it is also a `ValueError`).
@@ -69,7 +65,7 @@ pub(crate) fn argument(message: impl Into<String>) -> PyErr {
         "ConfigurationError",
         "configuration",
         &message.into(),
-        |_, _| Ok(()),
+        |_| Ok(()),
     )
 }
 
@@ -78,7 +74,7 @@ fn raise(
     class: &str,
     kind: &str,
     message: &str,
-    attrs: impl FnOnce(Python<'_>, &Bound<'_, PyDict>) -> PyResult<()>,
+    attrs: impl FnOnce(&Bound<'_, PyDict>) -> PyResult<()>,
 ) -> PyErr {
     let message = tokenwarden::redact(message);
     Python::attach(|py| {
@@ -86,7 +82,7 @@ fn raise(
             let module = py.import("tokenwarden.errors")?;
             let d = PyDict::new(py);
             d.set_item("kind", kind)?;
-            attrs(py, &d)?;
+            attrs(&d)?;
             let exc = module.getattr(class)?.call((message.as_ref(),), Some(&d))?;
             Ok(PyErr::from_value(exc))
         };
