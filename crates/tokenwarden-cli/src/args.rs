@@ -105,6 +105,31 @@ pub(crate) struct ConnectionArgs {
 }
 
 impl ConnectionArgs {
+    /// The flags that settings resolution reads (`tokenwarden_config`), as plain values.
+    pub(crate) fn flags(&self) -> tokenwarden_config::Flags {
+        tokenwarden_config::Flags {
+            profile: self.profile.clone(),
+            config: self.config.clone(),
+            region: self.region.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: self
+                .client_secret
+                .as_ref()
+                .map(|s| tokenwarden_config::FlagSecret::new(s.expose())),
+            client_secret_file: self.client_secret_file.clone(),
+            client_secret_stdin: self.client_secret_stdin,
+            token_url: self.token_url.clone(),
+            api_base: self.api_base.clone(),
+            client_auth: self.client_auth.map(|a| a.name().to_string()),
+            scope: self.scope.clone(),
+            as_user: self.as_user,
+            redirect_uri: self.redirect_uri.clone(),
+            authorize_url: self.authorize_url.clone(),
+            allow_insecure_http: self.allow_insecure_http,
+            token_store: self.token_store.clone(),
+        }
+    }
+
     /// These options given before the command name, overridden by `later` (given after it). The
     /// three ways to give the secret count as one option: the later one replaces the earlier.
     pub(crate) fn then(self, later: ConnectionArgs) -> ConnectionArgs {
@@ -199,13 +224,6 @@ impl SecretArg {
 impl fmt::Debug for SecretArg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
-    }
-}
-
-#[cfg(test)]
-impl From<&str> for SecretArg {
-    fn from(s: &str) -> Self {
-        SecretArg(Zeroizing::new(s.to_owned()))
     }
 }
 

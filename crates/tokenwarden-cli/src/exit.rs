@@ -70,6 +70,9 @@ pub(crate) fn code(e: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<ConfigError>().is_some() {
             return CONFIG;
         }
+        if let Some(c) = cause.downcast_ref::<tokenwarden_config::Error>() {
+            return if c.is_usage() { USAGE } else { CONFIG };
+        }
         if cause.downcast_ref::<FailedError>().is_some() {
             return FAILED;
         }

@@ -3,7 +3,9 @@
 
 mod args;
 mod commands;
-mod config;
+// Settings resolution lives in its own crate (shared with the Python package); `crate::config`
+// keeps naming it.
+use tokenwarden_config as config;
 mod exit;
 mod interrupt;
 mod logging;

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use std::io::Write as _;
 
 pub(crate) fn run(g: &GlobalArgs, a: &ConfigArgs) -> Result<u8> {
-    let inputs = config::Inputs::from_system(&g.connection, &config::process_env);
+    let flags = g.connection.flags();
+    let inputs = config::Inputs::from_system(&flags, &config::process_env);
     let mut layers = Layers::collect(&inputs)?;
     super::show_warnings(std::mem::take(&mut layers.warnings));
     let rows = with_store_default(config::explain(&layers), g.connection.no_cache);
@@ -30,7 +31,7 @@ pub(crate) fn run(g: &GlobalArgs, a: &ConfigArgs) -> Result<u8> {
         write!(out, "{}", table(&profile, &files, &rows))?;
     }
     out.flush()?;
-    outcome.map(|_| crate::exit::OK)
+    Ok(outcome.map(|_| crate::exit::OK)?)
 }
 
 /// The token store row as the commands see it: memory with `--no-cache`, and when nobody named a

@@ -164,7 +164,8 @@ static STDIN_TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// Resolves the settings from flags, environment and profiles; shows the warnings.
 pub(crate) fn settings(g: &GlobalArgs) -> Result<Settings> {
-    let inputs = crate::config::Inputs::from_system(&g.connection, &crate::config::process_env);
+    let flags = g.connection.flags();
+    let inputs = crate::config::Inputs::from_system(&flags, &crate::config::process_env);
     let mut stdin = || {
         STDIN_TAKEN.store(true, Ordering::SeqCst);
         crate::config::read_stdin_secret()

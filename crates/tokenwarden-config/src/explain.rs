@@ -7,16 +7,17 @@ use super::table::{ENV_ACCESS_TOKEN, Key, SETTINGS};
 
 /// One setting as `tokenwarden config` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Row {
-    pub(crate) name: &'static str,
+pub struct Row {
+    /// The setting's name (`region`, `token_url`, ...).
+    pub name: &'static str,
     /// The effective value (secrets as `[set]`); `None` when not set.
-    pub(crate) value: Option<String>,
+    pub value: Option<String>,
     /// Where the effective value came from: a flag, a variable, a profile, `default`.
-    pub(crate) source: Option<String>,
+    pub source: Option<String>,
     /// Values other sources give that lose, as (value shown, where).
-    pub(crate) overridden: Vec<(String, String)>,
+    pub overridden: Vec<(String, String)>,
     /// Why the value is not used, or what is wrong with it.
-    pub(crate) note: Option<String>,
+    pub note: Option<String>,
 }
 
 impl Row {
@@ -122,7 +123,7 @@ pub(crate) fn rows(l: &Layers) -> Vec<Row> {
 }
 
 /// An error's message without its hint (said once, after the table).
-fn without_hint(e: &anyhow::Error) -> String {
+fn without_hint(e: &crate::Error) -> String {
     let text = format!("{e:#}");
     text.split("\nhint: ")
         .next()

@@ -1,4 +1,5 @@
-//! Connection settings: one table, one precedence.
+//! Connection settings: one table, one precedence. Used by the `tokenwarden` command line and
+//! the Python package (`tokenwarden.Auth.from_env`), so both read the same settings the same way.
 //!
 //! Each setting comes from the first source that gives it, in this order:
 //!
@@ -23,8 +24,10 @@
 //! untyped value tree; and a file's errors must name line and column without echoing the line.
 
 mod endpoint;
+mod error;
 mod explain;
 mod file;
+mod flags;
 mod layers;
 mod resolve;
 mod secret;
@@ -33,33 +36,40 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use endpoint::masked;
-pub(crate) use explain::Row;
-pub(crate) use layers::{FileUse, Layers};
-pub(crate) use secret::ReadError;
+pub use endpoint::{api_base_for, masked};
+pub use error::{Error, Result};
+pub use explain::Row;
+pub use flags::{FlagSecret, Flags};
+pub use layers::{FileUse, Layers};
+pub use secret::ReadError;
 
-use crate::args::ConnectionArgs;
-use anyhow::Result;
 use std::path::PathBuf;
 use tokenwarden::{AccessToken, ClientSecret};
 use zeroize::Zeroizing;
 
 /// The `grant` value that makes commands act as the signed-in person.
-pub(crate) const GRANT_USER: &str = "user";
+pub const GRANT_USER: &str = "user";
 
 /// The redirect URI `login` listens on unless one is configured: what the OAuth client must have
 /// registered.
-pub(crate) const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1:8765/callback";
+pub const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1:8765/callback";
 
 /// How to authenticate.
 #[derive(Debug, Clone)]
-pub(crate) enum Credentials {
+pub enum Credentials {
     /// Client credentials grant.
-    Client { id: String, secret: ClientSecret },
+    Client {
+        /// The OAuth client id.
+        id: String,
+        /// The client secret.
+        secret: ClientSecret,
+    },
     /// The person signed in with `tokenwarden login` (refresh tokens); the secret of a
     /// confidential client, none for a public one.
     User {
+        /// The OAuth client id.
         id: String,
+        /// The client secret, for a confidential client.
         secret: Option<ClientSecret>,
     },
     /// A token supplied directly; it cannot be refreshed.
@@ -68,51 +78,62 @@ pub(crate) enum Credentials {
 
 /// Resolved connection settings.
 #[derive(Debug, Clone)]
-pub(crate) struct Settings {
-    pub(crate) token_url: String,
-    pub(crate) api_base: String,
-    pub(crate) credentials: Credentials,
-    pub(crate) client_auth: tokenwarden::ClientAuth,
-    pub(crate) scope: Option<String>,
+pub struct Settings {
+    /// The token endpoint (for a static token, a note that none is used).
+    pub token_url: String,
+    /// The API base URL, without a trailing `/`.
+    pub api_base: String,
+    /// How to authenticate.
+    pub credentials: Credentials,
+    /// How the client credentials are sent to the token endpoint.
+    pub client_auth: tokenwarden::ClientAuth,
+    /// The scopes to request, space-separated.
+    pub scope: Option<String>,
     /// Where tokens are kept (`--token-store`), as given, if given.
-    pub(crate) token_store: Option<Named>,
-    pub(crate) allow_insecure_http: bool,
+    pub token_store: Option<Named>,
+    /// Whether plain `http://` off loopback is allowed (`--allow-insecure-http`).
+    pub allow_insecure_http: bool,
     /// The profile's name (sign-ins are kept per profile).
-    pub(crate) profile: String,
+    pub profile: String,
     /// Where a person signs in (`login`): given, or beside the token URL; `None` when neither.
-    pub(crate) authorize_url: Option<String>,
+    pub authorize_url: Option<String>,
     /// The loopback redirect URI `login` listens on.
-    pub(crate) redirect_uri: String,
+    pub redirect_uri: String,
     /// Where each setting came from, for `-v` and messages about rejected credentials.
-    pub(crate) sources: Vec<(String, String)>,
+    pub sources: Vec<(String, String)>,
 }
 
 /// A setting's value as given, and where: for settings checked where they are used.
 #[derive(Debug, Clone)]
-pub(crate) struct Named {
-    pub(crate) value: String,
+pub struct Named {
+    /// The value as given.
+    pub value: String,
     /// Where it was given (`--token-store`, `TOKENWARDEN_TOKEN_STORE`, a profile's key).
-    pub(crate) place: String,
+    pub place: String,
     /// Typed on this command line: a wrong value is a usage error (exit 2), not configuration.
-    pub(crate) typed: bool,
+    pub typed: bool,
 }
 
 /// Something worth telling the person; `always` when `-q` must not hide it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Warning {
-    pub(crate) text: String,
-    pub(crate) always: bool,
+pub struct Warning {
+    /// What to tell.
+    pub text: String,
+    /// Shown even with `-q`.
+    pub always: bool,
 }
 
 impl Warning {
-    pub(crate) fn new(text: impl Into<String>) -> Warning {
+    /// A warning `-q` hides.
+    pub fn new(text: impl Into<String>) -> Warning {
         Warning {
             text: text.into(),
             always: false,
         }
     }
 
-    pub(crate) fn always(text: impl Into<String>) -> Warning {
+    /// A warning shown even with `-q`.
+    pub fn always(text: impl Into<String>) -> Warning {
         Warning {
             text: text.into(),
             always: true,
@@ -121,20 +142,20 @@ impl Warning {
 }
 
 /// What resolution reads, injected so that tests need no process environment or home directory.
-pub(crate) struct Inputs<'a> {
-    pub(crate) flags: &'a ConnectionArgs,
-    pub(crate) env: &'a dyn Fn(&str) -> Option<String>,
+pub struct Inputs<'a> {
+    /// What was typed on the command line.
+    pub flags: &'a Flags,
+    /// The environment (`process_env`, or a map in tests).
+    pub env: &'a dyn Fn(&str) -> Option<String>,
     /// tokenwarden's config file when neither `--config` nor `TOKENWARDEN_CONFIG` names one.
-    pub(crate) default_config: Option<PathBuf>,
-    pub(crate) gc_config: Option<PathBuf>,
+    pub default_config: Option<PathBuf>,
+    /// The gc CLI's config file (`~/.gc/config.toml`).
+    pub gc_config: Option<PathBuf>,
 }
 
 impl<'a> Inputs<'a> {
     /// The process environment and the usual places of the two config files.
-    pub(crate) fn from_system(
-        flags: &'a ConnectionArgs,
-        env: &'a dyn Fn(&str) -> Option<String>,
-    ) -> Inputs<'a> {
+    pub fn from_system(flags: &'a Flags, env: &'a dyn Fn(&str) -> Option<String>) -> Inputs<'a> {
         Inputs {
             flags,
             env,
@@ -145,13 +166,13 @@ impl<'a> Inputs<'a> {
 }
 
 /// The process environment (not valid UTF-8 counts as unset).
-pub(crate) fn process_env(k: &str) -> Option<String> {
+pub fn process_env(k: &str) -> Option<String> {
     std::env::var(k).ok()
 }
 
 /// Reads standard input for `--client-secret-stdin`: the first line, at most 64 KiB, into a wiped
 /// buffer.
-pub(crate) fn read_stdin_secret() -> Result<Zeroizing<String>, ReadError> {
+pub fn read_stdin_secret() -> Result<Zeroizing<String>, ReadError> {
     tracing::debug!("reading the client secret from standard input");
     secret::read_bounded(std::io::stdin().lock(), secret::MAX_SECRET_BYTES, true)
 }
@@ -163,7 +184,7 @@ pub(crate) fn read_stdin_secret() -> Result<Zeroizing<String>, ReadError> {
 /// # Errors
 /// A usage error (exit 2) for a bad value typed on the command line, a configuration error
 /// (exit 3) for one from the environment or a file, or missing settings.
-pub(crate) fn resolve(
+pub fn resolve(
     inputs: &Inputs<'_>,
     stdin: &mut dyn FnMut() -> Result<Zeroizing<String>, ReadError>,
     warnings: &mut Vec<Warning>,
@@ -178,7 +199,7 @@ pub(crate) fn resolve(
 ///
 /// # Errors
 /// As [`resolve`].
-pub(crate) fn settings_from(
+pub fn settings_from(
     layers: Layers,
     stdin: &mut dyn FnMut() -> Result<Zeroizing<String>, ReadError>,
 ) -> Result<Settings> {
@@ -186,7 +207,7 @@ pub(crate) fn settings_from(
 }
 
 /// Every setting with its value and source, for `tokenwarden config`.
-pub(crate) fn explain(layers: &Layers) -> Vec<Row> {
+pub fn explain(layers: &Layers) -> Vec<Row> {
     explain::rows(layers)
 }
 
@@ -194,7 +215,7 @@ impl Settings {
     /// Which credentials were used and where they came from (never the secret itself), for
     /// messages about rejected credentials: with four places to set them, the usual mistake is
     /// a stale one winning.
-    pub(crate) fn credentials_hint(&self) -> String {
+    pub fn credentials_hint(&self) -> String {
         let from = |what: &str| {
             self.sources
                 .iter()
@@ -228,7 +249,7 @@ impl Settings {
     }
 
     /// ` -p NAME` for commands to suggest, empty for the default profile.
-    pub(crate) fn profile_flag(&self) -> String {
+    pub fn profile_flag(&self) -> String {
         if self.profile == "default" {
             String::new()
         } else {

@@ -3,8 +3,17 @@
 
 use super::table::{Key, SETTINGS};
 use super::*;
-use crate::args::{ClientAuthArg, SecretArg};
-use crate::exit::{self, CONFIG, USAGE};
+use exit::{CONFIG, USAGE};
+
+/// The CLI's exit statuses for the two kinds of error (its `exit` module maps them so).
+mod exit {
+    pub(super) const USAGE: u8 = 2;
+    pub(super) const CONFIG: u8 = 3;
+
+    pub(super) fn code(e: &crate::Error) -> u8 {
+        if e.is_usage() { USAGE } else { CONFIG }
+    }
+}
 use std::collections::BTreeMap;
 use tokenwarden::{ClientAuth, Region};
 
@@ -73,7 +82,7 @@ fn sources_of(key: Key) -> Vec<Src> {
 /// Flags, environment, both files and standard input, built up by [`Case::set`].
 #[derive(Default)]
 struct Case {
-    flags: ConnectionArgs,
+    flags: Flags,
     env: BTreeMap<String, String>,
     tw: Vec<String>,
     gc: Vec<String>,
@@ -93,13 +102,9 @@ impl Case {
                     Key::TokenUrl => f.token_url = v,
                     Key::ApiBase => f.api_base = v,
                     Key::ClientId => f.client_id = v,
-                    Key::ClientSecret => f.client_secret = Some(SecretArg::from(value)),
+                    Key::ClientSecret => f.client_secret = Some(FlagSecret::from(value)),
                     Key::ClientAuth => {
-                        f.client_auth = Some(if value == "form" {
-                            ClientAuthArg::Form
-                        } else {
-                            ClientAuthArg::Basic
-                        })
+                        f.client_auth = Some(if value == "form" { "form" } else { "basic" }.into())
                     }
                     Key::Scope => f.scope = v,
                     Key::Grant => f.as_user = value == "user",
@@ -233,7 +238,7 @@ fn baseline(key: Key) -> Case {
         c.set(Key::ClientId, Src::Flag, "id-base");
     }
     if key != Key::ClientSecret {
-        c.flags.client_secret = Some(SecretArg::from("secret-base"));
+        c.flags.client_secret = Some(FlagSecret::from("secret-base"));
     }
     c
 }
@@ -605,7 +610,7 @@ fn the_secret_on_the_command_line_is_warned_about_always() {
 
 /// Reads flags, `env` and the gc file only (no tokenwarden file at the default place).
 fn collect(
-    flags: &ConnectionArgs,
+    flags: &Flags,
     env: &dyn Fn(&str) -> Option<String>,
     gc_config: Option<PathBuf>,
 ) -> Result<Layers> {
@@ -620,9 +625,9 @@ fn collect(
 #[test]
 fn config_files_and_profiles_named_explicitly_must_exist() {
     let dir = tempfile::tempdir().unwrap();
-    let flags = ConnectionArgs {
+    let flags = Flags {
         config: Some(dir.path().join("missing.toml")),
-        ..ConnectionArgs::default()
+        ..Flags::default()
     };
     let e = collect(&flags, &|_| None, None).unwrap_err();
     assert_eq!(exit::code(&e), USAGE);
@@ -633,7 +638,7 @@ fn config_files_and_profiles_named_explicitly_must_exist() {
     );
 
     let env = |k: &str| (k == "TOKENWARDEN_CONFIG").then(|| "/no/such.toml".to_string());
-    let e = collect(&ConnectionArgs::default(), &env, None).unwrap_err();
+    let e = collect(&Flags::default(), &env, None).unwrap_err();
     assert_eq!(exit::code(&e), CONFIG);
     assert!(
         e.to_string()
@@ -660,9 +665,9 @@ fn a_broken_gc_file_is_warned_about_and_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let gc = dir.path().join("gc.toml");
     std::fs::write(&gc, "[DEFAULT\nclient_secret = \"gc-secret-value\"").unwrap();
-    let flags = ConnectionArgs {
+    let flags = Flags {
         region: Some("eu-west-1".into()),
-        ..ConnectionArgs::default()
+        ..Flags::default()
     };
     let l = collect(&flags, &|_| None, Some(gc)).unwrap();
     assert!(l.given.iter().all(|(k, _)| *k == Key::Region));

@@ -13,9 +13,12 @@ pub(crate) const MAX_CONFIG_BYTES: usize = 1024 * 1024;
 
 /// Why a bounded read failed.
 #[derive(Debug)]
-pub(crate) enum ReadError {
+pub enum ReadError {
+    /// The file or stream could not be read.
     Io(io::Error),
+    /// It is larger than this many bytes.
     TooLarge(usize),
+    /// It is not UTF-8 text.
     NotUtf8,
 }
 

@@ -108,7 +108,7 @@ pub(crate) fn check_url(s: &str, insecure_ok: bool) -> Result<url::Url, UrlProbl
 /// ```ignore
 /// assert_eq!(masked("https://svc:pw@login.x/t"), "https://svc:****@login.x/t");
 /// ```
-pub(crate) fn masked(text: &str) -> std::borrow::Cow<'_, str> {
+pub fn masked(text: &str) -> std::borrow::Cow<'_, str> {
     let Some(scheme_end) = text.find("://").map(|i| i + 3) else {
         return text.into();
     };
@@ -126,7 +126,7 @@ pub(crate) fn masked(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// The API base that goes with a token URL: `https://login.X/...` → `https://api.X`
 /// (Genesys's pattern); otherwise the token URL's origin (the simulator serves both).
-pub(crate) fn api_base_for(token_url: &url::Url) -> String {
+pub fn api_base_for(token_url: &url::Url) -> String {
     let origin = token_url.origin().ascii_serialization();
     match token_url.host_str() {
         Some(host) if host.starts_with("login.") => origin.replacen("://login.", "://api.", 1),

@@ -6,8 +6,8 @@ use super::secret::{self, MAX_SECRET_BYTES, ReadError};
 use super::source::{Given, Value};
 use super::table::{ENV_ACCESS_TOKEN, ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_REGION, Key};
 use super::{Credentials, Settings};
-use crate::exit::ConfigError;
-use anyhow::Result;
+use crate::Result;
+use crate::error::ConfigError;
 use tokenwarden::{AccessToken, ClientAuth, ClientSecret, Region};
 use zeroize::Zeroizing;
 
@@ -52,7 +52,9 @@ pub(crate) fn endpoints(l: &Layers) -> Result<(Endpoint, Endpoint)> {
         },
         // The token URL was given at a rank above any API base or region: the API is beside it.
         _ => Endpoint {
-            url: endpoint::api_base_for(&url::Url::parse(&token.url)?),
+            url: endpoint::api_base_for(
+                &url::Url::parse(&token.url).map_err(|e| ConfigError(e.to_string()))?,
+            ),
             from: format!("derived from the token URL ({})", token.from),
         },
     };

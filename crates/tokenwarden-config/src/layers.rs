@@ -6,37 +6,43 @@ use super::secret::{self, MAX_CONFIG_BYTES, ReadError};
 use super::source::{Given, Source, Value};
 use super::table::{ENV_CONFIG, ENV_PROFILE, Key, SETTINGS};
 use super::{Inputs, Warning};
-use crate::args::ConnectionArgs;
-use crate::exit::{ConfigError, UsageError};
-use anyhow::Result;
+use crate::Flags;
+use crate::Result;
+use crate::error::{ConfigError, UsageError};
 use std::path::PathBuf;
 use zeroize::Zeroizing;
 
 /// A config file and why it is the one read.
 #[derive(Debug, Clone)]
-pub(crate) struct FileUse {
-    pub(crate) path: Option<PathBuf>,
+pub struct FileUse {
+    /// The file's path; `None` without a home directory.
+    pub path: Option<PathBuf>,
     /// `--config`, `TOKENWARDEN_CONFIG` or `default`.
-    pub(crate) chosen_by: &'static str,
-    pub(crate) exists: bool,
+    pub chosen_by: &'static str,
+    /// Whether it exists.
+    pub exists: bool,
 }
 
 /// Every value every source gave, most specific source first.
 #[derive(Debug)]
-pub(crate) struct Layers {
+pub struct Layers {
     /// Sorted by [`Source::rank`] (stable: within a source, in the order read).
     pub(crate) given: Vec<(Key, Given)>,
     /// The profile name and what chose it (`--profile`, `TOKENWARDEN_PROFILE`, `default`).
-    pub(crate) profile: (String, &'static str),
-    pub(crate) config_file: FileUse,
-    pub(crate) gc_file: FileUse,
-    pub(crate) allow_insecure_http: bool,
-    pub(crate) warnings: Vec<Warning>,
+    pub profile: (String, &'static str),
+    /// tokenwarden's config file.
+    pub config_file: FileUse,
+    /// The gc CLI's config file.
+    pub gc_file: FileUse,
+    /// `--allow-insecure-http`.
+    pub allow_insecure_http: bool,
+    /// What is worth telling the person (unknown keys, files others can read).
+    pub warnings: Vec<Warning>,
 }
 
 /// An error about a value from `from`: a usage error (exit 2) when typed on the command line, a
 /// configuration error (exit 3) otherwise.
-pub(crate) fn problem(from: &Source, message: String) -> anyhow::Error {
+pub(crate) fn problem(from: &Source, message: String) -> crate::Error {
     if from.is_typed() {
         UsageError(message).into()
     } else {
@@ -54,7 +60,7 @@ impl Layers {
     /// # Errors
     /// A config file named by `--config` or `TOKENWARDEN_CONFIG` that is missing or unreadable, a
     /// broken tokenwarden config file, a profile asked for by name that no file has.
-    pub(crate) fn collect(inputs: &Inputs<'_>) -> Result<Layers> {
+    pub fn collect(inputs: &Inputs<'_>) -> Result<Layers> {
         let mut layers = Layers {
             given: Vec::new(),
             profile: ("default".into(), "default"),
@@ -209,7 +215,7 @@ impl Layers {
         m
     }
 
-    fn flags(&mut self, f: &ConnectionArgs) {
+    fn flags(&mut self, f: &Flags) {
         let mut text = |key: Key, flag: &'static str, v: &Option<String>| {
             if let Some(v) = nonempty(v.clone()) {
                 self.given.push((
@@ -222,11 +228,7 @@ impl Layers {
         text(Key::TokenUrl, "--token-url", &f.token_url);
         text(Key::ApiBase, "--api-base", &f.api_base);
         text(Key::ClientId, "--client-id", &f.client_id);
-        text(
-            Key::ClientAuth,
-            "--client-auth",
-            &f.client_auth.map(|a| a.name().to_string()),
-        );
+        text(Key::ClientAuth, "--client-auth", &f.client_auth);
         text(Key::Scope, "--scope", &f.scope);
         text(
             Key::Grant,
