@@ -35,6 +35,7 @@ mod manager;
 mod metrics;
 #[cfg(feature = "middleware")]
 mod middleware;
+pub mod observe;
 pub mod ownership;
 mod paginate;
 mod redact;
