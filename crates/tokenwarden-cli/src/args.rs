@@ -475,6 +475,19 @@ pub(crate) struct ExportOutArgs {
     /// Overwrite an existing --out and start over.
     #[arg(long, conflicts_with = "resume")]
     pub(crate) force: bool,
+    #[command(flatten)]
+    pub(crate) observe: ObserveArgs,
+}
+
+/// What a long command shows of its run while and after it runs.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct ObserveArgs {
+    /// Write an HTML report of the run to FILE (0600, self-contained: opens offline)
+    #[arg(long, value_name = "FILE.html")]
+    pub(crate) report: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics while running, e.g. 127.0.0.1:9464
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -600,6 +613,8 @@ pub(crate) struct BatchArgs {
     /// Never draw a progress bar (plain progress lines instead).
     #[arg(long)]
     pub(crate) no_progress: bool,
+    #[command(flatten)]
+    pub(crate) observe: ObserveArgs,
 }
 
 /// A token pool: how many tokens a batch spreads its requests over.
@@ -792,6 +807,8 @@ pub(crate) struct DemoArgs {
     /// Never draw a progress bar.
     #[arg(long)]
     pub(crate) no_progress: bool,
+    #[command(flatten)]
+    pub(crate) observe: ObserveArgs,
 }
 
 /// `Name: value`, both legal in an HTTP header.

@@ -7,6 +7,7 @@ mod config;
 mod exit;
 mod interrupt;
 mod logging;
+mod observe;
 mod progress;
 mod ui;
 

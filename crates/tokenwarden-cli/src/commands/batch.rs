@@ -87,11 +87,25 @@ pub(crate) async fn run(
         crate::ui::note("reading records from the terminal: end with Ctrl-D");
     }
     let mode = Mode::pick(a.no_progress, g.quiet);
+    let observing = crate::observe::start(
+        &a.observe,
+        "batch",
+        client,
+        Some(&a.output),
+        &[
+            (a.input.as_deref().or(a.ids.as_deref()), "the input"),
+            (a.summary_json.as_deref(), "the --summary-json file"),
+        ],
+        a.force,
+    )
+    .await?;
     let report = execute(client, &input, &a.output, &options, a.replay_safe, mode).await?;
     let summary = summary_json(&report, client);
     if let Some(p) = &a.summary_json {
-        super::summary::write(p, &summary).with_context(|| format!("writing {}", p.display()))?;
+        super::summary::write(p, &crate::observe::with_series(&summary, client))
+            .with_context(|| format!("writing {}", p.display()))?;
     }
+    observing.finish(&summary, a.resume)?;
     let credentials_stop =
         matches!(&report.stopped, Some(StopReason::Aborted(e)) if e.is_credentials());
     print_summary(
@@ -224,6 +238,8 @@ pub(crate) fn outcome_code(r: &BatchReport) -> u8 {
 pub(crate) fn summary_json(r: &BatchReport, client: &ApiClient) -> serde_json::Value {
     let c = client.metrics();
     let t = client.token_metrics();
+    // The counts of the run's events: the report and the metrics endpoint show the same.
+    let o = client.recorder().totals();
     let aborted = match &r.stopped {
         Some(StopReason::Aborted(e)) => Some(e.to_string()),
         _ => None,
@@ -241,12 +257,13 @@ pub(crate) fn summary_json(r: &BatchReport, client: &ApiClient) -> serde_json::V
         "tokens_adopted": t.adopted_from_store,
         "proactive_refreshes": t.proactive_refreshes,
         "refreshes_after_401": t.rejected_refreshes,
-        "unauthorized_healed": c.unauthorized_healed,
-        "rate_limited_waits": c.rate_limited_waits,
-        "rate_limit_pauses": c.rate_limit_pauses,
+        "unauthorized_healed": o.unauthorized_healed,
+        "rate_limited_waits": o.rate_limited_waits,
+        "rate_limit_pauses": o.rate_limit_pauses,
         "server_errors_retried": c.server_errors_retried,
         "transport_retries": c.transport_retries,
         "wall_time_secs": r.elapsed.as_secs_f64(),
+        "observed": o,
         "stopped": r.stopped.as_ref().map(|s| s.to_string()),
         "interrupted": matches!(r.stopped, Some(StopReason::Interrupted)),
         "aborted": aborted,

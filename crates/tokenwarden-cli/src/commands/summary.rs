@@ -88,6 +88,18 @@ pub(crate) fn write(path: &Path, summary: &serde_json::Value) -> std::io::Result
     if let Some(o) = summary.as_object_mut() {
         o.insert(KIND_FIELD.into(), KIND.into());
     }
+    let mut bytes = serde_json::to_vec_pretty(&summary)?;
+    bytes.push(b'\n');
+    write_private(path, &bytes)
+}
+
+/// Writes `bytes` to `path` through a 0600 temporary file beside it, synced and renamed over it:
+/// a symbolic link planted at the name is replaced, not followed, and no existing file is
+/// truncated in place (the summary, the report).
+///
+/// # Errors
+/// The file cannot be created, written or renamed.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -97,8 +109,7 @@ pub(crate) fn write(path: &Path, summary: &serde_json::Value) -> std::io::Result
         .prefix(".tw-summary-")
         .suffix(".tmp")
         .tempfile_in(dir)?;
-    serde_json::to_writer_pretty(&mut tmp, &summary)?;
-    tmp.write_all(b"\n")?;
+    tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())

@@ -363,12 +363,11 @@ impl Recorder {
 
     /// The per-bucket series so far, the current (partial) second included.
     pub fn series(&self) -> Series {
-        let now = Instant::now();
-        let sec = self.second(now);
+        let elapsed = self.elapsed();
         let rate = self.allowed_rate();
         let cumulative = self.inner.tally.snapshot();
         let timeline = self.timeline();
-        timeline.view(cumulative, sec, rate, self.inner.started_wall)
+        timeline.view(cumulative, elapsed, rate, self.inner.started_wall)
     }
 
     /// When the record started (wall clock).

@@ -106,10 +106,11 @@ impl Timeline {
     pub(crate) fn view(
         &self,
         cumulative: Counts,
-        sec: u64,
+        elapsed: Duration,
         rate: Option<f64>,
         started: SystemTime,
     ) -> Series {
+        let sec = elapsed.as_secs();
         let mut t = Timeline {
             width: self.width,
             buckets: self.buckets.clone(),
@@ -124,7 +125,9 @@ impl Timeline {
             &Counts::default(),
             rate.or(t.last_rate),
         );
-        Series::of(&t, started)
+        let mut s = Series::of(&t, started);
+        s.elapsed_secs = round2(elapsed.as_secs_f64());
+        s
     }
 }
 
@@ -141,6 +144,8 @@ pub struct Series {
     pub bucket_secs: u64,
     /// Buckets in every column.
     pub buckets: usize,
+    /// Seconds the record covers: the last bucket ends here, short of its full width.
+    pub elapsed_secs: f64,
     /// Exchanges with the API per bucket, by [`Class::label`].
     pub requests: BTreeMap<&'static str, Vec<u64>>,
     /// Latency quantiles of the exchanges in each bucket, in milliseconds (`null`: none).
@@ -185,6 +190,7 @@ impl Series {
                 .unwrap_or_default(),
             bucket_secs: t.width,
             buckets: b.len(),
+            elapsed_secs: 0.0,
             requests: Class::ALL
                 .iter()
                 .map(|c| (c.label(), column(&|x: &Counts| x.classes[c.index()])))
