@@ -482,10 +482,10 @@ pub(crate) struct ExportOutArgs {
 /// What a long command shows of its run while and after it runs.
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct ObserveArgs {
-    /// Write an HTML report of the run to FILE (0600, self-contained: opens offline)
+    /// An HTML report of the run (0600, self-contained, opens offline)
     #[arg(long, value_name = "FILE.html")]
     pub(crate) report: Option<PathBuf>,
-    /// Serve Prometheus metrics at http://ADDR/metrics while running, e.g. 127.0.0.1:9464
+    /// Serve Prometheus metrics at ADDR/metrics, e.g. 127.0.0.1:9464
     #[arg(long, value_name = "ADDR")]
     pub(crate) metrics_listen: Option<std::net::SocketAddr>,
 }
@@ -578,7 +578,7 @@ pub(crate) struct BatchArgs {
     /// Rate per token, e.g. 5/s or 300/m (fleet-wide with a redis store)
     #[arg(long, value_name = "N/s|N/m", value_parser = parse_rate)]
     pub(crate) rate: Option<tokenwarden::RateLimit>,
-    /// Stop when over N (or N%) records fail; then --resume --retry-failed
+    /// Stop past N (or N%) failed records; then --resume --retry-failed
     #[arg(long, value_name = "N|N%")]
     pub(crate) max_failures: Option<tokenwarden::batch::FailureLimit>,
     /// Retry a request at most this long, e.g. 10s [default: 60s]
