@@ -33,7 +33,7 @@ use crate::clock::{Instant, wall_now};
 use histogram::Histogram;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 /// The outcome class of one exchange with the API.
@@ -165,8 +165,9 @@ struct Shared {
     ticked: AtomicU64,
     /// guards the closed buckets and the last snapshot
     timeline: Mutex<series::Timeline>,
-    /// guards the pacers whose allowed rate the series samples
-    rates: Mutex<Vec<Arc<dyn RateSource>>>,
+    /// guards the pacers whose allowed rate the series samples (weak: a client dropped takes its
+    /// pacers with it, however many clients a long-lived recorder serves)
+    rates: Mutex<Vec<Weak<dyn RateSource>>>,
 }
 
 impl Default for Shared {
@@ -398,11 +399,9 @@ impl Recorder {
 
     /// Samples `source`'s allowed rate once a second from now on.
     pub(crate) fn add_rate_source(&self, source: Arc<dyn RateSource>) {
-        self.inner
-            .rates
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(source);
+        let mut rates = self.inner.rates.lock().unwrap_or_else(|e| e.into_inner());
+        rates.retain(|r| r.strong_count() > 0);
+        rates.push(Arc::downgrade(&source));
     }
 
     /// One exchange with the API ended at `now` in `class` after `latency`.
@@ -485,6 +484,7 @@ impl Recorder {
         let sources = self.inner.rates.lock().unwrap_or_else(|e| e.into_inner());
         sources
             .iter()
+            .filter_map(Weak::upgrade)
             .filter_map(|s| s.allowed_rate())
             .fold(None, |sum, r| Some(sum.unwrap_or(0.0) + r))
     }

@@ -89,11 +89,21 @@ impl RateSource for Fixed {
 async fn the_allowed_rate_is_every_pacer_together() {
     let r = Recorder::new();
     assert_eq!(r.series().allowed_rate, vec![None]);
-    r.add_rate_source(Arc::new(Fixed(5.0)));
-    r.add_rate_source(Arc::new(Fixed(2.5)));
+    let (a, b): (Arc<dyn RateSource>, Arc<dyn RateSource>) =
+        (Arc::new(Fixed(5.0)), Arc::new(Fixed(2.5)));
+    r.add_rate_source(Arc::clone(&a));
+    r.add_rate_source(Arc::clone(&b));
     tokio::time::advance(ms(1_000)).await;
     r.exchange(Class::Success, ms(1), Instant::now());
     assert_eq!(r.series().allowed_rate, vec![None, Some(7.5)]);
+    // A pacer whose client is gone no longer counts, and is not kept.
+    drop(b);
+    tokio::time::advance(ms(1_000)).await;
+    r.exchange(Class::Success, ms(1), Instant::now());
+    assert_eq!(r.series().allowed_rate, vec![None, Some(7.5), Some(5.0)]);
+    r.add_rate_source(Arc::new(Fixed(1.0)));
+    assert_eq!(r.inner.rates.lock().unwrap().len(), 2);
+    drop(a);
 }
 
 #[test]
