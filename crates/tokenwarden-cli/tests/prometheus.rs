@@ -160,6 +160,15 @@ async fn prometheus_scrapes_a_running_batch_and_reads_back_its_numbers() {
         checked.status.success() && said.trim().is_empty(),
         "promtool: {said}\n{exposition}"
     );
+    // No label holds an id, a path or a secret: only the fixed class, reason and le values.
+    assert!(!exposition.contains(tokenwarden_sim::DEFAULT_CLIENT_SECRET));
+    assert!(!exposition.contains("user-0") && !exposition.contains("/api/"));
+    for line in exposition.lines().filter(|l| !l.starts_with('#')) {
+        if let Some((_, labels)) = line.split_once('{') {
+            let name = labels.split('=').next().unwrap();
+            assert!(["class", "reason", "le"].contains(&name), "{line}");
+        }
+    }
     for path in ["/", "/metrics/x", "/api/v2/users"] {
         let url = metrics_url.replace("/metrics", path);
         assert_eq!(http.get(&url).send().await.unwrap().status(), 404, "{path}");
