@@ -6,28 +6,9 @@ mod common;
 
 use common::*;
 use std::io::{BufRead as _, Read as _, Write as _};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokenwarden_sim::SimConfig;
-
-/// The program `name` on the PATH. Missing, the test is skipped, except under CI (`CI=true`),
-/// where a missing tool fails the test: CI installs it.
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{name} is not installed, and CI=true: .ci/run installs it"
-        );
-        eprintln!("skipped: {name} is not installed");
-    }
-    found
-}
 
 /// A free loopback port (bound and released: Prometheus takes it right after).
 fn free_port() -> u16 {

@@ -5,28 +5,10 @@ mod common;
 
 use common::*;
 use std::io::{BufRead as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokenwarden_sim::{DEFAULT_CLIENT_SECRET, SimConfig};
-
-/// The program `name` on the PATH. Missing, the test is skipped, except under CI (`CI=true`),
-/// where a missing tool fails the test: CI installs it.
-pub fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{name} is not installed, and CI=true: .ci/run installs it"
-        );
-        eprintln!("skipped: {name} is not installed");
-    }
-    found
-}
 
 /// A proxy that answers nothing and notes the first line of every request sent to it: the
 /// browser is pointed at it, so any request the page makes shows up here.

@@ -14,7 +14,7 @@ mod summary;
 mod token;
 pub(crate) mod tokens;
 
-pub(crate) use summary::{same_file, write_private};
+pub(crate) use summary::{check_replaceable, write_private};
 
 use crate::ConfigError;
 use crate::args::{Cli, Command, ConnectionArgs, ExportCommand, GlobalArgs, OutputArgs, PoolArgs};

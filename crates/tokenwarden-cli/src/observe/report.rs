@@ -2,7 +2,6 @@
 //! (a Content-Security-Policy of `default-src 'none'` says so to the browser too) and holds no
 //! token or secret: only counts, durations, the summary's numbers and the run's times.
 
-use crate::exit::UsageError;
 use anyhow::{Context as _, Result};
 use std::path::Path;
 use tokenwarden::observe::Recorder;
@@ -61,40 +60,9 @@ fn now_rfc3339() -> String {
 /// not a tokenwarden report (without `--force`), or whose directory cannot take a file.
 ///
 /// # Errors
-/// A [`UsageError`] saying why.
+/// A usage error saying why.
 pub(super) fn check(path: &Path, own: &[(std::path::PathBuf, &str)], force: bool) -> Result<()> {
-    let refuse = |why: String| -> Result<()> {
-        Err(UsageError(format!("--report {}: {why}", path.display())).into())
-    };
-    for (p, what) in own {
-        if crate::commands::same_file(path, p) {
-            return refuse(format!("is {what}; choose another file for the report"));
-        }
-    }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        return refuse(format!(
-            "directory {} does not exist (it is not created)",
-            dir.display()
-        ));
-    }
-    match path.symlink_metadata() {
-        Err(_) => Ok(()),
-        Ok(m) if m.is_dir() => refuse("is a directory: give a file name".into()),
-        Ok(m) if m.file_type().is_symlink() && !force => refuse(
-            "is a symbolic link (it is replaced, never followed): use --force to replace it".into(),
-        ),
-        Ok(m) if !m.is_file() && !m.file_type().is_symlink() => {
-            refuse("is not a regular file".into())
-        }
-        Ok(_) if force || is_report(path) => Ok(()),
-        Ok(_) => refuse(
-            "already exists and is not a tokenwarden report: choose another file, or use --force to replace it".into(),
-        ),
-    }
+    crate::commands::check_replaceable(path, "--report", own, force, "report", is_report)
 }
 
 /// Whether the file at `path` starts like a report tokenwarden wrote.
