@@ -498,6 +498,19 @@ pub(crate) struct ExportOutArgs {
     /// Overwrite an existing --out and start over.
     #[arg(long, conflicts_with = "resume")]
     pub(crate) force: bool,
+    #[command(flatten)]
+    pub(crate) observe: ObserveArgs,
+}
+
+/// What a long command shows of its run while and after it runs.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct ObserveArgs {
+    /// An HTML report of the run (0600, self-contained, opens offline)
+    #[arg(long, value_name = "FILE.html")]
+    pub(crate) report: Option<PathBuf>,
+    /// Serve Prometheus metrics at ADDR/metrics, e.g. 127.0.0.1:9464
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -588,7 +601,7 @@ pub(crate) struct BatchArgs {
     /// Rate per token, e.g. 5/s or 300/m (fleet-wide with a redis store)
     #[arg(long, value_name = "N/s|N/m", value_parser = parse_rate)]
     pub(crate) rate: Option<tokenwarden::RateLimit>,
-    /// Stop when over N (or N%) records fail; then --resume --retry-failed
+    /// Stop past N (or N%) failed records; then --resume --retry-failed
     #[arg(long, value_name = "N|N%")]
     pub(crate) max_failures: Option<tokenwarden::batch::FailureLimit>,
     /// Retry a request at most this long, e.g. 10s [default: 60s]
@@ -623,6 +636,8 @@ pub(crate) struct BatchArgs {
     /// Never draw a progress bar (plain progress lines instead).
     #[arg(long)]
     pub(crate) no_progress: bool,
+    #[command(flatten)]
+    pub(crate) observe: ObserveArgs,
 }
 
 /// A token pool: how many tokens a batch spreads its requests over.
@@ -815,6 +830,8 @@ pub(crate) struct DemoArgs {
     /// Never draw a progress bar.
     #[arg(long)]
     pub(crate) no_progress: bool,
+    #[command(flatten)]
+    pub(crate) observe: ObserveArgs,
 }
 
 /// `Name: value`, both legal in an HTTP header.

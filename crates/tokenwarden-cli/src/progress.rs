@@ -37,14 +37,15 @@ impl Mode {
 }
 
 fn status(p: &BatchProgress, c: &ApiClient) -> String {
-    let m = c.metrics();
+    // The run's events, as the summary, the report and the metrics endpoint count them.
+    let o = c.recorder().totals();
     let t = c.token_metrics();
     format!(
         "failed {} · tokens {} · 401s healed {} · 429s waited {}",
         p.failed.load(Ordering::Relaxed),
         t.tokens_fetched,
-        m.unauthorized_healed,
-        m.rate_limited_waits
+        o.unauthorized_healed,
+        o.rate_limited_waits
     )
 }
 

@@ -38,6 +38,7 @@ mod manager;
 mod metrics;
 #[cfg(feature = "middleware")]
 mod middleware;
+pub mod observe;
 pub mod ownership;
 mod paginate;
 mod rate;

@@ -62,8 +62,8 @@ pub(crate) async fn run(g: &GlobalArgs, a: BatchArgs, hint: &mut Option<String>)
     let summary_path = a.summary_json.clone();
     let output = a.output.clone();
     let result = run_job(g, &a, hint, &progress, &mut client, &mut kind).await;
-    let report = match result {
-        Ok(report) => report,
+    let (report, observing) = match result {
+        Ok(done) => done,
         Err(e) => {
             if let Some(p) = &summary_path {
                 let kind = kind.unwrap_or_else(|| error_kind(&e));
@@ -85,8 +85,10 @@ pub(crate) async fn run(g: &GlobalArgs, a: BatchArgs, hint: &mut Option<String>)
     };
     let summary = summary_json(&report, &client);
     if let Some(p) = &summary_path {
-        super::summary::write(p, &summary).with_context(|| format!("writing {}", p.display()))?;
+        super::summary::write(p, &crate::observe::with_series(&summary, &client))
+            .with_context(|| format!("writing {}", p.display()))?;
     }
+    observing.finish(&summary, a.resume)?;
     let credentials_stop =
         matches!(&report.stopped, Some(StopReason::Aborted(e)) if e.is_credentials());
     print_summary(
@@ -108,7 +110,7 @@ async fn run_job(
     progress: &Arc<BatchProgress>,
     client: &mut Option<ApiClient>,
     kind: &mut Option<serde_json::Value>,
-) -> Result<BatchReport> {
+) -> Result<(BatchReport, crate::observe::Observing)> {
     let c = super::connect(g, a.rate, &a.pool, a.retry_for, hint).await?;
     let client = &*client.insert(c);
     if a.preflight || !a.require_scope.is_empty() {
@@ -147,6 +149,18 @@ async fn run_job(
         crate::ui::note("reading records from the terminal: end with Ctrl-D");
     }
     let mode = Mode::pick(a.no_progress, g.quiet);
+    let observing = crate::observe::start(
+        &a.observe,
+        "batch",
+        client,
+        Some(&a.output),
+        &[
+            (a.input.as_deref().or(a.ids.as_deref()), "the input"),
+            (a.summary_json.as_deref(), "the --summary-json file"),
+        ],
+        a.force,
+    )
+    .await?;
     let run = engine(
         client,
         &input,
@@ -156,10 +170,11 @@ async fn run_job(
         mode,
         progress,
     );
-    run.await.map_err(|e| {
+    let report = run.await.map_err(|e| {
         *kind = Some(engine_error_kind(&e));
         explain(e)
-    })
+    })?;
+    Ok((report, observing))
 }
 
 /// Runs the engine with the client as executor, with progress on stderr.
@@ -400,6 +415,8 @@ pub(crate) fn outcome_code(r: &BatchReport) -> u8 {
 pub(crate) fn summary_json(r: &BatchReport, client: &ApiClient) -> serde_json::Value {
     let c = client.metrics();
     let t = client.token_metrics();
+    // The counts of the run's events: the report and the metrics endpoint show the same.
+    let o = client.recorder().totals();
     let aborted = match &r.stopped {
         Some(StopReason::Aborted(e)) => Some(e.to_string()),
         _ => None,
@@ -417,12 +434,13 @@ pub(crate) fn summary_json(r: &BatchReport, client: &ApiClient) -> serde_json::V
         "tokens_adopted": t.adopted_from_store,
         "proactive_refreshes": t.proactive_refreshes,
         "refreshes_after_401": t.rejected_refreshes,
-        "unauthorized_healed": c.unauthorized_healed,
-        "rate_limited_waits": c.rate_limited_waits,
-        "rate_limit_pauses": c.rate_limit_pauses,
+        "unauthorized_healed": o.unauthorized_healed,
+        "rate_limited_waits": o.rate_limited_waits,
+        "rate_limit_pauses": o.rate_limit_pauses,
         "server_errors_retried": c.server_errors_retried,
         "transport_retries": c.transport_retries,
         "wall_time_secs": r.elapsed.as_secs_f64(),
+        "observed": o,
         "stopped": r.stopped.as_ref().map(|s| s.to_string()),
         "interrupted": matches!(r.stopped, Some(StopReason::Interrupted)),
         "aborted": aborted,

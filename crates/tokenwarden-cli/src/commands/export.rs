@@ -58,11 +58,16 @@ pub(crate) async fn conversations(client: &ApiClient, a: ExportArgs) -> Result<u
         filter,
         options,
     };
-    run(client, source, &a.out).await
+    run(client, "export conversations", source, &a.out).await
 }
 
 /// Runs `source` to the output the flags name, with progress on stderr and a summary at the end.
-pub(super) async fn run(client: &ApiClient, source: Source, out: &ExportOutArgs) -> Result<u8> {
+pub(super) async fn run(
+    client: &ApiClient,
+    command: &'static str,
+    source: Source,
+    out: &ExportOutArgs,
+) -> Result<u8> {
     // `/dev/stdout`, `/dev/null`, a FIFO: written as a stream, with no position kept beside it.
     let stream_path = out
         .out
@@ -106,18 +111,47 @@ pub(super) async fn run(client: &ApiClient, source: Source, out: &ExportOutArgs)
         )),
         (None, None) => Destination::Stream(Box::new(std::io::stdout())),
     };
+    let observing = crate::observe::start(
+        &out.observe,
+        command,
+        client,
+        file.as_deref().or(stream_path.as_deref()),
+        &[],
+        out.force,
+    )
+    .await?;
     let started = Instant::now();
     let mut progress = Progress::new(file.as_deref());
     let options = ExportOptions::new(format, mode).terminal(terminal);
     let result = export::run(client, source, destination, options, |e| progress.event(e)).await;
+    let took = started.elapsed();
     match result {
         Ok(report) => {
-            summary(&report, client, file.as_deref(), format, started.elapsed());
+            let fields = summary(&report, client, file.as_deref(), format, took);
+            observing.finish(&fields, report.resumed)?;
             Ok(exit::OK)
         }
         // The reader of a pipe has what it wanted (`| head`): not an error.
-        Err(e) if e.is_broken_pipe() => Ok(exit::OK),
-        Err(e) => failure(e, file.as_deref(), &progress),
+        Err(e) if e.is_broken_pipe() => {
+            observing.finish(
+                &json!({"wall_time_secs": took.as_secs_f64()}),
+                progress.resumed,
+            )?;
+            Ok(exit::OK)
+        }
+        Err(e) if client.recorder().totals().all_requests() == 0 => {
+            failure(e, file.as_deref(), &progress)
+        }
+        Err(e) => {
+            // The report of a run that stopped is the one most worth reading.
+            let stopped = json!({
+                "items": progress.items,
+                "stopped": e.to_string(),
+                "wall_time_secs": took.as_secs_f64(),
+            });
+            observing.finish(&stopped, progress.resumed)?;
+            failure(e, file.as_deref(), &progress)
+        }
     }
 }
 
@@ -220,16 +254,17 @@ impl Progress {
     }
 }
 
+/// Shows the summary; returns its fields (the report's totals).
 fn summary(
     report: &Report,
     client: &ApiClient,
     file: Option<&Path>,
     format: Format,
     took: Duration,
-) {
+) -> Value {
     let place = file.map_or_else(|| "stdout".to_string(), |p| p.display().to_string());
-    let c = client.metrics();
     let t = client.token_metrics();
+    let o = client.recorder().totals();
     let fields = json!({
         "items": report.items,
         "new_items": report.new_items,
@@ -244,9 +279,9 @@ fn summary(
         "left_to_other_slices": report.left_to_other_slices,
         "tokens_fetched": t.tokens_fetched,
         "refreshes_after_401": t.rejected_refreshes,
-        "unauthorized_healed": c.unauthorized_healed,
-        "rate_limited_waits": c.rate_limited_waits,
-        "server_errors_retried": c.server_errors_retried,
+        "unauthorized_healed": o.unauthorized_healed,
+        "rate_limited_waits": o.rate_limited_waits,
+        "server_errors_retried": client.metrics().server_errors_retried,
         "wall_time_secs": took.as_secs_f64(),
     });
     if report.already_complete {
@@ -255,9 +290,9 @@ fn summary(
                 "{place} is already complete ({}): nothing to do",
                 plural(report.items, "item")
             ),
-            fields,
+            fields.clone(),
         );
-        return;
+        return fields;
     }
     let new = if report.resumed {
         format!(", {} new", report.new_items)
@@ -277,9 +312,10 @@ fn summary(
             took.as_secs_f64(),
             t.tokens_fetched,
             t.rejected_refreshes,
-            c.unauthorized_healed,
-            c.rate_limited_waits,
+            o.unauthorized_healed,
+            o.rate_limited_waits,
         ),
-        fields,
+        fields.clone(),
     );
+    fields
 }

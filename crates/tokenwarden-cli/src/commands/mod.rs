@@ -14,6 +14,8 @@ mod summary;
 mod token;
 pub(crate) mod tokens;
 
+pub(crate) use summary::{check_replaceable, write_private};
+
 use crate::ConfigError;
 use crate::args::{Cli, Command, ConnectionArgs, ExportCommand, GlobalArgs, OutputArgs, PoolArgs};
 use crate::config::{Credentials, Settings};

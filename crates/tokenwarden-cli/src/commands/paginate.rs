@@ -42,7 +42,7 @@ pub(crate) async fn paginate(client: &ApiClient, a: PaginateArgs) -> Result<u8> 
         PagingStyle::Cursor => Source::Cursor { path },
         _ => Source::Pages { path },
     };
-    super::export::run(client, source, &a.out).await
+    super::export::run(client, "paginate", source, &a.out).await
 }
 
 /// `path` with `key=n` added; a path that sets `key` itself conflicts with the flag.

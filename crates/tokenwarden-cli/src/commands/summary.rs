@@ -25,9 +25,6 @@ const KIND: &str = "tokenwarden batch summary";
 /// # Errors
 /// A [`UsageError`] saying which file it would be and what to do.
 pub(crate) fn check(path: &Path, output: &Path, input: Option<&Path>, force: bool) -> Result<()> {
-    let refuse = |why: String| -> Result<()> {
-        Err(UsageError(format!("--summary-json {}: {why}", path.display())).into())
-    };
     let mut own: Vec<(PathBuf, &str)> = vec![(output.to_path_buf(), "the output")];
     own.extend(
         tokenwarden::ownership::sidecars(output)
@@ -37,9 +34,30 @@ pub(crate) fn check(path: &Path, output: &Path, input: Option<&Path>, force: boo
     if let Some(i) = input.filter(|i| i.as_os_str() != "-") {
         own.push((i.to_path_buf(), "the input"));
     }
-    for (p, what) in &own {
+    check_replaceable(path, "--summary-json", &own, force, "summary", is_summary)
+}
+
+/// The rules of a file a job writes beside its output (the summary, the report), for the flag
+/// that names it: never one of the job's `own` files, in a directory that exists and takes a new
+/// file now, and replacing only a regular file that `is_ours` recognises as a tokenwarden `noun`
+/// (any file, and a symbolic link, with `force`).
+///
+/// # Errors
+/// A [`UsageError`] saying which file it would be and what to do.
+pub(crate) fn check_replaceable(
+    path: &Path,
+    flag: &str,
+    own: &[(PathBuf, &str)],
+    force: bool,
+    noun: &str,
+    is_ours: fn(&Path) -> bool,
+) -> Result<()> {
+    let refuse = |why: String| -> Result<()> {
+        Err(UsageError(format!("{flag} {}: {why}", path.display())).into())
+    };
+    for (p, what) in own {
         if same_file(path, p) {
-            return refuse(format!("is {what}; choose another file for the summary"));
+            return refuse(format!("is {what}; choose another file for the {noun}"));
         }
     }
     let dir = match path.parent() {
@@ -70,10 +88,10 @@ pub(crate) fn check(path: &Path, output: &Path, input: Option<&Path>, force: boo
         Ok(m) if !m.is_file() && !m.file_type().is_symlink() => {
             refuse("is not a regular file".into())
         }
-        Ok(_) if force || is_summary(path) => Ok(()),
-        Ok(_) => refuse(
-            "already exists and is not a tokenwarden summary: choose another file, or use --force to replace it".into(),
-        ),
+        Ok(_) if force || is_ours(path) => Ok(()),
+        Ok(_) => refuse(format!(
+            "already exists and is not a tokenwarden {noun}: choose another file, or use --force to replace it"
+        )),
     }
 }
 
@@ -90,6 +108,16 @@ pub(crate) fn write(path: &Path, summary: &serde_json::Value) -> std::io::Result
     let mut text = serde_json::to_vec_pretty(&summary)?;
     text.push(b'\n');
     tokenwarden::fs::replace(path, &text)
+}
+
+/// Writes `bytes` to `path` as a private file replaced atomically (the summary, the report): a
+/// symbolic link planted at the name is replaced, not followed, and no existing file is
+/// truncated in place.
+///
+/// # Errors
+/// The file cannot be created, written or renamed.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    tokenwarden::fs::replace(path, bytes)
 }
 
 /// Whether the file at `path` is a summary tokenwarden wrote (a small JSON object with the mark).

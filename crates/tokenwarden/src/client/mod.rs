@@ -136,6 +136,7 @@ pub struct ApiClientBuilder {
     jitter: Arc<dyn Jitter>,
     budget: Option<Arc<dyn SharedBudget>>,
     more_tokens: Vec<(TokenManager, Option<Arc<dyn SharedBudget>>)>,
+    recorder: Option<crate::observe::Recorder>,
 }
 
 impl std::fmt::Debug for ApiClientBuilder {
@@ -275,6 +276,15 @@ impl ApiClientBuilder {
         self
     }
 
+    /// Records every exchange, and the token events of this client's managers, in `recorder`
+    /// (default: a recorder of its own, see [`ApiClient::recorder`]). A manager given a recorder
+    /// of its own ([`TokenManagerBuilder::recorder`](crate::TokenManagerBuilder::recorder)) keeps
+    /// it.
+    pub fn recorder(mut self, recorder: crate::observe::Recorder) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
     /// The client.
     ///
     /// # Errors
@@ -326,6 +336,15 @@ impl ApiClientBuilder {
             }
             Arc::new(pool::Pool::new(slots))
         });
+        let recorder = self.recorder.unwrap_or_default();
+        recorder.add_rate_source(Arc::clone(&first) as Arc<dyn crate::observe::RateSource>);
+        self.tokens.record_into(&recorder);
+        if let Some(pool) = &pool {
+            for slot in pool.slots.iter().skip(1) {
+                recorder.add_rate_source(Arc::clone(&slot.pacer) as Arc<dyn crate::observe::RateSource>);
+                slot.tokens.record_into(&recorder);
+            }
+        }
         Ok(ApiClient {
             inner: Arc::new(Inner {
                 core: send::Core {
@@ -336,6 +355,7 @@ impl ApiClientBuilder {
                     pacer: first,
                     counters: Arc::default(),
                     pool,
+                    recorder,
                 },
                 http,
                 request_timeout: self.request_timeout,
@@ -370,6 +390,7 @@ impl ApiClient {
             jitter: Arc::new(RandomJitter),
             budget: None,
             more_tokens: Vec::new(),
+            recorder: None,
         }
     }
 
@@ -445,6 +466,12 @@ impl ApiClient {
     /// The API base URL.
     pub fn api_base(&self) -> &Url {
         &self.inner.core.origin
+    }
+
+    /// The record of this client's run: every exchange's outcome and latency, its token
+    /// refreshes, heals and waits, in totals and per second (see [`crate::observe`]).
+    pub fn recorder(&self) -> &crate::observe::Recorder {
+        &self.inner.core.recorder
     }
 
     /// A snapshot of the client's counters.

@@ -245,6 +245,18 @@ impl Pacer {
     }
 }
 
+impl crate::observe::RateSource for Pacer {
+    /// The slower of the fixed and the learned rate, if either applies.
+    fn allowed_rate(&self) -> Option<f64> {
+        let fixed = self.fixed.map(|f| 1.0 / f.interval().as_secs_f64());
+        let learned = self.adaptive.then(|| self.rate()).flatten();
+        match (fixed, learned) {
+            (Some(f), Some(l)) => Some(f.min(l)),
+            (f, l) => f.or(l),
+        }
+    }
+}
+
 /// The time between two requests at `rate` per second (a rate of at least the floor, so finite).
 fn interval_of(rate: f64) -> Duration {
     Duration::from_secs_f64(1.0 / rate.max(super::adaptive::MIN_RATE))

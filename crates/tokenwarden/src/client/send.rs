@@ -11,6 +11,7 @@ use super::pool::Pool;
 use crate::clock::{Instant, Jitter};
 use crate::error::{Error, body_excerpt, excerpt, shown_path};
 use crate::manager::TokenManager;
+use crate::observe::{Class, Recorder};
 use crate::retry::Backoff;
 use crate::token::Bearer;
 use http::{HeaderMap, Method, StatusCode};
@@ -30,6 +31,8 @@ pub(crate) struct Core {
     pub(crate) counters: Arc<Counters>,
     /// With a token pool: every token and its pacer (the first being `tokens` and `pacer`).
     pub(crate) pool: Option<Arc<Pool>>,
+    /// Where every exchange's outcome goes (shared with the token managers).
+    pub(crate) recorder: Recorder,
 }
 
 impl Core {
@@ -48,6 +51,7 @@ impl Core {
             jitter: Arc::new(crate::clock::RandomJitter),
             counters: Arc::default(),
             pool: None,
+            recorder: Recorder::default(),
         }
     }
 
@@ -168,6 +172,7 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
         };
         if turn.is_some_and(|t| t.paced) {
             Counters::inc(&counters.throttle_waits);
+            ctx.recorder.paced();
         }
         // Only the API's origin ever sees the token.
         let bearer = match carry {
@@ -176,7 +181,15 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
         };
         sends += 1;
         Counters::inc(&counters.attempts);
+        let sent_at = Instant::now();
         let sent = a.send(bearer.as_ref()).await?;
+        let answered_at = Instant::now();
+        let class = match &sent {
+            Sent::Answer(answer) => Class::of_status(A::status(answer).as_u16()),
+            Sent::Failed { .. } => Class::Transport,
+        };
+        ctx.recorder
+            .exchange(class, answered_at - sent_at, answered_at);
 
         // Either return, or fall through to the retry decision with what went wrong.
         let (failure, retry_after, last, outcome) = match sent {
@@ -194,6 +207,7 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
                 if heal_pending && status != StatusCode::UNAUTHORIZED {
                     heal_pending = false;
                     Counters::inc(&counters.unauthorized_healed);
+                    ctx.recorder.healed();
                 }
                 tracing::trace!(method = %a.method(), path = a.url().path(), status = status.as_u16(), "API answer");
                 let retry_after = (status == StatusCode::TOO_MANY_REQUESTS)
@@ -215,6 +229,7 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
                     );
                     if seen.new_hold {
                         Counters::inc(&counters.rate_limit_pauses);
+                        ctx.recorder.held();
                     }
                     if seen.cut {
                         Counters::inc(&counters.rate_cuts);
@@ -260,6 +275,7 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
                         );
                         let body = ErrorBody::parse(&A::body(answer).await);
                         let why = crate::manager::Rejection::from_code(body.code.as_deref());
+                        ctx.recorder.token_refused();
                         tokens.rejected_with(rejected, why).await.map_err(A::lift)?;
                         Counters::inc(&counters.retries);
                         after_heal = true;
@@ -334,6 +350,9 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
             }));
         };
         Counters::inc(&counters.retries);
+        if failure == Failure::RateLimited {
+            ctx.recorder.rate_limited_wait(delay);
+        }
         Counters::inc(match failure {
             Failure::RateLimited => &counters.rate_limited_waits,
             Failure::ServerError => &counters.server_errors_retried,

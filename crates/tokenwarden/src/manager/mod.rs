@@ -21,6 +21,7 @@ use crate::clock::{Instant, Jitter, RandomJitter, wall_now};
 use crate::error::Error;
 use crate::grant::Grant;
 use crate::metrics::{Counters, Metrics};
+use crate::observe::RefreshReason;
 use crate::retry::Backoff;
 use crate::store::TokenStore;
 use crate::token::{Bearer, Freshness, HeldToken, RefreshPolicy};
@@ -144,6 +145,8 @@ struct Inner {
     counters: Counters,
     /// Tokens in a row that the API refused after accepting them at most once.
     single_use: std::sync::atomic::AtomicU32,
+    /// Where refreshes are recorded: given to the builder, or the first client's.
+    recorder: std::sync::OnceLock<crate::observe::Recorder>,
 }
 
 /// How many tokens in a row the API may refuse after at most one use each before the manager
@@ -159,6 +162,7 @@ pub struct TokenManagerBuilder {
     backoff: Backoff,
     fatal_cooldown: Duration,
     mint: Option<MintPacing>,
+    recorder: Option<crate::observe::Recorder>,
 }
 
 impl std::fmt::Debug for TokenManagerBuilder {
@@ -206,6 +210,13 @@ impl TokenManagerBuilder {
     /// token pool (and the fleet's processes, when the pacing is shared). Default: no spacing.
     pub fn mint_pacing(mut self, pacing: MintPacing) -> Self {
         self.mint = Some(pacing);
+        self
+    }
+
+    /// Records this manager's token refreshes (and why they started) in `recorder`. Without it,
+    /// the first [`ApiClient`](crate::ApiClient) built with the manager gives its own.
+    pub fn recorder(mut self, recorder: crate::observe::Recorder) -> Self {
+        self.recorder = Some(recorder);
         self
     }
 
@@ -261,6 +272,10 @@ impl TokenManagerBuilder {
                 failures: Failures::new(self.fatal_cooldown, pause),
                 counters: Counters::default(),
                 single_use: std::sync::atomic::AtomicU32::new(0),
+                recorder: self
+                    .recorder
+                    .map(std::sync::OnceLock::from)
+                    .unwrap_or_default(),
             }),
         }
     }
@@ -282,6 +297,7 @@ impl TokenManager {
             backoff: Backoff::default(),
             fatal_cooldown: DEFAULT_FATAL_COOLDOWN,
             mint: None,
+            recorder: None,
         }
     }
 
@@ -448,6 +464,16 @@ impl TokenManager {
         )
     }
 
+    /// Records the refreshes in `recorder` unless the manager records somewhere already.
+    pub(crate) fn record_into(&self, recorder: &crate::observe::Recorder) {
+        let _ = self.inner.recorder.set(recorder.clone());
+    }
+
+    /// The record this manager's refreshes go to, if it has one.
+    pub fn recorder(&self) -> Option<&crate::observe::Recorder> {
+        self.inner.recorder.get()
+    }
+
     /// The grant's name (`client_credentials`, `refresh_token`, `static`).
     pub fn grant_name(&self) -> &'static str {
         self.inner.refresher.grant().name()
@@ -535,10 +561,17 @@ impl Inner {
         if let Some(err) = self.failures.recent_permanent(now) {
             return Next::Fail(err);
         }
-        match reason {
-            Reason::Proactive => Counters::inc(&self.counters.proactive_refreshes),
-            Reason::Reactive => Counters::inc(&self.counters.reactive_refreshes),
-            Reason::Rejected => Counters::inc(&self.counters.rejected_refreshes),
+        let (counter, observed) = match reason {
+            Reason::Proactive => (&self.counters.proactive_refreshes, RefreshReason::Proactive),
+            Reason::Reactive => (&self.counters.reactive_refreshes, RefreshReason::OnDemand),
+            Reason::Rejected => (
+                &self.counters.rejected_refreshes,
+                RefreshReason::AfterUnauthorized,
+            ),
+        };
+        Counters::inc(counter);
+        if let Some(r) = self.recorder.get() {
+            r.refresh_started(observed);
         }
         let this = Arc::clone(self);
         Next::Wait(slot.start(async move { this.run_refresh(reason, replaced).await }))
@@ -587,6 +620,9 @@ impl Inner {
             }
             Err(failure) => {
                 Counters::inc(&self.counters.refresh_failures);
+                if let Some(r) = self.recorder.get() {
+                    r.refresh_failed();
+                }
                 self.failures.note(&failure, Instant::now());
                 // The error goes to every waiting caller; a background refresh has none, so only
                 // its failure is worth a warning of its own.
