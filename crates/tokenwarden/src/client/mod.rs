@@ -4,6 +4,7 @@
 
 mod adaptive;
 mod budget;
+mod forward;
 pub(crate) mod http;
 pub(crate) mod pacer;
 pub(crate) mod policy;
@@ -14,6 +15,7 @@ mod request;
 pub(crate) mod send;
 
 pub use budget::SharedBudget;
+pub use forward::{ForwardRequest, ForwardResponse};
 pub use proxy::ProxyConfig;
 pub use ratelimit::RateLimit;
 pub use request::RequestBuilder;
