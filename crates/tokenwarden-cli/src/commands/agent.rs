@@ -81,10 +81,10 @@ async fn start(
     // The first token before listening: wrong credentials stop the agent at once (exit 3), and a
     // program started next finds a token ready.
     client.tokens().bearer().await?;
-    Ok(Agent::start(client, options).await.map_err(|e| match e {
+    Agent::start(client, options).await.map_err(|e| match e {
         AgentError::Library(e) => anyhow::Error::new(e),
         other => usage(other),
-    })?)
+    })
 }
 
 /// Refuses a listen address that is not loopback, before any credentials are read.
