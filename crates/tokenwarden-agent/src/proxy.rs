@@ -243,7 +243,7 @@ async fn respond(
             }
         }
         if complete {
-            let clean = scrub::whole(&whole, json);
+            let clean = scrub::whole(whole.freeze(), json);
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(clean.len()));
             full(clean)
         } else {

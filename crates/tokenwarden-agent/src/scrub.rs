@@ -10,13 +10,20 @@
 use aho_corasick::{AhoCorasick, MatchKind};
 use bytes::{Bytes, BytesMut};
 
-/// A whole body, scrubbed: JSON decoded and scrubbed when it is JSON, bytes otherwise.
-pub(crate) fn whole(body: &[u8], json: bool) -> Bytes {
-    let clean = match json {
-        true => tokenwarden::redact_json_bytes(body),
-        false => tokenwarden::redact_bytes(body),
+/// A whole body, scrubbed: JSON decoded and scrubbed when it is JSON with escapes in it, bytes
+/// otherwise. Without a backslash, every JSON string reads as it is written, so matching the raw
+/// bytes finds all that decoding would (and costs no parse): the common case, and no copy when
+/// nothing is replaced.
+pub(crate) fn whole(body: Bytes, json: bool) -> Bytes {
+    let escaped = json && body.contains(&b'\\');
+    let clean = match escaped {
+        true => tokenwarden::redact_json_bytes(&body),
+        false => tokenwarden::redact_bytes(&body),
     };
-    Bytes::copy_from_slice(&clean)
+    match clean {
+        std::borrow::Cow::Borrowed(_) => body,
+        std::borrow::Cow::Owned(v) => Bytes::from(v),
+    }
 }
 
 /// Scrubs a stream of chunks of the given secrets.

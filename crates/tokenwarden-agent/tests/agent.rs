@@ -443,9 +443,9 @@ async fn bodies_stream_both_ways() {
 #[tokio::test]
 async fn short_tokens_revocations_a_rate_limit_and_8_workers_every_call_succeeds() {
     let s = Setup::new(SimConfig {
-        token_ttl: Duration::from_secs(1),
-        revoke_every: Some(100),
-        api_rate_limit_per_minute: Some(150),
+        token_ttl: Duration::from_secs(2),
+        revoke_every: Some(150),
+        api_rate_limit_per_minute: Some(100),
         // Unannounced: the agent learns the limit from the 429s it waits out.
         rate_limit_headers: false,
         rate_limit_window: Duration::from_millis(500),
@@ -485,7 +485,7 @@ async fn short_tokens_revocations_a_rate_limit_and_8_workers_every_call_succeeds
         "{seen:?}"
     );
     // One token per lifetime, give or take the revocations it healed.
-    let lifetimes = (started.elapsed().as_secs_f64() / 0.75).ceil() as u64 + 1;
+    let lifetimes = (started.elapsed().as_secs_f64() / 1.5).ceil() as u64 + 1;
     assert!(
         j.tokens_issued <= lifetimes + j.api_revoked_token,
         "{} tokens for {lifetimes} lifetimes and {} revocations",
