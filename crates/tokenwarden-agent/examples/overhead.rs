@@ -69,6 +69,19 @@ async fn drive(base: &str, bearer: &str, requests: usize, concurrency: usize) ->
     }
 }
 
+/// CPU time this process has used (user + system), from /proc (Linux), in clock ticks of 10 ms.
+fn cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    Some(Duration::from_millis((f.first()? + f.get(1)?) * 10))
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -109,8 +122,11 @@ async fn main() {
     drive(&sim.base_url(), &real, 200, concurrency).await;
     drive(&agent.url(), key.expose(), 200, concurrency).await;
 
+    let c0 = cpu();
     let direct = drive(&sim.base_url(), &real, requests, concurrency).await;
+    let c1 = cpu();
     let through = drive(&agent.url(), key.expose(), requests, concurrency).await;
+    let c2 = cpu();
     println!(
         "{requests} requests, concurrency {concurrency}, server latency {} ms",
         latency.as_millis()
@@ -131,6 +147,17 @@ async fn main() {
         ms(through.percentile(0.5)) - ms(direct.percentile(0.5)),
         ms(through.percentile(0.99)) - ms(direct.percentile(0.99)),
     );
+    if let (Some(c0), Some(c1), Some(c2)) = (c0, c1, c2) {
+        // The simulator, the client and (second run) the agent all run in this process: the
+        // difference is the agent's CPU per request.
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / requests as f64;
+        println!(
+            "CPU per request (this process): direct {:.0} us, through the agent {:.0} us: the agent costs {:.0} us",
+            per(c1 - c0),
+            per(c2 - c1),
+            per(c2 - c1) - per(c1 - c0)
+        );
+    }
     let j = sim.journal_counters();
     println!(
         "simulator: {} API requests, {} token requests",
