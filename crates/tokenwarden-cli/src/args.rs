@@ -365,6 +365,17 @@ a profile sets it with redirect_uri, and grant = \"user\" makes every command ac
   tokenwarden -p prod config --json | jq -r .settings.region.source
   GENESYSCLOUD_REGION=eu-west-1 tokenwarden config")]
     Config(Connected<ConfigArgs>),
+    /// Serve the token to every local program: a token endpoint and an API proxy on loopback
+    #[command(after_help = "Examples:
+  tokenwarden agent --listen 127.0.0.1:8181 --key-file ~/.config/tokenwarden/agent.key
+  curl -H \"Authorization: Bearer $(cat ~/.config/tokenwarden/agent.key)\" http://127.0.0.1:8181/api/v2/tokens/me
+  tokenwarden agent --listen 127.0.0.1:0 --key-file agent.key --sink /run/token --sink-format json")]
+    Agent(Connected<AgentArgs>),
+    /// Run CMD with an agent of its own (TOKENWARDEN_AGENT_URL, TOKENWARDEN_AGENT_KEY)
+    #[command(after_help = "Examples:
+  tokenwarden exec -- python3 job.py
+  tokenwarden -p prod exec --rate 5/s -- sh -c 'curl -H \"Authorization: Bearer $TOKENWARDEN_AGENT_KEY\" $TOKENWARDEN_AGENT_URL/api/v2/tokens/me'")]
+    Exec(Connected<ExecArgs>),
     /// Run the embedded Genesys Cloud simulator standalone
     #[command(after_help = "Examples:
   tokenwarden sim --port 8080 --token-ttl 5s --revoke-every 100
@@ -382,6 +393,51 @@ a profile sets it with redirect_uri, and grant = \"user\" makes every command ac
   tokenwarden completions zsh > ~/.zfunc/_tokenwarden
   tokenwarden completions fish > ~/.config/fish/completions/tokenwarden.fish")]
     Completions(CompletionsArgs),
+}
+
+/// What the agent serves with, for `agent` and `exec`.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct AgentServeArgs {
+    /// Write the token to FILE at each refresh, 0600 (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) sink: Vec<PathBuf>,
+    /// raw (the token alone) or json
+    #[arg(long, value_enum, default_value_t = SinkFormatArg::Raw, value_name = "FORMAT", hide_possible_values = true)]
+    pub(crate) sink_format: SinkFormatArg,
+    /// Rate per token, e.g. 5/s or 300/m (fleet-wide with a redis store)
+    #[arg(long, value_name = "N/s|N/m", value_parser = parse_rate)]
+    pub(crate) rate: Option<tokenwarden::RateLimit>,
+    #[command(flatten)]
+    pub(crate) pool: PoolArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum SinkFormatArg {
+    // The token alone, no newline.
+    Raw,
+    // {"access_token", "token_type", "expires_in", "expires_at"}.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AgentArgs {
+    /// Loopback address to listen on (port 0 picks a free one)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8181")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// The agent key, created 0600 if missing [or env: TOKENWARDEN_AGENT_KEY]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) serve: AgentServeArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExecArgs {
+    #[command(flatten)]
+    pub(crate) serve: AgentServeArgs,
+    /// The command to run, after --
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub(crate) command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]

@@ -59,8 +59,8 @@ pub use authorize::{
 };
 pub use client::{
     ApiClient, ApiClientBuilder, ApiResponse, ClientMetrics, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_MAX_REDIRECTS, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT, ProxyConfig,
-    RateLimit, RequestBuilder, SharedBudget,
+    DEFAULT_MAX_REDIRECTS, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT, ForwardRequest,
+    ForwardResponse, ProxyConfig, RateLimit, RequestBuilder, SharedBudget,
 };
 pub use clock::Jitter;
 pub use error::{Class, Error, Result, SignInFailure};

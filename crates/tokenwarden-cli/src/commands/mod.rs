@@ -1,5 +1,6 @@
 //! One function per command, and the shared glue that turns settings into library objects.
 
+mod agent;
 mod batch;
 mod check;
 mod config;
@@ -68,6 +69,8 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
             batch::check_args(&c.args, &g)?;
             batch::run(&g, c.args, &mut hint).await
         }
+        Command::Agent(c) => agent::agent(&with(c.connection), c.args, &mut hint).await,
+        Command::Exec(c) => agent::exec(&with(c.connection), c.args, &mut hint).await,
         Command::Config(c) => config::run(&with(c.connection), &c.args),
         Command::Login(c) => login::login(with(c.connection), c.args, &mut hint).await,
         Command::Logout(c) => login::logout(with(c.connection), &mut hint).await,

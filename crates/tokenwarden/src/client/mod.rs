@@ -3,6 +3,7 @@
 //! request when replaying is unsafe, and never sends the token off the API's origin.
 
 mod adaptive;
+mod forward;
 pub(crate) mod pacer;
 pub(crate) mod policy;
 mod pool;
@@ -11,6 +12,7 @@ pub(crate) mod send;
 
 pub use crate::rate::{RateLimit, SharedBudget};
 pub use crate::transport::ProxyConfig;
+pub use forward::{ForwardRequest, ForwardResponse};
 pub use request::RequestBuilder;
 
 use crate::clock::{Instant, Jitter, RandomJitter};

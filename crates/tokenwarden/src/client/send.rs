@@ -252,6 +252,10 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
                     }
                     Action::Heal => {
                         if !a.can_resend() {
+                            // Replaced all the same: the caller's next request gets a valid token.
+                            if let Some(rejected) = bearer.as_ref() {
+                                tokens.rejected(rejected).await.map_err(A::lift)?;
+                            }
                             return Err(A::lift(not_replayable(a.method(), a.url())));
                         }
                         // A 401 proves the server did not act: any method may be sent again.

@@ -1,0 +1,270 @@
+//! The agent key: what a local program presents to prove it may use the organisation's token,
+//! and the local credential derived from it (what the agent's token endpoint hands out).
+
+use crate::error::AgentError;
+use base64::Engine as _;
+use hmac::{KeyInit as _, Mac as _};
+use std::path::Path;
+use zeroize::Zeroizing;
+
+/// The environment variable that gives the key instead of a key file.
+pub const KEY_ENV: &str = "TOKENWARDEN_AGENT_KEY";
+
+/// Random bytes in a key the agent creates.
+pub const KEY_BYTES: usize = 32;
+
+/// Shortest key accepted from a file or [`KEY_ENV`]: a guessable key would hand the token to
+/// any local program.
+pub const MIN_KEY_LEN: usize = 32;
+
+/// The most of a key file read.
+const MAX_KEY_FILE: u64 = 4096;
+
+/// Prefix of local credentials, so that one is recognisable in a bug report (never a real token).
+const LOCAL_PREFIX: &str = "twl_";
+
+/// The agent key. Its `Debug` output hides it; it is compared in constant time.
+#[derive(Clone)]
+pub struct AgentKey {
+    key: Zeroizing<String>,
+    /// The local credential: an HMAC of a fixed label under the key, so that it is stable across
+    /// restarts with the same key (a client holding it keeps working) and reveals nothing of it.
+    local: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for AgentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AgentKey([redacted])")
+    }
+}
+
+impl AgentKey {
+    /// A key from its text (a file's first line, or [`KEY_ENV`]), trimmed.
+    ///
+    /// # Errors
+    /// [`AgentError::Key`] if it is shorter than [`MIN_KEY_LEN`] or not printable ASCII.
+    pub fn from_text(text: &str) -> Result<Self, AgentError> {
+        let key = text.trim();
+        if key.len() < MIN_KEY_LEN {
+            return Err(AgentError::Key(format!(
+                "the agent key must be at least {MIN_KEY_LEN} characters long"
+            )));
+        }
+        if !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(AgentError::Key(
+                "the agent key must be printable ASCII without spaces".into(),
+            ));
+        }
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes())
+            .expect("HMAC takes a key of any length");
+        mac.update(b"tokenwarden-agent local credential v1");
+        let digest = mac.finalize().into_bytes();
+        let local = format!(
+            "{LOCAL_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+        );
+        // The key and the local credential are secrets: scrubbed from anything shown.
+        tokenwarden::register_secret(key);
+        tokenwarden::register_secret(&local);
+        Ok(Self {
+            key: Zeroizing::new(key.to_string()),
+            local: Zeroizing::new(local),
+        })
+    }
+
+    /// A fresh random key held in memory only (`tokenwarden exec`).
+    pub fn generate() -> Self {
+        Self::from_text(&random_key()).expect("a generated key is valid")
+    }
+
+    /// The key in `path`, created (0600, [`KEY_BYTES`] random bytes in hex) when missing.
+    ///
+    /// # Errors
+    /// [`AgentError::Key`] if the file is a symlink, not a regular file, readable or writable by
+    /// the group or others, or holds no valid key; [`AgentError::Io`] if it cannot be read or
+    /// created.
+    pub fn load_or_create(path: &Path) -> Result<Self, AgentError> {
+        match read_private(path)? {
+            Some(text) => Self::from_text(&text)
+                .map_err(|e| AgentError::Key(format!("{}: {e}", path.display()))),
+            None => {
+                let text = random_key();
+                create_private(path, format!("{text}\n").as_bytes())?;
+                tracing::info!(path = %path.display(), "created a new agent key file (0600)");
+                Self::from_text(&text)
+            }
+        }
+    }
+
+    /// The key itself, to hand to a child process (`exec`). Never log it.
+    pub fn expose(&self) -> &str {
+        &self.key
+    }
+
+    /// The local credential handed out by the agent's token endpoint. Never log it.
+    pub fn local_credential(&self) -> &str {
+        &self.local
+    }
+
+    /// Whether `presented` is the key.
+    pub fn is_key(&self, presented: &str) -> bool {
+        constant_time_eq(presented.as_bytes(), self.key.as_bytes())
+    }
+
+    /// Whether `presented` is the key or the local credential.
+    pub fn accepts(&self, presented: &str) -> bool {
+        // Both compared, always: the time taken says nothing about which one was close.
+        let key = self.is_key(presented);
+        let local = constant_time_eq(presented.as_bytes(), self.local.as_bytes());
+        key | local
+    }
+}
+
+/// Equality that takes the same time wherever the first difference is.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn random_key() -> String {
+    use rand::RngCore as _;
+    let mut bytes = Zeroizing::new([0u8; KEY_BYTES]);
+    rand::rng().fill_bytes(bytes.as_mut());
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The file's text, if it exists: opened without following a symlink, and refused unless it is a
+/// regular file that only its owner can read or write.
+#[cfg(unix)]
+fn read_private(path: &Path) -> Result<Option<Zeroizing<String>>, AgentError> {
+    use rustix::fs::{Mode, OFlags};
+    use std::io::Read as _;
+    let fd = match rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(rustix::io::Errno::LOOP) => {
+            return Err(AgentError::Key(format!(
+                "{} is a symlink: give the key file itself",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(AgentError::io("open", path, e.into())),
+    };
+    let stat = rustix::fs::fstat(&fd).map_err(|e| AgentError::io("stat", path, e.into()))?;
+    let kind = rustix::fs::FileType::from_raw_mode(stat.st_mode);
+    if kind != rustix::fs::FileType::RegularFile {
+        return Err(AgentError::Key(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    if stat.st_mode & 0o077 != 0 {
+        return Err(AgentError::Key(format!(
+            "{} can be read or written by others (mode {:o}): run chmod 600 on it",
+            path.display(),
+            stat.st_mode & 0o777
+        )));
+    }
+    let mut text = Zeroizing::new(String::new());
+    std::fs::File::from(fd)
+        .take(MAX_KEY_FILE)
+        .read_to_string(&mut text)
+        .map_err(|e| AgentError::io("read", path, e))?;
+    let first = Zeroizing::new(text.lines().next().unwrap_or_default().to_string());
+    Ok(Some(first))
+}
+
+#[cfg(not(unix))]
+fn read_private(path: &Path) -> Result<Option<Zeroizing<String>>, AgentError> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(AgentError::io("stat", path, e)),
+        Ok(m) if m.file_type().is_symlink() => Err(AgentError::Key(format!(
+            "{} is a symlink: give the key file itself",
+            path.display()
+        ))),
+        Ok(_) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| AgentError::io("read", path, e))?;
+            Ok(Some(Zeroizing::new(
+                text.lines().next().unwrap_or_default().to_string(),
+            )))
+        }
+    }
+}
+
+/// Creates `path` with `contents`, readable by its owner only; never over an existing file or
+/// through a symlink.
+fn create_private(path: &Path, contents: &[u8]) -> Result<(), AgentError> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|e| AgentError::io("create", path, e))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| AgentError::io("write", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_local_credentials() {
+        let k = AgentKey::from_text(&"k".repeat(40)).unwrap();
+        assert!(k.accepts(&"k".repeat(40)));
+        assert!(k.accepts(k.local_credential()));
+        assert!(!k.accepts(&"k".repeat(39)));
+        assert!(!k.accepts(""));
+        assert!(k.is_key(&"k".repeat(40)) && !k.is_key(k.local_credential()));
+        assert!(k.local_credential().starts_with(LOCAL_PREFIX));
+        // Stable for the same key, different for another.
+        let again = AgentKey::from_text(&"k".repeat(40)).unwrap();
+        assert_eq!(again.local_credential(), k.local_credential());
+        let other = AgentKey::generate();
+        assert_ne!(other.local_credential(), k.local_credential());
+        assert_eq!(other.expose().len(), 2 * KEY_BYTES);
+        assert!(!format!("{k:?}").contains("kkkk"));
+        assert!(AgentKey::from_text("short").is_err());
+        assert!(AgentKey::from_text(&format!("{} x", "k".repeat(40))).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_files_are_created_private_and_refused_when_not() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.key");
+        let created = AgentKey::load_or_create(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let read = AgentKey::load_or_create(&path).unwrap();
+        assert_eq!(read.expose(), created.expose());
+        assert_eq!(read.expose().len(), 64);
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let e = AgentKey::load_or_create(&path).unwrap_err().to_string();
+        assert!(e.contains("chmod 600"), "{e}");
+        assert!(!e.contains(created.expose()), "{e}");
+
+        let link = dir.path().join("link.key");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let e = AgentKey::load_or_create(&link).unwrap_err().to_string();
+        assert!(e.contains("symlink"), "{e}");
+        // A dangling symlink is not followed to create a file elsewhere either.
+        let dangling = dir.path().join("dangling.key");
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &dangling).unwrap();
+        assert!(AgentKey::load_or_create(&dangling).is_err());
+        assert!(!dir.path().join("elsewhere").exists());
+    }
+}

@@ -1,0 +1,206 @@
+//! # tokenwarden-agent
+//!
+//! One process that holds the token (and the rate budget) for every program on the machine, the
+//! way Vault Agent holds a Vault token: programs in any language, unchanged but for their base URL
+//! and the secret they are given, get tokens that never expire mid-job.
+//!
+//! An [`Agent`] listens on loopback and serves:
+//! - `GET /healthz` (no key): 200 while a valid token is held, 503 otherwise.
+//! - `POST /oauth/token`: an OAuth 2.0 token endpoint for local clients (`client_credentials`,
+//!   the client secret being the [`AgentKey`]), answering a *local credential*, never the real
+//!   token.
+//! - `GET /token` (key): the real token, for programs that must hold it themselves.
+//! - `GET /metrics`: Prometheus text.
+//! - anything else: forwarded to the API through the library's [`ApiClient`] with the real token
+//!   (401 healed, 429 waited out, retries, the learned rate shared), the answer streamed back with
+//!   the real token scrubbed.
+//!
+//! Every request is first checked by [`guard::check`]: loopback `Host` only (DNS rebinding), no
+//! `Origin` (web pages), no proxy requests (`CONNECT`, absolute form), no path naming another
+//! host. [`Sink`]s write the real token to files as it is refreshed.
+//!
+//! ```no_run
+//! # async fn run(client: tokenwarden::ApiClient) -> Result<(), tokenwarden_agent::AgentError> {
+//! use tokenwarden_agent::{Agent, AgentKey, AgentOptions};
+//!
+//! let agent = Agent::start(client, AgentOptions::new("127.0.0.1:0".parse().unwrap(), AgentKey::generate())).await?;
+//! println!("listening on {}", agent.url());
+//! agent.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod error;
+pub mod guard;
+mod key;
+mod metrics;
+mod proxy;
+mod scrub;
+mod server;
+mod sink;
+
+pub use error::AgentError;
+pub use key::{AgentKey, KEY_BYTES, KEY_ENV, MIN_KEY_LEN};
+pub use metrics::{ProxyCounters, render};
+pub use proxy::{REPLAYABLE_BODY, SCRUBBED_WHOLE, strip_hop_by_hop};
+pub use scrub::Streaming;
+pub use server::{LOCAL_TOKEN_LIFETIME, Limits, MAX_HEAD, MAX_HEADERS};
+pub use sink::{Sink, SinkFormat};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokenwarden::ApiClient;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How an [`Agent`] is started.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AgentOptions {
+    /// Where to listen: a loopback address (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// The key local programs present.
+    pub key: AgentKey,
+    /// Files the real token is written to.
+    pub sinks: Vec<Sink>,
+    /// Limits on what callers send.
+    pub limits: Limits,
+}
+
+impl AgentOptions {
+    /// Options to listen on `listen` with `key`, no sinks, the default limits.
+    pub fn new(listen: SocketAddr, key: AgentKey) -> Self {
+        Self {
+            listen,
+            key,
+            sinks: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Adds a sink.
+    pub fn sink(mut self, sink: Sink) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+}
+
+/// A running agent. Dropping it stops it (and removes its sinks) without waiting; prefer
+/// [`shutdown`](Self::shutdown).
+pub struct Agent {
+    addr: SocketAddr,
+    state: Arc<server::State>,
+    stop: watch::Sender<bool>,
+    accept: Option<JoinHandle<()>>,
+    sink_task: Option<JoinHandle<()>>,
+    sinks: Vec<Sink>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("addr", &self.addr)
+            .field("sinks", &self.sinks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    /// Listens on `options.listen` and serves with `client`.
+    ///
+    /// # Errors
+    /// [`AgentError::Listen`] for an address that is not loopback (the agent speaks plain HTTP:
+    /// off loopback the key and the answers would travel in clear text) or that cannot be bound;
+    /// [`AgentError::Sink`] for an unusable sink.
+    pub async fn start(client: ApiClient, options: AgentOptions) -> Result<Agent, AgentError> {
+        let AgentOptions {
+            listen,
+            key,
+            sinks,
+            limits,
+        } = options;
+        if !listen.ip().is_loopback() {
+            return Err(AgentError::Listen {
+                addr: listen.to_string(),
+                why: "not a loopback address: the agent speaks plain HTTP, so the key and the API's answers would cross the network in clear text, and it has no TLS; listen on 127.0.0.1 (in Kubernetes, a sidecar shares the pod's loopback)".into(),
+            });
+        }
+        for s in &sinks {
+            s.check()?;
+        }
+        let listener =
+            tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| AgentError::Listen {
+                    addr: listen.to_string(),
+                    why: e.to_string(),
+                })?;
+        let addr = listener.local_addr().map_err(|e| AgentError::Listen {
+            addr: listen.to_string(),
+            why: e.to_string(),
+        })?;
+        let state = Arc::new(server::State {
+            client: client.clone(),
+            key,
+            local: addr,
+            counters: ProxyCounters::default(),
+            limits,
+        });
+        let (stop, stopped) = watch::channel(false);
+        let accept = tokio::spawn(server::serve(listener, Arc::clone(&state), stopped));
+        let sink_task = (!sinks.is_empty()).then(|| tokio::spawn(sink::run(client, sinks.clone())));
+        tracing::info!(%addr, sinks = sinks.len(), "agent listening");
+        Ok(Agent {
+            addr,
+            state,
+            stop,
+            accept: Some(accept),
+            sink_task,
+            sinks,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its base URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The Prometheus text `GET /metrics` serves.
+    pub fn metrics(&self) -> String {
+        render(&self.state.client, &self.state.counters)
+    }
+
+    /// Stops listening, lets the requests in progress finish, and removes the sinks.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.sink_task.take() {
+            t.abort();
+        }
+        for s in &self.sinks {
+            s.remove();
+        }
+        if let Some(a) = self.accept.take() {
+            let _ = a.await;
+        }
+        tracing::info!(addr = %self.addr, "agent stopped");
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.sink_task.take() {
+            t.abort();
+        }
+        if let Some(a) = self.accept.take() {
+            a.abort();
+            for s in &self.sinks {
+                s.remove();
+            }
+        }
+    }
+}

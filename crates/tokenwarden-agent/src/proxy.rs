@@ -1,0 +1,336 @@
+//! The API proxy: a local request, its credential checked, forwarded through the library's
+//! client with the real token (see [`tokenwarden::ApiClient::forward`]), and the answer streamed
+//! back, hop-by-hop headers handled as RFC 9110 §7.6.1 says and the real token scrubbed.
+
+use crate::server::{Body, State, error_response, full};
+use crate::{guard, scrub};
+use bytes::Bytes;
+use futures::StreamExt as _;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt as _;
+use hyper::body::{Frame, Incoming};
+use std::time::Instant;
+
+/// A request body up to this size is read whole before it is forwarded, so that a 401 heal, a
+/// 429 or a retry can send it again; a larger one streams, and is sent once.
+pub const REPLAYABLE_BODY: usize = 1 << 20;
+
+/// An answer up to this size is read whole, scrubbed of the token (JSON decoded) and sent with
+/// its exact `Content-Length`; a larger one streams, scrubbed of the raw token as it passes.
+pub const SCRUBBED_WHOLE: usize = 8 << 20;
+
+/// The header that carries the agent's own marker: its value is `1.1 tokenwarden-agent`.
+const VIA: &str = "1.1 tokenwarden-agent";
+
+/// Headers that concern one connection only (RFC 9110 §7.6.1), never forwarded either way, with
+/// the ones `Connection` names.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes the hop-by-hop headers, those named in `Connection` first.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        headers.remove(n);
+    }
+}
+
+/// Forwards `req` (its head already checked by [`guard::check`], its credential by the caller).
+pub(crate) async fn forward(state: &State, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let method = parts.method.clone();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let path = parts.uri.path().to_string();
+
+    let announced = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > state.limits.max_body) {
+        state.counters.refused();
+        return guard_response(guard::TOO_LARGE);
+    }
+
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    // The agent reads what it forwards back: an encoded answer could not be scrubbed.
+    headers.remove(header::ACCEPT_ENCODING);
+    // Answered by the agent's own HTTP server when it reads the body.
+    headers.remove(header::EXPECT);
+    headers.append(header::VIA, HeaderValue::from_static(VIA));
+
+    let mut request = state
+        .client
+        .forward(method.clone(), &target)
+        .headers(headers);
+    match read_body(body, state.limits.max_body).await {
+        Ok(ReadBody::Whole(bytes)) if bytes.is_empty() && announced.is_none() => {}
+        Ok(ReadBody::Whole(bytes)) => request = request.body(bytes),
+        Ok(ReadBody::Stream(body)) => request = request.body_stream(body),
+        Err(refusal) => {
+            state.counters.refused();
+            return guard_response(refusal);
+        }
+    }
+
+    let result = request.send().await;
+    let took = started.elapsed();
+    let answer = match result {
+        Ok(answer) => answer,
+        Err(e) => {
+            let (status, code) = library_error_status(&e);
+            state.counters.record(None, took);
+            tracing::info!(%method, path = %path, error = %e, "forwarded request failed");
+            return error_response(status, code, &tokenwarden::redact(&e.to_string()));
+        }
+    };
+    let status = answer.status();
+    state.counters.record(Some(status.as_u16()), took);
+    tracing::debug!(%method, path = %path, status = status.as_u16(), took_ms = took.as_millis() as u64, "forwarded");
+    respond(state, &method, answer).await
+}
+
+/// What the caller gets for a library error: a status and a stable code (the message is the
+/// error's own, which the library keeps free of secrets).
+fn library_error_status(e: &tokenwarden::Error) -> (StatusCode, &'static str) {
+    use tokenwarden::Error as E;
+    match e {
+        E::Config(_) => (StatusCode::BAD_REQUEST, "agent.path.refused"),
+        E::Unauthorized { .. } => (StatusCode::UNAUTHORIZED, "agent.token.refused"),
+        E::NotReplayable(_) => (StatusCode::BAD_GATEWAY, "agent.not.replayable"),
+        E::Redirect { .. } => (StatusCode::BAD_GATEWAY, "agent.redirect"),
+        E::Transport { .. } | E::RetriesExhausted { .. } => {
+            (StatusCode::BAD_GATEWAY, "agent.api.unreachable")
+        }
+        e if e.is_credentials() => (StatusCode::SERVICE_UNAVAILABLE, "agent.credentials.refused"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "agent.token.unavailable"),
+    }
+}
+
+pub(crate) fn guard_response(r: guard::Refusal) -> Response<Body> {
+    error_response(r.status, r.code, r.message)
+}
+
+enum ReadBody {
+    Whole(Bytes),
+    Stream(reqwest::Body),
+}
+
+/// The request body: whole when it ends within [`REPLAYABLE_BODY`], else a stream of what was
+/// read and what follows, cut off (the forwarded request fails) past `max` bytes.
+async fn read_body(mut body: Incoming, max: u64) -> Result<ReadBody, guard::Refusal> {
+    let mut head = bytes::BytesMut::new();
+    loop {
+        match body.frame().await {
+            None => return Ok(ReadBody::Whole(head.freeze())),
+            Some(Err(_)) => return Err(guard::BROKEN_BODY),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    head.extend_from_slice(&data);
+                    if head.len() as u64 > max {
+                        return Err(guard::TOO_LARGE);
+                    }
+                    if head.len() > REPLAYABLE_BODY {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let mut seen = head.len() as u64;
+    let first = futures::stream::once(async move { Ok::<Bytes, std::io::Error>(head.freeze()) });
+    let rest = http_body_util::BodyStream::new(body).filter_map(move |frame| {
+        let item = match frame {
+            Err(e) => Some(Err(std::io::Error::other(e))),
+            Ok(f) => match f.into_data() {
+                Ok(data) => {
+                    seen += data.len() as u64;
+                    if seen > max {
+                        Some(Err(std::io::Error::other(
+                            "request body larger than the agent accepts",
+                        )))
+                    } else {
+                        Some(Ok(data))
+                    }
+                }
+                Err(_) => None,
+            },
+        };
+        std::future::ready(item)
+    });
+    Ok(ReadBody::Stream(reqwest::Body::wrap_stream(
+        first.chain(rest),
+    )))
+}
+
+/// The API's answer as the local caller gets it.
+async fn respond(
+    state: &State,
+    method: &Method,
+    answer: tokenwarden::ForwardResponse,
+) -> Response<Body> {
+    let status = answer.status();
+    let mut headers = answer.headers().clone();
+    strip_hop_by_hop(&mut headers);
+    // No CORS header ever leaves the agent, whatever the API says.
+    let cors: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| n.as_str().starts_with("access-control-"))
+        .cloned()
+        .collect();
+    for n in cors {
+        headers.remove(n);
+    }
+    scrub_headers(&mut headers);
+    headers.append(header::VIA, HeaderValue::from_static(VIA));
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.contains("json"));
+
+    let no_body = *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let mut response = answer.into_response();
+    let body = if no_body {
+        full(Bytes::new())
+    } else {
+        headers.remove(header::CONTENT_LENGTH);
+        // Read up to the limit; an answer that ends there is scrubbed whole.
+        let mut whole = bytes::BytesMut::new();
+        let mut complete = false;
+        while whole.len() <= SCRUBBED_WHOLE {
+            match response.chunk().await {
+                Ok(Some(c)) => whole.extend_from_slice(&c),
+                Ok(None) => {
+                    complete = true;
+                    break;
+                }
+                Err(e) => {
+                    tracing::info!(error = %tokenwarden::redact(&e.to_string()), "the API's answer broke off");
+                    return error_response(
+                        StatusCode::BAD_GATEWAY,
+                        "agent.api.unreachable",
+                        "the API's answer broke off",
+                    );
+                }
+            }
+        }
+        if complete {
+            let clean = scrub::whole(whole.freeze(), json);
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(clean.len()));
+            full(clean)
+        } else {
+            streamed(state, whole.freeze(), response)
+        }
+    };
+    let mut out = Response::new(body);
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out
+}
+
+/// A large answer, streamed and scrubbed of the raw tokens as it passes.
+fn streamed(state: &State, head: Bytes, response: reqwest::Response) -> Body {
+    let tokens: Vec<zeroize::Zeroizing<String>> = state
+        .client
+        .token_managers()
+        .into_iter()
+        .filter_map(|t| t.current())
+        .map(|b| zeroize::Zeroizing::new(b.access_token().expose_secret().to_string()))
+        .collect();
+    let refs: Vec<&str> = tokens.iter().map(|t| t.as_str()).collect();
+    let mut scrubber = scrub::Streaming::new(&refs);
+    let first = scrubber.push(&head);
+    let scrubber = std::sync::Arc::new(std::sync::Mutex::new(scrubber));
+    let tail = std::sync::Arc::clone(&scrubber);
+    let rest = response.bytes_stream().map(move |c| match c {
+        Ok(c) => Ok(scrubber.lock().unwrap_or_else(|e| e.into_inner()).push(&c)),
+        Err(e) => Err(std::io::Error::other(e.without_url())),
+    });
+    let end = futures::stream::once(async move {
+        Ok(tail.lock().unwrap_or_else(|e| e.into_inner()).finish())
+    });
+    let stream = futures::stream::once(async move { Ok(first) })
+        .chain(rest)
+        .chain(end)
+        .map(|r: Result<Bytes, std::io::Error>| r.map(Frame::data));
+    http_body_util::BodyExt::boxed(http_body_util::StreamBody::new(stream))
+}
+
+/// Header values with a token in them scrubbed (one that no longer parses is dropped).
+fn scrub_headers(headers: &mut HeaderMap) {
+    let dirty: Vec<HeaderName> = headers
+        .iter()
+        .filter(|(_, v)| {
+            matches!(
+                tokenwarden::redact_bytes(v.as_bytes()),
+                std::borrow::Cow::Owned(_)
+            )
+        })
+        .map(|(n, _)| n.clone())
+        .collect();
+    for name in dirty {
+        let values: Vec<HeaderValue> = headers
+            .get_all(&name)
+            .iter()
+            .filter_map(|v| HeaderValue::from_bytes(&tokenwarden::redact_bytes(v.as_bytes())).ok())
+            .collect();
+        headers.remove(&name);
+        for v in values {
+            headers.append(&name, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_removed() {
+        let mut h = HeaderMap::new();
+        for (n, v) in [
+            ("connection", "keep-alive, x-private-hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-private-hop", "1"),
+            ("transfer-encoding", "chunked"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
+            ("proxy-authorization", "Basic abc"),
+            ("content-type", "application/json"),
+            ("x-kept", "yes"),
+        ] {
+            h.insert(HeaderName::from_static(n), HeaderValue::from_static(v));
+        }
+        strip_hop_by_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["content-type", "x-kept"]);
+    }
+}

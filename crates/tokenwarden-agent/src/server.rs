@@ -1,0 +1,339 @@
+//! The HTTP server: one loopback listener, HTTP/1.1 with bounded heads, every request checked by
+//! [`guard::check`] before it is routed to an endpoint or to the proxy.
+
+use crate::metrics::ProxyCounters;
+use crate::{AgentKey, guard, metrics, proxy};
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokenwarden::ApiClient;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Bodies the agent answers with.
+pub(crate) type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+/// The largest request head (request line and headers) read: a longer one is answered 431.
+pub const MAX_HEAD: usize = 64 * 1024;
+/// The most headers in a request.
+pub const MAX_HEADERS: usize = 100;
+/// The largest body of `POST /oauth/token`.
+const MAX_TOKEN_REQUEST: usize = 16 * 1024;
+/// A request head must arrive within this time.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// What the agent's token endpoint says its local credential lives: a year. It is no token of
+/// the API; it is valid for as long as the key is.
+pub const LOCAL_TOKEN_LIFETIME: u64 = 365 * 86_400;
+
+/// Limits on what a local caller may send.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest request body forwarded.
+    pub max_body: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_body: 64 << 20 }
+    }
+}
+
+/// What every request is served with.
+pub(crate) struct State {
+    pub(crate) client: ApiClient,
+    pub(crate) key: AgentKey,
+    pub(crate) local: SocketAddr,
+    pub(crate) counters: ProxyCounters,
+    pub(crate) limits: Limits,
+}
+
+pub(crate) fn full(bytes: Bytes) -> Body {
+    http_body_util::Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A JSON answer with `Cache-Control: no-store` (nothing the agent says is to be cached).
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let body = Bytes::from(value.to_string());
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// An error in the Genesys shape: `{"message", "code", "status"}`.
+pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    let mut r = json(
+        status,
+        &serde_json::json!({"message": message, "code": code, "status": status.as_u16()}),
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"tokenwarden-agent\""),
+        );
+    }
+    r
+}
+
+/// Accepts connections until `stop` turns true, then lets each connection finish its request.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
+        };
+        let (stream, _) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = Arc::clone(&state);
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let state = Arc::clone(&state);
+                async move { Ok::<_, std::convert::Infallible>(handle(&state, req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .max_buf_size(MAX_HEAD)
+                .max_headers(MAX_HEADERS)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "connection ended");
+                    }
+                }
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+}
+
+/// Routes one request.
+async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
+    if let Err(refusal) = guard::check(req.method(), req.uri(), req.headers(), state.local) {
+        state.counters.refused();
+        tracing::info!(code = refusal.code, method = %req.method(), "request refused");
+        return proxy::guard_response(refusal);
+    }
+    let method = req.method().clone();
+    match req.uri().path() {
+        "/healthz" => match method {
+            Method::GET | Method::HEAD => healthz(state),
+            _ => not_allowed("GET"),
+        },
+        "/metrics" => match method {
+            Method::GET => {
+                let text = metrics::render(&state.client, &state.counters);
+                let mut r = Response::new(full(Bytes::from(text)));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                r
+            }
+            _ => not_allowed("GET"),
+        },
+        "/oauth/token" => match method {
+            Method::POST => token_endpoint(state, req).await,
+            _ => not_allowed("POST"),
+        },
+        "/token" => match method {
+            Method::GET => match authorized(state, &req) {
+                true => real_token(state).await,
+                false => unauthorized(state),
+            },
+            _ => not_allowed("GET"),
+        },
+        _ => match authorized(state, &req) {
+            true => proxy::forward(state, req).await,
+            false => unauthorized(state),
+        },
+    }
+}
+
+fn authorized(state: &State, req: &Request<Incoming>) -> bool {
+    guard::bearer(req.headers()).is_some_and(|b| state.key.accepts(b))
+}
+
+fn unauthorized(state: &State) -> Response<Body> {
+    state.counters.refused();
+    tracing::info!(code = guard::UNAUTHORIZED.code, "request refused");
+    proxy::guard_response(guard::UNAUTHORIZED)
+}
+
+fn not_allowed(allow: &'static str) -> Response<Body> {
+    let mut r = error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "agent.method.not.allowed",
+        "method not allowed on this endpoint",
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+/// 200 while a valid token is held, 503 otherwise; the body says only which.
+fn healthz(state: &State) -> Response<Body> {
+    let now = tokenwarden::Instant::now();
+    let valid = state
+        .client
+        .tokens()
+        .current()
+        .is_some_and(|b| b.expires_at() > now);
+    match valid {
+        true => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+        false => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({"status": "unavailable"}),
+        ),
+    }
+}
+
+/// `GET /token`: the real token, for programs that must hold it themselves.
+async fn real_token(state: &State) -> Response<Body> {
+    match state.client.tokens().bearer().await {
+        Ok(b) => {
+            let left = b
+                .expires_at()
+                .saturating_duration_since(tokenwarden::Instant::now());
+            json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "access_token": b.access_token().expose_secret(),
+                    "token_type": "bearer",
+                    "expires_in": left.as_secs(),
+                }),
+            )
+        }
+        Err(e) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "agent.token.unavailable",
+            &tokenwarden::redact(&e.to_string()),
+        ),
+    }
+}
+
+/// An OAuth error answer (RFC 6749 §5.2).
+fn oauth_error(status: StatusCode, error: &str, description: &str, basic: bool) -> Response<Body> {
+    let mut r = json(
+        status,
+        &serde_json::json!({"error": error, "error_description": description}),
+    );
+    if basic && status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"tokenwarden-agent\""),
+        );
+    }
+    r
+}
+
+/// `POST /oauth/token`: `client_credentials` with the key as the client secret (HTTP Basic or
+/// form fields), answered with the local credential.
+async fn token_endpoint(state: &State, req: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let limited = http_body_util::Limited::new(body, MAX_TOKEN_REQUEST);
+    let Ok(collected) = limited.collect().await else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the request body is too large or broken",
+            false,
+        );
+    };
+    let body = collected.to_bytes();
+    let form: Vec<(String, zeroize::Zeroizing<String>)> = url::form_urlencoded::parse(&body)
+        .map(|(k, v)| (k.into_owned(), zeroize::Zeroizing::new(v.into_owned())))
+        .collect();
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+
+    let basic = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .map(|(_, b64)| b64.trim().to_string());
+    let secret: Option<zeroize::Zeroizing<String>> = match &basic {
+        Some(b64) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .ok()
+            .map(zeroize::Zeroizing::new)
+            .and_then(|raw| {
+                let text = std::str::from_utf8(&raw).ok()?.to_string();
+                let text = zeroize::Zeroizing::new(text);
+                let (_, secret) = text.split_once(':')?;
+                // RFC 6749 §2.3.1: both parts are form-encoded before they are joined.
+                let decoded: String = url::form_urlencoded::parse(format!("s={secret}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+                Some(zeroize::Zeroizing::new(decoded))
+            }),
+        None => field("client_secret").map(|s| zeroize::Zeroizing::new(s.to_string())),
+    };
+    if !secret.as_deref().is_some_and(|s| state.key.is_key(s)) {
+        state.counters.refused();
+        tracing::info!("token request refused: wrong or missing client secret");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed: the client secret must be the agent key",
+            basic.is_some(),
+        );
+    }
+    if field("grant_type") != Some("client_credentials") {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "the agent issues client_credentials tokens only",
+            false,
+        );
+    }
+    state.counters.local_token();
+    let mut r = json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "access_token": state.key.local_credential(),
+            "token_type": "bearer",
+            "expires_in": LOCAL_TOKEN_LIFETIME,
+        }),
+    );
+    r.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
+}
