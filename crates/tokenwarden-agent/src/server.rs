@@ -204,7 +204,7 @@ fn not_allowed(allow: &'static str) -> Response<Body> {
 
 /// 200 while a valid token is held, 503 otherwise; the body says only which.
 fn healthz(state: &State) -> Response<Body> {
-    let now = tokenwarden::Instant::now();
+    let now = tokio::time::Instant::now();
     let valid = state
         .client
         .tokens()
@@ -225,7 +225,7 @@ async fn real_token(state: &State) -> Response<Body> {
         Ok(b) => {
             let left = b
                 .expires_at()
-                .saturating_duration_since(tokenwarden::Instant::now());
+                .saturating_duration_since(tokio::time::Instant::now());
             json(
                 StatusCode::OK,
                 &serde_json::json!({

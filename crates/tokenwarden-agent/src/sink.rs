@@ -72,7 +72,7 @@ impl Sink {
                     .as_secs();
                 let expires_in = bearer
                     .expires_at()
-                    .saturating_duration_since(tokenwarden::Instant::now())
+                    .saturating_duration_since(tokio::time::Instant::now())
                     .as_secs();
                 serde_json::json!({
                     "access_token": token,
@@ -148,7 +148,7 @@ pub(crate) async fn run(client: ApiClient, sinks: Vec<Sink>) {
                 next_look(
                     bearer
                         .expires_at()
-                        .saturating_duration_since(tokenwarden::Instant::now()),
+                        .saturating_duration_since(tokio::time::Instant::now()),
                 )
             }
             Err(e) => {

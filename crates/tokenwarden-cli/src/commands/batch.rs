@@ -201,7 +201,7 @@ async fn engine(
     replay_safe: bool,
     mode: Mode,
     progress: &Arc<BatchProgress>,
-) -> Result<BatchReport, Error> {
+) -> Result<BatchReport, BatchError> {
     let reporter = Reporter::start(Arc::clone(progress), client.clone(), mode);
     let exec = |r: Record| {
         let client = client.clone();
@@ -215,22 +215,23 @@ async fn engine(
 /// The kind of an engine refusal, for the summary: `io` (with the step and the operating
 /// system's error kind), `ownership` (another run holds the output), `journal` (the output is not
 /// this job's), `config`, or another name.
-fn engine_error_kind(e: &Error) -> serde_json::Value {
+fn engine_error_kind(e: &BatchError) -> serde_json::Value {
     match e {
-        Error::Io { op, source, .. } => serde_json::json!({
+        BatchError::Io { op, source, .. } => serde_json::json!({
             "kind": "io",
             "op": io_op_name(*op),
             "os_error": format!("{:?}", source.kind()),
         }),
-        Error::Journal {
+        BatchError::Journal {
             problem: JournalProblem::Busy,
             ..
         } => serde_json::json!({"kind": "ownership", "problem": "busy"}),
-        Error::Journal { problem, .. } => serde_json::json!({
+        BatchError::Journal { problem, .. } => serde_json::json!({
             "kind": "journal",
             "problem": journal_problem_name(problem),
         }),
-        other => library_error_kind(other),
+        BatchError::Api(other) => library_error_kind(other),
+        _ => serde_json::json!({"kind": "other"}),
     }
 }
 
