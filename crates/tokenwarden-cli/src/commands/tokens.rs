@@ -141,8 +141,15 @@ pub(crate) async fn tokens(
     pool: &PoolArgs,
     lock_timeout: Option<Duration>,
 ) -> Result<Tokens> {
-    let (spec, named) = chosen(s, g)?;
+    let (mut spec, named) = chosen(s, g)?;
     let named = named.as_ref();
+    // No cache directory (no HOME, no XDG_CACHE_HOME, no TOKENWARDEN_CACHE_DIR): the default
+    // cannot be had, and nobody asked for it, so the command keeps its token to itself as it
+    // would with --no-cache. A file store that was named still fails with the reason.
+    if named.is_none() && spec == DEFAULT_STORE && cache_dir(&spec).is_none() {
+        tracing::debug!("no cache directory: keeping the token in memory");
+        spec = StoreSpec::Memory;
+    }
     let k = pool.tokens.unwrap_or(1);
     let (id, secret) = match &s.credentials {
         Credentials::Client { id, secret } => (id, secret),
