@@ -536,3 +536,29 @@ async fn a_non_loopback_listen_address_is_refused() {
 fn s_key() -> tokenwarden_agent::AgentKey {
     tokenwarden_agent::AgentKey::from_text(KEY).unwrap()
 }
+
+#[tokio::test]
+async fn regression_a_streamed_body_refused_with_401_still_replaces_the_token() {
+    // A body over the replay buffer is sent once: after a 401 it cannot be sent again, but the
+    // refused token is replaced all the same, so the caller's next request works.
+    let s = Setup::new(quick()).await;
+    assert_eq!(s.get("/api/v2/tokens/me").await.status(), 200);
+    s.sim.revoke_all_tokens();
+    let big = vec![b'x'; tokenwarden_agent::REPLAYABLE_BODY + 10];
+    let r = s
+        .http
+        .post(s.url("/api/v2/sim/echo"))
+        .bearer_auth(KEY)
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(vec![
+            Ok::<_, std::io::Error>(bytes::Bytes::from(big)),
+        ])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "agent.not.replayable");
+    assert_eq!(s.get("/api/v2/tokens/me").await.status(), 200);
+    let j = s.sim.journal();
+    assert_eq!((j.tokens_issued, j.api_revoked_token), (2, 1));
+}

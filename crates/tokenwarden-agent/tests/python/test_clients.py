@@ -15,8 +15,8 @@ import PureCloudPlatformClientV2 as gc
 
 from conftest import BIN, CLIENT_ID, run_threads, sim_secret, until
 
-# 2-s tokens, a revocation every 150 calls, a per-token rate limit the threads run into.
-KNOBS = ("--token-ttl", "2s", "--revoke-every", "150", "--rate-limit", "60",
+# 2-s tokens, a revocation every 60 calls, a per-token rate limit the threads run into.
+KNOBS = ("--token-ttl", "2s", "--revoke-every", "60", "--rate-limit", "30",
          "--rate-limit-window", "500ms", "--latency", "2ms")
 RUN_FOR = 2.6  # seconds of calls: more than one token lifetime
 THREADS = 8
