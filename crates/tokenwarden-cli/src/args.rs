@@ -28,7 +28,6 @@ fn top_after_help() -> String {
     format!(
         "Examples:
   tokenwarden demo                      # see it work, offline, against the embedded simulator
-  tokenwarden --region eu-west-1 --client-id ID --client-secret-file secret.txt check
   tokenwarden -p me login && tokenwarden -p me --as-user request GET /api/v2/users/me
 
 {}",

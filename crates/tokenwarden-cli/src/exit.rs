@@ -30,8 +30,7 @@ pub(crate) const TABLE: &str = "\
 Exit status:
   0    everything succeeded
   1    the request, or some records, failed (an HTTP error after retries; the rest completed)
-  2    what was typed is wrong: a flag or its value, a file named on the command line that is
-       missing or unreadable, an output directory that does not exist, bad inline JSON
+  2    what was typed is wrong: a flag or its value, a missing or unreadable file, bad inline JSON
   3    credentials or configuration: the token endpoint refuses the client, a broken config file,
        a bad value in the environment or a profile
   4    network, server or disk failure that outlasted the retries
