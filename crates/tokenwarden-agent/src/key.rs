@@ -137,79 +137,37 @@ fn random_key() -> String {
 
 /// The file's text, if it exists: opened without following a symlink, and refused unless it is a
 /// regular file that only its owner can read or write.
-#[cfg(unix)]
+/// The first line of the key file at `path`, `None` when there is none. Opened through the
+/// library's one private-file rule (`tokenwarden::fs`): never through a symbolic link, and only
+/// a regular file of the user's that nobody else may read or write.
 fn read_private(path: &Path) -> Result<Option<Zeroizing<String>>, AgentError> {
-    use rustix::fs::{Mode, OFlags};
     use std::io::Read as _;
-    let fd = match rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
-        Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(rustix::io::Errno::NOENT) => return Ok(None),
-        Err(rustix::io::Errno::LOOP) => {
+    let file = match tokenwarden::fs::open_private(path) {
+        Ok(Some(f)) => f,
+        Ok(None) => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             return Err(AgentError::Key(format!(
-                "{} is a symlink: give the key file itself",
+                "{} {e}: the key file must be a regular file of yours that only you can read \
+                 (chmod 600 on it; give the key file itself, not a symlink)",
                 path.display()
             )));
         }
-        Err(e) => return Err(AgentError::io("open", path, e.into())),
+        Err(e) => return Err(AgentError::io("open", path, e)),
     };
-    let stat = rustix::fs::fstat(&fd).map_err(|e| AgentError::io("stat", path, e.into()))?;
-    let kind = rustix::fs::FileType::from_raw_mode(stat.st_mode);
-    if kind != rustix::fs::FileType::RegularFile {
-        return Err(AgentError::Key(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
-    }
-    if stat.st_mode & 0o077 != 0 {
-        return Err(AgentError::Key(format!(
-            "{} can be read or written by others (mode {:o}): run chmod 600 on it",
-            path.display(),
-            stat.st_mode & 0o777
-        )));
-    }
     let mut text = Zeroizing::new(String::new());
-    std::fs::File::from(fd)
-        .take(MAX_KEY_FILE)
+    file.take(MAX_KEY_FILE)
         .read_to_string(&mut text)
         .map_err(|e| AgentError::io("read", path, e))?;
     let first = Zeroizing::new(text.lines().next().unwrap_or_default().to_string());
     Ok(Some(first))
 }
 
-#[cfg(not(unix))]
-fn read_private(path: &Path) -> Result<Option<Zeroizing<String>>, AgentError> {
-    match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(AgentError::io("stat", path, e)),
-        Ok(m) if m.file_type().is_symlink() => Err(AgentError::Key(format!(
-            "{} is a symlink: give the key file itself",
-            path.display()
-        ))),
-        Ok(_) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| AgentError::io("read", path, e))?;
-            Ok(Some(Zeroizing::new(
-                text.lines().next().unwrap_or_default().to_string(),
-            )))
-        }
-    }
-}
-
 /// Creates `path` with `contents`, readable by its owner only; never over an existing file or
 /// through a symlink.
 fn create_private(path: &Path, contents: &[u8]) -> Result<(), AgentError> {
     use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .map_err(|e| AgentError::io("create", path, e))?;
+    let mut file =
+        tokenwarden::fs::create_private(path).map_err(|e| AgentError::io("create", path, e))?;
     file.write_all(contents)
         .and_then(|()| file.sync_all())
         .map_err(|e| AgentError::io("write", path, e))

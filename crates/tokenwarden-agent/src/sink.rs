@@ -60,7 +60,6 @@ impl Sink {
     /// # Errors
     /// [`AgentError::Io`] when the file cannot be written.
     pub fn write(&self, bearer: &Bearer) -> Result<(), AgentError> {
-        use std::io::Write as _;
         let token = bearer.access_token().expose_secret();
         let contents = zeroize::Zeroizing::new(match self.format {
             SinkFormat::Raw => token.to_string(),
@@ -83,19 +82,12 @@ impl Sink {
                 .to_string()
             }
         });
-        let dir = parent(&self.path);
-        // A temporary file is created 0600 beside the sink, then renamed over it: a reader sees
-        // the old token or the new one, never half of one.
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tokenwarden-sink-")
-            .tempfile_in(dir)
-            .map_err(|e| AgentError::io("create a temporary file in", dir, e))?;
-        tmp.write_all(contents.as_bytes())
-            .and_then(|()| tmp.as_file().sync_all())
-            .map_err(|e| AgentError::io("write", tmp.path(), e))?;
-        tmp.persist(&self.path)
-            .map_err(|e| AgentError::io("replace", &self.path, e.error))?;
-        Ok(())
+        // The library's one atomic replace: a private (0600) temporary file beside the sink,
+        // synced and renamed over it (the directory synced too): a reader sees the old token or
+        // the new one, never half of one, and a link planted at the name is replaced, not
+        // followed.
+        tokenwarden::fs::replace(&self.path, contents.as_bytes())
+            .map_err(|e| AgentError::io("replace", &self.path, e))
     }
 
     /// Removes the sink file (the agent stops: the token must not outlive it there).

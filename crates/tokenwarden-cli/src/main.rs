@@ -9,7 +9,6 @@ use tokenwarden_config as config;
 mod exit;
 mod interrupt;
 mod logging;
-mod observe;
 mod progress;
 mod text;
 mod ui;

@@ -85,7 +85,7 @@ pub(crate) async fn run(g: &GlobalArgs, a: BatchArgs, hint: &mut Option<String>)
     };
     let summary = summary_json(&report, &client);
     if let Some(p) = &summary_path {
-        super::summary::write(p, &crate::observe::with_series(&summary, &client))
+        super::summary::write(p, &super::observe::with_series(&summary, &client))
             .with_context(|| format!("writing {}", p.display()))?;
     }
     observing.finish(&summary, a.resume)?;
@@ -110,7 +110,7 @@ async fn run_job(
     progress: &Arc<BatchProgress>,
     client: &mut Option<ApiClient>,
     kind: &mut Option<serde_json::Value>,
-) -> Result<(BatchReport, crate::observe::Observing)> {
+) -> Result<(BatchReport, super::observe::Observing)> {
     let c = super::connect(g, a.rate, &a.pool, a.retry_for, hint).await?;
     let client = &*client.insert(c);
     if a.preflight || !a.require_scope.is_empty() {
@@ -149,7 +149,7 @@ async fn run_job(
         crate::ui::note("reading records from the terminal: end with Ctrl-D");
     }
     let mode = Mode::pick(a.no_progress, g.quiet);
-    let observing = crate::observe::start(
+    let observing = super::observe::start(
         &a.observe,
         "batch",
         client,

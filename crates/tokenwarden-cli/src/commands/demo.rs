@@ -38,7 +38,7 @@ pub(crate) async fn run(a: DemoArgs, g: &GlobalArgs) -> Result<u8> {
     let tokens = TokenManager::builder(grant).build();
     let client = ApiClient::builder(&sim.base_url(), tokens).build()?;
     let observing =
-        crate::observe::start(&a.observe, "demo", &client, a.output.as_deref(), &[], false).await?;
+        super::observe::start(&a.observe, "demo", &client, a.output.as_deref(), &[], false).await?;
 
     let dir = TempDir::create()?;
     let input = dir.0.join("demo-input.jsonl");

@@ -111,7 +111,7 @@ pub(super) async fn run(
         )),
         (None, None) => Destination::Stream(Box::new(std::io::stdout())),
     };
-    let observing = crate::observe::start(
+    let observing = super::observe::start(
         &out.observe,
         command,
         client,

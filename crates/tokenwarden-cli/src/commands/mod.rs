@@ -7,6 +7,7 @@ mod config;
 mod demo;
 mod export;
 mod login;
+pub(crate) mod observe;
 mod paginate;
 mod request;
 mod session;

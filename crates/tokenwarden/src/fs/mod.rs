@@ -169,6 +169,34 @@ pub(crate) fn open(path: &Path, access: Access) -> Result<File, OpenError> {
     Ok(file)
 }
 
+/// Opens the private file at `path` for reading (see [`open`]): for other crates that keep a
+/// secret in a file of their own (the agent's key). `None` when nothing is at the path.
+///
+/// # Errors
+/// Something that is not a private file (a symbolic link, another user's file, one that group
+/// or others may read or write): [`io::ErrorKind::PermissionDenied`] with the reason; otherwise
+/// the operating system's error.
+pub fn open_private(path: &Path) -> io::Result<Option<File>> {
+    match open(path, Access::Read) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(OpenError::Untrusted(u)) => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            u.to_string(),
+        )),
+        Err(OpenError::Io(e)) => Err(e),
+    }
+}
+
+/// Creates the private file `path` (0600) for writing; nothing may be at the path, not even a
+/// symbolic link (which is therefore never followed).
+///
+/// # Errors
+/// The operating system's: [`io::ErrorKind::AlreadyExists`] when something is at the path.
+pub fn create_private(path: &Path) -> io::Result<File> {
+    create_new(path)
+}
+
 /// Creates `path` for reading and writing, 0600; it must not exist (not even as a symbolic link,
 /// which is therefore never followed).
 ///
