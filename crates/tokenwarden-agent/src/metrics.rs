@@ -1,5 +1,5 @@
-//! `GET /metrics`: the Prometheus text exposition, built in one function ([`render`]) from the
-//! library's counters (the client's and its token managers') and the agent's own.
+//! `GET /metrics`: the Prometheus text exposition, built in one function ([`render`]): the
+//! library's one record of events (`tokenwarden::observe`) and the agent's own counters.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,98 +55,45 @@ impl ProxyCounters {
     }
 }
 
-/// The exposition (text format 0.0.4) of `client`'s and `proxy`'s counters.
+/// The exposition (text format 0.0.4): the library's families for `client`
+/// ([`tokenwarden::observe::render_prometheus`], the same numbers as `--metrics-listen`, the
+/// report and the summary), then the agent's own (`tokenwarden_agent_*`: what it forwarded and
+/// answered, what it refused, the local credentials it handed out).
 pub fn render(client: &ApiClient, proxy: &ProxyCounters) -> String {
-    let api = client.metrics();
-    let tokens = client.token_metrics();
+    let mut out = tokenwarden::observe::render_prometheus(
+        client.recorder(),
+        client.token_metrics().time_to_expiry,
+    );
     let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let mut out = String::with_capacity(4096);
 
-    let name = "tokenwarden_api_requests_total";
+    let name = "tokenwarden_agent_forwarded_total";
     family(
         &mut out,
         name,
         "counter",
-        "Requests forwarded to the API, by the status class answered (error: no answer).",
+        "Requests the agent forwarded, by the status class it answered (error: no answer).",
     );
-    for (i, class) in CLASSES.iter().enumerate() {
-        let _ = writeln!(out, "{name}{{class=\"{class}\"}} {}", g(&proxy.by_class[i]));
+    for (class, n) in CLASSES.iter().zip(&proxy.by_class) {
+        let _ = writeln!(out, "{name}{{class=\"{class}\"}} {}", g(n));
     }
-
-    let name = "tokenwarden_token_requests_total";
-    family(
-        &mut out,
-        name,
-        "counter",
-        "Token refreshes started, by reason: proactive (before expiry), reactive (no valid token), rejected (after a 401).",
-    );
-    for (reason, v) in [
-        ("proactive", tokens.proactive_refreshes),
-        ("reactive", tokens.reactive_refreshes),
-        ("rejected", tokens.rejected_refreshes),
-    ] {
-        let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {v}");
-    }
-
-    let scalars: [(&str, &str, &str, String); 8] = [
-        (
-            "tokenwarden_token_endpoint_requests_total",
-            "counter",
-            "HTTP requests made to the token endpoint, retries included.",
-            tokens.token_requests.to_string(),
-        ),
-        (
-            "tokenwarden_token_refresh_failures_total",
-            "counter",
-            "Token refreshes that ended without a token.",
-            tokens.refresh_failures.to_string(),
-        ),
-        (
-            "tokenwarden_401_healed_total",
-            "counter",
-            "401 answers healed with a new token and the request sent again.",
-            api.unauthorized_healed.to_string(),
-        ),
-        (
-            "tokenwarden_429_total",
-            "counter",
-            "429 answers waited out.",
-            api.rate_limited_waits.to_string(),
-        ),
-        (
-            "tokenwarden_retries_total",
-            "counter",
-            "API attempts that repeated a failed one.",
-            api.retries.to_string(),
-        ),
-        (
-            "tokenwarden_token_remaining_seconds",
-            "gauge",
-            "Time left before the current token expires (0 without one).",
-            format!(
-                "{:.3}",
-                tokens.time_to_expiry.unwrap_or_default().as_secs_f64()
-            ),
-        ),
+    let scalars = [
         (
             "tokenwarden_agent_refused_total",
-            "counter",
             "Requests the agent refused without forwarding anything (no key, Host, Origin, path).",
-            g(&proxy.refused).to_string(),
+            g(&proxy.refused),
         ),
         (
             "tokenwarden_agent_local_tokens_total",
-            "counter",
             "Local credentials handed out by the agent's token endpoint.",
-            g(&proxy.local_tokens).to_string(),
+            g(&proxy.local_tokens),
         ),
     ];
-    for (name, kind, help, value) in scalars {
-        family(&mut out, name, kind, help);
+    for (name, help, value) in scalars {
+        family(&mut out, name, "counter", help);
         let _ = writeln!(out, "{name} {value}");
     }
 
-    let name = "tokenwarden_api_request_duration_seconds";
+    let name = "tokenwarden_agent_request_duration_seconds";
     family(
         &mut out,
         name,
