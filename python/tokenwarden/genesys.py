@@ -76,17 +76,26 @@ def authorize(api_client: T, auth: Auth) -> T:
     def call_api(*args: Any, **kwargs: Any) -> Any:
         managed = api_client._tokenwarden_auth
         token = managed.token()
-        local.token = token
-        api_client.access_token = token
+        heals = 0
         try:
-            return call(*args, **kwargs)
-        except ApiException as e:
-            if e.status != 401:
-                raise
-            fresh = managed.rejected(token)
-            local.token = fresh
-            api_client.access_token = fresh
-            return call(*args, **kwargs)
+            while True:
+                local.token = token
+                api_client.access_token = token
+                try:
+                    result = call(*args, **kwargs)
+                except ApiException as e:
+                    # The library's rule, as for requests and httpx: one heal, and more (up to
+                    # MAX_HEALS) only while each fresh token was accepted and then revoked
+                    # meanwhile (other threads' calls ran on it).
+                    if e.status == 401 and managed._heal(heals, token):
+                        token = managed.rejected(token)
+                        heals += 1
+                        continue
+                    if e.status != 401:
+                        managed._core.accepted(token)
+                    raise
+                managed._core.accepted(token)
+                return result
         finally:
             local.token = None
 
