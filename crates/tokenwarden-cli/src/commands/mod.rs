@@ -16,7 +16,7 @@ mod summary;
 mod token;
 pub(crate) mod tokens;
 
-pub(crate) use summary::{check_replaceable, write_private};
+pub(crate) use summary::check_replaceable;
 
 use crate::ConfigError;
 use crate::args::{Cli, Command, ConnectionArgs, ExportCommand, GlobalArgs, OutputArgs, PoolArgs};

@@ -110,16 +110,6 @@ pub(crate) fn write(path: &Path, summary: &serde_json::Value) -> std::io::Result
     tokenwarden::fs::replace(path, &text)
 }
 
-/// Writes `bytes` to `path` as a private file replaced atomically (the summary, the report): a
-/// symbolic link planted at the name is replaced, not followed, and no existing file is
-/// truncated in place.
-///
-/// # Errors
-/// The file cannot be created, written or renamed.
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    tokenwarden::fs::replace(path, bytes)
-}
-
 /// Whether the file at `path` is a summary tokenwarden wrote (a small JSON object with the mark).
 fn is_summary(path: &Path) -> bool {
     use std::io::Read as _;

@@ -77,8 +77,7 @@ fn is_report(path: &Path) -> bool {
 
 /// Writes the page 0600, replacing `path` atomically (never following a link planted there).
 pub(super) fn write(path: &Path, page: &[u8]) -> Result<()> {
-    crate::commands::write_private(path, page)
-        .with_context(|| format!("writing {}", path.display()))
+    tokenwarden::fs::replace(path, page).with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
