@@ -5,8 +5,8 @@ use crate::{errors, runtime};
 use futures::FutureExt as _;
 use pyo3::prelude::*;
 use tokenwarden::{
-    AccessToken, Bearer, ClientAuth, ClientCredentials, ClientSecret, StaticToken, TokenEndpoint,
-    TokenManager,
+    AccessToken, Bearer, ClientCredentials, ClientSecret, StaticToken, TokenEndpoint, TokenManager,
+    grant::ClientAuth,
 };
 use tokenwarden_config::{Credentials, Flags, Inputs, ReadError, Settings};
 

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokenwarden::{ApiClient, ApiResponse, JobOptions, RateLimit, RequestBuilder};
+use tokenwarden::{ApiClient, ApiResponse, RateLimit, RequestBuilder, paginate::JobOptions};
 
 /// Most items handed to Python in one batch of a listing.
 const BATCH: usize = 1000;
@@ -78,9 +78,9 @@ impl Client {
             b = b.max_response_bytes(m);
         }
         if let Some(d) = retry_for {
-            b = b.backoff(tokenwarden::Backoff {
+            b = b.backoff(tokenwarden::retry::Backoff {
                 max_elapsed: seconds(d)?,
-                ..tokenwarden::Backoff::default()
+                ..tokenwarden::retry::Backoff::default()
             });
         }
         let client = b.build().map_err(errors::library)?;
@@ -161,10 +161,12 @@ impl Client {
         };
         let c = &self.client;
         let stream = match style {
-            "pages" => tokenwarden::paginate_pages(c, path).boxed(),
-            "cursor" => tokenwarden::paginate_cursor(c, path).boxed(),
-            "query" => tokenwarden::paginate_query(c, path, body).boxed(),
-            "job" => tokenwarden::analytics_job(c, path, body, JobOptions::default()).boxed(),
+            "pages" => tokenwarden::paginate::paginate_pages(c, path).boxed(),
+            "cursor" => tokenwarden::paginate::paginate_cursor(c, path).boxed(),
+            "query" => tokenwarden::paginate::paginate_query(c, path, body).boxed(),
+            "job" => {
+                tokenwarden::paginate::analytics_job(c, path, body, JobOptions::default()).boxed()
+            }
             other => {
                 return Err(errors::argument(format!(
                     "paging style '{other}': use pages, cursor, query or job"

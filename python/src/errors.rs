@@ -76,7 +76,7 @@ fn raise(
     message: &str,
     attrs: impl FnOnce(&Bound<'_, PyDict>) -> PyResult<()>,
 ) -> PyErr {
-    let message = tokenwarden::redact(message);
+    let message = tokenwarden::redact::redact(message);
     Python::attach(|py| {
         let build = || -> PyResult<PyErr> {
             let module = py.import("tokenwarden.errors")?;

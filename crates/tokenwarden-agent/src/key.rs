@@ -64,8 +64,8 @@ impl AgentKey {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
         );
         // The key and the local credential are secrets: scrubbed from anything shown.
-        tokenwarden::register_secret(key);
-        tokenwarden::register_secret(&local);
+        tokenwarden::redact::register_secret(key);
+        tokenwarden::redact::register_secret(&local);
         Ok(Self {
             key: Zeroizing::new(key.to_string()),
             local: Zeroizing::new(local),

@@ -106,7 +106,7 @@ pub(crate) async fn forward(state: &State, req: Request<Incoming>) -> Response<B
             let (status, code) = library_error_status(&e);
             state.counters.record(None, took);
             tracing::info!(%method, path = %path, error = %e, "forwarded request failed");
-            return error_response(status, code, &tokenwarden::redact(&e.to_string()));
+            return error_response(status, code, &tokenwarden::redact::redact(&e.to_string()));
         }
     };
     let status = answer.status();
@@ -192,7 +192,7 @@ async fn read_body(mut body: Incoming, max: u64) -> Result<ReadBody, guard::Refu
 async fn respond(
     state: &State,
     method: &Method,
-    answer: tokenwarden::ForwardResponse,
+    answer: tokenwarden::client::ForwardResponse,
 ) -> Response<Body> {
     let status = answer.status();
     let mut headers = answer.headers().clone();
@@ -233,7 +233,7 @@ async fn respond(
                     break;
                 }
                 Err(e) => {
-                    tracing::info!(error = %tokenwarden::redact(&e.to_string()), "the API's answer broke off");
+                    tracing::info!(error = %tokenwarden::redact::redact(&e.to_string()), "the API's answer broke off");
                     return error_response(
                         StatusCode::BAD_GATEWAY,
                         "agent.api.unreachable",
@@ -290,7 +290,7 @@ fn scrub_headers(headers: &mut HeaderMap) {
         .iter()
         .filter(|(_, v)| {
             matches!(
-                tokenwarden::redact_bytes(v.as_bytes()),
+                tokenwarden::redact::redact_bytes(v.as_bytes()),
                 std::borrow::Cow::Owned(_)
             )
         })
@@ -300,7 +300,9 @@ fn scrub_headers(headers: &mut HeaderMap) {
         let values: Vec<HeaderValue> = headers
             .get_all(&name)
             .iter()
-            .filter_map(|v| HeaderValue::from_bytes(&tokenwarden::redact_bytes(v.as_bytes())).ok())
+            .filter_map(|v| {
+                HeaderValue::from_bytes(&tokenwarden::redact::redact_bytes(v.as_bytes())).ok()
+            })
             .collect();
         headers.remove(&name);
         for v in values {

@@ -1,8 +1,8 @@
 //! Scrubbing the real token out of what the API answers, before a local program sees it.
 //!
 //! A body read whole (the common case: small JSON answers) is scrubbed by the library, as batch
-//! output is ([`tokenwarden::redact_json_bytes`] decodes JSON escapes, so a server escaping every
-//! character of the token does not get it through; [`tokenwarden::redact_bytes`] otherwise). A
+//! output is ([`tokenwarden::redact::redact_json_bytes`] decodes JSON escapes, so a server escaping every
+//! character of the token does not get it through; [`tokenwarden::redact::redact_bytes`] otherwise). A
 //! body too large to hold is scrubbed as it streams, of the raw tokens the agent holds, with a
 //! carry-over of one token's length between chunks so that a token split across two chunks is
 //! still caught.
@@ -17,8 +17,8 @@ use bytes::{Bytes, BytesMut};
 pub(crate) fn whole(body: Bytes, json: bool) -> Bytes {
     let escaped = json && body.contains(&b'\\');
     let clean = match escaped {
-        true => tokenwarden::redact_json_bytes(&body),
-        false => tokenwarden::redact_bytes(&body),
+        true => tokenwarden::redact::redact_json_bytes(&body),
+        false => tokenwarden::redact::redact_bytes(&body),
     };
     match clean {
         std::borrow::Cow::Borrowed(_) => body,
@@ -73,7 +73,7 @@ impl Streaming {
         let mut pos = 0;
         for found in m.find_iter(&buf[..]) {
             out.extend_from_slice(&buf[pos..found.start()]);
-            out.extend_from_slice(tokenwarden::REDACTED.as_bytes());
+            out.extend_from_slice(tokenwarden::redact::REDACTED.as_bytes());
             pos = found.end();
         }
         // A secret that started in the last `keep` bytes may end in the next chunk: hold them.

@@ -238,7 +238,7 @@ async fn real_token(state: &State) -> Response<Body> {
         Err(e) => error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             "agent.token.unavailable",
-            &tokenwarden::redact(&e.to_string()),
+            &tokenwarden::redact::redact(&e.to_string()),
         ),
     }
 }

@@ -602,7 +602,7 @@ pub(crate) enum ExportCommand {
 pub(crate) struct ExportArgs {
     /// ISO-8601 interval START/END (or START/P7D), e.g. 2024-01-01T00:00:00Z/2024-02-01T00:00:00Z.
     #[arg(long, value_name = "START/END", value_parser = parse_interval)]
-    pub(crate) interval: tokenwarden::Interval,
+    pub(crate) interval: tokenwarden::paginate::Interval,
     /// One analytics job per slice of the interval (e.g. 1d, 12h), at most 31 days (the API's
     /// limit for one query); slices start at midnight UTC. A resume continues the recorded job,
     /// or redoes that one slice if the API no longer has it.
@@ -618,13 +618,13 @@ pub(crate) struct ExportArgs {
     pub(crate) out: ExportOutArgs,
 }
 
-fn parse_interval(s: &str) -> Result<tokenwarden::Interval, String> {
+fn parse_interval(s: &str) -> Result<tokenwarden::paginate::Interval, String> {
     s.parse()
-        .map_err(|e: tokenwarden::IntervalError| e.to_string())
+        .map_err(|e: tokenwarden::paginate::IntervalError| e.to_string())
 }
 
 fn parse_slice(s: &str) -> Result<std::time::Duration, String> {
-    tokenwarden::parse_slice_length(s).map_err(|e| e.to_string())
+    tokenwarden::paginate::parse_slice_length(s).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args, Clone)]

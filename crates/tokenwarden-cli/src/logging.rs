@@ -1,5 +1,5 @@
 //! Logs go to stderr; stdout carries only command output. `RUST_LOG` wins over -v/-q. Every line
-//! passes through [`tokenwarden::redact`] on its way out, so a secret that reached a log field as
+//! passes through [`tokenwarden::redact::redact`] on its way out, so a secret that reached a log field as
 //! ordinary text (a server echoing it) is scrubbed there too.
 
 use crate::args::{LogFormat, OutputArgs};
@@ -86,7 +86,7 @@ struct RedactingStderr {
 
 impl std::io::Write for RedactingStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let clean = tokenwarden::redact_bytes(buf);
+        let clean = tokenwarden::redact::redact_bytes(buf);
         let line = if self.text {
             Cow::Owned(escape_controls(&String::from_utf8_lossy(&clean), self.colours).into_bytes())
         } else {
@@ -125,7 +125,7 @@ fn escape_controls(line: &str, colours: bool) -> String {
             Some((at, len)) => (&rest[..at], &rest[at..at + len], &rest[at + len..]),
             None => (rest, "", ""),
         };
-        out.push_str(&tokenwarden::terminal_safe(text, usize::MAX));
+        out.push_str(&tokenwarden::redact::terminal_safe(text, usize::MAX));
         out.push_str(code);
         rest = next;
     }

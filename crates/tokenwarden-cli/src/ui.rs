@@ -4,7 +4,7 @@
 //! any fields), so stderr holds nothing else. stdout carries only data.
 //!
 //! Every message is scrubbed of registered secrets and control characters before it is shown
-//! ([`tokenwarden::terminal_safe`]).
+//! ([`tokenwarden::redact::terminal_safe`]).
 
 use crate::args::LogFormat;
 use serde_json::{Map, Value};
@@ -87,7 +87,7 @@ pub(crate) fn emit(kind: Kind, message: &str, fields: Value, always: bool) {
     if s.quiet && !shown_when_quiet {
         return;
     }
-    let message = tokenwarden::terminal_safe(message, MAX_MESSAGE);
+    let message = tokenwarden::redact::terminal_safe(message, MAX_MESSAGE);
     let line = if s.json {
         let mut obj = Map::new();
         obj.insert("timestamp".into(), Value::String(now_rfc3339()));
@@ -99,7 +99,7 @@ pub(crate) fn emit(kind: Kind, message: &str, fields: Value, always: bool) {
                 obj.entry(k).or_insert(v);
             }
         }
-        tokenwarden::redact(&Value::Object(obj).to_string()).into_owned()
+        tokenwarden::redact::redact(&Value::Object(obj).to_string()).into_owned()
     } else {
         match kind {
             Kind::Error | Kind::Hint | Kind::Warning => format!("{}: {message}", kind.name()),

@@ -1,6 +1,6 @@
 //! Where the token endpoint and the API are: a Genesys region, or URLs checked before use.
 
-use tokenwarden::{REGIONS, Region};
+use tokenwarden::{Region, region::REGIONS};
 
 /// The region `s`, or one short line saying what was meant: "unknown region 'eu-west-9'; did you
 /// mean eu-west-1 or eu-west-2?". `place` says where it was given, unless typed as `--region`.
@@ -87,16 +87,16 @@ pub(crate) fn check_url(s: &str, insecure_ok: bool) -> Result<url::Url, UrlProbl
         // Refused, but the password was typed where messages show the URL: it is scrubbed
         // from everything printed from now on (and `masked` hides it where the URL is shown).
         if let Some(pw) = u.password() {
-            tokenwarden::register_secret(pw);
+            tokenwarden::redact::register_secret(pw);
             if let Ok(decoded) = percent_encoding::percent_decode_str(pw).decode_utf8() {
-                tokenwarden::register_secret(&decoded);
+                tokenwarden::redact::register_secret(&decoded);
             }
         }
         return Err(UrlProblem::Invalid(
             "it holds a user name or password; give credentials with the client options".into(),
         ));
     }
-    if u.scheme() == "http" && !insecure_ok && !tokenwarden::ProxyConfig::is_loopback(&u) {
+    if u.scheme() == "http" && !insecure_ok && !tokenwarden::client::ProxyConfig::is_loopback(&u) {
         return Err(UrlProblem::Insecure);
     }
     Ok(u)
@@ -186,7 +186,7 @@ mod tests {
         }
         assert!(check_url("https://svc:Urlpass%2Fw0rd-9@x/y", false).is_err());
         assert_eq!(
-            tokenwarden::redact("x Urlpass%2Fw0rd-9 Urlpass/w0rd-9"),
+            tokenwarden::redact::redact("x Urlpass%2Fw0rd-9 Urlpass/w0rd-9"),
             "x [REDACTED] [REDACTED]"
         );
     }

@@ -86,7 +86,7 @@ pub struct Settings {
     /// How to authenticate.
     pub credentials: Credentials,
     /// How the client credentials are sent to the token endpoint.
-    pub client_auth: tokenwarden::ClientAuth,
+    pub client_auth: tokenwarden::grant::ClientAuth,
     /// The scopes to request, space-separated.
     pub scope: Option<String>,
     /// Where tokens are kept (`--token-store`), as given, if given.
@@ -230,7 +230,7 @@ impl Settings {
                 self.token_url,
                 match self.client_auth {
                     // The usual cause when the credentials are right: say it.
-                    tokenwarden::ClientAuth::FormFields => {
+                    tokenwarden::grant::ClientAuth::FormFields => {
                         ", sent as form fields (--client-auth form): a server that takes only HTTP Basic refuses them, so try --client-auth basic"
                     }
                     _ => "",

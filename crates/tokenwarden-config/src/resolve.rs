@@ -8,7 +8,7 @@ use super::table::{ENV_ACCESS_TOKEN, ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_REGIO
 use super::{Credentials, Settings};
 use crate::Result;
 use crate::error::ConfigError;
-use tokenwarden::{AccessToken, ClientAuth, ClientSecret, Region};
+use tokenwarden::{AccessToken, ClientSecret, Region, grant::ClientAuth};
 use zeroize::Zeroizing;
 
 /// Reads standard input for `--client-secret-stdin` (injected for tests).

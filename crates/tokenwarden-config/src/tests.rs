@@ -15,7 +15,7 @@ mod exit {
     }
 }
 use std::collections::BTreeMap;
-use tokenwarden::{ClientAuth, Region};
+use tokenwarden::{Region, grant::ClientAuth};
 
 /// A source as a test places a value in it; the secret has more than one way per source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

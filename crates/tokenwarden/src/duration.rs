@@ -10,7 +10,7 @@
 //!   reads spans.
 //!
 //! A day is 24 hours and a week 7 days; months and years are refused, since their length varies.
-//! An interval's end given as a duration ([`Interval`](crate::Interval)'s `START/P1M`) is the one
+//! An interval's end given as a duration (`paginate::Interval`'s `START/P1M`) is the one
 //! place calendar units count, from the interval's start.
 //!
 //! [`human`] shows a duration the way every message of tokenwarden (the library's and the

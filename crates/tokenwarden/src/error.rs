@@ -466,7 +466,7 @@ pub(crate) fn shown_path(url: &url::Url) -> String {
 }
 
 /// At most `max` characters of an answer's body, for error messages: a JSON body is scrubbed as
-/// decoded text first ([`crate::redact_json_bytes`]), so a secret spelled with JSON escapes does
+/// decoded text first ([`crate::redact::redact_json_bytes`]), so a secret spelled with JSON escapes does
 /// not reach the message; then as [`excerpt`].
 pub(crate) fn body_excerpt(body: &[u8], max: usize) -> String {
     excerpt(
@@ -476,7 +476,7 @@ pub(crate) fn body_excerpt(body: &[u8], max: usize) -> String {
 }
 
 /// At most `max` characters of `s`, for error messages: text that may have come from a server, so
-/// registered secrets are redacted and control characters escaped (see [`crate::terminal_safe`]).
+/// registered secrets are redacted and control characters escaped (see [`crate::redact::terminal_safe`]).
 pub(crate) fn excerpt(s: &str, max: usize) -> String {
     crate::redact::terminal_safe(s, max)
 }

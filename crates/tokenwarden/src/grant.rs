@@ -55,7 +55,7 @@ pub enum FetchError {
     /// The endpoint could not be reached at all: the connection was refused, its name did not
     /// resolve, the TLS handshake failed. Retried like [`FetchError::Transient`] during a run, but
     /// when no token was ever obtained the manager gives up after
-    /// [`UNREACHABLE_AT_START`](crate::UNREACHABLE_AT_START): a job started against a wrong URL, or
+    /// `manager::UNREACHABLE_AT_START`: a job started against a wrong URL, or
     /// without network, fails at once with the cause.
     Unreachable {
         /// What happened, in words, with the whole cause (no secrets).
@@ -621,7 +621,7 @@ pub type RotationHook = Arc<dyn Fn(&RefreshToken) + Send + Sync>;
 /// stored *before* the new access token is handed out.
 ///
 /// With a [`RefreshTokenStore`] ([`with_store`](Self::with_store), e.g. a
-/// [`SessionStore`](crate::SessionStore)), every refresh runs under the store's lock: the refresh
+/// `session::SessionStore`), every refresh runs under the store's lock: the refresh
 /// token is read back from the store (another process may have rotated it), presented, and its
 /// replacement saved before the lock is released and the access token returned. So any number of
 /// processes signed in as one user never present one refresh token twice, and a crash at any point
@@ -990,7 +990,7 @@ mod tests {
 
     #[test]
     fn regression_the_error_code_cannot_inject_escapes_lines_or_secrets() {
-        crate::register_secret("code-echoed-secret-1");
+        crate::redact::register_secret("code-echoed-secret-1");
         let body = "{\"error\":\"temporarily_unavailable \\u001b[31mRED\\nWARN forged line code-echoed-secret-1\"}";
         let reason = match classify(503, body.as_bytes(), None, None, "g", H) {
             Err(FetchError::Transient { reason, .. }) => reason,

@@ -2,7 +2,7 @@
 //! (`GET /api/v2/tokens/me`) and, for a person's sign-in, the user (`GET /api/v2/users/me`).
 //!
 //! The text comes from the server as it is: show it to a person only after making it safe
-//! ([`terminal_safe`](crate::terminal_safe)), since an organisation name can hold terminal escapes.
+//! ([`terminal_safe`](crate::redact::terminal_safe)), since an organisation name can hold terminal escapes.
 
 use crate::client::ApiClient;
 use crate::error::Result;

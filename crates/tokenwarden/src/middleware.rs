@@ -38,7 +38,7 @@ pub struct ReplaySafe;
 ///
 /// ```no_run
 /// # async fn run(tokens: tokenwarden::TokenManager) -> Result<(), Box<dyn std::error::Error>> {
-/// use tokenwarden::AuthMiddleware;
+/// use tokenwarden::middleware::AuthMiddleware;
 ///
 /// let http = reqwest::Client::builder()
 ///     .redirect(reqwest::redirect::Policy::none())

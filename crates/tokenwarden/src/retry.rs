@@ -1,6 +1,8 @@
 //! When to retry and how long to wait: exponential backoff with jitter, `Retry-After` honoured.
 //! Pure functions of their inputs, so tests call them at the boundaries.
 
+pub use crate::clock::Jitter;
+
 use std::time::{Duration, SystemTime};
 
 /// An exponential backoff policy with a retry budget.

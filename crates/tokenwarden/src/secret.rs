@@ -1,6 +1,6 @@
 //! Secret newtypes. Their `Debug` and `Display` print `[redacted]`, so a secret cannot reach a log line,
 //! an error message or a panic by accident; reading one takes an explicit `expose_secret()`. Every
-//! value wrapped here is also registered with [`crate::redact`], so that a server echoing it back is
+//! value wrapped here is also registered with [`crate::redact::redact`], so that a server echoing it back is
 //! scrubbed too.
 
 use crate::redact::Lifespan;
@@ -125,7 +125,7 @@ mod tests {
         let _a = AccessToken::new("wrapped-access-token-1");
         let _r = RefreshToken::new("wrapped-refresh-token-1");
         assert_eq!(
-            crate::redact(
+            crate::redact::redact(
                 "x wrapped-client-secret-1 wrapped-access-token-1 wrapped-refresh-token-1"
             ),
             "x [REDACTED] [REDACTED] [REDACTED]"

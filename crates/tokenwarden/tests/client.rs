@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokenwarden::{
-    AccessToken, ApiClient, Backoff, Error, FetchError, Grant, RateLimit, StaticToken,
-    TokenManager, TokenResponse,
+    AccessToken, ApiClient, Error, FetchError, Grant, RateLimit, StaticToken, TokenManager,
+    TokenResponse, retry::Backoff,
 };
 use tokenwarden_sim::recorder::{Recorder, Reply};
 use tokenwarden_sim::{Outcome, SimConfig};
@@ -719,7 +719,7 @@ async fn an_unresolvable_host_names_its_cause() {
         max_attempts: 1,
         ..common::fast_backoff()
     })
-    .proxies(tokenwarden::ProxyConfig::none())
+    .proxies(tokenwarden::client::ProxyConfig::none())
     .build()
     .unwrap();
     let err = client.get(ME).send().await.unwrap_err();
@@ -768,9 +768,9 @@ async fn a_transport_error_prints_its_chain_once() {
 
 // ---- proxies ----------------------------------------------------------------------------------
 
-fn proxy_vars(proxy: &str) -> tokenwarden::ProxyConfig {
+fn proxy_vars(proxy: &str) -> tokenwarden::client::ProxyConfig {
     let proxy = proxy.to_string();
-    tokenwarden::ProxyConfig::from_vars(move |name| {
+    tokenwarden::client::ProxyConfig::from_vars(move |name| {
         matches!(name, "HTTP_PROXY" | "HTTPS_PROXY" | "ALL_PROXY").then(|| proxy.clone())
     })
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokenwarden::export::{
     self, Destination, Event, ExportError, ExportOptions, Format, Mode, Report, Source,
 };
-use tokenwarden::{ApiClient, Interval, JobOptions};
+use tokenwarden::{ApiClient, paginate::Interval, paginate::JobOptions};
 use tokenwarden_sim::SimConfig;
 use tokenwarden_sim::data::{conversation_end_ms, conversation_id, conversation_start_ms, user_id};
 
@@ -414,7 +414,7 @@ async fn an_interval_is_checked_against_the_api_limit() {
             std::time::UNIX_EPOCH + Duration::from_secs(1_706_745_600),
         )
         .unwrap(),
-        slice: tokenwarden::MAX_SLICE + Duration::from_secs(1),
+        slice: tokenwarden::paginate::MAX_SLICE + Duration::from_secs(1),
         filter: json!({}),
         options: job_options(),
     };

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokenwarden::{
-    ApiClient, Backoff, ClientAuth, ClientCredentials, ClientSecret, Error, RefreshToken,
-    RefreshTokenGrant, TokenEndpoint, TokenManager,
+    ApiClient, ClientCredentials, ClientSecret, Error, RefreshToken, RefreshTokenGrant,
+    TokenEndpoint, TokenManager, grant::ClientAuth, retry::Backoff,
 };
 use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simulator};
 
@@ -16,7 +16,7 @@ use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simul
 #[derive(Debug)]
 struct NoJitter;
 
-impl tokenwarden::Jitter for NoJitter {
+impl tokenwarden::retry::Jitter for NoJitter {
     fn sample(&self) -> f64 {
         0.0
     }
@@ -318,7 +318,7 @@ async fn jwt_exp_is_honoured() {
     .unwrap();
     let tokens = TokenManager::builder(grant(&sim, DEFAULT_CLIENT_SECRET)).build();
     let b = tokens.bearer().await.unwrap();
-    assert!(tokenwarden::jwt_expiry(b.access_token().expose_secret()).is_some());
+    assert!(tokenwarden::token::jwt_expiry(b.access_token().expose_secret()).is_some());
     let left = b
         .expires_at()
         .saturating_duration_since(tokio::time::Instant::now());

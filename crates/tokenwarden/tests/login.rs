@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 use tokenwarden::{
-    AuthorizationCode, AuthorizationRequest, ClientSecret, Code, Error, Grant, LoopbackListener,
-    RefreshToken, RefreshTokenGrant, RefreshTokenStore, Session, SessionStore, StoreLock,
-    TokenEndpoint,
+    ClientSecret, Error, Grant, RefreshToken, RefreshTokenGrant, TokenEndpoint,
+    authorize::AuthorizationCode, authorize::AuthorizationRequest, authorize::Code,
+    authorize::LoopbackListener, session::Session, session::SessionStore, store::RefreshTokenStore,
+    store::StoreLock,
 };
 use tokenwarden_sim::{
     AuthorizeMode, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimClient, SimConfig, Simulator,

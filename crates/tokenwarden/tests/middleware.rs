@@ -7,7 +7,7 @@ mod common;
 use common::{fast_backoff, sim, tokens};
 use http::Method;
 use reqwest_middleware::ClientWithMiddleware;
-use tokenwarden::{AuthMiddleware, Error, ReplaySafe};
+use tokenwarden::{Error, middleware::AuthMiddleware, middleware::ReplaySafe};
 use tokenwarden_sim::{SimConfig, Simulator};
 
 fn client(sim: &Simulator) -> ClientWithMiddleware {
@@ -111,7 +111,7 @@ async fn connection_refused_is_retried_and_its_cause_named() {
     .build();
     let mw = AuthMiddleware::new(&base, tokens)
         .unwrap()
-        .backoff(tokenwarden::Backoff {
+        .backoff(tokenwarden::retry::Backoff {
             max_attempts: 3,
             ..fast_backoff()
         });

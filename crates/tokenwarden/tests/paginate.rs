@@ -9,8 +9,10 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::Duration;
 use tokenwarden::{
-    Error, JobOptions, Page, Position, analytics_job, analytics_job_from, paginate_cursor,
-    paginate_cursor_from, paginate_pages, paginate_pages_from, paginate_query, paginate_query_from,
+    Error, Page, paginate::JobOptions, paginate::Position, paginate::analytics_job,
+    paginate::analytics_job_from, paginate::paginate_cursor, paginate::paginate_cursor_from,
+    paginate::paginate_pages, paginate::paginate_pages_from, paginate::paginate_query,
+    paginate::paginate_query_from,
 };
 use tokenwarden_sim::{JobOutcome, SimConfig};
 

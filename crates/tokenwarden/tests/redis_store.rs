@@ -10,9 +10,9 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokenwarden::{
-    ClientCredentials, ClientSecret, LockAttempt, RedisOptions, RedisStore, RefreshToken,
-    RefreshTokenGrant, RefreshTokenStore, SharedBudget, StoredToken, TokenEndpoint, TokenKey,
-    TokenManager, TokenStore,
+    ClientCredentials, ClientSecret, RefreshToken, RefreshTokenGrant, TokenEndpoint, TokenManager,
+    TokenStore, client::SharedBudget, store::LockAttempt, store::RedisOptions, store::RedisStore,
+    store::RefreshTokenStore, store::StoredToken, store::TokenKey,
 };
 use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simulator};
 use tokenwarden_test_support::redis_server::{self, RedisServer};
@@ -530,7 +530,7 @@ async fn without_redis_no_refresh_token_is_presented() {
     let nowhere = format!("redis://127.0.0.1:{}", redis_server::free_port());
     let initial = RefreshToken::new(sim.issue_refresh_token(DEFAULT_CLIENT_ID));
     let m = TokenManager::builder(rotating(&sim, &initial, &store(&nowhere, &sim)))
-        .backoff(tokenwarden::Backoff {
+        .backoff(tokenwarden::retry::Backoff {
             max_attempts: 2,
             ..common::fast_backoff()
         })

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokenwarden::{
-    AccessToken, ClientCredentials, ClientSecret, Error, FileStore, MemoryStore, StoredToken,
-    TokenEndpoint, TokenKey, TokenManager, TokenStore,
+    AccessToken, ClientCredentials, ClientSecret, Error, FileStore, MemoryStore, TokenEndpoint,
+    TokenManager, TokenStore, store::StoredToken, store::TokenKey,
 };
 use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simulator};
 use tokenwarden_test_support::{chmod, mode};

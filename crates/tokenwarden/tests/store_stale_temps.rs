@@ -8,7 +8,9 @@ use std::fs::{File, FileTimes};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use tokenwarden::{AccessToken, ClientSecret, FileStore, StoredToken, TokenKey, TokenStore};
+use tokenwarden::{
+    AccessToken, ClientSecret, FileStore, TokenStore, store::StoredToken, store::TokenKey,
+};
 
 fn key() -> TokenKey {
     TokenKey::new("https://login.example.test/oauth/token", "client-a")

@@ -80,10 +80,10 @@ pub fn client_for(sim: &Simulator) -> ApiClient {
     );
     let tokens = TokenManager::builder(grant).build();
     ApiClient::builder(&sim.base_url(), tokens)
-        .backoff(tokenwarden::Backoff {
+        .backoff(tokenwarden::retry::Backoff {
             initial: Duration::from_millis(20),
             max_delay: Duration::from_millis(200),
-            ..tokenwarden::Backoff::default()
+            ..tokenwarden::retry::Backoff::default()
         })
         .build()
         .unwrap()

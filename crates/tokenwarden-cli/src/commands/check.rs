@@ -96,7 +96,7 @@ const OPAQUE_STATIC_LIFETIME_SECS: u64 = 365 * 24 * 3600;
 /// escaped, shortened. `check` and `whoami` print to stdout, where a hostile organisation name
 /// could otherwise clear the screen, retitle the terminal or forge a line.
 pub(crate) fn shown(text: &str) -> String {
-    tokenwarden::terminal_safe(text, 200)
+    tokenwarden::redact::terminal_safe(text, 200)
 }
 
 /// Scopes as `check` prints them: each [`shown`], separated by spaces.
@@ -142,7 +142,7 @@ mod tests {
     fn regression_server_names_cannot_drive_the_terminal_or_show_a_secret() {
         // The organisation name went to stdout as it was: `ESC[2J ESC]0;pwned BEL`, CR/LF, the
         // token.
-        tokenwarden::register_secret("org-echoed-token-42");
+        tokenwarden::redact::register_secret("org-echoed-token-42");
         let org = Named {
             name: Some("Acme\u{1b}[2J\u{1b}]0;pwned\u{7} org-echoed-token-42".into()),
             id: Some("id\r\nforged: line".into()),

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokenwarden::export::{
     self, Destination, Event, ExportError, ExportOptions, Format, Mode, Report, Source,
 };
-use tokenwarden::{ApiClient, JobOptions, ownership};
+use tokenwarden::{ApiClient, ownership, paginate::JobOptions};
 
 /// Analytics conversation details jobs endpoint.
 const JOBS_PATH: &str = "/api/v2/analytics/conversations/details/jobs";
@@ -106,7 +106,7 @@ pub(super) async fn run(
     let destination = match (&file, &stream_path) {
         (Some(p), _) => Destination::File(p.clone()),
         (None, Some(p)) => Destination::Stream(Box::new(
-            ownership::open_stream(p)
+            tokenwarden::fs::open_stream(p)
                 .map_err(|e| UsageError(format!("--out {}: {e}", p.display())))?,
         )),
         (None, None) => Destination::Stream(Box::new(std::io::stdout())),

@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use std::io::Write as _;
 use std::time::Duration;
 use tokenwarden::{
-    ApiClient, AuthorizationCode, CallbackProblem, Error, LoopbackListener, Session, SessionUser,
-    SignInFailure, StaticToken, StoredToken, TokenManager, TokenResponse, TokenStore as _,
+    ApiClient, Error, StaticToken, TokenManager, TokenResponse, TokenStore as _,
+    authorize::AuthorizationCode, authorize::CallbackProblem, authorize::LoopbackListener,
+    authorize::SignInFailure, session::Session, session::SessionUser, store::StoredToken,
 };
 
 /// How long `login` waits for the browser by default.
@@ -157,7 +158,7 @@ fn source_of(s: &Settings, what: &str) -> String {
 /// Shows the URL (always, even with `-q`: without it nobody can sign in) and opens the browser
 /// unless told not to.
 fn show_url(
-    request: &tokenwarden::AuthorizationRequest,
+    request: &tokenwarden::authorize::AuthorizationRequest,
     s: &Settings,
     timeout: Duration,
     no_browser: bool,
@@ -284,7 +285,8 @@ async fn keep(
     let store = if no_keyring {
         session::store_without_keyring(s, &signed_in.client_id)?
     } else {
-        match tokenwarden::SessionStore::keyring_available(session::KEYRING_SERVICE).await {
+        match tokenwarden::session::SessionStore::keyring_available(session::KEYRING_SERVICE).await
+        {
             Ok(()) => store,
             Err(e) => {
                 tracing::info!(error = %e, "no OS keyring; keeping the refresh token in the file");
@@ -298,7 +300,7 @@ async fn keep(
     // Under both locks, in the order every refresh takes them: no process is rotating or caching
     // the old sign-in's tokens while it is replaced.
     let _access_lock = access.lock().await?;
-    let _lock = tokenwarden::RefreshTokenStore::lock(&store).await?;
+    let _lock = tokenwarden::store::RefreshTokenStore::lock(&store).await?;
     store.remove().await?;
     store
         .write(signed_in)
@@ -333,7 +335,7 @@ async fn keep(
 }
 
 /// Whether the stored record keeps its refresh token in the keyring.
-fn store_in_keyring(store: &tokenwarden::SessionStore) -> bool {
+fn store_in_keyring(store: &tokenwarden::session::SessionStore) -> bool {
     std::fs::read_to_string(store.path())
         .is_ok_and(|t| t.contains("\"refresh_token_in\":\"keyring\""))
 }
@@ -374,7 +376,7 @@ pub(crate) async fn logout(g: GlobalArgs, hint: &mut Option<String>) -> Result<u
         ));
     }
     {
-        let _lock = tokenwarden::RefreshTokenStore::lock(&store).await?;
+        let _lock = tokenwarden::store::RefreshTokenStore::lock(&store).await?;
         store.remove().await?;
     }
     let who = signed_in

@@ -256,9 +256,9 @@ pub(crate) fn client_for(
         b = b.max_response_bytes(max);
     }
     if let Some(d) = retry_for {
-        b = b.backoff(tokenwarden::Backoff {
+        b = b.backoff(tokenwarden::retry::Backoff {
             max_elapsed: d,
-            ..tokenwarden::Backoff::default()
+            ..tokenwarden::retry::Backoff::default()
         });
     }
     Ok(b.build()?)

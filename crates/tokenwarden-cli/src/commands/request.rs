@@ -38,9 +38,9 @@ pub(crate) async fn run(client: &ApiClient, a: RequestArgs) -> Result<u8> {
     // The body is data, but it came from a server: a secret it echoes is scrubbed (a JSON body as
     // decoded text). On a terminal, control characters are shown escaped (an answer cannot clear
     // the screen or retitle the window); in a pipe or a file the bytes are exact.
-    let body = tokenwarden::redact_json_bytes(resp.body());
+    let body = tokenwarden::redact::redact_json_bytes(resp.body());
     let body = if out.is_terminal() {
-        match tokenwarden::terminal_lines(&String::from_utf8_lossy(&body)) {
+        match tokenwarden::redact::terminal_lines(&String::from_utf8_lossy(&body)) {
             Cow::Borrowed(_) => body,
             Cow::Owned(shown) => Cow::Owned(shown.into_bytes()),
         }
@@ -75,9 +75,9 @@ fn register_credential(name: &http::HeaderName, value: &http::HeaderValue) {
         return;
     }
     let Ok(value) = value.to_str() else { return };
-    tokenwarden::register_secret(value);
+    tokenwarden::redact::register_secret(value);
     if let Some((_scheme, credential)) = value.trim().split_once(' ') {
-        tokenwarden::register_secret(credential.trim());
+        tokenwarden::redact::register_secret(credential.trim());
     }
 }
 

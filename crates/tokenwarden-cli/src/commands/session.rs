@@ -8,8 +8,8 @@ use sha2::{Digest as _, Sha256};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokenwarden::{
-    ClientSecret, RefreshTokenGrant, Session, SessionStore, TokenKey, TokenManager,
-    TokenManagerBuilder,
+    ClientSecret, RefreshTokenGrant, TokenManager, TokenManagerBuilder, session::Session,
+    session::SessionStore, store::TokenKey,
 };
 
 /// The keyring service name sign-ins are kept under.

@@ -18,7 +18,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokenwarden::{
-    FileStore, MintPacing, RedisOptions, RedisStore, SharedBudget, TokenKey, TokenManager,
+    FileStore, TokenManager, client::SharedBudget, manager::MintPacing, store::RedisOptions,
+    store::RedisStore, store::TokenKey,
 };
 
 /// The environment variable that names the token store (recommended for a URL with a password).
@@ -226,8 +227,8 @@ fn redis_store(
         .and_then(|u| u.password().map(str::to_string))
     {
         let pw = percent_decode(&pw);
-        if pw.len() >= tokenwarden::MIN_SECRET_LEN {
-            tokenwarden::register_secret(&pw);
+        if pw.len() >= tokenwarden::redact::MIN_SECRET_LEN {
+            tokenwarden::redact::register_secret(&pw);
         }
     }
     let mut options = RedisOptions::default();

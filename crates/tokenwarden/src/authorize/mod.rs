@@ -9,7 +9,7 @@
 mod callback;
 mod loopback;
 
-pub use crate::error::{AuthorizationError, CallbackProblem};
+pub use crate::error::{AuthorizationError, CallbackProblem, SignInFailure};
 pub use callback::MAX_CALLBACK_HEAD;
 pub use loopback::LoopbackListener;
 
@@ -29,7 +29,7 @@ use zeroize::Zeroizing;
 /// ```no_run
 /// # async fn run() -> Result<(), tokenwarden::Error> {
 /// use std::time::Duration;
-/// use tokenwarden::{AuthorizationCode, LoopbackListener, TokenEndpoint};
+/// use tokenwarden::{authorize::AuthorizationCode, authorize::LoopbackListener, TokenEndpoint};
 ///
 /// let flow = AuthorizationCode::new(
 ///     "https://login.mypurecloud.ie/oauth/authorize",

@@ -32,7 +32,7 @@
 //! - **Interrupted, it stops cleanly** ([`BatchOptions::interrupt`]): the records in flight are
 //!   abandoned unrecorded (a resume runs them), and the report says so.
 //! - **Nothing secret is written:** response bodies and error texts are scrubbed of every secret
-//!   the process knows ([`redact_bytes`](crate::redact_bytes)) before they reach the output.
+//!   the process knows ([`redact_bytes`](crate::redact::redact_bytes)) before they reach the output.
 //! - **Memory stays flat:** input and output are streamed; at most `concurrency` records are in
 //!   flight; resume and duplicate detection keep 16 bytes per id.
 

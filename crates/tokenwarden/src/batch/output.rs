@@ -166,7 +166,7 @@ impl Output {
             if resume {
                 return Err(refuse(JournalProblem::NotResumable));
             }
-            let file = ownership::open_stream(path)
+            let file = crate::fs::open_stream(path)
                 .map_err(|e| BatchError::io(IoOp::CreateOutput, path, e))?;
             return Ok(Output::Stream {
                 path: path.to_path_buf(),

@@ -275,7 +275,7 @@ async fn a_line_over_the_cap_is_a_bad_line_reported_by_number_not_echoed() {
 #[tokio::test]
 async fn recorded_bodies_and_errors_are_scrubbed_of_secrets() {
     let secret = "batch-test-secret-Zq81x";
-    crate::register_secret(secret);
+    crate::redact::register_secret(secret);
     let d = Dir::new();
     let input = d.file("in.jsonl", &jsonl(2));
     let output = d.path("out.jsonl");

@@ -256,7 +256,7 @@ impl ApiClientBuilder {
 
     /// Paces the requests that carry the (first) token in `budget`, shared with every other
     /// process that uses it (a fleet sharing the token through Redis: see
-    /// [`RedisStore::rate_budget`](crate::RedisStore::rate_budget)), instead of in this client's
+    /// [`RedisStore::rate_budget`](crate::store::RedisStore::rate_budget)), instead of in this client's
     /// memory: the fixed [`rate_limit`](Self::rate_limit) and the learned rate then hold for the
     /// whole fleet together. While the budget cannot be reached, the client paces on its own.
     pub fn shared_budget(mut self, budget: Arc<dyn SharedBudget>) -> Self {
@@ -268,7 +268,7 @@ impl ApiClientBuilder {
     /// tokens that are ready, each token with its own pacing (its own rate budget, in `budget`
     /// when given, else in memory), to go past one token's rate limit. A token that is not ready
     /// is fetched in the background while the others serve; give the pool's managers one
-    /// [`MintPacing`](crate::MintPacing) so that their tokens are minted one at a time.
+    /// [`MintPacing`](crate::manager::MintPacing) so that their tokens are minted one at a time.
     pub fn add_token(
         mut self,
         tokens: TokenManager,
@@ -795,7 +795,7 @@ mod tests {
         // A server that echoes a secret (in the body, or in a redirect path) and sends terminal
         // escapes: neither reaches an error message.
         const SECRET: &str = "server-echoed-secret-value-42";
-        crate::register_secret(SECRET);
+        crate::redact::register_secret(SECRET);
         let echo = |body: String| ApiResponse {
             url: Url::parse(&format!("https://api.example/api/v2/users/{SECRET}")).unwrap(),
             body: Bytes::from(body),
@@ -812,7 +812,7 @@ mod tests {
         };
         // The parser's own complaint names the field: it is scrubbed too, not only the body.
         let complaint = detail.split("; body:").next().unwrap();
-        assert!(complaint.contains(crate::REDACTED), "{complaint}");
+        assert!(complaint.contains(crate::redact::REDACTED), "{complaint}");
         let raw = echo(format!("{SECRET}\x1b[2J not json"));
         for e in [
             unknown_field.clone(),
@@ -821,7 +821,7 @@ mod tests {
         ] {
             let msg = e.to_string();
             assert!(!msg.contains(SECRET), "{msg}");
-            assert!(msg.contains(crate::REDACTED), "{msg}");
+            assert!(msg.contains(crate::redact::REDACTED), "{msg}");
             assert!(!msg.contains('\x1b'), "{msg}");
         }
     }

@@ -14,7 +14,7 @@ pub(crate) struct Slot {
 
 /// The tokens of a client beyond its first, with the first: requests go round-robin to the tokens
 /// that are ready (held and not expired). A token that is not ready yet is fetched in the
-/// background meanwhile (the managers' [`MintPacing`](crate::MintPacing) spaces those fetches),
+/// background meanwhile (the managers' [`MintPacing`](crate::manager::MintPacing) spaces those fetches),
 /// so that K tokens are never minted in a burst and no request waits for a token while another
 /// is at hand.
 pub(crate) struct Pool {

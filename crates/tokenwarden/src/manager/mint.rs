@@ -11,14 +11,14 @@ use std::time::Duration;
 /// At least `interval` between two token requests of every manager that shares this pacing (the
 /// managers of a token pool: [`TokenManagerBuilder::mint_pacing`](crate::TokenManagerBuilder::mint_pacing)),
 /// and of every process, when a [`SharedBudget`] is given (a fleet: see
-/// [`RedisStore::mint_budget`](crate::RedisStore::mint_budget)).
+/// [`RedisStore::mint_budget`](crate::store::RedisStore::mint_budget)).
 ///
 /// Each token request (retries included) takes the next turn; the turns of waiting requests are
 /// reserved in order, so four tokens wanted at once are requested at 0, 1, 2 and 3 intervals.
 ///
 /// ```
 /// use std::time::Duration;
-/// use tokenwarden::MintPacing;
+/// use tokenwarden::manager::MintPacing;
 /// let pacing = MintPacing::new(Duration::from_secs(1)); // clone it into each pool manager
 /// assert_eq!(pacing.interval(), Duration::from_secs(1));
 /// ```

@@ -14,13 +14,14 @@ mod skew;
 mod timer;
 mod timing;
 
+pub use crate::metrics::Metrics;
 pub use mint::MintPacing;
 pub use refresh::UNREACHABLE_AT_START;
 
 use crate::clock::{Instant, Jitter, RandomJitter, wall_now};
 use crate::error::Error;
 use crate::grant::Grant;
-use crate::metrics::{Counters, Metrics};
+use crate::metrics::Counters;
 use crate::observe::RefreshReason;
 use crate::retry::Backoff;
 use crate::store::TokenStore;

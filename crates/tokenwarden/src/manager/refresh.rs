@@ -24,7 +24,7 @@
 //! [`lock_wait`](TokenStore::lock_wait), then fetches one itself; when the store cannot be reached
 //! it fetches at once, on its own. A 401's token is withdrawn from the store (compare-and-delete)
 //! before anything else. (A grant that rotates refresh tokens serialises its rotations through its
-//! own [`RefreshTokenStore`](crate::RefreshTokenStore).)
+//! own [`RefreshTokenStore`](crate::store::RefreshTokenStore).)
 
 use super::mint::MintPacing;
 use super::timing::Timing;

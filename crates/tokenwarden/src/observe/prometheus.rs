@@ -21,7 +21,7 @@ const EXPOSED: [f64; 15] = [
 
 /// The metrics of `recorder` in the Prometheus text format, with the current token's time to
 /// expiry as `tokenwarden_token_remaining_seconds` when one is given (from
-/// [`Metrics::time_to_expiry`](crate::Metrics::time_to_expiry)).
+/// `manager::Metrics::time_to_expiry`).
 ///
 /// ```
 /// use tokenwarden::observe::{Recorder, render_prometheus};

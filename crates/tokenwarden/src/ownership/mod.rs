@@ -21,7 +21,6 @@
 mod claim;
 mod fingerprint;
 
-pub use crate::fs::open_stream;
 pub(crate) use claim::Claim;
 pub use claim::ClaimError;
 pub(crate) use fingerprint::Fingerprint;

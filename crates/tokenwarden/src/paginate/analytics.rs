@@ -34,14 +34,14 @@ const DEFAULT_QUERY_PAGE_SIZE: u64 = 100;
 ///     "order": "asc",
 ///     "orderBy": "conversationStart",
 /// });
-/// let conversations: Vec<_> = tokenwarden::paginate_query(
+/// let conversations: Vec<_> = tokenwarden::paginate::paginate_query(
 ///     &client, "/api/v2/analytics/conversations/details/query", body,
 /// ).try_collect().await?; // or consume one by one
 /// # let _ = conversations; Ok(()) }
 /// ```
 ///
 /// # Errors
-/// As [`paginate_pages`](crate::paginate_pages).
+/// As [`paginate_pages`](crate::paginate::paginate_pages).
 pub fn paginate_query(
     client: &ApiClient,
     path: &str,
@@ -208,7 +208,7 @@ impl JobOptions {
 /// # async fn run(client: tokenwarden::ApiClient) -> Result<(), tokenwarden::Error> {
 /// use futures::TryStreamExt as _;
 /// let body = serde_json::json!({"interval": "2024-01-01T00:00:00Z/2024-01-08T00:00:00Z"});
-/// let n = tokenwarden::analytics_job(
+/// let n = tokenwarden::paginate::analytics_job(
 ///     &client, "/api/v2/analytics/conversations/details/jobs", body, Default::default(),
 /// )
 /// .try_fold(0u64, |n, _| async move { Ok(n + 1) })
@@ -219,7 +219,7 @@ impl JobOptions {
 /// # Errors
 /// [`Error::JobFailed`] if the job ends `FAILED`, `CANCELLED` or `EXPIRED` (or is still running
 /// after [`JobOptions::max_wait`]); [`Error::Decode`] if the submission answer has no `jobId`;
-/// otherwise as [`paginate_pages`](crate::paginate_pages).
+/// otherwise as [`paginate_pages`](crate::paginate::paginate_pages).
 pub fn analytics_job(
     client: &ApiClient,
     jobs_path: &str,

@@ -30,12 +30,12 @@ const MAX_SLICES: u64 = 10_000;
 /// `2024-01-01T00:00:00.000Z/2024-01-08T00:00:00.000Z`.
 ///
 /// ```
-/// use tokenwarden::Interval;
+/// use tokenwarden::paginate::Interval;
 /// let week: Interval = "2024-01-01/P7D".parse()?;
 /// assert_eq!(week.to_string(), "2024-01-01T00:00:00.000Z/2024-01-08T00:00:00.000Z");
 /// let days = week.slices(std::time::Duration::from_secs(86_400))?;
 /// assert_eq!(days.len(), 7);
-/// # Ok::<(), tokenwarden::IntervalError>(())
+/// # Ok::<(), tokenwarden::paginate::IntervalError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Interval {

@@ -16,7 +16,7 @@ use url::Url;
 /// ```no_run
 /// # async fn run(client: tokenwarden::ApiClient) -> Result<(), tokenwarden::Error> {
 /// use futures::TryStreamExt as _;
-/// let mut users = std::pin::pin!(tokenwarden::paginate_pages(&client, "/api/v2/users?pageSize=100"));
+/// let mut users = std::pin::pin!(tokenwarden::paginate::paginate_pages(&client, "/api/v2/users?pageSize=100"));
 /// while let Some(user) = users.try_next().await? {
 ///     println!("{}", user["name"]);
 /// }
@@ -44,7 +44,7 @@ pub fn paginate_pages(
 /// ```no_run
 /// # async fn run(client: tokenwarden::ApiClient) -> Result<(), tokenwarden::Error> {
 /// use futures::TryStreamExt as _;
-/// use tokenwarden::{Position, paginate_pages_from};
+/// use tokenwarden::{paginate::Position, paginate::paginate_pages_from};
 /// // Store each page's items, then its `next`; after a crash, start from the last one stored.
 /// let stored: Option<Position> = Some(Position::PageNumber { page_number: 4 });
 /// let mut pages = std::pin::pin!(paginate_pages_from(&client, "/api/v2/users?pageSize=100", stored));
@@ -117,7 +117,7 @@ fn next_page(current: &Url, page: &Value, item_count: usize) -> Option<String> {
 /// ```no_run
 /// # async fn run(client: tokenwarden::ApiClient) -> Result<(), tokenwarden::Error> {
 /// use futures::TryStreamExt as _;
-/// let contacts = tokenwarden::paginate_cursor(&client, "/api/v2/externalcontacts/scan/contacts?limit=200");
+/// let contacts = tokenwarden::paginate::paginate_cursor(&client, "/api/v2/externalcontacts/scan/contacts?limit=200");
 /// let n = contacts.try_fold(0u64, |n, _| async move { Ok(n + 1) }).await?;
 /// # let _ = n; Ok(()) }
 /// ```

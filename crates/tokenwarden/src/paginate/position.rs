@@ -7,7 +7,7 @@ use serde_json::Value;
 /// continues after it.
 ///
 /// Record `next` once the items are safely stored; a later run that starts from it (with
-/// [`paginate_pages_from`](crate::paginate_pages_from) and its siblings) gets every following
+/// [`paginate_pages_from`](crate::paginate::paginate_pages_from) and its siblings) gets every following
 /// item exactly once.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -27,10 +27,10 @@ pub struct Page {
 ///
 /// | stream | position |
 /// |---|---|
-/// | [`paginate_pages_from`](crate::paginate_pages_from) | `Url` (the next page's URL), or a `PageNumber` you choose |
-/// | [`paginate_cursor_from`](crate::paginate_cursor_from) | `Url` (the next page's URL, cursor included) |
-/// | [`paginate_query_from`](crate::paginate_query_from) | `PageNumber` |
-/// | [`analytics_job_from`](crate::analytics_job_from) | `Job` |
+/// | [`paginate_pages_from`](crate::paginate::paginate_pages_from) | `Url` (the next page's URL), or a `PageNumber` you choose |
+/// | [`paginate_cursor_from`](crate::paginate::paginate_cursor_from) | `Url` (the next page's URL, cursor included) |
+/// | [`paginate_query_from`](crate::paginate::paginate_query_from) | `PageNumber` |
+/// | [`analytics_job_from`](crate::paginate::analytics_job_from) | `Job` |
 ///
 /// A position is only as durable as what the API remembers: page numbers shift if the listing
 /// changes between runs, cursors and analytics jobs expire on the server (a job's results are

@@ -5,12 +5,12 @@ use async_trait::async_trait;
 use std::time::Duration;
 
 /// A rate budget shared by every process that uses it: one GCRA schedule (theoretical arrival
-/// time) kept outside the process, such as [`RedisBudget`](crate::RedisBudget) in Redis.
+/// time) kept outside the process, such as `store::RedisBudget` in Redis.
 ///
 /// The [`ApiClient`](crate::ApiClient)'s pacer reserves each request's slot here instead of in its
 /// own memory once it paces at all (a fixed [`RateLimit`](crate::RateLimit), or a rate learned
 /// from the API), and shares its holds (an exhausted window) the same way; the
-/// [`MintPacing`](crate::MintPacing) of a token pool spaces token requests through one too.
+/// `manager::MintPacing` of a token pool spaces token requests through one too.
 ///
 /// Implementations must answer in bounded time: a budget that cannot be reached answers `None`
 /// at once, and the caller paces on its own until it can be reached again.

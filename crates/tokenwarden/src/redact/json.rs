@@ -12,13 +12,13 @@ use serde_json::Value;
 use std::borrow::Cow;
 
 /// `value` with every registered secret in its strings and object keys, as decoded text, replaced
-/// by [`REDACTED`](crate::REDACTED). Borrows when there is nothing to replace.
+/// by [`REDACTED`](crate::redact::REDACTED). Borrows when there is nothing to replace.
 ///
 /// ```
-/// tokenwarden::register_secret("TOK-json-secret-1");
+/// tokenwarden::redact::register_secret("TOK-json-secret-1");
 /// let v: serde_json::Value =
 ///     serde_json::from_str(r#"{"echo": "\u0054\u004f\u004b-json-secret-1"}"#).unwrap();
-/// assert_eq!(tokenwarden::redact_json(&v)["echo"], "[REDACTED]");
+/// assert_eq!(tokenwarden::redact::redact_json(&v)["echo"], "[REDACTED]");
 /// ```
 pub fn redact_json(value: &Value) -> Cow<'_, Value> {
     match matcher() {
@@ -42,10 +42,10 @@ pub(crate) fn redact_json_in_place(value: &mut Value) -> bool {
 /// [`redact_bytes`].
 ///
 /// ```
-/// tokenwarden::register_secret("TOK-json-secret-2");
+/// tokenwarden::redact::register_secret("TOK-json-secret-2");
 /// let body = br#"{"echo": "TOK\u002djson-secret-2", "n": 1}"#;
-/// assert_eq!(&*tokenwarden::redact_json_bytes(body), br#"{"echo":"[REDACTED]","n":1}"#);
-/// assert_eq!(&*tokenwarden::redact_json_bytes(b"plain TOK-json-secret-2"), b"plain [REDACTED]");
+/// assert_eq!(&*tokenwarden::redact::redact_json_bytes(body), br#"{"echo":"[REDACTED]","n":1}"#);
+/// assert_eq!(&*tokenwarden::redact::redact_json_bytes(b"plain TOK-json-secret-2"), b"plain [REDACTED]");
 /// ```
 pub fn redact_json_bytes(bytes: &[u8]) -> Cow<'_, [u8]> {
     let Some(m) = matcher() else {
@@ -168,7 +168,7 @@ mod tests {
 
     #[test]
     fn a_secret_across_json_punctuation_is_replaced_when_the_text_stays_json() {
-        crate::register_secret("x1\",\"b-secret");
+        crate::redact::register_secret("x1\",\"b-secret");
         let text = serde_json::to_vec(&json!({"a": "x1", "b-secret": 2})).unwrap();
         // Replacing it would break the JSON: kept (each string is clean).
         assert_eq!(scrub_serialized(text.clone()), text);

@@ -251,8 +251,8 @@ fn matcher() -> Option<Arc<Built>> {
 /// replace, so it is cheap on the common path.
 ///
 /// ```
-/// tokenwarden::register_secret("s3cr3t-value-42");
-/// assert_eq!(tokenwarden::redact("echo: s3cr3t-value-42!"), "echo: [REDACTED]!");
+/// tokenwarden::redact::register_secret("s3cr3t-value-42");
+/// assert_eq!(tokenwarden::redact::redact("echo: s3cr3t-value-42!"), "echo: [REDACTED]!");
 /// ```
 pub fn redact(text: &str) -> Cow<'_, str> {
     match matcher().and_then(|m| m.replace(text)) {
@@ -280,8 +280,8 @@ pub fn redact_bytes(bytes: &[u8]) -> Cow<'_, [u8]> {
 /// line, and at most `max` characters (then `…`).
 ///
 /// ```
-/// assert_eq!(tokenwarden::terminal_safe("bad\x1b[2Jthing\r\nnext", 100), "bad\\u{1b}[2Jthing\\r\\nnext");
-/// assert_eq!(tokenwarden::terminal_safe("abcdef", 3), "abc…");
+/// assert_eq!(tokenwarden::redact::terminal_safe("bad\x1b[2Jthing\r\nnext", 100), "bad\\u{1b}[2Jthing\\r\\nnext");
+/// assert_eq!(tokenwarden::redact::terminal_safe("abcdef", 3), "abc…");
 /// ```
 pub fn terminal_safe(text: &str, max: usize) -> String {
     let text = redact(text);
@@ -300,7 +300,7 @@ pub fn terminal_safe(text: &str, max: usize) -> String {
 /// [`terminal_safe`], whole, except that newlines and tabs are kept (they only lay text out).
 ///
 /// ```
-/// assert_eq!(tokenwarden::terminal_lines("a\tb\nc\x1b]0;title\x07"), "a\tb\nc\\u{1b}]0;title\\u{7}");
+/// assert_eq!(tokenwarden::redact::terminal_lines("a\tb\nc\x1b]0;title\x07"), "a\tb\nc\\u{1b}]0;title\\u{7}");
 /// ```
 pub fn terminal_lines(text: &str) -> Cow<'_, str> {
     let clean = redact(text);

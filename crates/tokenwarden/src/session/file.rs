@@ -87,7 +87,7 @@ struct Record<'a> {
 /// ```no_run
 /// # async fn run() -> Result<(), tokenwarden::Error> {
 /// use std::sync::Arc;
-/// use tokenwarden::{RefreshTokenGrant, SessionStore, TokenEndpoint, TokenManager};
+/// use tokenwarden::{RefreshTokenGrant, session::SessionStore, TokenEndpoint, TokenManager};
 ///
 /// let url = "https://login.mypurecloud.ie/oauth/token";
 /// let store = SessionStore::new("/home/me/.local/share/tokenwarden/sessions/work")

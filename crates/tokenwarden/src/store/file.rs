@@ -45,7 +45,7 @@ const RECORD_VERSION: u32 = 1;
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), tokenwarden::Error> {
-/// use tokenwarden::{ClientCredentials, ClientSecret, FileStore, TokenEndpoint, TokenKey, TokenManager};
+/// use tokenwarden::{ClientCredentials, ClientSecret, FileStore, TokenEndpoint, store::TokenKey, TokenManager};
 ///
 /// let url = "https://login.mypurecloud.ie/oauth/token";
 /// let secret = ClientSecret::new("the secret");

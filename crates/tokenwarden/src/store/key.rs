@@ -13,7 +13,7 @@ use sha2::{Digest as _, Sha256};
 /// of being hidden by a cached token.
 ///
 /// ```
-/// use tokenwarden::{ClientSecret, TokenKey};
+/// use tokenwarden::{ClientSecret, store::TokenKey};
 ///
 /// let key = TokenKey::new("https://login.mypurecloud.ie/oauth/token", "my-client")
 ///     .with_scope("users:readonly analytics:readonly")

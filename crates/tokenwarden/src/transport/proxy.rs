@@ -25,7 +25,7 @@ const LOOPBACK: &str = "localhost,127.0.0.0/8,::1,::ffff:127.0.0.0/104";
 /// where `HTTP_PROXY` can come from a request header ("httpoxy").
 ///
 /// ```
-/// use tokenwarden::ProxyConfig;
+/// use tokenwarden::client::ProxyConfig;
 /// let proxies = ProxyConfig::from_vars(|name| match name {
 ///     "HTTPS_PROXY" => Some("http://proxy.corp.example:3128".to_string()),
 ///     "NO_PROXY" => Some(".internal.example".to_string()),
@@ -155,7 +155,7 @@ impl ProxyConfig {
     /// http).
     ///
     /// ```
-    /// use tokenwarden::ProxyConfig;
+    /// use tokenwarden::client::ProxyConfig;
     /// let is = |u: &str| ProxyConfig::is_loopback(&url::Url::parse(u).unwrap());
     /// assert!(is("http://127.0.0.1:8080/") && is("http://sim.localhost/") && is("http://[::1]/"));
     /// assert!(!is("http://localhost./") && !is("https://api.mypurecloud.ie/"));

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 use tokenwarden::{
-    ApiClient, ApiClientBuilder, Backoff, ClientCredentials, ClientSecret, TokenEndpoint,
-    TokenManager,
+    ApiClient, ApiClientBuilder, ClientCredentials, ClientSecret, TokenEndpoint, TokenManager,
+    retry::Backoff,
 };
 use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simulator};
 

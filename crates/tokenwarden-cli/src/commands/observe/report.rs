@@ -42,7 +42,7 @@ pub(super) fn render(
 /// can close the element. Registered secrets are scrubbed once more on the way.
 fn page(data: &serde_json::Value) -> String {
     let json = serde_json::to_string(data).unwrap_or_else(|_| "{}".into());
-    let json = tokenwarden::redact(&json)
+    let json = tokenwarden::redact::redact(&json)
         .replace('<', "\\u003c")
         .replace('>', "\\u003e")
         .replace('&', "\\u0026");

@@ -156,7 +156,7 @@ fn lines<'a, R: Read + std::io::Seek>(
     Ok(BufReader::with_capacity(1 << 20, spool.take(len)).split(b'\n'))
 }
 
-/// `s` fit for a terminal ([`terminal_lines`](crate::terminal_lines): escape sequences and other
+/// `s` fit for a terminal ([`terminal_lines`](crate::redact::terminal_lines): escape sequences and other
 /// control characters shown escaped); newlines and tabs are kept, they are the cell's.
 fn printable(s: String) -> String {
     match crate::redact::terminal_lines(&s) {

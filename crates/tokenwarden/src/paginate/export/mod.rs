@@ -36,7 +36,7 @@
 //!
 //! # Secrets
 //!
-//! Each item is scrubbed ([`redact_json`](crate::redact_json): its strings and keys as decoded
+//! Each item is scrubbed ([`redact_json`](crate::redact::redact_json): its strings and keys as decoded
 //! text, then the serialised line) before it is written: a server that echoes the bearer token in
 //! an item, even spelled with JSON escapes, does not put it in the output.
 
@@ -71,19 +71,19 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum Source {
     /// A page-number listing such as `/api/v2/users?pageSize=100` (see
-    /// [`paginate_pages_from`](crate::paginate_pages_from)).
+    /// [`paginate_pages_from`](crate::paginate::paginate_pages_from)).
     Pages {
         /// Path (query parameters allowed).
         path: String,
     },
     /// A cursor listing such as `/api/v2/externalcontacts/scan/contacts?limit=200` (see
-    /// [`paginate_cursor_from`](crate::paginate_cursor_from)).
+    /// [`paginate_cursor_from`](crate::paginate::paginate_cursor_from)).
     Cursor {
         /// Path (query parameters allowed).
         path: String,
     },
     /// A `POST` query paged in its body, such as the analytics details query (see
-    /// [`paginate_query_from`](crate::paginate_query_from)).
+    /// [`paginate_query_from`](crate::paginate::paginate_query_from)).
     Query {
         /// Path of the query endpoint.
         path: String,
@@ -926,7 +926,7 @@ fn write_csv_file(
 }
 
 /// An item as one JSON line with every registered secret replaced by `[REDACTED]`: its strings
-/// and keys scrubbed as decoded text ([`redact_json`](crate::redact_json): a secret spelled with
+/// and keys scrubbed as decoded text ([`redact_json`](crate::redact::redact_json): a secret spelled with
 /// JSON escapes is caught), then the line itself.
 fn scrub_line(item: &Value) -> Vec<u8> {
     let item = crate::redact::redact_json(item);
@@ -939,13 +939,13 @@ mod tests {
 
     #[test]
     fn items_are_scrubbed_and_stay_json() {
-        crate::register_secret("tok-export-SECRET-1");
+        crate::redact::register_secret("tok-export-SECRET-1");
         let item = json!({"id": 1, "echo": "Bearer tok-export-SECRET-1", "n": [1]});
         let line = String::from_utf8(scrub_line(&item)).unwrap();
         assert_eq!(line, r#"{"echo":"Bearer [REDACTED]","id":1,"n":[1]}"#);
         // A secret that spans JSON punctuation when serialised: the line stays JSON, and the
         // secret inside a key is still scrubbed.
-        crate::register_secret("x1\",\"b-secret");
+        crate::redact::register_secret("x1\",\"b-secret");
         let item = json!({"a": "x1", "b-secret": 2, "key x1\",\"b-secret": 3});
         let line = String::from_utf8(scrub_line(&item)).unwrap();
         let back: Value = serde_json::from_str(&line).unwrap();
@@ -957,7 +957,7 @@ mod tests {
 
     #[test]
     fn regression_an_item_echoing_the_token_with_json_escapes_is_scrubbed() {
-        crate::register_secret("tok-export-ESCAPED-2");
+        crate::redact::register_secret("tok-export-ESCAPED-2");
         let item: Value = serde_json::from_str(
             r#"{"t": "\u0074\u006f\u006b-export-ESCAPED-2", "p": "tok\u002dexport-ESCAPED-2"}"#,
         )

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 /// A request schedule (GCRA) in Redis: one atomic script per request reserves its slot on the
 /// Redis server's clock, so every process that uses the same budget keeps one pace together. Made
-/// by [`RedisStore::rate_budget`](crate::RedisStore::rate_budget) (one per token) and
-/// [`RedisStore::mint_budget`](crate::RedisStore::mint_budget) (one per OAuth client, for token
+/// by [`RedisStore::rate_budget`](crate::store::RedisStore::rate_budget) (one per token) and
+/// [`RedisStore::mint_budget`](crate::store::RedisStore::mint_budget) (one per OAuth client, for token
 /// requests). While Redis cannot be reached it answers `None` at once and the caller paces on its
 /// own.
 #[derive(Debug, Clone)]

@@ -33,7 +33,7 @@ pub struct RedisOptions {
     /// its refresh runs; one that died frees it after at most this long.
     pub lock_lease: Duration,
     /// How long a refresh waits for another holder's new token before fetching one itself
-    /// (default 30 s, as [`DEFAULT_LOCK_TIMEOUT`](crate::DEFAULT_LOCK_TIMEOUT)).
+    /// (default 30 s, as [`DEFAULT_LOCK_TIMEOUT`](crate::store::DEFAULT_LOCK_TIMEOUT)).
     pub lock_wait: Duration,
     /// The first part of every key name (default `tokenwarden`).
     pub prefix: String,
@@ -97,7 +97,7 @@ const RECORD_VERSION: &str = "1";
 /// ```no_run
 /// # async fn run() -> Result<(), tokenwarden::Error> {
 /// use std::sync::Arc;
-/// use tokenwarden::{ApiClient, ClientCredentials, ClientSecret, RedisOptions, RedisStore, TokenEndpoint, TokenKey, TokenManager};
+/// use tokenwarden::{ApiClient, ClientCredentials, ClientSecret, store::RedisOptions, store::RedisStore, TokenEndpoint, store::TokenKey, TokenManager};
 ///
 /// let url = "https://login.mypurecloud.ie/oauth/token";
 /// let secret = ClientSecret::new("the secret");
@@ -192,7 +192,7 @@ impl RedisStore {
     }
 
     /// The schedule of the fleet's token requests for this OAuth client (all scopes and pool
-    /// slots), for [`MintPacing::shared`](crate::MintPacing::shared).
+    /// slots), for `manager::MintPacing::shared`.
     pub fn mint_budget(&self) -> RedisBudget {
         let client = TokenKey::new(self.key.token_url(), self.key.client_id());
         RedisBudget {
@@ -453,7 +453,7 @@ impl RedisStore {
     /// The fleet's rotating refresh token, on this store's entry and connection.
     ///
     /// ```no_run
-    /// # async fn run(store: tokenwarden::RedisStore, endpoint: tokenwarden::TokenEndpoint) {
+    /// # async fn run(store: tokenwarden::store::RedisStore, endpoint: tokenwarden::TokenEndpoint) {
     /// use std::sync::Arc;
     /// use tokenwarden::{ClientSecret, RefreshToken, RefreshTokenGrant};
     /// let grant = RefreshTokenGrant::new(endpoint, "my-client", ClientSecret::new("s"), RefreshToken::new("rt"))
