@@ -24,7 +24,7 @@ pub(super) fn of(value: &str) -> Vec<String> {
         add(inner.replace('/', "\\/"));
     }
     // A URL component (every byte but letters and digits escaped) and a form body (what
-    // `grant::form_body` sends), each with upper- and lower-case hex digits.
+    // `grant::endpoint::form_body` sends), each with upper- and lower-case hex digits.
     let component =
         percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
             .to_string();
