@@ -170,6 +170,8 @@ pub(crate) struct HeldToken {
     /// Set by the first rejection reported for this token: one token is one clock-skew sample,
     /// however many requests carrying it were refused.
     pub(crate) rejection_noted: AtomicBool,
+    /// The refresh that obtained it (`observe::RefreshEnd::id`; 0: none of a manager's).
+    pub(crate) refresh_id: u64,
 }
 
 impl HeldToken {
@@ -194,6 +196,7 @@ impl HeldToken {
             accepted_again: AtomicBool::new(false),
             withdrawn: AtomicBool::new(false),
             rejection_noted: AtomicBool::new(false),
+            refresh_id: 0,
         })
     }
 

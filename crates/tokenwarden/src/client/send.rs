@@ -148,8 +148,47 @@ impl ErrorBody {
 }
 
 /// Sends `a` until it has an answer to hand back or an error (see [`ApiClient`](super::ApiClient)
-/// for the rules).
-pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A::Error> {
+/// for the rules), and tells the recorder's observer, if it has one, how the request went.
+pub(crate) async fn run<A: Attempt>(ctx: &Core, a: A) -> Result<A::Answer, A::Error> {
+    if ctx.recorder.observer().is_none() {
+        return send_until_done(ctx, a, &mut Trail::default()).await;
+    }
+    let started = crate::clock::wall_now();
+    let method = a.method().to_string();
+    let route = crate::observe::route(a.url().path());
+    let mut trail = Trail::default();
+    let result = send_until_done(ctx, a, &mut trail).await;
+    if let Some(o) = ctx.recorder.observer() {
+        o.request(&crate::observe::RequestEnd {
+            method: &method,
+            route: &route,
+            status: trail.status,
+            attempts: trail.attempts,
+            outcome: match result {
+                Ok(_) => crate::observe::Outcome::Answered,
+                Err(_) => crate::observe::Outcome::Failed,
+            },
+            started,
+            ended: crate::clock::wall_now(),
+            waited_for: trail.waited_for,
+        });
+    }
+    result
+}
+
+/// What the observer is told of a request, gathered as it is sent.
+#[derive(Default)]
+struct Trail {
+    attempts: u32,
+    status: Option<u16>,
+    waited_for: Option<u64>,
+}
+
+async fn send_until_done<A: Attempt>(
+    ctx: &Core,
+    mut a: A,
+    trail: &mut Trail,
+) -> Result<A::Answer, A::Error> {
     let counters = &*ctx.counters;
     // One token for the whole request: a 401 is reported to the manager whose token it refused.
     let (tokens, pacer) = ctx.pick();
@@ -176,10 +215,19 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
         }
         // Only the API's origin ever sees the token.
         let bearer = match carry {
-            true => Some(tokens.bearer().await.map_err(A::lift)?),
+            true => {
+                let (b, waited) = tokens.bearer_waited().await.map_err(A::lift)?;
+                // The token a request waited for (its first, or the one after a 401): its span
+                // links to that refresh.
+                if (waited || after_heal) && b.held.refresh_id != 0 {
+                    trail.waited_for = Some(b.held.refresh_id);
+                }
+                Some(b)
+            }
             false => None,
         };
         sends += 1;
+        trail.attempts += 1;
         Counters::inc(&counters.attempts);
         let sent_at = Instant::now();
         let sent = a.send(bearer.as_ref()).await?;
@@ -204,6 +252,7 @@ pub(crate) async fn run<A: Attempt>(ctx: &Core, mut a: A) -> Result<A::Answer, A
             Sent::Answer(answer) => {
                 answered = true;
                 let status = A::status(&answer);
+                trail.status = Some(status.as_u16());
                 if heal_pending && status != StatusCode::UNAUTHORIZED {
                     heal_pending = false;
                     Counters::inc(&counters.unauthorized_healed);

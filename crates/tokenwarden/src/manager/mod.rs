@@ -316,6 +316,12 @@ impl TokenManager {
     /// [`Error::StaticTokenExpired`] for a static token past its expiry, [`Error::Internal`] for a
     /// refresh that panicked or was cancelled.
     pub async fn bearer(&self) -> Result<Bearer, Error> {
+        self.bearer_waited().await.map(|(b, _)| b)
+    }
+
+    /// [`bearer`](Self::bearer), and whether the caller waited for a refresh to finish (a span
+    /// of the request links to it).
+    pub(crate) async fn bearer_waited(&self) -> Result<(Bearer, bool), Error> {
         let inner = &self.inner;
         let now = Instant::now();
         {
@@ -324,20 +330,20 @@ impl TokenManager {
                 match t.freshness(now) {
                     Freshness::Fresh => {
                         t.mark_used();
-                        return Ok(Bearer::new(Arc::clone(t), now));
+                        return Ok((Bearer::new(Arc::clone(t), now), false));
                     }
                     Freshness::Stale => {
                         t.mark_used();
                         inner.refresh_in_background(now);
-                        return Ok(Bearer::new(Arc::clone(t), now));
+                        return Ok((Bearer::new(Arc::clone(t), now), false));
                     }
                     Freshness::Expired => {}
                 }
             }
         }
-        let b = Inner::refresh(inner, Reason::Reactive, None).await?;
+        let (b, waited) = Inner::refresh(inner, Reason::Reactive, None).await?;
         b.held.mark_used();
-        Ok(b)
+        Ok((b, waited))
     }
 
     /// Reports that the API rejected `token` (HTTP 401) and returns a token to retry with.
@@ -390,7 +396,7 @@ impl TokenManager {
                 "tokens die at different ages (revocations, not clock skew); no longer refreshing early"
             ),
         }
-        let b = Inner::refresh(inner, Reason::Rejected, Some(token.generation())).await?;
+        let (b, _) = Inner::refresh(inner, Reason::Rejected, Some(token.generation())).await?;
         b.held.mark_used();
         Ok(b)
     }
@@ -513,14 +519,15 @@ impl Inner {
         drop(Inner::start_or_join(self, Reason::Proactive, None, now));
     }
 
+    /// A token, and whether a refresh was waited for to get it.
     async fn refresh(
         self: &Arc<Self>,
         reason: Reason,
         rejected_generation: Option<u64>,
-    ) -> Result<Bearer, Error> {
+    ) -> Result<(Bearer, bool), Error> {
         match Inner::start_or_join(self, reason, rejected_generation, Instant::now()) {
-            Next::Ready(b) => Ok(b),
-            Next::Wait(flight) => flight.await,
+            Next::Ready(b) => Ok((b, false)),
+            Next::Wait(flight) => flight.await.map(|b| (b, true)),
             Next::Fail(e) => Err(e),
         }
     }
@@ -575,7 +582,12 @@ impl Inner {
             r.refresh_started(observed);
         }
         let this = Arc::clone(self);
-        Next::Wait(slot.start(async move { this.run_refresh(reason, replaced).await }))
+        let span = Refreshing {
+            id: crate::observe::next_refresh_id(),
+            reason: observed,
+            started: crate::clock::wall_now(),
+        };
+        Next::Wait(slot.start(async move { this.run_refresh(reason, replaced, span).await }))
     }
 
     /// Nobody gets `t` from now on; a refresh waiting for it to run out stops waiting.
@@ -592,6 +604,7 @@ impl Inner {
         self: Arc<Self>,
         reason: Reason,
         replaced: Option<Arc<HeldToken>>,
+        span: Refreshing,
     ) -> Result<Bearer, Error> {
         tracing::debug!(
             ?reason,
@@ -602,12 +615,22 @@ impl Inner {
             reason,
             replaced: replaced.as_deref(),
         };
-        match self
+        let obtained = self
             .refresher
             .obtain(&job, &self.timing, &self.counters)
-            .await
-        {
-            Ok(held) => {
+            .await;
+        if let Some(o) = self.recorder.get().and_then(|r| r.observer()) {
+            o.refresh(&crate::observe::RefreshEnd {
+                id: span.id,
+                reason: span.reason,
+                started: span.started,
+                ended: crate::clock::wall_now(),
+                ok: obtained.is_ok(),
+            });
+        }
+        match obtained {
+            Ok(mut held) => {
+                held.refresh_id = span.id;
                 let held = Arc::new(held);
                 tracing::info!(
                     generation = held.generation,
@@ -636,6 +659,13 @@ impl Inner {
             }
         }
     }
+}
+
+/// A refresh being run, for its observer (see `observe::RefreshEnd`).
+struct Refreshing {
+    id: u64,
+    reason: RefreshReason,
+    started: std::time::SystemTime,
 }
 
 /// What a caller that found no usable token does next.

@@ -25,15 +25,18 @@
 mod histogram;
 mod prometheus;
 mod series;
+mod trace;
 
-pub use prometheus::{PROMETHEUS_CONTENT_TYPE, render_prometheus};
+pub use prometheus::{DURATION_BOUNDS, PROMETHEUS_CONTENT_TYPE, render_prometheus};
 pub use series::{MAX_BUCKETS, Series};
+pub(crate) use trace::next_refresh_id;
+pub use trace::{Observer, Outcome, RefreshEnd, RequestEnd, route};
 
 use crate::clock::{Instant, wall_now};
 use histogram::Histogram;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, SystemTime};
 
 /// The outcome class of one exchange with the API.
@@ -168,6 +171,8 @@ struct Shared {
     /// guards the pacers whose allowed rate the series samples (weak: a client dropped takes its
     /// pacers with it, however many clients a long-lived recorder serves)
     rates: Mutex<Vec<Weak<dyn RateSource>>>,
+    /// Told of every request and refresh as it ends, once set (a tracer).
+    observer: OnceLock<Arc<dyn Observer>>,
 }
 
 impl Default for Shared {
@@ -179,6 +184,7 @@ impl Default for Shared {
             ticked: AtomicU64::new(0),
             timeline: Mutex::new(series::Timeline::default()),
             rates: Mutex::new(Vec::new()),
+            observer: OnceLock::new(),
         }
     }
 }
@@ -393,6 +399,17 @@ impl Recorder {
         self.refresh_started(reason);
     }
 
+    /// Tells `observer` of every request, refresh and exchange recorded from now on (see
+    /// [`Observer`]). One observer per record: `false` if one was set already.
+    pub fn set_observer(&self, observer: Arc<dyn Observer>) -> bool {
+        self.inner.observer.set(observer).is_ok()
+    }
+
+    /// The observer, if one is set.
+    pub(crate) fn observer(&self) -> Option<&dyn Observer> {
+        self.inner.observer.get().map(|o| &**o)
+    }
+
     pub(crate) fn counts(&self) -> Counts {
         self.inner.tally.snapshot()
     }
@@ -410,6 +427,9 @@ impl Recorder {
         let t = &self.inner.tally;
         inc(&t.classes[class.index()]);
         t.latency.record(latency);
+        if let Some(o) = self.observer() {
+            o.exchange(class, latency);
+        }
     }
 
     /// A token refresh started.

@@ -13,9 +13,10 @@ use std::time::Duration;
 /// The `Content-Type` of [`render_prometheus`]'s text (exposition format 0.0.4).
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The histogram bounds exposed, in seconds: Prometheus's usual ones, each a bound of the
-/// recorder's finer histogram, so each count is exact.
-const EXPOSED: [f64; 15] = [
+/// The request-duration histogram's bounds, in seconds, in every export (Prometheus,
+/// OpenTelemetry): Prometheus's usual ones, each a bound of the recorder's finer histogram, so
+/// each count is exact.
+pub const DURATION_BOUNDS: [f64; 15] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
@@ -127,7 +128,7 @@ pub fn render_prometheus(recorder: &Recorder, token_remaining: Option<Duration>)
     );
     let mut cumulative = 0u64;
     let mut fine = 0usize;
-    for le in EXPOSED {
+    for le in DURATION_BOUNDS {
         // Every exposed bound is one of the fine bounds: add the fine buckets up to it.
         while fine < BOUNDS && histogram::bound(fine).is_some_and(|b| b <= le * (1.0 + 1e-9)) {
             cumulative += c.latency.buckets[fine];

@@ -1,0 +1,196 @@
+//! OpenTelemetry export of a tokenwarden run over OTLP/HTTP (protobuf): the metrics the
+//! Prometheus exposition has, a span per API request and a span per token refresh, with a link
+//! from each request that waited for a refresh to that refresh's span.
+//!
+//! Everything comes from the library's one record of a run
+//! ([`Recorder`](tokenwarden::observe::Recorder)): the counters are read from its totals when the
+//! SDK collects, the duration histogram and the spans are fed by its
+//! [`Observer`](tokenwarden::observe::Observer) hook (the same events it counts). Nothing is
+//! recorded for OpenTelemetry unless [`Telemetry::start`] is called.
+//!
+//! The SDK sends through the workspace's reqwest client ([`ReqwestExporter`]), one HTTP stack.
+//! A dead or slow collector never fails or slows the job: exports run beside it, each bounded by
+//! its timeout, their failures are logged once as a warning (never with a header value), and
+//! [`Telemetry::shutdown`] flushes what is left within the timeout.
+
+mod exporter;
+mod observer;
+mod settings;
+
+pub use exporter::ReqwestExporter;
+pub use settings::{DEFAULT_TIMEOUT, OtlpSettings, SettingsError, SignalTarget};
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use std::sync::Arc;
+use std::time::Duration;
+use tokenwarden::ApiClient;
+
+/// The name of the instrumentation scope and the default `service.name`.
+pub const SCOPE: &str = "tokenwarden";
+
+/// The export of one run, until [`shutdown`](Self::shutdown).
+pub struct Telemetry {
+    tracer: Option<SdkTracerProvider>,
+    meter: Option<SdkMeterProvider>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("traces", &self.tracer.is_some())
+            .field("metrics", &self.meter.is_some())
+            .finish()
+    }
+}
+
+/// Export cannot start (the exporter could not be built).
+#[derive(Debug, thiserror::Error)]
+#[error("OpenTelemetry export: {0}")]
+pub struct StartError(String);
+
+impl Telemetry {
+    /// Starts exporting `client`'s run as `settings` say. Must be called inside a Tokio runtime
+    /// (the exports are sent on it).
+    ///
+    /// # Errors
+    /// The exporters cannot be built (a URL the HTTP stack refuses).
+    pub fn start(settings: &OtlpSettings, client: &ApiClient) -> Result<Telemetry, StartError> {
+        let resource = resource();
+        let runtime = tokio::runtime::Handle::current();
+        let mut timeout = Duration::ZERO;
+        let tracer = match &settings.traces {
+            Some(target) => {
+                timeout = timeout.max(target.timeout);
+                let exporter = opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_http_client(ReqwestExporter::new(target, "traces", runtime.clone()))
+                    .with_endpoint(target.endpoint.as_str())
+                    .with_timeout(target.timeout)
+                    .with_headers(Default::default())
+                    .build()
+                    .map_err(|e| StartError(e.to_string()))?;
+                let processor = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter)
+                    .with_batch_config(
+                        opentelemetry_sdk::trace::BatchConfigBuilder::default()
+                            .with_max_queue_size(8192)
+                            .with_max_export_batch_size(1024)
+                            .with_scheduled_delay(Duration::from_secs(2))
+                            .build(),
+                    )
+                    .build();
+                Some(
+                    SdkTracerProvider::builder()
+                        .with_resource(resource.clone())
+                        .with_span_processor(processor)
+                        .build(),
+                )
+            }
+            None => None,
+        };
+        let meter = match &settings.metrics {
+            Some(target) => {
+                timeout = timeout.max(target.timeout);
+                let exporter = opentelemetry_otlp::MetricExporter::builder()
+                    .with_http()
+                    .with_http_client(ReqwestExporter::new(target, "metrics", runtime))
+                    .with_endpoint(target.endpoint.as_str())
+                    .with_timeout(target.timeout)
+                    .with_headers(Default::default())
+                    .build()
+                    .map_err(|e| StartError(e.to_string()))?;
+                let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(exporter).build();
+                Some(
+                    SdkMeterProvider::builder()
+                        .with_resource(resource)
+                        .with_reader(reader)
+                        .build(),
+                )
+            }
+            None => None,
+        };
+        let tracer_handle = tracer.as_ref().map(|p| {
+            use opentelemetry::trace::TracerProvider as _;
+            p.tracer(SCOPE)
+        });
+        let histogram = meter.as_ref().map(|m| {
+            let meter = m.meter(SCOPE);
+            observer::register_metrics(&meter, client);
+            observer::duration_histogram(&meter)
+        });
+        if tracer_handle.is_some() || histogram.is_some() {
+            let hook = observer::Exporting::new(tracer_handle, histogram);
+            if !client.recorder().set_observer(Arc::new(hook)) {
+                tracing::warn!(
+                    "the run's record has an observer already: OpenTelemetry spans and the duration histogram are not exported"
+                );
+            }
+        }
+        for (what, t) in [("traces", &settings.traces), ("metrics", &settings.metrics)] {
+            if let Some(t) = t {
+                tracing::info!(
+                    endpoint = %settings::shown_url(&t.endpoint),
+                    headers = t.headers.len(),
+                    timeout_ms = t.timeout.as_millis() as u64,
+                    "exporting OpenTelemetry {what}"
+                );
+            }
+        }
+        Ok(Telemetry {
+            tracer,
+            meter,
+            timeout,
+        })
+    }
+
+    /// Exports what is left (the last spans, the final metrics) and stops, within the export
+    /// timeout (and a second): a collector that does not answer costs the job no more than that.
+    pub async fn shutdown(self) {
+        let Telemetry {
+            tracer,
+            meter,
+            timeout,
+        } = self;
+        // The SDK's shutdown blocks its caller until its worker threads have exported, and they
+        // send on this runtime: off the runtime's threads, bounded.
+        let done = tokio::task::spawn_blocking(move || {
+            if let Some(t) = tracer {
+                let _ = t.shutdown_with_timeout(timeout);
+            }
+            if let Some(m) = meter {
+                let _ = m.shutdown_with_timeout(timeout);
+            }
+        });
+        if tokio::time::timeout(timeout * 2 + Duration::from_secs(1), done)
+            .await
+            .is_err()
+        {
+            tracing::warn!("OpenTelemetry export did not finish in time; the rest is dropped");
+        }
+    }
+}
+
+/// `service.name` (default `tokenwarden`, or `OTEL_SERVICE_NAME`, or the `service.name` of
+/// `OTEL_RESOURCE_ATTRIBUTES`), `service.version` and the resource attributes of
+/// `OTEL_RESOURCE_ATTRIBUTES`, as the SDK's resource detectors read them.
+fn resource() -> Resource {
+    let named = std::env::var("OTEL_SERVICE_NAME").is_ok_and(|v| !v.trim().is_empty())
+        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|v| {
+            v.split(',').any(|kv| {
+                kv.split('=')
+                    .next()
+                    .is_some_and(|k| k.trim() == "service.name")
+            })
+        });
+    let builder = Resource::builder()
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")));
+    match named {
+        true => builder.build(),
+        false => builder.with_service_name(SCOPE).build(),
+    }
+}
