@@ -64,7 +64,7 @@ pub enum FetchError {
     /// The endpoint could not be reached at all: the connection was refused, its name did not
     /// resolve, the TLS handshake failed. Retried like [`FetchError::Transient`] during a run, but
     /// when no token was ever obtained the manager gives up after
-    /// [`UNREACHABLE_AT_START`](crate::manager::UNREACHABLE_AT_START): a job started against a wrong URL, or
+    /// `manager::UNREACHABLE_AT_START`: a job started against a wrong URL, or
     /// without network, fails at once with the cause.
     Unreachable {
         /// What happened, in words, with the whole cause (no secrets).
