@@ -1,14 +1,22 @@
-//! Run: cargo run --release -p tokenwarden-agent --example overhead [-- REQUESTS CONCURRENCY LATENCY_MS]
+//! Run: cargo run --release -p tokenwarden-agent --all-features --example overhead [-- REQUESTS CONCURRENCY LATENCY_MS ROUNDS]
 //!
 //! What the agent costs: the same requests (default 8,000 `GET /api/v2/users/{id}` at concurrency
-//! 32, the simulator answering after 20 ms) sent by a plain HTTP client straight to the embedded
-//! simulator with the real token, then through the agent with the key. Prints the throughput of
-//! each, their ratio, and the latency the agent adds (p50, p99).
+//! 32, the simulator answering after 20 ms) sent by a plain HTTP client straight to the simulator
+//! with the real token, then through the agent with the key, in interleaved rounds (default 5 of
+//! each: direct, agent, direct, agent...).
+//!
+//! The load generator, the simulator and the agent are three processes (this program runs itself
+//! again as `overhead sim LATENCY_MS` and `overhead agent SIM_URL`), so that none of them takes
+//! its CPU from another's runtime; each round reads the CPU time of each process from /proc, which
+//! gives the agent's own CPU per request. Both paths use one client configuration. Prints each
+//! round, then the medians: the throughput ratio and the latency the agent adds (p50, p99).
 
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokenwarden::{ApiClient, ClientCredentials, ClientSecret, TokenEndpoint, TokenManager};
-use tokenwarden_agent::{Agent, AgentKey, AgentOptions};
+use tokenwarden_agent::{Agent, AgentKey, AgentOptions, KEY_ENV};
 use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simulator};
 
 struct Run {
@@ -21,18 +29,27 @@ impl Run {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64()
     }
 
+    /// `p` of the sorted latencies.
     fn percentile(&self, p: f64) -> Duration {
-        let mut l = self.latencies.clone();
-        l.sort();
-        l[((l.len() as f64 - 1.0) * p).round() as usize]
+        self.latencies[((self.latencies.len() as f64 - 1.0) * p).round() as usize]
     }
 }
 
-async fn drive(base: &str, bearer: &str, requests: usize, concurrency: usize) -> Run {
-    let http = reqwest::Client::builder()
+/// The one client configuration both paths are driven with.
+fn load_client(concurrency: usize) -> reqwest::Client {
+    reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+async fn drive(
+    http: &reqwest::Client,
+    base: &str,
+    bearer: &str,
+    requests: usize,
+    concurrency: usize,
+) -> Run {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -63,105 +80,220 @@ async fn drive(base: &str, bearer: &str, requests: usize, concurrency: usize) ->
     for t in tasks {
         latencies.extend(t.await.unwrap());
     }
-    Run {
-        elapsed: started.elapsed(),
-        latencies,
-    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    Run { elapsed, latencies }
 }
 
-/// CPU time this process has used (user + system), from /proc (Linux), in clock ticks of 10 ms.
-fn cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let after = stat.rsplit_once(')')?.1;
+/// CPU time a process has used (user + system, all its threads), from /proc (Linux), in clock
+/// ticks of 10 ms.
+fn cpu(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc (Linux)");
+    let after = stat.rsplit_once(')').unwrap().1;
     let f: Vec<u64> = after
         .split_whitespace()
         .skip(11)
         .take(2)
-        .filter_map(|v| v.parse().ok())
+        .map(|v| v.parse().unwrap())
         .collect();
-    Some(Duration::from_millis((f.first()? + f.get(1)?) * 10))
+    Duration::from_millis((f[0] + f[1]) * 10)
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-#[tokio::main]
-async fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse().expect("numbers"))
-        .collect();
-    let requests = args.first().copied().unwrap_or(8000);
-    let concurrency = args.get(1).copied().unwrap_or(32);
-    let latency = Duration::from_millis(args.get(2).copied().unwrap_or(20) as u64);
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n % 2 {
+        1 => v[n / 2],
+        _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// This program again, as `role`, with its first stdout line read (the URL it serves); it runs
+/// until its stdin closes.
+struct Role {
+    child: Child,
+    url: String,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Role {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Role {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut url = String::new();
+        out.read_line(&mut url).unwrap();
+        assert!(url.starts_with("http://"), "{args:?} said {url:?}");
+        Role {
+            url: url.trim().to_string(),
+            child,
+            out,
+        }
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    /// Closes its stdin and returns what it prints before it exits.
+    fn stop(mut self) -> String {
+        drop(self.child.stdin.take());
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut self.out, &mut rest);
+        let _ = self.child.wait();
+        rest
+    }
+}
+
+/// Waits until stdin closes (the driver ended or died).
+async fn until_stdin_closes() {
+    tokio::task::spawn_blocking(|| {
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new())
+    })
+    .await
+    .unwrap()
+    .unwrap();
+}
+
+/// `overhead sim LATENCY_MS`: the simulator; prints its URL, and its journal counters at the end.
+async fn sim_role(latency_ms: u64) {
     let sim = Simulator::start(SimConfig {
-        latency,
+        latency: Duration::from_millis(latency_ms),
         ..SimConfig::default()
     })
     .await
     .unwrap();
-    let grant = ClientCredentials::new(
-        TokenEndpoint::new(&sim.token_url()).unwrap(),
-        DEFAULT_CLIENT_ID,
-        ClientSecret::new(DEFAULT_CLIENT_SECRET),
-    );
-    let tokens = TokenManager::builder(grant).build();
-    let real = tokens.bearer().await.unwrap();
-    let real = real.access_token().expose_secret().to_string();
-    let client = ApiClient::builder(&sim.base_url(), tokens).build().unwrap();
-    let key = AgentKey::generate();
-    let agent = Agent::start(
-        client,
-        AgentOptions::new("127.0.0.1:0".parse().unwrap(), key.clone()),
-    )
-    .await
-    .unwrap();
-
-    // A short warm-up of both paths (connections, the agent's pool), not measured.
-    drive(&sim.base_url(), &real, 200, concurrency).await;
-    drive(&agent.url(), key.expose(), 200, concurrency).await;
-
-    let c0 = cpu();
-    let direct = drive(&sim.base_url(), &real, requests, concurrency).await;
-    let c1 = cpu();
-    let through = drive(&agent.url(), key.expose(), requests, concurrency).await;
-    let c2 = cpu();
-    println!(
-        "{requests} requests, concurrency {concurrency}, server latency {} ms",
-        latency.as_millis()
-    );
-    println!("| path | requests/s | p50 ms | p99 ms |");
-    println!("|---|---|---|---|");
-    for (name, r) in [("direct", &direct), ("through the agent", &through)] {
-        println!(
-            "| {name} | {:.0} | {:.2} | {:.2} |",
-            r.throughput(),
-            ms(r.percentile(0.5)),
-            ms(r.percentile(0.99))
-        );
-    }
-    println!(
-        "throughput ratio {:.3}; added latency p50 {:.2} ms, p99 {:.2} ms",
-        through.throughput() / direct.throughput(),
-        ms(through.percentile(0.5)) - ms(direct.percentile(0.5)),
-        ms(through.percentile(0.99)) - ms(direct.percentile(0.99)),
-    );
-    if let (Some(c0), Some(c1), Some(c2)) = (c0, c1, c2) {
-        // The simulator, the client and (second run) the agent all run in this process: the
-        // difference is the agent's CPU per request.
-        let per = |d: Duration| d.as_secs_f64() * 1e6 / requests as f64;
-        println!(
-            "CPU per request (this process): direct {:.0} us, through the agent {:.0} us: the agent costs {:.0} us",
-            per(c1 - c0),
-            per(c2 - c1),
-            per(c2 - c1) - per(c1 - c0)
-        );
-    }
+    println!("{}", sim.base_url());
+    until_stdin_closes().await;
     let j = sim.journal_counters();
     println!(
         "simulator: {} API requests, {} token requests",
         j.api_requests, j.token_requests
     );
+}
+
+/// `overhead agent SIM_URL`: the agent in front of the simulator, the key from
+/// `TOKENWARDEN_AGENT_KEY`, logging at the CLI's default level (warnings); prints its URL.
+async fn agent_role(sim_url: &str) {
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(std::io::stderr)
+        .init();
+    let grant = ClientCredentials::new(
+        TokenEndpoint::new(&format!("{sim_url}/oauth/token")).unwrap(),
+        DEFAULT_CLIENT_ID,
+        ClientSecret::new(DEFAULT_CLIENT_SECRET),
+    );
+    let tokens = TokenManager::builder(grant).build();
+    let client = ApiClient::builder(sim_url, tokens).build().unwrap();
+    let key = AgentKey::from_text(&std::env::var(KEY_ENV).unwrap()).unwrap();
+    let agent = Agent::start(
+        client,
+        AgentOptions::new("127.0.0.1:0".parse().unwrap(), key),
+    )
+    .await
+    .unwrap();
+    println!("{}", agent.url());
+    until_stdin_closes().await;
     agent.shutdown().await;
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("sim") => return sim_role(args[1].parse().unwrap()).await,
+        Some("agent") => return agent_role(&args[1]).await,
+        _ => {}
+    }
+    let args: Vec<usize> = args.iter().map(|a| a.parse().expect("numbers")).collect();
+    let requests = args.first().copied().unwrap_or(8000);
+    let concurrency = args.get(1).copied().unwrap_or(32);
+    let latency_ms = args.get(2).copied().unwrap_or(20);
+    let rounds = args.get(3).copied().unwrap_or(5);
+
+    let sim = Role::start(&["sim", &latency_ms.to_string()], &[]);
+    let key = AgentKey::generate();
+    let agent = Role::start(&["agent", &sim.url], &[(KEY_ENV, key.expose())]);
+    let http = load_client(concurrency);
+    let through_agent = load_client(concurrency);
+    // The real token, as a script holding it would get it: from the agent's `GET /token`.
+    let token: serde_json::Value = http
+        .get(format!("{}/token", agent.url))
+        .bearer_auth(key.expose())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let real = token["access_token"].as_str().unwrap().to_string();
+
+    // A warm-up of both paths (connections, the agent's pool), not measured.
+    drive(&http, &sim.url, &real, 500, concurrency).await;
+    drive(&through_agent, &agent.url, key.expose(), 500, concurrency).await;
+
+    println!(
+        "{requests} requests a round, concurrency {concurrency}, server latency {latency_ms} ms, {rounds} rounds of each path, interleaved; three processes"
+    );
+    println!(
+        "| round | direct req/s | agent req/s | ratio | direct p50 / p99 ms | agent p50 / p99 ms | added p50 | added p99 | agent CPU µs/req | simulator CPU µs/req (direct / agent) | client CPU µs/req (direct / agent) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let me = std::process::id().to_string();
+    let (mut ratios, mut added50, mut added99, mut agent_cpu) = (vec![], vec![], vec![], vec![]);
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / requests as f64;
+    for round in 1..=rounds {
+        let (s0, c0) = (cpu(&sim.pid()), cpu(&me));
+        let direct = drive(&http, &sim.url, &real, requests, concurrency).await;
+        let (s1, c1, a1) = (cpu(&sim.pid()), cpu(&me), cpu(&agent.pid()));
+        let through = drive(
+            &through_agent,
+            &agent.url,
+            key.expose(),
+            requests,
+            concurrency,
+        )
+        .await;
+        let (s2, c2, a2) = (cpu(&sim.pid()), cpu(&me), cpu(&agent.pid()));
+        let ratio = through.throughput() / direct.throughput();
+        let a50 = ms(through.percentile(0.5)) - ms(direct.percentile(0.5));
+        let a99 = ms(through.percentile(0.99)) - ms(direct.percentile(0.99));
+        println!(
+            "| {round} | {:.0} | {:.0} | {ratio:.3} | {:.2} / {:.2} | {:.2} / {:.2} | {a50:.2} ms | {a99:.2} ms | {:.0} | {:.0} / {:.0} | {:.0} / {:.0} |",
+            direct.throughput(),
+            through.throughput(),
+            ms(direct.percentile(0.5)),
+            ms(direct.percentile(0.99)),
+            ms(through.percentile(0.5)),
+            ms(through.percentile(0.99)),
+            per(a2 - a1),
+            per(s1 - s0),
+            per(s2 - s1),
+            per(c1 - c0),
+            per(c2 - c1),
+        );
+        ratios.push(ratio);
+        added50.push(a50);
+        added99.push(a99);
+        agent_cpu.push(per(a2 - a1));
+    }
+    println!(
+        "median of {rounds} rounds: throughput ratio {:.3}; added latency p50 {:.2} ms, p99 {:.2} ms; the agent's CPU {:.0} µs per request",
+        median(ratios),
+        median(added50),
+        median(added99),
+        median(agent_cpu),
+    );
+    agent.stop();
+    print!("{}", sim.stop());
 }

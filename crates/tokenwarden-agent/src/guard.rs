@@ -93,7 +93,11 @@ pub fn check(
     headers: &HeaderMap,
     local: SocketAddr,
 ) -> Result<(), Refusal> {
-    let size = uri.to_string().len()
+    // The target's length as it was sent (no copy of it made).
+    let target = uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(0, |p| p.as_str().len());
+    let size = target
         + headers
             .iter()
             .map(|(n, v)| n.as_str().len() + v.len() + 4)

@@ -39,6 +39,16 @@ const HOP_BY_HOP: [&str; 9] = [
 
 /// Removes the hop-by-hop headers, those named in `Connection` first.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        strip_named_in_connection(headers);
+    }
+    for n in HOP_BY_HOP {
+        headers.remove(n);
+    }
+}
+
+/// Removes the headers that `Connection` names.
+fn strip_named_in_connection(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -49,25 +59,22 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for n in named {
         headers.remove(n);
     }
-    for n in HOP_BY_HOP {
-        headers.remove(n);
-    }
 }
 
 /// Forwards `req` (its head already checked by [`guard::check`], its credential by the caller).
 pub(crate) async fn forward(state: &State, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    let method = parts.method.clone();
-    let target = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".into());
-    let path = parts.uri.path().to_string();
+    let http::request::Parts {
+        method,
+        uri,
+        mut headers,
+        ..
+    } = parts;
+    let target = uri.path_and_query().map_or("/", |p| p.as_str());
+    let path = uri.path();
 
-    let announced = parts
-        .headers
+    let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
@@ -76,7 +83,6 @@ pub(crate) async fn forward(state: &State, req: Request<Incoming>) -> Response<B
         return guard_response(guard::TOO_LARGE);
     }
 
-    let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
     // The agent reads what it forwards back: an encoded answer could not be scrubbed.
     headers.remove(header::ACCEPT_ENCODING);
@@ -86,7 +92,7 @@ pub(crate) async fn forward(state: &State, req: Request<Incoming>) -> Response<B
 
     let mut request = state
         .client
-        .forward(method.clone(), &target)
+        .forward(method.clone(), target)
         .headers(headers);
     match read_body(body, state.limits.max_body).await {
         Ok(ReadBody::Whole(bytes)) if bytes.is_empty() && announced.is_none() => {}
@@ -195,16 +201,17 @@ async fn respond(
     answer: tokenwarden::client::ForwardResponse,
 ) -> Response<Body> {
     let status = answer.status();
-    let mut headers = answer.headers().clone();
+    let mut response = answer.into_response();
+    // The answer's own headers, taken (not copied): the body is read from `response` alone.
+    let mut headers = std::mem::take(response.headers_mut());
     strip_hop_by_hop(&mut headers);
     // No CORS header ever leaves the agent, whatever the API says.
-    let cors: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| n.as_str().starts_with("access-control-"))
-        .cloned()
-        .collect();
-    for n in cors {
-        headers.remove(n);
+    let cors = |n: &HeaderName| n.as_str().starts_with("access-control-");
+    if headers.keys().any(cors) {
+        let named: Vec<HeaderName> = headers.keys().filter(|n| cors(n)).cloned().collect();
+        for n in named {
+            headers.remove(n);
+        }
     }
     scrub_headers(&mut headers);
     headers.append(header::VIA, HeaderValue::from_static(VIA));
@@ -217,17 +224,16 @@ async fn respond(
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
-    let mut response = answer.into_response();
     let body = if no_body {
         full(Bytes::new())
     } else {
         headers.remove(header::CONTENT_LENGTH);
         // Read up to the limit; an answer that ends there is scrubbed whole.
-        let mut whole = bytes::BytesMut::new();
+        let mut whole = Gathered::default();
         let mut complete = false;
         while whole.len() <= SCRUBBED_WHOLE {
             match response.chunk().await {
-                Ok(Some(c)) => whole.extend_from_slice(&c),
+                Ok(Some(c)) => whole.push(c),
                 Ok(None) => {
                     complete = true;
                     break;
@@ -254,6 +260,37 @@ async fn respond(
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     out
+}
+
+/// Chunks read into one buffer: the first kept as it is (no copy for the common answer of one
+/// chunk), copied into a buffer only when a second one comes.
+#[derive(Default)]
+struct Gathered {
+    first: Bytes,
+    more: Option<bytes::BytesMut>,
+}
+
+impl Gathered {
+    fn len(&self) -> usize {
+        self.more.as_ref().map_or(self.first.len(), |m| m.len())
+    }
+
+    fn push(&mut self, chunk: Bytes) {
+        match &mut self.more {
+            Some(m) => m.extend_from_slice(&chunk),
+            None if self.first.is_empty() => self.first = chunk,
+            None => {
+                let mut m = bytes::BytesMut::with_capacity(self.first.len() + chunk.len());
+                m.extend_from_slice(&self.first);
+                m.extend_from_slice(&chunk);
+                self.more = Some(m);
+            }
+        }
+    }
+
+    fn freeze(self) -> Bytes {
+        self.more.map_or(self.first, bytes::BytesMut::freeze)
+    }
 }
 
 /// A large answer, streamed and scrubbed of the raw tokens as it passes.

@@ -3,8 +3,9 @@
 //! back as it arrives, its body unread. What a local proxy in front of the API needs (the
 //! `tokenwarden agent`).
 
-use super::send::{self, Attempt, Hop, Sent};
-use super::{ApiClient, Counters, Inner, policy};
+use super::request::{self, Body};
+use super::send::{Attempt, Hop, Sent};
+use super::{ApiClient, Inner, policy};
 use crate::error::{Error, Result, excerpt, shown_path};
 use crate::token::Bearer;
 use bytes::Bytes;
@@ -34,7 +35,7 @@ pub struct ForwardRequest {
     method: Method,
     url: Result<Url>,
     headers: HeaderMap,
-    body: ForwardBody,
+    body: Option<Body>,
     timeout: Option<Duration>,
     replay_safe: bool,
 }
@@ -46,13 +47,6 @@ impl std::fmt::Debug for ForwardRequest {
             .field("path", &self.url.as_ref().map(|u| u.path()).ok())
             .finish_non_exhaustive()
     }
-}
-
-/// A forwarded body: none, bytes (sent again as they are), or a stream (sent once).
-enum ForwardBody {
-    None,
-    Bytes(Bytes),
-    Once(Option<reqwest::Body>),
 }
 
 impl ApiClient {
@@ -83,7 +77,7 @@ impl ApiClient {
             method,
             url,
             headers: HeaderMap::new(),
-            body: ForwardBody::None,
+            body: None,
             timeout: None,
             replay_safe: false,
         }
@@ -104,7 +98,7 @@ impl ForwardRequest {
 
     /// A body of bytes: sent again as they are on a retry, a heal or a redirect that keeps it.
     pub fn body(mut self, body: impl Into<Bytes>) -> Self {
-        self.body = ForwardBody::Bytes(body.into());
+        self.body = Some(Body::Bytes(body.into()));
         self
     }
 
@@ -112,10 +106,7 @@ impl ForwardRequest {
     /// retry, a `307`), `send` fails with [`Error::NotReplayable`] instead (after a 401, the
     /// refused token has been replaced all the same, so sending the request again works).
     pub fn body_stream(mut self, body: reqwest::Body) -> Self {
-        self.body = match body.as_bytes() {
-            Some(b) => ForwardBody::Bytes(Bytes::copy_from_slice(b)),
-            None => ForwardBody::Once(Some(body)),
-        };
+        self.body = Some(Body::of(body));
         self
     }
 
@@ -147,27 +138,17 @@ impl ForwardRequest {
     pub async fn send(self) -> Result<ForwardResponse> {
         let client = self.client.clone();
         let inner = &*client.inner;
-        Counters::inc(&inner.core.counters.requests);
-        let result = match self.url {
-            Ok(url) => {
-                let attempt = ForwardAttempt {
-                    inner,
-                    method: self.method,
-                    url,
-                    headers: self.headers,
-                    body: self.body,
-                    timeout: self.timeout.unwrap_or(inner.request_timeout),
-                    replay_safe: self.replay_safe,
-                };
-                send::run(&inner.core, attempt).await
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = &result {
-            Counters::inc(&inner.core.counters.failures);
-            tracing::debug!(error = %e, "forwarded request failed");
-        }
-        result.map(|response| ForwardResponse { response })
+        let attempt = self.url.map(|url| ForwardAttempt {
+            inner,
+            method: self.method,
+            url,
+            headers: self.headers,
+            body: self.body,
+            timeout: self.timeout.unwrap_or(inner.request_timeout),
+            replay_safe: self.replay_safe,
+        });
+        let response = request::send_counted(inner, attempt).await?;
+        Ok(ForwardResponse { response })
     }
 }
 
@@ -205,7 +186,7 @@ struct ForwardAttempt<'c> {
     method: Method,
     url: Url,
     headers: HeaderMap,
-    body: ForwardBody,
+    body: Option<Body>,
     timeout: Duration,
     replay_safe: bool,
 }
@@ -227,7 +208,7 @@ impl Attempt for ForwardAttempt<'_> {
     }
 
     fn can_resend(&self) -> bool {
-        !matches!(self.body, ForwardBody::Once(None))
+        Body::can_resend(&self.body)
     }
 
     fn hands_back_answers(&self) -> bool {
@@ -235,40 +216,21 @@ impl Attempt for ForwardAttempt<'_> {
     }
 
     async fn send(&mut self, bearer: Option<&Bearer>) -> Result<Sent<reqwest::Response, Error>> {
-        let mut req = reqwest::Request::new(self.method.clone(), self.url.clone());
-        *req.headers_mut() = self.headers.clone();
-        if let Some(b) = bearer {
-            req.headers_mut()
-                .insert(header::AUTHORIZATION, b.header_value());
-        }
-        *req.body_mut() = match &mut self.body {
-            ForwardBody::None => None,
-            ForwardBody::Bytes(b) => Some(reqwest::Body::from(b.clone())),
-            ForwardBody::Once(b) => Some(
-                b.take()
-                    .ok_or_else(|| send::not_replayable(&self.method, &self.url))?,
-            ),
-        };
-        *req.timeout_mut() = Some(self.timeout);
-        match self.inner.http.execute(req).await {
-            Ok(resp) => Ok(Sent::Answer(resp)),
-            Err(e) if e.is_builder() => Err(Error::Config(format!(
-                "invalid request {} {}: {}",
-                self.method,
-                shown_path(&self.url),
-                crate::error::chain(&e)
-            ))),
-            Err(e) => {
-                let connect = e.is_connect();
-                let error =
-                    Error::transport(format!("{} {}", self.method, shown_path(&self.url)), e);
-                Ok(Sent::Failed {
-                    connect,
-                    what: error.to_string(),
-                    error,
-                })
-            }
-        }
+        let req = request::build(
+            &self.method,
+            &self.url,
+            self.headers.clone(),
+            bearer,
+            &mut self.body,
+            self.timeout,
+        )?;
+        let target = (&self.method, &self.url);
+        Ok(
+            match request::execute(self.inner, req, target, || shown_path(&self.url)).await? {
+                Ok(resp) => Sent::Answer(resp),
+                Err(failed) => failed,
+            },
+        )
     }
 
     fn status(answer: &reqwest::Response) -> StatusCode {
@@ -307,7 +269,7 @@ impl Attempt for ForwardAttempt<'_> {
             return Ok(Hop::Return(answer));
         }
         if !keep_body {
-            self.body = ForwardBody::None;
+            self.body = None;
             self.headers.remove(header::CONTENT_TYPE);
             self.headers.remove(header::TRANSFER_ENCODING);
         }

@@ -540,7 +540,8 @@ pub(crate) fn locate(base: &Url, path: &str) -> std::result::Result<Url, String>
     let url = base
         .join(path)
         .map_err(|e| format!("'{}' is not a valid path ({e}): not sent", quoted()))?;
-    if url.origin() != base.origin() {
+    // `Url::origin` equality, without its two allocations (this runs for every forwarded request).
+    if !policy::same_origin(&url, base) {
         return Err(format!(
             "'{}' leads away from the API ({} instead of {}): not sent",
             quoted(),

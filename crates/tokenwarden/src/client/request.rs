@@ -42,10 +42,105 @@ impl std::fmt::Debug for RequestBuilder {
     }
 }
 
-/// A request body: bytes (sent again as they are on a retry), or a stream (sent once).
-enum Body {
+/// A request body: bytes (sent again as they are on a retry), or a stream (sent once). Also the
+/// body of a [`ForwardRequest`](super::ForwardRequest).
+pub(super) enum Body {
     Bytes(Bytes),
     Once(Option<reqwest::Body>),
+}
+
+impl Body {
+    /// A reqwest body: one backed by bytes is kept as bytes (replayable), a streaming one is sent
+    /// once.
+    pub(super) fn of(body: reqwest::Body) -> Self {
+        match body.as_bytes() {
+            Some(b) => Body::Bytes(Bytes::copy_from_slice(b)),
+            None => Body::Once(Some(body)),
+        }
+    }
+
+    /// Whether a request with this body (`None`: none) can be sent once more.
+    pub(super) fn can_resend(body: &Option<Body>) -> bool {
+        !matches!(body, Some(Body::Once(None)))
+    }
+}
+
+/// One attempt's reqwest request: `headers` as they are, with the token in `Authorization` when
+/// `bearer` is given (and no `Authorization` otherwise), the body (a stream taken: it is sent
+/// once), the timeout.
+pub(super) fn build(
+    method: &Method,
+    url: &Url,
+    mut headers: HeaderMap,
+    bearer: Option<&Bearer>,
+    body: &mut Option<Body>,
+    timeout: Duration,
+) -> Result<reqwest::Request> {
+    match bearer {
+        Some(b) => {
+            headers.insert(header::AUTHORIZATION, b.header_value());
+        }
+        None => {
+            headers.remove(header::AUTHORIZATION);
+        }
+    }
+    let mut req = reqwest::Request::new(method.clone(), url.clone());
+    *req.headers_mut() = headers;
+    *req.body_mut() = match body {
+        None => None,
+        Some(Body::Bytes(b)) => Some(reqwest::Body::from(b.clone())),
+        Some(Body::Once(b)) => Some(b.take().ok_or_else(|| send::not_replayable(method, url))?),
+    };
+    *req.timeout_mut() = Some(timeout);
+    Ok(req)
+}
+
+/// Sends one attempt: the answer, or the transport failure (`Ok(Err)`, said as `where_` in the
+/// error); a request reqwest cannot even build is an [`Error::Config`] (nothing to retry).
+pub(super) async fn execute<A>(
+    inner: &Inner,
+    req: reqwest::Request,
+    (method, url): (&Method, &Url),
+    where_: impl FnOnce() -> String,
+) -> Result<std::result::Result<reqwest::Response, Sent<A, Error>>> {
+    match inner.http.execute(req).await {
+        Ok(resp) => Ok(Ok(resp)),
+        Err(e) if e.is_builder() => Err(Error::Config(format!(
+            "invalid request {method} {}: {}",
+            shown_path(url),
+            crate::error::chain(&e)
+        ))),
+        Err(e) => Ok(Err(transport_failure(method, where_(), e))),
+    }
+}
+
+/// A transport failure of `method` to `where_`, as the send loop takes it.
+fn transport_failure<A>(method: &Method, where_: String, e: reqwest::Error) -> Sent<A, Error> {
+    let connect = e.is_connect();
+    let error = Error::transport(format!("{method} {where_}"), e);
+    Sent::Failed {
+        connect,
+        what: error.to_string(),
+        error,
+    }
+}
+
+/// A request's top-level send, for both kinds: counted, run through the send loop, its failure
+/// counted and said at debug level.
+pub(super) async fn send_counted<A: Attempt<Error = Error>>(
+    inner: &Inner,
+    attempt: Result<A>,
+) -> Result<A::Answer> {
+    Counters::inc(&inner.core.counters.requests);
+    let result = match attempt {
+        Ok(attempt) => send::run(&inner.core, attempt).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &result {
+        Counters::inc(&inner.core.counters.failures);
+        tracing::debug!(error = %e, "API request failed");
+    }
+    result
 }
 
 impl RequestBuilder {
@@ -126,10 +221,7 @@ impl RequestBuilder {
     /// A reqwest body. One backed by bytes is kept as bytes (replayable); a streaming one is sent
     /// at most once, and a failure that would need it again gives [`Error::NotReplayable`].
     pub fn body_stream(mut self, body: reqwest::Body) -> Self {
-        self.body = Some(match body.as_bytes() {
-            Some(b) => Body::Bytes(Bytes::copy_from_slice(b)),
-            None => Body::Once(Some(body)),
-        });
+        self.body = Some(Body::of(body));
         self
     }
 
@@ -182,16 +274,7 @@ impl RequestBuilder {
     pub async fn send(self) -> Result<ApiResponse> {
         let client = self.client.clone();
         let inner = &*client.inner;
-        Counters::inc(&inner.core.counters.requests);
-        let result = match self.into_attempt(inner) {
-            Ok(attempt) => send::run(&inner.core, attempt).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = &result {
-            Counters::inc(&inner.core.counters.failures);
-            tracing::debug!(error = %e, "API request failed");
-        }
-        result
+        send_counted(inner, self.into_attempt(inner)).await
     }
 
     fn into_attempt(self, inner: &Inner) -> Result<ClientAttempt<'_>> {
@@ -240,7 +323,7 @@ impl Attempt for ClientAttempt<'_> {
     }
 
     fn can_resend(&self) -> bool {
-        !matches!(self.body, Some(Body::Once(None)))
+        Body::can_resend(&self.body)
     }
 
     fn hands_back_answers(&self) -> bool {
@@ -253,49 +336,25 @@ impl Attempt for ClientAttempt<'_> {
         if !policy::same_origin(&self.url, &inner.core.origin) {
             inner.proxies.check(&self.url)?;
         }
-        let mut req = reqwest::Request::new(self.method.clone(), self.url.clone());
-        let headers = req.headers_mut();
-        *headers = self.own_headers.clone();
+        let mut headers = self.own_headers.clone();
         headers.extend(self.caller_headers.clone());
-        match bearer {
-            Some(b) => {
-                headers.insert(header::AUTHORIZATION, b.header_value());
-            }
-            None => {
-                headers.remove(header::AUTHORIZATION);
-            }
-        }
-        *req.body_mut() = match &mut self.body {
-            None => None,
-            Some(Body::Bytes(b)) => Some(reqwest::Body::from(b.clone())),
-            Some(Body::Once(b)) => Some(
-                b.take()
-                    .ok_or_else(|| send::not_replayable(&self.method, &self.url))?,
-            ),
-        };
-        *req.timeout_mut() = Some(self.timeout);
-        let transport = |e: reqwest::Error| {
-            let connect = e.is_connect();
-            let error = Error::transport(format!("{} {}", self.method, host_path(&self.url)), e);
-            Sent::Failed {
-                connect,
-                what: error.to_string(),
-                error,
-            }
-        };
-        let resp = match inner.http.execute(req).await {
+        let req = build(
+            &self.method,
+            &self.url,
+            headers,
+            bearer,
+            &mut self.body,
+            self.timeout,
+        )?;
+        let resp = match execute(inner, req, (&self.method, &self.url), || {
+            host_path(&self.url)
+        })
+        .await?
+        {
             Ok(resp) => resp,
-            // A request reqwest cannot even build: nothing to retry.
-            Err(e) if e.is_builder() => {
-                return Err(Error::Config(format!(
-                    "invalid request {} {}: {}",
-                    self.method,
-                    shown_path(&self.url),
-                    crate::error::chain(&e)
-                )));
-            }
-            Err(e) => return Ok(transport(e)),
+            Err(failed) => return Ok(failed),
         };
+        let transport = |e| transport_failure(&self.method, host_path(&self.url), e);
         let (status, headers) = (resp.status(), resp.headers().clone());
         let body = match read_body(resp, inner.max_response_bytes).await {
             Ok(body) => body,
