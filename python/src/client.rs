@@ -161,11 +161,12 @@ impl Client {
         };
         let c = &self.client;
         let stream = match style {
-            "pages" => tokenwarden::paginate::paginate_pages(c, path).boxed(),
-            "cursor" => tokenwarden::paginate::paginate_cursor(c, path).boxed(),
-            "query" => tokenwarden::paginate::paginate_query(c, path, body).boxed(),
+            "pages" => tokenwarden::paginate::numbered_items(c, path).boxed(),
+            "cursor" => tokenwarden::paginate::cursor_items(c, path).boxed(),
+            "query" => tokenwarden::paginate::query_items(c, path, body).boxed(),
             "job" => {
-                tokenwarden::paginate::analytics_job(c, path, body, JobOptions::default()).boxed()
+                tokenwarden::paginate::analytics_job_items(c, path, body, JobOptions::default())
+                    .boxed()
             }
             other => {
                 return Err(errors::argument(format!(

@@ -30,7 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ApiClient::builder(&sim.base_url(), TokenManager::builder(grant).build()).build()?;
 
     let mut out = std::io::BufWriter::new(std::fs::File::create("users.jsonl")?);
-    let mut users = std::pin::pin!(tokenwarden::paginate::paginate_pages(
+    let mut users = std::pin::pin!(tokenwarden::paginate::numbered_items(
         &client,
         "/api/v2/users?pageSize=25"
     ));

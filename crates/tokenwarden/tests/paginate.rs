@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::Duration;
 use tokenwarden::{
-    Error, Page, paginate::JobOptions, paginate::Position, paginate::analytics_job,
-    paginate::analytics_job_from, paginate::paginate_cursor, paginate::paginate_cursor_from,
-    paginate::paginate_pages, paginate::paginate_pages_from, paginate::paginate_query,
-    paginate::paginate_query_from,
+    Error, Page, paginate::JobOptions, paginate::Position, paginate::analytics_job_items,
+    paginate::analytics_job_pages, paginate::cursor_items, paginate::cursor_pages,
+    paginate::numbered_items, paginate::numbered_pages, paginate::query_items,
+    paginate::query_pages,
 };
 use tokenwarden_sim::{JobOutcome, SimConfig};
 
@@ -46,7 +46,7 @@ fn assert_each_once(items: &[Value], key: &str, n: usize) {
 async fn page_number_listing_spans_several_tokens() {
     let sim = sim(hostile(250)).await;
     let client = client(&sim);
-    let users: Vec<Value> = paginate_pages(&client, "/api/v2/users?pageSize=10")
+    let users: Vec<Value> = numbered_items(&client, "/api/v2/users?pageSize=10")
         .try_collect()
         .await
         .unwrap();
@@ -62,7 +62,7 @@ async fn cursor_listing_spans_several_tokens() {
     let sim = sim(hostile(250)).await;
     let client = client(&sim);
     let contacts: Vec<Value> =
-        paginate_cursor(&client, "/api/v2/externalcontacts/scan/contacts?limit=10")
+        cursor_items(&client, "/api/v2/externalcontacts/scan/contacts?limit=10")
             .try_collect()
             .await
             .unwrap();
@@ -77,7 +77,7 @@ async fn analytics_query_spans_several_tokens() {
     let sim = sim(hostile(250)).await;
     let client = client(&sim);
     let body = json!({"interval": WEEK, "order": "asc", "paging": {"pageSize": 10}});
-    let conversations: Vec<Value> = paginate_query(&client, QUERY, body)
+    let conversations: Vec<Value> = query_items(&client, QUERY, body)
         .try_collect()
         .await
         .unwrap();
@@ -97,7 +97,7 @@ async fn analytics_query_is_replayed_after_5xx() {
     .await;
     let client = client(&sim);
     let body = json!({"interval": WEEK, "paging": {"pageSize": 10}});
-    let conversations: Vec<Value> = paginate_query(&client, QUERY, body)
+    let conversations: Vec<Value> = query_items(&client, QUERY, body)
         .try_collect()
         .await
         .unwrap();
@@ -120,7 +120,7 @@ async fn a_three_second_job_outlives_one_second_tokens() {
         .poll(Duration::from_millis(300), Duration::from_millis(800))
         .page_size(40);
     let conversations: Vec<Value> =
-        analytics_job(&client, JOBS, json!({"interval": WEEK}), options)
+        analytics_job_items(&client, JOBS, json!({"interval": WEEK}), options)
             .try_collect()
             .await
             .unwrap();
@@ -147,7 +147,7 @@ async fn a_failed_job_is_job_failed() {
         })
         .await;
         let client = client(&sim);
-        let err = analytics_job(
+        let err = analytics_job_items(
             &client,
             JOBS,
             json!({"interval": WEEK}),
@@ -187,7 +187,7 @@ async fn page_number_listing_resumes_from_a_recorded_position() {
     let sim = sim(hostile(95)).await;
     let client = client(&sim);
     let path = "/api/v2/users?pageSize=10";
-    let (mut items, next) = read_pages(paginate_pages_from(&client, path, None), 4).await;
+    let (mut items, next) = read_pages(numbered_pages(&client, path, None), 4).await;
     let next = next.expect("more pages");
     assert!(
         matches!(&next, Position::Url { url } if url.contains("pageNumber=5")),
@@ -195,7 +195,7 @@ async fn page_number_listing_resumes_from_a_recorded_position() {
     );
     // Another process, later: only the position is carried over (as JSON, as a file would).
     let carried: Position = serde_json::from_str(&serde_json::to_string(&next).unwrap()).unwrap();
-    let (rest, last) = read_pages(paginate_pages_from(&client, path, Some(carried)), 100).await;
+    let (rest, last) = read_pages(numbered_pages(&client, path, Some(carried)), 100).await;
     assert_eq!(last, None, "the last page says the listing is complete");
     items.extend(rest);
     assert_each_once(&items, "id", 95);
@@ -206,7 +206,7 @@ async fn page_number_listing_resumes_from_a_recorded_position() {
     );
     // A page number of one's own choosing works too.
     let from = Some(Position::PageNumber { page_number: 10 });
-    let (tail, _) = read_pages(paginate_pages_from(&client, path, from), 100).await;
+    let (tail, _) = read_pages(numbered_pages(&client, path, from), 100).await;
     assert_eq!(tail.len(), 5);
 }
 
@@ -215,12 +215,12 @@ async fn cursor_listing_resumes_from_a_recorded_position() {
     let sim = sim(hostile(73)).await;
     let client = client(&sim);
     let path = "/api/v2/externalcontacts/scan/contacts?limit=10";
-    let (mut items, next) = read_pages(paginate_cursor_from(&client, path, None), 3).await;
+    let (mut items, next) = read_pages(cursor_pages(&client, path, None), 3).await;
     assert!(
         matches!(&next, Some(Position::Url { url }) if url.contains("cursor=")),
         "{next:?}"
     );
-    let (rest, last) = read_pages(paginate_cursor_from(&client, path, next), 100).await;
+    let (rest, last) = read_pages(cursor_pages(&client, path, next), 100).await;
     assert_eq!(last, None);
     items.extend(rest);
     assert_each_once(&items, "id", 73);
@@ -235,10 +235,9 @@ async fn analytics_query_resumes_from_a_page_number() {
     let sim = sim(hostile(64)).await;
     let client = client(&sim);
     let body = json!({"interval": WEEK, "paging": {"pageSize": 10}});
-    let (mut items, next) =
-        read_pages(paginate_query_from(&client, QUERY, body.clone(), None), 2).await;
+    let (mut items, next) = read_pages(query_pages(&client, QUERY, body.clone(), None), 2).await;
     assert_eq!(next, Some(Position::PageNumber { page_number: 3 }));
-    let (rest, last) = read_pages(paginate_query_from(&client, QUERY, body, next), 100).await;
+    let (rest, last) = read_pages(query_pages(&client, QUERY, body, next), 100).await;
     assert_eq!(last, None);
     items.extend(rest);
     assert_each_once(&items, "conversationId", 64);
@@ -262,7 +261,7 @@ async fn analytics_job_resumes_with_its_job_id_and_cursor() {
             .page_size(50)
     };
     let body = json!({"interval": WEEK});
-    let mut first = std::pin::pin!(analytics_job_from(
+    let mut first = std::pin::pin!(analytics_job_pages(
         &client,
         JOBS,
         body.clone(),
@@ -284,7 +283,7 @@ async fn analytics_job_resumes_with_its_job_id_and_cursor() {
     assert!(matches!(&next, Some(Position::Job { job_id: j, cursor: Some(_) }) if *j == job_id));
     // Attaching to the recorded job: nothing is submitted again.
     let (rest, last) = read_pages(
-        analytics_job_from(&client, JOBS, body.clone(), options(), next),
+        analytics_job_pages(&client, JOBS, body.clone(), options(), next),
         100,
     )
     .await;
@@ -300,7 +299,7 @@ async fn analytics_job_resumes_with_its_job_id_and_cursor() {
         job_id: "no-such-job".into(),
         cursor: None,
     });
-    let err = analytics_job_from(&client, JOBS, body, options(), gone)
+    let err = analytics_job_pages(&client, JOBS, body, options(), gone)
         .try_collect::<Vec<_>>()
         .await
         .unwrap_err();
@@ -314,7 +313,7 @@ async fn a_position_off_the_api_origin_is_refused_without_a_request() {
     let elsewhere = Some(Position::Url {
         url: "http://127.0.0.1:9/api/v2/users?pageNumber=2".into(),
     });
-    let err = paginate_pages_from(&client, "/api/v2/users", elsewhere)
+    let err = numbered_pages(&client, "/api/v2/users", elsewhere)
         .try_collect::<Vec<_>>()
         .await
         .unwrap_err();
@@ -353,11 +352,7 @@ async fn regression_a_page_cycle_is_an_error_not_an_endless_listing() {
     // A → B → A: only a page pointing at itself was caught, so this ran forever.
     let (base, log) = common::scripted_api(a_b_cycle);
     let client = static_client(&base, "TOK-cycle-abcdefghijklmnop");
-    let mut pages = std::pin::pin!(paginate_pages_from(
-        &client,
-        "/api/v2/users?pageNumber=1",
-        None
-    ));
+    let mut pages = std::pin::pin!(numbered_pages(&client, "/api/v2/users?pageNumber=1", None));
     let mut items = 0;
     let mut fetched = 0;
     let err = loop {
@@ -381,7 +376,7 @@ async fn regression_a_cycle_through_another_spelling_of_the_first_page_outputs_n
     // items were output a second time before the cycle was caught.
     let (base, log) = common::scripted_api(a_b_cycle);
     let client = static_client(&base, "TOK-spelling-abcdefghijklmnop");
-    let got: Vec<Result<Value, Error>> = paginate_pages(&client, "/api/v2/users")
+    let got: Vec<Result<Value, Error>> = numbered_items(&client, "/api/v2/users")
         .take(10)
         .collect()
         .await;
@@ -410,7 +405,7 @@ async fn regression_a_query_answering_every_page_alike_is_an_error_not_an_endles
     });
     let client = static_client(&base, "TOK-query-abcdefghijklmnop");
     // Bounded, so that the test fails (not hangs) if the walk does not stop.
-    let got: Result<Vec<Value>, _> = paginate_query(&client, QUERY, json!({"interval": WEEK}))
+    let got: Result<Vec<Value>, _> = query_items(&client, QUERY, json!({"interval": WEEK}))
         .take(100)
         .try_collect()
         .await;
@@ -439,14 +434,14 @@ async fn regression_a_next_page_or_job_id_carrying_the_token_is_refused() {
         )
     });
     let client = static_client(&base, TOKEN);
-    let mut pages = std::pin::pin!(paginate_pages_from(&client, "/api/v2/users", None));
+    let mut pages = std::pin::pin!(numbered_pages(&client, "/api/v2/users", None));
     let Err(err) = pages.try_next().await else {
         panic!("the first page's next position is refused")
     };
     assert!(err.to_string().contains("[REDACTED]"), "{err}");
     assert!(!err.to_string().contains(TOKEN), "{err}");
     // The job id is never recorded or put into a path either.
-    let err = analytics_job(
+    let err = analytics_job_items(
         &client,
         JOBS,
         json!({"interval": WEEK}),

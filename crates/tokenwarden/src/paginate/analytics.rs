@@ -34,29 +34,29 @@ const DEFAULT_QUERY_PAGE_SIZE: u64 = 100;
 ///     "order": "asc",
 ///     "orderBy": "conversationStart",
 /// });
-/// let conversations: Vec<_> = tokenwarden::paginate::paginate_query(
+/// let conversations: Vec<_> = tokenwarden::paginate::query_items(
 ///     &client, "/api/v2/analytics/conversations/details/query", body,
 /// ).try_collect().await?; // or consume one by one
 /// # let _ = conversations; Ok(()) }
 /// ```
 ///
 /// # Errors
-/// As [`paginate_pages`](crate::paginate::paginate_pages).
-pub fn paginate_query(
+/// As [`numbered_items`](crate::paginate::numbered_items).
+pub fn query_items(
     client: &ApiClient,
     path: &str,
     body: Value,
 ) -> impl Stream<Item = Result<Value>> + Send + 'static + use<> {
-    items(paginate_query_from(client, path, body, None))
+    items(query_pages(client, path, body, None))
 }
 
-/// The pages of an analytics details query (see [`paginate_query`]), each with the
+/// The pages of an analytics details query (see [`query_items`]), each with the
 /// [`Position::PageNumber`] after it, starting at `from` (`None`: the body's `paging.pageNumber`,
 /// default 1).
 ///
 /// # Errors
-/// As [`paginate_query`]; [`Error::Config`] for a position that is not a page number.
-pub fn paginate_query_from(
+/// As [`query_items`]; [`Error::Config`] for a position that is not a page number.
+pub fn query_pages(
     client: &ApiClient,
     path: &str,
     body: Value,
@@ -144,7 +144,7 @@ fn next_query_page(
     }
 }
 
-/// How [`analytics_job`] waits for a job and reads its results.
+/// How [`analytics_job_items`] waits for a job and reads its results.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JobOptions {
@@ -208,7 +208,7 @@ impl JobOptions {
 /// # async fn run(client: tokenwarden::ApiClient) -> Result<(), tokenwarden::Error> {
 /// use futures::TryStreamExt as _;
 /// let body = serde_json::json!({"interval": "2024-01-01T00:00:00Z/2024-01-08T00:00:00Z"});
-/// let n = tokenwarden::paginate::analytics_job(
+/// let n = tokenwarden::paginate::analytics_job_items(
 ///     &client, "/api/v2/analytics/conversations/details/jobs", body, Default::default(),
 /// )
 /// .try_fold(0u64, |n, _| async move { Ok(n + 1) })
@@ -219,17 +219,17 @@ impl JobOptions {
 /// # Errors
 /// [`Error::JobFailed`] if the job ends `FAILED`, `CANCELLED` or `EXPIRED` (or is still running
 /// after [`JobOptions::max_wait`]); [`Error::Decode`] if the submission answer has no `jobId`;
-/// otherwise as [`paginate_pages`](crate::paginate::paginate_pages).
-pub fn analytics_job(
+/// otherwise as [`numbered_items`](crate::paginate::numbered_items).
+pub fn analytics_job_items(
     client: &ApiClient,
     jobs_path: &str,
     body: Value,
     options: JobOptions,
 ) -> impl Stream<Item = Result<Value>> + Send + 'static + use<> {
-    items(analytics_job_from(client, jobs_path, body, options, None))
+    items(analytics_job_pages(client, jobs_path, body, options, None))
 }
 
-/// The pages of an asynchronous analytics job (see [`analytics_job`]), each with the
+/// The pages of an asynchronous analytics job (see [`analytics_job_items`]), each with the
 /// [`Position::Job`] after it, starting at `from`.
 ///
 /// Without `from`, the job is submitted and the first page handed out has no items and the new
@@ -238,10 +238,10 @@ pub fn analytics_job(
 /// is fulfilled, then its results are read from the recorded cursor.
 ///
 /// # Errors
-/// As [`analytics_job`]. A job the API no longer knows (it expired, or was deleted) answers
+/// As [`analytics_job_items`]. A job the API no longer knows (it expired, or was deleted) answers
 /// [`Error::Status`] 404, or [`Error::JobFailed`] with state `EXPIRED`: submit it again then.
 /// [`Error::Config`] for a position that is not a job.
-pub fn analytics_job_from(
+pub fn analytics_job_pages(
     client: &ApiClient,
     jobs_path: &str,
     body: Value,

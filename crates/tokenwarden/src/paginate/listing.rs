@@ -16,7 +16,7 @@ use url::Url;
 /// ```no_run
 /// # async fn run(client: tokenwarden::ApiClient) -> Result<(), tokenwarden::Error> {
 /// use futures::TryStreamExt as _;
-/// let mut users = std::pin::pin!(tokenwarden::paginate::paginate_pages(&client, "/api/v2/users?pageSize=100"));
+/// let mut users = std::pin::pin!(tokenwarden::paginate::numbered_items(&client, "/api/v2/users?pageSize=100"));
 /// while let Some(user) = users.try_next().await? {
 ///     println!("{}", user["name"]);
 /// }
@@ -28,14 +28,14 @@ use url::Url;
 /// [`RequestBuilder::send`](crate::RequestBuilder::send), [`Error::Status`](crate::Error::Status)
 /// for a non-2xx page, [`Error::Decode`](crate::Error::Decode) for a page that is not JSON or a next
 /// page off the API's origin.
-pub fn paginate_pages(
+pub fn numbered_items(
     client: &ApiClient,
     path: &str,
 ) -> impl Stream<Item = Result<Value>> + Send + 'static + use<> {
-    items(paginate_pages_from(client, path, None))
+    items(numbered_pages(client, path, None))
 }
 
-/// The pages of a page-number listing (see [`paginate_pages`]), each with the [`Position`] after
+/// The pages of a page-number listing (see [`numbered_items`]), each with the [`Position`] after
 /// it, starting at `from` (`None`: the first page).
 ///
 /// `from` is a [`Position::Url`] recorded from an earlier page, or a [`Position::PageNumber`]
@@ -44,10 +44,10 @@ pub fn paginate_pages(
 /// ```no_run
 /// # async fn run(client: tokenwarden::ApiClient) -> Result<(), tokenwarden::Error> {
 /// use futures::TryStreamExt as _;
-/// use tokenwarden::{paginate::Position, paginate::paginate_pages_from};
+/// use tokenwarden::{paginate::Position, paginate::numbered_pages};
 /// // Store each page's items, then its `next`; after a crash, start from the last one stored.
 /// let stored: Option<Position> = Some(Position::PageNumber { page_number: 4 });
-/// let mut pages = std::pin::pin!(paginate_pages_from(&client, "/api/v2/users?pageSize=100", stored));
+/// let mut pages = std::pin::pin!(numbered_pages(&client, "/api/v2/users?pageSize=100", stored));
 /// while let Some(page) = pages.try_next().await? {
 ///     println!("{} users; continue at {:?}", page.items.len(), page.next);
 /// }
@@ -55,8 +55,8 @@ pub fn paginate_pages(
 /// ```
 ///
 /// # Errors
-/// As [`paginate_pages`]; [`Error::Config`](crate::Error::Config) for a [`Position::Job`].
-pub fn paginate_pages_from(
+/// As [`numbered_items`]; [`Error::Config`](crate::Error::Config) for a [`Position::Job`].
+pub fn numbered_pages(
     client: &ApiClient,
     path: &str,
     from: Option<Position>,
@@ -117,28 +117,28 @@ fn next_page(current: &Url, page: &Value, item_count: usize) -> Option<String> {
 /// ```no_run
 /// # async fn run(client: tokenwarden::ApiClient) -> Result<(), tokenwarden::Error> {
 /// use futures::TryStreamExt as _;
-/// let contacts = tokenwarden::paginate::paginate_cursor(&client, "/api/v2/externalcontacts/scan/contacts?limit=200");
+/// let contacts = tokenwarden::paginate::cursor_items(&client, "/api/v2/externalcontacts/scan/contacts?limit=200");
 /// let n = contacts.try_fold(0u64, |n, _| async move { Ok(n + 1) }).await?;
 /// # let _ = n; Ok(()) }
 /// ```
 ///
 /// # Errors
-/// As [`paginate_pages`].
-pub fn paginate_cursor(
+/// As [`numbered_items`].
+pub fn cursor_items(
     client: &ApiClient,
     path: &str,
 ) -> impl Stream<Item = Result<Value>> + Send + 'static + use<> {
-    items(paginate_cursor_from(client, path, None))
+    items(cursor_pages(client, path, None))
 }
 
-/// The pages of a cursor listing (see [`paginate_cursor`]), each with the [`Position`] after it,
+/// The pages of a cursor listing (see [`cursor_items`]), each with the [`Position`] after it,
 /// starting at `from` (`None`: the first page; otherwise a [`Position::Url`] recorded from an
 /// earlier page, its cursor included).
 ///
 /// # Errors
-/// As [`paginate_pages`]; [`Error::Config`](crate::Error::Config) for a position that is not a
+/// As [`numbered_items`]; [`Error::Config`](crate::Error::Config) for a position that is not a
 /// [`Position::Url`].
-pub fn paginate_cursor_from(
+pub fn cursor_pages(
     client: &ApiClient,
     path: &str,
     from: Option<Position>,

@@ -8,7 +8,7 @@
 //! The items of a page are the first array found under `entities`, `conversations` or `results`
 //! (absent means an empty page, as Genesys does for the last analytics page).
 //!
-//! Each item stream has a page stream beside it (`paginate_pages` / [`paginate_pages_from`], ...)
+//! Each item stream has a page stream beside it (`numbered_items` / [`numbered_pages`], ...)
 //! that yields [`Page`]s carrying the [`Position`] after them, so a job killed mid-listing can
 //! continue from the last position it recorded; [`export`] builds resumable files on them.
 //!
@@ -26,10 +26,10 @@ mod position;
 mod visits;
 
 pub use analytics::{
-    JobOptions, analytics_job, analytics_job_from, paginate_query, paginate_query_from,
+    JobOptions, analytics_job_items, analytics_job_pages, query_items, query_pages,
 };
 pub use interval::{Interval, IntervalError, MAX_SLICE, parse_slice_length};
-pub use listing::{paginate_cursor, paginate_cursor_from, paginate_pages, paginate_pages_from};
+pub use listing::{cursor_items, cursor_pages, numbered_items, numbered_pages};
 pub use position::{Page, Position};
 
 use crate::client::ApiClient;

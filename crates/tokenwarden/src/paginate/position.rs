@@ -3,11 +3,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// One page of a listing, as the `*_from` streams hand it out: its items, and where the listing
+/// One page of a listing, as the `*_pages` streams hand it out: its items, and where the listing
 /// continues after it.
 ///
 /// Record `next` once the items are safely stored; a later run that starts from it (with
-/// [`paginate_pages_from`](crate::paginate::paginate_pages_from) and its siblings) gets every following
+/// [`numbered_pages`](crate::paginate::numbered_pages) and its siblings) gets every following
 /// item exactly once.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -27,10 +27,10 @@ pub struct Page {
 ///
 /// | stream | position |
 /// |---|---|
-/// | [`paginate_pages_from`](crate::paginate::paginate_pages_from) | `Url` (the next page's URL), or a `PageNumber` you choose |
-/// | [`paginate_cursor_from`](crate::paginate::paginate_cursor_from) | `Url` (the next page's URL, cursor included) |
-/// | [`paginate_query_from`](crate::paginate::paginate_query_from) | `PageNumber` |
-/// | [`analytics_job_from`](crate::paginate::analytics_job_from) | `Job` |
+/// | [`numbered_pages`](crate::paginate::numbered_pages) | `Url` (the next page's URL), or a `PageNumber` you choose |
+/// | [`cursor_pages`](crate::paginate::cursor_pages) | `Url` (the next page's URL, cursor included) |
+/// | [`query_pages`](crate::paginate::query_pages) | `PageNumber` |
+/// | [`analytics_job_pages`](crate::paginate::analytics_job_pages) | `Job` |
 ///
 /// A position is only as durable as what the API remembers: page numbers shift if the listing
 /// changes between runs, cursors and analytics jobs expire on the server (a job's results are

@@ -50,8 +50,7 @@ pub use journal::resumable_after_stop;
 
 use super::analytics::{delete, results, submit, wait_for};
 use super::{
-    Interval, JobOptions, MAX_SLICE, Page, Position, paginate_cursor_from, paginate_pages_from,
-    paginate_query_from,
+    Interval, JobOptions, MAX_SLICE, Page, Position, cursor_pages, numbered_pages, query_pages,
 };
 use crate::client::ApiClient;
 use crate::error::Error;
@@ -71,19 +70,19 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum Source {
     /// A page-number listing such as `/api/v2/users?pageSize=100` (see
-    /// [`paginate_pages_from`](crate::paginate::paginate_pages_from)).
+    /// [`numbered_pages`](crate::paginate::numbered_pages)).
     Pages {
         /// Path (query parameters allowed).
         path: String,
     },
     /// A cursor listing such as `/api/v2/externalcontacts/scan/contacts?limit=200` (see
-    /// [`paginate_cursor_from`](crate::paginate::paginate_cursor_from)).
+    /// [`cursor_pages`](crate::paginate::cursor_pages)).
     Cursor {
         /// Path (query parameters allowed).
         path: String,
     },
     /// A `POST` query paged in its body, such as the analytics details query (see
-    /// [`paginate_query_from`](crate::paginate::paginate_query_from)).
+    /// [`query_pages`](crate::paginate::query_pages)).
     Query {
         /// Path of the query endpoint.
         path: String,
@@ -356,11 +355,9 @@ async fn fetch(
 ) -> Result<(), ExportError> {
     let from = sink.state.position.clone();
     let pages = match source {
-        Source::Pages { path } => paginate_pages_from(client, path, from).boxed(),
-        Source::Cursor { path } => paginate_cursor_from(client, path, from).boxed(),
-        Source::Query { path, body } => {
-            paginate_query_from(client, path, body.clone(), from).boxed()
-        }
+        Source::Pages { path } => numbered_pages(client, path, from).boxed(),
+        Source::Cursor { path } => cursor_pages(client, path, from).boxed(),
+        Source::Query { path, body } => query_pages(client, path, body.clone(), from).boxed(),
         Source::Conversations {
             jobs_path,
             interval,
