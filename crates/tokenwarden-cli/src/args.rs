@@ -408,6 +408,8 @@ pub(crate) struct AgentServeArgs {
     pub(crate) rate: Option<tokenwarden::RateLimit>,
     #[command(flatten)]
     pub(crate) pool: PoolArgs,
+    #[command(flatten)]
+    pub(crate) otlp: OtlpArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -566,6 +568,17 @@ pub(crate) struct ObserveArgs {
     /// Serve Prometheus metrics at ADDR/metrics, e.g. 127.0.0.1:9464
     #[arg(long, value_name = "ADDR")]
     pub(crate) metrics_listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub(crate) otlp: OtlpArgs,
+}
+
+/// OpenTelemetry export, for the long commands and the agent.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct OtlpArgs {
+    // One line, to keep `batch --help` one screen; the README has the variables.
+    /// Export to an OTLP/HTTP collector [or env OTEL_EXPORTER_OTLP_*]
+    #[arg(long, value_name = "URL")]
+    pub(crate) otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -685,7 +698,7 @@ pub(crate) struct BatchArgs {
     /// Scopes the preflight must find (implies --preflight).
     #[arg(long = "require-scope", value_name = "SCOPE")]
     pub(crate) require_scope: Vec<String>,
-    /// Also write the summary as JSON here (0600; replacing another file needs --force)
+    /// Also write the summary as JSON here (0600; --force to replace)
     #[arg(long, value_name = "FILE")]
     pub(crate) summary_json: Option<PathBuf>,
     /// Never draw a progress bar (plain progress lines instead).

@@ -24,7 +24,9 @@ pub(crate) fn init(g: &OutputArgs) {
         "error".to_string()
     } else {
         let deps = if g.verbose >= 2 { "info" } else { "warn" };
-        format!("{deps},tokenwarden={ours},tokenwarden_cli={ours},tokenwarden_sim={ours}")
+        format!(
+            "{deps},tokenwarden={ours},tokenwarden_cli={ours},tokenwarden_sim={ours},tokenwarden_otel={ours}"
+        )
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     // Colour codes only for a person at a terminal: not in files, pipes or CI logs.

@@ -49,7 +49,7 @@ fn main() -> ExitCode {
         // The command runs as its own task: when it blocks a thread (reading a secret from a
         // pipe that never ends), this one still sees the Ctrl-C.
         let mut command = tokio::spawn(commands::run(cli));
-        tokio::select! {
+        let code = tokio::select! {
             r = &mut command => finished(r),
             () = interrupted => {
                 if interrupt::handled_by_command() {
@@ -59,7 +59,7 @@ fn main() -> ExitCode {
                         r = command => finished(r),
                         () = again => {
                             ui::error("interrupted again: stopped at once");
-                            exit::INTERRUPTED
+                            return exit::INTERRUPTED;
                         }
                     }
                 } else {
@@ -71,7 +71,14 @@ fn main() -> ExitCode {
                     exit::INTERRUPTED
                 }
             }
+        };
+        // However the command ended (done, failed, interrupted): the OpenTelemetry export sends
+        // what is left, within its timeout (a second signal does not wait for it).
+        tokio::select! {
+            () = commands::observe::otel::flush() => {}
+            () = self::interrupted() => ui::error("interrupted again: the OpenTelemetry export is dropped"),
         }
+        code
     });
     // Do not wait for background tasks (a refresh in flight) at exit.
     runtime.shutdown_background();

@@ -34,11 +34,13 @@ impl std::fmt::Debug for ReqwestExporter {
 
 impl ReqwestExporter {
     /// A client for `target` (`signal`: `traces` or `metrics`, for messages), sending on
-    /// `runtime`.
+    /// `runtime`. `warned` is shared by the exporters of one run: the first failure of any of
+    /// them is the run's one warning.
     pub fn new(
         target: &SignalTarget,
         signal: &'static str,
         runtime: tokio::runtime::Handle,
+        warned: Arc<AtomicBool>,
     ) -> Self {
         let client = reqwest::Client::builder()
             .timeout(target.timeout)
@@ -53,11 +55,12 @@ impl ReqwestExporter {
             runtime,
             signal,
             shown: shown_url(&target.endpoint),
-            warned: Arc::new(AtomicBool::new(false)),
+            warned,
         }
     }
 
-    /// Logs the first failure; later ones only at debug level (a dead collector says so once).
+    /// Logs the run's first failure; later ones only at debug level (a dead collector says so
+    /// once).
     fn failed(&self, what: &str) {
         if !self.warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(
@@ -96,7 +99,10 @@ impl ReqwestExporter {
             Ok::<_, String>(r)
         };
         // On the job's runtime, whoever polls this (the SDK's own threads block on it).
-        let sent = self.runtime.spawn(tokio::time::timeout(timeout, job));
+        // The timer is made inside the task: the SDK's threads have no runtime context.
+        let sent = self
+            .runtime
+            .spawn(async move { tokio::time::timeout(timeout, job).await });
         match sent.await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(format!("no answer within {} ms", timeout.as_millis())),

@@ -27,6 +27,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokenwarden::ApiClient;
 
@@ -38,6 +39,8 @@ pub struct Telemetry {
     tracer: Option<SdkTracerProvider>,
     meter: Option<SdkMeterProvider>,
     timeout: Duration,
+    /// Whether the run's one warning about the export has been given.
+    warned: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -63,13 +66,19 @@ impl Telemetry {
     pub fn start(settings: &OtlpSettings, client: &ApiClient) -> Result<Telemetry, StartError> {
         let resource = resource();
         let runtime = tokio::runtime::Handle::current();
+        let warned = Arc::new(AtomicBool::new(false));
         let mut timeout = Duration::ZERO;
         let tracer = match &settings.traces {
             Some(target) => {
                 timeout = timeout.max(target.timeout);
                 let exporter = opentelemetry_otlp::SpanExporter::builder()
                     .with_http()
-                    .with_http_client(ReqwestExporter::new(target, "traces", runtime.clone()))
+                    .with_http_client(ReqwestExporter::new(
+                        target,
+                        "traces",
+                        runtime.clone(),
+                        Arc::clone(&warned),
+                    ))
                     .with_endpoint(target.endpoint.as_str())
                     .with_timeout(target.timeout)
                     .with_headers(Default::default())
@@ -98,7 +107,12 @@ impl Telemetry {
                 timeout = timeout.max(target.timeout);
                 let exporter = opentelemetry_otlp::MetricExporter::builder()
                     .with_http()
-                    .with_http_client(ReqwestExporter::new(target, "metrics", runtime))
+                    .with_http_client(ReqwestExporter::new(
+                        target,
+                        "metrics",
+                        runtime,
+                        Arc::clone(&warned),
+                    ))
                     .with_endpoint(target.endpoint.as_str())
                     .with_timeout(target.timeout)
                     .with_headers(Default::default())
@@ -145,32 +159,49 @@ impl Telemetry {
             tracer,
             meter,
             timeout,
+            warned,
         })
     }
 
     /// Exports what is left (the last spans, the final metrics) and stops, within the export
-    /// timeout (and a second): a collector that does not answer costs the job no more than that.
+    /// timeout: a collector that does not answer costs the job no more than that. Traces and
+    /// metrics are flushed at the same time.
     pub async fn shutdown(self) {
         let Telemetry {
             tracer,
             meter,
             timeout,
+            warned,
         } = self;
-        // The SDK's shutdown blocks its caller until its worker threads have exported, and they
-        // send on this runtime: off the runtime's threads, bounded.
-        let done = tokio::task::spawn_blocking(move || {
-            if let Some(t) = tracer {
+        // The SDK's shutdown blocks its caller until its worker thread has exported, and that
+        // sends on this runtime: off the runtime's threads, one blocking task per signal.
+        let traces = tracer.map(|t| {
+            tokio::task::spawn_blocking(move || {
                 let _ = t.shutdown_with_timeout(timeout);
-            }
-            if let Some(m) = meter {
-                let _ = m.shutdown_with_timeout(timeout);
-            }
+            })
         });
-        if tokio::time::timeout(timeout * 2 + Duration::from_secs(1), done)
-            .await
-            .is_err()
-        {
-            tracing::warn!("OpenTelemetry export did not finish in time; the rest is dropped");
+        let metrics = meter.map(|m| {
+            tokio::task::spawn_blocking(move || {
+                let _ = m.shutdown_with_timeout(timeout);
+            })
+        });
+        let both = async {
+            if let Some(t) = traces {
+                let _ = t.await;
+            }
+            if let Some(m) = metrics {
+                let _ = m.await;
+            }
+        };
+        if tokio::time::timeout(timeout, both).await.is_err() {
+            if warned.swap(true, Ordering::Relaxed) {
+                tracing::debug!("OpenTelemetry export did not finish in time; the rest is dropped");
+            } else {
+                tracing::warn!(
+                    timeout_ms = timeout.as_millis() as u64,
+                    "OpenTelemetry export did not finish in time; the rest is dropped"
+                );
+            }
         }
     }
 }

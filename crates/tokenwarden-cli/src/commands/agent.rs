@@ -78,6 +78,7 @@ async fn start(
         options = options.sink(sink);
     }
     let client: ApiClient = super::connect(g, serve.rate, &serve.pool, None, hint).await?;
+    super::observe::otel::start(&serve.otlp, &client)?;
     // The first token before listening: wrong credentials stop the agent at once (exit 3), and a
     // program started next finds a token ready.
     client.tokens().bearer().await?;

@@ -113,6 +113,19 @@ async fn run_job(
 ) -> Result<(BatchReport, super::observe::Observing)> {
     let c = super::connect(g, a.rate, &a.pool, a.retry_for, hint).await?;
     let client = &*client.insert(c);
+    // Before the preflight: its requests are the run's too (exported as spans).
+    let observing = super::observe::start(
+        &a.observe,
+        "batch",
+        client,
+        Some(&a.output),
+        &[
+            (a.input.as_deref().or(a.ids.as_deref()), "the input"),
+            (a.summary_json.as_deref(), "the --summary-json file"),
+        ],
+        a.force,
+    )
+    .await?;
     if a.preflight || !a.require_scope.is_empty() {
         let r = super::check::preflight(client, &a.require_scope).await?;
         tracing::info!(organization = %r.organization, client = %r.client, "preflight ok");
@@ -149,18 +162,6 @@ async fn run_job(
         crate::ui::note("reading records from the terminal: end with Ctrl-D");
     }
     let mode = Mode::pick(a.no_progress, g.quiet);
-    let observing = super::observe::start(
-        &a.observe,
-        "batch",
-        client,
-        Some(&a.output),
-        &[
-            (a.input.as_deref().or(a.ids.as_deref()), "the input"),
-            (a.summary_json.as_deref(), "the --summary-json file"),
-        ],
-        a.force,
-    )
-    .await?;
     let run = engine(
         client,
         &input,

@@ -91,8 +91,8 @@ pub(crate) fn next_refresh_id() -> u64 {
 }
 
 /// `path` as a route: every segment that looks like an id (digits, a UUID, anything of 16
-/// characters or more with a digit in it, anything percent-encoded or with an `@`) becomes
-/// `{id}`. No query string is ever part of it.
+/// characters or more with a digit in it, anything with three digits or more, anything
+/// percent-encoded or with an `@`) becomes `{id}`. No query string is ever part of it.
 ///
 /// ```
 /// use tokenwarden::observe::route;
@@ -122,8 +122,10 @@ fn looks_like_id(seg: &str) -> bool {
     if seg.is_empty() {
         return false;
     }
-    let has_digit = seg.bytes().any(|b| b.is_ascii_digit());
+    let digits = seg.bytes().filter(u8::is_ascii_digit).count();
+    let has_digit = digits > 0;
     seg.bytes().all(|b| b.is_ascii_digit())
+        || digits >= 3
         || (has_digit && seg.len() >= 16)
         || (seg.len() >= 8 && has_digit && seg.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
         || seg.contains(['%', '@', '.', ':', '='])
@@ -155,6 +157,8 @@ mod tests {
             ("/api/v2/users/jane%40example.com", "/api/v2/users/{id}"),
             ("/api/v2/users/jane@example.com", "/api/v2/users/{id}"),
             ("/api/v2/items/AbCdEfGh1234567890xyz", "/api/v2/items/{id}"),
+            ("/api/v2/users/user-000042", "/api/v2/users/{id}"),
+            ("/api/v2/oauth2/clients", "/api/v2/oauth2/clients"),
             ("/", "/"),
         ] {
             assert_eq!(route(path), want, "{path}");

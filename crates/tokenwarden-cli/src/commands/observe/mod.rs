@@ -1,7 +1,8 @@
-//! `--report FILE.html` and `--metrics-listen ADDR`: what a long command shows of its run. Both
-//! read the client's [`Recorder`](tokenwarden::observe::Recorder), the library's one stream of
-//! events, as the summary does: no number is counted twice.
+//! `--report FILE.html`, `--metrics-listen ADDR` and `--otlp-endpoint URL`: what a long command
+//! shows of its run. All read the client's [`Recorder`](tokenwarden::observe::Recorder), the
+//! library's one stream of events, as the summary does: no number is counted twice.
 
+pub(crate) mod otel;
 mod report;
 mod serve;
 
@@ -21,12 +22,13 @@ pub(crate) struct Observing {
     server: Option<serve::MetricsServer>,
 }
 
-/// Checks the report's path (refusing the job's own files and files that are not reports) and
-/// starts the metrics endpoint, before the job sends anything.
+/// Checks the report's path (refusing the job's own files and files that are not reports),
+/// starts the metrics endpoint and the OpenTelemetry export, before the job sends anything. The
+/// export is flushed by [`otel::flush`] when the process ends, however the command ended.
 ///
 /// # Errors
-/// A usage error for a report path that would destroy something or cannot be written, or an
-/// address that cannot be listened on.
+/// A usage error for a report path that would destroy something or cannot be written, an
+/// address that cannot be listened on, or OpenTelemetry settings that cannot be used.
 pub(crate) async fn start(
     a: &ObserveArgs,
     command: &'static str,
@@ -51,6 +53,7 @@ pub(crate) async fn start(
         }));
         report::check(p, &own, force)?;
     }
+    otel::start(&a.otlp, client)?;
     let server = match a.metrics_listen {
         Some(addr) => Some(serve::MetricsServer::start(addr, client.clone()).await?),
         None => None,
