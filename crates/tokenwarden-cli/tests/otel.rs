@@ -1,9 +1,10 @@
 //! `--otlp-endpoint` and the `OTEL_EXPORTER_OTLP_*` variables, end to end: the built binary
-//! (`batch`, `agent`) exports to an OTLP/HTTP receiver of this test's own, which decodes what
-//! arrives with the OpenTelemetry protobuf definitions. The spans are the simulator's requests,
-//! a healed 401's span links to its refresh's span, the counters are the summary's numbers, no
-//! secret is in any byte sent, the variables are read as the specification says, a run that
-//! fails or is interrupted still flushes, and a dead collector costs at most the export timeout.
+//! (`batch`, `agent`, `exec`) exports to an OTLP/HTTP receiver of this test's own, which decodes
+//! what arrives with the OpenTelemetry protobuf definitions. The spans are the simulator's
+//! requests, a healed 401's span links to its refresh's span, the counters are the summary's
+//! numbers, no secret is in any byte sent, the variables are read as the specification says, a
+//! run that fails or is interrupted still flushes, and a dead collector costs at most the export
+//! timeout.
 
 mod common;
 
@@ -805,4 +806,45 @@ async fn a_dead_collector_fails_nothing_and_costs_at_most_the_timeout() {
         hole.accepted.try_recv().is_ok(),
         "the black hole saw no export"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_exports_its_commands_requests_and_flushes_whatever_the_command_exits_with() {
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let mut receiver = Receiver::start().await;
+    // Three requests through exec's agent, the key kept for the check, and a failing status.
+    let script = format!(
+        "for i in 1 2 3; do curl -sf -o /dev/null -H \"Authorization: Bearer $TOKENWARDEN_AGENT_KEY\" \"$TOKENWARDEN_AGENT_URL/api/v2/users/user-00000$i\" || exit 9; done; echo \"$TOKENWARDEN_AGENT_KEY\" > {}; exit 5",
+        sb.path("key.txt").display()
+    );
+    let r = run(
+        tw(&sb),
+        &[
+            "exec",
+            "--otlp-endpoint",
+            &receiver.base,
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    )
+    .await;
+    r.expect_code(5);
+    let got = receiver
+        .until(|g| g.iter().any(|e| e.path == "/v1/metrics"))
+        .await;
+    let journal = sb.sim.journal();
+    let spans = spans(&traces(got, "/v1/traces"));
+    let requests = linked(&spans);
+    assert_eq!(requests.len(), 3);
+    assert_eq!(sum_attempts(&requests), journal.api_requests);
+    let m = last_metrics(&metrics(got, "/v1/metrics"));
+    assert_eq!(m["tokenwarden_api_requests"]["class=2xx"], 3.0);
+    let key = std::fs::read_to_string(sb.path("key.txt"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(key.len(), 64);
+    assert_no_secret(got, &[key, DEFAULT_CLIENT_SECRET.to_string()]);
 }
