@@ -1,8 +1,10 @@
 use super::*;
+use serde_json::Value;
 use std::collections::HashMap;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering;
 
 struct Dir(tempfile::TempDir);
 
