@@ -58,7 +58,7 @@ mod run;
 mod work;
 
 pub(crate) use journal::KeySet;
-pub use report::{BatchProgress, BatchReport, StopReason};
+pub use report::{BatchProgress, BatchReport, Event, StopReason};
 pub use run::run;
 
 use crate::error::Error;

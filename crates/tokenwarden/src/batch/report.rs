@@ -1,5 +1,5 @@
-//! What a batch tells while it runs ([`BatchProgress`]) and once it ends ([`BatchReport`], with
-//! the [`StopReason`] of a run that stopped early).
+//! What a batch tells while it runs (each [`Event`], which [`BatchProgress`] adds up) and once it
+//! ends ([`BatchReport`], with the [`StopReason`] of a run that stopped early).
 
 use super::{BatchError, FailureLimit};
 use crate::error::Error;
@@ -8,7 +8,31 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Live counters of a running batch, for progress display.
+/// What happens during a batch, for progress display: [`run`](super::run) tells each event as it
+/// happens, as an export tells its own ([`export::Event`](crate::export::Event)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The input's non-blank lines were counted: the total the position is measured against. Told
+    /// at most once, for a regular file (counted in the background while the job runs), never for
+    /// a pipe or a shard.
+    Total {
+        /// Non-blank input lines.
+        lines: u64,
+    },
+    /// A record an earlier run recorded was skipped.
+    Skipped,
+    /// A line was written to the output: a record's outcome, or an invalid input line.
+    Recorded {
+        /// The record was answered 2xx.
+        ok: bool,
+        /// It was an invalid input line (counted as failed too).
+        invalid: bool,
+    },
+}
+
+/// Live counters of a running batch, for progress display, added up from its events
+/// ([`BatchProgress::apply`]): readable from another task while the job runs.
 #[derive(Debug, Default)]
 pub struct BatchProgress {
     /// The number of non-blank input lines, once known: a regular file is counted in the
@@ -25,6 +49,25 @@ pub struct BatchProgress {
 }
 
 impl BatchProgress {
+    /// Counts `event`.
+    pub fn apply(&self, event: &Event) {
+        match *event {
+            Event::Total { lines } => {
+                let _ = self.total_lines.set(lines);
+            }
+            Event::Skipped => {
+                self.skipped.fetch_add(1, Ordering::Relaxed);
+            }
+            Event::Recorded { ok, invalid } => {
+                let counter = if ok { &self.ok } else { &self.failed };
+                counter.fetch_add(1, Ordering::Relaxed);
+                if invalid {
+                    self.invalid.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
     /// Lines dealt with so far (ok + failed + skipped): the position against `total_lines`.
     pub fn done(&self) -> u64 {
         self.ran() + self.skipped.load(Ordering::Relaxed)

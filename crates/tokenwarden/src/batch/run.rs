@@ -7,18 +7,19 @@ use super::input::Parser;
 use super::job::{JobIdentity, Mismatch};
 use super::output::{JournalProblem, Output};
 use super::work::{Done, Work, work_stream};
-use super::{BatchOptions, BatchProgress, BatchReport, Input, Outcome, Record, StopReason};
+use super::{BatchOptions, BatchReport, Event, Input, Outcome, Record, StopReason};
 use super::{journal, source};
 use crate::error::Error;
 use futures::StreamExt as _;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Runs a batch from `input` to `output`, calling `exec` for each valid record; see the
-/// [module documentation](self) for what it guarantees.
+/// Runs a batch from `input` to `output`, calling `exec` for each valid record and `on_event` as
+/// it goes (as [`export::run`](crate::export::run) does); see the [module
+/// documentation](super) for what it guarantees.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), tokenwarden::batch::BatchError> {
@@ -29,7 +30,7 @@ use std::time::Duration;
 ///     &Input::from_arg("in.jsonl"),
 ///     "out.jsonl".as_ref(),
 ///     &BatchOptions { resume: true, ..BatchOptions::new(base) },
-///     &progress,
+///     |event| progress.apply(&event),
 ///     |record| async move { Outcome::Response { status: 200, body: record.path.into() } },
 /// )
 /// .await?;
@@ -53,13 +54,14 @@ pub async fn run<F, Fut>(
     input: &Input,
     output: &Path,
     options: &BatchOptions,
-    progress: &BatchProgress,
+    on_event: impl FnMut(Event) + Send,
     exec: F,
 ) -> Result<BatchReport, BatchError>
 where
     F: Fn(Record) -> Fut,
     Fut: Future<Output = Outcome>,
 {
+    let events = Events::new(on_event);
     let started = tokio::time::Instant::now();
     let parser = Parser::new(&options.format, &options.api_base)?;
     let Prepared {
@@ -70,7 +72,7 @@ where
     // A shard runs part of the lines: their count is not its total.
     let countable = source.countable.take().filter(|_| options.shard.is_none());
     let cancel_count = Arc::new(AtomicBool::new(false));
-    let count = count_total(countable, Arc::clone(&cancel_count), progress);
+    let count = count_total(countable, Arc::clone(&cancel_count), &events);
     let prefix = source.lines.prefix();
     let identity = || {
         let prefix = prefix.lock().unwrap_or_else(|p| p.into_inner());
@@ -79,18 +81,19 @@ where
     };
     let stop_reading = AtomicBool::new(false);
     let read_error: std::sync::Mutex<Option<std::io::Error>> = std::sync::Mutex::new(None);
+    let on_skip = || events.tell(Event::Skipped);
     let work = work_stream(
         source.lines,
         &parser,
         &scan.done,
-        progress,
+        &on_skip,
         &stop_reading,
         &read_error,
         options.max_line_bytes.max(1),
         options.shard,
     );
     let results = execute(work, &exec, options.concurrency);
-    let mut recording = Recording::new(options, progress, &scan);
+    let mut recording = Recording::new(options, &events, &scan);
     let record_all = recording.record_all(results, &mut out, &identity, &stop_reading);
     // `None`: interrupted.
     let recorded = tokio::select! {
@@ -109,22 +112,45 @@ where
     let mut report = recording.report;
     out.finish(report.stopped.is_none(), identity)?;
     report.output_exists = out.exists();
-    report.skipped = progress.skipped.load(Ordering::Relaxed);
+    report.skipped = events.skipped.load(Ordering::Relaxed);
     report.elapsed = started.elapsed();
     Ok(report)
 }
 
-/// Counts a regular file's lines on a handle of their own, for a percentage, into
-/// `progress.total_lines`; then waits for ever (the run ends it).
-async fn count_total(
+/// Where a run's events go: the caller's `on_event`, shared by the steps that run side by side
+/// (the count, the work stream, the recording), with the skipped records counted for the report.
+struct Events<E> {
+    on_event: std::sync::Mutex<E>,
+    skipped: AtomicU64,
+}
+
+impl<E: FnMut(Event)> Events<E> {
+    fn new(on_event: E) -> Self {
+        Self {
+            on_event: std::sync::Mutex::new(on_event),
+            skipped: AtomicU64::new(0),
+        }
+    }
+
+    fn tell(&self, event: Event) {
+        if event == Event::Skipped {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+        }
+        (self.on_event.lock().unwrap_or_else(|p| p.into_inner()))(event);
+    }
+}
+
+/// Counts a regular file's lines on a handle of their own, for a percentage
+/// ([`Event::Total`]); then waits for ever (the run ends it).
+async fn count_total<E: FnMut(Event)>(
     path: Option<std::path::PathBuf>,
     cancel: Arc<AtomicBool>,
-    progress: &BatchProgress,
+    events: &Events<E>,
 ) {
     if let Some(path) = path
-        && let Some(n) = source::count_lines(path, cancel).await
+        && let Some(lines) = source::count_lines(path, cancel).await
     {
-        let _ = progress.total_lines.set(n);
+        events.tell(Event::Total { lines });
     }
     std::future::pending::<()>().await
 }
@@ -177,9 +203,9 @@ where
 
 /// The recording side of a run: each outcome into the output, the counts, and the rules that
 /// stop the job (an abort, the breaker, the failure limit).
-struct Recording<'a> {
+struct Recording<'a, E> {
     options: &'a BatchOptions,
-    progress: &'a BatchProgress,
+    events: &'a Events<E>,
     report: BatchReport,
     /// Records run (invalid lines aside) and, of those, failed: what the limit counts.
     ran: u64,
@@ -190,11 +216,11 @@ struct Recording<'a> {
     line: Vec<u8>,
 }
 
-impl<'a> Recording<'a> {
-    fn new(options: &'a BatchOptions, progress: &'a BatchProgress, scan: &journal::Scan) -> Self {
+impl<'a, E: FnMut(Event)> Recording<'a, E> {
+    fn new(options: &'a BatchOptions, events: &'a Events<E>, scan: &journal::Scan) -> Self {
         Self {
             options,
-            progress,
+            events,
             report: BatchReport {
                 ok: 0,
                 failed: 0,
@@ -307,18 +333,18 @@ impl<'a> Recording<'a> {
         self.line.clear();
         let ok = journal::encode_line(&mut self.line, d.id, d.line, &d.outcome, d.invalid)?;
         out.write_line(&self.line, identity)?;
-        let (report, progress) = (&mut self.report, self.progress);
-        let counter = if ok {
+        let report = &mut self.report;
+        if ok {
             report.ok += 1;
-            &progress.ok
         } else {
             report.failed += 1;
-            &progress.failed
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        }
+        report.invalid += u64::from(d.invalid);
+        self.events.tell(Event::Recorded {
+            ok,
+            invalid: d.invalid,
+        });
         if d.invalid {
-            report.invalid += 1;
-            progress.invalid.fetch_add(1, Ordering::Relaxed);
             return Ok(false);
         }
         self.ran += 1;

@@ -80,7 +80,7 @@ where
     F: Fn(Record) -> Fut,
     Fut: Future<Output = Outcome>,
 {
-    run(input, output, options, &BatchProgress::default(), exec).await
+    run(input, output, options, |_| {}, exec).await
 }
 
 fn credentials() -> Error {
@@ -99,7 +99,6 @@ async fn every_record_once_with_bounded_concurrency() {
     let output = d.path("out.jsonl");
     let in_flight = AtomicUsize::new(0);
     let max = AtomicUsize::new(0);
-    let progress = BatchProgress::default();
     let report = run(
         &input,
         &output,
@@ -107,7 +106,7 @@ async fn every_record_once_with_bounded_concurrency() {
             concurrency: 7,
             ..opts()
         },
-        &progress,
+        |_| {},
         |r| {
             let (in_flight, max) = (&in_flight, &max);
             async move {
@@ -144,17 +143,23 @@ async fn a_regular_files_lines_are_counted_for_the_percentage() {
     let input = d.file("in.jsonl", &format!("\n{}  \n", jsonl(40)));
     let progress = BatchProgress::default();
     // The last record waits until the count is in, so the count is seen during the run.
-    run(&input, &d.path("out.jsonl"), &opts(), &progress, |r| {
-        let progress = &progress;
-        async move {
-            if r.key == "r39" {
-                while progress.total_lines.get().is_none() {
-                    tokio::task::yield_now().await;
+    run(
+        &input,
+        &d.path("out.jsonl"),
+        &opts(),
+        |e| progress.apply(&e),
+        |r| {
+            let progress = &progress;
+            async move {
+                if r.key == "r39" {
+                    while progress.total_lines.get().is_none() {
+                        tokio::task::yield_now().await;
+                    }
                 }
+                ok(r).await
             }
-            ok(r).await
-        }
-    })
+        },
+    )
     .await
     .unwrap();
     assert_eq!(
@@ -163,6 +168,73 @@ async fn a_regular_files_lines_are_counted_for_the_percentage() {
         "blank lines are not counted"
     );
     assert_eq!(progress.done(), 40);
+}
+
+#[tokio::test]
+async fn the_events_add_up_to_the_report() {
+    let d = Dir::new();
+    let input = d.file("in.jsonl", &format!("{}not json\n", jsonl(30)));
+    let output = d.path("out.jsonl");
+    // A first run stops after 10 records; the resume skips what it recorded.
+    let calls = AtomicUsize::new(0);
+    go(&input, &output, &opts(), |r| {
+        let calls = &calls;
+        async move {
+            if calls.fetch_add(1, Ordering::SeqCst) >= 10 {
+                Outcome::Abort(credentials())
+            } else {
+                ok(r).await
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let events = std::sync::Mutex::new(Vec::new());
+    let resume = BatchOptions {
+        resume: true,
+        ..opts()
+    };
+    let told = |e| events.lock().unwrap().push(e);
+    let r = run(&input, &output, &resume, told, |r| {
+        let events = &events;
+        async move {
+            // The last record waits for the count, so it is told during the run.
+            while r.key == "r29" && !events.lock().unwrap().contains(&Event::Total { lines: 31 }) {
+                tokio::task::yield_now().await;
+            }
+            match r.key.ends_with('7') {
+                true => Outcome::Response {
+                    status: 404,
+                    body: "{}".into(),
+                },
+                false => ok(r).await,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let events = events.into_inner().unwrap();
+    let count = |f: &dyn Fn(&Event) -> bool| events.iter().filter(|e| f(e)).count() as u64;
+    assert!(r.skipped > 0 && r.failed >= 2, "{r:?}");
+    assert_eq!((r.invalid, r.ok + r.failed + r.skipped), (1, 31));
+    assert_eq!(count(&|e| *e == Event::Skipped), r.skipped);
+    assert_eq!(
+        count(&|e| matches!(e, Event::Recorded { ok: true, .. })),
+        r.ok
+    );
+    assert_eq!(
+        count(&|e| matches!(e, Event::Recorded { ok: false, .. })),
+        r.failed
+    );
+    let invalid = |e: &Event| matches!(e, Event::Recorded { invalid: true, .. });
+    assert_eq!(count(&invalid), r.invalid);
+    assert_eq!(count(&|e| matches!(e, Event::Total { .. })), 1);
+    // Added up, they are the live counters.
+    let progress = BatchProgress::default();
+    events.iter().for_each(|e| progress.apply(e));
+    assert_eq!(progress.total_lines.get(), Some(&31));
+    assert_eq!((progress.done(), progress.ran()), (31, r.ok + r.failed));
+    assert_eq!(progress.invalid.load(Ordering::Relaxed), 1);
 }
 
 #[tokio::test]
@@ -181,8 +253,7 @@ async fn bad_lines_are_reported_and_the_rest_runs() {
         ),
     );
     let output = d.path("out.jsonl");
-    let p = BatchProgress::default();
-    let r = run(&input, &output, &opts(), &p, ok).await.unwrap();
+    let r = go(&input, &output, &opts(), ok).await.unwrap();
     assert_eq!((r.ok, r.failed, r.invalid), (2, 4, 4));
     assert_eq!(r.requests(), 2);
     let out = lines(&output);
@@ -308,12 +379,11 @@ async fn abort_stops_at_once_and_resume_completes_exactly_once() {
     let input = d.file("in.jsonl", &jsonl(300));
     let output = d.path("out.jsonl");
     let calls = AtomicUsize::new(0);
-    let p = BatchProgress::default();
     let opts = BatchOptions {
         concurrency: 4,
         ..opts()
     };
-    let r = run(&input, &output, &opts, &p, |rec| {
+    let r = go(&input, &output, &opts, |rec| {
         let calls = &calls;
         async move {
             if calls.fetch_add(1, Ordering::SeqCst) == 120 {
@@ -336,7 +406,7 @@ async fn abort_stops_at_once_and_resume_completes_exactly_once() {
     f.write_all(b"{\"id\":\"r299\",\"stat").unwrap();
     drop(f);
     // Without resume, the journal is protected.
-    let e = run(&input, &output, &opts, &p, ok).await.unwrap_err();
+    let e = go(&input, &output, &opts, ok).await.unwrap_err();
     assert!(
         matches!(
             e,
@@ -347,12 +417,11 @@ async fn abort_stops_at_once_and_resume_completes_exactly_once() {
         ),
         "{e}"
     );
-    let p2 = BatchProgress::default();
     let resume = BatchOptions {
         resume: true,
         ..opts.clone()
     };
-    let r2 = run(&input, &output, &resume, &p2, ok).await.unwrap();
+    let r2 = go(&input, &output, &resume, ok).await.unwrap();
     assert!(r2.repaired_bytes > 0);
     assert_eq!(r2.skipped as usize, first);
     assert_eq!(r2.ok as usize, 300 - first);
@@ -686,8 +755,8 @@ async fn a_second_run_on_a_busy_output_is_refused_at_once() {
     let output = d.path("out.jsonl");
     let (started_tx, mut started_rx) = tokio::sync::watch::channel(false);
     let (release_tx, release_rx) = tokio::sync::watch::channel(false);
-    let (first_opts, first_progress) = (opts(), BatchProgress::default());
-    let first = run(&input, &output, &first_opts, &first_progress, |r| {
+    let first_opts = opts();
+    let first = go(&input, &output, &first_opts, |r| {
         let (started_tx, mut release_rx) = (&started_tx, release_rx.clone());
         async move {
             let _ = started_tx.send(true);

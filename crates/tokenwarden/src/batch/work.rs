@@ -4,7 +4,7 @@
 use super::input::{Parsed, Parser, Record};
 use super::journal::{KeySet, line_key};
 use super::source::{self, Line};
-use super::{BatchProgress, Outcome, Shard};
+use super::{Outcome, Shard};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -39,7 +39,7 @@ pub(super) fn work_stream<'a>(
     lines: source::LineReader,
     parser: &'a Parser,
     done: &'a KeySet,
-    progress: &'a BatchProgress,
+    on_skip: &'a (dyn Fn() + Sync),
     stop: &'a AtomicBool,
     read_error: &'a std::sync::Mutex<Option<std::io::Error>>,
     max_line: usize,
@@ -146,7 +146,7 @@ pub(super) fn work_stream<'a>(
             match item {
                 Some(w) => return Some((w, (lines, seen))),
                 None => {
-                    progress.skipped.fetch_add(1, Ordering::Relaxed);
+                    on_skip();
                 }
             }
         }
