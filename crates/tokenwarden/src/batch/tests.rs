@@ -34,6 +34,14 @@ fn base() -> Url {
     Url::parse("http://127.0.0.1:9").unwrap()
 }
 
+/// A directory with an input of `n` records (`in.jsonl`), and the output's path in it.
+fn job(n: usize) -> (Dir, Input, PathBuf) {
+    let d = Dir::new();
+    let input = d.file("in.jsonl", &jsonl(n));
+    let output = d.path("out.jsonl");
+    (d, input, output)
+}
+
 fn opts() -> BatchOptions {
     BatchOptions::new(base())
 }
@@ -83,6 +91,23 @@ where
     run(input, output, options, |_| {}, exec).await
 }
 
+/// An executor that answers `answer(n)` (`n`: how many records were sent before this one, counted
+/// in `sent`), or 200 where that is `None`.
+fn nth<'a>(
+    sent: &'a AtomicUsize,
+    answer: impl Fn(usize) -> Option<Outcome> + 'a,
+) -> impl Fn(Record) -> std::pin::Pin<Box<dyn Future<Output = Outcome> + 'a>> {
+    move |rec| {
+        let answer = answer(sent.fetch_add(1, Ordering::SeqCst));
+        Box::pin(async move {
+            match answer {
+                Some(outcome) => outcome,
+                None => ok(rec).await,
+            }
+        })
+    }
+}
+
 fn credentials() -> Error {
     Error::Credentials {
         status: 401,
@@ -94,9 +119,7 @@ fn credentials() -> Error {
 
 #[tokio::test]
 async fn every_record_once_with_bounded_concurrency() {
-    let d = Dir::new();
-    let input = d.file("in.jsonl", &jsonl(500));
-    let output = d.path("out.jsonl");
+    let (_dir, input, output) = job(500);
     let in_flight = AtomicUsize::new(0);
     let max = AtomicUsize::new(0);
     let report = run(
@@ -177,16 +200,12 @@ async fn the_events_add_up_to_the_report() {
     let output = d.path("out.jsonl");
     // A first run stops after 10 records; the resume skips what it recorded.
     let calls = AtomicUsize::new(0);
-    go(&input, &output, &opts(), |r| {
-        let calls = &calls;
-        async move {
-            if calls.fetch_add(1, Ordering::SeqCst) >= 10 {
-                Outcome::Abort(credentials())
-            } else {
-                ok(r).await
-            }
-        }
-    })
+    go(
+        &input,
+        &output,
+        &opts(),
+        nth(&calls, |n| (n >= 10).then(|| Outcome::Abort(credentials()))),
+    )
     .await
     .unwrap();
     let events = std::sync::Mutex::new(Vec::new());
@@ -349,9 +368,7 @@ async fn a_line_over_the_cap_is_a_bad_line_reported_by_number_not_echoed() {
 async fn recorded_bodies_and_errors_are_scrubbed_of_secrets() {
     let secret = "batch-test-secret-Zq81x";
     crate::redact::register_secret(secret);
-    let d = Dir::new();
-    let input = d.file("in.jsonl", &jsonl(2));
-    let output = d.path("out.jsonl");
+    let (_dir, input, output) = job(2);
     go(&input, &output, &opts(), |r| async move {
         if r.key == "r0" {
             Outcome::Response {
@@ -375,24 +392,20 @@ async fn recorded_bodies_and_errors_are_scrubbed_of_secrets() {
 
 #[tokio::test]
 async fn abort_stops_at_once_and_resume_completes_exactly_once() {
-    let d = Dir::new();
-    let input = d.file("in.jsonl", &jsonl(300));
-    let output = d.path("out.jsonl");
+    let (_dir, input, output) = job(300);
     let calls = AtomicUsize::new(0);
     let opts = BatchOptions {
         concurrency: 4,
         ..opts()
     };
-    let r = go(&input, &output, &opts, |rec| {
-        let calls = &calls;
-        async move {
-            if calls.fetch_add(1, Ordering::SeqCst) == 120 {
-                Outcome::Abort(credentials())
-            } else {
-                ok(rec).await
-            }
-        }
-    })
+    let r = go(
+        &input,
+        &output,
+        &opts,
+        nth(&calls, |n| {
+            (n == 120).then(|| Outcome::Abort(credentials()))
+        }),
+    )
     .await
     .unwrap();
     assert!(matches!(r.stopped, Some(StopReason::Aborted(ref e)) if e.is_credentials()));
@@ -530,9 +543,7 @@ async fn retry_failed_runs_only_the_failures_again() {
 
 #[tokio::test]
 async fn max_failures_stops_a_job_failing_en_masse_and_it_resumes() {
-    let d = Dir::new();
-    let input = d.file("in.jsonl", &jsonl(1000));
-    let output = d.path("out.jsonl");
+    let (_dir, input, output) = job(1000);
     let not_found = |_r: Record| async move {
         Outcome::Response {
             status: 404,
@@ -750,9 +761,7 @@ async fn resume_never_touches_a_file_no_batch_wrote() {
 
 #[tokio::test]
 async fn a_second_run_on_a_busy_output_is_refused_at_once() {
-    let d = Dir::new();
-    let input = d.file("in.jsonl", &jsonl(20));
-    let output = d.path("out.jsonl");
+    let (_dir, input, output) = job(20);
     let (started_tx, mut started_rx) = tokio::sync::watch::channel(false);
     let (release_tx, release_rx) = tokio::sync::watch::channel(false);
     let first_opts = opts();
@@ -973,25 +982,21 @@ fn unreachable_error() -> Error {
 
 #[tokio::test]
 async fn an_api_that_went_down_stops_the_job_and_its_records_run_on_resume() {
-    let d = Dir::new();
-    let input = d.file("in.jsonl", &jsonl(100));
-    let output = d.path("out.jsonl");
+    let (_dir, input, output) = job(100);
     // The API answers the first 10 records, then is gone (killed mid-run).
     let seen = AtomicUsize::new(0);
     let options = BatchOptions {
         concurrency: 1,
         ..opts()
     };
-    let r = go(&input, &output, &options, |rec| {
-        let n = seen.fetch_add(1, Ordering::SeqCst);
-        async move {
-            if n < 10 {
-                ok(rec).await
-            } else {
-                Outcome::Unreachable(unreachable_error())
-            }
-        }
-    })
+    let r = go(
+        &input,
+        &output,
+        &options,
+        nth(&seen, |n| {
+            (n >= 10).then(|| Outcome::Unreachable(unreachable_error()))
+        }),
+    )
     .await
     .unwrap();
     assert!(
@@ -1022,25 +1027,23 @@ async fn an_api_that_went_down_stops_the_job_and_its_records_run_on_resume() {
 
 #[tokio::test]
 async fn records_that_found_the_api_down_are_failed_once_it_answers_again() {
-    let d = Dir::new();
-    let input = d.file("in.jsonl", &jsonl(10));
-    let output = d.path("out.jsonl");
+    let (_dir, input, output) = job(10);
     let seen = AtomicUsize::new(0);
     let options = BatchOptions {
         concurrency: 1,
         ..opts()
     };
     // A blip: records 3..6 find it down, then it answers again.
-    let r = go(&input, &output, &options, |rec| {
-        let n = seen.fetch_add(1, Ordering::SeqCst);
-        async move {
-            if (3..6).contains(&n) {
-                Outcome::Unreachable(unreachable_error())
-            } else {
-                ok(rec).await
-            }
-        }
-    })
+    let r = go(
+        &input,
+        &output,
+        &options,
+        nth(&seen, |n| {
+            (3..6)
+                .contains(&n)
+                .then(|| Outcome::Unreachable(unreachable_error()))
+        }),
+    )
     .await
     .unwrap();
     assert!(r.stopped.is_none(), "{:?}", r.stopped);
@@ -1100,16 +1103,12 @@ async fn regression_files_and_streams_of_another_user_are_refused_not_written_or
     std::fs::remove_file(job_file_path(&out)).unwrap();
     // A journal of ours, stopped half-way, then given to another user: not resumed into.
     let calls = AtomicUsize::new(0);
-    let r = go(&input, &out, &opts(), |rec| {
-        let calls = &calls;
-        async move {
-            if calls.fetch_add(1, Ordering::SeqCst) == 1 {
-                Outcome::Abort(credentials())
-            } else {
-                ok(rec).await
-            }
-        }
-    })
+    let r = go(
+        &input,
+        &out,
+        &opts(),
+        nth(&calls, |n| (n == 1).then(|| Outcome::Abort(credentials()))),
+    )
     .await
     .unwrap();
     assert!(r.stopped.is_some());
