@@ -9,7 +9,7 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokenwarden::batch::{self, BatchOptions, BatchProgress, Input, Outcome};
+use tokenwarden::batch::{self, BatchOptions, Input, Outcome};
 use tokio::time::Instant;
 
 fn peak_rss_kib() -> u64 {
@@ -88,7 +88,7 @@ fn main() {
                 concurrency: 32,
                 ..BatchOptions::new(base())
             },
-            &BatchProgress::default(),
+            |_| {},
             |r| {
                 let answered = &answered;
                 async move {
@@ -133,7 +133,7 @@ fn resume(dir: &std::path::Path, n: usize) {
                 concurrency: 32,
                 ..BatchOptions::new(base())
             },
-            &BatchProgress::default(),
+            |_| {},
             |r| {
                 let first_request = &first_request;
                 async move {

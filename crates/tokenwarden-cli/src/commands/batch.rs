@@ -13,7 +13,7 @@ use tokenwarden::batch::{
     Record, StopReason,
 };
 use tokenwarden::batch::{BatchError, IoOp};
-use tokenwarden::{ApiClient, Error};
+use tokenwarden::{ApiClient, Class, Error};
 
 /// What can be refused before any credentials are read or any request is sent.
 pub(crate) fn check_args(a: &BatchArgs, g: &GlobalArgs) -> Result<()> {
@@ -162,7 +162,7 @@ async fn run_job(
         crate::ui::note("reading records from the terminal: end with Ctrl-D");
     }
     let mode = Mode::pick(a.no_progress, g.quiet);
-    let run = engine(
+    let run = execute(
         client,
         &input,
         &a.output,
@@ -178,23 +178,9 @@ async fn run_job(
     Ok((report, observing))
 }
 
-/// Runs the engine with the client as executor, with progress on stderr.
+/// Runs the engine with the client as executor, counting its events into `progress`, with
+/// progress on stderr; the engine's own error ([`explain`] places it in the exit-status table).
 pub(crate) async fn execute(
-    client: &ApiClient,
-    input: &Input,
-    output: &Path,
-    options: &BatchOptions,
-    replay_safe: bool,
-    mode: Mode,
-) -> Result<BatchReport> {
-    let progress = Arc::new(BatchProgress::default());
-    engine(client, input, output, options, replay_safe, mode, &progress)
-        .await
-        .map_err(explain)
-}
-
-/// [`execute`], counting into `progress`, with the engine's own error.
-async fn engine(
     client: &ApiClient,
     input: &Input,
     output: &Path,
@@ -208,7 +194,8 @@ async fn engine(
         let client = client.clone();
         async move { execute_one(&client, r, replay_safe).await }
     };
-    let result = batch::run(input, output, options, progress, exec).await;
+    let count = |e| progress.apply(&e);
+    let result = batch::run(input, output, options, count, exec).await;
     reporter.finish().await;
     result
 }
@@ -328,7 +315,7 @@ fn error_summary(
 }
 
 /// Places a refusal in the exit-status table and says how to go on.
-fn explain(e: BatchError) -> anyhow::Error {
+pub(crate) fn explain(e: BatchError) -> anyhow::Error {
     // The message with its causes (an I/O error's own words), on one line.
     let message = format!("{:#}", anyhow::Error::new(e.clone()));
     let usage = |hint: &str| {
@@ -339,26 +326,12 @@ fn explain(e: BatchError) -> anyhow::Error {
         anyhow::Error::new(UsageError(text))
     };
     match &e {
-        BatchError::Journal { problem, .. } => match problem {
-            JournalProblem::Exists => {
-                usage("rerun with --resume to continue it, or with --force to overwrite it")
-            }
-            JournalProblem::NotAJournal { .. } => usage(
-                "choose another --output, or --force to replace the file (its contents are lost)",
-            ),
-            JournalProblem::OtherJob { .. } => usage(
-                "check --input/--ids and --output; to start this job afresh in this file, use --force instead of --resume",
-            ),
-            JournalProblem::NotResumable => usage("run without --resume"),
-            JournalProblem::OtherCommand { .. } => usage(
-                "rerun the paginate or export that wrote it with --resume, choose another --output, or use --force to replace it (its contents are lost)",
-            ),
-            JournalProblem::Changed { .. } => usage(
-                "choose another --output, or use --force to start the job over in it (its contents are lost)",
-            ),
-            // Nothing typed is wrong: wait and try again (exit 4).
-            _ => anyhow::Error::msg(format!("{message}\nhint: {}", super::BUSY_HINT)),
-        },
+        // Another run writes the output now: nothing typed is wrong; wait and try again (exit 4).
+        BatchError::Journal { .. } if e.class() == Class::Transient => {
+            anyhow::Error::msg(format!("{message}\nhint: {}", super::BUSY_HINT))
+        }
+        // Refused, and nothing changed: what was asked must change first (exit 2).
+        BatchError::Journal { problem, .. } => usage(refusal_hint(problem)),
         BatchError::Io { op, source, .. } => match op {
             IoOp::OpenInput | IoOp::OutputDirectory => usage(""),
             IoOp::CreateOutput
@@ -377,6 +350,29 @@ fn explain(e: BatchError) -> anyhow::Error {
         // A path template the API base cannot take.
         BatchError::Api(Error::Config(_)) => usage(""),
         _ => e.into(),
+    }
+}
+
+/// How to go on after the engine refused its output, by the flags that change the outcome.
+fn refusal_hint(p: &JournalProblem) -> &'static str {
+    match p {
+        JournalProblem::Exists => {
+            "rerun with --resume to continue it, or with --force to overwrite it"
+        }
+        JournalProblem::NotAJournal { .. } => {
+            "choose another --output, or --force to replace the file (its contents are lost)"
+        }
+        JournalProblem::OtherJob { .. } => {
+            "check --input/--ids and --output; to start this job afresh in this file, use --force instead of --resume"
+        }
+        JournalProblem::NotResumable => "run without --resume",
+        JournalProblem::OtherCommand { .. } => {
+            "rerun the paginate or export that wrote it with --resume, choose another --output, or use --force to replace it (its contents are lost)"
+        }
+        JournalProblem::Changed { .. } => {
+            "choose another --output, or use --force to start the job over in it (its contents are lost)"
+        }
+        _ => "",
     }
 }
 

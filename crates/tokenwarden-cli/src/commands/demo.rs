@@ -88,8 +88,10 @@ pub(crate) async fn run(a: DemoArgs, g: &GlobalArgs) -> Result<u8> {
         &options,
         false,
         Mode::pick(a.no_progress, g.quiet),
+        &Default::default(),
     )
-    .await?;
+    .await
+    .map_err(super::batch::explain)?;
     let j = sim.journal();
     let t = client.token_metrics();
     let c = client.metrics();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokenwarden::export::{
     self, Destination, Event, ExportError, ExportOptions, Format, Mode, Report, Source,
 };
-use tokenwarden::{ApiClient, ownership, paginate::JobOptions};
+use tokenwarden::{ApiClient, Class, ownership, paginate::JobOptions};
 
 /// Analytics conversation details jobs endpoint.
 const JOBS_PATH: &str = "/api/v2/analytics/conversations/details/jobs";
@@ -158,12 +158,8 @@ pub(super) async fn run(
 /// The exit status and messages for an export that stopped.
 fn failure(e: ExportError, file: Option<&Path>, progress: &Progress) -> Result<u8> {
     match e {
-        ExportError::Refused(m) => Err(UsageError(m).into()),
-        // Nothing typed is wrong: the same status and advice as a batch on a busy output.
-        e @ ExportError::Busy(_) => Err(anyhow::anyhow!("{e}\nhint: {}", super::BUSY_HINT)),
-        e @ ExportError::NoDirectory(_) => Err(UsageError(e.to_string()).into()),
         // Credentials: the standard path, which adds which credentials were used.
-        ExportError::Api(e) if e.is_credentials() => Err(e.into()),
+        ExportError::Api(e) if e.class() == Class::Credentials => Err(e.into()),
         ExportError::Api(e) => match file {
             Some(path) if progress.items > 0 || progress.resumed => {
                 ui::error(&e.to_string());
@@ -179,6 +175,13 @@ fn failure(e: ExportError, file: Option<&Path>, progress: &Progress) -> Result<u
             }
             _ => Err(e.into()),
         },
+        // Another run writes the output now. Nothing typed is wrong: the same status and advice
+        // as a batch on a busy output.
+        e if e.class() == Class::Transient => {
+            Err(anyhow::anyhow!("{e}\nhint: {}", super::BUSY_HINT))
+        }
+        ExportError::Refused(m) => Err(UsageError(m).into()),
+        e @ ExportError::NoDirectory(_) => Err(UsageError(e.to_string()).into()),
         other => Err(anyhow::anyhow!("{other}")),
     }
 }

@@ -1,8 +1,10 @@
 use super::*;
+use serde_json::Value;
 use std::collections::HashMap;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering;
 
 struct Dir(tempfile::TempDir);
 
@@ -30,6 +32,14 @@ impl Dir {
 
 fn base() -> Url {
     Url::parse("http://127.0.0.1:9").unwrap()
+}
+
+/// A directory with an input of `n` records (`in.jsonl`), and the output's path in it.
+fn job(n: usize) -> (Dir, Input, PathBuf) {
+    let d = Dir::new();
+    let input = d.file("in.jsonl", &jsonl(n));
+    let output = d.path("out.jsonl");
+    (d, input, output)
 }
 
 fn opts() -> BatchOptions {
@@ -78,7 +88,24 @@ where
     F: Fn(Record) -> Fut,
     Fut: Future<Output = Outcome>,
 {
-    run(input, output, options, &BatchProgress::default(), exec).await
+    run(input, output, options, |_| {}, exec).await
+}
+
+/// An executor that answers `answer(n)` (`n`: how many records were sent before this one, counted
+/// in `sent`), or 200 where that is `None`.
+fn nth<'a>(
+    sent: &'a AtomicUsize,
+    answer: impl Fn(usize) -> Option<Outcome> + 'a,
+) -> impl Fn(Record) -> std::pin::Pin<Box<dyn Future<Output = Outcome> + 'a>> {
+    move |rec| {
+        let answer = answer(sent.fetch_add(1, Ordering::SeqCst));
+        Box::pin(async move {
+            match answer {
+                Some(outcome) => outcome,
+                None => ok(rec).await,
+            }
+        })
+    }
 }
 
 fn credentials() -> Error {
@@ -92,12 +119,9 @@ fn credentials() -> Error {
 
 #[tokio::test]
 async fn every_record_once_with_bounded_concurrency() {
-    let d = Dir::new();
-    let input = d.file("in.jsonl", &jsonl(500));
-    let output = d.path("out.jsonl");
+    let (_dir, input, output) = job(500);
     let in_flight = AtomicUsize::new(0);
     let max = AtomicUsize::new(0);
-    let progress = BatchProgress::default();
     let report = run(
         &input,
         &output,
@@ -105,7 +129,7 @@ async fn every_record_once_with_bounded_concurrency() {
             concurrency: 7,
             ..opts()
         },
-        &progress,
+        |_| {},
         |r| {
             let (in_flight, max) = (&in_flight, &max);
             async move {
@@ -142,17 +166,23 @@ async fn a_regular_files_lines_are_counted_for_the_percentage() {
     let input = d.file("in.jsonl", &format!("\n{}  \n", jsonl(40)));
     let progress = BatchProgress::default();
     // The last record waits until the count is in, so the count is seen during the run.
-    run(&input, &d.path("out.jsonl"), &opts(), &progress, |r| {
-        let progress = &progress;
-        async move {
-            if r.key == "r39" {
-                while progress.total_lines.get().is_none() {
-                    tokio::task::yield_now().await;
+    run(
+        &input,
+        &d.path("out.jsonl"),
+        &opts(),
+        |e| progress.apply(&e),
+        |r| {
+            let progress = &progress;
+            async move {
+                if r.key == "r39" {
+                    while progress.total_lines.get().is_none() {
+                        tokio::task::yield_now().await;
+                    }
                 }
+                ok(r).await
             }
-            ok(r).await
-        }
-    })
+        },
+    )
     .await
     .unwrap();
     assert_eq!(
@@ -161,6 +191,69 @@ async fn a_regular_files_lines_are_counted_for_the_percentage() {
         "blank lines are not counted"
     );
     assert_eq!(progress.done(), 40);
+}
+
+#[tokio::test]
+async fn the_events_add_up_to_the_report() {
+    let d = Dir::new();
+    let input = d.file("in.jsonl", &format!("{}not json\n", jsonl(30)));
+    let output = d.path("out.jsonl");
+    // A first run stops after 10 records; the resume skips what it recorded.
+    let calls = AtomicUsize::new(0);
+    go(
+        &input,
+        &output,
+        &opts(),
+        nth(&calls, |n| (n >= 10).then(|| Outcome::Abort(credentials()))),
+    )
+    .await
+    .unwrap();
+    let events = std::sync::Mutex::new(Vec::new());
+    let resume = BatchOptions {
+        resume: true,
+        ..opts()
+    };
+    let told = |e| events.lock().unwrap().push(e);
+    let r = run(&input, &output, &resume, told, |r| {
+        let events = &events;
+        async move {
+            // The last record waits for the count, so it is told during the run.
+            while r.key == "r29" && !events.lock().unwrap().contains(&Event::Total { lines: 31 }) {
+                tokio::task::yield_now().await;
+            }
+            match r.key.ends_with('7') {
+                true => Outcome::Response {
+                    status: 404,
+                    body: "{}".into(),
+                },
+                false => ok(r).await,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let events = events.into_inner().unwrap();
+    let count = |f: &dyn Fn(&Event) -> bool| events.iter().filter(|e| f(e)).count() as u64;
+    assert!(r.skipped > 0 && r.failed >= 2, "{r:?}");
+    assert_eq!((r.invalid, r.ok + r.failed + r.skipped), (1, 31));
+    assert_eq!(count(&|e| *e == Event::Skipped), r.skipped);
+    assert_eq!(
+        count(&|e| matches!(e, Event::Recorded { ok: true, .. })),
+        r.ok
+    );
+    assert_eq!(
+        count(&|e| matches!(e, Event::Recorded { ok: false, .. })),
+        r.failed
+    );
+    let invalid = |e: &Event| matches!(e, Event::Recorded { invalid: true, .. });
+    assert_eq!(count(&invalid), r.invalid);
+    assert_eq!(count(&|e| matches!(e, Event::Total { .. })), 1);
+    // Added up, they are the live counters.
+    let progress = BatchProgress::default();
+    events.iter().for_each(|e| progress.apply(e));
+    assert_eq!(progress.total_lines.get(), Some(&31));
+    assert_eq!((progress.done(), progress.ran()), (31, r.ok + r.failed));
+    assert_eq!(progress.invalid.load(Ordering::Relaxed), 1);
 }
 
 #[tokio::test]
@@ -179,8 +272,7 @@ async fn bad_lines_are_reported_and_the_rest_runs() {
         ),
     );
     let output = d.path("out.jsonl");
-    let p = BatchProgress::default();
-    let r = run(&input, &output, &opts(), &p, ok).await.unwrap();
+    let r = go(&input, &output, &opts(), ok).await.unwrap();
     assert_eq!((r.ok, r.failed, r.invalid), (2, 4, 4));
     assert_eq!(r.requests(), 2);
     let out = lines(&output);
@@ -276,9 +368,7 @@ async fn a_line_over_the_cap_is_a_bad_line_reported_by_number_not_echoed() {
 async fn recorded_bodies_and_errors_are_scrubbed_of_secrets() {
     let secret = "batch-test-secret-Zq81x";
     crate::redact::register_secret(secret);
-    let d = Dir::new();
-    let input = d.file("in.jsonl", &jsonl(2));
-    let output = d.path("out.jsonl");
+    let (_dir, input, output) = job(2);
     go(&input, &output, &opts(), |r| async move {
         if r.key == "r0" {
             Outcome::Response {
@@ -302,25 +392,20 @@ async fn recorded_bodies_and_errors_are_scrubbed_of_secrets() {
 
 #[tokio::test]
 async fn abort_stops_at_once_and_resume_completes_exactly_once() {
-    let d = Dir::new();
-    let input = d.file("in.jsonl", &jsonl(300));
-    let output = d.path("out.jsonl");
+    let (_dir, input, output) = job(300);
     let calls = AtomicUsize::new(0);
-    let p = BatchProgress::default();
     let opts = BatchOptions {
         concurrency: 4,
         ..opts()
     };
-    let r = run(&input, &output, &opts, &p, |rec| {
-        let calls = &calls;
-        async move {
-            if calls.fetch_add(1, Ordering::SeqCst) == 120 {
-                Outcome::Abort(credentials())
-            } else {
-                ok(rec).await
-            }
-        }
-    })
+    let r = go(
+        &input,
+        &output,
+        &opts,
+        nth(&calls, |n| {
+            (n == 120).then(|| Outcome::Abort(credentials()))
+        }),
+    )
     .await
     .unwrap();
     assert!(matches!(r.stopped, Some(StopReason::Aborted(ref e)) if e.is_credentials()));
@@ -334,7 +419,7 @@ async fn abort_stops_at_once_and_resume_completes_exactly_once() {
     f.write_all(b"{\"id\":\"r299\",\"stat").unwrap();
     drop(f);
     // Without resume, the journal is protected.
-    let e = run(&input, &output, &opts, &p, ok).await.unwrap_err();
+    let e = go(&input, &output, &opts, ok).await.unwrap_err();
     assert!(
         matches!(
             e,
@@ -345,12 +430,11 @@ async fn abort_stops_at_once_and_resume_completes_exactly_once() {
         ),
         "{e}"
     );
-    let p2 = BatchProgress::default();
     let resume = BatchOptions {
         resume: true,
         ..opts.clone()
     };
-    let r2 = run(&input, &output, &resume, &p2, ok).await.unwrap();
+    let r2 = go(&input, &output, &resume, ok).await.unwrap();
     assert!(r2.repaired_bytes > 0);
     assert_eq!(r2.skipped as usize, first);
     assert_eq!(r2.ok as usize, 300 - first);
@@ -459,9 +543,7 @@ async fn retry_failed_runs_only_the_failures_again() {
 
 #[tokio::test]
 async fn max_failures_stops_a_job_failing_en_masse_and_it_resumes() {
-    let d = Dir::new();
-    let input = d.file("in.jsonl", &jsonl(1000));
-    let output = d.path("out.jsonl");
+    let (_dir, input, output) = job(1000);
     let not_found = |_r: Record| async move {
         Outcome::Response {
             status: 404,
@@ -679,13 +761,11 @@ async fn resume_never_touches_a_file_no_batch_wrote() {
 
 #[tokio::test]
 async fn a_second_run_on_a_busy_output_is_refused_at_once() {
-    let d = Dir::new();
-    let input = d.file("in.jsonl", &jsonl(20));
-    let output = d.path("out.jsonl");
+    let (_dir, input, output) = job(20);
     let (started_tx, mut started_rx) = tokio::sync::watch::channel(false);
     let (release_tx, release_rx) = tokio::sync::watch::channel(false);
-    let (first_opts, first_progress) = (opts(), BatchProgress::default());
-    let first = run(&input, &output, &first_opts, &first_progress, |r| {
+    let first_opts = opts();
+    let first = go(&input, &output, &first_opts, |r| {
         let (started_tx, mut release_rx) = (&started_tx, release_rx.clone());
         async move {
             let _ = started_tx.send(true);
@@ -902,25 +982,21 @@ fn unreachable_error() -> Error {
 
 #[tokio::test]
 async fn an_api_that_went_down_stops_the_job_and_its_records_run_on_resume() {
-    let d = Dir::new();
-    let input = d.file("in.jsonl", &jsonl(100));
-    let output = d.path("out.jsonl");
+    let (_dir, input, output) = job(100);
     // The API answers the first 10 records, then is gone (killed mid-run).
     let seen = AtomicUsize::new(0);
     let options = BatchOptions {
         concurrency: 1,
         ..opts()
     };
-    let r = go(&input, &output, &options, |rec| {
-        let n = seen.fetch_add(1, Ordering::SeqCst);
-        async move {
-            if n < 10 {
-                ok(rec).await
-            } else {
-                Outcome::Unreachable(unreachable_error())
-            }
-        }
-    })
+    let r = go(
+        &input,
+        &output,
+        &options,
+        nth(&seen, |n| {
+            (n >= 10).then(|| Outcome::Unreachable(unreachable_error()))
+        }),
+    )
     .await
     .unwrap();
     assert!(
@@ -951,25 +1027,23 @@ async fn an_api_that_went_down_stops_the_job_and_its_records_run_on_resume() {
 
 #[tokio::test]
 async fn records_that_found_the_api_down_are_failed_once_it_answers_again() {
-    let d = Dir::new();
-    let input = d.file("in.jsonl", &jsonl(10));
-    let output = d.path("out.jsonl");
+    let (_dir, input, output) = job(10);
     let seen = AtomicUsize::new(0);
     let options = BatchOptions {
         concurrency: 1,
         ..opts()
     };
     // A blip: records 3..6 find it down, then it answers again.
-    let r = go(&input, &output, &options, |rec| {
-        let n = seen.fetch_add(1, Ordering::SeqCst);
-        async move {
-            if (3..6).contains(&n) {
-                Outcome::Unreachable(unreachable_error())
-            } else {
-                ok(rec).await
-            }
-        }
-    })
+    let r = go(
+        &input,
+        &output,
+        &options,
+        nth(&seen, |n| {
+            (3..6)
+                .contains(&n)
+                .then(|| Outcome::Unreachable(unreachable_error()))
+        }),
+    )
     .await
     .unwrap();
     assert!(r.stopped.is_none(), "{:?}", r.stopped);
@@ -1029,16 +1103,12 @@ async fn regression_files_and_streams_of_another_user_are_refused_not_written_or
     std::fs::remove_file(job_file_path(&out)).unwrap();
     // A journal of ours, stopped half-way, then given to another user: not resumed into.
     let calls = AtomicUsize::new(0);
-    let r = go(&input, &out, &opts(), |rec| {
-        let calls = &calls;
-        async move {
-            if calls.fetch_add(1, Ordering::SeqCst) == 1 {
-                Outcome::Abort(credentials())
-            } else {
-                ok(rec).await
-            }
-        }
-    })
+    let r = go(
+        &input,
+        &out,
+        &opts(),
+        nth(&calls, |n| (n == 1).then(|| Outcome::Abort(credentials()))),
+    )
     .await
     .unwrap();
     assert!(r.stopped.is_some());
