@@ -8,8 +8,9 @@
 //! The load generator, the simulator and the agent are three processes (this program runs itself
 //! again as `overhead sim LATENCY_MS` and `overhead agent SIM_URL`), so that none of them takes
 //! its CPU from another's runtime; each round reads the CPU time of each process from /proc, which
-//! gives the agent's own CPU per request. Both paths use one client configuration. Prints each
-//! round, then the medians: the throughput ratio and the latency the agent adds (p50, p99).
+//! gives the agent's own CPU per request, and the context switches of the agent's threads. Both
+//! paths use one client configuration. Prints each round, then the medians: the throughput ratio,
+//! the latency the agent adds (p50, p99), its CPU and context switches per request.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -97,6 +98,23 @@ fn cpu(pid: &str) -> Duration {
         .map(|v| v.parse().unwrap())
         .collect();
     Duration::from_millis((f[0] + f[1]) * 10)
+}
+
+/// Context switches (voluntary and involuntary) of a process's live threads, from /proc (Linux):
+/// each is a thread going to sleep or being preempted, and a wake-up later. Counts, unlike the
+/// latencies, hardly depend on how busy the machine is.
+fn switches(pid: &str) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc (Linux)");
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
 }
 
 fn ms(d: Duration) -> f64 {
@@ -246,16 +264,18 @@ async fn main() {
         "{requests} requests a round, concurrency {concurrency}, server latency {latency_ms} ms, {rounds} rounds of each path, interleaved; three processes"
     );
     println!(
-        "| round | direct req/s | agent req/s | ratio | direct p50 / p99 ms | agent p50 / p99 ms | added p50 | added p99 | agent CPU µs/req | simulator CPU µs/req (direct / agent) | client CPU µs/req (direct / agent) |"
+        "| round | direct req/s | agent req/s | ratio | direct p50 / p99 ms | agent p50 / p99 ms | added p50 | added p99 | agent CPU µs/req | agent context switches/req | simulator CPU µs/req (direct / agent) | client CPU µs/req (direct / agent) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let me = std::process::id().to_string();
-    let (mut ratios, mut added50, mut added99, mut agent_cpu) = (vec![], vec![], vec![], vec![]);
+    let (mut ratios, mut added50, mut added99) = (vec![], vec![], vec![]);
+    let (mut agent_cpu, mut agent_switches) = (vec![], vec![]);
     let per = |d: Duration| d.as_secs_f64() * 1e6 / requests as f64;
     for round in 1..=rounds {
         let (s0, c0) = (cpu(&sim.pid()), cpu(&me));
         let direct = drive(&http, &sim.url, &real, requests, concurrency).await;
         let (s1, c1, a1) = (cpu(&sim.pid()), cpu(&me), cpu(&agent.pid()));
+        let w1 = switches(&agent.pid());
         let through = drive(
             &through_agent,
             &agent.url,
@@ -265,11 +285,12 @@ async fn main() {
         )
         .await;
         let (s2, c2, a2) = (cpu(&sim.pid()), cpu(&me), cpu(&agent.pid()));
+        let w = (switches(&agent.pid()) - w1) as f64 / requests as f64;
         let ratio = through.throughput() / direct.throughput();
         let a50 = ms(through.percentile(0.5)) - ms(direct.percentile(0.5));
         let a99 = ms(through.percentile(0.99)) - ms(direct.percentile(0.99));
         println!(
-            "| {round} | {:.0} | {:.0} | {ratio:.3} | {:.2} / {:.2} | {:.2} / {:.2} | {a50:.2} ms | {a99:.2} ms | {:.0} | {:.0} / {:.0} | {:.0} / {:.0} |",
+            "| {round} | {:.0} | {:.0} | {ratio:.3} | {:.2} / {:.2} | {:.2} / {:.2} | {a50:.2} ms | {a99:.2} ms | {:.0} | {w:.2} | {:.0} / {:.0} | {:.0} / {:.0} |",
             direct.throughput(),
             through.throughput(),
             ms(direct.percentile(0.5)),
@@ -286,13 +307,15 @@ async fn main() {
         added50.push(a50);
         added99.push(a99);
         agent_cpu.push(per(a2 - a1));
+        agent_switches.push(w);
     }
     println!(
-        "median of {rounds} rounds: throughput ratio {:.3}; added latency p50 {:.2} ms, p99 {:.2} ms; the agent's CPU {:.0} µs per request",
+        "median of {rounds} rounds: throughput ratio {:.3}; added latency p50 {:.2} ms, p99 {:.2} ms; the agent's CPU {:.0} µs and {:.2} context switches per request",
         median(ratios),
         median(added50),
         median(added99),
         median(agent_cpu),
+        median(agent_switches),
     );
     agent.stop();
     print!("{}", sim.stop());
