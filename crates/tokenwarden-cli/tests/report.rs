@@ -39,6 +39,7 @@ async fn the_report_opens_offline_in_a_browser_and_shows_the_summarys_totals() {
     })
     .await;
     let input = sb.path("in.jsonl");
+    // 300 records: a revocation (the 250th request), 429s and 5xx answers, in about 2 s.
     std::fs::write(&input, user_gets(300)).unwrap();
     let (out, report, sum) = (sb.path("out.jsonl"), sb.path("run.html"), sb.path("s.json"));
     let p = |p: &Path| p.to_str().unwrap().to_string();
