@@ -521,37 +521,7 @@ async fn metrics_are_prometheus_text() {
         assert!(text.contains(want), "{want} missing:\n{text}");
     }
     // Prometheus's own linter has nothing to say (under CI promtool must be there).
-    match std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-    {
-        Ok(mut child) => {
-            use std::io::Write as _;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
-            let out = child.wait_with_output().unwrap();
-            let said = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert!(
-                out.status.success() && said.trim().is_empty(),
-                "promtool: {said}\n{text}"
-            );
-        }
-        Err(e) => assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "promtool is required under CI: {e}"
-        ),
-    }
+    tokenwarden_test_support::prometheus::assert_promtool_clean(&text);
 }
 
 #[tokio::test]

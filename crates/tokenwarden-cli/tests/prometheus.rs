@@ -6,18 +6,11 @@ mod common;
 
 use common::*;
 use std::io::{BufRead as _, Read as _, Write as _};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant, SystemTime};
 use tokenwarden_sim::SimConfig;
-
-/// A free loopback port (bound and released: Prometheus takes it right after).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use tokenwarden_test_support::prometheus::{Prometheus, assert_promtool_clean};
+use tokenwarden_test_support::redis_server::free_port;
 
 /// Kills the child by its PID when dropped (also when an assertion fails).
 struct Killed(Child);
@@ -36,31 +29,16 @@ async fn until<T>(within: Duration, mut ready: impl AsyncFnMut() -> Option<T>) -
             return v;
         }
         assert!(Instant::now() < deadline, "gave up after {within:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// One instant query's value, if it has exactly one sample.
-async fn query(http: &reqwest::Client, prom: &str, q: &str) -> Option<f64> {
-    let v: serde_json::Value = http
-        .get(format!("{prom}/api/v1/query"))
-        .query(&[("query", q)])
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    let result = v["data"]["result"].as_array()?;
-    match result.as_slice() {
-        [one] => one["value"][1].as_str()?.parse().ok(),
-        _ => None,
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_a_running_batch_and_reads_back_its_numbers() {
-    let (Some(prometheus), Some(promtool)) = (tool("prometheus"), tool("promtool")) else {
+    // Prometheus first: it takes its first scrape about 5 s after it starts (its discovery
+    // tick), and the batch runs meanwhile, on the port Prometheus was told of.
+    let target = format!("127.0.0.1:{}", free_port());
+    let Some(prom) = Prometheus::start(&[&target]) else {
         return;
     };
     let sb = Sandbox::start(SimConfig {
@@ -78,7 +56,7 @@ async fn prometheus_scrapes_a_running_batch_and_reads_back_its_numbers() {
         "out.jsonl",
         "--no-progress",
         "--metrics-listen",
-        "127.0.0.1:0",
+        &target,
         "--summary-json",
         "s.json",
     ])
@@ -96,6 +74,7 @@ async fn prometheus_scrapes_a_running_batch_and_reads_back_its_numbers() {
             break line[at..].trim().to_string();
         }
     };
+    assert_eq!(metrics_url, format!("http://{target}/metrics"));
     std::thread::spawn(move || {
         let mut rest = String::new();
         let _ = stderr.read_to_string(&mut rest);
@@ -118,29 +97,7 @@ async fn prometheus_scrapes_a_running_batch_and_reads_back_its_numbers() {
             .then_some(text)
     })
     .await;
-    let mut check = Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    check
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition.as_bytes())
-        .unwrap();
-    let checked = check.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&checked.stdout),
-        String::from_utf8_lossy(&checked.stderr)
-    );
-    assert!(
-        checked.status.success() && said.trim().is_empty(),
-        "promtool: {said}\n{exposition}"
-    );
+    assert_promtool_clean(&exposition);
     // No label holds an id, a path or a secret: only the fixed class, reason and le values.
     assert!(!exposition.contains(tokenwarden_sim::DEFAULT_CLIENT_SECRET));
     assert!(!exposition.contains("user-0") && !exposition.contains("/api/"));
@@ -157,64 +114,22 @@ async fn prometheus_scrapes_a_running_batch_and_reads_back_its_numbers() {
     let post = http.post(&metrics_url).send().await.unwrap();
     assert_eq!(post.status(), 405);
 
-    // A real Prometheus, scraping every second.
-    let target = metrics_url
-        .trim_start_matches("http://")
-        .trim_end_matches("/metrics");
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: tokenwarden\n    static_configs:\n      - targets: ['{target}']\n"
-        ),
-    )
-    .unwrap();
-    let port = free_port();
-    let prom = Killed(
-        Command::new(&prometheus)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
-    );
-    let api = format!("http://127.0.0.1:{port}");
-    let ok = until(Duration::from_secs(20), async || {
-        query(&http, &api, "tokenwarden_api_requests_total{class=\"2xx\"}")
-            .await
-            .filter(|v| *v == 120.0)
-    })
-    .await;
+    // A real Prometheus: a scrape after all 120 were answered reads them.
+    prom.scraped_since(SystemTime::now(), Duration::from_secs(10))
+        .await;
+    let ok = prom
+        .value("tokenwarden_api_requests_total{class=\"2xx\"}")
+        .await;
     assert_eq!(ok, 120.0);
-    let refreshes = query(&http, &api, "sum(tokenwarden_token_requests_total)")
-        .await
-        .unwrap();
-    let after_401 = query(
-        &http,
-        &api,
-        "tokenwarden_token_requests_total{reason=\"after_401\"}",
-    )
-    .await
-    .unwrap();
-    let healed = query(&http, &api, "tokenwarden_401_healed_total")
-        .await
-        .unwrap();
-    let count = query(
-        &http,
-        &api,
-        "tokenwarden_api_request_duration_seconds_count",
-    )
-    .await
-    .unwrap();
-    let remaining = query(&http, &api, "tokenwarden_token_remaining_seconds")
-        .await
-        .unwrap();
+    let refreshes = prom.value("sum(tokenwarden_token_requests_total)").await;
+    let after_401 = prom
+        .value("tokenwarden_token_requests_total{reason=\"after_401\"}")
+        .await;
+    let healed = prom.value("tokenwarden_401_healed_total").await;
+    let count = prom
+        .value("tokenwarden_api_request_duration_seconds_count")
+        .await;
+    let remaining = prom.value("tokenwarden_token_remaining_seconds").await;
     assert!(after_401 >= 2.0 && healed >= 2.0, "{after_401} {healed}");
     assert!(remaining > 0.0, "{remaining}");
     drop(prom);

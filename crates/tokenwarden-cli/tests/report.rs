@@ -4,62 +4,10 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead as _, Write as _};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokenwarden_sim::{DEFAULT_CLIENT_SECRET, SimConfig};
-
-/// A proxy that answers nothing and notes the first line of every request sent to it: the
-/// browser is pointed at it, so any request the page makes shows up here.
-fn request_catcher() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().unwrap().to_string();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { return };
-            let mut line = String::new();
-            let _ = std::io::BufReader::new(&conn).read_line(&mut line);
-            log.lock().unwrap().push(line.trim().to_string());
-            let _ = (&conn).write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n");
-        }
-    });
-    (addr, seen)
-}
-
-/// Runs headless Chromium on `page` with `args`, its own fresh profile, and every request sent
-/// to `proxy` (loopback included); returns its stdout.
-fn chromium(chrome: &Path, profile: &Path, proxy: &str, args: &[&str], page: &Path) -> String {
-    let out = std::process::Command::new(chrome)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,MediaRouter,Translate",
-            "--disable-default-apps",
-            "--disable-sync",
-            "--no-first-run",
-            "--hide-scrollbars",
-            &format!("--user-data-dir={}", profile.display()),
-            &format!("--proxy-server=http://{proxy}"),
-            "--proxy-bypass-list=<-loopback>",
-        ])
-        .args(args)
-        .arg(format!("file://{}", page.display()))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run chromium");
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use tokenwarden_test_support::chromium::Chromium;
 
 /// The value shown in the report's table row `key`.
 fn row_value<'a>(dom: &'a str, key: &str) -> &'a str {
@@ -74,23 +22,25 @@ fn row_value<'a>(dom: &'a str, key: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_opens_offline_in_a_browser_and_shows_the_summarys_totals() {
-    let Some(chrome) = tool("chromium") else {
+    let Some(browser) = Chromium::find() else {
         return;
     };
     let sb = Sandbox::start(SimConfig {
         token_ttl: Duration::from_secs(1),
         revoke_every: Some(250),
-        // 200 requests a second per token, unannounced: 429s, then the learned pace.
+        // 200 requests a second per token (each serves at most 250: revoke_every), unannounced:
+        // 429s, then the learned pace.
         api_rate_limit_per_minute: Some(200),
         rate_limit_window: Duration::from_secs(1),
         rate_limit_headers: false,
-        error_rate: 0.02,
+        error_rate: 0.03,
         latency: Duration::from_millis(2),
         ..SimConfig::default()
     })
     .await;
     let input = sb.path("in.jsonl");
-    std::fs::write(&input, user_gets(500)).unwrap();
+    // 300 records: a revocation (the 250th request), 429s and 5xx answers, in about 2 s.
+    std::fs::write(&input, user_gets(300)).unwrap();
     let (out, report, sum) = (sb.path("out.jsonl"), sb.path("run.html"), sb.path("s.json"));
     let p = |p: &Path| p.to_str().unwrap().to_string();
     run(
@@ -124,9 +74,9 @@ async fn the_report_opens_offline_in_a_browser_and_shows_the_summarys_totals() {
     let summary = summary(&sum);
     assert!(summary["series"]["buckets"].as_u64().unwrap() >= 1);
 
-    let (proxy, requests) = request_catcher();
-    let profile = tempfile::tempdir().unwrap();
-    let dom = chromium(&chrome, profile.path(), &proxy, &["--dump-dom"], &report);
+    // One launch: the DOM its script left, and a screenshot at a laptop's width.
+    let shot = sb.path("report.png");
+    let dom = browser.open(&report, &shot, (1280, 2000));
     assert!(dom.contains("data-rendered=\"true\""), "the script ran");
     for chart in [
         "chart-requests",
@@ -173,50 +123,17 @@ async fn the_report_opens_offline_in_a_browser_and_shows_the_summarys_totals() {
             summary["observed"]["api_requests"][class].to_string()
         );
     }
-    assert!(summary["ok"].as_u64().unwrap() == 500);
+    assert!(summary["ok"].as_u64().unwrap() == 300);
     assert!(!dom.contains("id=\"resumed\""), "not a resumed run");
 
-    let shot = sb.path("report.png");
-    chromium(
-        &chrome,
-        profile.path(),
-        &proxy,
-        &[
-            &format!("--screenshot={}", shot.display()),
-            "--window-size=1280,2000",
-        ],
-        &report,
-    );
     let png = std::fs::read(&shot).expect("a screenshot");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
     eprintln!("screenshot: {}", shot.display());
     if let Some(keep) = std::env::var_os("TOKENWARDEN_KEEP_SCREENSHOT") {
         std::fs::copy(&shot, keep).unwrap();
     }
-    // Chromium's own background services (component updates, sign-in) may still call Google's
-    // service hosts; anything else came from the page.
-    let seen = requests.lock().unwrap().clone();
-    let (browser, page): (Vec<_>, Vec<_>) = seen.into_iter().partition(|line| {
-        let host = line.split_whitespace().nth(1).unwrap_or_default();
-        let host = host
-            .trim_start_matches("http://")
-            .split(['/', ':'])
-            .next()
-            .unwrap_or_default();
-        // (Hosts a page could load from, fonts and libraries, are never the browser's.)
-        let cdn = [
-            "fonts.googleapis.com",
-            "ajax.googleapis.com",
-            "storage.googleapis.com",
-        ];
-        [".google.com", ".googleapis.com", ".gvt1.com"]
-            .iter()
-            .any(|d| host.ends_with(d))
-            && !cdn.contains(&host)
-    });
-    if !browser.is_empty() {
-        eprintln!("Chromium's own requests, not the page's: {browser:?}");
-    }
+    // Whatever Chromium's own background services called, the page fetched nothing.
+    let page = browser.page_requests();
     assert!(page.is_empty(), "the page made network requests: {page:?}");
 }
 

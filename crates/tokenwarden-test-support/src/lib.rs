@@ -2,12 +2,19 @@
 //! into each test file (a dev-dependency only; never published).
 //!
 //! - [`redis_server`]: a real `redis-server` on a free loopback port;
+//! - [`prometheus`]: a real Prometheus server scraping a test's targets, and `promtool check
+//!   metrics`;
+//! - [`chromium`]: headless Chromium rendering a local page, every request it makes caught;
+//! - [`tool`]: a program a test needs from the system (skipped loudly without it, failed under CI);
 //! - [`mode`] and [`chmod`]: a file's permission bits, read and set;
 //! - [`users`]: the ids of the simulator's first users;
 //! - [`browser`]: an HTTP client that, like a test playing the browser needs, does not follow
 //!   redirects.
 
+pub mod chromium;
+pub mod prometheus;
 pub mod redis_server;
+pub mod tool;
 
 use std::collections::BTreeSet;
 use std::path::Path;

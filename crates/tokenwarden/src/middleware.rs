@@ -4,7 +4,7 @@
 //! client's own send loop: the rules are the same code.
 
 use crate::client::send::{self, Attempt, Core, Hop, Sent};
-use crate::client::{ClientMetrics, Counters, RateLimit, pacer::Pacer};
+use crate::client::{ClientMetrics, RateLimit, pacer::Pacer};
 use crate::clock::Jitter;
 use crate::error::Error;
 use crate::manager::TokenManager;
@@ -114,7 +114,7 @@ impl AuthMiddleware {
 
     /// A snapshot of the counters (shared by clones), as [`ApiClient::metrics`](crate::ApiClient::metrics).
     pub fn metrics(&self) -> ClientMetrics {
-        self.core.counters.snapshot()
+        ClientMetrics::of(&self.core.recorder)
     }
 
     fn new_pacer(mut self) -> Self {
@@ -136,8 +136,8 @@ impl Middleware for AuthMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        let counters = &self.core.counters;
-        Counters::inc(&counters.requests);
+        let recorder = &self.core.recorder;
+        recorder.step(crate::observe::Step::Request);
         let attempt = MiddlewareAttempt {
             method: req.method().clone(),
             url: req.url().clone(),
@@ -148,7 +148,7 @@ impl Middleware for AuthMiddleware {
         };
         let result = send::run(&self.core, attempt).await;
         if result.is_err() {
-            Counters::inc(&counters.failures);
+            recorder.step(crate::observe::Step::Failure);
         }
         result
     }

@@ -66,6 +66,16 @@ async fn every_exchange_refresh_and_heal_is_recorded_as_the_server_saw_it() {
     assert!(t.unauthorized_healed > 0);
     assert_eq!(t.rate_limited_waits, m.rate_limited_waits);
     assert_eq!(t.rate_limit_pauses, m.rate_limit_pauses);
+    // The client's own counters are read from the same events.
+    assert_eq!(m.requests, 120);
+    assert_eq!(m.failures, 0);
+    assert_eq!(m.attempts, t.all_requests());
+    assert_eq!(m.throttle_waits, t.paced_waits);
+    assert_eq!(m.server_errors_retried, j.api_server_error);
+    assert_eq!(
+        m.retries,
+        j.api_server_error + j.api_rate_limited + j.api_revoked_token + j.api_expired_token
+    );
     assert!(t.latency_p50_secs.unwrap() <= t.latency_p99_secs.unwrap());
 
     let s = client.recorder().series();

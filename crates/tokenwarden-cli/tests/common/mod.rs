@@ -412,21 +412,3 @@ pub fn endpoints(sb: &Sandbox, token_url: &str, api_base: &str) -> Command {
         .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", DEFAULT_CLIENT_SECRET);
     c
 }
-
-/// The program `name` on the PATH. Missing, the test is skipped, except under CI (`CI=true`),
-/// where a missing tool fails the test: CI installs it.
-pub fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{name} is not installed, and CI=true: .ci/run installs it"
-        );
-        eprintln!("skipped: {name} is not installed");
-    }
-    found
-}

@@ -23,7 +23,6 @@ use ::http::{HeaderMap, Method, StatusCode};
 use bytes::Bytes;
 use pacer::Pacer;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use url::Url;
 
@@ -355,7 +354,6 @@ impl ApiClientBuilder {
                     backoff: self.backoff,
                     jitter: self.jitter,
                     pacer: first,
-                    counters: Arc::default(),
                     pool,
                     recorder,
                 },
@@ -476,9 +474,11 @@ impl ApiClient {
         &self.inner.core.recorder
     }
 
-    /// A snapshot of the client's counters.
+    /// A snapshot of the client's counters: read from its [recorder](Self::recorder), the one
+    /// record the summary, the report and the metrics endpoint read too (a recorder shared with
+    /// other clients counts what they all did).
     pub fn metrics(&self) -> ClientMetrics {
-        self.inner.core.counters.snapshot()
+        ClientMetrics::of(&self.inner.core.recorder)
     }
 
     /// The request rate (per second) the client has learned the API sustains and paces to, if it
@@ -661,49 +661,10 @@ impl ApiResponse {
     }
 }
 
-/// Live counters of an [`ApiClient`].
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) requests: AtomicU64,
-    pub(crate) attempts: AtomicU64,
-    pub(crate) retries: AtomicU64,
-    pub(crate) unauthorized_healed: AtomicU64,
-    pub(crate) rate_limited_waits: AtomicU64,
-    pub(crate) server_errors_retried: AtomicU64,
-    pub(crate) transport_retries: AtomicU64,
-    pub(crate) redirects_followed: AtomicU64,
-    pub(crate) throttle_waits: AtomicU64,
-    pub(crate) rate_limit_pauses: AtomicU64,
-    pub(crate) rate_cuts: AtomicU64,
-    pub(crate) failures: AtomicU64,
-}
-
-impl Counters {
-    pub(crate) fn inc(c: &AtomicU64) {
-        c.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn snapshot(&self) -> ClientMetrics {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        ClientMetrics {
-            requests: g(&self.requests),
-            attempts: g(&self.attempts),
-            retries: g(&self.retries),
-            unauthorized_healed: g(&self.unauthorized_healed),
-            rate_limited_waits: g(&self.rate_limited_waits),
-            server_errors_retried: g(&self.server_errors_retried),
-            transport_retries: g(&self.transport_retries),
-            redirects_followed: g(&self.redirects_followed),
-            throttle_waits: g(&self.throttle_waits),
-            rate_limit_pauses: g(&self.rate_limit_pauses),
-            rate_cuts: g(&self.rate_cuts),
-            failures: g(&self.failures),
-        }
-    }
-}
-
-/// A snapshot of an [`ApiClient`]'s counters (shared by its clones). Relaxed atomics: each value is
-/// exact, a snapshot is not one instant across fields.
+/// A snapshot of an [`ApiClient`]'s counters (shared by its clones), read from its
+/// [`Recorder`](crate::observe::Recorder): the same events the summary, the report, the progress
+/// line and `/metrics` count, so they cannot disagree. Relaxed atomics: each value is exact, a
+/// snapshot is not one instant across fields.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct ClientMetrics {
@@ -733,6 +694,28 @@ pub struct ClientMetrics {
     pub rate_cuts: u64,
     /// Requests that ended in an error.
     pub failures: u64,
+}
+
+impl ClientMetrics {
+    /// The counters of `recorder`'s events.
+    pub(crate) fn of(recorder: &crate::observe::Recorder) -> ClientMetrics {
+        use crate::observe::Step;
+        let c = recorder.client_counts();
+        ClientMetrics {
+            requests: c.of(Step::Request),
+            attempts: c.of(Step::Attempt),
+            retries: c.of(Step::Retry),
+            unauthorized_healed: c.healed,
+            rate_limited_waits: c.waits_429,
+            server_errors_retried: c.of(Step::ServerErrorRetried),
+            transport_retries: c.of(Step::TransportRetried),
+            redirects_followed: c.of(Step::RedirectFollowed),
+            throttle_waits: c.paced,
+            rate_limit_pauses: c.holds,
+            rate_cuts: c.of(Step::RateCut),
+            failures: c.of(Step::Failure),
+        }
+    }
 }
 
 #[cfg(test)]

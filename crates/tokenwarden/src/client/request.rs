@@ -2,7 +2,7 @@
 //! the client; the loop around it is in `send.rs`).
 
 use super::send::{self, Attempt, Hop, Sent};
-use super::{ApiClient, ApiResponse, Counters, Inner, policy};
+use super::{ApiClient, ApiResponse, Inner, policy};
 use crate::error::{Error, Result, body_excerpt, excerpt, shown_path};
 use crate::token::Bearer;
 use crate::transport::http::{BodyError, read_body};
@@ -131,13 +131,13 @@ pub(super) async fn send_counted<A: Attempt<Error = Error>>(
     inner: &Inner,
     attempt: Result<A>,
 ) -> Result<A::Answer> {
-    Counters::inc(&inner.core.counters.requests);
+    inner.core.recorder.step(crate::observe::Step::Request);
     let result = match attempt {
         Ok(attempt) => send::run(&inner.core, attempt).await,
         Err(e) => Err(e),
     };
     if let Err(e) = &result {
-        Counters::inc(&inner.core.counters.failures);
+        inner.core.recorder.step(crate::observe::Step::Failure);
         tracing::debug!(error = %e, "API request failed");
     }
     result

@@ -4,14 +4,13 @@
 //! adapter's business: the [`ApiClient`](super::ApiClient)'s own requests, or a
 //! `reqwest-middleware` chain. The rules themselves are the pure functions in [`policy`].
 
-use super::Counters;
 use super::pacer::Pacer;
 use super::policy::{self, Action, Failure};
 use super::pool::Pool;
 use crate::clock::{Instant, Jitter};
 use crate::error::{Error, body_excerpt, excerpt, shown_path};
 use crate::manager::TokenManager;
-use crate::observe::{Class, Recorder};
+use crate::observe::{Class, Recorder, Step};
 use crate::retry::Backoff;
 use crate::token::Bearer;
 use http::{HeaderMap, Method, StatusCode};
@@ -28,7 +27,6 @@ pub(crate) struct Core {
     pub(crate) backoff: Backoff,
     pub(crate) jitter: Arc<dyn Jitter>,
     pub(crate) pacer: Arc<Pacer>,
-    pub(crate) counters: Arc<Counters>,
     /// With a token pool: every token and its pacer (the first being `tokens` and `pacer`).
     pub(crate) pool: Option<Arc<Pool>>,
     /// Where every exchange's outcome goes (shared with the token managers).
@@ -49,7 +47,6 @@ impl Core {
             backoff: Backoff::default(),
             pacer: Arc::new(pacer(Instant::now())),
             jitter: Arc::new(crate::clock::RandomJitter),
-            counters: Arc::default(),
             pool: None,
             recorder: Recorder::default(),
         }
@@ -189,7 +186,6 @@ async fn send_until_done<A: Attempt>(
     mut a: A,
     trail: &mut Trail,
 ) -> Result<A::Answer, A::Error> {
-    let counters = &*ctx.counters;
     // One token for the whole request: a 401 is reported to the manager whose token it refused.
     let (tokens, pacer) = ctx.pick();
     let started = Instant::now();
@@ -210,7 +206,6 @@ async fn send_until_done<A: Attempt>(
             false => None,
         };
         if turn.is_some_and(|t| t.paced) {
-            Counters::inc(&counters.throttle_waits);
             ctx.recorder.paced();
         }
         // Only the API's origin ever sees the token.
@@ -228,7 +223,7 @@ async fn send_until_done<A: Attempt>(
         };
         sends += 1;
         trail.attempts += 1;
-        Counters::inc(&counters.attempts);
+        ctx.recorder.step(Step::Attempt);
         let sent_at = Instant::now();
         let sent = a.send(bearer.as_ref()).await?;
         let answered_at = Instant::now();
@@ -255,7 +250,6 @@ async fn send_until_done<A: Attempt>(
                 trail.status = Some(status.as_u16());
                 if heal_pending && status != StatusCode::UNAUTHORIZED {
                     heal_pending = false;
-                    Counters::inc(&counters.unauthorized_healed);
                     ctx.recorder.healed();
                 }
                 tracing::trace!(method = %a.method(), path = a.url().path(), status = status.as_u16(), "API answer");
@@ -277,11 +271,10 @@ async fn send_until_done<A: Attempt>(
                         ctx.backoff.max_retry_after,
                     );
                     if seen.new_hold {
-                        Counters::inc(&counters.rate_limit_pauses);
                         ctx.recorder.held();
                     }
                     if seen.cut {
-                        Counters::inc(&counters.rate_cuts);
+                        ctx.recorder.step(Step::RateCut);
                     }
                 }
                 let fresh_token_refused =
@@ -293,7 +286,7 @@ async fn send_until_done<A: Attempt>(
                         match a.redirect(answer, hops).map_err(A::lift)? {
                             Hop::Return(answer) => return Ok(answer),
                             Hop::Followed => {
-                                Counters::inc(&counters.redirects_followed);
+                                ctx.recorder.step(Step::RedirectFollowed);
                                 sends -= 1;
                                 continue;
                             }
@@ -330,7 +323,7 @@ async fn send_until_done<A: Attempt>(
                         let why = crate::manager::Rejection::from_code(body.code.as_deref());
                         ctx.recorder.token_refused();
                         tokens.rejected_with(rejected, why).await.map_err(A::lift)?;
-                        Counters::inc(&counters.retries);
+                        ctx.recorder.step(Step::Retry);
                         after_heal = true;
                         heal_pending = true;
                         heals += 1;
@@ -402,15 +395,12 @@ async fn send_until_done<A: Attempt>(
                 no_answer: !answered,
             }));
         };
-        Counters::inc(&counters.retries);
-        if failure == Failure::RateLimited {
-            ctx.recorder.rate_limited_wait(delay);
+        ctx.recorder.step(Step::Retry);
+        match failure {
+            Failure::RateLimited => ctx.recorder.rate_limited_wait(delay),
+            Failure::ServerError => ctx.recorder.step(Step::ServerErrorRetried),
+            _ => ctx.recorder.step(Step::TransportRetried),
         }
-        Counters::inc(match failure {
-            Failure::RateLimited => &counters.rate_limited_waits,
-            Failure::ServerError => &counters.server_errors_retried,
-            _ => &counters.transport_retries,
-        });
         // Retries are routine (that is the point): visible with -v, not by default.
         tracing::info!(
             method = %a.method(),

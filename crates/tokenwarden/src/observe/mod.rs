@@ -138,6 +138,52 @@ impl RefreshReason {
     }
 }
 
+/// What a client's send loop counts beside the tally's exchanges, heals and waits: the
+/// client metrics (`ApiClient::metrics`) that only a client shows. No bucket of the
+/// series holds them, so one is a relaxed atomic addition: no clock read, no lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// A caller's request (one `send`).
+    Request,
+    /// An attempt sent: every retry and redirect hop.
+    Attempt,
+    /// An attempt repeating a failed one (heals included, redirects not).
+    Retry,
+    /// A 5xx answer retried.
+    ServerErrorRetried,
+    /// A transport failure retried.
+    TransportRetried,
+    /// A redirect followed.
+    RedirectFollowed,
+    /// The learned rate cut after a 429.
+    RateCut,
+    /// A caller's request that ended in an error.
+    Failure,
+}
+
+impl Step {
+    /// How many there are.
+    pub(crate) const COUNT: usize = 8;
+}
+
+/// What a client's metrics read of a record: its steps, and the tally's heals and waits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientCounts {
+    /// Indexed by [`Step`].
+    pub(crate) steps: [u64; Step::COUNT],
+    pub(crate) healed: u64,
+    pub(crate) waits_429: u64,
+    pub(crate) paced: u64,
+    pub(crate) holds: u64,
+}
+
+impl ClientCounts {
+    /// The count of `step`.
+    pub(crate) fn of(&self, step: Step) -> u64 {
+        self.steps[step as usize]
+    }
+}
+
 /// The pace a client allows itself, read once a second for the series (a pacer).
 pub(crate) trait RateSource: Send + Sync {
     /// Requests per second allowed now, if any limit applies.
@@ -163,6 +209,8 @@ struct Shared {
     origin: Instant,
     started_wall: SystemTime,
     tally: Tally,
+    /// The client's own steps, indexed by [`Step`].
+    steps: [AtomicU64; Step::COUNT],
     /// The second (counted from `origin`) of the last snapshot: an event in a later second takes
     /// the next one.
     ticked: AtomicU64,
@@ -181,6 +229,7 @@ impl Default for Shared {
             origin: Instant::now(),
             started_wall: wall_now(),
             tally: Tally::default(),
+            steps: Default::default(),
             ticked: AtomicU64::new(0),
             timeline: Mutex::new(series::Timeline::default()),
             rates: Mutex::new(Vec::new()),
@@ -412,6 +461,24 @@ impl Recorder {
 
     pub(crate) fn counts(&self) -> Counts {
         self.inner.tally.snapshot()
+    }
+
+    /// A client's step: counted, nothing else (no clock read, no series bucket).
+    pub(crate) fn step(&self, step: Step) {
+        inc(&self.inner.steps[step as usize]);
+    }
+
+    /// What a client's metrics show of this record.
+    pub(crate) fn client_counts(&self) -> ClientCounts {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let t = &self.inner.tally;
+        ClientCounts {
+            steps: std::array::from_fn(|i| g(&self.inner.steps[i])),
+            healed: g(&t.healed),
+            waits_429: g(&t.waits_429),
+            paced: g(&t.paced),
+            holds: g(&t.holds),
+        }
     }
 
     /// Samples `source`'s allowed rate once a second from now on.
