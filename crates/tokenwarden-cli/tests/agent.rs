@@ -9,6 +9,7 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 use tokenwarden_sim::SimConfig;
+use tokenwarden_test_support::{chmod, mode};
 
 /// A started agent process: its URL, and its stderr lines so far.
 struct Running {
@@ -128,7 +129,6 @@ async fn agent_serves_writes_sinks_removes_them_and_logs_no_secret_at_vvv() {
         .unwrap();
 
     // The sinks hold the current token, 0600.
-    use std::os::unix::fs::PermissionsExt as _;
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
     while !json_sink.exists() && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -142,10 +142,7 @@ async fn agent_serves_writes_sinks_removes_them_and_logs_no_secret_at_vvv() {
     assert_eq!(json["token_type"], "bearer");
     assert!(json["expires_in"].as_u64().unwrap() <= 2);
     for p in [&raw_sink, &json_sink] {
-        assert_eq!(
-            std::fs::metadata(p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(mode(p), 0o600);
     }
     // Rewritten when the token is refreshed (2-s tokens: at 1.5 s at the latest).
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
@@ -202,10 +199,9 @@ async fn a_non_loopback_listen_address_is_refused_before_anything_is_asked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_file_others_can_read_is_refused() {
-    use std::os::unix::fs::PermissionsExt as _;
     let sb = Sandbox::start(SimConfig::default()).await;
     let key = sb.write("agent.key", &"k".repeat(64));
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    chmod(&key, 0o644);
     let r = run(
         sb.tw(),
         &[

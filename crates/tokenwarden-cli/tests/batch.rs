@@ -14,9 +14,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokenwarden_sim::data::user_id;
 use tokenwarden_sim::{DEFAULT_CLIENT_ID, SimConfig};
-#[cfg(unix)]
-use tokenwarden_test_support::mode;
 use tokenwarden_test_support::users;
+#[cfg(unix)]
+use tokenwarden_test_support::{chmod, mode};
 
 fn ids_text(n: usize) -> String {
     (0..n).map(|i| format!("{}\n", user_id(i))).collect()
@@ -120,19 +120,7 @@ async fn batch_from_input_and_from_ids_does_each_record_exactly_once() {
     let ids: String = (0..50).map(|i| format!("{}\n", user_id(i))).collect();
     let ids_file = sb.write("ids.txt", &ids);
     let out2 = sb.path("out2.jsonl");
-    let r = run(
-        sb.tw(),
-        &[
-            "batch",
-            "--ids",
-            ids_file.to_str().unwrap(),
-            "--path-template",
-            "/api/v2/users/{id}",
-            "--output",
-            out2.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let r = run(user_batch(sb.tw(), &ids_file, &out2), &[]).await;
     r.ok();
     let lines = read_jsonl(&out2);
     assert_exactly_once(&lines, "id", &users(50));
@@ -858,20 +846,7 @@ async fn piped_input_is_read_once_and_every_record_runs() {
         std::thread::spawn(move || std::fs::write(&fifo, ids_text(N)).unwrap())
     };
     let out3 = sb.path("out3.jsonl");
-    run(
-        sb.tw(),
-        &[
-            "batch",
-            "--ids",
-            fifo.to_str().unwrap(),
-            "--path-template",
-            "/api/v2/users/{id}",
-            "-o",
-            out3.to_str().unwrap(),
-        ],
-    )
-    .await
-    .ok();
+    run(user_batch(sb.tw(), &fifo, &out3), &[]).await.ok();
     writer.join().unwrap();
     assert_exactly_once(&read_jsonl(&out3), "id", &users(N));
     assert_eq!(sb.sim.journal_counters().api_ok, (N + 10 + N) as u64);
@@ -1140,7 +1115,7 @@ async fn summary_json_never_overwrites_the_jobs_own_files_nor_follows_a_planted_
     // A directory that takes no new file is found before the job, not after it.
     let ro = sb.path("ro");
     std::fs::create_dir(&ro).unwrap();
-    std::fs::set_permissions(&ro, std::os::unix::fs::PermissionsExt::from_mode(0o500)).unwrap();
+    chmod(&ro, 0o500);
     let in_ro = ro.join("s.json");
     sb.sim.reset_journal();
     let r = run(
@@ -1324,19 +1299,7 @@ async fn records_cannot_leave_the_api_origin() {
     // Ids are data: encoded into one path segment; `..` and `.` cannot be one.
     let ids = sb.write("ids.txt", "../../tokens/me\n..\n.\nuser-000002\n");
     let out2 = sb.path("out2.jsonl");
-    let r = run(
-        sb.tw(),
-        &[
-            "batch",
-            "--ids",
-            ids.to_str().unwrap(),
-            "--path-template",
-            "/api/v2/users/{id}",
-            "-o",
-            out2.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let r = run(user_batch(sb.tw(), &ids, &out2), &[]).await;
     r.expect_code(1);
     let j = sb.sim.journal();
     let paths: BTreeSet<String> = j.entries.iter().map(|e| e.path.clone()).collect();
@@ -1411,7 +1374,7 @@ async fn output_job_file_and_summary_are_created_private() {
     let sum = sb.path("summary.json");
     // An existing summary file readable by others is replaced by a private one.
     std::fs::write(&sum, r#"{"kind": "tokenwarden batch summary"}"#).unwrap();
-    std::fs::set_permissions(&sum, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    chmod(&sum, 0o644);
     batch(
         &sb,
         &input,

@@ -8,9 +8,7 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::time::Duration;
-use tokenwarden_sim::data::{contact_id, conversation_id};
 use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimClient, SimConfig};
-use tokenwarden_test_support::users;
 
 // ---- check ------------------------------------------------------------------------------------
 
@@ -298,88 +296,6 @@ async fn regression_request_and_paginate_refuse_paths_that_leave_the_api_origin(
     )
     .await;
     r.ok();
-}
-
-// ---- paginate ---------------------------------------------------------------------------------
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn paginate_users_streams_every_user_once() {
-    let sb = Sandbox::start(SimConfig {
-        users: 237,
-        ..SimConfig::default()
-    })
-    .await;
-    let r = run(sb.tw(), &["paginate", "/api/v2/users", "--page-size", "25"]).await;
-    r.ok();
-    assert_exactly_once(&jsonl(&r.stdout), "id", &users(237));
-    let j = sb.sim.journal_counters();
-    assert_eq!(j.api_ok, 10, "ten pages of 25");
-
-    // --out writes the same to a file.
-    let out = sb.path("users.jsonl");
-    let r = run(
-        sb.tw(),
-        &["paginate", "/api/v2/users", "--out", out.to_str().unwrap()],
-    )
-    .await;
-    r.ok();
-    assert!(r.stdout.is_empty());
-    assert_exactly_once(&read_jsonl(&out), "id", &users(237));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn paginate_follows_cursors_on_the_scan_endpoint() {
-    let sb = Sandbox::start(SimConfig {
-        contacts: 123,
-        ..SimConfig::default()
-    })
-    .await;
-    let r = run(
-        sb.tw(),
-        &[
-            "paginate",
-            "/api/v2/externalcontacts/scan/contacts",
-            "--page-size",
-            "10",
-        ],
-    )
-    .await;
-    r.ok();
-    let expected = (0..123).map(contact_id).collect();
-    assert_exactly_once(&jsonl(&r.stdout), "id", &expected);
-    assert_eq!(sb.sim.journal_counters().api_ok, 13);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn paginate_analytics_query_with_a_body() {
-    let sb = Sandbox::start(SimConfig {
-        conversations: 260,
-        ..SimConfig::default()
-    })
-    .await;
-    let body = r#"{"interval":"2024-01-01T00:00:00Z/2024-01-08T00:00:00Z","order":"asc"}"#;
-    let r = run(
-        sb.tw(),
-        &[
-            "paginate",
-            "/api/v2/analytics/conversations/details/query",
-            "--body",
-            body,
-            "--page-size",
-            "50",
-        ],
-    )
-    .await;
-    r.ok();
-    let expected = (0..260).map(conversation_id).collect();
-    assert_exactly_once(&jsonl(&r.stdout), "conversationId", &expected);
-    let j = sb.sim.journal_counters();
-    assert_eq!(
-        j.ok_count("POST", "/api/v2/analytics/conversations/details/query"),
-        6,
-        "six pages (the last one short): {:?}",
-        j.per_resource_ok
-    );
 }
 
 // ---- bad credentials ----------------------------------------------------------------------------

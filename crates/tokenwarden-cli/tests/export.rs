@@ -8,12 +8,12 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokenwarden_sim::SimConfig;
-use tokenwarden_sim::data::{contact_id, conversation_id, user_id};
+use tokenwarden_sim::data::{contact_id, conversation_id};
+use tokenwarden_test_support::{chmod, mode, users};
 
 const JOBS: &str = "/api/v2/analytics/conversations/details/jobs";
 const WEEK: &str = "2024-01-01T00:00:00Z/2024-01-08T00:00:00Z";
@@ -228,8 +228,7 @@ async fn paginate_page_numbers_killed_mid_way_resumes_exactly_once() {
         ..hostile()
     })
     .await;
-    let users = (0..1500).map(user_id).collect();
-    paginate_killed_and_resumed(&sb, "/api/v2/users", 25, users).await;
+    paginate_killed_and_resumed(&sb, "/api/v2/users", 25, users(1500)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,10 +300,7 @@ async fn csv_of_users_reads_back_one_row_per_user() {
         }
     };
     assert_eq!(ids.len(), 321, "one row per user");
-    assert_eq!(
-        ids.into_iter().collect::<BTreeSet<_>>(),
-        (0..321).map(user_id).collect()
-    );
+    assert_eq!(ids.into_iter().collect::<BTreeSet<_>>(), users(321));
     assert_eq!(
         division, "division-home",
         "nested fields flattened with dots"
@@ -340,7 +336,7 @@ async fn outputs_are_private_and_never_overwritten_by_accident() {
         ];
         run(sb.tw(), &args).await.ok();
         for f in [out.clone(), state_path(&out)] {
-            let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+            let mode = mode(&f);
             assert_eq!(mode, 0o600, "{} is {mode:o}", f.display());
         }
         let before = std::fs::read(&out).unwrap();
@@ -381,11 +377,10 @@ async fn outputs_are_private_and_never_overwritten_by_accident() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regression_force_over_an_existing_output_readable_by_others_leaves_it_private() {
     // --force kept the mode of the file it overwrote (0644 stayed 0644).
-    use std::os::unix::fs::PermissionsExt as _;
     let sb = Sandbox::start(SimConfig::default()).await;
     for (name, format) in [("u.jsonl", "jsonl"), ("u.csv", "csv")] {
         let out = sb.write(name, "old\n");
-        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o644)).unwrap();
+        chmod(&out, 0o644);
         let args = ["paginate", "/api/v2/users", "--format", format, "--out"];
         run(
             sb.tw(),
@@ -393,7 +388,7 @@ async fn regression_force_over_an_existing_output_readable_by_others_leaves_it_p
         )
         .await
         .ok();
-        let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        let mode = mode(&out);
         assert_eq!(mode, 0o600, "{name} is {mode:o}");
     }
 }
@@ -556,7 +551,7 @@ async fn a_second_run_on_a_busy_output_is_refused() {
         .await
         .unwrap();
     assert!(status.success());
-    assert_exactly_once(&read_jsonl(&out), "id", &(0..600).map(user_id).collect());
+    assert_exactly_once(&read_jsonl(&out), "id", &users(600));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -649,7 +644,7 @@ async fn regression_ctrl_c_hints_at_resume_only_when_there_is_an_output_to_resum
     )
     .await
     .ok();
-    assert_exactly_once(&read_jsonl(&out), "id", &(0..400).map(user_id).collect());
+    assert_exactly_once(&read_jsonl(&out), "id", &users(400));
 
     // Interrupted while the token is still being fetched: nothing to resume, and no such hint.
     let hole = black_hole();
@@ -726,4 +721,86 @@ async fn export_conversations_outlives_one_second_tokens() {
     .await;
     r.expect_code(2);
     assert!(r.stderr.contains("START/END"), "{}", r.stderr);
+}
+
+// ---- paginate: each paging style ---------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paginate_users_streams_every_user_once() {
+    let sb = Sandbox::start(SimConfig {
+        users: 237,
+        ..SimConfig::default()
+    })
+    .await;
+    let r = run(sb.tw(), &["paginate", "/api/v2/users", "--page-size", "25"]).await;
+    r.ok();
+    assert_exactly_once(&jsonl(&r.stdout), "id", &users(237));
+    let j = sb.sim.journal_counters();
+    assert_eq!(j.api_ok, 10, "ten pages of 25");
+
+    // --out writes the same to a file.
+    let out = sb.path("users.jsonl");
+    let r = run(
+        sb.tw(),
+        &["paginate", "/api/v2/users", "--out", out.to_str().unwrap()],
+    )
+    .await;
+    r.ok();
+    assert!(r.stdout.is_empty());
+    assert_exactly_once(&read_jsonl(&out), "id", &users(237));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paginate_follows_cursors_on_the_scan_endpoint() {
+    let sb = Sandbox::start(SimConfig {
+        contacts: 123,
+        ..SimConfig::default()
+    })
+    .await;
+    let r = run(
+        sb.tw(),
+        &[
+            "paginate",
+            "/api/v2/externalcontacts/scan/contacts",
+            "--page-size",
+            "10",
+        ],
+    )
+    .await;
+    r.ok();
+    let expected = (0..123).map(contact_id).collect();
+    assert_exactly_once(&jsonl(&r.stdout), "id", &expected);
+    assert_eq!(sb.sim.journal_counters().api_ok, 13);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paginate_analytics_query_with_a_body() {
+    let sb = Sandbox::start(SimConfig {
+        conversations: 260,
+        ..SimConfig::default()
+    })
+    .await;
+    let body = r#"{"interval":"2024-01-01T00:00:00Z/2024-01-08T00:00:00Z","order":"asc"}"#;
+    let r = run(
+        sb.tw(),
+        &[
+            "paginate",
+            "/api/v2/analytics/conversations/details/query",
+            "--body",
+            body,
+            "--page-size",
+            "50",
+        ],
+    )
+    .await;
+    r.ok();
+    let expected = (0..260).map(conversation_id).collect();
+    assert_exactly_once(&jsonl(&r.stdout), "conversationId", &expected);
+    let j = sb.sim.journal_counters();
+    assert_eq!(
+        j.ok_count("POST", "/api/v2/analytics/conversations/details/query"),
+        6,
+        "six pages (the last one short): {:?}",
+        j.per_resource_ok
+    );
 }

@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokenwarden_sim::{Outcome, SimConfig};
+use tokenwarden_test_support::chmod;
 use tokenwarden_test_support::redis_server::{self, RedisServer};
 
 const DOWN: &str = "the Redis token store cannot be reached";
@@ -446,7 +447,6 @@ async fn bad_stores_and_shards_are_refused_before_anything_is_sent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_profile_can_name_the_fleet_store_and_its_password_is_guarded() {
-    use std::os::unix::fs::PermissionsExt as _;
     let Some(redis) = RedisServer::start() else {
         return;
     };
@@ -456,7 +456,7 @@ async fn a_profile_can_name_the_fleet_store_and_its_password_is_guarded() {
     let config = dir.join("config.toml");
     let write = |store: &str, mode: u32| {
         std::fs::write(&config, format!("[default]\ntoken_store = \"{store}\"\n")).unwrap();
-        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(mode)).unwrap();
+        chmod(&config, mode);
     };
     write(&redis.url(), 0o600);
     for _ in 0..2 {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokenwarden_sim::data::user_id;
 use tokenwarden_sim::{AuthorizeMode, DEFAULT_CLIENT_ID, Journal, Outcome, SimClient, SimConfig};
 use tokenwarden_test_support::browser;
+use tokenwarden_test_support::users;
 
 /// A free loopback port for the redirect URI (bound, then released for the binary to take).
 fn free_port() -> u16 {
@@ -146,24 +147,15 @@ fn refresh_chain(j: &Journal) -> Vec<(String, String)> {
 /// Runs `cmd` as `--as-user batch` over `ids` into `out` with `extra` options; panics unless it
 /// succeeds.
 async fn batch_as_user(
-    cmd: Command,
+    mut cmd: Command,
     ids: &std::path::Path,
     out: &std::path::Path,
     extra: &[&str],
 ) -> Run {
-    let mut args = vec![
-        "--as-user",
-        "batch",
-        "--ids",
-        ids.to_str().unwrap(),
-        "--path-template",
-        "/api/v2/users/{id}",
-        "--output",
-        out.to_str().unwrap(),
-        "--no-progress",
-    ];
-    args.extend_from_slice(extra);
-    let r = run(cmd, &args).await;
+    cmd.arg("--as-user");
+    let mut cmd = user_batch(cmd, ids, out);
+    cmd.arg("--no-progress");
+    let r = run(cmd, extra).await;
     r.ok();
     r
 }
@@ -227,7 +219,7 @@ async fn login_then_a_2000_record_batch_as_the_user_rotates_the_refresh_token_ea
     )
     .await;
     let lines = read_jsonl(&out);
-    let want: BTreeSet<String> = (0..N).map(user_id).collect();
+    let want = users(N);
     assert_exactly_once(&lines, "id", &want);
     assert!(lines.iter().all(|l| l["status"] == 200), "every record ok");
 
@@ -394,7 +386,7 @@ async fn an_expired_sign_in_stops_the_batch_with_exit_3_and_login_then_resume_fi
     resumed.push("--resume");
     run(sb.tw(), &resumed).await.ok();
     let lines = read_jsonl(&out);
-    assert_exactly_once(&lines, "id", &(0..N).map(user_id).collect());
+    assert_exactly_once(&lines, "id", &users(N));
     assert!(lines.iter().all(|l| l["status"] == 200));
 }
 
@@ -407,19 +399,9 @@ async fn two_processes_as_one_user_take_turns_and_never_present_a_refresh_token_
     let ids = user_ids(&sb, N);
     let job = |out: &str| {
         let mut c = sb.tw();
-        c.args([
-            "--as-user",
-            "batch",
-            "--ids",
-            ids.to_str().unwrap(),
-            "--path-template",
-            "/api/v2/users/{id}",
-            "--output",
-            sb.path(out).to_str().unwrap(),
-            "--rate",
-            "200/s",
-            "--no-progress",
-        ]);
+        c.arg("--as-user");
+        let mut c = user_batch(c, &ids, sb.path(out));
+        c.args(["--rate", "200/s", "--no-progress"]);
         c
     };
     let (a, b) = tokio::join!(run(job("a.jsonl"), &[]), run(job("b.jsonl"), &[]));
@@ -433,11 +415,7 @@ async fn two_processes_as_one_user_take_turns_and_never_present_a_refresh_token_
     assert_eq!(j.token_invalid_grant, 0);
     assert!(refresh_chain(&j).len() >= 2, "both jobs outlived a token");
     for out in ["a.jsonl", "b.jsonl"] {
-        assert_exactly_once(
-            &read_jsonl(&sb.path(out)),
-            "id",
-            &(0..N).map(user_id).collect(),
-        );
+        assert_exactly_once(&read_jsonl(&sb.path(out)), "id", &users(N));
     }
 }
 
@@ -449,8 +427,7 @@ async fn whoami_shows_the_user_and_logout_revokes_and_deletes_the_sign_in() {
     let dir = session_dir(&sb);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        use tokenwarden_test_support::mode;
         assert_eq!(mode(&dir), 0o700);
         for name in dir_names(&dir) {
             assert_eq!(mode(&dir.join(&name)), 0o600, "{name}");
@@ -619,7 +596,7 @@ async fn login_keeps_the_refresh_token_in_the_os_keyring_rotates_it_there_and_lo
         &["--concurrency", "4", "--rate", "200/s"],
     )
     .await;
-    let want: BTreeSet<String> = (0..N).map(user_id).collect();
+    let want = users(N);
     assert_exactly_once(&read_jsonl(&out), "id", &want);
     let j = sb.sim.journal();
     let chain = refresh_chain(&j);

@@ -64,8 +64,7 @@ async fn the_report_opens_offline_in_a_browser_and_shows_the_summarys_totals() {
     .ok();
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(&report).unwrap().permissions().mode();
+        let mode = tokenwarden_test_support::mode(&report);
         assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
     let html = std::fs::read_to_string(&report).unwrap();

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Sandbox, run};
+use common::{Sandbox, run, user_batch};
 use tokenwarden_sim::SimConfig;
 
 /// The six commands of the issue, in a row.
@@ -46,21 +46,9 @@ async fn six_commands_in_a_row_make_one_token_request() {
     // A batch too.
     let ids = sb.write("ids.txt", "user-000001\nuser-000002\n");
     let out = sb.path("batch.jsonl");
-    run(
-        sb.tw(),
-        &[
-            "batch",
-            "--ids",
-            ids.to_str().unwrap(),
-            "--path-template",
-            "/api/v2/users/{id}",
-            "--output",
-            out.to_str().unwrap(),
-            "--no-progress",
-        ],
-    )
-    .await
-    .ok();
+    run(user_batch(sb.tw(), &ids, &out), &["--no-progress"])
+        .await
+        .ok();
     assert_eq!(sb.sim.journal_counters().token_requests, 1);
     // Another scope is another entry.
     run(sb.tw(), &["--scope", "users:readonly", "check"])

@@ -4,14 +4,8 @@
 
 mod common;
 
-use common::{Sandbox, run};
-use serde_json::Value;
+use common::{Sandbox, run, summary, user_batch};
 use tokenwarden_sim::SimConfig;
-
-fn summary(path: &std::path::Path) -> Value {
-    let text = std::fs::read_to_string(path).expect("the summary was written");
-    serde_json::from_str(&text).expect("the summary is JSON")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_summary_is_written_when_the_output_cannot_be_created() {
@@ -21,19 +15,8 @@ async fn the_summary_is_written_when_the_output_cannot_be_created() {
     // The output's directory does not exist (it is not created): an I/O error.
     let out = sb.path("missing-dir").join("out.jsonl");
     let r = run(
-        sb.tw(),
-        &[
-            "batch",
-            "--ids",
-            ids.to_str().unwrap(),
-            "--path-template",
-            "/api/v2/users/{id}",
-            "--output",
-            out.to_str().unwrap(),
-            "--summary-json",
-            sum.to_str().unwrap(),
-            "--no-progress",
-        ],
+        user_batch(sb.tw(), &ids, &out),
+        &["--summary-json", sum.to_str().unwrap(), "--no-progress"],
     )
     .await;
     assert_ne!(r.code, 0, "{r:?}");
@@ -63,31 +46,15 @@ async fn the_summary_is_written_when_the_output_belongs_to_another_job() {
     let ids = sb.write("ids.txt", "user-000001\nuser-000002\n");
     let out = sb.path("out.jsonl");
     let sum = sb.path("summary.json");
-    let args = |extra: &[&'static str]| {
-        let mut a: Vec<String> = [
-            "batch",
-            "--ids",
-            ids.to_str().unwrap(),
-            "--path-template",
-            "/api/v2/users/{id}",
-            "--output",
-            out.to_str().unwrap(),
-            "--summary-json",
-            sum.to_str().unwrap(),
-            "--no-progress",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
+    let job = |cmd, out: &std::path::Path| {
+        let mut c = user_batch(cmd, &ids, out);
+        c.args(["--summary-json", sum.to_str().unwrap(), "--no-progress"]);
+        c
     };
-    let first = args(&[]);
-    let first: Vec<&str> = first.iter().map(String::as_str).collect();
-    run(sb.tw(), &first).await.ok();
+    run(job(sb.tw(), &out), &[]).await.ok();
     assert_eq!(summary(&sum)["ok"], 2);
     // The same output again, without --resume or --force: refused, and the summary says why.
-    let again = run(sb.tw(), &first).await;
+    let again = run(job(sb.tw(), &out), &[]).await;
     again.expect_code(2);
     let v = summary(&sum);
     assert_eq!(v["stopped"], "error", "{v}");
@@ -96,18 +63,11 @@ async fn the_summary_is_written_when_the_output_belongs_to_another_job() {
     // Credentials that fail the preflight end the run before the engine starts: a summary all
     // the same.
     let out2 = sb.path("out2.jsonl");
-    let preflight: Vec<&str> = first
-        .iter()
-        .map(|a| {
-            if *a == out.to_str().unwrap() {
-                out2.to_str().unwrap()
-            } else {
-                a
-            }
-        })
-        .chain(["--preflight"])
-        .collect();
-    let wrong = run(sb.tw_with_secret("not-the-secret"), &preflight).await;
+    let wrong = run(
+        job(sb.tw_with_secret("not-the-secret"), &out2),
+        &["--preflight"],
+    )
+    .await;
     wrong.expect_code(3);
     let v = summary(&sum);
     assert_eq!(v["error"]["kind"], "credentials", "{v}");

@@ -293,8 +293,7 @@ async fn token_prints_a_token_and_the_second_run_reuses_the_cache() {
     assert_eq!(files.len(), 1, "{files:?}");
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
+        let mode = mode(&files[0]);
         assert_eq!(mode & 0o777, 0o600, "cache file mode {mode:o}");
     }
 

@@ -22,8 +22,8 @@ use crate::state::{AuthCtx, Fate, Inner, Job, RateInfo, TokenCheck};
 use crate::sync::lock;
 use crate::time::{format_rfc3339, format_unix_ms, parse_interval, unix_ms};
 use crate::util::{
-    DropConnection, Query, bad_request, empty, genesys_error, internal_error, json_response,
-    not_found, status_code_and_message,
+    BadRequest, DropConnection, Query, bad_request, empty, genesys_error, internal_error,
+    json_response, not_found, status_code_and_message,
 };
 
 /// Largest request body the simulator reads (bigger ones get 413).
@@ -244,22 +244,14 @@ pub(crate) async fn list_users(
     State(inner): State<Arc<Inner>>,
     Extension(ctx): Extension<AuthCtx>,
     RawQuery(q): RawQuery,
-) -> Response {
+) -> Result<Response, BadRequest> {
     let cfg = inner.cfg();
     let q = Query::parse(q.as_deref());
-    let page_size = match q.bounded("pageSize", 25, cfg.max_page_size) {
-        Ok(v) => v,
-        Err(m) => return bad_request(&m),
-    };
-    let page_number = match q.bounded("pageNumber", 1, usize::MAX) {
-        Ok(v) => v,
-        Err(m) => return bad_request(&m),
-    };
+    let page_size = q.bounded("pageSize", 25, cfg.max_page_size)?;
+    let page_number = q.bounded("pageNumber", 1, usize::MAX)?;
     let total = cfg.users;
     let page_count = total.div_ceil(page_size);
-    let start = (page_number - 1).saturating_mul(page_size).min(total);
-    let end = start.saturating_add(page_size).min(total);
-    let entities: Vec<Value> = (start..end)
+    let entities: Vec<Value> = numbered_page(total, page_number, page_size)
         .map(|i| echo_token(&cfg, &ctx, data::user(i)))
         .collect();
     let uri = |n: usize| format!("/api/v2/users?pageSize={page_size}&pageNumber={n}");
@@ -279,7 +271,29 @@ pub(crate) async fn list_users(
     if page_number < page_count {
         body["nextUri"] = json!(uri(page_number + 1));
     }
-    json_response(200, &body)
+    Ok(json_response(200, &body))
+}
+
+/// The items on page `number` (from 1) of `size` items, out of `total`.
+fn numbered_page(total: usize, number: usize, size: usize) -> std::ops::Range<usize> {
+    let start = (number - 1).saturating_mul(size).min(total);
+    start..start.saturating_add(size).min(total)
+}
+
+/// The items on a cursor page of `size` items out of `total`: from the offset the query's
+/// `cursor` (made for `tag`) names, or from the first without one.
+fn cursor_page(
+    q: &Query,
+    tag: &str,
+    total: usize,
+    size: usize,
+) -> Result<std::ops::Range<usize>, BadRequest> {
+    let offset = match q.get("cursor").filter(|c| !c.is_empty()) {
+        None => 0,
+        Some(c) => decode_cursor(tag, c).ok_or_else(|| format!("Invalid cursor [{c}]"))?,
+    };
+    let start = offset.min(total);
+    Ok(start..start.saturating_add(size).min(total))
 }
 
 /// With [`SimConfig::echo_token_in_items`], `item` with the caller's `Authorization` header in an
@@ -312,24 +326,14 @@ pub(crate) async fn scan_contacts(
     State(inner): State<Arc<Inner>>,
     Extension(ctx): Extension<AuthCtx>,
     RawQuery(q): RawQuery,
-) -> Response {
+) -> Result<Response, BadRequest> {
     let cfg = inner.cfg();
     let q = Query::parse(q.as_deref());
-    let limit = match q.bounded("limit", 25, cfg.max_page_size) {
-        Ok(v) => v,
-        Err(m) => return bad_request(&m),
-    };
-    let offset = match q.get("cursor").filter(|c| !c.is_empty()) {
-        None => 0,
-        Some(c) => match decode_cursor("scan", c) {
-            Some(o) => o,
-            None => return bad_request(&format!("Invalid cursor [{c}]")),
-        },
-    };
+    let limit = q.bounded("limit", 25, cfg.max_page_size)?;
     let total = cfg.contacts;
-    let start = offset.min(total);
-    let end = start.saturating_add(limit).min(total);
-    let entities: Vec<Value> = (start..end)
+    let page = cursor_page(&q, "scan", total, limit)?;
+    let end = page.end;
+    let entities: Vec<Value> = page
         .map(|i| echo_token(&cfg, &ctx, data::contact(i)))
         .collect();
     let mut body = json!({
@@ -348,7 +352,7 @@ pub(crate) async fn scan_contacts(
     } else {
         body["cursors"] = json!({});
     }
-    json_response(200, &body)
+    Ok(json_response(200, &body))
 }
 
 // ---- analytics ----------------------------------------------------------------------------------
@@ -441,29 +445,19 @@ pub(crate) async fn analytics_query(
     State(inner): State<Arc<Inner>>,
     Extension(ctx): Extension<AuthCtx>,
     bytes: Bytes,
-) -> Response {
+) -> Result<Response, BadRequest> {
     let cfg = inner.cfg();
-    let req = match parse_analytics_body(&bytes) {
-        Ok(r) => r,
-        Err(m) => return bad_request(&m),
-    };
-    let page_size = match paging_field(&req.body, "pageSize", 25, cfg.max_page_size) {
-        Ok(v) => v,
-        Err(m) => return bad_request(&m),
-    };
-    let page_number = match paging_field(&req.body, "pageNumber", 1, usize::MAX) {
-        Ok(v) => v,
-        Err(m) => return bad_request(&m),
-    };
+    let req = parse_analytics_body(&bytes)?;
+    let page_size = paging_field(&req.body, "pageSize", 25, cfg.max_page_size)?;
+    let page_number = paging_field(&req.body, "pageNumber", 1, usize::MAX)?;
     let range = conversation_range(&cfg, req.from_ms, req.to_ms);
     let total = range.len();
-    let start = (page_number - 1).saturating_mul(page_size).min(total);
-    let end = start.saturating_add(page_size).min(total);
+    let page = numbered_page(total, page_number, page_size);
     let (s, e) = interval_ms(&cfg);
     let n = cfg.conversations;
     let mut body = json!({ "totalHits": total });
-    if start < end {
-        let conversations: Vec<Value> = (start..end)
+    if !page.is_empty() {
+        let conversations: Vec<Value> = page
             .map(|k| {
                 let i = nth_in_range(&range, req.desc, k);
                 let c = data::conversation(i, data::conversation_start_ms(i, n, s, e), cfg.users);
@@ -472,7 +466,7 @@ pub(crate) async fn analytics_query(
             .collect();
         body["conversations"] = Value::Array(conversations);
     }
-    json_response(200, &body)
+    Ok(json_response(200, &body))
 }
 
 /// `POST /api/v2/analytics/conversations/details/jobs` → 202 `{"jobId"}`.
@@ -481,12 +475,12 @@ pub(crate) async fn analytics_query(
 /// lifetime overlaps the interval, including ones that started before it; with
 /// `"startOfDayIntervalMatching": true`, only those that started on or after midnight UTC of the
 /// interval's first day.
-pub(crate) async fn job_submit(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response {
+pub(crate) async fn job_submit(
+    State(inner): State<Arc<Inner>>,
+    bytes: Bytes,
+) -> Result<Response, BadRequest> {
     let cfg = inner.cfg();
-    let req = match parse_analytics_body(&bytes) {
-        Ok(r) => r,
-        Err(m) => return bad_request(&m),
-    };
+    let req = parse_analytics_body(&bytes)?;
     let (s, e) = interval_ms(&cfg);
     let n = cfg.conversations;
     let start_of_day = req.body.get("startOfDayIntervalMatching") == Some(&Value::Bool(true));
@@ -516,7 +510,7 @@ pub(crate) async fn job_submit(State(inner): State<Arc<Inner>>, bytes: Bytes) ->
     };
     let id = inner.new_job_id();
     lock(&inner.jobs).insert(id.clone(), job);
-    json_response(202, &json!({ "jobId": id }))
+    Ok(json_response(202, &json!({ "jobId": id })))
 }
 
 fn find_job(inner: &Inner, id: &str) -> Option<Job> {
@@ -549,35 +543,25 @@ pub(crate) async fn job_results(
     Extension(ctx): Extension<AuthCtx>,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
-) -> Response {
+) -> Result<Response, BadRequest> {
     let cfg = inner.cfg();
     let Some(job) = find_job(&inner, &id) else {
-        return not_found(&format!("Job {id} not found"));
+        return Ok(not_found(&format!("Job {id} not found")));
     };
     let state = job.state(Instant::now());
     if state != JobOutcome::Fulfilled.as_str() {
-        return bad_request(&format!(
+        return Err(BadRequest(format!(
             "Results for job {id} are not available: the job state is {state}, not FULFILLED."
-        ));
+        )));
     }
     let q = Query::parse(q.as_deref());
-    let page_size = match q.bounded("pageSize", cfg.max_page_size, cfg.max_page_size) {
-        Ok(v) => v,
-        Err(m) => return bad_request(&m),
-    };
-    let offset = match q.get("cursor").filter(|c| !c.is_empty()) {
-        None => 0,
-        Some(c) => match decode_cursor(&id, c) {
-            Some(o) => o,
-            None => return bad_request(&format!("Invalid cursor [{c}]")),
-        },
-    };
+    let page_size = q.bounded("pageSize", cfg.max_page_size, cfg.max_page_size)?;
     let total = job.len();
-    let start = offset.min(total);
-    let end = start.saturating_add(page_size).min(total);
+    let page = cursor_page(&q, &id, total, page_size)?;
+    let end = page.end;
     let mut body = json!({});
-    if start < end {
-        let conversations: Vec<Value> = (start..end)
+    if !page.is_empty() {
+        let conversations: Vec<Value> = page
             .map(|k| {
                 let i = job.nth(k);
                 let at =
@@ -591,7 +575,7 @@ pub(crate) async fn job_results(
         body["cursor"] = json!(encode_cursor(&id, end));
     }
     body["dataAvailabilityDate"] = json!(format_unix_ms(unix_ms(SystemTime::now())));
-    json_response(200, &body)
+    Ok(json_response(200, &body))
 }
 
 /// `DELETE /api/v2/analytics/conversations/details/jobs/{jobId}` → 204 (the job is gone).

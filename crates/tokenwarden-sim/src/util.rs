@@ -45,6 +45,22 @@ pub(crate) fn bad_request(message: &str) -> Response {
     genesys_error(400, "bad.request", message)
 }
 
+/// A 400 `bad.request` with its message, for handlers that return `Result<Response, BadRequest>`
+/// and stop at the first parameter they cannot take with `?`.
+pub(crate) struct BadRequest(pub(crate) String);
+
+impl From<String> for BadRequest {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        bad_request(&self.0)
+    }
+}
+
 /// 404 `not.found`.
 pub(crate) fn not_found(message: &str) -> Response {
     genesys_error(404, "not.found", message)

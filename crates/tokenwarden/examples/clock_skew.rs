@@ -17,11 +17,12 @@
 //! the token requests stay within the revocations plus one per lifetime plus a small constant: a
 //! wrong guess is undone, not repeated.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokenwarden::{ApiClient, ClientCredentials, ClientSecret, TokenEndpoint, TokenManager};
-use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simulator};
+use tokenwarden_sim::{SimConfig, Simulator};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -57,13 +58,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..SimConfig::default()
     })
     .await?;
-    let grant = ClientCredentials::new(
-        TokenEndpoint::new(&sim.token_url())?,
-        DEFAULT_CLIENT_ID,
-        ClientSecret::new(DEFAULT_CLIENT_SECRET),
-    );
-    let tokens = TokenManager::builder(grant).build();
-    let client = ApiClient::builder(&sim.base_url(), tokens.clone()).build()?;
+    let (client, tokens) = common::sim_client(&sim)?;
 
     let next = Arc::new(AtomicUsize::new(0));
     let started = tokio::time::Instant::now();

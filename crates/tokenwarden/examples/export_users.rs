@@ -4,11 +4,12 @@
 //! server revokes one now and then: the export does not notice. Offline, against the embedded
 //! simulator; for Genesys Cloud, build the endpoint from `Region::parse("eu-west-1")?` instead.
 
+mod common;
+
 use futures::StreamExt as _;
 use std::io::Write as _;
 use std::time::Duration;
-use tokenwarden::{ApiClient, ClientCredentials, ClientSecret, TokenEndpoint, TokenManager};
-use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simulator};
+use tokenwarden_sim::{SimConfig, Simulator};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,13 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .await?;
 
-    let grant = ClientCredentials::new(
-        TokenEndpoint::new(&sim.token_url())?,
-        DEFAULT_CLIENT_ID,
-        ClientSecret::new(DEFAULT_CLIENT_SECRET),
-    );
-    let client =
-        ApiClient::builder(&sim.base_url(), TokenManager::builder(grant).build()).build()?;
+    let (client, _) = common::sim_client(&sim)?;
 
     let mut out = std::io::BufWriter::new(std::fs::File::create("users.jsonl")?);
     let mut users = std::pin::pin!(tokenwarden::paginate::numbered_items(

@@ -5,9 +5,10 @@
 //! share one token rather than mint one each. The simulator's journal shows how many tokens were
 //! issued and that no request carried an expired one.
 
+mod common;
+
 use std::time::Duration;
-use tokenwarden::{ApiClient, ClientCredentials, ClientSecret, TokenEndpoint, TokenManager};
-use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simulator};
+use tokenwarden_sim::{SimConfig, Simulator};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -17,13 +18,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..SimConfig::default()
     })
     .await?;
-    let grant = ClientCredentials::new(
-        TokenEndpoint::new(&sim.token_url())?,
-        DEFAULT_CLIENT_ID,
-        ClientSecret::new(DEFAULT_CLIENT_SECRET),
-    );
-    let client =
-        ApiClient::builder(&sim.base_url(), TokenManager::builder(grant).build()).build()?;
+    let (client, _) = common::sim_client(&sim)?;
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
     let workers: Vec<_> = (0..200)

@@ -228,6 +228,20 @@ pub fn user_gets(n: usize) -> String {
     s
 }
 
+/// `cmd` with `batch --ids IDS --path-template /api/v2/users/{id} --output OUT`: a GET of each
+/// user named in the ids file, the batch most tests run (more arguments go after it).
+pub fn user_batch(
+    mut cmd: Command,
+    ids: impl AsRef<std::ffi::OsStr>,
+    out: impl AsRef<std::ffi::OsStr>,
+) -> Command {
+    cmd.args(["batch", "--ids"])
+        .arg(ids)
+        .args(["--path-template", "/api/v2/users/{id}", "--output"])
+        .arg(out);
+    cmd
+}
+
 /// The ids `r-0..r-{n-1}`.
 pub fn record_ids(n: usize) -> BTreeSet<String> {
     (0..n).map(|i| format!("r-{i}")).collect()

@@ -228,6 +228,11 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
     const S: Duration = Duration::from_secs(1);
 
+    /// A fresh estimator, the paused clock's now, and the lifetime of the tests' tokens (4 s).
+    fn fresh() -> (SkewEstimator, Instant, Duration) {
+        (SkewEstimator::default(), Instant::now(), 4 * S)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_sample_needs_a_token_still_believed_valid() {
         let t0 = Instant::now();
@@ -281,9 +286,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_expired_refusal_is_learned_at_once_and_only_grows_the_estimate() {
-        let mut e = SkewEstimator::default();
-        let now = Instant::now();
-        let l = 4 * S;
+        let (mut e, now, l) = fresh();
         assert_eq!(e.current(now), Duration::ZERO);
         assert_eq!(
             e.observe(Rejection::Expired, 3 * S, l, now),
@@ -307,9 +310,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_first_unexplained_death_is_guessed_at_once_and_confirmed_by_the_next() {
-        let mut e = SkewEstimator::default();
-        let now = Instant::now();
-        let l = 4 * S;
+        let (mut e, now, l) = fresh();
         // bad.credentials for a token the API had accepted, 3 s before its advertised expiry:
         // applied to the next token at once.
         assert_eq!(
@@ -338,9 +339,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_second_death_at_another_age_undoes_the_guess() {
-        let mut e = SkewEstimator::default();
-        let now = Instant::now();
-        let l = 4 * S;
+        let (mut e, now, l) = fresh();
         assert_eq!(
             e.observe(Rejection::Other, 3 * S, l, now),
             Change::Guessed(3 * S)
@@ -355,9 +354,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_token_that_outlives_the_guess_undoes_it() {
-        let mut e = SkewEstimator::default();
-        let now = Instant::now();
-        let l = 4 * S;
+        let (mut e, now, l) = fresh();
         // Guessed: tokens die at 1 s.
         assert_eq!(
             e.observe(Rejection::Other, 3 * S, l, now),
@@ -377,9 +374,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn revocations_at_random_ages_make_one_guess_then_teach_nothing() {
-        let mut e = SkewEstimator::default();
-        let now = Instant::now();
-        let l = 4 * S;
+        let (mut e, now, l) = fresh();
         let ages = [2900, 100, 1700, 2300, 600, 3100, 1200, 2000, 2950, 2900];
         let changes: Vec<_> = ages
             .iter()
@@ -402,9 +397,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn while_doubting_unexplained_refusals_at_a_consistent_age_teach_the_smallest() {
-        let mut e = SkewEstimator::default();
-        let now = Instant::now();
-        let l = 4 * S;
+        let (mut e, now, l) = fresh();
         e.observe(Rejection::Other, 500 * MS, l, now);
         assert_eq!(
             e.observe(Rejection::Other, 2 * S, l, now),

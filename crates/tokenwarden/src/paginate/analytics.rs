@@ -4,8 +4,8 @@
 use super::listing::{Next, next_cursor};
 use super::visits::Visits;
 use super::{
-    Page, Position, ensure_new_items, ensure_no_secret, items, str_field, take_items, u64_field,
-    walk, with_query_param,
+    Page, Position, ensure_no_secret, fetch_page, items, str_field, u64_field, walk,
+    with_query_param,
 };
 use crate::client::ApiClient;
 use crate::error::{Error, Result, excerpt};
@@ -80,22 +80,16 @@ pub fn query_pages(
             let Some(number) = next else { return Ok(None) };
             let (number, url) = (number?, url?);
             body["paging"]["pageNumber"] = json!(number);
-            let mut page: Value = client
-                .request(Method::POST, url.as_str())
-                .json(&body)
-                .replay_safe()
-                .send()
-                .await?
-                .error_for_status()?
-                .json()?;
-            let items = take_items(&mut page);
             // Page numbers never repeat, but a server can answer every one with the same items
             // (and no totalHits): the same page again ends the walk with an error.
-            ensure_new_items(
-                &mut visits,
-                || format!("page {number} of the query"),
-                &items,
-            )?;
+            let request = client
+                .request(Method::POST, url.as_str())
+                .json(&body)
+                .replay_safe();
+            let (page, items) = fetch_page(request, &mut visits, || {
+                format!("page {number} of the query")
+            })
+            .await?;
             let next = next_query_page(number, size, items.len(), u64_field(&page, "totalHits"));
             let position = next.map(|page_number| Position::PageNumber { page_number });
             Ok(Some((

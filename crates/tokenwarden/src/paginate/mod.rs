@@ -32,7 +32,7 @@ pub use interval::{Interval, IntervalError, MAX_SLICE, parse_slice_length};
 pub use listing::{cursor_items, cursor_pages, numbered_items, numbered_pages};
 pub use position::{Page, Position};
 
-use crate::client::ApiClient;
+use crate::client::{ApiClient, RequestBuilder};
 use crate::error::{Error, Result, excerpt};
 use futures::{Stream, TryStreamExt as _, stream};
 use serde_json::Value;
@@ -93,17 +93,23 @@ fn ensure_progress(visits: &mut visits::Visits, url: &Url) -> Result<()> {
     })
 }
 
-/// Refuses a page whose items are exactly those of an earlier page of the walk: a server sending
-/// the walk round under another spelling of a page's address (`/users` then
+/// Sends one page's `request` and takes the items out of its answer (an HTTP error after the
+/// client's retries is an error); returns the rest of the page and the items.
+///
+/// Refuses a page whose items are exactly those of an earlier page of the walk (`contents`): a
+/// server sending the walk round under another spelling of a page's address (`/users` then
 /// `/users?pageNumber=1`), or answering every page number alike. Checked before the items are
 /// handed on, so none is output twice. Empty pages are not compared.
-fn ensure_new_items(
+async fn fetch_page(
+    request: RequestBuilder,
     contents: &mut visits::Visits,
     what: impl FnOnce() -> String,
-    items: &[Value],
-) -> Result<()> {
-    if items.is_empty() || contents.first_visit(&serde_json::to_string(items).unwrap_or_default()) {
-        return Ok(());
+) -> Result<(Value, Vec<Value>)> {
+    let mut page: Value = request.send().await?.error_for_status()?.json()?;
+    let items = take_items(&mut page);
+    if items.is_empty() || contents.first_visit(&serde_json::to_string(&items).unwrap_or_default())
+    {
+        return Ok((page, items));
     }
     Err(Error::Decode {
         what: what(),
@@ -163,18 +169,10 @@ fn walk(
             let Some(url) = next else { return Ok(None) };
             let url = same_origin(&client, url?)?;
             ensure_progress(&mut visits, &url)?;
-            let mut page: Value = client
-                .get(url.as_str())
-                .send()
-                .await?
-                .error_for_status()?
-                .json()?;
-            let items = take_items(&mut page);
-            ensure_new_items(
-                &mut contents,
-                || format!("the page {}", excerpt(url.as_str(), 200)),
-                &items,
-            )?;
+            let (page, items) = fetch_page(client.get(url.as_str()), &mut contents, || {
+                format!("the page {}", excerpt(url.as_str(), 200))
+            })
+            .await?;
             let (next_url, position) = match advance(&url, &page, items.len())? {
                 Some((n, p)) => {
                     ensure_no_secret("the next page's address", n.as_str())?;
