@@ -11,7 +11,7 @@ mod request;
 pub(crate) mod send;
 
 pub use crate::rate::{RateLimit, SharedBudget};
-pub use crate::transport::ProxyConfig;
+pub use crate::transport::{ApiBase, IntoApiBase, ProxyConfig};
 pub use forward::{ForwardRequest, ForwardResponse};
 pub use request::RequestBuilder;
 
@@ -121,7 +121,8 @@ pub(crate) struct Inner {
 
 /// Configures an [`ApiClient`].
 pub struct ApiClientBuilder {
-    base: String,
+    /// The API base, or why the one given is not one (reported by `build`).
+    base: Result<ApiBase, Error>,
     tokens: TokenManager,
     connect_timeout: Duration,
     request_timeout: Duration,
@@ -144,7 +145,7 @@ pub struct ApiClientBuilder {
 impl std::fmt::Debug for ApiClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiClientBuilder")
-            .field("base", &self.base)
+            .field("base", &self.base.as_ref().map(ApiBase::as_str))
             .finish_non_exhaustive()
     }
 }
@@ -294,16 +295,9 @@ impl ApiClientBuilder {
     /// without [`allow_insecure_http`](Self::allow_insecure_http), would go through a proxy over
     /// plain `http://`, or the HTTP client cannot be built (e.g. a proxy setting is not a URL).
     pub fn build(self) -> Result<ApiClient> {
-        let base = Url::parse(&self.base).map_err(|e| {
-            Error::Config(format!(
-                "API base {} is not a URL: {e}",
-                excerpt(&self.base, 200)
-            ))
-        })?;
-        crate::transport::check_scheme(&base, self.allow_insecure_http, "API base")?;
-        if base.host_str().is_none() {
-            return Err(Error::Config(format!("API base {base} has no host")));
-        }
+        let base = self.base?;
+        base.check_secure(self.allow_insecure_http)?;
+        let base = base.into_url();
         let proxies = self.proxies.unwrap_or_else(ProxyConfig::from_env);
         proxies.check(&base)?;
         // Redirects are followed by the send loop, which decides where the token may go.
@@ -371,11 +365,12 @@ impl ApiClientBuilder {
 }
 
 impl ApiClient {
-    /// Starts configuring a client for the API at `api_base` (e.g. `https://api.mypurecloud.ie`),
-    /// authenticated by `tokens`.
-    pub fn builder(api_base: &str, tokens: TokenManager) -> ApiClientBuilder {
+    /// Starts configuring a client for the API at `api_base` (e.g. `https://api.mypurecloud.ie`:
+    /// an [`ApiBase`], or text checked as [`ApiBase::parse`] checks it, when the client is
+    /// built), authenticated by `tokens`.
+    pub fn builder(api_base: impl IntoApiBase, tokens: TokenManager) -> ApiClientBuilder {
         ApiClientBuilder {
-            base: api_base.to_string(),
+            base: api_base.into_api_base(),
             tokens,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
