@@ -158,8 +158,9 @@ macro_rules! typed_url {
 }
 
 /// The URL of an OAuth 2.0 token endpoint (e.g. `https://login.mypurecloud.ie/oauth/token`):
-/// an `http(s)` URL with a host, in its normalised form (see the [module](self) for what that
-/// changes). Two spellings of one endpoint are equal, and key the same stored tokens.
+/// an `http(s)` URL with a host, in its normalised form (scheme and host in lower case, the
+/// default port dropped, an empty path written `/`; the path otherwise as given). Two spellings
+/// of one endpoint are equal, and key the same stored tokens.
 ///
 /// Whether plain `http://` may be used is the endpoint's decision, not the URL's:
 /// [`TokenEndpoint::new`](crate::TokenEndpoint::new) refuses it but to loopback.
@@ -197,7 +198,7 @@ impl TokenUrl {
 typed_url!(TokenUrl, IntoTokenUrl, into_token_url);
 
 /// The base URL of an API (e.g. `https://api.mypurecloud.ie`): an `http(s)` URL with a host, in
-/// its normalised form (see the [module](self); `https://api.mypurecloud.ie` is
+/// its normalised form (as [`TokenUrl`]'s: `https://API.mypurecloud.ie:443` is
 /// `https://api.mypurecloud.ie/`). Requests go to paths resolved against it, and the token only
 /// ever to its origin.
 ///
