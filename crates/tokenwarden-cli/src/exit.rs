@@ -100,17 +100,23 @@ pub(crate) fn is_stdout_closed(e: &anyhow::Error) -> bool {
     false
 }
 
-/// Where a library error sits in the table.
+/// Where a library error sits in the table: its [`Class`](tokenwarden::Class) decides, and a
+/// fatal error is split by what failed (the configuration, the server, or the request).
 pub(crate) fn library_code(e: &tokenwarden::Error) -> u8 {
-    use tokenwarden::Error as E;
-    match e {
-        e if e.is_credentials() => CONFIG,
-        E::Config(_) => CONFIG,
-        // A server failure (5xx) that outlasted the retries, or was not retried: the server's.
-        E::Status { status, .. } if *status >= 500 => RUNTIME,
-        // An HTTP answer that is an error: the request failed.
-        E::Forbidden { .. } | E::Status { .. } | E::JobFailed { .. } => FAILED,
-        _ => RUNTIME,
+    use tokenwarden::{Class, Error as E};
+    match e.class() {
+        Class::Credentials => CONFIG,
+        // A 403: the request failed, the rest of a job can go on.
+        Class::Permission => FAILED,
+        Class::Transient => RUNTIME,
+        _ => match e {
+            E::Config(_) => CONFIG,
+            // A server failure (5xx) that was not retried: the server's.
+            E::Status { status, .. } if *status >= 500 => RUNTIME,
+            // An HTTP answer that is an error: the request failed.
+            E::Status { .. } | E::JobFailed { .. } => FAILED,
+            _ => RUNTIME,
+        },
     }
 }
 

@@ -70,11 +70,11 @@ mod transport;
 
 // The names nearly every user needs; everything else is in the public modules above (at most 30
 // names here: `scripts/root-names` counts them).
-pub use client::{ApiClient, ApiClientBuilder, ApiResponse, RateLimit, RequestBuilder};
+pub use client::{ApiBase, ApiClient, ApiClientBuilder, ApiResponse, RateLimit, RequestBuilder};
 pub use error::{Class, Error, Result};
 pub use grant::{
     ClientCredentials, FetchError, Grant, RefreshTokenGrant, StaticToken, TokenEndpoint,
-    TokenResponse,
+    TokenResponse, TokenUrl,
 };
 pub use manager::{TokenManager, TokenManagerBuilder};
 pub use paginate::{Page, export};

@@ -71,14 +71,13 @@ impl AuthMiddleware {
     ///
     /// # Errors
     /// [`Error::Config`] if `api_base` is not a URL or is plain `http://` to a non-loopback host.
-    pub fn new(api_base: &str, tokens: TokenManager) -> Result<Self, Error> {
-        let origin = Url::parse(api_base).map_err(|e| {
-            Error::Config(format!(
-                "API base {} is not a URL: {e}",
-                crate::error::excerpt(api_base, 200)
-            ))
-        })?;
-        crate::transport::check_scheme(&origin, false, "API base")?;
+    pub fn new(
+        api_base: impl crate::client::IntoApiBase,
+        tokens: TokenManager,
+    ) -> Result<Self, Error> {
+        let origin = api_base.into_api_base()?;
+        origin.check_secure(false)?;
+        let origin = origin.into_url();
         Ok(Self {
             core: Core::new(origin, tokens, |now| Pacer::new(None, true, true, now)),
             rate_limit: None,

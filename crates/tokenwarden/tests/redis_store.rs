@@ -18,8 +18,11 @@ use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simul
 use tokenwarden_test_support::redis_server::{self, RedisServer};
 
 fn key(sim: &Simulator) -> TokenKey {
-    TokenKey::new(sim.token_url(), DEFAULT_CLIENT_ID)
-        .with_secret(ClientSecret::new(DEFAULT_CLIENT_SECRET))
+    TokenKey::new(
+        &tokenwarden::TokenUrl::parse(&sim.token_url()).unwrap(),
+        DEFAULT_CLIENT_ID,
+    )
+    .with_secret(ClientSecret::new(DEFAULT_CLIENT_SECRET))
 }
 
 fn fast() -> RedisOptions {
@@ -296,8 +299,11 @@ async fn key_names_and_records_reveal_neither_the_client_nor_the_secret() {
     // Another secret does not get the fleet's token.
     let other = RedisStore::open(
         &redis.url(),
-        TokenKey::new(sim.token_url(), DEFAULT_CLIENT_ID)
-            .with_secret(ClientSecret::new("another-secret-1")),
+        TokenKey::new(
+            &tokenwarden::TokenUrl::parse(&sim.token_url()).unwrap(),
+            DEFAULT_CLIENT_ID,
+        )
+        .with_secret(ClientSecret::new("another-secret-1")),
         fast(),
     )
     .unwrap();

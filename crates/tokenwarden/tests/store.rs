@@ -18,7 +18,8 @@ const URL: &str = "https://login.example.test/oauth/token";
 const SECRET: &str = "store-test-client-secret-8f2c";
 
 fn key() -> TokenKey {
-    TokenKey::new(URL, "client-a").with_secret(ClientSecret::new(SECRET))
+    TokenKey::new(&tokenwarden::TokenUrl::parse(URL).unwrap(), "client-a")
+        .with_secret(ClientSecret::new(SECRET))
 }
 
 fn token(value: &str) -> StoredToken {
@@ -270,9 +271,14 @@ async fn a_record_for_another_token_url_client_or_scope_is_not_served() {
     mine.save(&token("token-for-client-a")).await.unwrap();
     let secret = || ClientSecret::new(SECRET);
     let others = [
-        TokenKey::new("https://login.other.test/oauth/token", "client-a").with_secret(secret()),
-        TokenKey::new(URL, "client-b").with_secret(secret()),
-        TokenKey::new(URL, "client-a")
+        TokenKey::new(
+            &tokenwarden::TokenUrl::parse("https://login.other.test/oauth/token").unwrap(),
+            "client-a",
+        )
+        .with_secret(secret()),
+        TokenKey::new(&tokenwarden::TokenUrl::parse(URL).unwrap(), "client-b")
+            .with_secret(secret()),
+        TokenKey::new(&tokenwarden::TokenUrl::parse(URL).unwrap(), "client-a")
             .with_scope("admin")
             .with_secret(secret()),
     ];
@@ -307,15 +313,19 @@ async fn a_token_cached_under_another_secret_is_not_served() {
     let (_tmp, dir) = sandbox();
     let first = FileStore::new(&dir, key());
     first.save(&token("token-under-secret-1")).await.unwrap();
-    let rotated = TokenKey::new(URL, "client-a").with_secret(ClientSecret::new("WRONG-secret-x"));
+    let rotated = TokenKey::new(&tokenwarden::TokenUrl::parse(URL).unwrap(), "client-a")
+        .with_secret(ClientSecret::new("WRONG-secret-x"));
     let second = FileStore::new(&dir, rotated);
     assert_eq!(second.path(), first.path(), "one entry per client");
     assert_eq!(second.load().await.unwrap(), None);
     assert_eq!(
-        FileStore::new(&dir, TokenKey::new(URL, "client-a"))
-            .load()
-            .await
-            .unwrap(),
+        FileStore::new(
+            &dir,
+            TokenKey::new(&tokenwarden::TokenUrl::parse(URL).unwrap(), "client-a")
+        )
+        .load()
+        .await
+        .unwrap(),
         None,
         "a key without a secret does not match a record bound to one"
     );
@@ -489,8 +499,11 @@ async fn memory_store_lock_is_bounded_too() {
 fn manager(sim: &Simulator, dir: &Path, secret: &str, scope: Option<&str>) -> TokenManager {
     let endpoint = TokenEndpoint::new(&sim.token_url()).unwrap();
     let mut grant = ClientCredentials::new(endpoint, DEFAULT_CLIENT_ID, ClientSecret::new(secret));
-    let mut key =
-        TokenKey::new(sim.token_url(), DEFAULT_CLIENT_ID).with_secret(ClientSecret::new(secret));
+    let mut key = TokenKey::new(
+        &tokenwarden::TokenUrl::parse(&sim.token_url()).unwrap(),
+        DEFAULT_CLIENT_ID,
+    )
+    .with_secret(ClientSecret::new(secret));
     if let Some(s) = scope {
         grant = grant.with_scope(s);
         key = key.with_scope(s);
@@ -537,8 +550,11 @@ async fn a_lock_timeout_is_not_remembered_as_a_permanent_failure() {
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
     let (_tmp, dir) = sandbox();
     let tokens = manager(&sim, &dir, DEFAULT_CLIENT_SECRET, None);
-    let key = TokenKey::new(sim.token_url(), DEFAULT_CLIENT_ID)
-        .with_secret(ClientSecret::new(DEFAULT_CLIENT_SECRET));
+    let key = TokenKey::new(
+        &tokenwarden::TokenUrl::parse(&sim.token_url()).unwrap(),
+        DEFAULT_CLIENT_ID,
+    )
+    .with_secret(ClientSecret::new(DEFAULT_CLIENT_SECRET));
     let held = FileStore::new(&dir, key).lock().await.unwrap();
     let e = tokens.bearer().await.unwrap_err();
     assert!(

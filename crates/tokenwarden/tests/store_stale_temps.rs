@@ -13,8 +13,11 @@ use tokenwarden::{
 };
 
 fn key() -> TokenKey {
-    TokenKey::new("https://login.example.test/oauth/token", "client-a")
-        .with_secret(ClientSecret::new("stale-temps-client-secret-51d0"))
+    TokenKey::new(
+        &tokenwarden::TokenUrl::parse("https://login.example.test/oauth/token").unwrap(),
+        "client-a",
+    )
+    .with_secret(ClientSecret::new("stale-temps-client-secret-51d0"))
 }
 
 /// Writes `contents` to `path`, last modified `age` before it was written (the file system's own

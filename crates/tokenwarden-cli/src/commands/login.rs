@@ -296,7 +296,7 @@ async fn keep(
     };
     #[cfg(not(feature = "keyring"))]
     let _ = no_keyring;
-    let access = store.access_tokens(session::access_key(s, signed_in, secret));
+    let access = store.access_tokens(session::access_key(s, signed_in, secret)?);
     // Under both locks, in the order every refresh takes them: no process is rotating or caching
     // the old sign-in's tokens while it is replaced.
     let _access_lock = access.lock().await?;

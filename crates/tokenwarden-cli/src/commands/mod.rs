@@ -162,7 +162,7 @@ fn completions(shell: clap_complete::Shell) -> Result<u8> {
 fn is_credentials(e: &anyhow::Error) -> bool {
     e.chain()
         .filter_map(|c| c.downcast_ref::<tokenwarden::Error>())
-        .any(tokenwarden::Error::is_credentials)
+        .any(|tw| tw.class() == tokenwarden::Class::Credentials)
 }
 
 /// Set once `--client-secret-stdin` has read standard input: nothing else may then.

@@ -8,7 +8,7 @@ use sha2::{Digest as _, Sha256};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokenwarden::{
-    ClientSecret, RefreshTokenGrant, TokenManager, TokenManagerBuilder, session::Session,
+    ClientSecret, RefreshTokenGrant, TokenManager, TokenManagerBuilder, TokenUrl, session::Session,
     session::SessionStore, store::TokenKey,
 };
 
@@ -65,7 +65,7 @@ pub(crate) fn store_without_keyring(s: &Settings, client_id: &str) -> Result<Ses
         .collect();
     Ok(
         SessionStore::new(sessions_dir()?.join(format!("{name}-{hash}")))
-            .bound_to(&s.token_url, client_id),
+            .bound_to(&TokenUrl::parse(&s.token_url)?, client_id),
     )
 }
 
@@ -101,12 +101,12 @@ pub(crate) fn access_key(
     s: &Settings,
     session: &Session,
     secret: Option<&ClientSecret>,
-) -> TokenKey {
-    let key = TokenKey::new(&s.token_url, &session.client_id);
-    match (session.confidential, secret) {
+) -> Result<TokenKey> {
+    let key = TokenKey::new(&TokenUrl::parse(&s.token_url)?, &session.client_id);
+    Ok(match (session.confidential, secret) {
         (true, Some(secret)) => key.with_secret(secret.clone()),
         _ => key,
-    }
+    })
 }
 
 /// A token manager acting as the signed-in person: the refresh token grant on the stored sign-in
@@ -138,7 +138,7 @@ pub(crate) async fn token_builder(s: &Settings) -> Result<TokenManagerBuilder> {
             session.refresh_token.clone(),
         ),
     };
-    let access = store.access_tokens(access_key(s, &session, secret));
+    let access = store.access_tokens(access_key(s, &session, secret)?);
     let grant = grant.with_store(Arc::new(store));
     Ok(TokenManager::builder(grant).store(access))
 }

@@ -1,6 +1,7 @@
 //! The client's rules as pure functions: what an answer means, which requests may be sent again,
 //! where a redirect may carry the token. The send loop in `send.rs` only applies them.
 
+use crate::error::Class;
 use http::{Method, StatusCode};
 use url::Url;
 
@@ -75,6 +76,20 @@ pub(crate) enum Action {
     Forbidden,
     /// Send again after a wait, if the replay rule and the budget allow.
     Retry(Failure),
+}
+
+impl Action {
+    /// What the answer means as a failure ([`Class`]), as the error the send loop ends with is
+    /// classified; `None` for an answer handed back or a redirect followed. A heal and a retry
+    /// are [`Class::Transient`]: a later attempt may succeed.
+    pub(crate) fn class(self) -> Option<Class> {
+        match self {
+            Action::Return | Action::Redirect => None,
+            Action::Heal | Action::Retry(_) => Some(Class::Transient),
+            Action::Unauthorized => Some(Class::Credentials),
+            Action::Forbidden => Some(Class::Permission),
+        }
+    }
 }
 
 /// Classifies a status.
@@ -336,5 +351,44 @@ mod tests {
             true,
             MAX_HEALS
         ));
+    }
+
+    #[test]
+    fn actions_are_classified_as_the_errors_they_end_in() {
+        let (method, path) = (String::from("GET"), String::from("/api/v2/users"));
+        let unauthorized = crate::Error::Unauthorized {
+            method: method.clone(),
+            path: path.clone(),
+            code: None,
+        };
+        let forbidden = crate::Error::Forbidden {
+            method: method.clone(),
+            path: path.clone(),
+            code: None,
+            message: "missing permission".into(),
+        };
+        let exhausted = crate::Error::RetriesExhausted {
+            method,
+            path,
+            attempts: 8,
+            last: "HTTP 503".into(),
+            no_answer: false,
+        };
+        assert_eq!(Action::Unauthorized.class(), Some(unauthorized.class()));
+        assert_eq!(Action::Forbidden.class(), Some(forbidden.class()));
+        // A retry that runs out is transient, as the retry itself was.
+        for f in [
+            Failure::ServerError,
+            Failure::RateLimited,
+            Failure::Transport,
+        ] {
+            assert_eq!(Action::Retry(f).class(), Some(exhausted.class()));
+        }
+        assert_eq!(Action::Heal.class(), Some(Class::Transient));
+        assert_eq!(action(s(200), true, false).class(), None);
+        assert_eq!(action(s(404), true, false).class(), None);
+        assert_eq!(action(s(302), true, false).class(), None);
+        assert_eq!(action(s(403), true, false).class(), Some(Class::Permission));
+        assert_eq!(action(s(401), true, true).class(), Some(Class::Credentials));
     }
 }

@@ -331,11 +331,14 @@ async fn send_until_done<A: Attempt>(
                     }
                     Action::Unauthorized => {
                         let body = ErrorBody::parse(&A::body(answer).await);
-                        return Err(A::lift(Error::Unauthorized {
+                        let e = Error::Unauthorized {
                             method: a.method().to_string(),
                             path: shown_path(a.url()),
                             code: body.code.map(|c| excerpt(&c, 100)),
-                        }));
+                        };
+                        // The policy and the error speak one classification.
+                        debug_assert_eq!(Action::Unauthorized.class(), Some(e.class()));
+                        return Err(A::lift(e));
                     }
                     Action::Forbidden if a.hands_back_answers() => return Ok(answer),
                     Action::Forbidden => {
@@ -345,12 +348,14 @@ async fn send_until_done<A: Attempt>(
                             Some(m) => excerpt(&m, 300),
                             None => body_excerpt(&bytes, 300),
                         };
-                        return Err(A::lift(Error::Forbidden {
+                        let e = Error::Forbidden {
                             method: a.method().to_string(),
                             path: shown_path(a.url()),
                             code: body.code.map(|c| excerpt(&c, 100)),
                             message,
-                        }));
+                        };
+                        debug_assert_eq!(Action::Forbidden.class(), Some(e.class()));
+                        return Err(A::lift(e));
                     }
                     Action::Retry(failure) => {
                         let last = A::describe(&answer);

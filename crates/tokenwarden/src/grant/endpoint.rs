@@ -4,6 +4,7 @@
 use super::{FetchError, MAX_TOKEN_RESPONSE, TokenResponse, classify};
 use crate::error::{Error, chain};
 use crate::secret::ClientSecret;
+use crate::transport::{IntoTokenUrl, TokenUrl};
 use base64::Engine as _;
 use std::time::Duration;
 use url::Url;
@@ -23,33 +24,32 @@ pub enum ClientAuth {
 /// redirects, so credentials are never sent anywhere else).
 #[derive(Debug, Clone)]
 pub struct TokenEndpoint {
-    url: Url,
+    url: TokenUrl,
     http: reqwest::Client,
     auth: ClientAuth,
 }
 
 impl TokenEndpoint {
-    /// An endpoint at `url` with default timeouts (connect 10 s, request 30 s).
+    /// An endpoint at `url` (a [`TokenUrl`], or text checked as [`TokenUrl::parse`] checks it)
+    /// with default timeouts (connect 10 s, request 30 s).
     ///
     /// # Errors
     /// [`Error::Config`] if the URL does not parse, or is plain `http://` to a host other than
     /// loopback (use [`TokenEndpoint::allow_insecure_http`] to permit that knowingly).
-    pub fn new(url: &str) -> Result<Self, Error> {
-        Self::build(url, false)
+    pub fn new(url: impl IntoTokenUrl) -> Result<Self, Error> {
+        Self::build(url.into_token_url()?, false)
     }
 
     /// Like [`TokenEndpoint::new`], but accepts `http://` to any host.
     ///
     /// # Errors
     /// [`Error::Config`] if the URL does not parse.
-    pub fn allow_insecure_http(url: &str) -> Result<Self, Error> {
-        Self::build(url, true)
+    pub fn allow_insecure_http(url: impl IntoTokenUrl) -> Result<Self, Error> {
+        Self::build(url.into_token_url()?, true)
     }
 
-    fn build(url: &str, insecure_ok: bool) -> Result<Self, Error> {
-        let url = Url::parse(url)
-            .map_err(|e| Error::Config(format!("token URL {url:?} is not a URL: {e}")))?;
-        crate::transport::check_scheme(&url, insecure_ok, "token URL")?;
+    fn build(url: TokenUrl, insecure_ok: bool) -> Result<Self, Error> {
+        url.check_secure(insecure_ok)?;
         // No redirects (credentials go nowhere else); proxies from the environment, but never
         // for loopback, and never plain http through one (the proxy would read the secret).
         let proxies = crate::transport::ProxyConfig::from_env();
@@ -81,6 +81,12 @@ impl TokenEndpoint {
 
     /// The endpoint URL.
     pub fn url(&self) -> &Url {
+        self.url.url()
+    }
+
+    /// The endpoint URL, typed (what [`TokenKey`](crate::store::TokenKey)s and
+    /// [`SessionStore::bound_to`](crate::session::SessionStore::bound_to) are made of).
+    pub fn token_url(&self) -> &TokenUrl {
         &self.url
     }
 
@@ -104,7 +110,7 @@ impl TokenEndpoint {
         grant: &'static str,
     ) -> Result<TokenResponse, FetchError> {
         let mut form: Vec<(&str, &str)> = params.to_vec();
-        let mut req = self.http.post(self.url.clone());
+        let mut req = self.http.post(self.url.url().clone());
         match (self.auth, secret) {
             (_, None) => form.push(("client_id", client_id)),
             (ClientAuth::Basic, Some(secret)) => {

@@ -13,6 +13,7 @@ mod static_token;
 #[cfg(test)]
 mod tests;
 
+pub use crate::transport::{IntoTokenUrl, TokenUrl};
 pub(crate) use classify::classify;
 pub use client_credentials::ClientCredentials;
 pub use endpoint::{ClientAuth, TokenEndpoint};

@@ -6,6 +6,7 @@ use crate::secret::RefreshToken;
 use crate::store::RefreshTokenStore;
 use crate::store::file::{blocking, from_unix_ms, lock_with_deadline, unix_ms};
 use crate::store::{DEFAULT_LOCK_TIMEOUT, FileStore, StoreLock, TokenKey};
+use crate::transport::TokenUrl;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -87,13 +88,13 @@ struct Record<'a> {
 /// ```no_run
 /// # async fn run() -> Result<(), tokenwarden::Error> {
 /// use std::sync::Arc;
-/// use tokenwarden::{RefreshTokenGrant, session::SessionStore, TokenEndpoint, TokenManager};
+/// use tokenwarden::{RefreshTokenGrant, session::SessionStore, TokenEndpoint, TokenManager, TokenUrl};
 ///
-/// let url = "https://login.mypurecloud.ie/oauth/token";
+/// let url = TokenUrl::parse("https://login.mypurecloud.ie/oauth/token")?;
 /// let store = SessionStore::new("/home/me/.local/share/tokenwarden/sessions/work")
-///     .bound_to(url, "my-public-client");
+///     .bound_to(&url, "my-public-client");
 /// let session = store.read().await?.expect("signed in");
-/// let grant = RefreshTokenGrant::public(TokenEndpoint::new(url)?, "my-public-client", session.refresh_token)
+/// let grant = RefreshTokenGrant::public(TokenEndpoint::new(&url)?, "my-public-client", session.refresh_token)
 ///     .with_store(Arc::new(store.clone()));
 /// let tokens = TokenManager::builder(grant).build();
 /// let bearer = tokens.bearer().await?; // the refresh token is rotated and saved first
@@ -104,7 +105,7 @@ pub struct SessionStore {
     dir: PathBuf,
     lock_timeout: Duration,
     /// The endpoint and client the stored sign-in must be for.
-    bound: Option<(String, String)>,
+    bound: Option<(TokenUrl, String)>,
     /// The keyring service the refresh token goes to, if any.
     #[cfg(feature = "keyring")]
     keyring: Option<String>,
@@ -130,11 +131,8 @@ impl SessionStore {
 
     /// Serves only a sign-in made at `token_url` for `client_id`: another is
     /// [`Error::SignInRequired`], never presented to this endpoint.
-    pub fn bound_to(mut self, token_url: &str, client_id: &str) -> Self {
-        self.bound = Some((
-            crate::store::normalised_url(token_url),
-            client_id.to_string(),
-        ));
+    pub fn bound_to(mut self, token_url: &TokenUrl, client_id: &str) -> Self {
+        self.bound = Some((token_url.clone(), client_id.to_string()));
         self
     }
 
@@ -273,7 +271,7 @@ impl SessionStore {
             _ => return Err(damaged()),
         };
         if let Some((url, client)) = &self.bound
-            && (crate::store::normalised_url(&record.token_url) != *url
+            && (TokenUrl::parse(&record.token_url).ok().as_ref() != Some(url)
                 || record.client_id != **client)
         {
             return Err(Error::SignInRequired {
@@ -459,8 +457,11 @@ mod tests {
     #[tokio::test]
     async fn a_sign_in_round_trips_in_private_files_and_rotations_keep_the_rest() {
         let tmp = tempfile::tempdir().unwrap();
-        let store = SessionStore::new(tmp.path().join("s"))
-            .bound_to("https://login.example/oauth/token", "c");
+        // Bound to another spelling of the endpoint the sign-in was made at: the same endpoint.
+        let store = SessionStore::new(tmp.path().join("s")).bound_to(
+            &TokenUrl::parse("HTTPS://Login.Example:443/oauth/token").unwrap(),
+            "c",
+        );
         assert_eq!(store.read().await.unwrap(), None);
         store.write(&session("rt-session-unit-1")).await.unwrap();
         assert_eq!(
@@ -500,7 +501,7 @@ mod tests {
             ("https://login.example/oauth/token", "d"),
         ] {
             let e = SessionStore::new(tmp.path())
-                .bound_to(url, client)
+                .bound_to(&TokenUrl::parse(url).unwrap(), client)
                 .read()
                 .await
                 .unwrap_err();

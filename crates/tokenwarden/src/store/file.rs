@@ -45,12 +45,12 @@ const RECORD_VERSION: u32 = 1;
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), tokenwarden::Error> {
-/// use tokenwarden::{ClientCredentials, ClientSecret, FileStore, TokenEndpoint, store::TokenKey, TokenManager};
+/// use tokenwarden::{ClientCredentials, ClientSecret, FileStore, TokenEndpoint, store::TokenKey, TokenManager, TokenUrl};
 ///
-/// let url = "https://login.mypurecloud.ie/oauth/token";
+/// let url = TokenUrl::parse("https://login.mypurecloud.ie/oauth/token")?;
 /// let secret = ClientSecret::new("the secret");
-/// let grant = ClientCredentials::new(TokenEndpoint::new(url)?, "my-client", secret.clone());
-/// let key = TokenKey::new(url, "my-client").with_secret(secret);
+/// let grant = ClientCredentials::new(TokenEndpoint::new(&url)?, "my-client", secret.clone());
+/// let key = TokenKey::new(&url, "my-client").with_secret(secret);
 /// let tokens = TokenManager::builder(grant)
 ///     .store(FileStore::new("/home/me/.cache/tokenwarden/tokens", key))
 ///     .build();
@@ -136,7 +136,7 @@ struct Record<'a> {
 
 impl Record<'_> {
     fn is_for(&self, key: &TokenKey) -> bool {
-        self.token_url == key.token_url()
+        self.token_url == key.token_url().as_str()
             && self.client_id == key.client_id()
             && self.scope.as_deref() == key.scope()
     }
@@ -240,7 +240,7 @@ impl TokenStore for FileStore {
                 .transpose()?;
             let record = Record {
                 version: RECORD_VERSION,
-                token_url: key.token_url().into(),
+                token_url: key.token_url().as_str().into(),
                 client_id: key.client_id().into(),
                 scope: key.scope().map(Cow::from),
                 secret_fingerprint: secret_fingerprint.map(Cow::from),

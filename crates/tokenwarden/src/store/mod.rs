@@ -29,7 +29,6 @@ mod refresh;
 
 pub use file::{DEFAULT_LOCK_TIMEOUT, FileStore};
 pub use key::TokenKey;
-pub(crate) use key::normalised_url;
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use redis::{RedisBudget, RedisOptions, RedisRefreshTokens, RedisStore};

@@ -1,10 +1,13 @@
 //! How requests reach a server: the HTTP client every request goes through (timeouts, the
-//! proxy decision, the body cap) and the URL rules (no plain `http://` but to loopback).
+//! proxy decision, the body cap) and the URL rules (no plain `http://` but to loopback; the typed
+//! URLs [`TokenUrl`] and [`ApiBase`], parsed and normalised once).
 
 pub(crate) mod http;
 pub(crate) mod proxy;
+mod typed_url;
 
 pub use proxy::ProxyConfig;
+pub use typed_url::{ApiBase, IntoApiBase, IntoTokenUrl, TokenUrl};
 
 use crate::error::Error;
 use url::Url;

@@ -97,12 +97,12 @@ const RECORD_VERSION: &str = "1";
 /// ```no_run
 /// # async fn run() -> Result<(), tokenwarden::Error> {
 /// use std::sync::Arc;
-/// use tokenwarden::{ApiClient, ClientCredentials, ClientSecret, store::RedisOptions, store::RedisStore, TokenEndpoint, store::TokenKey, TokenManager};
+/// use tokenwarden::{ApiClient, ClientCredentials, ClientSecret, store::RedisOptions, store::RedisStore, TokenEndpoint, store::TokenKey, TokenManager, TokenUrl};
 ///
-/// let url = "https://login.mypurecloud.ie/oauth/token";
+/// let url = TokenUrl::parse("https://login.mypurecloud.ie/oauth/token")?;
 /// let secret = ClientSecret::new("the secret");
-/// let grant = ClientCredentials::new(TokenEndpoint::new(url)?, "my-client", secret.clone());
-/// let key = TokenKey::new(url, "my-client").with_secret(secret);
+/// let grant = ClientCredentials::new(TokenEndpoint::new(&url)?, "my-client", secret.clone());
+/// let key = TokenKey::new(&url, "my-client").with_secret(secret);
 /// let store = RedisStore::open("rediss://:password@redis.internal:6380", key, RedisOptions::default())?;
 /// let budget = Arc::new(store.rate_budget());
 /// let tokens = TokenManager::builder(grant).store(store).build();
