@@ -387,18 +387,24 @@ impl Error {
         self.class() == Class::Transient
     }
 
-    /// True when no access token can be had at all (the credentials, the sign-in, the token
-    /// endpoint or the token store failed, or the API refused a freshly issued token): every
-    /// later request would fail the same way, so a job stops rather than recording the request
-    /// as failed. A failure of one request (a 404, a 403, retries that ran out on it) is not.
+    /// True when no access token can be had at all: every later request would fail the same
+    /// way, so a job stops rather than recording the request as failed. That is every
+    /// [`Class::Credentials`] failure (the credentials, the sign-in, or the API refusing a freshly
+    /// issued token) and every failure of the token's source ([`Error::is_token_source_failure`]).
+    /// A failure of one request (a 404, a 403, retries that ran out on it) is not.
     pub fn is_token_failure(&self) -> bool {
+        self.class() == Class::Credentials || self.is_token_source_failure()
+    }
+
+    /// True when the token store or the token endpoint failed (whatever its [`Class`]): the one
+    /// distinction [`Class`] does not make, since a busy store and an unavailable endpoint are
+    /// [`Class::Transient`] like a request's transport failure, and a store refusal or an
+    /// undecodable token answer are [`Class::Fatal`] like a request's 404, while only the former
+    /// stop a job.
+    pub fn is_token_source_failure(&self) -> bool {
         matches!(
             self,
-            Error::Credentials { .. }
-                | Error::StaticTokenExpired { .. }
-                | Error::Unauthorized { .. }
-                | Error::SignInRequired { .. }
-                | Error::Store { .. }
+            Error::Store { .. }
                 | Error::TokenEndpointUnavailable { .. }
                 | Error::TokenDecode { .. }
         )

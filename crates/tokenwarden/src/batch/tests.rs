@@ -1126,3 +1126,47 @@ async fn regression_files_and_streams_of_another_user_are_refused_not_written_or
     refused(&e, "journal");
     assert_eq!(std::fs::read(&out).unwrap(), before);
 }
+
+/// `Outcome::from_error` follows `Class`: every credentials failure (a sign-in callback's too)
+/// and every failure of the token's source stops the job; a 403 or a 404 fails one record; an
+/// API that cannot be reached holds the record back.
+#[test]
+fn from_error_aborts_on_every_credentials_class_and_token_source_failure() {
+    use crate::error::{CallbackProblem, SignInFailure};
+    let aborts = [
+        credentials(),
+        Error::SignIn(SignInFailure::Callback(CallbackProblem::NoCode)),
+        Error::SignInRequired { reason: "r".into() },
+        Error::store("refused"),
+        Error::TokenDecode { detail: "d".into() },
+    ];
+    for e in aborts {
+        assert!(e.is_token_failure(), "{e}: class {:?}", e.class());
+        assert!(matches!(Outcome::from_error(e), Outcome::Abort(_)));
+    }
+    let forbidden = Error::Forbidden {
+        method: "GET".into(),
+        path: "/p".into(),
+        code: None,
+        message: "m".into(),
+    };
+    assert!(matches!(Outcome::from_error(forbidden), Outcome::Failed(_)));
+    let gone = Error::Status {
+        method: "GET".into(),
+        path: "/p".into(),
+        status: 404,
+        body: String::new(),
+    };
+    assert!(matches!(Outcome::from_error(gone), Outcome::Failed(_)));
+    let unreachable = Error::RetriesExhausted {
+        method: "GET".into(),
+        path: "/p".into(),
+        attempts: 3,
+        last: "l".into(),
+        no_answer: true,
+    };
+    assert!(matches!(
+        Outcome::from_error(unreachable),
+        Outcome::Unreachable(_)
+    ));
+}
