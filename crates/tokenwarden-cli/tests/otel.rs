@@ -64,6 +64,7 @@ async fn serve(handler: Handler) -> String {
 }
 
 /// One export as it arrived.
+#[derive(Clone)]
 struct Export {
     path: String,
     headers: http::HeaderMap,
@@ -774,11 +775,11 @@ async fn a_dead_collector_fails_nothing_and_costs_at_most_the_timeout() {
     };
     let plain = run(batch("plain.jsonl", None), &[]).await;
     plain.ok();
-    // A closed port: refused at once.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    // A closed port: refused at once. The socket is bound but never listens, and is kept for the
+    // whole test, so no other test's listener can be given the port meanwhile.
+    let closed_port = tokio::net::TcpSocket::new_v4().unwrap();
+    closed_port.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed = format!("http://{}", closed_port.local_addr().unwrap());
     // A collector that accepts and never answers.
     let hole = black_hole();
     for (out, endpoint) in [("closed.jsonl", &closed), ("hole.jsonl", &hole.base)] {
@@ -847,4 +848,109 @@ async fn exec_exports_its_commands_requests_and_flushes_whatever_the_command_exi
         .to_string();
     assert_eq!(key.len(), 64);
     assert_no_secret(got, &[key, DEFAULT_CLIENT_SECRET.to_string()]);
+}
+
+/// What every long command's export must hold: a span per API request (their attempts the
+/// simulator's API requests), a refresh span per token request, counters that add up to the
+/// journal, and nothing secret or id-like in any byte sent.
+fn assert_spans_and_counters_match_the_journal(got: &[Export], sb: &Sandbox, tokens: &[String]) {
+    let journal = sb.sim.journal();
+    let spans = spans(&traces(got, "/v1/traces"));
+    let requests = linked(&spans);
+    assert!(!requests.is_empty());
+    assert_eq!(sum_attempts(&requests), journal.api_requests);
+    for (span, _) in &requests {
+        assert!(!span.name.contains('?'), "{}", span.name);
+    }
+    let refresh_spans = spans.iter().filter(|s| s.name == "token refresh").count() as u64;
+    assert_eq!(refresh_spans, journal.token_requests);
+    let m = last_metrics(&metrics(got, "/v1/metrics"));
+    let sent: f64 = m["tokenwarden_api_requests"].values().sum();
+    assert_eq!(sent, journal.api_requests as f64);
+    assert_eq!(
+        m["tokenwarden_api_requests"]["class=2xx"],
+        journal.api_ok as f64
+    );
+    let token_requests: f64 = m["tokenwarden_token_requests"].values().sum();
+    assert_eq!(token_requests, journal.token_requests as f64);
+    assert_eq!(
+        m["tokenwarden_401_healed"][""],
+        journal.api_revoked_token as f64
+    );
+    let mut secrets = tokens.to_vec();
+    assert_eq!(secrets.len() as u64, journal.tokens_issued);
+    secrets.push(DEFAULT_CLIENT_SECRET.to_string());
+    assert_no_secret(got, &secrets);
+}
+
+/// Runs `args` against the simulator behind a token proxy that records every token issued,
+/// exporting to a receiver of its own; checks the run succeeded without a warning and that its
+/// export matches the journal ([`assert_spans_and_counters_match_the_journal`]); gives the export.
+async fn exported_run(sb: &Sandbox, args: &[&str]) -> Vec<Export> {
+    let tokens = Arc::new(Mutex::new(Vec::new()));
+    let token_url = recording_token_proxy(sb.sim.token_url(), Arc::clone(&tokens)).await;
+    let mut receiver = Receiver::start().await;
+    let mut all = args.to_vec();
+    all.extend(["--otlp-endpoint", &receiver.base]);
+    let r = run(tw_via(sb, &token_url), &all).await;
+    r.ok();
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+    let got = receiver
+        .until(|g| g.iter().any(|e| e.path == "/v1/metrics"))
+        .await
+        .to_vec();
+    let tokens = tokens.lock().unwrap().clone();
+    assert_spans_and_counters_match_the_journal(&got, sb, &tokens);
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paginate_exports_a_span_per_page_request_and_counters_that_match_the_journal() {
+    let sb = Sandbox::start(SimConfig {
+        revoke_every: Some(4),
+        ..SimConfig::default()
+    })
+    .await;
+    let out = sb.path("users.jsonl");
+    let args = ["paginate", "/api/v2/users", "--page-size", "25", "--out"];
+    exported_run(&sb, &[&args[..], &[out.to_str().unwrap()]].concat()).await;
+    let journal = sb.sim.journal();
+    // Several pages, and at least one revoked token healed on the way.
+    assert!(journal.api_requests >= 4, "{journal:?}");
+    assert!(journal.api_revoked_token >= 1, "{journal:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_exports_a_span_per_job_request_and_counters_that_match_the_journal() {
+    let sb = Sandbox::start(SimConfig {
+        conversations: 60,
+        job_duration: Duration::from_millis(60),
+        ..SimConfig::default()
+    })
+    .await;
+    let out = sb.path("convs.jsonl");
+    let args = [
+        "export",
+        "conversations",
+        "--interval",
+        "2024-01-01T00:00:00Z/2024-01-08T00:00:00Z",
+        "--slice",
+        "7d",
+        "--page-size",
+        "25",
+        "--out",
+    ];
+    let got = exported_run(&sb, &[&args[..], &[out.to_str().unwrap()]].concat()).await;
+    // The job's submission, its status polls and its result pages.
+    let journal = sb.sim.journal();
+    assert!(journal.api_requests >= 3, "{journal:?}");
+    // The job's status and results are named by their route, the job id taken out.
+    let spans = spans(&traces(&got, "/v1/traces"));
+    assert!(
+        spans.iter().any(|s| s
+            .name
+            .contains("/analytics/conversations/details/jobs/{id}")),
+        "{:?}",
+        spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
 }
