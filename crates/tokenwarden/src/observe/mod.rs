@@ -162,8 +162,8 @@ pub(crate) enum Step {
 }
 
 impl Step {
-    /// How many there are.
-    pub(crate) const COUNT: usize = 8;
+    /// How many there are (the last one's index and one).
+    pub(crate) const COUNT: usize = Step::Failure as usize + 1;
 }
 
 /// What a client's metrics read of a record: its steps, and the tally's heals and waits.

@@ -14,14 +14,8 @@ use url::Url;
 
 /// Rejects a URL that is not `http(s)` with a host: `what` names it in the message.
 fn http_with_host(url: Url, what: &str) -> Result<Url, Error> {
-    match url.scheme() {
-        "http" | "https" => {}
-        other => {
-            return Err(Error::Config(format!(
-                "{what} {url} has unsupported scheme {other:?}"
-            )));
-        }
-    }
+    // The scheme rule is transport's one; plain `http://` is the endpoint's or client's call.
+    super::check_scheme(&url, true, what)?;
     if url.host_str().is_none() {
         return Err(Error::Config(format!("{what} {url} has no host")));
     }
