@@ -1209,10 +1209,8 @@ async fn a_dead_api_stops_the_batch_with_exit_4_and_nothing_is_recorded_as_faile
     let sum = sb.path("summary.json");
     let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
     // A port nobody listens on: every connection is refused.
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    let refused = tokenwarden_test_support::RefusedPort::new();
+    let dead = refused.url();
     let cmd = endpoints(&sb, &sb.sim.token_url(), &dead);
     let r = run(
         cmd,

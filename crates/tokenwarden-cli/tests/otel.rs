@@ -775,11 +775,9 @@ async fn a_dead_collector_fails_nothing_and_costs_at_most_the_timeout() {
     };
     let plain = run(batch("plain.jsonl", None), &[]).await;
     plain.ok();
-    // A closed port: refused at once. The socket is bound but never listens, and is kept for the
-    // whole test, so no other test's listener can be given the port meanwhile.
-    let closed_port = tokio::net::TcpSocket::new_v4().unwrap();
-    closed_port.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let closed = format!("http://{}", closed_port.local_addr().unwrap());
+    // A closed port: refused at once (held for the whole test).
+    let closed_port = tokenwarden_test_support::RefusedPort::new();
+    let closed = closed_port.url();
     // A collector that accepts and never answers.
     let hole = black_hole();
     for (out, endpoint) in [("closed.jsonl", &closed), ("hole.jsonl", &hole.base)] {

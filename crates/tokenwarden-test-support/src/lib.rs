@@ -8,6 +8,7 @@
 //! - [`tool`]: a program a test needs from the system (skipped loudly without it, failed under CI);
 //! - [`mode`] and [`chmod`]: a file's permission bits, read and set;
 //! - [`users`]: the ids of the simulator's first users;
+//! - [`RefusedPort`]: a loopback port where every connection is refused, for as long as it lives;
 //! - [`browser`]: an HTTP client that, like a test playing the browser needs, does not follow
 //!   redirects.
 
@@ -62,4 +63,42 @@ pub fn browser() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("an HTTP client")
+}
+
+/// A loopback port where every connection is refused, held for as long as this lives: a socket
+/// bound to it that never listens. (A listener bound and dropped frees its port, and the system
+/// may hand it to the next test that binds port 0: the "dead" address then answers.)
+pub struct RefusedPort {
+    socket: tokio::net::TcpSocket,
+}
+
+impl RefusedPort {
+    /// Binds a fresh loopback port without listening on it.
+    ///
+    /// # Panics
+    /// When no socket can be bound.
+    #[track_caller]
+    pub fn new() -> RefusedPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind 127.0.0.1:0");
+        RefusedPort { socket }
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.socket.local_addr().expect("a bound socket").port()
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port())
+    }
+}
+
+impl Default for RefusedPort {
+    fn default() -> Self {
+        Self::new()
+    }
 }

@@ -671,26 +671,18 @@ fn static_tokens(token: &str) -> TokenManager {
     TokenManager::builder(StaticToken::new(AccessToken::new(token))).build()
 }
 
-/// A port on loopback that nobody listens on.
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 // ---- errors say what happened -------------------------------------------------------------------
 
 #[tokio::test]
 async fn connection_refused_names_its_cause() {
-    let client = ApiClient::builder(
-        &format!("http://127.0.0.1:{}", closed_port()),
-        static_tokens("token-for-a-closed-port"),
-    )
-    .backoff(Backoff {
-        max_attempts: 2,
-        ..common::fast_backoff()
-    })
-    .build()
-    .unwrap();
+    let refused = tokenwarden_test_support::RefusedPort::new();
+    let client = ApiClient::builder(&refused.url(), static_tokens("token-for-a-closed-port"))
+        .backoff(Backoff {
+            max_attempts: 2,
+            ..common::fast_backoff()
+        })
+        .build()
+        .unwrap();
     let err = client.get(ME).send().await.unwrap_err();
     let msg = err.to_string();
     assert!(

@@ -186,12 +186,8 @@ async fn first_token_from_unreachable(token_url: &str) -> String {
 #[tokio::test]
 async fn an_unreachable_token_endpoint_at_the_start_fails_fast_naming_the_cause() {
     // A port nobody listens on: connection refused.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let msg = first_token_from_unreachable(&format!("http://127.0.0.1:{port}/oauth/token")).await;
+    let refused = tokenwarden_test_support::RefusedPort::new();
+    let msg = first_token_from_unreachable(&format!("{}/oauth/token", refused.url())).await;
     assert!(msg.contains("connection refused"), "{msg}");
 }
 

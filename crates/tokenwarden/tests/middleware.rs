@@ -100,11 +100,8 @@ async fn forbidden_is_an_error_without_refresh() {
 
 #[tokio::test]
 async fn connection_refused_is_retried_and_its_cause_named() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let base = format!("http://127.0.0.1:{port}");
+    let refused = tokenwarden_test_support::RefusedPort::new();
+    let base = refused.url();
     let tokens = tokenwarden::TokenManager::builder(tokenwarden::StaticToken::new(
         tokenwarden::AccessToken::new("middleware-static-token"),
     ))
