@@ -671,7 +671,7 @@ pub(crate) struct BatchArgs {
     pub(crate) rate: Option<tokenwarden::RateLimit>,
     /// Stop past N (or N%) failed records; then --resume --retry-failed
     #[arg(long, value_name = "N|N%")]
-    pub(crate) max_failures: Option<tokenwarden::batch::FailureLimit>,
+    pub(crate) max_failures: Option<tokenwarden::jobs::batch::FailureLimit>,
     /// Retry a request at most this long, e.g. 10s [default: 60s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) retry_for: Option<std::time::Duration>,
@@ -680,7 +680,7 @@ pub(crate) struct BatchArgs {
     pub(crate) resume: bool,
     /// Only the records whose id hashes to shard INDEX (from 0)
     #[arg(long, value_name = "INDEX/COUNT")]
-    pub(crate) shard: Option<tokenwarden::batch::Shard>,
+    pub(crate) shard: Option<tokenwarden::jobs::batch::Shard>,
     #[command(flatten)]
     pub(crate) pool: PoolArgs,
     /// With --resume: run again the records that failed (non-2xx or error), replacing their lines.

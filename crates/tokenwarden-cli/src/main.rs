@@ -104,7 +104,7 @@ fn interrupted_message(
                 None,
             );
         }
-        let resumable = out.filter(|o| tokenwarden::export::resumable_after_stop(o));
+        let resumable = out.filter(|o| tokenwarden::jobs::export::resumable_after_stop(o));
         let hint = resumable.map(|o| {
             format!(
                 "every complete page is in {}: rerun the same command with --resume to continue",

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokenwarden::ApiClient;
-use tokenwarden::batch::BatchProgress;
+use tokenwarden::jobs::batch::BatchProgress;
 
 /// Draws progress until stopped.
 pub(crate) struct Reporter {

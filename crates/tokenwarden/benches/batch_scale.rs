@@ -9,7 +9,7 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokenwarden::batch::{self, BatchOptions, Input, Outcome};
+use tokenwarden::jobs::batch::{self, BatchOptions, Input, Outcome};
 use tokio::time::Instant;
 
 fn peak_rss_kib() -> u64 {

@@ -24,7 +24,8 @@
 //!   [`retry`] (backoff and jitter), [`paginate`] (listings and analytics jobs as streams),
 //!   `middleware` (feature `middleware`), [`identity`] (who a token is), [`observe`] (a run's
 //!   events and metrics);
-//! - the jobs: [`batch`], [`export`], [`ownership`] (who owns an output file);
+//! - the jobs: [`jobs`] ([`jobs::batch`], [`jobs::export`], [`jobs::ownership`]: who owns an
+//!   output file);
 //! - shared rules: [`redact`] (secrets scrubbed out of text), [`fs`] (private files),
 //!   [`duration`] (durations as people write them); `test_util` (feature `test-util`).
 //!
@@ -41,7 +42,6 @@
 //! ```
 
 pub mod authorize;
-pub mod batch;
 pub mod client;
 mod clock;
 pub mod duration;
@@ -49,12 +49,13 @@ mod error;
 pub mod fs;
 pub mod grant;
 pub mod identity;
+pub mod jobs;
+mod keyset;
 pub mod manager;
 mod metrics;
 #[cfg(feature = "middleware")]
 pub mod middleware;
 pub mod observe;
-pub mod ownership;
 pub mod paginate;
 mod rate;
 pub mod redact;
@@ -77,7 +78,7 @@ pub use grant::{
     TokenResponse, TokenUrl,
 };
 pub use manager::{TokenManager, TokenManagerBuilder};
-pub use paginate::{Page, export};
+pub use paginate::Page;
 pub use region::Region;
 pub use secret::{AccessToken, ClientSecret, RefreshToken};
 pub use store::{FileStore, MemoryStore, TokenStore};

@@ -11,7 +11,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokenwarden::export::{
+use tokenwarden::jobs::export::{
     self, Destination, Event, ExportError, ExportOptions, Format, Mode, Report, Source,
 };
 use tokenwarden::{ApiClient, paginate::Interval, paginate::JobOptions};

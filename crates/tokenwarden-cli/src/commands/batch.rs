@@ -8,11 +8,11 @@ use anyhow::{Context as _, Result};
 use std::io::IsTerminal as _;
 use std::path::Path;
 use std::sync::Arc;
-use tokenwarden::batch::{
+use tokenwarden::jobs::batch::{
     self, BatchOptions, BatchProgress, BatchReport, Input, InputFormat, JournalProblem, Outcome,
     Record, StopReason,
 };
-use tokenwarden::batch::{BatchError, IoOp};
+use tokenwarden::jobs::batch::{BatchError, IoOp};
 use tokenwarden::{ApiClient, Class, Error};
 
 /// What can be refused before any credentials are read or any request is sent.

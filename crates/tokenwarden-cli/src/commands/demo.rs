@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
-use tokenwarden::batch::{BatchOptions, Input, InputFormat};
+use tokenwarden::jobs::batch::{BatchOptions, Input, InputFormat};
 use tokenwarden::{ApiClient, ClientCredentials, ClientSecret, TokenEndpoint, TokenManager};
 use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simulator};
 

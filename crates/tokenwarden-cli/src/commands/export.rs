@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tokenwarden::export::{
+use tokenwarden::jobs::export::{
     self, Destination, Event, ExportError, ExportOptions, Format, Mode, Report, Source,
 };
-use tokenwarden::{ApiClient, Class, ownership, paginate::JobOptions};
+use tokenwarden::{ApiClient, Class, jobs::ownership, paginate::JobOptions};
 
 /// Analytics conversation details jobs endpoint.
 const JOBS_PATH: &str = "/api/v2/analytics/conversations/details/jobs";

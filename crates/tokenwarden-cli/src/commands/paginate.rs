@@ -4,7 +4,7 @@ use crate::args::{PaginateArgs, PagingStyle};
 use crate::exit::UsageError;
 use anyhow::Result;
 use tokenwarden::ApiClient;
-use tokenwarden::export::Source;
+use tokenwarden::jobs::export::Source;
 
 pub(crate) async fn paginate(client: &ApiClient, a: PaginateArgs) -> Result<u8> {
     let style = match a.style {

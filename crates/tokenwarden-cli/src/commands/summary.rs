@@ -27,7 +27,7 @@ const KIND: &str = "tokenwarden batch summary";
 pub(crate) fn check(path: &Path, output: &Path, input: Option<&Path>, force: bool) -> Result<()> {
     let mut own: Vec<(PathBuf, &str)> = vec![(output.to_path_buf(), "the output")];
     own.extend(
-        tokenwarden::ownership::sidecars(output)
+        tokenwarden::jobs::ownership::sidecars(output)
             .into_iter()
             .map(|p| (p, "a file tokenwarden keeps beside the output")),
     );

@@ -10,7 +10,7 @@
 //!
 //! Each item stream has a page stream beside it (`numbered_items` / [`numbered_pages`], ...)
 //! that yields [`Page`]s carrying the [`Position`] after them, so a job killed mid-listing can
-//! continue from the last position it recorded; [`export`] builds resumable files on them.
+//! continue from the last position it recorded; the export engine (`tokenwarden::jobs::export`) builds resumable files on them.
 //!
 //! A next page that points off the API's origin is refused, not followed: a listing's pages all
 //! come from the API that was asked. So is a next page (or cursor, or job id) that carries a
@@ -18,8 +18,7 @@
 //! a query string and recorded in an export's state file), and a page the walk has been to
 //! already (A → B → A would loop forever): each is an [`Error::Decode`] that says so.
 
-mod analytics;
-pub mod export;
+pub(crate) mod analytics;
 mod interval;
 mod listing;
 mod position;

@@ -7,7 +7,7 @@
 //! detection): a cycle there is caught within a few times the pages before and in it, in constant
 //! memory.
 
-use crate::batch::KeySet;
+use crate::keyset::KeySet;
 
 /// Pages remembered one by one.
 pub(super) const REMEMBERED: u64 = 100_000;

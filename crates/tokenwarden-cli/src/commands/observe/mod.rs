@@ -42,7 +42,7 @@ pub(crate) async fn start(
         if let Some(out) = output {
             own.push((out.to_path_buf(), "the output"));
             own.extend(
-                tokenwarden::ownership::sidecars(out)
+                tokenwarden::jobs::ownership::sidecars(out)
                     .into_iter()
                     .map(|p| (p, "a file tokenwarden keeps beside the output")),
             );

@@ -16,7 +16,7 @@ use std::str::FromStr;
 /// exactly once.
 ///
 /// ```
-/// use tokenwarden::batch::Shard;
+/// use tokenwarden::jobs::batch::Shard;
 /// let shard: Shard = "1/4".parse().unwrap();
 /// assert_eq!((shard.index(), shard.count()), (1, 4));
 /// let owners = (0..4).filter(|i| Shard::new(*i, 4).unwrap().takes("user-000042")).count();

@@ -23,7 +23,7 @@ pub enum ExportError {
 
     /// Another run (of any command: `paginate`, `export`, `batch`) is writing the output now;
     /// nothing was changed. Nothing typed is wrong: wait for it, or choose another output.
-    #[error("output {}: {}", .0.display(), crate::ownership::busy_message())]
+    #[error("output {}: {}", .0.display(), crate::jobs::ownership::busy_message())]
     Busy(PathBuf),
 
     /// The directory the output was to be written in does not exist (it is not created: a typo

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// What happens during a batch, for progress display: [`run`](super::run) tells each event as it
-/// happens, as an export tells its own ([`export::Event`](crate::export::Event)).
+/// happens, as an export tells its own ([`export::Event`](crate::jobs::export::Event)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {

@@ -9,7 +9,7 @@
 //!   was in flight at the kill is sent again: safe for reads and idempotent writes; see the README
 //!   for non-idempotent POSTs.)
 //! - **One writer, one job.** The output is claimed for the whole run, by the protocol every
-//!   command shares ([`ownership`](crate::ownership)): a second run on it, of any command, fails at
+//!   command shares ([`ownership`](crate::jobs::ownership)): a second run on it, of any command, fails at
 //!   once ([`JournalProblem::Busy`]). The job file beside it (`out.jsonl.twjob`) records which job
 //!   it belongs to: a resume with another input, format or API is refused before anything is sent
 //!   or changed ([`JournalProblem::OtherJob`]), and a file that no batch wrote, or that was changed
@@ -57,7 +57,6 @@ mod report;
 mod run;
 mod work;
 
-pub(crate) use journal::KeySet;
 pub use report::{BatchProgress, BatchReport, Event, StopReason};
 pub use run::run;
 

@@ -18,12 +18,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Runs a batch from `input` to `output`, calling `exec` for each valid record and `on_event` as
-/// it goes (as [`export::run`](crate::export::run) does); see the [module
+/// it goes (as [`export::run`](crate::jobs::export::run) does); see the [module
 /// documentation](super) for what it guarantees.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), tokenwarden::batch::BatchError> {
-/// use tokenwarden::batch::{self, BatchOptions, BatchProgress, Input, Outcome};
+/// # async fn run() -> Result<(), tokenwarden::jobs::batch::BatchError> {
+/// use tokenwarden::jobs::batch::{self, BatchOptions, BatchProgress, Input, Outcome};
 /// let progress = BatchProgress::default();
 /// let base = url::Url::parse("https://api.mypurecloud.ie").unwrap();
 /// let report = batch::run(

@@ -11,7 +11,7 @@
 //! bytes is not.
 
 use super::InputFormat;
-use crate::ownership::Fingerprint;
+use crate::jobs::ownership::Fingerprint;
 use sha2::{Digest as _, Sha256};
 use url::Url;
 

@@ -22,7 +22,7 @@ const CHUNK: usize = 256 * 1024;
 /// Where a batch reads its records from.
 ///
 /// ```
-/// use tokenwarden::batch::Input;
+/// use tokenwarden::jobs::batch::Input;
 /// assert_eq!(Input::from_arg("-"), Input::Stdin);
 /// assert_eq!(Input::from_arg("ids.txt"), Input::Path("ids.txt".into()));
 /// ```

@@ -14,7 +14,7 @@ pub const MIN_FAILURE_SAMPLE: u64 = 100;
 /// resumed job starts afresh.
 ///
 /// ```
-/// use tokenwarden::batch::FailureLimit;
+/// use tokenwarden::jobs::batch::FailureLimit;
 /// assert_eq!("25".parse::<FailureLimit>(), Ok(FailureLimit::Count(25)));
 /// assert_eq!("5%".parse::<FailureLimit>(), Ok(FailureLimit::Percent(5.0)));
 /// assert!("lots".parse::<FailureLimit>().is_err());

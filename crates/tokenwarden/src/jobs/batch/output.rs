@@ -2,7 +2,7 @@
 //! its owner.
 //!
 //! - **One writer, whatever the command.** The run takes the output's claim (see
-//!   [`ownership`](crate::ownership): the lock file `out.jsonl.twlock`, shared with `paginate` and
+//!   [`ownership`](crate::jobs::ownership): the lock file `out.jsonl.twlock`, shared with `paginate` and
 //!   `export`) for its whole duration; a second run on the same output fails at once with
 //!   [`JournalProblem::Busy`] and touches nothing. The lock dies with the process, so a `kill -9`
 //!   never leaves a stale lock behind.
@@ -24,7 +24,7 @@
 use super::error::{BatchError, IoOp};
 use super::job::JobIdentity;
 use crate::fs::{self, Access};
-use crate::ownership::{self, Claim, ClaimError, Fingerprint, JOB_SUFFIX, Writer};
+use crate::jobs::ownership::{self, Claim, ClaimError, Fingerprint, JOB_SUFFIX, Writer};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
@@ -481,7 +481,7 @@ fn check_journal(path: &Path) -> Result<(), BatchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::InputFormat;
+    use crate::jobs::batch::InputFormat;
 
     fn identity() -> JobIdentity {
         JobIdentity::new(

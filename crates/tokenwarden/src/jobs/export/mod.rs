@@ -54,8 +54,8 @@ pub use journal::resumable_after_stop;
 pub use options::{Destination, ExportOptions, Format, Mode, Source};
 pub use report::{Event, Report};
 
-use super::{MAX_SLICE, Page, Position, cursor_pages, numbered_pages, query_pages};
 use crate::client::ApiClient;
+use crate::paginate::{MAX_SLICE, Page, Position, cursor_pages, numbered_pages, query_pages};
 use futures::stream::BoxStream;
 use futures::{StreamExt as _, TryStreamExt as _};
 use journal::{Found, Paths, Phase, State, Want};
@@ -67,8 +67,8 @@ use slices::{JobRun, conversations};
 /// goes.
 ///
 /// ```no_run
-/// # async fn run(client: tokenwarden::ApiClient) -> Result<(), tokenwarden::export::ExportError> {
-/// use tokenwarden::export::{self, Destination, ExportOptions, Format, Mode, Source};
+/// # async fn run(client: tokenwarden::ApiClient) -> Result<(), tokenwarden::jobs::export::ExportError> {
+/// use tokenwarden::jobs::export::{self, Destination, ExportOptions, Format, Mode, Source};
 /// let source = Source::Pages { path: "/api/v2/users?pageSize=100".into() };
 /// let report = export::run(
 ///     &client,

@@ -3,7 +3,7 @@
 //! where the listing continues.
 //!
 //! Every file is created 0600 (the organisation's data, read by its owner only). The output is
-//! claimed for the whole run by the protocol every command shares ([`crate::ownership`]), so a
+//! claimed for the whole run by the protocol every command shares ([`crate::jobs::ownership`]), so a
 //! second run on it, of any command (a batch too), is refused instead of interleaving; a run that
 //! replaces the output removes a batch's job file with it, and a resume refuses an output that a
 //! batch keeps, or whose data file is not the one the state describes (its fingerprint).
@@ -13,7 +13,7 @@
 
 use super::ExportError;
 use crate::fs::{self, Access, OpenError, Untrusted};
-use crate::ownership::{
+use crate::jobs::ownership::{
     self, Claim, ClaimError, Fingerprint, SPOOL_SUFFIX, STATE_SUFFIX, Writer, sidecar,
 };
 use crate::paginate::Position;

@@ -2,9 +2,10 @@
 //! records of other shards passed over and those an earlier run recorded skipped.
 
 use super::input::{Parsed, Parser, Record};
-use super::journal::{KeySet, line_key};
+use super::journal::line_key;
 use super::source::{self, Line};
 use super::{Outcome, Shard};
+use crate::keyset::KeySet;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -3,7 +3,7 @@
 
 use super::journal::{self, Paths, Phase, SliceState, Start, State};
 use super::{Event, ExportError, ExportOptions, Format, Report, csv};
-use crate::ownership;
+use crate::jobs::ownership;
 use crate::paginate::Position;
 use serde_json::Value;
 use std::fs::File;
