@@ -15,7 +15,8 @@
 //! then the medians: the throughput ratio, the latency the agent (and the floor) adds (p50, p99),
 //! their CPU and context switches per request.
 //!
-//! `STAGGER` 1 starts the load loops spread over the first `LATENCY_MS` instead of all at once (by
+//! `OVERHEAD_FLOOR=reqwest` makes the floor forward through a plain `reqwest::Client` instead of
+//! hyper-util's (what reqwest's layers cost). `STAGGER` 1 starts the load loops spread over the first `LATENCY_MS` instead of all at once (by
 //! default they start together, so the requests come in waves of `CONCURRENCY`).
 
 use std::io::{BufRead as _, BufReader};
@@ -234,27 +235,35 @@ async fn agent_role(sim_url: &str) {
     agent.shutdown().await;
 }
 
-/// `overhead floor SIM_URL`: the least a proxy is, on this machine and runtime: a hyper server
-/// (as the agent's) handing each request as it is to a hyper-util client that streams the answer
-/// back; no guard, no token, no scrub. Prints its URL.
-async fn floor_role(sim_url: &str) {
+/// `overhead floor SIM_URL [CLIENT]`: the least a proxy is, on this machine and runtime: a hyper
+/// server (as the agent's) handing each request as it is to a client that streams the answer
+/// back; no guard, no token, no scrub. `CLIENT` is `hyper` (hyper-util's legacy client, the
+/// default) or `reqwest` (what the agent's hop goes through: the difference is reqwest's layers).
+/// Prints its URL.
+async fn floor_role(sim_url: &str, with: &str) {
     use http_body_util::BodyExt as _;
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::{TokioExecutor, TokioIo};
+    type Boxed = http_body_util::combinators::BoxBody<
+        bytes::Bytes,
+        Box<dyn std::error::Error + Send + Sync>,
+    >;
     let upstream: http::Uri = sim_url.parse().unwrap();
     let authority = upstream.authority().unwrap().clone();
-    let client: Client<_, hyper::body::Incoming> =
+    let hyper: Client<_, hyper::body::Incoming> =
         Client::builder(TokioExecutor::new()).build_http();
+    let reqwest = (with == "reqwest").then(reqwest::Client::new);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     println!("http://{}", listener.local_addr().unwrap());
     let serve = async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             let _ = stream.set_nodelay(true);
-            let (client, authority) = (client.clone(), authority.clone());
+            let (hyper, reqwest, authority) = (hyper.clone(), reqwest.clone(), authority.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: http::Request<_>| {
-                    let (client, authority) = (client.clone(), authority.clone());
+                    let (hyper, reqwest, authority) =
+                        (hyper.clone(), reqwest.clone(), authority.clone());
                     async move {
                         let (mut parts, body) = req.into_parts();
                         let mut uri = parts.uri.into_parts();
@@ -262,11 +271,22 @@ async fn floor_role(sim_url: &str) {
                         uri.authority = Some(authority);
                         parts.uri = http::Uri::from_parts(uri).unwrap();
                         parts.headers.remove(http::header::HOST);
-                        let answer = client
-                            .request(http::Request::from_parts(parts, body))
-                            .await
-                            .unwrap();
-                        Ok::<_, std::convert::Infallible>(answer.map(|b| b.boxed()))
+                        let answer: http::Response<Boxed> = match reqwest {
+                            None => hyper
+                                .request(http::Request::from_parts(parts, body))
+                                .await
+                                .unwrap()
+                                .map(|b| b.map_err(|e| e.into()).boxed()),
+                            Some(client) => {
+                                let body = body.collect().await.unwrap().to_bytes();
+                                let req = http::Request::from_parts(parts, body);
+                                let req = reqwest::Request::try_from(req).unwrap();
+                                let answer = client.execute(req).await.unwrap();
+                                http::Response::from(answer)
+                                    .map(|b| b.map_err(|e| e.into()).boxed())
+                            }
+                        };
+                        Ok::<_, std::convert::Infallible>(answer)
                     }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -294,7 +314,10 @@ async fn main() {
     match args.first().map(String::as_str) {
         Some("sim") => return sim_role(args[1].parse().unwrap()).await,
         Some("agent") => return agent_role(&args[1]).await,
-        Some("floor") => return floor_role(&args[1]).await,
+        Some("floor") => {
+            let with = args.get(2).map_or("hyper", String::as_str);
+            return floor_role(&args[1], with).await;
+        }
         _ => {}
     }
     let args: Vec<usize> = args.iter().map(|a| a.parse().expect("numbers")).collect();
@@ -310,7 +333,8 @@ async fn main() {
     let sim = Role::start(&["sim", &latency_ms.to_string()], &[]);
     let key = AgentKey::generate();
     let agent = Role::start(&["agent", &sim.url], &[(KEY_ENV, key.expose())]);
-    let floor = Role::start(&["floor", &sim.url], &[]);
+    let floor_client = std::env::var("OVERHEAD_FLOOR").unwrap_or_else(|_| "hyper".into());
+    let floor = Role::start(&["floor", &sim.url, &floor_client], &[]);
     let http = load_client(concurrency);
     let through_agent = load_client(concurrency);
     let through_floor = load_client(concurrency);
@@ -339,7 +363,7 @@ async fn main() {
     }
 
     println!(
-        "{requests} requests a round, concurrency {concurrency}, server latency {latency_ms} ms, {rounds} rounds of each path (direct, agent, floor), interleaved, loops started {}; four processes",
+        "{requests} requests a round, concurrency {concurrency}, server latency {latency_ms} ms, {rounds} rounds of each path (direct, agent, floor), interleaved, loops started {}; four processes (the floor over {floor_client})",
         match stagger.is_zero() {
             true => "together".to_string(),
             false => format!("{} µs apart", stagger.as_micros()),
