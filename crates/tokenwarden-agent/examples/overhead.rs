@@ -1,16 +1,23 @@
-//! Run: cargo run --release -p tokenwarden-agent --all-features --example overhead [-- REQUESTS CONCURRENCY LATENCY_MS ROUNDS]
+//! Run: cargo run --release -p tokenwarden-agent --all-features --example overhead [-- REQUESTS CONCURRENCY LATENCY_MS ROUNDS [STAGGER]]
 //!
 //! What the agent costs: the same requests (default 8,000 `GET /api/v2/users/{id}` at concurrency
 //! 32, the simulator answering after 20 ms) sent by a plain HTTP client straight to the simulator
 //! with the real token, then through the agent with the key, in interleaved rounds (default 5 of
 //! each: direct, agent, direct, agent...).
 //!
-//! The load generator, the simulator and the agent are three processes (this program runs itself
-//! again as `overhead sim LATENCY_MS` and `overhead agent SIM_URL`), so that none of them takes
-//! its CPU from another's runtime; each round reads the CPU time of each process from /proc, which
-//! gives the agent's own CPU per request, and the context switches of the agent's threads. Both
-//! paths use one client configuration. Prints each round, then the medians: the throughput ratio,
-//! the latency the agent adds (p50, p99), its CPU and context switches per request.
+//! The load generator, the simulator, the agent and a floor are four processes (this program runs
+//! itself again as `overhead sim LATENCY_MS`, `overhead agent SIM_URL` and `overhead floor
+//! SIM_URL`), so that none of them takes its CPU from another's runtime; each round reads the CPU
+//! time of each process from /proc, which gives the agent's own CPU per request, and the context
+//! switches of the agent's threads. The floor is the least a proxy can be on this machine: a
+//! hyper server passing each request as it is to a hyper-util client (no guard, no token, no
+//! scrub), driven with the real token. All paths use one client configuration. Prints each round,
+//! then the medians: the throughput ratio, the latency the agent (and the floor) adds (p50, p99),
+//! their CPU and context switches per request.
+//!
+//! `OVERHEAD_FLOOR=reqwest` makes the floor forward through a plain `reqwest::Client` instead of
+//! hyper-util's (what reqwest's layers cost). `STAGGER` 1 starts the load loops spread over the first `LATENCY_MS` instead of all at once (by
+//! default they start together, so the requests come in waves of `CONCURRENCY`).
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -50,14 +57,17 @@ async fn drive(
     bearer: &str,
     requests: usize,
     concurrency: usize,
+    stagger: Duration,
 ) -> Run {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
+    for n in 0..concurrency {
         let (http, next) = (http.clone(), Arc::clone(&next));
         let (base, bearer) = (base.to_string(), bearer.to_string());
+        let start = tokio::time::Instant::from_std(started) + stagger * n as u32;
         tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(start).await;
             let mut latencies = Vec::new();
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -225,12 +235,89 @@ async fn agent_role(sim_url: &str) {
     agent.shutdown().await;
 }
 
+/// `overhead floor SIM_URL [CLIENT]`: the least a proxy is, on this machine and runtime: a hyper
+/// server (as the agent's) handing each request as it is to a client that streams the answer
+/// back; no guard, no token, no scrub. `CLIENT` is `hyper` (hyper-util's legacy client, the
+/// default) or `reqwest` (what the agent's hop goes through: the difference is reqwest's layers).
+/// Prints its URL.
+async fn floor_role(sim_url: &str, with: &str) {
+    use http_body_util::BodyExt as _;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    type Boxed = http_body_util::combinators::BoxBody<
+        bytes::Bytes,
+        Box<dyn std::error::Error + Send + Sync>,
+    >;
+    let upstream: http::Uri = sim_url.parse().unwrap();
+    let authority = upstream.authority().unwrap().clone();
+    let hyper: Client<_, hyper::body::Incoming> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let reqwest = (with == "reqwest").then(reqwest::Client::new);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("http://{}", listener.local_addr().unwrap());
+    let serve = async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let _ = stream.set_nodelay(true);
+            let (hyper, reqwest, authority) = (hyper.clone(), reqwest.clone(), authority.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: http::Request<_>| {
+                    let (hyper, reqwest, authority) =
+                        (hyper.clone(), reqwest.clone(), authority.clone());
+                    async move {
+                        let (mut parts, body) = req.into_parts();
+                        let mut uri = parts.uri.into_parts();
+                        uri.scheme = Some(http::uri::Scheme::HTTP);
+                        uri.authority = Some(authority);
+                        parts.uri = http::Uri::from_parts(uri).unwrap();
+                        parts.headers.remove(http::header::HOST);
+                        let answer: http::Response<Boxed> = match reqwest {
+                            None => hyper
+                                .request(http::Request::from_parts(parts, body))
+                                .await
+                                .unwrap()
+                                .map(|b| b.map_err(|e| e.into()).boxed()),
+                            Some(client) => {
+                                let body = body.collect().await.unwrap().to_bytes();
+                                let req = http::Request::from_parts(parts, body);
+                                let req = reqwest::Request::try_from(req).unwrap();
+                                let answer = client.execute(req).await.unwrap();
+                                http::Response::from(answer)
+                                    .map(|b| b.map_err(|e| e.into()).boxed())
+                            }
+                        };
+                        Ok::<_, std::convert::Infallible>(answer)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    };
+    tokio::select! {
+        _ = serve => {}
+        _ = until_stdin_closes() => {}
+    }
+}
+
+/// One path's numbers in a round.
+struct Path {
+    run: Run,
+    cpu_us: f64,
+    switches: f64,
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("sim") => return sim_role(args[1].parse().unwrap()).await,
         Some("agent") => return agent_role(&args[1]).await,
+        Some("floor") => {
+            let with = args.get(2).map_or("hyper", String::as_str);
+            return floor_role(&args[1], with).await;
+        }
         _ => {}
     }
     let args: Vec<usize> = args.iter().map(|a| a.parse().expect("numbers")).collect();
@@ -238,12 +325,19 @@ async fn main() {
     let concurrency = args.get(1).copied().unwrap_or(32);
     let latency_ms = args.get(2).copied().unwrap_or(20);
     let rounds = args.get(3).copied().unwrap_or(5);
+    let stagger = match args.get(4).copied().unwrap_or(0) {
+        0 => Duration::ZERO,
+        _ => Duration::from_millis(latency_ms as u64) / concurrency as u32,
+    };
 
     let sim = Role::start(&["sim", &latency_ms.to_string()], &[]);
     let key = AgentKey::generate();
     let agent = Role::start(&["agent", &sim.url], &[(KEY_ENV, key.expose())]);
+    let floor_client = std::env::var("OVERHEAD_FLOOR").unwrap_or_else(|_| "hyper".into());
+    let floor = Role::start(&["floor", &sim.url, &floor_client], &[]);
     let http = load_client(concurrency);
     let through_agent = load_client(concurrency);
+    let through_floor = load_client(concurrency);
     // The real token, as a script holding it would get it: from the agent's `GET /token`.
     let token: serde_json::Value = http
         .get(format!("{}/token", agent.url))
@@ -255,68 +349,105 @@ async fn main() {
         .await
         .unwrap();
     let real = token["access_token"].as_str().unwrap().to_string();
+    // Each path: its client, its base, the credential it is given, and the process that serves
+    // it (whose CPU and context switches are its cost).
+    let paths = [
+        (&http, &sim.url, real.as_str(), None),
+        (&through_agent, &agent.url, key.expose(), Some(agent.pid())),
+        (&through_floor, &floor.url, real.as_str(), Some(floor.pid())),
+    ];
 
-    // A warm-up of both paths (connections, the agent's pool), not measured.
-    drive(&http, &sim.url, &real, 500, concurrency).await;
-    drive(&through_agent, &agent.url, key.expose(), 500, concurrency).await;
+    // A warm-up of every path (connections, the proxies' pools), not measured.
+    for (client, base, bearer, _) in &paths {
+        drive(client, base, bearer, 500, concurrency, stagger).await;
+    }
 
     println!(
-        "{requests} requests a round, concurrency {concurrency}, server latency {latency_ms} ms, {rounds} rounds of each path, interleaved; three processes"
+        "{requests} requests a round, concurrency {concurrency}, server latency {latency_ms} ms, {rounds} rounds of each path (direct, agent, floor), interleaved, loops started {}; four processes (the floor over {floor_client})",
+        match stagger.is_zero() {
+            true => "together".to_string(),
+            false => format!("{} µs apart", stagger.as_micros()),
+        }
     );
     println!(
-        "| round | direct req/s | agent req/s | ratio | direct p50 / p99 ms | agent p50 / p99 ms | added p50 | added p99 | agent CPU µs/req | agent context switches/req | simulator CPU µs/req (direct / agent) | client CPU µs/req (direct / agent) |"
+        "| round | direct req/s | agent req/s | ratio | direct p50 / p99 ms | agent p50 / p99 ms | added p50 | added p99 | agent CPU µs/req | agent context switches/req | floor added p50 / p99 | floor CPU µs/req | floor switches/req | simulator CPU µs/req (direct / agent) | client CPU µs/req (direct / agent) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let me = std::process::id().to_string();
     let (mut ratios, mut added50, mut added99) = (vec![], vec![], vec![]);
     let (mut agent_cpu, mut agent_switches) = (vec![], vec![]);
+    let (mut floor50, mut floor99, mut floor_cpu, mut floor_switches) =
+        (vec![], vec![], vec![], vec![]);
     let per = |d: Duration| d.as_secs_f64() * 1e6 / requests as f64;
     for round in 1..=rounds {
-        let (s0, c0) = (cpu(&sim.pid()), cpu(&me));
-        let direct = drive(&http, &sim.url, &real, requests, concurrency).await;
-        let (s1, c1, a1) = (cpu(&sim.pid()), cpu(&me), cpu(&agent.pid()));
-        let w1 = switches(&agent.pid());
-        let through = drive(
-            &through_agent,
-            &agent.url,
-            key.expose(),
-            requests,
-            concurrency,
-        )
-        .await;
-        let (s2, c2, a2) = (cpu(&sim.pid()), cpu(&me), cpu(&agent.pid()));
-        let w = (switches(&agent.pid()) - w1) as f64 / requests as f64;
-        let ratio = through.throughput() / direct.throughput();
-        let a50 = ms(through.percentile(0.5)) - ms(direct.percentile(0.5));
-        let a99 = ms(through.percentile(0.99)) - ms(direct.percentile(0.99));
+        let mut sim_cpu = vec![];
+        let mut client_cpu = vec![];
+        let mut measured = vec![];
+        for (client, base, bearer, server) in paths.iter().cloned() {
+            let (s0, c0) = (cpu(&sim.pid()), cpu(&me));
+            let p0 = server.as_deref().map(|p| (cpu(p), switches(p)));
+            let run = drive(client, base, bearer, requests, concurrency, stagger).await;
+            let (s1, c1) = (cpu(&sim.pid()), cpu(&me));
+            let (cpu_us, w) = match (server.as_deref(), p0) {
+                (Some(p), Some((a0, w0))) => (
+                    per(cpu(p) - a0),
+                    (switches(p) - w0) as f64 / requests as f64,
+                ),
+                _ => (0.0, 0.0),
+            };
+            sim_cpu.push(per(s1 - s0));
+            client_cpu.push(per(c1 - c0));
+            measured.push(Path {
+                run,
+                cpu_us,
+                switches: w,
+            });
+        }
+        let [direct, through, floored] = <[Path; 3]>::try_from(measured).ok().unwrap();
+        let added = |p: &Path, q: f64| ms(p.run.percentile(q)) - ms(direct.run.percentile(q));
+        let ratio = through.run.throughput() / direct.run.throughput();
+        let (a50, a99) = (added(&through, 0.5), added(&through, 0.99));
+        let (f50, f99) = (added(&floored, 0.5), added(&floored, 0.99));
         println!(
-            "| {round} | {:.0} | {:.0} | {ratio:.3} | {:.2} / {:.2} | {:.2} / {:.2} | {a50:.2} ms | {a99:.2} ms | {:.0} | {w:.2} | {:.0} / {:.0} | {:.0} / {:.0} |",
-            direct.throughput(),
-            through.throughput(),
-            ms(direct.percentile(0.5)),
-            ms(direct.percentile(0.99)),
-            ms(through.percentile(0.5)),
-            ms(through.percentile(0.99)),
-            per(a2 - a1),
-            per(s1 - s0),
-            per(s2 - s1),
-            per(c1 - c0),
-            per(c2 - c1),
+            "| {round} | {:.0} | {:.0} | {ratio:.3} | {:.2} / {:.2} | {:.2} / {:.2} | {a50:.2} ms | {a99:.2} ms | {:.0} | {:.2} | {f50:.2} / {f99:.2} ms | {:.0} | {:.2} | {:.0} / {:.0} | {:.0} / {:.0} |",
+            direct.run.throughput(),
+            through.run.throughput(),
+            ms(direct.run.percentile(0.5)),
+            ms(direct.run.percentile(0.99)),
+            ms(through.run.percentile(0.5)),
+            ms(through.run.percentile(0.99)),
+            through.cpu_us,
+            through.switches,
+            floored.cpu_us,
+            floored.switches,
+            sim_cpu[0],
+            sim_cpu[1],
+            client_cpu[0],
+            client_cpu[1],
         );
         ratios.push(ratio);
         added50.push(a50);
         added99.push(a99);
-        agent_cpu.push(per(a2 - a1));
-        agent_switches.push(w);
+        agent_cpu.push(through.cpu_us);
+        agent_switches.push(through.switches);
+        floor50.push(f50);
+        floor99.push(f99);
+        floor_cpu.push(floored.cpu_us);
+        floor_switches.push(floored.switches);
     }
     println!(
-        "median of {rounds} rounds: throughput ratio {:.3}; added latency p50 {:.2} ms, p99 {:.2} ms; the agent's CPU {:.0} µs and {:.2} context switches per request",
+        "median of {rounds} rounds: throughput ratio {:.3}; added latency p50 {:.2} ms, p99 {:.2} ms; the agent's CPU {:.0} µs and {:.2} context switches per request; the floor proxy adds p50 {:.2} ms, p99 {:.2} ms, with {:.0} µs CPU and {:.2} context switches per request",
         median(ratios),
         median(added50),
         median(added99),
         median(agent_cpu),
         median(agent_switches),
+        median(floor50),
+        median(floor99),
+        median(floor_cpu),
+        median(floor_switches),
     );
+    floor.stop();
     agent.stop();
     print!("{}", sim.stop());
 }

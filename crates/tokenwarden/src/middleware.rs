@@ -3,21 +3,16 @@
 //! `reqwest_middleware::ClientWithMiddleware`. (Feature `middleware`.) It is an adapter over the
 //! client's own send loop: the rules are the same code.
 
-use crate::client::send::{self, Attempt, Core, Hop, Sent};
+use crate::client::send::{self, Attempt, Core, Hop, Sent, Target};
 use crate::client::{ClientMetrics, RateLimit, pacer::Pacer};
 use crate::clock::Jitter;
 use crate::error::Error;
 use crate::manager::TokenManager;
 use crate::retry::Backoff;
 use crate::token::Bearer;
-use bytes::Bytes;
-use http::{Extensions, HeaderMap, Method, StatusCode};
+use http::Extensions;
 use reqwest_middleware::{Middleware, Next};
 use std::sync::Arc;
-use url::Url;
-
-/// The most of a 401 or 403 body read for its Genesys error code and message.
-const MAX_ERROR_BODY: u64 = 64 * 1024;
 
 /// Marks a `POST` or `PATCH` sent through [`AuthMiddleware`] as safe to replay after a 5xx or a
 /// timeout (it only reads): `client.post(url).with_extension(ReplaySafe)`.
@@ -138,9 +133,11 @@ impl Middleware for AuthMiddleware {
         let recorder = &self.core.recorder;
         recorder.step(crate::observe::Step::Request);
         let attempt = MiddlewareAttempt {
-            method: req.method().clone(),
-            url: req.url().clone(),
-            safe: extensions.get::<ReplaySafe>().is_some(),
+            target: Target {
+                method: req.method().clone(),
+                url: req.url().clone(),
+                replay_safe: extensions.get::<ReplaySafe>().is_some(),
+            },
             template: Some(req),
             next,
             extensions,
@@ -156,9 +153,7 @@ impl Middleware for AuthMiddleware {
 /// The middleware's [`Attempt`]: each attempt is a copy of the request run through the rest of
 /// the chain; a request whose body cannot be copied goes once.
 struct MiddlewareAttempt<'a> {
-    method: Method,
-    url: Url,
-    safe: bool,
+    target: Target,
     /// The request as given, kept for the next attempt (`None` once a streaming body was sent).
     template: Option<reqwest::Request>,
     next: Next<'a>,
@@ -169,16 +164,8 @@ impl Attempt for MiddlewareAttempt<'_> {
     type Answer = reqwest::Response;
     type Error = reqwest_middleware::Error;
 
-    fn method(&self) -> &Method {
-        &self.method
-    }
-
-    fn url(&self) -> &Url {
-        &self.url
-    }
-
-    fn marked_replay_safe(&self) -> bool {
-        self.safe
+    fn target(&self) -> &Target {
+        &self.target
     }
 
     fn can_resend(&self) -> bool {
@@ -192,7 +179,7 @@ impl Attempt for MiddlewareAttempt<'_> {
         let template = self
             .template
             .take()
-            .ok_or_else(|| mw(send::not_replayable(&self.method, &self.url)))?;
+            .ok_or_else(|| mw(send::not_replayable(&self.target.method, &self.target.url)))?;
         // Keep a copy for a retry; a streaming body cannot be copied and goes once.
         let mut attempt = match template.try_clone() {
             Some(copy) => {
@@ -219,8 +206,8 @@ impl Attempt for MiddlewareAttempt<'_> {
                 }
                 let what = format!(
                     "transport error talking to {} {}: {}",
-                    self.method,
-                    crate::error::shown_path(&self.url),
+                    self.target.method,
+                    crate::error::shown_path(&self.target.url),
                     crate::error::chain(&e)
                 );
                 Ok(Sent::Failed {
@@ -231,24 +218,6 @@ impl Attempt for MiddlewareAttempt<'_> {
             }
             Err(other) => Err(other),
         }
-    }
-
-    fn status(answer: &reqwest::Response) -> StatusCode {
-        answer.status()
-    }
-
-    fn headers(answer: &reqwest::Response) -> &HeaderMap {
-        answer.headers()
-    }
-
-    async fn body(answer: reqwest::Response) -> Bytes {
-        crate::transport::http::read_body(answer, MAX_ERROR_BODY)
-            .await
-            .unwrap_or_default()
-    }
-
-    fn describe(answer: &reqwest::Response) -> String {
-        format!("HTTP {}", answer.status().as_u16())
     }
 
     fn redirect(

@@ -3,8 +3,8 @@
 //! back as it arrives, its body unread. What a local proxy in front of the API needs (the
 //! `tokenwarden agent`).
 
-use super::request::{self, Body};
-use super::send::{Attempt, Hop, Sent};
+use super::request::{self, Body, RequestBuilder};
+use super::send::{Attempt, Hop, Sent, Target};
 use super::{ApiClient, Inner, policy};
 use crate::error::{Error, Result, excerpt, shown_path};
 use crate::token::Bearer;
@@ -13,9 +13,6 @@ use http::header::{self, HeaderMap};
 use http::{Method, StatusCode};
 use std::time::Duration;
 use url::Url;
-
-/// The most of a 401 or 403 body read for its Genesys error code before a heal.
-const MAX_ERROR_BODY: u64 = 64 * 1024;
 
 /// A request to forward as it was given, made by [`ApiClient::forward`].
 ///
@@ -31,20 +28,16 @@ const MAX_ERROR_BODY: u64 = 64 * 1024;
 /// The 401, 429, retry and replay rules are the client's own (see [`ApiClient`]).
 #[must_use = "a request does nothing until it is sent"]
 pub struct ForwardRequest {
-    client: ApiClient,
-    method: Method,
-    url: Result<Url>,
-    headers: HeaderMap,
-    body: Option<Body>,
-    timeout: Option<Duration>,
-    replay_safe: bool,
+    /// What is sent: the caller's headers as the request's own, the body, timeout and replay
+    /// mark set through the [`RequestBuilder`](super::RequestBuilder)'s setters.
+    request: RequestBuilder,
 }
 
 impl std::fmt::Debug for ForwardRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ForwardRequest")
-            .field("method", &self.method)
-            .field("path", &self.url.as_ref().map(|u| u.path()).ok())
+            .field("method", &self.request.method)
+            .field("path", &self.request.url.as_ref().map(|u| u.path()).ok())
             .finish_non_exhaustive()
     }
 }
@@ -73,13 +66,7 @@ impl ApiClient {
             ))),
         };
         ForwardRequest {
-            client: self.clone(),
-            method,
-            url,
-            headers: HeaderMap::new(),
-            body: None,
-            timeout: None,
-            replay_safe: false,
+            request: RequestBuilder::bare(self.clone(), method, url),
         }
     }
 }
@@ -92,60 +79,65 @@ impl ForwardRequest {
         headers.remove(header::AUTHORIZATION);
         // The client states the length of what it sends (bytes), or streams a body as it comes.
         headers.remove(header::CONTENT_LENGTH);
-        self.headers = headers;
+        self.request.caller_headers = headers;
         self
     }
 
     /// A body of bytes: sent again as they are on a retry, a heal or a redirect that keeps it.
-    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
-        self.body = Some(Body::Bytes(body.into()));
-        self
+    pub fn body(self, body: impl Into<Bytes>) -> Self {
+        self.with(|r| r.body(body))
     }
 
     /// A streaming body, sent at most once: if the request would have to be sent again (a 401, a
     /// retry, a `307`), `send` fails with [`Error::NotReplayable`] instead (after a 401, the
     /// refused token has been replaced all the same, so sending the request again works).
-    pub fn body_stream(mut self, body: reqwest::Body) -> Self {
-        self.body = Some(Body::of(body));
-        self
+    pub fn body_stream(self, body: reqwest::Body) -> Self {
+        self.with(|r| r.body_stream(body))
     }
 
     /// Marks a `POST` or `PATCH` as safe to send again after a 5xx or a timeout, as
     /// [`RequestBuilder::replay_safe`](super::RequestBuilder::replay_safe).
     pub fn replay_safe(mut self, safe: bool) -> Self {
-        self.replay_safe = safe;
+        self.request.replay_safe = safe;
         self
     }
 
     /// The timeout of each attempt, reading the whole answer included (default: the client's
     /// request timeout).
-    pub fn timeout(mut self, d: Duration) -> Self {
-        self.timeout = Some(d);
-        self
+    pub fn timeout(self, d: Duration) -> Self {
+        self.with(|r| r.timeout(d))
+    }
+
+    /// The request, with one of the [`RequestBuilder`]'s setters applied.
+    fn with(self, set: impl FnOnce(RequestBuilder) -> RequestBuilder) -> Self {
+        Self {
+            request: set(self.request),
+        }
     }
 
     /// Sends the request through the client's send loop and hands back the answer with its body
     /// unread.
     ///
     /// # Errors
-    /// - The path leads off the API's origin: [`Error::Config`].
-    /// - A fresh token refused again: [`Error::Unauthorized`].
-    /// - No answer at all after the retries: [`Error::RetriesExhausted`]; a transport failure
-    ///   that may not be retried: [`Error::Transport`].
-    /// - A streaming body would have to be sent again: [`Error::NotReplayable`].
-    /// - Too many redirects, or an unusable `Location`: [`Error::Redirect`].
-    /// - Token errors, as [`TokenManager::bearer`](crate::TokenManager::bearer).
+    /// Those of [`RequestBuilder::send`](super::RequestBuilder::send) that are not about an
+    /// answer: every answer is handed back (a 403, the last 429 or 5xx when the retries ran out,
+    /// a redirect to another origin, unfollowed), its body unread, so [`Error::Forbidden`] and
+    /// [`Error::ResponseTooLarge`] never come, and [`Error::RetriesExhausted`] only when no
+    /// answer came at all. A path that leads off the API's origin is an [`Error::Config`].
     pub async fn send(self) -> Result<ForwardResponse> {
-        let client = self.client.clone();
+        let r = self.request;
+        let client = r.client.clone();
         let inner = &*client.inner;
-        let attempt = self.url.map(|url| ForwardAttempt {
+        let attempt = r.url.map(|url| ForwardAttempt {
             inner,
-            method: self.method,
-            url,
-            headers: self.headers,
-            body: self.body,
-            timeout: self.timeout.unwrap_or(inner.request_timeout),
-            replay_safe: self.replay_safe,
+            target: Target {
+                method: r.method,
+                url,
+                replay_safe: r.replay_safe,
+            },
+            headers: r.caller_headers,
+            body: r.body,
+            timeout: r.timeout.unwrap_or(inner.request_timeout),
         });
         let response = request::send_counted(inner, attempt).await?;
         Ok(ForwardResponse { response })
@@ -183,28 +175,18 @@ impl ForwardResponse {
 /// The forwarding [`Attempt`]: the caller's headers and body, the answer unread.
 struct ForwardAttempt<'c> {
     inner: &'c Inner,
-    method: Method,
-    url: Url,
+    target: Target,
     headers: HeaderMap,
     body: Option<Body>,
     timeout: Duration,
-    replay_safe: bool,
 }
 
 impl Attempt for ForwardAttempt<'_> {
     type Answer = reqwest::Response;
     type Error = Error;
 
-    fn method(&self) -> &Method {
-        &self.method
-    }
-
-    fn url(&self) -> &Url {
-        &self.url
-    }
-
-    fn marked_replay_safe(&self) -> bool {
-        self.replay_safe
+    fn target(&self) -> &Target {
+        &self.target
     }
 
     fn can_resend(&self) -> bool {
@@ -217,54 +199,37 @@ impl Attempt for ForwardAttempt<'_> {
 
     async fn send(&mut self, bearer: Option<&Bearer>) -> Result<Sent<reqwest::Response, Error>> {
         let req = request::build(
-            &self.method,
-            &self.url,
+            &self.target.method,
+            &self.target.url,
             self.headers.clone(),
             bearer,
             &mut self.body,
             self.timeout,
         )?;
-        let target = (&self.method, &self.url);
+        let target = (&self.target.method, &self.target.url);
         Ok(
-            match request::execute(self.inner, req, target, || shown_path(&self.url)).await? {
+            match request::execute(self.inner, req, target, || shown_path(&self.target.url)).await?
+            {
                 Ok(resp) => Sent::Answer(resp),
                 Err(failed) => failed,
             },
         )
     }
 
-    fn status(answer: &reqwest::Response) -> StatusCode {
-        answer.status()
-    }
-
-    fn headers(answer: &reqwest::Response) -> &HeaderMap {
-        answer.headers()
-    }
-
-    async fn body(answer: reqwest::Response) -> Bytes {
-        crate::transport::http::read_body(answer, MAX_ERROR_BODY)
-            .await
-            .unwrap_or_default()
-    }
-
-    fn describe(answer: &reqwest::Response) -> String {
-        format!("HTTP {}", answer.status().as_u16())
-    }
-
     fn redirect(&mut self, answer: reqwest::Response, hop: u32) -> Result<Hop<reqwest::Response>> {
-        let Some(next) = same_origin_target(&answer, &self.url) else {
+        let Some(next) = same_origin_target(&answer, &self.target.url) else {
             // No usable Location, or one elsewhere: the caller gets the answer as it is.
             return Ok(Hop::Return(answer));
         };
         if hop > self.inner.max_redirects {
             return Err(Error::Redirect {
-                method: self.method.to_string(),
-                path: shown_path(&self.url),
+                method: self.target.method.to_string(),
+                path: shown_path(&self.target.url),
                 target: None,
                 detail: format!("more than {} redirects", self.inner.max_redirects),
             });
         }
-        let (next_method, keep_body) = policy::redirected(answer.status(), &self.method);
+        let (next_method, keep_body) = policy::redirected(answer.status(), &self.target.method);
         if keep_body && !self.can_resend() {
             return Ok(Hop::Return(answer));
         }
@@ -274,12 +239,12 @@ impl Attempt for ForwardAttempt<'_> {
             self.headers.remove(header::TRANSFER_ENCODING);
         }
         tracing::debug!(
-            from = self.url.path(),
+            from = self.target.url.path(),
             to = next.path(),
             "following redirect"
         );
-        self.method = next_method;
-        self.url = next;
+        self.target.method = next_method;
+        self.target.url = next;
         Ok(Hop::Followed)
     }
 

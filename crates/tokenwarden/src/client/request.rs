@@ -1,7 +1,7 @@
 //! One request: how it is built, and how one attempt of it is sent (the [`Attempt`] adapter of
 //! the client; the loop around it is in `send.rs`).
 
-use super::send::{self, Attempt, Hop, Sent};
+use super::send::{self, Answer, Attempt, Hop, Sent, Target};
 use super::{ApiClient, ApiResponse, Inner, policy};
 use crate::error::{Error, Result, body_excerpt, excerpt, shown_path};
 use crate::token::Bearer;
@@ -19,16 +19,17 @@ use url::Url;
 /// fails with [`Error::NotReplayable`] instead.
 #[must_use = "a request does nothing until it is sent"]
 pub struct RequestBuilder {
-    client: ApiClient,
-    method: Method,
-    url: Result<Url>,
+    pub(super) client: ApiClient,
+    pub(super) method: Method,
+    pub(super) url: Result<Url>,
     /// The client's own headers (`Accept`, the `Content-Type` of a JSON body).
     own_headers: HeaderMap,
     /// Headers set with [`header`](Self::header): they never follow a redirect to another origin.
-    caller_headers: HeaderMap,
-    body: Option<Body>,
-    timeout: Option<Duration>,
-    replay_safe: bool,
+    /// A forwarded request's headers, all of them.
+    pub(super) caller_headers: HeaderMap,
+    pub(super) body: Option<Body>,
+    pub(super) timeout: Option<Duration>,
+    pub(super) replay_safe: bool,
     hand_back_answers: bool,
 }
 
@@ -146,13 +147,21 @@ pub(super) async fn send_counted<A: Attempt<Error = Error>>(
 impl RequestBuilder {
     pub(super) fn new(client: ApiClient, method: Method, path_or_url: &str) -> Self {
         let url = client.resolve(path_or_url);
-        let mut own_headers = HeaderMap::new();
-        own_headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        let mut request = Self::bare(client, method, url);
+        request
+            .own_headers
+            .insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        request
+    }
+
+    /// A request to `url` with no header of the client's own (what a forwarded request starts
+    /// as).
+    pub(super) fn bare(client: ApiClient, method: Method, url: Result<Url>) -> Self {
         Self {
             client,
             method,
             url,
-            own_headers,
+            own_headers: HeaderMap::new(),
             caller_headers: HeaderMap::new(),
             body: None,
             timeout: None,
@@ -280,13 +289,15 @@ impl RequestBuilder {
     fn into_attempt(self, inner: &Inner) -> Result<ClientAttempt<'_>> {
         Ok(ClientAttempt {
             inner,
-            url: self.url?,
-            method: self.method,
+            target: Target {
+                url: self.url?,
+                method: self.method,
+                replay_safe: self.replay_safe,
+            },
             own_headers: self.own_headers,
             caller_headers: self.caller_headers,
             body: self.body,
             timeout: self.timeout.unwrap_or(inner.request_timeout),
-            replay_safe: self.replay_safe,
             hand_back_answers: self.hand_back_answers,
         })
     }
@@ -296,13 +307,11 @@ impl RequestBuilder {
 /// the size limit), and follows redirects itself, deciding what may go where.
 struct ClientAttempt<'c> {
     inner: &'c Inner,
-    method: Method,
-    url: Url,
+    target: Target,
     own_headers: HeaderMap,
     caller_headers: HeaderMap,
     body: Option<Body>,
     timeout: Duration,
-    replay_safe: bool,
     hand_back_answers: bool,
 }
 
@@ -310,16 +319,8 @@ impl Attempt for ClientAttempt<'_> {
     type Answer = ApiResponse;
     type Error = Error;
 
-    fn method(&self) -> &Method {
-        &self.method
-    }
-
-    fn url(&self) -> &Url {
-        &self.url
-    }
-
-    fn marked_replay_safe(&self) -> bool {
-        self.replay_safe
+    fn target(&self) -> &Target {
+        &self.target
     }
 
     fn can_resend(&self) -> bool {
@@ -333,68 +334,48 @@ impl Attempt for ClientAttempt<'_> {
     async fn send(&mut self, bearer: Option<&Bearer>) -> Result<Sent<ApiResponse, Error>> {
         let inner = self.inner;
         // The base was checked when the client was built; a target elsewhere is checked here.
-        if !policy::same_origin(&self.url, &inner.core.origin) {
-            inner.proxies.check(&self.url)?;
+        if !policy::same_origin(&self.target.url, &inner.core.origin) {
+            inner.proxies.check(&self.target.url)?;
         }
         let mut headers = self.own_headers.clone();
         headers.extend(self.caller_headers.clone());
         let req = build(
-            &self.method,
-            &self.url,
+            &self.target.method,
+            &self.target.url,
             headers,
             bearer,
             &mut self.body,
             self.timeout,
         )?;
-        let resp = match execute(inner, req, (&self.method, &self.url), || {
-            host_path(&self.url)
+        let resp = match execute(inner, req, (&self.target.method, &self.target.url), || {
+            host_path(&self.target.url)
         })
         .await?
         {
             Ok(resp) => resp,
             Err(failed) => return Ok(failed),
         };
-        let transport = |e| transport_failure(&self.method, host_path(&self.url), e);
+        let transport = |e| transport_failure(&self.target.method, host_path(&self.target.url), e);
         let (status, headers) = (resp.status(), resp.headers().clone());
         let body = match read_body(resp, inner.max_response_bytes).await {
             Ok(body) => body,
             Err(BodyError::Transport(e)) => return Ok(transport(e)),
             Err(BodyError::TooLarge { length }) => {
                 return Err(Error::ResponseTooLarge {
-                    method: self.method.to_string(),
-                    path: shown_path(&self.url),
+                    method: self.target.method.to_string(),
+                    path: shown_path(&self.target.url),
                     limit: inner.max_response_bytes,
                     length,
                 });
             }
         };
         Ok(Sent::Answer(ApiResponse {
-            method: self.method.clone(),
-            url: self.url.clone(),
+            method: self.target.method.clone(),
+            url: self.target.url.clone(),
             status,
             headers,
             body,
         }))
-    }
-
-    fn status(answer: &ApiResponse) -> StatusCode {
-        answer.status
-    }
-
-    fn headers(answer: &ApiResponse) -> &HeaderMap {
-        &answer.headers
-    }
-
-    async fn body(answer: ApiResponse) -> Bytes {
-        answer.body
-    }
-
-    fn describe(answer: &ApiResponse) -> String {
-        format!(
-            "HTTP {}: {}",
-            answer.status.as_u16(),
-            body_excerpt(&answer.body, 200)
-        )
     }
 
     fn redirect(&mut self, answer: ApiResponse, hop: u32) -> Result<Hop<ApiResponse>> {
@@ -402,19 +383,19 @@ impl Attempt for ClientAttempt<'_> {
         let Some(next) = follow(&answer, hop, inner.max_redirects)? else {
             return Ok(Hop::Return(answer));
         };
-        let crosses = !policy::same_origin(&next, &self.url);
+        let crosses = !policy::same_origin(&next, &self.target.url);
         if crosses && !inner.follow_cross_origin {
             let target = excerpt(&next.origin().ascii_serialization(), 200);
             return Err(Error::Redirect {
-                method: self.method.to_string(),
-                path: shown_path(&self.url),
+                method: self.target.method.to_string(),
+                path: shown_path(&self.target.url),
                 detail: format!(
                     "the answer redirects to another origin, {target}, which is not followed (allow it with follow_redirects_across_origins)"
                 ),
                 target: Some(target),
             });
         }
-        let (next_method, keep_body) = policy::redirected(answer.status, &self.method);
+        let (next_method, keep_body) = policy::redirected(answer.status, &self.target.method);
         if !keep_body {
             self.body = None;
             for h in [&mut self.own_headers, &mut self.caller_headers] {
@@ -422,25 +403,48 @@ impl Attempt for ClientAttempt<'_> {
                 h.remove(header::CONTENT_LENGTH);
             }
         } else if !self.can_resend() {
-            return Err(send::not_replayable(&self.method, &self.url));
+            return Err(send::not_replayable(&self.target.method, &self.target.url));
         }
         if crosses {
             // What the caller gave for this origin (credentials, cookies, ids) stays with it.
             self.caller_headers.clear();
         }
         tracing::debug!(
-            from = self.url.path(),
+            from = self.target.url.path(),
             to_host = next.host_str().unwrap_or_default(),
             carries_token = policy::may_carry_token(&inner.core.origin, &next),
             "following redirect"
         );
-        self.method = next_method;
-        self.url = next;
+        self.target.method = next_method;
+        self.target.url = next;
         Ok(Hop::Followed)
     }
 
     fn lift(e: Error) -> Error {
         e
+    }
+}
+
+/// An answer read whole.
+impl Answer for ApiResponse {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    async fn error_body(self) -> Bytes {
+        self.body
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "HTTP {}: {}",
+            self.status.as_u16(),
+            body_excerpt(&self.body, 200)
+        )
     }
 }
 

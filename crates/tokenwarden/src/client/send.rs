@@ -86,19 +86,72 @@ pub(crate) enum Hop<A> {
     Return(A),
 }
 
+/// What an attempt goes to: the method and URL (both can change on a redirect), and whether the
+/// request is marked safe to send again after a failure that may have reached the server.
+pub(crate) struct Target {
+    pub(crate) method: Method,
+    pub(crate) url: Url,
+    pub(crate) replay_safe: bool,
+}
+
+/// An HTTP answer as an adapter holds it.
+pub(crate) trait Answer: Send {
+    /// Its status.
+    fn status(&self) -> StatusCode;
+    /// Its headers.
+    fn headers(&self) -> &HeaderMap;
+    /// Its body, for the Genesys error body of a 401 or 403 (the answer is not handed back);
+    /// adapters that read it bound what they read.
+    async fn error_body(self) -> bytes::Bytes;
+    /// A failed answer in words, for logs and [`Error::RetriesExhausted`].
+    fn describe(&self) -> String;
+}
+
+/// The most of an unread answer's 401 or 403 body read for its Genesys error code before a heal.
+const MAX_ERROR_BODY: u64 = 64 * 1024;
+
+/// An answer whose body is still unread (forwarded requests, the middleware).
+impl Answer for reqwest::Response {
+    fn status(&self) -> StatusCode {
+        reqwest::Response::status(self)
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        reqwest::Response::headers(self)
+    }
+
+    async fn error_body(self) -> bytes::Bytes {
+        crate::transport::http::read_body(self, MAX_ERROR_BODY)
+            .await
+            .unwrap_or_default()
+    }
+
+    fn describe(&self) -> String {
+        format!("HTTP {}", reqwest::Response::status(self).as_u16())
+    }
+}
+
 /// One way of sending a request, attempt after attempt.
 pub(crate) trait Attempt {
     /// An answer as the adapter holds it.
-    type Answer: Send;
+    type Answer: Answer;
     /// The error its caller gets.
     type Error: Send;
 
+    /// Where the next attempt goes, and how.
+    fn target(&self) -> &Target;
     /// The request's method (it can change on a redirect).
-    fn method(&self) -> &Method;
+    fn method(&self) -> &Method {
+        &self.target().method
+    }
     /// Where the next attempt goes.
-    fn url(&self) -> &Url;
+    fn url(&self) -> &Url {
+        &self.target().url
+    }
     /// Marked safe to send again after a failure that may have reached the server.
-    fn marked_replay_safe(&self) -> bool;
+    fn marked_replay_safe(&self) -> bool {
+        self.target().replay_safe
+    }
     /// Whether the request can be sent once more (a streaming body can be sent only once).
     fn can_resend(&self) -> bool;
     /// Whether the caller takes every HTTP answer as it is: a 403 handed back instead of
@@ -113,15 +166,6 @@ pub(crate) trait Attempt {
         &mut self,
         bearer: Option<&Bearer>,
     ) -> Result<Sent<Self::Answer, Self::Error>, Self::Error>;
-    /// An answer's status.
-    fn status(answer: &Self::Answer) -> StatusCode;
-    /// An answer's headers.
-    fn headers(answer: &Self::Answer) -> &HeaderMap;
-    /// An answer's body, for the Genesys error body of a 401 or 403 (the answer is not handed
-    /// back); adapters that read it bound what they read.
-    async fn body(answer: Self::Answer) -> bytes::Bytes;
-    /// A failed answer in words, for logs and [`Error::RetriesExhausted`].
-    fn describe(answer: &Self::Answer) -> String;
     /// A 3xx answer: follow it (if the adapter does and may) or hand it back. `hop` counts the
     /// redirects of this request, this one included.
     fn redirect(&mut self, answer: Self::Answer, hop: u32) -> Result<Hop<Self::Answer>, Error>;
@@ -228,7 +272,7 @@ async fn send_until_done<A: Attempt>(
         let sent = a.send(bearer.as_ref()).await?;
         let answered_at = Instant::now();
         let class = match &sent {
-            Sent::Answer(answer) => Class::of_status(A::status(answer).as_u16()),
+            Sent::Answer(answer) => Class::of_status(answer.status().as_u16()),
             Sent::Failed { .. } => Class::Transport,
         };
         ctx.recorder
@@ -246,7 +290,7 @@ async fn send_until_done<A: Attempt>(
             }
             Sent::Answer(answer) => {
                 answered = true;
-                let status = A::status(&answer);
+                let status = answer.status();
                 trail.status = Some(status.as_u16());
                 if heal_pending && status != StatusCode::UNAUTHORIZED {
                     heal_pending = false;
@@ -255,10 +299,7 @@ async fn send_until_done<A: Attempt>(
                 tracing::trace!(method = %a.method(), path = a.url().path(), status = status.as_u16(), "API answer");
                 let retry_after = (status == StatusCode::TOO_MANY_REQUESTS)
                     .then(|| {
-                        crate::retry::retry_after_header(
-                            A::headers(&answer),
-                            crate::clock::wall_now(),
-                        )
+                        crate::retry::retry_after_header(answer.headers(), crate::clock::wall_now())
                     })
                     .flatten();
                 if let Some(turn) = turn {
@@ -266,7 +307,7 @@ async fn send_until_done<A: Attempt>(
                         turn,
                         Instant::now(),
                         status.as_u16(),
-                        A::headers(&answer),
+                        answer.headers(),
                         retry_after,
                         ctx.backoff.max_retry_after,
                     );
@@ -319,7 +360,7 @@ async fn send_until_done<A: Attempt>(
                             generation = rejected.generation(),
                             "API answered 401; refreshing the token and retrying once"
                         );
-                        let body = ErrorBody::parse(&A::body(answer).await);
+                        let body = ErrorBody::parse(&answer.error_body().await);
                         let why = crate::manager::Rejection::from_code(body.code.as_deref());
                         ctx.recorder.token_refused();
                         tokens.rejected_with(rejected, why).await.map_err(A::lift)?;
@@ -330,7 +371,7 @@ async fn send_until_done<A: Attempt>(
                         continue;
                     }
                     Action::Unauthorized => {
-                        let body = ErrorBody::parse(&A::body(answer).await);
+                        let body = ErrorBody::parse(&answer.error_body().await);
                         let e = Error::Unauthorized {
                             method: a.method().to_string(),
                             path: shown_path(a.url()),
@@ -342,7 +383,7 @@ async fn send_until_done<A: Attempt>(
                     }
                     Action::Forbidden if a.hands_back_answers() => return Ok(answer),
                     Action::Forbidden => {
-                        let bytes = A::body(answer).await;
+                        let bytes = answer.error_body().await;
                         let body = ErrorBody::parse(&bytes);
                         let message = match body.message {
                             Some(m) => excerpt(&m, 300),
@@ -358,7 +399,7 @@ async fn send_until_done<A: Attempt>(
                         return Err(A::lift(e));
                     }
                     Action::Retry(failure) => {
-                        let last = A::describe(&answer);
+                        let last = answer.describe();
                         (failure, retry_after, last, Ok(answer))
                     }
                 }
