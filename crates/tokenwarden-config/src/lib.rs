@@ -8,11 +8,12 @@
 //! 3. the profile in tokenwarden's config file (`--profile`, default `default`),
 //! 4. the same profile in the gc CLI's `~/.gc/config.toml` (read only).
 //!
-//! The settings and how each source spells them are in [`table::SETTINGS`]. Two settings also
-//! give others, at the rank of their source: a region gives the token URL and the API base, and a
-//! token URL gives the API base (`login.X` → `api.X`, else its origin). Within one source the
-//! explicit setting wins. So `GENESYSCLOUD_REGION` beats a profile's `token_url`, and
-//! `--token-url` beats `GENESYSCLOUD_REGION`; a region that nothing uses is never checked.
+//! The settings and how each source spells them are in one table (`table::SETTINGS`). Two
+//! settings also give others, at the rank of their source: a region gives the token URL and the
+//! API base, and a token URL gives the API base (`login.X` → `api.X`, else its origin). Within
+//! one source the explicit setting wins. So `GENESYSCLOUD_REGION` beats a profile's
+//! `token_url`, and `--token-url` beats `GENESYSCLOUD_REGION`; a region that nothing uses is
+//! never checked.
 //!
 //! Credentials: a client id and secret (each by the rule above), unless
 //! `GENESYSCLOUD_ACCESS_TOKEN` is set and no client id or secret comes from a flag or the
