@@ -275,12 +275,17 @@ fn from_settings(s: Settings, warnings: &mut Vec<String>) -> PyResult<Auth> {
             store.place
         ));
     }
+    let (token_url, shown_url) = (
+        s.require_token_url().cloned(),
+        s.token_url_text().to_string(),
+    );
     let (grant_tokens, client_id) = match s.credentials {
         Credentials::Client { id, secret } => {
+            let url = token_url.map_err(errors::config)?;
             let endpoint = if s.allow_insecure_http {
-                TokenEndpoint::allow_insecure_http(&s.token_url)
+                TokenEndpoint::allow_insecure_http(url)
             } else {
-                TokenEndpoint::new(&s.token_url)
+                TokenEndpoint::new(url)
             }
             .map_err(errors::library)?
             .with_client_auth(s.client_auth);
@@ -300,7 +305,7 @@ fn from_settings(s: Settings, warnings: &mut Vec<String>) -> PyResult<Auth> {
     };
     Auth::build(
         grant_tokens,
-        s.token_url,
+        shown_url,
         client_id,
         s.api_base,
         s.allow_insecure_http,

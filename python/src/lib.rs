@@ -4,11 +4,11 @@
 //! The public Python API is the `tokenwarden` package (Python code beside this crate), which wraps
 //! the classes here:
 //!
-//! - [`Auth`]: a `TokenManager`. `token()` takes the library's lock-free fast path without
+//! - `Auth`: a `TokenManager`. `token()` takes the library's lock-free fast path without
 //!   leaving the GIL; only when no valid token exists does it wait, with the GIL released.
-//! - [`Client`]: an `ApiClient` (401 heal, 429 waits, learned pacing, 5xx retries), sync and
+//! - `Client`: an `ApiClient` (401 heal, 429 waits, learned pacing, 5xx retries), sync and
 //!   async.
-//! - [`Pages`]: a paginated listing as batches of items.
+//! - `Pages`: a paginated listing as batches of items.
 //!
 //! Everything runs on one tokio runtime owned by this module, on its own threads: refreshes and
 //! requests never run on a Python thread, and async methods return asyncio awaitables bridged

@@ -66,9 +66,18 @@ pub(crate) fn rows(l: &Layers) -> Vec<Row> {
         match key {
             Key::TokenUrl | Key::ApiBase if !from_this_key => match &endpoints {
                 Ok((token, api)) => {
-                    let e = if key == Key::TokenUrl { token } else { api };
-                    row.value = Some(e.url.clone());
-                    row.source = Some(e.from.clone());
+                    let (value, from) = match key {
+                        Key::TokenUrl => (
+                            token
+                                .url
+                                .as_ref()
+                                .map_or(crate::NO_TOKEN_URL, |u| u.as_str()),
+                            &token.from,
+                        ),
+                        _ => (api.url.as_str(), &api.from),
+                    };
+                    row.value = Some(value.to_string());
+                    row.source = Some(from.clone());
                 }
                 // The region's own row says what is wrong with it; the error (with its hint)
                 // follows the table once.

@@ -8,11 +8,12 @@
 //! 3. the profile in tokenwarden's config file (`--profile`, default `default`),
 //! 4. the same profile in the gc CLI's `~/.gc/config.toml` (read only).
 //!
-//! The settings and how each source spells them are in [`table::SETTINGS`]. Two settings also
-//! give others, at the rank of their source: a region gives the token URL and the API base, and a
-//! token URL gives the API base (`login.X` → `api.X`, else its origin). Within one source the
-//! explicit setting wins. So `GENESYSCLOUD_REGION` beats a profile's `token_url`, and
-//! `--token-url` beats `GENESYSCLOUD_REGION`; a region that nothing uses is never checked.
+//! The settings and how each source spells them are in one table (`table::SETTINGS`). Two
+//! settings also give others, at the rank of their source: a region gives the token URL and the
+//! API base, and a token URL gives the API base (`login.X` → `api.X`, else its origin). Within
+//! one source the explicit setting wins. So `GENESYSCLOUD_REGION` beats a profile's
+//! `token_url`, and `--token-url` beats `GENESYSCLOUD_REGION`; a region that nothing uses is
+//! never checked.
 //!
 //! Credentials: a client id and secret (each by the rule above), unless
 //! `GENESYSCLOUD_ACCESS_TOKEN` is set and no client id or secret comes from a flag or the
@@ -44,7 +45,7 @@ pub use layers::{FileUse, Layers};
 pub use secret::ReadError;
 
 use std::path::PathBuf;
-use tokenwarden::{AccessToken, ClientSecret};
+use tokenwarden::{AccessToken, ClientSecret, TokenUrl};
 use zeroize::Zeroizing;
 
 /// The `grant` value that makes commands act as the signed-in person.
@@ -79,8 +80,9 @@ pub enum Credentials {
 /// Resolved connection settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The token endpoint (for a static token, a note that none is used).
-    pub token_url: String,
+    /// The token endpoint; `None` for a static access token given without a region or token URL
+    /// (it needs none). [`token_url_text`](Self::token_url_text) says which, for messages.
+    pub token_url: Option<TokenUrl>,
     /// The API base URL, without a trailing `/`.
     pub api_base: String,
     /// How to authenticate.
@@ -211,7 +213,31 @@ pub fn explain(layers: &Layers) -> Vec<Row> {
     explain::rows(layers)
 }
 
+/// What [`Settings::token_url_text`] says when no token endpoint is used.
+pub const NO_TOKEN_URL: &str = "(none: a static access token is used)";
+
 impl Settings {
+    /// The token endpoint, for the credentials that get their tokens from one (all but a static
+    /// access token).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when there is none: a static access token was given without a region or
+    /// token URL.
+    pub fn require_token_url(&self) -> Result<&TokenUrl> {
+        self.token_url.as_ref().ok_or_else(|| {
+            Error::Config(format!(
+                "no token URL {NO_TOKEN_URL}: set --region or --token-url for a token endpoint"
+            ))
+        })
+    }
+
+    /// The token URL as text for messages: the URL, or [`NO_TOKEN_URL`] when none is used.
+    pub fn token_url_text(&self) -> &str {
+        self.token_url
+            .as_ref()
+            .map_or(NO_TOKEN_URL, TokenUrl::as_str)
+    }
+
     /// Which credentials were used and where they came from (never the secret itself), for
     /// messages about rejected credentials: with four places to set them, the usual mistake is
     /// a stale one winning.
@@ -227,7 +253,7 @@ impl Settings {
                 "used client id {id:?} (from {}) and the client secret from {}, at {}{}; `tokenwarden config` shows every source",
                 from("client id"),
                 from("client secret"),
-                self.token_url,
+                self.token_url_text(),
                 match self.client_auth {
                     // The usual cause when the credentials are right: say it.
                     tokenwarden::grant::ClientAuth::FormFields => {
@@ -239,7 +265,7 @@ impl Settings {
             Credentials::User { id, .. } => format!(
                 "acting as the person signed in for profile '{}' (client id {id:?}, at {}): run `tokenwarden login{}` again to sign in",
                 self.profile,
-                self.token_url,
+                self.token_url_text(),
                 self.profile_flag()
             ),
             Credentials::Static(_) => {

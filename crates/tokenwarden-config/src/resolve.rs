@@ -8,36 +8,40 @@ use super::table::{ENV_ACCESS_TOKEN, ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_REGIO
 use super::{Credentials, Settings};
 use crate::Result;
 use crate::error::ConfigError;
-use tokenwarden::{AccessToken, ClientSecret, Region, grant::ClientAuth};
+use tokenwarden::{AccessToken, ClientSecret, Region, TokenUrl, grant::ClientAuth};
 use zeroize::Zeroizing;
 
 /// Reads standard input for `--client-secret-stdin` (injected for tests).
 pub(crate) type Stdin<'a> = &'a mut dyn FnMut() -> Result<Zeroizing<String>, ReadError>;
 
 /// An endpoint URL and where it came from.
-pub(crate) struct Endpoint {
-    pub(crate) url: String,
+pub(crate) struct Endpoint<U = String> {
+    pub(crate) url: U,
     pub(crate) from: String,
 }
 
+/// The token URL (`None` when none is used) and where it came from.
+pub(crate) type TokenEndpoint = Endpoint<Option<TokenUrl>>;
+
 /// The token URL and API base URL, from the first source that says where the API is.
-pub(crate) fn endpoints(l: &Layers) -> Result<(Endpoint, Endpoint)> {
+pub(crate) fn endpoints(l: &Layers) -> Result<(TokenEndpoint, Endpoint)> {
     let Some((key, given)) = l.first(&[Key::TokenUrl, Key::Region]) else {
         return Err(ConfigError(format!(
             "no region or token URL: set --region (or {ENV_REGION}, e.g. eu-west-1 or mypurecloud.ie), or --token-url for another OAuth provider or the simulator"
         ))
         .into());
     };
-    let token = match key {
-        Key::TokenUrl => Endpoint {
-            url: url(given, "token URL", l.allow_insecure_http)?.to_string(),
-            from: given.place(),
-        },
-        _ => Endpoint {
-            url: region(given)?.token_url(),
-            from: format!("region, from {}", given.place()),
-        },
+    let (token_url, from) = match key {
+        Key::TokenUrl => (
+            TokenUrl::try_from(url(given, "token URL", l.allow_insecure_http)?),
+            given.place(),
+        ),
+        _ => (
+            TokenUrl::parse(&region(given)?.token_url()),
+            format!("region, from {}", given.place()),
+        ),
     };
+    let token_url = token_url.map_err(|e| ConfigError(e.to_string()))?;
     let api = match l.first(&[Key::ApiBase, Key::Region, Key::TokenUrl]) {
         Some((Key::ApiBase, g)) => Endpoint {
             url: url(g, "API base", l.allow_insecure_http)?
@@ -52,18 +56,20 @@ pub(crate) fn endpoints(l: &Layers) -> Result<(Endpoint, Endpoint)> {
         },
         // The token URL was given at a rank above any API base or region: the API is beside it.
         _ => Endpoint {
-            url: endpoint::api_base_for(
-                &url::Url::parse(&token.url).map_err(|e| ConfigError(e.to_string()))?,
-            ),
-            from: format!("derived from the token URL ({})", token.from),
+            url: endpoint::api_base_for(&token_url),
+            from: format!("derived from the token URL ({from})"),
         },
+    };
+    let token = Endpoint {
+        url: Some(token_url),
+        from,
     };
     Ok((token, api))
 }
 
 /// For a static access token given without a region or token URL: the API base alone (the token
 /// URL is not used, and says so).
-fn api_only(l: &Layers) -> Result<(Endpoint, Endpoint)> {
+fn api_only(l: &Layers) -> Result<(TokenEndpoint, Endpoint)> {
     let Some((_, g)) = l.first(&[Key::ApiBase]) else {
         return Err(ConfigError(format!(
             "no region or API base for the access token in {ENV_ACCESS_TOKEN}: set --region (or {ENV_REGION}, e.g. eu-west-1), or --api-base"
@@ -78,7 +84,7 @@ fn api_only(l: &Layers) -> Result<(Endpoint, Endpoint)> {
         from: g.place(),
     };
     let token = Endpoint {
-        url: "(none: a static access token is used)".into(),
+        url: None,
         from: "not needed".into(),
     };
     Ok((token, api))
@@ -218,7 +224,10 @@ pub(crate) fn settings(mut l: Layers, stdin: Stdin<'_>) -> Result<Settings> {
             Some(url(g, "authorize URL", l.allow_insecure_http)?.to_string())
         }
         // Beside the token endpoint, as Genesys has it: login.X/oauth/token → login.X/oauth/authorize.
-        _ => endpoint::authorize_url_for(&token.url),
+        _ => token
+            .url
+            .as_ref()
+            .and_then(|u| endpoint::authorize_url_for(u.as_str())),
     };
     let redirect_uri = l
         .first(&[Key::RedirectUri])

@@ -276,7 +276,7 @@ fn effective(s: &Settings, key: Key) -> (String, String) {
         Key::Region => {
             let region = ["eu-west-1", "ap-south-1"]
                 .into_iter()
-                .find(|r| Region::parse(r).unwrap().token_url() == s.token_url)
+                .find(|r| Region::parse(r).unwrap().token_url() == s.token_url_text())
                 .unwrap_or("?");
             let from = source_of(s, "token URL");
             (
@@ -284,7 +284,10 @@ fn effective(s: &Settings, key: Key) -> (String, String) {
                 from.trim_start_matches("region, from ").into(),
             )
         }
-        Key::TokenUrl => (s.token_url.clone(), source_of(s, "token URL").into()),
+        Key::TokenUrl => (
+            s.token_url_text().to_string(),
+            source_of(s, "token URL").into(),
+        ),
         Key::ApiBase => (s.api_base.clone(), source_of(s, "API base").into()),
         Key::ClientId => (client(s).0, source_of(s, "client id").into()),
         Key::ClientSecret => (client(s).1, source_of(s, "client secret").into()),
@@ -383,17 +386,17 @@ fn regression_a_region_and_an_endpoint_url_are_ranked_by_source_not_by_key() {
                 let region_wins = r_src.rank() < u_src.rank();
                 match (key, region_wins) {
                     (Key::TokenUrl, true) | (Key::ApiBase, true) => {
-                        assert_eq!(s.token_url, region.token_url(), "{what}");
+                        assert_eq!(s.token_url_text(), region.token_url(), "{what}");
                         assert_eq!(s.api_base, region.api_base(), "{what}");
                     }
                     (Key::TokenUrl, false) => {
                         // The URL's source also gives the API base, beside it.
-                        assert_eq!(s.token_url, t_url, "{what}");
+                        assert_eq!(s.token_url_text(), t_url, "{what}");
                         assert_eq!(s.api_base, "https://api.other.example", "{what}");
                     }
                     _ => {
                         assert_eq!(s.api_base, a_url, "{what}");
-                        assert_eq!(s.token_url, region.token_url(), "{what}");
+                        assert_eq!(s.token_url_text(), region.token_url(), "{what}");
                     }
                 }
                 checked += 1;
@@ -414,7 +417,8 @@ fn within_one_source_the_explicit_url_beats_the_region() {
         );
         let (s, ..) = case.ok();
         assert_eq!(
-            s.token_url, "https://login.other.example/oauth/token",
+            s.token_url_text(),
+            "https://login.other.example/oauth/token",
             "{src:?}"
         );
         assert_eq!(

@@ -246,8 +246,7 @@ pub(crate) async fn list_users(
     RawQuery(q): RawQuery,
 ) -> Result<Response, BadRequest> {
     let cfg = inner.cfg();
-    let q = Query::parse(q.as_deref());
-    let page_size = q.bounded("pageSize", 25, cfg.max_page_size)?;
+    let (q, page_size) = listing_query(q.as_deref(), "pageSize", &cfg)?;
     let page_number = q.bounded("pageNumber", 1, usize::MAX)?;
     let total = cfg.users;
     let page_count = total.div_ceil(page_size);
@@ -272,6 +271,18 @@ pub(crate) async fn list_users(
         body["nextUri"] = json!(uri(page_number + 1));
     }
     Ok(json_response(200, &body))
+}
+
+/// A listing's query and the page size it asks for in `size` (Genesys' default of 25 when
+/// absent, at most the configured maximum).
+fn listing_query(
+    raw: Option<&str>,
+    size: &str,
+    cfg: &SimConfig,
+) -> Result<(Query, usize), BadRequest> {
+    let q = Query::parse(raw);
+    let n = q.bounded(size, 25, cfg.max_page_size)?;
+    Ok((q, n))
 }
 
 /// The items on page `number` (from 1) of `size` items, out of `total`.
@@ -328,8 +339,7 @@ pub(crate) async fn scan_contacts(
     RawQuery(q): RawQuery,
 ) -> Result<Response, BadRequest> {
     let cfg = inner.cfg();
-    let q = Query::parse(q.as_deref());
-    let limit = q.bounded("limit", 25, cfg.max_page_size)?;
+    let (q, limit) = listing_query(q.as_deref(), "limit", &cfg)?;
     let total = cfg.contacts;
     let page = cursor_page(&q, "scan", total, limit)?;
     let end = page.end;

@@ -72,7 +72,6 @@ impl AuthMiddleware {
     ) -> Result<Self, Error> {
         let origin = api_base.into_api_base()?;
         origin.check_secure(false)?;
-        let origin = origin.into_url();
         Ok(Self {
             core: Core::new(origin, tokens, |now| Pacer::new(None, true, true, now)),
             rate_limit: None,

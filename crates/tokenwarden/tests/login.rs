@@ -165,13 +165,11 @@ async fn the_listener_gives_up_and_counts_what_it_refused() {
 
 /// A sign-in stored in `dir` for the default client, with `rt`.
 async fn stored(sim: &Simulator, dir: &std::path::Path, rt: String) -> SessionStore {
-    let store = SessionStore::new(dir).bound_to(
-        &tokenwarden::TokenUrl::parse(&sim.token_url()).unwrap(),
-        DEFAULT_CLIENT_ID,
-    );
+    let url = tokenwarden::TokenUrl::parse(&sim.token_url()).unwrap();
+    let store = SessionStore::new(dir).bound_to(&url, DEFAULT_CLIENT_ID);
     store
         .write(&Session {
-            token_url: sim.token_url(),
+            token_url: url,
             client_id: DEFAULT_CLIENT_ID.into(),
             confidential: true,
             scope: None,

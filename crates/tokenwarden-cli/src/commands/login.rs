@@ -44,7 +44,7 @@ pub(crate) async fn login(
     let Some(authorize_url) = s.authorize_url.clone() else {
         return Err(ConfigError(format!(
             "no authorization endpoint: the token URL {} does not end in /token, so set authorize_url (--authorize-url, TOKENWARDEN_AUTHORIZE_URL or authorize_url in the profile)",
-            s.token_url
+            s.token_url_text()
         ))
         .into());
     };
@@ -98,7 +98,7 @@ pub(crate) async fn login(
             };
             let text = format!(
                 "exchanging the sign-in code at {}: {e}\nhint: {hint}",
-                s.token_url
+                s.token_url_text()
             );
             return Err(if e.is_credentials() {
                 ConfigError(text).into()
@@ -116,7 +116,7 @@ pub(crate) async fn login(
     *hint = Some(s.credentials_hint());
     let (user, organization) = describe(&s, &tokens).await;
     let signed_in = Session {
-        token_url: s.token_url.clone(),
+        token_url: s.require_token_url()?.clone(),
         client_id: client_id.to_string(),
         confidential: flow.is_confidential(),
         scope: s.scope.clone(),

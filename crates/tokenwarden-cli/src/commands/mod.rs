@@ -200,10 +200,11 @@ pub(crate) fn show_warnings(warnings: Vec<crate::config::Warning>) {
 
 /// The token endpoint of the settings.
 pub(crate) fn endpoint(s: &Settings) -> Result<TokenEndpoint> {
+    let url = s.require_token_url()?;
     Ok(if s.allow_insecure_http {
-        TokenEndpoint::allow_insecure_http(&s.token_url)?
+        TokenEndpoint::allow_insecure_http(url)?
     } else {
-        TokenEndpoint::new(&s.token_url)?
+        TokenEndpoint::new(url)?
     }
     .with_client_auth(s.client_auth))
 }

@@ -8,7 +8,7 @@ use sha2::{Digest as _, Sha256};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokenwarden::{
-    ClientSecret, RefreshTokenGrant, TokenManager, TokenManagerBuilder, TokenUrl, session::Session,
+    ClientSecret, RefreshTokenGrant, TokenManager, TokenManagerBuilder, session::Session,
     session::SessionStore, store::TokenKey,
 };
 
@@ -42,7 +42,8 @@ pub(crate) fn store(s: &Settings, client_id: &str) -> Result<SessionStore> {
 /// [`store`] that keeps a new sign-in's refresh token in the file.
 pub(crate) fn store_without_keyring(s: &Settings, client_id: &str) -> Result<SessionStore> {
     let mut h = Sha256::new();
-    for part in [s.profile.as_str(), s.token_url.as_str(), client_id] {
+    let token_url = s.require_token_url()?;
+    for part in [s.profile.as_str(), token_url.as_str(), client_id] {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
@@ -65,7 +66,7 @@ pub(crate) fn store_without_keyring(s: &Settings, client_id: &str) -> Result<Ses
         .collect();
     Ok(
         SessionStore::new(sessions_dir()?.join(format!("{name}-{hash}")))
-            .bound_to(&TokenUrl::parse(&s.token_url)?, client_id),
+            .bound_to(token_url, client_id),
     )
 }
 
@@ -88,7 +89,7 @@ pub(crate) async fn signed_in(s: &Settings) -> Result<(SessionStore, Session)> {
         None => Err(ConfigError(format!(
             "not signed in for profile '{}' (client {id:?} at {})\nhint: run `tokenwarden login{}` first",
             s.profile,
-            s.token_url,
+            s.token_url_text(),
             s.profile_flag()
         ))
         .into()),
@@ -102,7 +103,7 @@ pub(crate) fn access_key(
     session: &Session,
     secret: Option<&ClientSecret>,
 ) -> Result<TokenKey> {
-    let key = TokenKey::new(&TokenUrl::parse(&s.token_url)?, &session.client_id);
+    let key = TokenKey::new(s.require_token_url()?, &session.client_id);
     Ok(match (session.confidential, secret) {
         (true, Some(secret)) => key.with_secret(secret.clone()),
         _ => key,

@@ -62,7 +62,10 @@ pub(crate) async fn run(g: &GlobalArgs, a: TokenArgs, hint: &mut Option<String>)
 fn source(s: &Settings) -> String {
     match &s.credentials {
         Credentials::Client { .. } => {
-            format!("the access token from the token endpoint {}", s.token_url)
+            format!(
+                "the access token from the token endpoint {}",
+                s.token_url_text()
+            )
         }
         Credentials::User { .. } => format!(
             "the access token of the person signed in for profile '{}'",

@@ -170,8 +170,7 @@ pub(crate) async fn tokens(
             return Ok(super::token_builder(s).await?.build().into());
         }
     };
-    let mut key =
-        TokenKey::new(&tokenwarden::TokenUrl::parse(&s.token_url)?, id).with_secret(secret.clone());
+    let mut key = TokenKey::new(s.require_token_url()?, id).with_secret(secret.clone());
     if let Some(scope) = &s.scope {
         key = key.with_scope(scope);
     }

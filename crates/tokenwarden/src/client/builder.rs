@@ -208,7 +208,6 @@ impl ApiClientBuilder {
     pub fn build(self) -> Result<ApiClient> {
         let base = self.base?;
         base.check_secure(self.allow_insecure_http)?;
-        let base = base.into_url();
         let proxies = self.proxies.unwrap_or_else(ProxyConfig::from_env);
         proxies.check(&base)?;
         // Redirects are followed by the send loop, which decides where the token may go.

@@ -31,7 +31,6 @@ use crate::manager::TokenManager;
 use ::http::Method;
 use std::sync::Arc;
 use std::time::Duration;
-use url::Url;
 
 /// An HTTP client for one API (one origin) that authenticates every request with a
 /// [`TokenManager`].
@@ -178,7 +177,7 @@ impl ApiClient {
     }
 
     /// The API base URL.
-    pub fn api_base(&self) -> &Url {
+    pub fn api_base(&self) -> &ApiBase {
         &self.inner.core.origin
     }
 

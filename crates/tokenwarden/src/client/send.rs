@@ -13,6 +13,7 @@ use crate::manager::TokenManager;
 use crate::observe::{Class, Recorder, Step};
 use crate::retry::Backoff;
 use crate::token::Bearer;
+use crate::transport::ApiBase;
 use http::{HeaderMap, Method, StatusCode};
 use std::sync::Arc;
 use url::Url;
@@ -22,7 +23,7 @@ use url::Url;
 #[derive(Clone)]
 pub(crate) struct Core {
     /// The API base: only its origin ever gets the token.
-    pub(crate) origin: Url,
+    pub(crate) origin: ApiBase,
     pub(crate) tokens: TokenManager,
     pub(crate) backoff: Backoff,
     pub(crate) jitter: Arc<dyn Jitter>,
@@ -37,7 +38,7 @@ impl Core {
     #[cfg(feature = "middleware")]
     /// A core for the API at `origin`, with the default backoff and jitter, and a pacer.
     pub(crate) fn new(
-        origin: Url,
+        origin: ApiBase,
         tokens: TokenManager,
         pacer: impl FnOnce(crate::clock::Instant) -> Pacer,
     ) -> Self {

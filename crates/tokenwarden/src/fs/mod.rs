@@ -4,24 +4,24 @@
 //! here, so the rules below hold for every one of them.
 //!
 //! - **One rule for what is private.** A private file is a regular file of the current user's
-//!   with nothing for group or others (mode 0600 or stricter): [`check`]. Anything else at the
+//!   with nothing for group or others (mode 0600 or stricter): `check`. Anything else at the
 //!   path (a symbolic link, a FIFO, another user's file, a file open to others) is refused, never
 //!   read, written or silently replaced.
-//! - **Checked on the descriptor.** [`open`] never follows a symbolic link in the last component
+//! - **Checked on the descriptor.** `open` never follows a symbolic link in the last component
 //!   (`O_NOFOLLOW`) and never waits for a FIFO's other end (`O_NONBLOCK`); the checks are made with
 //!   `fstat` on the open file, so nothing can be swapped in between the check and the use.
-//! - **Created private.** New files are created 0600: exclusively ([`create_new`], which follows
-//!   no link since nothing may exist at the path) or through [`open`].
+//! - **Created private.** New files are created 0600: exclusively (`create_new`, which follows
+//!   no link since nothing may exist at the path) or through `open`.
 //! - **Replaced atomically.** [`replace`] writes an exclusively created temporary file with an
 //!   unpredictable name (0600) beside the target, syncs it, renames it over the target and syncs
 //!   the directory: a reader sees the old contents or the new, never a torn file, and a link
 //!   planted at the name is replaced, not followed.
-//! - **One way to wait for a lock.** [`wait_for_lock`] tries an advisory lock (`flock`) again and
+//! - **One way to wait for a lock.** `wait_for_lock` tries an advisory lock (`flock`) again and
 //!   again, the wait doubling from 10 ms up to 250 ms, until a deadline. (An output's claim does
 //!   not wait at all: a second run on an output is refused at once.)
 //! - **Streams are the exception.** An output that is not a regular file (`/dev/stdout`, a FIFO)
 //!   is written as it is, by [`open_stream`], unless it belongs to another user.
-//! - **Trusted directories.** [`PrivateDir`] adds the checks of the directory and the ones above
+//! - **Trusted directories.** `PrivateDir` adds the checks of the directory and the ones above
 //!   it, for the token cache and the session, whose paths are used as they are.
 //!
 //! The owner and mode checks exist on Unix only; elsewhere the files live in directories the user
@@ -169,7 +169,7 @@ pub(crate) fn open(path: &Path, access: Access) -> Result<File, OpenError> {
     Ok(file)
 }
 
-/// Opens the private file at `path` for reading (see [`open`]): for other crates that keep a
+/// Opens the private file at `path` for reading (as `open` does, see the [module](self)): for other crates that keep a
 /// secret in a file of their own (the agent's key). `None` when nothing is at the path.
 ///
 /// # Errors

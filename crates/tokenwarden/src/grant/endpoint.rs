@@ -7,7 +7,6 @@ use crate::secret::ClientSecret;
 use crate::transport::{IntoTokenUrl, TokenUrl};
 use base64::Engine as _;
 use std::time::Duration;
-use url::Url;
 use zeroize::Zeroizing;
 
 /// How the client authenticates to the token endpoint.
@@ -79,14 +78,10 @@ impl TokenEndpoint {
         self
     }
 
-    /// The endpoint URL.
-    pub fn url(&self) -> &Url {
-        self.url.url()
-    }
-
-    /// The endpoint URL, typed (what [`TokenKey`](crate::store::TokenKey)s and
-    /// [`SessionStore::bound_to`](crate::session::SessionStore::bound_to) are made of).
-    pub fn token_url(&self) -> &TokenUrl {
+    /// The endpoint URL (what [`TokenKey`](crate::store::TokenKey)s and
+    /// [`SessionStore::bound_to`](crate::session::SessionStore::bound_to) are made of; it
+    /// dereferences to the parsed [`Url`](url::Url)).
+    pub fn url(&self) -> &TokenUrl {
         &self.url
     }
 

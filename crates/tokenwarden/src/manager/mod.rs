@@ -2,10 +2,10 @@
 //! time however many tasks ask.
 //!
 //! The manager composes four concepts, each in its own module with its own tests:
-//! [`single_flight`] (at most one refresh, shared by every waiter, freed however it ends),
-//! [`refresh`] (how one token is obtained, and how long failures are retried), [`timing`] (when a
-//! token is refreshed and stops being handed out, with [`skew`] learned from the API's 401s) and
-//! [`timer`] (one refresh timer, aborted when its token is replaced).
+//! `single_flight` (at most one refresh, shared by every waiter, freed however it ends),
+//! `refresh` (how one token is obtained, and how long failures are retried), `timing` (when a
+//! token is refreshed and stops being handed out, with `skew` learned from the API's 401s) and
+//! `timer` (one refresh timer, aborted when its token is replaced).
 
 mod mint;
 mod refresh;
@@ -71,7 +71,7 @@ pub const DEFAULT_FATAL_COOLDOWN: Duration = Duration::from_secs(5);
 ///
 /// `TokenManager` is cheap to clone; clones share one token. Refreshes run on spawned tokio tasks, so
 /// a caller that gives up waiting never cancels a refresh half-way (which could lose a rotated refresh
-/// token). Time is tokio's clock: tests pause it (see [`crate::Instant`]).
+/// token). Time is tokio's clock: tests pause it (see [`tokio::time::Instant`]).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), tokenwarden::Error> {

@@ -10,9 +10,10 @@ use super::{Class, RefreshReason};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-/// Receives a run's requests and refreshes as they end (see the [module documentation](self)).
-/// Called on the task that sent the request or ran the refresh: keep it quick (queue, don't
-/// export).
+/// Receives a run's requests and refreshes as they end, once set with
+/// [`Recorder::set_observer`](super::Recorder::set_observer) (without one, nothing is built for
+/// it). What it is given holds no secret, no id and no query string (see [`route`]). Called on the
+/// task that sent the request or ran the refresh: keep it quick (queue, don't export).
 pub trait Observer: Send + Sync + 'static {
     /// One exchange with the API (one attempt) ended in `class` after `latency`: the event the
     /// recorder's latency histogram counts.

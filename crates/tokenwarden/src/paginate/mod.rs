@@ -1,7 +1,7 @@
 //! Genesys Cloud's pagination styles as async streams of items, and of pages with resumable
 //! positions.
 //!
-//! Every page is fetched through the [`ApiClient`](crate::ApiClient), so a token that expires or is
+//! Every page is fetched through the [`ApiClient`], so a token that expires or is
 //! revoked in the middle of a listing is replaced inside the loop, and 429s and 5xx are retried
 //! per page. Only one page is held at a time: items are handed out as the pages arrive.
 //!

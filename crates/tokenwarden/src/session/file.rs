@@ -4,7 +4,7 @@ use crate::error::Error;
 use crate::fs::PrivateDir;
 use crate::secret::RefreshToken;
 use crate::store::RefreshTokenStore;
-use crate::store::file::{blocking, from_unix_ms, lock_with_deadline, unix_ms};
+use crate::store::file::{RecordHead, blocking, from_unix_ms, lock_with_deadline, unix_ms};
 use crate::store::{DEFAULT_LOCK_TIMEOUT, FileStore, StoreLock, TokenKey};
 use crate::transport::TokenUrl;
 use async_trait::async_trait;
@@ -34,7 +34,7 @@ pub struct SessionUser {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Session {
     /// The token endpoint the refresh token is presented to.
-    pub token_url: String,
+    pub token_url: TokenUrl,
     /// The OAuth client it was issued to.
     pub client_id: String,
     /// Whether the client authenticates with a secret (confidential) or not (public, PKCE).
@@ -55,11 +55,8 @@ pub struct Session {
 /// token is not copied more than needed.
 #[derive(Serialize, Deserialize)]
 struct Record<'a> {
-    version: u32,
-    #[serde(borrow)]
-    token_url: Cow<'a, str>,
-    #[serde(borrow)]
-    client_id: Cow<'a, str>,
+    #[serde(flatten, borrow)]
+    head: RecordHead<'a>,
     confidential: bool,
     #[serde(borrow)]
     scope: Option<Cow<'a, str>>,
@@ -267,22 +264,26 @@ impl SessionStore {
             ),
         };
         let record = match serde_json::from_slice::<Record<'_>>(&bytes) {
-            Ok(r) if bytes.len() <= MAX_RECORD && r.version == RECORD_VERSION => r,
+            Ok(r) if bytes.len() <= MAX_RECORD && r.head.version == RECORD_VERSION => r,
             _ => return Err(damaged()),
         };
+        let (head, stored_url) = (&record.head, TokenUrl::parse(&record.head.token_url).ok());
         if let Some((url, client)) = &self.bound
-            && (TokenUrl::parse(&record.token_url).ok().as_ref() != Some(url)
-                || record.client_id != **client)
+            && (stored_url.as_ref() != Some(url) || head.client_id != **client)
         {
             return Err(Error::SignInRequired {
                 reason: format!(
                     "the sign-in stored in {} is for client {:?} at {}, not client {client:?} at {url}",
                     path.display(),
-                    record.client_id,
-                    record.token_url
+                    head.client_id,
+                    head.token_url
                 ),
             });
         }
+        // A sign-in is only ever stored for a token URL; anything else is not one tokenwarden wrote.
+        let Some(token_url) = stored_url else {
+            return Err(damaged());
+        };
         let in_keyring = record.refresh_token_in == "keyring";
         let token = match (&record.refresh_token, in_keyring) {
             (Some(t), false) if !t.is_empty() => RefreshToken::new(t.as_ref()),
@@ -291,8 +292,8 @@ impl SessionStore {
         };
         Ok(Some((
             Session {
-                token_url: record.token_url.into_owned(),
-                client_id: record.client_id.into_owned(),
+                token_url,
+                client_id: record.head.client_id.into_owned(),
                 confidential: record.confidential,
                 scope: record.scope.map(Cow::into_owned),
                 refresh_token: token,
@@ -412,9 +413,7 @@ fn write_record(
     signed_in_at: SystemTime,
 ) -> Result<(), Error> {
     let record = Record {
-        version: RECORD_VERSION,
-        token_url: session.token_url.as_str().into(),
-        client_id: session.client_id.as_str().into(),
+        head: RecordHead::new(RECORD_VERSION, &session.token_url, &session.client_id),
         confidential: session.confidential,
         scope: session.scope.as_deref().map(Cow::from),
         refresh_token_in: if in_keyring { "keyring" } else { "file" }.into(),
@@ -439,7 +438,7 @@ mod tests {
 
     fn session(rt: &str) -> Session {
         Session {
-            token_url: "https://login.example/oauth/token".into(),
+            token_url: TokenUrl::parse("https://login.example/oauth/token").unwrap(),
             client_id: "c".into(),
             confidential: false,
             scope: None,
@@ -487,6 +486,45 @@ mod tests {
         assert!(store.remove().await.unwrap());
         assert_eq!(store.read().await.unwrap(), None);
         assert!(!store.remove().await.unwrap());
+    }
+
+    /// A record as tokenwarden 0.x wrote it (`Session::token_url` a `String`, the record's head
+    /// written out in it): it loads, and writing it again gives the same bytes but the rotation
+    /// time.
+    #[tokio::test]
+    async fn a_record_in_the_old_format_loads_and_is_written_back_the_same() {
+        const OLD: &str = concat!(
+            r#"{"version":1,"token_url":"https://login.example/oauth/token","client_id":"c","#,
+            r#""confidential":false,"scope":null,"refresh_token_in":"file","#,
+            r#""refresh_token":"rt-session-old-1","user":{"id":"u-1","name":"Ada","email":null},"#,
+            r#""organization":"Org","signed_in_at_unix_ms":1700000000000,"#,
+            r#""rotated_at_unix_ms":1700000000123}"#
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SessionStore::new(tmp.path().join("s"));
+        store.write(&session("rt-placeholder")).await.unwrap();
+        std::fs::write(store.path(), OLD).unwrap();
+        let read = store.read().await.unwrap();
+        assert_eq!(read, Some(session("rt-session-old-1")));
+        store.write(&read.unwrap()).await.unwrap();
+        let again = std::fs::read_to_string(store.path()).unwrap();
+        let (head, rotated) = OLD.split_at(OLD.find(r#""rotated_at_unix_ms":"#).unwrap());
+        assert!(again.starts_with(head), "{again}");
+        let ms = &again[head.len() + rotated.find(':').unwrap() + 1..again.len() - 1];
+        assert!(ms.parse::<u64>().is_ok() && again.ends_with('}'), "{again}");
+    }
+
+    #[tokio::test]
+    async fn a_record_for_something_other_than_a_token_url_asks_for_a_sign_in() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SessionStore::new(tmp.path());
+        store.write(&session("rt-session-unit-5")).await.unwrap();
+        let text = std::fs::read_to_string(store.path()).unwrap();
+        let text = text.replace("https://login.example/oauth/token", "login.example");
+        std::fs::write(store.path(), text).unwrap();
+        let e = store.read().await.unwrap_err();
+        assert!(matches!(e, Error::SignInRequired { .. }), "{e}");
+        assert!(!e.to_string().contains("rt-session-unit-5"), "{e}");
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@ use super::{StoreLock, StoredToken, TokenKey, TokenStore};
 use crate::error::Error;
 use crate::fs::{LockError, PrivateDir};
 use crate::secret::AccessToken;
+use crate::transport::TokenUrl;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -115,15 +116,36 @@ impl FileStore {
     }
 }
 
+/// How every record kept in a private directory begins (the token cache's here, and the sign-in's
+/// of the session floor above): its format's version, and the endpoint and client its token is
+/// from.
+/// Flattened into the record, so that the file reads `{"version":1,"token_url":…,"client_id":…,…}`.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct RecordHead<'a> {
+    pub(crate) version: u32,
+    #[serde(borrow)]
+    pub(crate) token_url: Cow<'a, str>,
+    #[serde(borrow)]
+    pub(crate) client_id: Cow<'a, str>,
+}
+
+impl<'a> RecordHead<'a> {
+    /// The head of a record of format `version` for `client_id` at `token_url`.
+    pub(crate) fn new(version: u32, token_url: &'a TokenUrl, client_id: &'a str) -> Self {
+        Self {
+            version,
+            token_url: token_url.as_str().into(),
+            client_id: client_id.into(),
+        }
+    }
+}
+
 /// The file's contents. Strings borrow from the read buffer where they can, so that the token is
 /// not copied more than needed.
 #[derive(Serialize, Deserialize)]
 struct Record<'a> {
-    version: u32,
-    #[serde(borrow)]
-    token_url: Cow<'a, str>,
-    #[serde(borrow)]
-    client_id: Cow<'a, str>,
+    #[serde(flatten, borrow)]
+    head: RecordHead<'a>,
     #[serde(borrow)]
     scope: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -136,8 +158,8 @@ struct Record<'a> {
 
 impl Record<'_> {
     fn is_for(&self, key: &TokenKey) -> bool {
-        self.token_url == key.token_url().as_str()
-            && self.client_id == key.client_id()
+        self.head.token_url == key.token_url().as_str()
+            && self.head.client_id == key.client_id()
             && self.scope.as_deref() == key.scope()
     }
 }
@@ -148,7 +170,7 @@ fn unusable(
     key: &TokenKey,
     dir: &PrivateDir,
 ) -> Result<Option<&'static str>, Error> {
-    if record.version != RECORD_VERSION {
+    if record.head.version != RECORD_VERSION {
         return Ok(Some("written by another version of tokenwarden"));
     }
     if !record.is_for(key) {
@@ -239,9 +261,7 @@ impl TokenStore for FileStore {
                 .map(|s| FingerprintKey::load_or_create(&dir).map(|k| k.fingerprint(s)))
                 .transpose()?;
             let record = Record {
-                version: RECORD_VERSION,
-                token_url: key.token_url().as_str().into(),
-                client_id: key.client_id().into(),
+                head: RecordHead::new(RECORD_VERSION, key.token_url(), key.client_id()),
                 scope: key.scope().map(Cow::from),
                 secret_fingerprint: secret_fingerprint.map(Cow::from),
                 access_token: token.access_token.expose_secret().into(),
@@ -293,5 +313,27 @@ pub(crate) async fn lock_with_deadline(
             ),
             retryable: true,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The record as tokenwarden wrote it before its head was a [`RecordHead`]: read the same,
+    /// written to the same bytes.
+    #[test]
+    fn the_record_format_is_unchanged() {
+        const OLD: &str = concat!(
+            r#"{"version":1,"token_url":"https://login.example/oauth/token","client_id":"c","#,
+            r#""scope":"users:readonly","secret_fingerprint":"fp","access_token":"at-old-1","#,
+            r#""obtained_at_unix_ms":1700000000000,"expires_at_unix_ms":1700000086400}"#
+        );
+        let record: Record<'_> = serde_json::from_str(OLD).unwrap();
+        let url = TokenUrl::parse("https://login.example/oauth/token").unwrap();
+        let key = TokenKey::new(&url, "c").with_scope("users:readonly");
+        assert!(record.head.version == RECORD_VERSION && record.is_for(&key));
+        assert!(matches!(record.access_token, Cow::Borrowed("at-old-1")));
+        assert_eq!(serde_json::to_string(&record).unwrap(), OLD);
     }
 }
