@@ -1,5 +1,8 @@
 //! Helpers for running the built `tokenwarden` binary against an in-process simulator, each test
 //! in a fresh temporary directory that stands in for HOME, the config dir and the cache dir.
+//! The simulator runs on the test's multi-thread runtime and the binary on a blocking thread;
+//! nothing sleeps to synchronise: assertions are on exit codes, output files and the simulator's
+//! journal.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -425,4 +428,51 @@ pub fn endpoints(sb: &Sandbox, token_url: &str, api_base: &str) -> Command {
         .env("GENESYSCLOUD_OAUTHCLIENT_ID", DEFAULT_CLIENT_ID)
         .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", DEFAULT_CLIENT_SECRET);
     c
+}
+
+// ---- secrets never in the output (tests/secrets.rs, tests/static_token.rs) ------------------------
+
+/// A 40-character run of URL-safe characters mixing cases and digits: what the simulator's opaque
+/// tokens look like (ids, paths, hashes and timestamps in the output do not).
+pub fn token_shaped(text: &str) -> Vec<&str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .filter(|w| {
+            w.len() == 40
+                && w.chars().any(|c| c.is_ascii_uppercase())
+                && w.chars().any(|c| c.is_ascii_lowercase())
+                && w.chars().any(|c| c.is_ascii_digit())
+        })
+        .collect()
+}
+
+/// Asserts that `r` printed none of `secrets`, no token response, no colour code and nothing
+/// token-shaped on stderr (`what` names the run in the message).
+#[track_caller]
+pub fn assert_no_secret(r: &Run, what: &str, secrets: &[&str]) {
+    for s in secrets {
+        assert!(
+            !r.stderr.contains(s),
+            "{what}: a secret in stderr:\n{}",
+            r.stderr
+        );
+        assert!(
+            !r.stdout.contains(s),
+            "{what}: a secret in stdout:\n{}",
+            r.stdout
+        );
+    }
+    assert!(
+        !r.stderr.contains("access_token"),
+        "{what}: token response logged:\n{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains('\u{1b}'),
+        "{what}: colour codes in logs sent to a pipe"
+    );
+    assert!(
+        token_shaped(&r.stderr).is_empty(),
+        "{what}: token-shaped strings in stderr: {:?}",
+        token_shaped(&r.stderr)
+    );
 }
