@@ -310,50 +310,9 @@ pub fn complete_jsonl(path: &Path) -> Vec<Value> {
 
 // ---- exit statuses, signals and misbehaving servers (tests/exit_codes.rs, tests/json_logs.rs) ----
 
-/// A local port that accepts connections and never answers: a request sent there hangs. Each
-/// accepted connection is announced on `accepted` (and kept open).
-pub struct BlackHole {
-    pub base: String,
-    pub accepted: std::sync::mpsc::Receiver<()>,
-}
-
-/// Starts a [`BlackHole`] on 127.0.0.1.
-pub fn black_hole() -> BlackHole {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, accepted) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { return };
-            held.push(conn);
-            if tx.send(()).is_err() {
-                return;
-            }
-        }
-    });
-    BlackHole { base, accepted }
-}
-
-/// A local server that answers every request with `status` and `body` (JSON), then closes: a
-/// careless server. Returns its base URL.
-pub fn fixed_answer(status: u16, body: &'static str) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            let mut buf = [0u8; 8192];
-            let _ = std::io::Read::read(&mut conn, &mut buf);
-            let _ = write!(
-                conn,
-                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    base
-}
+// Not every test file uses each of them.
+#[allow(unused_imports)]
+pub use tokenwarden_test_support::loopback::{BlackHole, black_hole, fixed_answer};
 
 /// Starts `cmd` with `args`, stdout and stderr piped.
 pub fn spawn(mut cmd: Command, args: &[&str]) -> std::process::Child {
