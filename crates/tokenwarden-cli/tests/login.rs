@@ -14,13 +14,8 @@ use std::time::Duration;
 use tokenwarden_sim::data::user_id;
 use tokenwarden_sim::{AuthorizeMode, DEFAULT_CLIENT_ID, Journal, Outcome, SimClient, SimConfig};
 use tokenwarden_test_support::browser;
+use tokenwarden_test_support::loopback::free_port;
 use tokenwarden_test_support::users;
-
-/// A free loopback port for the redirect URI (bound, then released for the binary to take).
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().unwrap().port()
-}
 
 /// A sandbox whose simulator signs `user-000001` in at once, with `users` users and access tokens
 /// of `ttl`; the default client has exactly `redirect` registered.

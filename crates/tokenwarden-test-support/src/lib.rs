@@ -9,10 +9,13 @@
 //! - [`mode`] and [`chmod`]: a file's permission bits, read and set;
 //! - [`users`]: the ids of the simulator's first users;
 //! - [`RefusedPort`]: a loopback port where every connection is refused, for as long as it lives;
+//! - [`loopback`]: servers of a test's own (a scripted API, a fixed answer, a black hole) and a
+//!   free port;
 //! - [`browser`]: an HTTP client that, like a test playing the browser needs, does not follow
 //!   redirects.
 
 pub mod chromium;
+pub mod loopback;
 pub mod prometheus;
 pub mod redis_server;
 pub mod tool;

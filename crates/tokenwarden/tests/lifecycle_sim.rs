@@ -3,6 +3,9 @@
 //! runs are short (each well under 5 s of real time). Requests in the first tests use plain reqwest
 //! with the manager's token (no 401 healing), so the journal shows what the lifecycle alone does.
 
+mod common;
+
+use common::{eight_workers_until, grant};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -20,14 +23,6 @@ impl tokenwarden::retry::Jitter for NoJitter {
     fn sample(&self) -> f64 {
         0.0
     }
-}
-
-fn grant(sim: &Simulator, secret: &str) -> ClientCredentials {
-    ClientCredentials::new(
-        TokenEndpoint::new(&sim.token_url()).unwrap(),
-        DEFAULT_CLIENT_ID,
-        ClientSecret::new(secret),
-    )
 }
 
 /// A simulator with 100 users and tokens that live `ttl`.
@@ -343,24 +338,11 @@ async fn a_server_clock_running_ahead_is_learned_after_one_wave() {
     let client = ApiClient::builder(&sim.base_url(), tokens.clone())
         .build()
         .unwrap();
-    let end = tokio::time::Instant::now() + Duration::from_millis(3200);
-    let workers: Vec<_> = (0..8)
-        .map(|w| {
-            let client = client.clone();
-            tokio::spawn(async move {
-                let mut i = w;
-                while tokio::time::Instant::now() < end {
-                    let path = format!("/api/v2/users/{}", tokenwarden_sim::data::user_id(i % 100));
-                    client.get(&path).send().await?.error_for_status()?;
-                    i += 8;
-                }
-                Ok::<_, Error>(())
-            })
-        })
-        .collect();
-    for w in workers {
-        w.await.unwrap().unwrap();
-    }
+    eight_workers_until(
+        &client,
+        tokio::time::Instant::now() + Duration::from_millis(3200),
+    )
+    .await;
     let j = sim.journal_counters();
     let m = tokens.metrics();
     assert!(j.tokens_issued >= 3, "the run spans several tokens: {j:?}");

@@ -101,11 +101,7 @@ async fn a_code_is_exchanged_once_and_only_with_its_verifier_and_redirect_uri() 
 #[tokio::test]
 async fn the_loopback_listener_ignores_other_states_and_returns_the_code() {
     let sim = sim().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = tokenwarden_test_support::loopback::free_port();
     let redirect = format!("http://127.0.0.1:{port}/callback");
     sim.update(|c| c.clients = vec![SimClient::default().with_redirect_uris([redirect.as_str()])]);
     let f = flow(&sim, &redirect);
@@ -142,11 +138,7 @@ async fn the_loopback_listener_ignores_other_states_and_returns_the_code() {
 
 #[tokio::test(start_paused = true)]
 async fn the_listener_gives_up_and_counts_what_it_refused() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = tokenwarden_test_support::loopback::free_port();
     let redirect = format!("http://127.0.0.1:{port}/cb");
     let f = AuthorizationCode::new(
         "https://login.example/oauth/authorize",

@@ -11,10 +11,8 @@ use tokenwarden::{Error, middleware::AuthMiddleware, middleware::ReplaySafe};
 use tokenwarden_sim::{SimConfig, Simulator};
 
 fn client(sim: &Simulator) -> ClientWithMiddleware {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    // Redirects are seen, not followed.
+    let http = tokenwarden_test_support::browser();
     let mw = AuthMiddleware::new(&sim.base_url(), tokens(sim))
         .unwrap()
         .backoff(fast_backoff());

@@ -109,15 +109,10 @@ async fn every_exchange_refresh_and_heal_is_recorded_as_the_server_saw_it() {
 async fn a_recorder_given_to_the_manager_and_the_client_is_one_record() {
     let sim = sim(SimConfig::default()).await;
     let recorder = Recorder::new();
-    let endpoint = tokenwarden::TokenEndpoint::new(&sim.token_url()).unwrap();
-    let grant = tokenwarden::ClientCredentials::new(
-        endpoint,
-        tokenwarden_sim::DEFAULT_CLIENT_ID,
-        tokenwarden::ClientSecret::new(tokenwarden_sim::DEFAULT_CLIENT_SECRET),
-    );
-    let tokens = tokenwarden::TokenManager::builder(grant)
-        .recorder(recorder.clone())
-        .build();
+    let tokens =
+        tokenwarden::TokenManager::builder(grant(&sim, tokenwarden_sim::DEFAULT_CLIENT_SECRET))
+            .recorder(recorder.clone())
+            .build();
     let client = builder(&sim, tokens.clone())
         .recorder(recorder.clone())
         .build()

@@ -7,11 +7,11 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokenwarden::{
-    ClientCredentials, ClientSecret, RefreshToken, RefreshTokenGrant, TokenEndpoint, TokenManager,
-    TokenStore, client::SharedBudget, store::LockAttempt, store::RedisOptions, store::RedisStore,
+    ClientSecret, RefreshToken, RefreshTokenGrant, TokenEndpoint, TokenManager, TokenStore,
+    client::SharedBudget, store::LockAttempt, store::RedisOptions, store::RedisStore,
     store::RefreshTokenStore, store::StoredToken, store::TokenKey,
 };
 use tokenwarden_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimConfig, Simulator};
@@ -39,12 +39,7 @@ fn store(redis: &str, sim: &Simulator) -> RedisStore {
 }
 
 fn manager(sim: &Simulator, store: RedisStore) -> TokenManager {
-    let grant = ClientCredentials::new(
-        TokenEndpoint::new(&sim.token_url()).unwrap(),
-        DEFAULT_CLIENT_ID,
-        ClientSecret::new(DEFAULT_CLIENT_SECRET),
-    );
-    TokenManager::builder(grant)
+    TokenManager::builder(common::grant(sim, DEFAULT_CLIENT_SECRET))
         .backoff(common::fast_backoff())
         .store(store)
         .build()
@@ -372,15 +367,8 @@ async fn redis_down_from_the_start_means_local_refreshes_and_one_warning() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_redis_that_never_answers_is_timed_out_not_waited_for() {
     // Accepts connections and never answers: every call times out.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("redis://{}", silent.local_addr().unwrap());
-    let held = Arc::new(Mutex::new(vec![]));
-    let keep = Arc::clone(&held);
-    tokio::spawn(async move {
-        while let Ok((s, _)) = silent.accept().await {
-            keep.lock().unwrap().push(s);
-        }
-    });
+    let silent = tokenwarden_test_support::loopback::black_hole();
+    let url = format!("redis://{}", silent.addr);
     let sim = common::sim(SimConfig::default()).await;
     let s = store(&url, &sim);
     let m = manager(&sim, s.clone());

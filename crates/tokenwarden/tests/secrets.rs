@@ -1,13 +1,15 @@
 //! No secret (client secret, access token, refresh token) in logs at TRACE, in `Debug` output or
 //! in error messages, through a whole run with refreshes, revocations and failures.
 
+mod common;
+
+use common::grant;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokenwarden::{
-    ApiClient, ClientCredentials, ClientSecret, RefreshToken, RefreshTokenGrant, TokenEndpoint,
-    TokenManager,
+    ApiClient, ClientSecret, RefreshToken, RefreshTokenGrant, TokenEndpoint, TokenManager,
 };
 use tokenwarden_sim::{DEFAULT_CLIENT_ID, SimClient, SimConfig, Simulator};
 
@@ -46,12 +48,7 @@ async fn nothing_secret_reaches_logs_debug_or_errors_at_trace() {
     })
     .await
     .unwrap();
-    let grant = ClientCredentials::new(
-        TokenEndpoint::new(&sim.token_url()).unwrap(),
-        DEFAULT_CLIENT_ID,
-        ClientSecret::new(SECRET),
-    );
-    let tokens = TokenManager::builder(grant).build();
+    let tokens = TokenManager::builder(grant(&sim, SECRET)).build();
     let client = ApiClient::builder(&sim.base_url(), tokens.clone())
         .build()
         .unwrap();
@@ -85,12 +82,7 @@ async fn nothing_secret_reaches_logs_debug_or_errors_at_trace() {
         .await
         .unwrap_err();
     shown += &format!("{e} {e:?}\n");
-    let bad = TokenManager::builder(ClientCredentials::new(
-        TokenEndpoint::new(&sim.token_url()).unwrap(),
-        DEFAULT_CLIENT_ID,
-        ClientSecret::new(format!("{SECRET}-wrong")),
-    ))
-    .build();
+    let bad = TokenManager::builder(grant(&sim, &format!("{SECRET}-wrong"))).build();
     let e = bad.bearer().await.unwrap_err();
     shown += &format!("{e} {e:?}\n");
     let rt = sim.issue_refresh_token(DEFAULT_CLIENT_ID);
@@ -140,14 +132,7 @@ async fn a_hostile_token_endpoint_cannot_inject_headers_or_exhaust_memory() {
     })
     .await
     .unwrap();
-    let manager = || {
-        TokenManager::builder(ClientCredentials::new(
-            TokenEndpoint::new(&sim.token_url()).unwrap(),
-            DEFAULT_CLIENT_ID,
-            ClientSecret::new(SECRET),
-        ))
-        .build()
-    };
+    let manager = || TokenManager::builder(grant(&sim, SECRET)).build();
     // A token with a line break: `curl -H "Authorization: Bearer $(tokenwarden token)"` would
     // send the attacker's header.
     sim.update(|c| {

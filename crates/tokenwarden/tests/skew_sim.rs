@@ -3,12 +3,13 @@
 //! The rule itself is proven on tokio's paused clock in `src/manager/skew.rs` and
 //! `src/manager/tests.rs`; the full-size runs are `examples/clock_skew.rs` (docs/BENCHMARKS.md).
 
+mod common;
+
+use common::{eight_workers_until, grant};
 use std::collections::HashSet;
 use std::time::Duration;
-use tokenwarden::{ApiClient, ClientCredentials, ClientSecret, Error, TokenEndpoint, TokenManager};
-use tokenwarden_sim::{
-    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Journal, Outcome, SimConfig, Simulator,
-};
+use tokenwarden::{ApiClient, TokenManager};
+use tokenwarden_sim::{DEFAULT_CLIENT_SECRET, Journal, Outcome, SimConfig, Simulator};
 
 /// Runs 8 workers through one `ApiClient` for `run`; returns the journal, the manager and how long
 /// the run took.
@@ -20,34 +21,12 @@ async fn run_workers(cfg: SimConfig, run: Duration) -> (Journal, TokenManager, D
     })
     .await
     .unwrap();
-    let grant = ClientCredentials::new(
-        TokenEndpoint::new(&sim.token_url()).unwrap(),
-        DEFAULT_CLIENT_ID,
-        ClientSecret::new(DEFAULT_CLIENT_SECRET),
-    );
-    let tokens = TokenManager::builder(grant).build();
+    let tokens = TokenManager::builder(grant(&sim, DEFAULT_CLIENT_SECRET)).build();
     let client = ApiClient::builder(&sim.base_url(), tokens.clone())
         .build()
         .unwrap();
     let started = tokio::time::Instant::now();
-    let end = started + run;
-    let workers: Vec<_> = (0..8)
-        .map(|w| {
-            let client = client.clone();
-            tokio::spawn(async move {
-                let mut i = w;
-                while tokio::time::Instant::now() < end {
-                    let path = format!("/api/v2/users/{}", tokenwarden_sim::data::user_id(i % 100));
-                    client.get(&path).send().await?.error_for_status()?;
-                    i += 8;
-                }
-                Ok::<_, Error>(())
-            })
-        })
-        .collect();
-    for w in workers {
-        w.await.unwrap().unwrap();
-    }
+    eight_workers_until(&client, started + run).await;
     (sim.journal(), tokens, started.elapsed())
 }
 

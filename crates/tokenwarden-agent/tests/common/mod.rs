@@ -39,10 +39,8 @@ impl Setup {
         )
         .await
         .unwrap();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
+        // Redirects are seen, not followed.
+        let http = tokenwarden_test_support::browser();
         Setup {
             sim,
             agent,

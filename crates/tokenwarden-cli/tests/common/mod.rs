@@ -1,5 +1,8 @@
 //! Helpers for running the built `tokenwarden` binary against an in-process simulator, each test
 //! in a fresh temporary directory that stands in for HOME, the config dir and the cache dir.
+//! The simulator runs on the test's multi-thread runtime and the binary on a blocking thread;
+//! nothing sleeps to synchronise: assertions are on exit codes, output files and the simulator's
+//! journal.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -307,50 +310,9 @@ pub fn complete_jsonl(path: &Path) -> Vec<Value> {
 
 // ---- exit statuses, signals and misbehaving servers (tests/exit_codes.rs, tests/json_logs.rs) ----
 
-/// A local port that accepts connections and never answers: a request sent there hangs. Each
-/// accepted connection is announced on `accepted` (and kept open).
-pub struct BlackHole {
-    pub base: String,
-    pub accepted: std::sync::mpsc::Receiver<()>,
-}
-
-/// Starts a [`BlackHole`] on 127.0.0.1.
-pub fn black_hole() -> BlackHole {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, accepted) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { return };
-            held.push(conn);
-            if tx.send(()).is_err() {
-                return;
-            }
-        }
-    });
-    BlackHole { base, accepted }
-}
-
-/// A local server that answers every request with `status` and `body` (JSON), then closes: a
-/// careless server. Returns its base URL.
-pub fn fixed_answer(status: u16, body: &'static str) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            let mut buf = [0u8; 8192];
-            let _ = std::io::Read::read(&mut conn, &mut buf);
-            let _ = write!(
-                conn,
-                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    base
-}
+// Not every test file uses each of them.
+#[allow(unused_imports)]
+pub use tokenwarden_test_support::loopback::{BlackHole, black_hole, fixed_answer};
 
 /// Starts `cmd` with `args`, stdout and stderr piped.
 pub fn spawn(mut cmd: Command, args: &[&str]) -> std::process::Child {
@@ -425,4 +387,51 @@ pub fn endpoints(sb: &Sandbox, token_url: &str, api_base: &str) -> Command {
         .env("GENESYSCLOUD_OAUTHCLIENT_ID", DEFAULT_CLIENT_ID)
         .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", DEFAULT_CLIENT_SECRET);
     c
+}
+
+// ---- secrets never in the output (tests/secrets.rs, tests/static_token.rs) ------------------------
+
+/// A 40-character run of URL-safe characters mixing cases and digits: what the simulator's opaque
+/// tokens look like (ids, paths, hashes and timestamps in the output do not).
+pub fn token_shaped(text: &str) -> Vec<&str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .filter(|w| {
+            w.len() == 40
+                && w.chars().any(|c| c.is_ascii_uppercase())
+                && w.chars().any(|c| c.is_ascii_lowercase())
+                && w.chars().any(|c| c.is_ascii_digit())
+        })
+        .collect()
+}
+
+/// Asserts that `r` printed none of `secrets`, no token response, no colour code and nothing
+/// token-shaped on stderr (`what` names the run in the message).
+#[track_caller]
+pub fn assert_no_secret(r: &Run, what: &str, secrets: &[&str]) {
+    for s in secrets {
+        assert!(
+            !r.stderr.contains(s),
+            "{what}: a secret in stderr:\n{}",
+            r.stderr
+        );
+        assert!(
+            !r.stdout.contains(s),
+            "{what}: a secret in stdout:\n{}",
+            r.stdout
+        );
+    }
+    assert!(
+        !r.stderr.contains("access_token"),
+        "{what}: token response logged:\n{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains('\u{1b}'),
+        "{what}: colour codes in logs sent to a pipe"
+    );
+    assert!(
+        token_shaped(&r.stderr).is_empty(),
+        "{what}: token-shaped strings in stderr: {:?}",
+        token_shaped(&r.stderr)
+    );
 }

@@ -1,5 +1,6 @@
-//! Shared setup for the client and pagination tests: a simulator, a token manager for its default
-//! client, and an API client with a fast retry budget.
+//! Shared setup for the library's tests against the simulator: a simulator, the grant and a token
+//! manager for its default client, an API client with a fast retry budget, eight workers keeping
+//! it busy, and a scripted API for answers the simulator does not give.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -14,14 +15,18 @@ pub async fn sim(config: SimConfig) -> Simulator {
     Simulator::start(config).await.expect("simulator starts")
 }
 
-pub fn tokens(sim: &Simulator) -> TokenManager {
-    let endpoint = TokenEndpoint::new(&sim.token_url()).expect("token URL");
-    let grant = ClientCredentials::new(
-        endpoint,
+/// The client credentials grant of the simulator's default client, with `secret`.
+pub fn grant(sim: &Simulator, secret: &str) -> ClientCredentials {
+    ClientCredentials::new(
+        TokenEndpoint::new(&sim.token_url()).expect("token URL"),
         DEFAULT_CLIENT_ID,
-        ClientSecret::new(DEFAULT_CLIENT_SECRET),
-    );
-    TokenManager::builder(grant).build()
+        ClientSecret::new(secret),
+    )
+}
+
+/// A token manager for the simulator's default client.
+pub fn tokens(sim: &Simulator) -> TokenManager {
+    TokenManager::builder(grant(sim, DEFAULT_CLIENT_SECRET)).build()
 }
 
 /// Retries quickly: the simulator answers in microseconds.
@@ -46,48 +51,27 @@ pub fn client(sim: &Simulator) -> ApiClient {
     builder(sim, tokens(sim)).build().expect("client")
 }
 
-/// A hostile or careless API on loopback, answering each request with `answer(request line,
-/// Authorization header value)` → (status, JSON body). Every request line it received is kept in
-/// the returned log. Returns its base URL.
-pub fn scripted_api(
-    answer: impl Fn(&str, &str) -> (u16, String) + Send + 'static,
-) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::{BufRead as _, Read as _, Write as _};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = log.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { return };
-            let mut reader = std::io::BufReader::new(conn);
-            let (mut line, mut auth, mut length) = (String::new(), String::new(), 0usize);
-            if reader.read_line(&mut line).is_err() {
-                continue;
-            }
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-                    break;
+/// Eight workers sending GETs of the simulator's users 0..100 through `client`, one after the
+/// other, until `end`; panics on the first request that fails.
+pub async fn eight_workers_until(client: &ApiClient, end: tokio::time::Instant) {
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut i = w;
+                while tokio::time::Instant::now() < end {
+                    let path = format!("/api/v2/users/{}", tokenwarden_sim::data::user_id(i % 100));
+                    client.get(&path).send().await?.error_for_status()?;
+                    i += 8;
                 }
-                let (name, value) = h.split_once(':').unwrap_or((&h, ""));
-                match name.trim().to_ascii_lowercase().as_str() {
-                    "authorization" => auth = value.trim().to_string(),
-                    "content-length" => length = value.trim().parse().unwrap_or(0),
-                    _ => {}
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            let line = line.trim().to_string();
-            seen.lock().unwrap().push(line.clone());
-            let (status, text) = answer(&line, &auth);
-            let _ = write!(
-                reader.get_mut(),
-                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
-                text.len()
-            );
-        }
-    });
-    (base, log)
+                Ok::<_, tokenwarden::Error>(())
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap().unwrap();
+    }
 }
+
+#[allow(unused_imports)] // Not every test file uses it.
+pub use tokenwarden_test_support::loopback::scripted_api;
