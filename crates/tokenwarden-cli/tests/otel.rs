@@ -81,6 +81,12 @@ struct Receiver {
 
 impl Receiver {
     async fn start() -> Receiver {
+        Receiver::answering_after(Duration::ZERO).await
+    }
+
+    /// A receiver that takes `delay` over each answer (a slow collector: what it was sent
+    /// arrives at once, the exporter waits for the answer).
+    async fn answering_after(delay: Duration) -> Receiver {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let base = serve(Arc::new(move |req: Request<Bytes>| {
             let (parts, body) = req.into_parts();
@@ -89,7 +95,10 @@ impl Receiver {
                 headers: parts.headers,
                 body,
             });
-            Box::pin(async {
+            Box::pin(async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
                 let mut r = Response::new(Bytes::new());
                 r.headers_mut().insert(
                     http::header::CONTENT_TYPE,
@@ -805,6 +814,61 @@ async fn a_dead_collector_fails_nothing_and_costs_at_most_the_timeout() {
         hole.accepted.try_recv().is_ok(),
         "the black hole saw no export"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_the_export_cannot_keep_up_with_are_counted_in_one_warning() {
+    let sb = Sandbox::start(SimConfig::default()).await;
+    sb.write("in.jsonl", &user_gets(40));
+    // A queue of one span (the standard variable) and a collector that takes 400 ms over each
+    // answer: while the first export waits, one span waits in the queue and the others that end
+    // are dropped.
+    let mut receiver = Receiver::answering_after(Duration::from_millis(400)).await;
+    let mut cmd = tw(&sb);
+    cmd.env("OTEL_BSP_MAX_QUEUE_SIZE", "1");
+    let r = run(
+        cmd,
+        &[
+            "batch",
+            "-i",
+            "in.jsonl",
+            "-o",
+            "out.jsonl",
+            "--no-progress",
+            "--otlp-endpoint",
+            &receiver.base,
+        ],
+    )
+    .await;
+    r.ok();
+    assert_eq!(line_count(&sb.path("out.jsonl")), 40);
+    let got = receiver
+        .until(|g| g.iter().any(|e| e.path == "/v1/metrics"))
+        .await;
+    let received = spans(&traces(got, "/v1/traces")).len() as u64;
+    // A span per API request and per token request ended; the run says, once, how many of
+    // them never left.
+    let journal = sb.sim.journal();
+    let ended = journal.api_requests + journal.token_requests;
+    let warnings: Vec<_> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("OpenTelemetry"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", r.stderr);
+    assert!(warnings[0].starts_with("warning:"), "{}", r.stderr);
+    let said = warnings[0]
+        .split(" spans were dropped")
+        .next()
+        .and_then(|head| head.rsplit(": ").next())
+        .unwrap_or_else(|| panic!("no count in {}", warnings[0]));
+    let (dropped, of) = said
+        .split_once(" of ")
+        .unwrap_or_else(|| panic!("no count in {}", warnings[0]));
+    assert_eq!(of.parse::<u64>().unwrap(), ended, "{}", warnings[0]);
+    let dropped: u64 = dropped.parse().unwrap();
+    assert!(dropped > 0, "{}", warnings[0]);
+    assert_eq!(dropped, ended - received, "{}", warnings[0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,13 +16,13 @@
 mod exporter;
 mod observer;
 mod settings;
+mod spans;
 
 pub use exporter::ReqwestExporter;
 pub use settings::{DEFAULT_TIMEOUT, OtlpSettings, SettingsError, SignalTarget};
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -41,6 +41,9 @@ pub struct Telemetry {
     timeout: Duration,
     /// Whether the run's one warning about the export has been given.
     warned: Arc<AtomicBool>,
+    /// Spans ended and handed to the exporter (see [`spans`]), and the queue's size.
+    spans: Arc<spans::SpanCounts>,
+    queue: usize,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -68,31 +71,22 @@ impl Telemetry {
         let runtime = tokio::runtime::Handle::current();
         let warned = Arc::new(AtomicBool::new(false));
         let mut timeout = Duration::ZERO;
+        let spans = Arc::new(spans::SpanCounts::default());
+        let mut queue = 0;
         let tracer = match &settings.traces {
             Some(target) => {
                 timeout = timeout.max(target.timeout);
-                let exporter = opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .with_http_client(ReqwestExporter::new(
-                        target,
-                        "traces",
-                        runtime.clone(),
-                        Arc::clone(&warned),
-                    ))
-                    .with_endpoint(target.endpoint.as_str())
-                    .with_timeout(target.timeout)
-                    .with_headers(Default::default())
-                    .build()
-                    .map_err(|e| StartError(e.to_string()))?;
-                let processor = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter)
-                    .with_batch_config(
-                        opentelemetry_sdk::trace::BatchConfigBuilder::default()
-                            .with_max_queue_size(8192)
-                            .with_max_export_batch_size(1024)
-                            .with_scheduled_delay(Duration::from_secs(2))
-                            .build(),
-                    )
-                    .build();
+                let exporter = configured(
+                    opentelemetry_otlp::SpanExporter::builder().with_http(),
+                    target,
+                    "traces",
+                    &runtime,
+                    &warned,
+                )
+                .build()
+                .map_err(|e| StartError(e.to_string()))?;
+                let (processor, size) = spans::processor(exporter, &spans);
+                queue = size;
                 Some(
                     SdkTracerProvider::builder()
                         .with_resource(resource.clone())
@@ -105,19 +99,15 @@ impl Telemetry {
         let meter = match &settings.metrics {
             Some(target) => {
                 timeout = timeout.max(target.timeout);
-                let exporter = opentelemetry_otlp::MetricExporter::builder()
-                    .with_http()
-                    .with_http_client(ReqwestExporter::new(
-                        target,
-                        "metrics",
-                        runtime,
-                        Arc::clone(&warned),
-                    ))
-                    .with_endpoint(target.endpoint.as_str())
-                    .with_timeout(target.timeout)
-                    .with_headers(Default::default())
-                    .build()
-                    .map_err(|e| StartError(e.to_string()))?;
+                let exporter = configured(
+                    opentelemetry_otlp::MetricExporter::builder().with_http(),
+                    target,
+                    "metrics",
+                    &runtime,
+                    &warned,
+                )
+                .build()
+                .map_err(|e| StartError(e.to_string()))?;
                 let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(exporter).build();
                 Some(
                     SdkMeterProvider::builder()
@@ -160,18 +150,23 @@ impl Telemetry {
             meter,
             timeout,
             warned,
+            spans,
+            queue,
         })
     }
 
     /// Exports what is left (the last spans, the final metrics) and stops, within the export
     /// timeout: a collector that does not answer costs the job no more than that. Traces and
-    /// metrics are flushed at the same time.
+    /// metrics are flushed at the same time. Spans that were dropped (the queue was full, or
+    /// the flush did not finish in time) are counted in one warning.
     pub async fn shutdown(self) {
         let Telemetry {
             tracer,
             meter,
             timeout,
             warned,
+            spans,
+            queue,
         } = self;
         // The SDK's shutdown blocks its caller until its worker thread has exported, and that
         // sends on this runtime: off the runtime's threads, one blocking task per signal.
@@ -193,17 +188,58 @@ impl Telemetry {
                 let _ = m.await;
             }
         };
-        if tokio::time::timeout(timeout, both).await.is_err() {
+        let late = tokio::time::timeout(timeout, both).await.is_err();
+        let (ended, dropped) = spans.dropped();
+        let timeout_ms = timeout.as_millis() as u64;
+        if dropped > 0 {
+            // Said even after another warning: only this one has the count.
+            warned.store(true, Ordering::Relaxed);
+            if late {
+                tracing::warn!(
+                    timeout_ms,
+                    "OpenTelemetry export did not finish in time: {dropped} of {ended} spans were dropped"
+                );
+            } else {
+                tracing::warn!(
+                    queue,
+                    "OpenTelemetry export could not keep up: {dropped} of {ended} spans were dropped (the queue of {queue} spans was full; OTEL_BSP_MAX_QUEUE_SIZE sets it)"
+                );
+            }
+        } else if late {
             if warned.swap(true, Ordering::Relaxed) {
                 tracing::debug!("OpenTelemetry export did not finish in time; the rest is dropped");
             } else {
                 tracing::warn!(
-                    timeout_ms = timeout.as_millis() as u64,
+                    timeout_ms,
                     "OpenTelemetry export did not finish in time; the rest is dropped"
                 );
             }
         }
     }
+}
+
+/// The OTLP exporter `builder` configured for `target`: the workspace's reqwest client, the
+/// endpoint, the timeout; the headers are the client's (never the SDK's own variables).
+fn configured<B>(
+    builder: B,
+    target: &SignalTarget,
+    signal: &'static str,
+    runtime: &tokio::runtime::Handle,
+    warned: &Arc<AtomicBool>,
+) -> B
+where
+    B: opentelemetry_otlp::WithExportConfig + opentelemetry_otlp::WithHttpConfig,
+{
+    builder
+        .with_http_client(ReqwestExporter::new(
+            target,
+            signal,
+            runtime.clone(),
+            Arc::clone(warned),
+        ))
+        .with_endpoint(target.endpoint.as_str())
+        .with_timeout(target.timeout)
+        .with_headers(Default::default())
 }
 
 /// `service.name` (default `tokenwarden`, or `OTEL_SERVICE_NAME`, or the `service.name` of
