@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use tokenwarden::jobs::JobError;
 use tokenwarden::jobs::export::{
-    self, Destination, Event, ExportError, ExportOptions, Format, Mode, Report, Source,
+    self, Destination, Event, ExportOptions, Format, Mode, Report, Source,
 };
 use tokenwarden::{ApiClient, Class, jobs::ownership, paginate::JobOptions};
 
@@ -146,7 +147,7 @@ pub(super) async fn run(
             // The report of a run that stopped is the one most worth reading.
             let stopped = json!({
                 "items": progress.items,
-                "stopped": e.to_string(),
+                "stopped": stopped_text(&e),
                 "wall_time_secs": took.as_secs_f64(),
             });
             observing.finish(&stopped, progress.resumed)?;
@@ -155,12 +156,20 @@ pub(super) async fn run(
     }
 }
 
+/// Why an export stopped, in one line: a local file's failure with the operating system's words.
+fn stopped_text(e: &JobError) -> String {
+    match e {
+        JobError::Io { source, .. } => format!("{e}: {source}"),
+        _ => e.to_string(),
+    }
+}
+
 /// The exit status and messages for an export that stopped.
-fn failure(e: ExportError, file: Option<&Path>, progress: &Progress) -> Result<u8> {
+fn failure(e: JobError, file: Option<&Path>, progress: &Progress) -> Result<u8> {
     match e {
         // Credentials: the standard path, which adds which credentials were used.
-        ExportError::Api(e) if e.class() == Class::Credentials => Err(e.into()),
-        ExportError::Api(e) => match file {
+        JobError::Api(e) if e.class() == Class::Credentials => Err(e.into()),
+        JobError::Api(e) => match file {
             Some(path) if progress.items > 0 || progress.resumed => {
                 ui::error(&e.to_string());
                 ui::hint(&format!(
@@ -175,14 +184,8 @@ fn failure(e: ExportError, file: Option<&Path>, progress: &Progress) -> Result<u
             }
             _ => Err(e.into()),
         },
-        // Another run writes the output now. Nothing typed is wrong: the same status and advice
-        // as a batch on a busy output.
-        e if e.class() == Class::Transient => {
-            Err(anyhow::anyhow!("{e}\nhint: {}", super::BUSY_HINT))
-        }
-        ExportError::Refused(m) => Err(UsageError(m).into()),
-        e @ ExportError::NoDirectory(_) => Err(UsageError(e.to_string()).into()),
-        other => Err(anyhow::anyhow!("{other}")),
+        // The output's refusals, a busy output, a local file: placed as a batch's are.
+        other => Err(super::batch::explain(other)),
     }
 }
 

@@ -11,5 +11,8 @@
 //! package need only the floors below.
 
 pub mod batch;
+mod error;
 pub mod export;
 pub mod ownership;
+
+pub use error::{JobError, Refusal, Step};

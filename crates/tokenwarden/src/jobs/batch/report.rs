@@ -1,8 +1,9 @@
 //! What a batch tells while it runs (each [`Event`], which [`BatchProgress`] adds up) and once it
 //! ends ([`BatchReport`], with the [`StopReason`] of a run that stopped early).
 
-use super::{BatchError, FailureLimit};
+use super::FailureLimit;
 use crate::error::Error;
+use crate::jobs::JobError;
 use std::fmt;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -97,7 +98,7 @@ pub enum StopReason {
         limit: FailureLimit,
     },
     /// The input could not be read to its end (the records before were run and recorded).
-    Input(BatchError),
+    Input(JobError),
     /// The API could not be reached ([`Outcome::Unreachable`]) for every record in the
     /// [`Breaker`]'s window, or for the last records of the input. Those records were not
     /// recorded, nor were the records in flight: a resume runs them.
@@ -120,7 +121,7 @@ impl StopReason {
     pub fn error(&self) -> Option<&Error> {
         match self {
             StopReason::Aborted(e) => Some(e),
-            StopReason::Input(BatchError::Api(e)) => Some(e),
+            StopReason::Input(JobError::Api(e)) => Some(e),
             StopReason::Unreachable { last, .. } => Some(last),
             StopReason::Input(_) | StopReason::TooManyFailures { .. } | StopReason::Interrupted => {
                 None

@@ -1,4 +1,5 @@
 use super::*;
+use crate::jobs::{JobError, Refusal, Step};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -83,7 +84,7 @@ async fn go<F, Fut>(
     output: &Path,
     options: &BatchOptions,
     exec: F,
-) -> Result<BatchReport, BatchError>
+) -> Result<BatchReport, JobError>
 where
     F: Fn(Record) -> Fut,
     Fut: Future<Output = Outcome>,
@@ -423,8 +424,8 @@ async fn abort_stops_at_once_and_resume_completes_exactly_once() {
     assert!(
         matches!(
             e,
-            BatchError::Journal {
-                problem: JournalProblem::Exists,
+            JobError::Refused {
+                reason: Refusal::Exists,
                 ..
             }
         ),
@@ -632,8 +633,8 @@ async fn a_run_that_fails_before_its_first_record_leaves_nothing_behind() {
     assert!(
         matches!(
             e,
-            BatchError::Io {
-                op: IoOp::OpenInput,
+            JobError::Io {
+                step: Step::OpenInput,
                 ..
             }
         ),
@@ -664,8 +665,8 @@ async fn an_output_directory_that_does_not_exist_is_not_created() {
     assert!(
         matches!(
             e,
-            BatchError::Io {
-                op: IoOp::OutputDirectory,
+            JobError::Io {
+                step: Step::OutputDirectory,
                 ..
             }
         ),
@@ -690,9 +691,9 @@ async fn resume_refuses_another_jobs_journal_and_touches_nothing() {
     go(&a, &output, &opts(), ok).await.unwrap();
     let before = std::fs::read(&output).unwrap();
     let job_before = std::fs::read(job_file_path(&output)).unwrap();
-    let refused = |e: BatchError| match e {
-        BatchError::Journal {
-            problem: JournalProblem::OtherJob { detail },
+    let refused = |e: JobError| match e {
+        JobError::Refused {
+            reason: Refusal::OtherJob { detail },
             ..
         } => detail,
         other => panic!("{other}"),
@@ -745,8 +746,8 @@ async fn resume_never_touches_a_file_no_batch_wrote() {
     assert!(
         matches!(
             e,
-            BatchError::Journal {
-                problem: JournalProblem::NotAJournal { .. },
+            JobError::Refused {
+                reason: Refusal::NotAJournal { .. },
                 ..
             }
         ),
@@ -790,16 +791,7 @@ async fn a_second_run_on_a_busy_output_is_refused_at_once() {
         e
     };
     let (first, e) = tokio::join!(first, second);
-    assert!(
-        matches!(
-            &e,
-            BatchError::Journal {
-                problem: JournalProblem::Busy,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(&e, JobError::Busy(_)), "{e}");
     assert!(
         e.to_string()
             .contains("another tokenwarden run is writing it"),
@@ -827,8 +819,8 @@ async fn a_non_regular_output_is_a_stream_and_a_full_disk_is_an_io_error() {
         assert!(
             matches!(
                 e,
-                BatchError::Io {
-                    op: IoOp::WriteOutput,
+                JobError::Io {
+                    step: Step::WriteOutput,
                     ..
                 }
             ),
@@ -849,8 +841,8 @@ async fn a_non_regular_output_is_a_stream_and_a_full_disk_is_an_io_error() {
     assert!(
         matches!(
             e,
-            BatchError::Journal {
-                problem: JournalProblem::NotResumable,
+            JobError::Refused {
+                reason: Refusal::NotResumable,
                 ..
             }
         ),
@@ -900,8 +892,8 @@ async fn a_corrected_template_resumes_with_retry_failed_only_when_nothing_succee
     assert!(
         matches!(
             e,
-            BatchError::Journal {
-                problem: JournalProblem::OtherJob { .. },
+            JobError::Refused {
+                reason: Refusal::OtherJob { .. },
                 ..
             }
         ),
@@ -1066,9 +1058,9 @@ async fn regression_files_and_streams_of_another_user_are_refused_not_written_or
     }
     let d = Dir::new();
     let input = d.file("in.jsonl", &jsonl(2));
-    let refused = |e: &BatchError, what: &str| {
+    let refused = |e: &JobError, what: &str| {
         let shown = match e {
-            BatchError::Io { source, .. } => format!("{e}: {source}"),
+            JobError::Io { source, .. } => format!("{e}: {source}"),
             e => e.to_string(),
         };
         assert!(shown.contains("belongs to another user"), "{what}: {shown}");

@@ -41,7 +41,6 @@
 //! an item, even spelled with JSON escapes, does not put it in the output.
 
 mod csv;
-mod error;
 mod journal;
 mod options;
 mod report;
@@ -49,12 +48,15 @@ mod sink;
 mod slices;
 
 pub use self::csv::MAX_CSV_COLUMNS;
-pub use error::ExportError;
+/// The export engine's error, now the one error of both engines.
+#[deprecated(note = "use `jobs::JobError`, the error of both engines")]
+pub type ExportError = crate::jobs::JobError;
 pub use journal::resumable_after_stop;
 pub use options::{Destination, ExportOptions, Format, Mode, Source};
 pub use report::{Event, Report};
 
 use crate::client::ApiClient;
+use crate::jobs::{JobError, Refusal};
 use crate::paginate::{MAX_SLICE, Page, Position, cursor_pages, numbered_pages, query_pages};
 use futures::stream::BoxStream;
 use futures::{StreamExt as _, TryStreamExt as _};
@@ -67,7 +69,7 @@ use slices::{JobRun, conversations};
 /// goes.
 ///
 /// ```no_run
-/// # async fn run(client: tokenwarden::ApiClient) -> Result<(), tokenwarden::jobs::export::ExportError> {
+/// # async fn run(client: tokenwarden::ApiClient) -> Result<(), tokenwarden::jobs::export::JobError> {
 /// use tokenwarden::jobs::export::{self, Destination, ExportOptions, Format, Mode, Source};
 /// let source = Source::Pages { path: "/api/v2/users?pageSize=100".into() };
 /// let report = export::run(
@@ -83,9 +85,9 @@ use slices::{JobRun, conversations};
 /// ```
 ///
 /// # Errors
-/// [`ExportError::Api`] when the API fails after retries (the output keeps every complete page and
-/// its position: a resume continues there); [`ExportError::Refused`] when the output cannot be used
-/// as asked (nothing changed); [`ExportError::NoDirectory`]; [`ExportError::Io`] when a local file
+/// [`JobError::Api`] when the API fails after retries (the output keeps every complete page and
+/// its position: a resume continues there); [`JobError::Refused`] when the output cannot be used
+/// as asked (nothing changed); [`JobError::NoDirectory`]; [`JobError::Io`] when a local file
 /// cannot be read or written.
 pub async fn run(
     client: &ApiClient,
@@ -93,14 +95,15 @@ pub async fn run(
     destination: Destination,
     options: ExportOptions,
     mut on_event: impl FnMut(Event),
-) -> Result<Report, ExportError> {
+) -> Result<Report, JobError> {
     if let Source::Conversations { slice, .. } = &source
         && (slice.is_zero() || *slice > MAX_SLICE)
     {
-        return Err(ExportError::Refused(format!(
-            "a slice must be longer than zero and at most 31 days, not {}",
-            crate::error::human_duration(*slice)
-        )));
+        let out = match &destination {
+            Destination::File(out) => out.as_path(),
+            Destination::Stream(_) => std::path::Path::new("-"),
+        };
+        return Err(refuse(out, Refusal::SliceLength(*slice)));
     }
     let definition = definition(&source, client, options.format);
     let mut sink = match destination {
@@ -152,7 +155,7 @@ async fn fetch(
     source: &Source,
     sink: &mut Sink,
     on_event: &mut impl FnMut(Event),
-) -> Result<(), ExportError> {
+) -> Result<(), JobError> {
     let from = sink.state.position.clone();
     let pages = match source {
         Source::Pages { path } => numbered_pages(client, path, from).boxed(),
@@ -178,6 +181,11 @@ async fn fetch(
 }
 
 /// What an export was asked to do, recorded with its state: a resume of another one is refused.
+/// The export's refusal of `path`, in its words.
+fn refuse(path: impl Into<std::path::PathBuf>, reason: Refusal) -> JobError {
+    JobError::refused(crate::jobs::ownership::Writer::Export, path, reason)
+}
+
 fn definition(source: &Source, client: &ApiClient, format: Format) -> Value {
     let mut d = match source {
         Source::Pages { path } => json!({"source": "page-number listing", "path": path}),
@@ -219,7 +227,7 @@ async fn read_listing(
     mut pages: BoxStream<'static, crate::error::Result<Page>>,
     sink: &mut Sink,
     on_event: &mut impl FnMut(Event),
-) -> Result<(), ExportError> {
+) -> Result<(), JobError> {
     while let Some(page) = pages.try_next().await? {
         sink.write_items(&page.items)?;
         if page.next.is_none() {

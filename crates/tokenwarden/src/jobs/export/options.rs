@@ -69,7 +69,7 @@ impl Format {
 /// What to do when the output file exists already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
-    /// Refuse ([`ExportError::Refused`](super::ExportError::Refused)) if the output or its state exists.
+    /// Refuse ([`JobError::Refused`](super::JobError::Refused)) if the output or its state exists.
     #[default]
     New,
     /// Start over, replacing the output.
