@@ -248,8 +248,10 @@ async fn a_stopped_listing_export_resumes_with_no_item_missing_and_none_twice() 
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(report.cut_bytes, torn.len() as u64);
-    assert_eq!((report.items, report.new_items), (137, 97));
+    assert_eq!(report.run.cut_bytes, torn.len() as u64);
+    assert_eq!((report.items, report.run.done), (137, 97));
+    assert!(report.run.resumed);
+    assert_eq!(report.run.done_earlier, 40);
     let users: BTreeSet<String> = (0..137).map(user_id).collect();
     assert_exactly(&jsonl(&out), "id", &users);
     assert_eq!(

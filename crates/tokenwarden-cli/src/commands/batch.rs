@@ -426,9 +426,9 @@ pub(crate) fn summary_json(r: &BatchReport, client: &ApiClient) -> serde_json::V
         "failed_this_run": r.failed,
         "invalid_lines": r.invalid + r.earlier_invalid,
         "invalid_lines_this_run": r.invalid,
-        "skipped": r.skipped,
+        "skipped": r.run.done_earlier,
         "requests": r.requests(),
-        "repaired_bytes": r.repaired_bytes,
+        "repaired_bytes": r.run.cut_bytes,
         "tokens_fetched": t.tokens_fetched,
         "tokens_adopted": t.adopted_from_store,
         "proactive_refreshes": t.proactive_refreshes,
@@ -438,7 +438,7 @@ pub(crate) fn summary_json(r: &BatchReport, client: &ApiClient) -> serde_json::V
         "rate_limit_pauses": o.rate_limit_pauses,
         "server_errors_retried": c.server_errors_retried,
         "transport_retries": c.transport_retries,
-        "wall_time_secs": r.elapsed.as_secs_f64(),
+        "wall_time_secs": r.run.elapsed.as_secs_f64(),
         "observed": o,
         "stopped": r.stopped.as_ref().map(|s| s.to_string()),
         "interrupted": matches!(r.stopped, Some(StopReason::Interrupted)),
@@ -456,8 +456,8 @@ pub(crate) fn print_summary(
 ) {
     let c = client.metrics();
     let t = client.token_metrics();
-    let secs = r.elapsed.as_secs_f64();
-    let anything = r.ok + r.failed + r.skipped > 0;
+    let secs = r.run.elapsed.as_secs_f64();
+    let anything = r.ok + r.failed + r.run.done_earlier > 0;
     if r.stopped.is_none() || anything {
         // A resume's output holds the failures of earlier runs too: they count.
         let mut details = Vec::new();
@@ -484,7 +484,7 @@ pub(crate) fn print_summary(
         crate::ui::summary(
             &format!(
                 "{verb} {secs:.1} s: {} ok, {failed}, {} skipped{rate}",
-                r.ok, r.skipped
+                r.ok, r.run.done_earlier
             ),
             summary_json(r, client),
         );
@@ -520,10 +520,10 @@ pub(crate) fn print_summary(
         ),
         serde_json::Value::Null,
     );
-    if r.repaired_bytes > 0 {
+    if r.run.cut_bytes > 0 {
         crate::ui::note(&format!(
             "repaired a torn last line ({} bytes) left by the interrupted run",
-            r.repaired_bytes
+            r.run.cut_bytes
         ));
     }
     if let Some(reason) = &r.stopped {

@@ -128,8 +128,8 @@ pub(super) async fn run(
     let took = started.elapsed();
     match result {
         Ok(report) => {
-            let fields = summary(&report, client, file.as_deref(), format, took);
-            observing.finish(&fields, report.resumed)?;
+            let fields = summary(&report, client, file.as_deref(), format);
+            observing.finish(&fields, report.run.resumed)?;
             Ok(exit::OK)
         }
         // The reader of a pipe has what it wanted (`| head`): not an error.
@@ -261,25 +261,20 @@ impl Progress {
 }
 
 /// Shows the summary; returns its fields (the report's totals).
-fn summary(
-    report: &Report,
-    client: &ApiClient,
-    file: Option<&Path>,
-    format: Format,
-    took: Duration,
-) -> Value {
+fn summary(report: &Report, client: &ApiClient, file: Option<&Path>, format: Format) -> Value {
+    let took = report.run.elapsed;
     let place = file.map_or_else(|| "stdout".to_string(), |p| p.display().to_string());
     let t = client.token_metrics();
     let o = client.recorder().totals();
     let fields = json!({
         "items": report.items,
-        "new_items": report.new_items,
+        "new_items": report.run.done,
         "pages": report.pages,
         "output": place,
         "format": match format { Format::Csv => "csv", _ => "jsonl" },
-        "resumed": report.resumed,
+        "resumed": report.run.resumed,
         "already_complete": report.already_complete,
-        "cut_bytes": report.cut_bytes,
+        "cut_bytes": report.run.cut_bytes,
         "slices": report.slices,
         "slices_redone": report.slices_redone,
         "left_to_other_slices": report.left_to_other_slices,
@@ -300,8 +295,8 @@ fn summary(
         );
         return fields;
     }
-    let new = if report.resumed {
-        format!(", {} new", report.new_items)
+    let new = if report.run.resumed {
+        format!(", {} new", report.run.done)
     } else {
         String::new()
     };

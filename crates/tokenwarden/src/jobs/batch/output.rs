@@ -23,8 +23,9 @@
 
 use super::job::JobIdentity;
 use crate::fs::{self, Access};
+use crate::jobs::identity::{self, Decision};
 use crate::jobs::ownership::{self, Claim, ClaimError, Fingerprint, JOB_SUFFIX, Writer};
-use crate::jobs::{JobError, Refusal, Step};
+use crate::jobs::{JobError, Mode, Refusal, Step};
 use std::fs::File;
 use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
@@ -180,26 +181,24 @@ impl Output {
         // line) is not worth keeping; from here on, an error drops `journal`, which removes it.
         journal.job_file_was_empty = contents.iter().all(u8::is_ascii_whitespace);
         let recorded = JobIdentity::parse(&contents);
-        journal.plan = match (exists, resume, overwrite) {
-            (false, _, _) => Plan::Create,
-            (true, true, _) => match recorded {
-                Some(job) => {
-                    if let Some(detail) = job.output_mismatch(path) {
-                        return Err(refuse(Refusal::Changed {
-                            sidecar: job_path,
-                            detail,
-                        }));
-                    }
-                    // Checked now, before any record is sent (the output is opened at the first
-                    // line), and again on the descriptor it is appended through.
-                    check_journal(path)?;
-                    journal.recorded = Some(job);
-                    Plan::Append
+        let mode = Mode::of(resume, overwrite);
+        journal.plan = match identity::decide(mode, exists, recorded, job_path.clone()) {
+            Err(reason) => return Err(refuse(reason)),
+            Ok(Decision::Create) => Plan::Create,
+            Ok(Decision::Replace) => Plan::Replace,
+            Ok(Decision::Resume(job)) => {
+                if let Some(detail) = job.output_mismatch(path) {
+                    return Err(refuse(Refusal::Changed {
+                        sidecar: job_path,
+                        detail,
+                    }));
                 }
-                None => return Err(refuse(Refusal::NotAJournal { sidecar: job_path })),
-            },
-            (true, false, true) => Plan::Replace,
-            (true, false, false) => return Err(refuse(Refusal::Exists)),
+                // Checked now, before any record is sent (the output is opened at the first
+                // line), and again on the descriptor it is appended through.
+                check_journal(path)?;
+                journal.recorded = Some(job);
+                Plan::Append
+            }
         };
         Ok(Output::Journal(Box::new(journal)))
     }

@@ -10,13 +10,12 @@ use super::{BatchOptions, BatchReport, Event, Input, Outcome, Record, StopReason
 use super::{journal, source};
 use crate::error::Error;
 use crate::jobs::ownership::Writer;
-use crate::jobs::{JobError, Refusal, Step};
+use crate::jobs::{JobError, Refusal, RunReport, Step};
 use futures::StreamExt as _;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 /// Runs a batch from `input` to `output`, calling `exec` for each valid record and `on_event` as
 /// it goes (as [`export::run`](crate::jobs::export::run) does); see the [module
@@ -71,6 +70,7 @@ where
         mut source,
         scan,
     } = prepare(input, output, options).await?;
+    let resumed = out.resuming().is_some();
     // A shard runs part of the lines: their count is not its total.
     let countable = source.countable.take().filter(|_| options.shard.is_none());
     let cancel_count = Arc::new(AtomicBool::new(false));
@@ -114,8 +114,10 @@ where
     let mut report = recording.report;
     out.finish(report.stopped.is_none(), identity)?;
     report.output_exists = out.exists();
-    report.skipped = events.skipped.load(Ordering::Relaxed);
-    report.elapsed = started.elapsed();
+    report.run.resumed = resumed;
+    report.run.done = report.ok + report.failed;
+    report.run.done_earlier = events.skipped.load(Ordering::Relaxed);
+    report.run.elapsed = started.elapsed();
     Ok(report)
 }
 
@@ -227,12 +229,13 @@ impl<'a, E: FnMut(Event)> Recording<'a, E> {
                 ok: 0,
                 failed: 0,
                 invalid: 0,
-                skipped: 0,
                 earlier_failed: scan.failed,
                 earlier_invalid: scan.invalid,
                 output_exists: false,
-                repaired_bytes: scan.repaired_bytes,
-                elapsed: Duration::ZERO,
+                run: RunReport {
+                    cut_bytes: scan.repaired_bytes,
+                    ..RunReport::default()
+                },
                 stopped: None,
             },
             ran: 0,

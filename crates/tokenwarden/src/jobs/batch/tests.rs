@@ -144,7 +144,10 @@ async fn every_record_once_with_bounded_concurrency() {
     )
     .await
     .unwrap();
-    assert_eq!((report.ok, report.failed, report.skipped), (500, 0, 0));
+    assert_eq!(
+        (report.ok, report.failed, report.run.done_earlier),
+        (500, 0, 0)
+    );
     assert!(report.stopped.is_none());
     let out = lines(&output);
     assert_eq!(out.len(), 500);
@@ -235,9 +238,9 @@ async fn the_events_add_up_to_the_report() {
     .unwrap();
     let events = events.into_inner().unwrap();
     let count = |f: &dyn Fn(&Event) -> bool| events.iter().filter(|e| f(e)).count() as u64;
-    assert!(r.skipped > 0 && r.failed >= 2, "{r:?}");
-    assert_eq!((r.invalid, r.ok + r.failed + r.skipped), (1, 31));
-    assert_eq!(count(&|e| *e == Event::Skipped), r.skipped);
+    assert!(r.run.done_earlier > 0 && r.failed >= 2, "{r:?}");
+    assert_eq!((r.invalid, r.ok + r.failed + r.run.done_earlier), (1, 31));
+    assert_eq!(count(&|e| *e == Event::Skipped), r.run.done_earlier);
     assert_eq!(
         count(&|e| matches!(e, Event::Recorded { ok: true, .. })),
         r.ok
@@ -410,6 +413,7 @@ async fn abort_stops_at_once_and_resume_completes_exactly_once() {
     .await
     .unwrap();
     assert!(matches!(r.stopped, Some(StopReason::Aborted(ref e)) if e.is_credentials()));
+    assert!(!r.run.resumed);
     let first = lines(&output).len();
     assert!((100..=124).contains(&first), "{first}");
     // A torn write at the kill point.
@@ -436,15 +440,17 @@ async fn abort_stops_at_once_and_resume_completes_exactly_once() {
         ..opts.clone()
     };
     let r2 = go(&input, &output, &resume, ok).await.unwrap();
-    assert!(r2.repaired_bytes > 0);
-    assert_eq!(r2.skipped as usize, first);
+    assert!(r2.run.cut_bytes > 0);
+    assert_eq!(r2.run.done_earlier as usize, first);
     assert_eq!(r2.ok as usize, 300 - first);
+    assert!(r2.run.resumed);
+    assert_eq!(r2.run.done, r2.ok + r2.failed);
     let counts = ids_count(&lines(&output));
     assert_eq!(counts.len(), 300);
     assert!(counts.values().all(|c| *c == 1));
     // Resuming a finished job does nothing.
     let r3 = go(&input, &output, &resume, ok).await.unwrap();
-    assert_eq!((r3.ok, r3.skipped), (0, 300));
+    assert_eq!((r3.ok, r3.run.done_earlier), (0, 300));
 }
 
 #[tokio::test]
@@ -461,7 +467,7 @@ async fn resume_keeps_invalid_lines_recorded_once() {
     };
     go(&input, &output, &opts, ok).await.unwrap();
     let r = go(&input, &output, &opts, ok).await.unwrap();
-    assert_eq!((r.ok, r.failed, r.skipped), (0, 0, 3));
+    assert_eq!((r.ok, r.failed, r.run.done_earlier), (0, 0, 3));
     assert_eq!(lines(&output).len(), 3);
 }
 
@@ -520,7 +526,7 @@ async fn retry_failed_runs_only_the_failures_again() {
     })
     .await
     .unwrap();
-    assert_eq!((r2.ok, r2.failed, r2.skipped), (12, 0, 89));
+    assert_eq!((r2.ok, r2.failed, r2.run.done_earlier), (12, 0, 89));
     assert_eq!(retried.lock().unwrap().len(), 12);
     let out = lines(&output);
     assert_eq!(out.len(), 101);
@@ -723,7 +729,7 @@ async fn resume_refuses_another_jobs_journal_and_touches_nothing() {
     // The same job, from a copy of its input elsewhere, with records appended: resumed.
     let grown = d.file("a-grown.jsonl", &jsonl(40));
     let r = go(&grown, &output, &resume, ok).await.unwrap();
-    assert_eq!((r.skipped, r.ok), (30, 10));
+    assert_eq!((r.run.done_earlier, r.ok), (30, 10));
 }
 
 #[tokio::test]
@@ -904,7 +910,7 @@ async fn a_corrected_template_resumes_with_retry_failed_only_when_nothing_succee
         ..fixed.clone()
     };
     let r = go(&input, &output, &retry, answer).await.unwrap();
-    assert_eq!((r.ok, r.failed, r.skipped), (300, 0, 0));
+    assert_eq!((r.ok, r.failed, r.run.done_earlier), (300, 0, 0));
     assert_eq!(ids_count(&lines(&output)).len(), 300);
     // Now records succeeded under the new template: another change is refused.
     let again = BatchOptions {
@@ -1011,7 +1017,7 @@ async fn an_api_that_went_down_stops_the_job_and_its_records_run_on_resume() {
     )
     .await
     .unwrap();
-    assert_eq!((r.ok, r.skipped, r.failed), (90, 10, 0));
+    assert_eq!((r.ok, r.run.done_earlier, r.failed), (90, 10, 0));
     let counts = ids_count(&lines(&output));
     assert_eq!(counts.len(), 100);
     assert!(counts.values().all(|c| *c == 1));

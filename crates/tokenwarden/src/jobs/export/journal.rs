@@ -13,10 +13,11 @@
 
 use super::refuse;
 use crate::fs::{self, Access, OpenError, Untrusted};
+use crate::jobs::identity::{self, Decision};
 use crate::jobs::ownership::{
     self, Claim, ClaimError, Fingerprint, SPOOL_SUFFIX, STATE_SUFFIX, Writer, sidecar,
 };
-use crate::jobs::{JobError, Refusal, Step};
+use crate::jobs::{JobError, Mode, Refusal, Step};
 use crate::paginate::Position;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -144,22 +145,14 @@ pub(super) enum Found {
     Ready(Opened),
 }
 
-/// How an existing output is treated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Want {
-    New,
-    Overwrite,
-    Resume,
-}
-
 /// Opens the data file for a run in `want` mode (see [`super::Mode`]).
-pub(super) fn open(paths: &Paths, want: Want, definition: Value) -> Result<Found, JobError> {
+pub(super) fn open(paths: &Paths, want: Mode, definition: Value) -> Result<Found, JobError> {
     check_directory(&paths.out)?;
     let claim = Claim::take(&paths.out).map_err(|e| match e {
         ClaimError::Busy { out } => JobError::Busy(out),
         ClaimError::Io { lock, source, .. } => JobError::io_at(Step::Lock, lock)(source),
     })?;
-    if want == Want::Resume
+    if want == Mode::Resume
         && let Some(job) = ownership::written_by(&paths.out, Writer::Batch)
     {
         return Err(refuse(&paths.out, Refusal::OtherCommand { sidecar: job }));
@@ -171,19 +164,13 @@ pub(super) fn open(paths: &Paths, want: Want, definition: Value) -> Result<Found
         .map(PathBuf::as_path)
         .filter(|p| exists(p))
         .collect();
-    match (want, recorded) {
-        (Want::New, _) if !existing.is_empty() => Err(refuse(existing[0], Refusal::Exists)),
-        (Want::Resume, None) if !existing.is_empty() => Err(refuse(
-            existing[0],
-            Refusal::NotAJournal {
-                sidecar: paths.state.clone(),
-            },
-        )),
-        (Want::New | Want::Resume, None) | (Want::New, Some(_)) => {
+    let decision = identity::decide(want, !existing.is_empty(), recorded, paths.state.clone());
+    match decision.map_err(|reason| refuse(existing[0], reason))? {
+        Decision::Create => {
             let data = create_new(&paths.data)?;
             fresh(paths, claim, data, definition)
         }
-        (Want::Overwrite, _) => {
+        Decision::Replace => {
             let data = overwrite(&paths.data)?;
             if paths.data != paths.out {
                 // A CSV from an earlier run must not pass for this one's while it runs.
@@ -196,7 +183,7 @@ pub(super) fn open(paths: &Paths, want: Want, definition: Value) -> Result<Found
             }
             fresh(paths, claim, data, definition)
         }
-        (Want::Resume, Some(state)) => resume(paths, claim, state, &definition),
+        Decision::Resume(state) => resume(paths, claim, state, &definition),
     }
 }
 
@@ -498,28 +485,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let paths = Paths::new(&dir.path().join("out.jsonl"), false);
         let def = json!({"command": "paginate", "path": "/a"});
-        let Found::Ready(first) = open(&paths, Want::New, def.clone()).unwrap() else {
+        let Found::Ready(first) = open(&paths, Mode::New, def.clone()).unwrap() else {
             panic!()
         };
         assert_eq!(mode(&paths.out), 0o600);
         assert_eq!(mode(&paths.state), 0o600);
         // Another run while the first holds the lock: refused, whatever the mode.
-        for want in [Want::New, Want::Overwrite, Want::Resume] {
+        for want in [Mode::New, Mode::Overwrite, Mode::Resume] {
             let e = open(&paths, want, def.clone()).err().unwrap();
             assert!(matches!(e, JobError::Busy(_)), "{want:?}: {e}");
         }
         drop(first);
-        let e = open(&paths, Want::New, def.clone())
+        let e = open(&paths, Mode::New, def.clone())
             .err()
             .unwrap()
             .to_string();
         assert!(e.contains("--resume") && e.contains("--force"), "{e}");
         // Another export's state is not continued.
         let other = json!({"command": "paginate", "path": "/b"});
-        let e = open(&paths, Want::Resume, other).err().unwrap().to_string();
+        let e = open(&paths, Mode::Resume, other).err().unwrap().to_string();
         assert!(e.contains("path /a, not /b"), "{e}");
         assert!(matches!(
-            open(&paths, Want::Resume, def).unwrap(),
+            open(&paths, Mode::Resume, def).unwrap(),
             Found::Ready(Opened {
                 start: Start::Resumed { cut: 0 },
                 ..
@@ -532,7 +519,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let paths = Paths::new(&dir.path().join("out.jsonl"), false);
         let def = json!({"x": 1});
-        let Found::Ready(o) = open(&paths, Want::New, def.clone()).unwrap() else {
+        let Found::Ready(o) = open(&paths, Mode::New, def.clone()).unwrap() else {
             panic!()
         };
         let mut data = o.data;
@@ -544,7 +531,7 @@ mod tests {
         save_state(&paths.state, &st).unwrap();
         drop(data);
         drop(o.claim);
-        let Found::Ready(o) = open(&paths, Want::Resume, def.clone()).unwrap() else {
+        let Found::Ready(o) = open(&paths, Mode::Resume, def.clone()).unwrap() else {
             panic!()
         };
         assert_eq!(o.start, Start::Resumed { cut: 13 });
@@ -555,7 +542,7 @@ mod tests {
         );
         // A data file shorter than recorded is refused, not "repaired".
         std::fs::write(&paths.out, b"{").unwrap();
-        let e = open(&paths, Want::Resume, def).err().unwrap().to_string();
+        let e = open(&paths, Mode::Resume, def).err().unwrap().to_string();
         assert!(e.contains("shorter"), "{e}");
     }
 
@@ -568,14 +555,14 @@ mod tests {
         std::os::unix::fs::symlink(&victim, &out).unwrap();
         let paths = Paths::new(&out, false);
         let def = json!({});
-        for want in [Want::New, Want::Overwrite, Want::Resume] {
+        for want in [Mode::New, Mode::Overwrite, Mode::Resume] {
             assert!(open(&paths, want, def.clone()).is_err(), "{want:?}");
         }
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
         // A state file planted as a link is refused too.
         let out2 = dir.path().join("two.jsonl");
         std::os::unix::fs::symlink(&victim, sidecar(&out2, STATE_SUFFIX)).unwrap();
-        let e = open(&Paths::new(&out2, false), Want::Resume, def.clone())
+        let e = open(&Paths::new(&out2, false), Mode::Resume, def.clone())
             .err()
             .unwrap();
         assert!(e.to_string().contains("symbolic link"), "{e}");
@@ -584,7 +571,7 @@ mod tests {
         let st = sidecar(&out3, STATE_SUFFIX);
         save_state(&st, &State::new(def.clone())).unwrap();
         chmod(&st, 0o666);
-        let e = open(&Paths::new(&out3, false), Want::Resume, def)
+        let e = open(&Paths::new(&out3, false), Mode::Resume, def)
             .err()
             .unwrap();
         assert!(e.to_string().contains("writable by other users"), "{e}");
@@ -594,10 +581,52 @@ mod tests {
     fn a_missing_directory_is_not_created() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("no-such-dir").join("out.jsonl");
-        let e = open(&Paths::new(&out, false), Want::New, json!({}))
+        let e = open(&Paths::new(&out, false), Mode::New, json!({}))
             .err()
             .unwrap();
         assert!(matches!(e, JobError::NoDirectory(_)), "{e}");
         assert!(!dir.path().join("no-such-dir").exists());
+    }
+
+    /// A state as the first layout wrote it, before fingerprints were recorded: still read, and
+    /// the export resumes where it records (the torn page after it cut).
+    #[test]
+    fn a_state_written_before_is_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(&dir.path().join("out.jsonl"), false);
+        fs::create_new(&paths.out)
+            .unwrap()
+            .write_all(b"{\"id\":1}\n{\"id\":2}\n{\"id\":3,\"to")
+            .unwrap();
+        let on_disk = r#"{
+  "tokenwarden_export": 1,
+  "definition": {
+    "command": "paginate",
+    "path": "/a"
+  },
+  "phase": "fetching",
+  "bytes": 18,
+  "items": 2,
+  "pages": 1,
+  "position": null
+}
+"#;
+        fs::create_new(&paths.state)
+            .unwrap()
+            .write_all(on_disk.as_bytes())
+            .unwrap();
+        let def = json!({"command": "paginate", "path": "/a"});
+        let Found::Ready(o) = open(&paths, Mode::Resume, def).unwrap() else {
+            panic!("a state of layout 1 is continued")
+        };
+        assert_eq!(o.start, Start::Resumed { cut: 11 });
+        assert_eq!((o.state.items, o.state.pages, o.state.bytes), (2, 1, 18));
+        let mut again = serde_json::to_vec_pretty(&o.state).unwrap();
+        again.push(b'\n');
+        assert_eq!(
+            String::from_utf8(again).unwrap(),
+            on_disk,
+            "the same layout"
+        );
     }
 }

@@ -56,11 +56,11 @@ pub use options::{Destination, ExportOptions, Format, Mode, Source};
 pub use report::{Event, Report};
 
 use crate::client::ApiClient;
-use crate::jobs::{JobError, Refusal};
+use crate::jobs::{JobError, Refusal, RunReport};
 use crate::paginate::{MAX_SLICE, Page, Position, cursor_pages, numbered_pages, query_pages};
 use futures::stream::BoxStream;
 use futures::{StreamExt as _, TryStreamExt as _};
-use journal::{Found, Paths, Phase, State, Want};
+use journal::{Found, Paths, Phase, State};
 use serde_json::{Value, json};
 use sink::Sink;
 use slices::{JobRun, conversations};
@@ -94,6 +94,20 @@ pub async fn run(
     source: Source,
     destination: Destination,
     options: ExportOptions,
+    on_event: impl FnMut(Event),
+) -> Result<Report, JobError> {
+    let started = tokio::time::Instant::now();
+    let mut report = export(client, source, destination, options, on_event).await?;
+    report.run.done_earlier = report.items.saturating_sub(report.run.done);
+    report.run.elapsed = started.elapsed();
+    Ok(report)
+}
+
+async fn export(
+    client: &ApiClient,
+    source: Source,
+    destination: Destination,
+    options: ExportOptions,
     mut on_event: impl FnMut(Event),
 ) -> Result<Report, JobError> {
     if let Source::Conversations { slice, .. } = &source
@@ -110,21 +124,19 @@ pub async fn run(
         Destination::Stream(w) => Sink::stream(w, options, definition)?,
         Destination::File(out) => {
             let paths = Paths::new(&out, options.format == Format::Csv);
-            let want = match options.mode {
-                Mode::New => Want::New,
-                Mode::Overwrite => Want::Overwrite,
-                Mode::Resume => Want::Resume,
-            };
-            match journal::open(&paths, want, definition)? {
+            match journal::open(&paths, options.mode, definition)? {
                 Found::Complete(state, _claim) => {
                     if paths.data != paths.out {
                         // Left by a run stopped between writing the CSV and removing its spool.
                         let _ = std::fs::remove_file(&paths.data);
                     }
                     return Ok(Report {
+                        run: RunReport {
+                            resumed: true,
+                            ..RunReport::default()
+                        },
                         items: state.items,
                         already_complete: true,
-                        resumed: true,
                         ..Report::default()
                     });
                 }
@@ -132,10 +144,10 @@ pub async fn run(
             }
         }
     };
-    if sink.report.resumed {
+    if sink.report.run.resumed {
         on_event(Event::Resumed {
             items: sink.state.items,
-            cut_bytes: sink.report.cut_bytes,
+            cut_bytes: sink.report.run.cut_bytes,
             from: describe(&sink.state),
         });
     }
@@ -180,12 +192,12 @@ async fn fetch(
     read_listing(pages, sink, on_event).await
 }
 
-/// What an export was asked to do, recorded with its state: a resume of another one is refused.
 /// The export's refusal of `path`, in its words.
 fn refuse(path: impl Into<std::path::PathBuf>, reason: Refusal) -> JobError {
     JobError::refused(crate::jobs::ownership::Writer::Export, path, reason)
 }
 
+/// What an export was asked to do, recorded with its state: a resume of another one is refused.
 fn definition(source: &Source, client: &ApiClient, format: Format) -> Value {
     let mut d = match source {
         Source::Pages { path } => json!({"source": "page-number listing", "path": path}),

@@ -4,7 +4,7 @@
 use super::journal::{self, Paths, Phase, SliceState, Start, State};
 use super::{Event, ExportOptions, Format, Report, csv};
 use crate::jobs::ownership;
-use crate::jobs::{JobError, Refusal, Step};
+use crate::jobs::{JobError, Refusal, RunReport, Step};
 use crate::paginate::Position;
 use serde_json::Value;
 use std::fs::File;
@@ -94,8 +94,11 @@ impl Sink {
             },
             state_path: Some(paths.state.clone()),
             report: Report {
-                resumed,
-                cut_bytes,
+                run: RunReport {
+                    resumed,
+                    cut_bytes,
+                    ..RunReport::default()
+                },
                 items: opened.state.items,
                 ..Report::default()
             },
@@ -130,7 +133,7 @@ impl Sink {
         .map_err(JobError::io_at(Step::Write, path))?;
         self.state.bytes += buf.len() as u64;
         self.state.items += items.len() as u64;
-        self.report.new_items += items.len() as u64;
+        self.report.run.done += items.len() as u64;
         self.report.items = self.state.items;
         Ok(())
     }
@@ -238,9 +241,10 @@ impl Sink {
                 .seek(SeekFrom::Start(s.start_bytes))
                 .map_err(io(Step::Seek))?;
         }
-        self.report.new_items = self
+        self.report.run.done = self
             .report
-            .new_items
+            .run
+            .done
             .saturating_sub(self.state.items - s.start_items);
         self.state.bytes = s.start_bytes;
         self.state.items = s.start_items;
@@ -253,7 +257,7 @@ impl Sink {
     /// path or a refused credential must not leave an "unfinished export" that blocks the
     /// corrected command.
     pub(super) fn discard_if_empty(&mut self) {
-        if self.report.resumed || self.state.pages > 0 || self.state.bytes > 0 {
+        if self.report.run.resumed || self.state.pages > 0 || self.state.bytes > 0 {
             return;
         }
         let Some(state) = &self.state_path else {
