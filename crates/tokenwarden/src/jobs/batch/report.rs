@@ -84,10 +84,10 @@ impl BatchProgress {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum StopReason {
-    /// The executor stopped the job ([`Outcome::Abort`], e.g. rejected credentials). The records
+    /// The executor stopped the job ([`Outcome::Abort`](super::Outcome::Abort), e.g. rejected credentials). The records
     /// in flight were abandoned unrecorded: a resume runs them.
     Aborted(Error),
-    /// More records failed than [`BatchOptions::max_failures`] allows. The records in flight were
+    /// More records failed than [`BatchOptions::max_failures`](super::BatchOptions::max_failures) allows. The records in flight were
     /// finished and recorded.
     TooManyFailures {
         /// Records failed in this run.
@@ -99,8 +99,8 @@ pub enum StopReason {
     },
     /// The input could not be read to its end (the records before were run and recorded).
     Input(JobError),
-    /// The API could not be reached ([`Outcome::Unreachable`]) for every record in the
-    /// [`Breaker`]'s window, or for the last records of the input. Those records were not
+    /// The API could not be reached ([`Outcome::Unreachable`](super::Outcome::Unreachable)) for every record in the
+    /// [`Breaker`](super::Breaker)'s window, or for the last records of the input. Those records were not
     /// recorded, nor were the records in flight: a resume runs them.
     Unreachable {
         /// Records in a row that found the API unreachable.
@@ -110,7 +110,7 @@ pub enum StopReason {
         /// The last of their errors.
         last: Error,
     },
-    /// [`BatchOptions::interrupt`] stopped the job; the records in flight were abandoned
+    /// [`BatchOptions::interrupt`](super::BatchOptions::interrupt) stopped the job; the records in flight were abandoned
     /// unrecorded.
     Interrupted,
 }

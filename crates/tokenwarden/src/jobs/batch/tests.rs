@@ -968,6 +968,24 @@ async fn a_symlinked_output_is_never_created_or_resumed_through() {
     assert_eq!(std::fs::read(&real).unwrap(), before);
 }
 
+/// A run with one record in flight at a time, answered by `answer` as [`nth`] does: its report
+/// and how many records were sent.
+async fn one_at_a_time(
+    input: &Input,
+    output: &Path,
+    answer: impl Fn(usize) -> Option<Outcome>,
+) -> (BatchReport, usize) {
+    let sent = AtomicUsize::new(0);
+    let options = BatchOptions {
+        concurrency: 1,
+        ..opts()
+    };
+    let r = go(input, output, &options, nth(&sent, answer))
+        .await
+        .unwrap();
+    (r, sent.load(Ordering::SeqCst))
+}
+
 fn unreachable_error() -> Error {
     Error::RetriesExhausted {
         method: "GET".into(),
@@ -982,21 +1000,10 @@ fn unreachable_error() -> Error {
 async fn an_api_that_went_down_stops_the_job_and_its_records_run_on_resume() {
     let (_dir, input, output) = job(100);
     // The API answers the first 10 records, then is gone (killed mid-run).
-    let seen = AtomicUsize::new(0);
-    let options = BatchOptions {
-        concurrency: 1,
-        ..opts()
-    };
-    let r = go(
-        &input,
-        &output,
-        &options,
-        nth(&seen, |n| {
-            (n >= 10).then(|| Outcome::Unreachable(unreachable_error()))
-        }),
-    )
-    .await
-    .unwrap();
+    let (r, sent) = one_at_a_time(&input, &output, |n| {
+        (n >= 10).then(|| Outcome::Unreachable(unreachable_error()))
+    })
+    .await;
     assert!(
         matches!(r.stopped, Some(StopReason::Unreachable { records: 20, .. })),
         "{:?}",
@@ -1004,7 +1011,7 @@ async fn an_api_that_went_down_stops_the_job_and_its_records_run_on_resume() {
     );
     assert_eq!((r.ok, r.failed), (10, 0), "nothing recorded as failed");
     assert_eq!(lines(&output).len(), 10);
-    assert_eq!(seen.load(Ordering::SeqCst), 30, "stopped after 20 in a row");
+    assert_eq!(sent, 30, "stopped after 20 in a row");
     // Back up: a resume runs the other 90, each once.
     let r = go(
         &input,
@@ -1026,24 +1033,13 @@ async fn an_api_that_went_down_stops_the_job_and_its_records_run_on_resume() {
 #[tokio::test]
 async fn records_that_found_the_api_down_are_failed_once_it_answers_again() {
     let (_dir, input, output) = job(10);
-    let seen = AtomicUsize::new(0);
-    let options = BatchOptions {
-        concurrency: 1,
-        ..opts()
-    };
     // A blip: records 3..6 find it down, then it answers again.
-    let r = go(
-        &input,
-        &output,
-        &options,
-        nth(&seen, |n| {
-            (3..6)
-                .contains(&n)
-                .then(|| Outcome::Unreachable(unreachable_error()))
-        }),
-    )
-    .await
-    .unwrap();
+    let (r, _) = one_at_a_time(&input, &output, |n| {
+        (3..6)
+            .contains(&n)
+            .then(|| Outcome::Unreachable(unreachable_error()))
+    })
+    .await;
     assert!(r.stopped.is_none(), "{:?}", r.stopped);
     assert_eq!((r.ok, r.failed), (7, 3));
     let errors = lines(&output)
