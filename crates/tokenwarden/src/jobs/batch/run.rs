@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// documentation](super) for what it guarantees.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), tokenwarden::jobs::batch::JobError> {
+/// # async fn run() -> Result<(), tokenwarden::jobs::JobError> {
 /// use tokenwarden::jobs::batch::{self, BatchOptions, BatchProgress, Input, Outcome};
 /// let progress = BatchProgress::default();
 /// let base = url::Url::parse("https://api.mypurecloud.ie").unwrap();

@@ -69,7 +69,7 @@ use slices::{JobRun, conversations};
 /// goes.
 ///
 /// ```no_run
-/// # async fn run(client: tokenwarden::ApiClient) -> Result<(), tokenwarden::jobs::export::JobError> {
+/// # async fn run(client: tokenwarden::ApiClient) -> Result<(), tokenwarden::jobs::JobError> {
 /// use tokenwarden::jobs::export::{self, Destination, ExportOptions, Format, Mode, Source};
 /// let source = Source::Pages { path: "/api/v2/users?pageSize=100".into() };
 /// let report = export::run(
