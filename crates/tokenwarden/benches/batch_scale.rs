@@ -151,7 +151,7 @@ fn resume(dir: &std::path::Path, n: usize) {
         .unwrap();
     let total = start.elapsed();
     let first = first_request.lock().unwrap().unwrap_or_default();
-    let recorded = report.skipped as usize;
+    let recorded = report.run.done_earlier as usize;
     println!(
         "batch resume, {n} records, {recorded} already done (output {} MB):",
         std::fs::metadata(&output)
@@ -162,7 +162,7 @@ fn resume(dir: &std::path::Path, n: usize) {
     println!(
         "  whole resume: {:.2} s ({} skipped, {} run, {:.0} records/s for the new ones)",
         total.as_secs_f64(),
-        report.skipped,
+        report.run.done_earlier,
         report.ok,
         report.ok as f64 / (total - first).as_secs_f64().max(1e-9)
     );
@@ -171,6 +171,6 @@ fn resume(dir: &std::path::Path, n: usize) {
         peak_rss_kib() / 1024,
         rss_before / 1024
     );
-    assert_eq!(report.skipped as usize, n * 9 / 10);
+    assert_eq!(report.run.done_earlier as usize, n * 9 / 10);
     assert_eq!(report.ok as usize, n - n * 9 / 10);
 }

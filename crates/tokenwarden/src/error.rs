@@ -1,6 +1,6 @@
 //! [`Error`], the token core's and the client's error, and [`Class`], the one classification of
-//! failures that every error type of the library answers (the job engines have their own errors,
-//! `BatchError` and `ExportError`, which wrap this one). Variants are named by where the failure
+//! failures that every error type of the library answers (the job engines have their own error,
+//! `jobs::JobError`, which wraps this one). Variants are named by where the failure
 //! happened; none carries a secret (tokens and client secrets are never part of a message).
 //!
 //! This is a leaf: it names no type of a module above it. The sign-in's failures
@@ -319,8 +319,8 @@ impl std::fmt::Display for AuthorizationError {
 
 /// What a failure means for whoever made the call: the one classification of the library's
 /// errors ([`Error::class`], [`FetchError::class`](crate::FetchError::class), and the job
-/// engines' `BatchError::class` and `ExportError::class`), so that no caller has to match
-/// variants to decide what to do.
+/// engines' `JobError::class`), so that no caller has to match variants to decide what to
+/// do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Class {

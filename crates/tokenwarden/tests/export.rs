@@ -12,8 +12,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokenwarden::jobs::export::{
-    self, Destination, Event, ExportError, ExportOptions, Format, Mode, Report, Source,
+    self, Destination, Event, ExportOptions, Format, Mode, Report, Source,
 };
+use tokenwarden::jobs::{JobError, Refusal};
 use tokenwarden::{ApiClient, paginate::Interval, paginate::JobOptions};
 use tokenwarden_sim::SimConfig;
 use tokenwarden_sim::data::{conversation_end_ms, conversation_id, conversation_start_ms, user_id};
@@ -86,7 +87,7 @@ async fn export_to(
     format: Format,
     mode: Mode,
     stop_after_pages: Option<u64>,
-) -> Option<Result<Report, ExportError>> {
+) -> Option<Result<Report, JobError>> {
     let stop = Arc::new(tokio::sync::Notify::new());
     let trigger = Arc::clone(&stop);
     let on_event = move |e: Event| {
@@ -233,13 +234,24 @@ async fn a_stopped_listing_export_resumes_with_no_item_missing_and_none_twice() 
         .await
         .unwrap()
         .unwrap_err();
-    assert!(matches!(e, ExportError::Refused(_)), "{e}");
+    assert!(
+        matches!(
+            e,
+            JobError::Refused {
+                reason: Refusal::Exists,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let report = export_to(&client, source(), &out, Format::Jsonl, Mode::Resume, None)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(report.cut_bytes, torn.len() as u64);
-    assert_eq!((report.items, report.new_items), (137, 97));
+    assert_eq!(report.run.cut_bytes, torn.len() as u64);
+    assert_eq!((report.items, report.run.done), (137, 97));
+    assert!(report.run.resumed);
+    assert_eq!(report.run.done_earlier, 40);
     let users: BTreeSet<String> = (0..137).map(user_id).collect();
     assert_exactly(&jsonl(&out), "id", &users);
     assert_eq!(

@@ -9,10 +9,9 @@ use std::io::IsTerminal as _;
 use std::path::Path;
 use std::sync::Arc;
 use tokenwarden::jobs::batch::{
-    self, BatchOptions, BatchProgress, BatchReport, Input, InputFormat, JournalProblem, Outcome,
-    Record, StopReason,
+    self, BatchOptions, BatchProgress, BatchReport, Input, InputFormat, Outcome, Record, StopReason,
 };
-use tokenwarden::jobs::batch::{BatchError, IoOp};
+use tokenwarden::jobs::{JobError, Refusal, Step, ownership::Writer};
 use tokenwarden::{ApiClient, Class, Error};
 
 /// What can be refused before any credentials are read or any request is sent.
@@ -188,7 +187,7 @@ pub(crate) async fn execute(
     replay_safe: bool,
     mode: Mode,
     progress: &Arc<BatchProgress>,
-) -> Result<BatchReport, BatchError> {
+) -> Result<BatchReport, JobError> {
     let reporter = Reporter::start(Arc::clone(progress), client.clone(), mode);
     let exec = |r: Record| {
         let client = client.clone();
@@ -203,48 +202,44 @@ pub(crate) async fn execute(
 /// The kind of an engine refusal, for the summary: `io` (with the step and the operating
 /// system's error kind), `ownership` (another run holds the output), `journal` (the output is not
 /// this job's), `config`, or another name.
-fn engine_error_kind(e: &BatchError) -> serde_json::Value {
+fn engine_error_kind(e: &JobError) -> serde_json::Value {
     match e {
-        BatchError::Io { op, source, .. } => serde_json::json!({
+        JobError::Io { step, source, .. } => serde_json::json!({
             "kind": "io",
-            "op": io_op_name(*op),
+            "op": step_name(*step),
             "os_error": format!("{:?}", source.kind()),
         }),
-        BatchError::Journal {
-            problem: JournalProblem::Busy,
-            ..
-        } => serde_json::json!({"kind": "ownership", "problem": "busy"}),
-        BatchError::Journal { problem, .. } => serde_json::json!({
+        JobError::Busy(_) => serde_json::json!({"kind": "ownership", "problem": "busy"}),
+        JobError::Refused { reason, .. } => serde_json::json!({
             "kind": "journal",
-            "problem": journal_problem_name(problem),
+            "problem": refusal_name(reason),
         }),
-        BatchError::Api(other) => library_error_kind(other),
+        JobError::Api(other) => library_error_kind(other),
         _ => serde_json::json!({"kind": "other"}),
     }
 }
 
-fn io_op_name(op: IoOp) -> &'static str {
-    match op {
-        IoOp::OpenInput => "open_input",
-        IoOp::ReadInput => "read_input",
-        IoOp::OutputDirectory => "output_directory",
-        IoOp::CreateOutput => "create_output",
-        IoOp::LockOutput => "lock_output",
-        IoOp::ReadJournal => "read_journal",
-        IoOp::WriteOutput => "write_output",
+fn step_name(step: Step) -> &'static str {
+    match step {
+        Step::OpenInput => "open_input",
+        Step::ReadInput => "read_input",
+        Step::OutputDirectory => "output_directory",
+        Step::CreateOutput => "create_output",
+        Step::LockOutput => "lock_output",
+        Step::ReadJournal => "read_journal",
+        Step::WriteOutput => "write_output",
         _ => "other",
     }
 }
 
-fn journal_problem_name(p: &JournalProblem) -> &'static str {
+fn refusal_name(p: &Refusal) -> &'static str {
     match p {
-        JournalProblem::Exists => "exists",
-        JournalProblem::Busy => "busy",
-        JournalProblem::NotAJournal { .. } => "not_a_journal",
-        JournalProblem::OtherCommand { .. } => "other_command",
-        JournalProblem::OtherJob { .. } => "other_job",
-        JournalProblem::Changed { .. } => "changed",
-        JournalProblem::NotResumable => "not_resumable",
+        Refusal::Exists => "exists",
+        Refusal::NotAJournal { .. } => "not_a_journal",
+        Refusal::OtherCommand { .. } => "other_command",
+        Refusal::OtherJob { .. } => "other_job",
+        Refusal::Changed { .. } => "changed",
+        Refusal::NotResumable => "not_resumable",
         _ => "other",
     }
 }
@@ -314,8 +309,9 @@ fn error_summary(
     summary
 }
 
-/// Places a refusal in the exit-status table and says how to go on.
-pub(crate) fn explain(e: BatchError) -> anyhow::Error {
+/// Places a job's error (a batch's, an export's) in the exit-status table and says how to go on;
+/// the API's errors are each command's to place ([`JobError::Api`] here is a batch's).
+pub(crate) fn explain(e: JobError) -> anyhow::Error {
     // The message with its causes (an I/O error's own words), on one line.
     let message = format!("{:#}", anyhow::Error::new(e.clone()));
     let usage = |hint: &str| {
@@ -326,15 +322,24 @@ pub(crate) fn explain(e: BatchError) -> anyhow::Error {
         anyhow::Error::new(UsageError(text))
     };
     match &e {
+        // A path template the API base cannot take.
+        JobError::Api(Error::Config(_)) => usage(""),
+        JobError::Api(_) => e.into(),
         // Another run writes the output now: nothing typed is wrong; wait and try again (exit 4).
-        BatchError::Journal { .. } if e.class() == Class::Transient => {
+        _ if e.class() == Class::Transient => {
             anyhow::Error::msg(format!("{message}\nhint: {}", super::BUSY_HINT))
         }
-        // Refused, and nothing changed: what was asked must change first (exit 2).
-        BatchError::Journal { problem, .. } => usage(refusal_hint(problem)),
-        BatchError::Io { op, source, .. } => match op {
-            IoOp::OpenInput | IoOp::OutputDirectory => usage(""),
-            IoOp::CreateOutput
+        // Refused, and nothing changed: what was asked must change first (exit 2). An export's
+        // refusal says in its message how to go on; a batch's hint names the flags.
+        JobError::Refused {
+            by: Writer::Batch,
+            reason,
+            ..
+        } => usage(refusal_hint(reason)),
+        JobError::Refused { .. } | JobError::NoDirectory(_) => usage(""),
+        JobError::Io { step, source, .. } => match step {
+            Step::OpenInput | Step::OutputDirectory => usage(""),
+            Step::CreateOutput
                 if matches!(
                     source.kind(),
                     std::io::ErrorKind::PermissionDenied
@@ -347,29 +352,25 @@ pub(crate) fn explain(e: BatchError) -> anyhow::Error {
             }
             _ => e.into(),
         },
-        // A path template the API base cannot take.
-        BatchError::Api(Error::Config(_)) => usage(""),
         _ => e.into(),
     }
 }
 
 /// How to go on after the engine refused its output, by the flags that change the outcome.
-fn refusal_hint(p: &JournalProblem) -> &'static str {
+fn refusal_hint(p: &Refusal) -> &'static str {
     match p {
-        JournalProblem::Exists => {
-            "rerun with --resume to continue it, or with --force to overwrite it"
-        }
-        JournalProblem::NotAJournal { .. } => {
+        Refusal::Exists => "rerun with --resume to continue it, or with --force to overwrite it",
+        Refusal::NotAJournal { .. } => {
             "choose another --output, or --force to replace the file (its contents are lost)"
         }
-        JournalProblem::OtherJob { .. } => {
+        Refusal::OtherJob { .. } => {
             "check --input/--ids and --output; to start this job afresh in this file, use --force instead of --resume"
         }
-        JournalProblem::NotResumable => "run without --resume",
-        JournalProblem::OtherCommand { .. } => {
+        Refusal::NotResumable => "run without --resume",
+        Refusal::OtherCommand { .. } => {
             "rerun the paginate or export that wrote it with --resume, choose another --output, or use --force to replace it (its contents are lost)"
         }
-        JournalProblem::Changed { .. } => {
+        Refusal::Changed { .. } => {
             "choose another --output, or use --force to start the job over in it (its contents are lost)"
         }
         _ => "",
@@ -425,9 +426,9 @@ pub(crate) fn summary_json(r: &BatchReport, client: &ApiClient) -> serde_json::V
         "failed_this_run": r.failed,
         "invalid_lines": r.invalid + r.earlier_invalid,
         "invalid_lines_this_run": r.invalid,
-        "skipped": r.skipped,
+        "skipped": r.run.done_earlier,
         "requests": r.requests(),
-        "repaired_bytes": r.repaired_bytes,
+        "repaired_bytes": r.run.cut_bytes,
         "tokens_fetched": t.tokens_fetched,
         "tokens_adopted": t.adopted_from_store,
         "proactive_refreshes": t.proactive_refreshes,
@@ -437,7 +438,7 @@ pub(crate) fn summary_json(r: &BatchReport, client: &ApiClient) -> serde_json::V
         "rate_limit_pauses": o.rate_limit_pauses,
         "server_errors_retried": c.server_errors_retried,
         "transport_retries": c.transport_retries,
-        "wall_time_secs": r.elapsed.as_secs_f64(),
+        "wall_time_secs": r.run.elapsed.as_secs_f64(),
         "observed": o,
         "stopped": r.stopped.as_ref().map(|s| s.to_string()),
         "interrupted": matches!(r.stopped, Some(StopReason::Interrupted)),
@@ -455,8 +456,8 @@ pub(crate) fn print_summary(
 ) {
     let c = client.metrics();
     let t = client.token_metrics();
-    let secs = r.elapsed.as_secs_f64();
-    let anything = r.ok + r.failed + r.skipped > 0;
+    let secs = r.run.elapsed.as_secs_f64();
+    let anything = r.ok + r.failed + r.run.done_earlier > 0;
     if r.stopped.is_none() || anything {
         // A resume's output holds the failures of earlier runs too: they count.
         let mut details = Vec::new();
@@ -483,7 +484,7 @@ pub(crate) fn print_summary(
         crate::ui::summary(
             &format!(
                 "{verb} {secs:.1} s: {} ok, {failed}, {} skipped{rate}",
-                r.ok, r.skipped
+                r.ok, r.run.done_earlier
             ),
             summary_json(r, client),
         );
@@ -519,10 +520,10 @@ pub(crate) fn print_summary(
         ),
         serde_json::Value::Null,
     );
-    if r.repaired_bytes > 0 {
+    if r.run.cut_bytes > 0 {
         crate::ui::note(&format!(
             "repaired a torn last line ({} bytes) left by the interrupted run",
-            r.repaired_bytes
+            r.run.cut_bytes
         ));
     }
     if let Some(reason) = &r.stopped {

@@ -105,8 +105,8 @@ pub(crate) async fn run(a: DemoArgs, g: &GlobalArgs) -> Result<u8> {
             "  requests ok / failed:          {} / {}   ({:.1} s, {:.0} requests/s)",
             report.ok,
             report.failed,
-            report.elapsed.as_secs_f64(),
-            (report.ok + report.failed) as f64 / report.elapsed.as_secs_f64().max(0.001)
+            report.run.elapsed.as_secs_f64(),
+            (report.ok + report.failed) as f64 / report.run.elapsed.as_secs_f64().max(0.001)
         )?;
         writeln!(
             out,

@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use tokenwarden::jobs::JobError;
 use tokenwarden::jobs::export::{
-    self, Destination, Event, ExportError, ExportOptions, Format, Mode, Report, Source,
+    self, Destination, Event, ExportOptions, Format, Mode, Report, Source,
 };
 use tokenwarden::{ApiClient, Class, jobs::ownership, paginate::JobOptions};
 
@@ -127,8 +128,8 @@ pub(super) async fn run(
     let took = started.elapsed();
     match result {
         Ok(report) => {
-            let fields = summary(&report, client, file.as_deref(), format, took);
-            observing.finish(&fields, report.resumed)?;
+            let fields = summary(&report, client, file.as_deref(), format);
+            observing.finish(&fields, report.run.resumed)?;
             Ok(exit::OK)
         }
         // The reader of a pipe has what it wanted (`| head`): not an error.
@@ -146,7 +147,7 @@ pub(super) async fn run(
             // The report of a run that stopped is the one most worth reading.
             let stopped = json!({
                 "items": progress.items,
-                "stopped": e.to_string(),
+                "stopped": stopped_text(&e),
                 "wall_time_secs": took.as_secs_f64(),
             });
             observing.finish(&stopped, progress.resumed)?;
@@ -155,12 +156,20 @@ pub(super) async fn run(
     }
 }
 
+/// Why an export stopped, in one line: a local file's failure with the operating system's words.
+fn stopped_text(e: &JobError) -> String {
+    match e {
+        JobError::Io { source, .. } => format!("{e}: {source}"),
+        _ => e.to_string(),
+    }
+}
+
 /// The exit status and messages for an export that stopped.
-fn failure(e: ExportError, file: Option<&Path>, progress: &Progress) -> Result<u8> {
+fn failure(e: JobError, file: Option<&Path>, progress: &Progress) -> Result<u8> {
     match e {
         // Credentials: the standard path, which adds which credentials were used.
-        ExportError::Api(e) if e.class() == Class::Credentials => Err(e.into()),
-        ExportError::Api(e) => match file {
+        JobError::Api(e) if e.class() == Class::Credentials => Err(e.into()),
+        JobError::Api(e) => match file {
             Some(path) if progress.items > 0 || progress.resumed => {
                 ui::error(&e.to_string());
                 ui::hint(&format!(
@@ -175,14 +184,8 @@ fn failure(e: ExportError, file: Option<&Path>, progress: &Progress) -> Result<u
             }
             _ => Err(e.into()),
         },
-        // Another run writes the output now. Nothing typed is wrong: the same status and advice
-        // as a batch on a busy output.
-        e if e.class() == Class::Transient => {
-            Err(anyhow::anyhow!("{e}\nhint: {}", super::BUSY_HINT))
-        }
-        ExportError::Refused(m) => Err(UsageError(m).into()),
-        e @ ExportError::NoDirectory(_) => Err(UsageError(e.to_string()).into()),
-        other => Err(anyhow::anyhow!("{other}")),
+        // The output's refusals, a busy output, a local file: placed as a batch's are.
+        other => Err(super::batch::explain(other)),
     }
 }
 
@@ -258,25 +261,20 @@ impl Progress {
 }
 
 /// Shows the summary; returns its fields (the report's totals).
-fn summary(
-    report: &Report,
-    client: &ApiClient,
-    file: Option<&Path>,
-    format: Format,
-    took: Duration,
-) -> Value {
+fn summary(report: &Report, client: &ApiClient, file: Option<&Path>, format: Format) -> Value {
+    let took = report.run.elapsed;
     let place = file.map_or_else(|| "stdout".to_string(), |p| p.display().to_string());
     let t = client.token_metrics();
     let o = client.recorder().totals();
     let fields = json!({
         "items": report.items,
-        "new_items": report.new_items,
+        "new_items": report.run.done,
         "pages": report.pages,
         "output": place,
         "format": match format { Format::Csv => "csv", _ => "jsonl" },
-        "resumed": report.resumed,
+        "resumed": report.run.resumed,
         "already_complete": report.already_complete,
-        "cut_bytes": report.cut_bytes,
+        "cut_bytes": report.run.cut_bytes,
         "slices": report.slices,
         "slices_redone": report.slices_redone,
         "left_to_other_slices": report.left_to_other_slices,
@@ -297,8 +295,8 @@ fn summary(
         );
         return fields;
     }
-    let new = if report.resumed {
-        format!(", {} new", report.new_items)
+    let new = if report.run.resumed {
+        format!(", {} new", report.run.done)
     } else {
         String::new()
     };

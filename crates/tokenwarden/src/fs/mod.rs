@@ -474,6 +474,17 @@ mod os {
     }
 }
 
+/// Makes a FIFO at `path` (0600), for the tests of what is not a regular file.
+#[cfg(all(test, unix))]
+pub(crate) fn make_fifo(path: &Path) {
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
@@ -553,12 +564,7 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
         // A FIFO: refused at once, not waited on.
         let fifo = dir.path().join("fifo");
-        rustix::fs::mkfifoat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-        )
-        .unwrap();
+        make_fifo(&fifo);
         assert!(matches!(
             open(&fifo, Access::Read),
             Err(OpenError::Untrusted(Untrusted::NotRegular))

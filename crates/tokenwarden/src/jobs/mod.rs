@@ -11,5 +11,12 @@
 //! package need only the floors below.
 
 pub mod batch;
+mod error;
 pub mod export;
+mod identity;
 pub mod ownership;
+mod report;
+
+pub use error::{JobError, Refusal, Step};
+pub use identity::Mode;
+pub use report::RunReport;

@@ -285,4 +285,41 @@ mod tests {
         assert_eq!(JobIdentity::parse(b"hello"), None);
         assert_eq!(JobIdentity::parse(br#"{"kind":"x","version":1}"#), None);
     }
+
+    /// A job file as version 1 writes it (the layout on disk since the first release): still
+    /// read, still this job, and written again byte for byte.
+    #[test]
+    fn a_job_file_written_before_is_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.jsonl");
+        std::fs::write(&out, b"{\"id\":1,\"status\":200}\n").unwrap();
+        let on_disk = r#"{
+  "kind": "tokenwarden batch job",
+  "version": 1,
+  "input": "in.jsonl",
+  "format": {
+    "kind": "jsonl"
+  },
+  "origin": "https://api.example.com",
+  "prefix_len": 9,
+  "prefix_sha256": "51bc513113548e062ada62b03efea153cae2abdf46b051c551c3e62a4dfb88cf",
+  "output": {
+    "len": 22,
+    "head_sha256": "HASH",
+    "tail_sha256": "HASH"
+  }
+}
+"#
+        .replace(
+            "HASH",
+            "76208b940c3aeccc2e274307080c03af1921fce4d178d79400e57f49c03ee142",
+        );
+        let job = JobIdentity::parse(on_disk.as_bytes()).expect("a job file of version 1");
+        assert_eq!(job.mismatch(&InputFormat::Jsonl, &base()), None);
+        assert_eq!(job.same_input(b"{\"id\":1}\n"), None);
+        assert_eq!(job.output_mismatch(&out), None);
+        assert_eq!(String::from_utf8(job.to_bytes()).unwrap(), on_disk);
+        let same = JobIdentity::new("in.jsonl", &InputFormat::Jsonl, &base(), b"{\"id\":1}\n");
+        assert_eq!(job.without_output(), same);
+    }
 }

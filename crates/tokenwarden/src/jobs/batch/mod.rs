@@ -10,11 +10,11 @@
 //!   for non-idempotent POSTs.)
 //! - **One writer, one job.** The output is claimed for the whole run, by the protocol every
 //!   command shares ([`ownership`](crate::jobs::ownership)): a second run on it, of any command, fails at
-//!   once ([`JournalProblem::Busy`]). The job file beside it (`out.jsonl.twjob`) records which job
+//!   once ([`JobError::Busy`](crate::jobs::JobError::Busy)). The job file beside it (`out.jsonl.twjob`) records which job
 //!   it belongs to: a resume with another input, format or API is refused before anything is sent
-//!   or changed ([`JournalProblem::OtherJob`]), and a file that no batch wrote, or that was changed
-//!   since, is never resumed into ([`JournalProblem::NotAJournal`], [`JournalProblem::Changed`],
-//!   [`JournalProblem::OtherCommand`]). The output itself stays plain JSON Lines.
+//!   or changed ([`Refusal::OtherJob`](crate::jobs::Refusal::OtherJob)), and a file that no batch wrote, or that was changed
+//!   since, is never resumed into ([`Refusal::NotAJournal`](crate::jobs::Refusal::NotAJournal), [`Refusal::Changed`](crate::jobs::Refusal::Changed),
+//!   [`Refusal::OtherCommand`](crate::jobs::Refusal::OtherCommand)). The output itself stays plain JSON Lines.
 //! - **Nothing behind on early failure.** The output is created when its first line is ready; a
 //!   run that ends before (a typo'd input, wrong credentials) leaves no file behind.
 //! - **The input is read once**, front to back: a file, a FIFO, `/dev/stdin` or standard input
@@ -37,7 +37,6 @@
 //!   flight; resume and duplicate detection keep 16 bytes per id.
 
 mod breaker;
-mod error;
 mod input;
 mod job;
 mod journal;
@@ -47,10 +46,15 @@ mod shard;
 mod source;
 
 pub use breaker::Breaker;
-pub use error::{BatchError, IoOp};
+/// The batch engine's error, now the one error of both engines.
+#[deprecated(note = "use `jobs::JobError`, the error of both engines")]
+pub type BatchError = crate::jobs::JobError;
+/// The step of a batch's file handling that failed, now the steps of both engines.
+#[deprecated(note = "use `jobs::Step`, the steps of both engines")]
+pub type IoOp = crate::jobs::Step;
 pub use input::{InputFormat, Record};
 pub use limit::{FailureLimit, MIN_FAILURE_SAMPLE};
-pub use output::{JournalProblem, job_file_path};
+pub use output::job_file_path;
 pub use shard::Shard;
 pub use source::{DEFAULT_MAX_LINE_BYTES, Input};
 mod report;

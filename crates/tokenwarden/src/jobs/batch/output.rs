@@ -4,12 +4,12 @@
 //! - **One writer, whatever the command.** The run takes the output's claim (see
 //!   [`ownership`](crate::jobs::ownership): the lock file `out.jsonl.twlock`, shared with `paginate` and
 //!   `export`) for its whole duration; a second run on the same output fails at once with
-//!   [`JournalProblem::Busy`] and touches nothing. The lock dies with the process, so a `kill -9`
+//!   [`JobError::Busy`] and touches nothing. The lock dies with the process, so a `kill -9`
 //!   never leaves a stale lock behind.
 //! - **The job file** beside the output (`out.jsonl.twjob`, 0600) records which job the output
 //!   belongs to, and, at the end of each run, a [`Fingerprint`] of the output: a resume refuses an
-//!   output that is not what the job file describes ([`JournalProblem::Changed`]), and one that
-//!   `paginate` or `export` keeps ([`JournalProblem::OtherCommand`]). A run that creates or
+//!   output that is not what the job file describes ([`Refusal::Changed`]), and one that
+//!   `paginate` or `export` keeps ([`Refusal::OtherCommand`]). A run that creates or
 //!   replaces the output removes the other command's sidecars with it.
 //! - **Nothing behind on early failure.** The output is created when its first line is written
 //!   (or at the end of a run whose input held no record). A run that ends before (a typo'd
@@ -21,83 +21,14 @@
 //! - **Only regular files are journals.** An output that is not a regular file (`/dev/null`, a
 //!   FIFO, a terminal, `/dev/stdout`) is written as a stream: no job file, no lock, no resume.
 
-use super::error::{BatchError, IoOp};
 use super::job::JobIdentity;
 use crate::fs::{self, Access};
+use crate::jobs::identity::{self, Decision};
 use crate::jobs::ownership::{self, Claim, ClaimError, Fingerprint, JOB_SUFFIX, Writer};
-use std::fmt;
+use crate::jobs::{JobError, Mode, Refusal, Step};
 use std::fs::File;
 use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
-
-/// Why a batch refused its output (see [`BatchError::Journal`]). In every case the output and its job
-/// file were left exactly as they were.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum JournalProblem {
-    /// The output exists and neither resuming nor overwriting was asked for: it may be the
-    /// journal of an unfinished run.
-    Exists,
-    /// Another run (a batch, `paginate` or `export`) is writing this output now.
-    Busy,
-    /// Resuming was asked for, but the output has no job file beside it (or an unreadable one):
-    /// it was not written by a batch, so it is not touched.
-    NotAJournal {
-        /// The job file that is missing or unreadable.
-        job_file: PathBuf,
-    },
-    /// Resuming was asked for, but the output is kept by another command (`paginate` or
-    /// `export`: its state file is beside it).
-    OtherCommand {
-        /// The other command's sidecar.
-        sidecar: PathBuf,
-    },
-    /// The output is the journal of another job (another input, format or API).
-    OtherJob {
-        /// What differs.
-        detail: String,
-    },
-    /// The output is not the file its job file describes (replaced, cut short, or holding lines
-    /// no batch writes): it was changed outside this job.
-    Changed {
-        /// What differs.
-        detail: String,
-    },
-    /// The output is not a regular file (a device, a FIFO), so there is nothing to resume.
-    NotResumable,
-}
-
-impl fmt::Display for JournalProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JournalProblem::Exists => f.write_str(
-                "already exists: it may be the journal of an unfinished run, so it is not overwritten",
-            ),
-            JournalProblem::Busy => f.write_str(ownership::busy_message()),
-            JournalProblem::NotAJournal { job_file } => write!(
-                f,
-                "was not written by a batch ({} is missing or unreadable), so it is not resumed and not touched",
-                job_file.display()
-            ),
-            JournalProblem::OtherCommand { sidecar } => write!(
-                f,
-                "was written by {} ({} records its position), not by a batch, so it is not resumed and not touched",
-                Writer::Export.describe(),
-                sidecar.display()
-            ),
-            JournalProblem::OtherJob { detail } => {
-                write!(f, "is the journal of another job: {detail}; it is not touched")
-            }
-            JournalProblem::Changed { detail } => write!(
-                f,
-                "is not the file its job file describes ({detail}): it was changed outside this job, so it is not resumed and not touched"
-            ),
-            JournalProblem::NotResumable => {
-                f.write_str("is not a regular file, so there is no journal to resume")
-            }
-        }
-    }
-}
 
 /// The job file's name beside `output`: `out.jsonl` → `out.jsonl.twjob`.
 pub fn job_file_path(output: &Path) -> PathBuf {
@@ -150,24 +81,17 @@ impl Output {
     /// Takes `path` for this run: claims it and decides how it will be written.
     ///
     /// # Errors
-    /// [`BatchError::Journal`] when the output is busy, exists (without `resume` or `overwrite`), or is
-    /// not this job's journal (with `resume`); [`BatchError::Io`] when its directory is missing or a
+    /// [`JobError::Busy`] when the output is busy, [`JobError::Refused`] when it exists (without `resume` or `overwrite`), or is
+    /// not this job's journal (with `resume`); [`JobError::Io`] when its directory is missing or a
     /// file cannot be created or locked.
-    pub(crate) fn acquire(
-        path: &Path,
-        resume: bool,
-        overwrite: bool,
-    ) -> Result<Output, BatchError> {
-        let refuse = |problem| BatchError::Journal {
-            path: path.to_path_buf(),
-            problem,
-        };
+    pub(crate) fn acquire(path: &Path, resume: bool, overwrite: bool) -> Result<Output, JobError> {
+        let refuse = |reason| JobError::refused(Writer::Batch, path, reason);
         if ownership::is_stream(path) {
             if resume {
-                return Err(refuse(JournalProblem::NotResumable));
+                return Err(refuse(Refusal::NotResumable));
             }
             let file = crate::fs::open_stream(path)
-                .map_err(|e| BatchError::io(IoOp::CreateOutput, path, e))?;
+                .map_err(|e| JobError::io(Step::CreateOutput, path, e))?;
             return Ok(Output::Stream {
                 path: path.to_path_buf(),
                 file,
@@ -175,8 +99,8 @@ impl Output {
         }
         let exists = match std::fs::metadata(path) {
             Ok(m) if m.is_dir() => {
-                return Err(BatchError::io(
-                    IoOp::CreateOutput,
+                return Err(JobError::io(
+                    Step::CreateOutput,
                     path,
                     io::Error::new(io::ErrorKind::IsADirectory, "is a directory"),
                 ));
@@ -184,8 +108,8 @@ impl Output {
             Ok(_) if resume && is_symlink(path) => {
                 // Resuming cuts a torn tail and appends: never through a link someone may have
                 // planted.
-                return Err(BatchError::io(
-                    IoOp::CreateOutput,
+                return Err(JobError::io(
+                    Step::CreateOutput,
                     path,
                     io::Error::new(
                         io::ErrorKind::InvalidInput,
@@ -196,8 +120,8 @@ impl Output {
             Ok(_) => true,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if is_symlink(path) {
-                    return Err(BatchError::io(
-                        IoOp::CreateOutput,
+                    return Err(JobError::io(
+                        Step::CreateOutput,
                         path,
                         io::Error::new(
                             io::ErrorKind::AlreadyExists,
@@ -209,8 +133,8 @@ impl Output {
                 if let Some(dir) = dir
                     && !dir.is_dir()
                 {
-                    return Err(BatchError::io(
-                        IoOp::OutputDirectory,
+                    return Err(JobError::io(
+                        Step::OutputDirectory,
                         dir,
                         io::Error::new(
                             io::ErrorKind::NotFound,
@@ -220,18 +144,18 @@ impl Output {
                 }
                 false
             }
-            Err(e) => return Err(BatchError::io(IoOp::CreateOutput, path, e)),
+            Err(e) => return Err(JobError::io(Step::CreateOutput, path, e)),
         };
         let claim = Claim::take(path).map_err(|e| match e {
-            ClaimError::Busy { .. } => refuse(JournalProblem::Busy),
-            ClaimError::Io { lock, source, .. } => BatchError::io(IoOp::LockOutput, &lock, source),
+            ClaimError::Busy { .. } => JobError::Busy(path.to_path_buf()),
+            ClaimError::Io { lock, source, .. } => JobError::io(Step::LockOutput, &lock, source),
         })?;
         // Another command's output is never resumed as a batch journal.
         if resume
             && exists
             && let Some(sidecar) = ownership::written_by(path, Writer::Export)
         {
-            return Err(refuse(JournalProblem::OtherCommand { sidecar }));
+            return Err(refuse(Refusal::OtherCommand { sidecar }));
         }
         let job_path = job_file_path(path);
         let job = open_job_file(&job_path)?;
@@ -251,29 +175,30 @@ impl Output {
         // A job file is a few hundred bytes; a bigger one is not ours and is not read whole.
         let mut contents = Vec::new();
         if let Err(e) = (&journal.job).take(64 * 1024).read_to_end(&mut contents) {
-            return Err(BatchError::io(IoOp::ReadJournal, &job_path, e));
+            return Err(JobError::io(Step::ReadJournal, &job_path, e));
         }
         // A job file that holds no job (just created, or left by a run killed before its first
         // line) is not worth keeping; from here on, an error drops `journal`, which removes it.
         journal.job_file_was_empty = contents.iter().all(u8::is_ascii_whitespace);
         let recorded = JobIdentity::parse(&contents);
-        journal.plan = match (exists, resume, overwrite) {
-            (false, _, _) => Plan::Create,
-            (true, true, _) => match recorded {
-                Some(job) => {
-                    if let Some(detail) = job.output_mismatch(path) {
-                        return Err(refuse(JournalProblem::Changed { detail }));
-                    }
-                    // Checked now, before any record is sent (the output is opened at the first
-                    // line), and again on the descriptor it is appended through.
-                    check_journal(path)?;
-                    journal.recorded = Some(job);
-                    Plan::Append
+        let mode = Mode::of(resume, overwrite);
+        journal.plan = match identity::decide(mode, exists, recorded, job_path.clone()) {
+            Err(reason) => return Err(refuse(reason)),
+            Ok(Decision::Create) => Plan::Create,
+            Ok(Decision::Replace) => Plan::Replace,
+            Ok(Decision::Resume(job)) => {
+                if let Some(detail) = job.output_mismatch(path) {
+                    return Err(refuse(Refusal::Changed {
+                        sidecar: job_path,
+                        detail,
+                    }));
                 }
-                None => return Err(refuse(JournalProblem::NotAJournal { job_file: job_path })),
-            },
-            (true, false, true) => Plan::Replace,
-            (true, false, false) => return Err(refuse(JournalProblem::Exists)),
+                // Checked now, before any record is sent (the output is opened at the first
+                // line), and again on the descriptor it is appended through.
+                check_journal(path)?;
+                journal.recorded = Some(job);
+                Plan::Append
+            }
         };
         Ok(Output::Journal(Box::new(journal)))
     }
@@ -288,7 +213,7 @@ impl Output {
 
     /// Replaces the recorded job (a resume that corrected its definition, or one about to
     /// rewrite the output: the recorded fingerprint no longer holds).
-    pub(crate) fn redefine(&mut self, identity: JobIdentity) -> Result<(), BatchError> {
+    pub(crate) fn redefine(&mut self, identity: JobIdentity) -> Result<(), JobError> {
         match self {
             Output::Journal(j) => {
                 j.record_job(&identity)?;
@@ -314,11 +239,11 @@ impl Output {
         &mut self,
         line: &[u8],
         identity: impl FnOnce() -> JobIdentity,
-    ) -> Result<(), BatchError> {
+    ) -> Result<(), JobError> {
         match self {
             Output::Stream { path, file } => file
                 .write_all(line)
-                .map_err(|e| BatchError::io(IoOp::WriteOutput, path, e)),
+                .map_err(|e| JobError::io(Step::WriteOutput, &*path, e)),
             Output::Journal(j) => j.write_line(line, identity),
         }
     }
@@ -331,7 +256,7 @@ impl Output {
         &mut self,
         complete: bool,
         identity: impl FnOnce() -> JobIdentity,
-    ) -> Result<(), BatchError> {
+    ) -> Result<(), JobError> {
         match self {
             Output::Journal(j) => {
                 if complete && j.writer.is_none() {
@@ -351,7 +276,7 @@ impl Journal {
         &mut self,
         line: &[u8],
         identity: impl FnOnce() -> JobIdentity,
-    ) -> Result<(), BatchError> {
+    ) -> Result<(), JobError> {
         if self.writer.is_none() {
             self.open(identity)?;
         }
@@ -359,17 +284,17 @@ impl Journal {
         let w = self.writer.as_mut().expect("opened above");
         w.write_all(line)
             .and_then(|()| w.flush())
-            .map_err(|e| BatchError::io(IoOp::WriteOutput, path, e))?;
+            .map_err(|e| JobError::io(Step::WriteOutput, path, e))?;
         self.wrote = true;
         Ok(())
     }
 
     /// Records the job (unless resuming it) and opens the output for writing. An output created
     /// or replaced here takes the place of whatever `paginate` or `export` kept beside it.
-    fn open(&mut self, identity: impl FnOnce() -> JobIdentity) -> Result<(), BatchError> {
+    fn open(&mut self, identity: impl FnOnce() -> JobIdentity) -> Result<(), JobError> {
         if self.plan != Plan::Append {
             ownership::remove_sidecars(&self.path, Writer::Batch.other())
-                .map_err(|(p, e)| BatchError::io(IoOp::CreateOutput, &p, e))?;
+                .map_err(|(p, e)| JobError::io(Step::CreateOutput, &p, e))?;
             // The job file first: an output without one could not be resumed.
             let identity = identity();
             self.record_job(&identity)?;
@@ -383,15 +308,15 @@ impl Journal {
                 // A new file rather than a truncated one: it is private and follows no link.
                 match std::fs::remove_file(&self.path) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                        return Err(BatchError::io(IoOp::CreateOutput, &self.path, e));
+                        return Err(JobError::io(Step::CreateOutput, &self.path, e));
                     }
                     _ => {}
                 }
                 fs::create_new(&self.path)
-                    .map_err(|e| BatchError::io(IoOp::CreateOutput, &self.path, e))?
+                    .map_err(|e| JobError::io(Step::CreateOutput, &self.path, e))?
             }
             Plan::Create => fs::create_new(&self.path)
-                .map_err(|e| BatchError::io(IoOp::CreateOutput, &self.path, e))?,
+                .map_err(|e| JobError::io(Step::CreateOutput, &self.path, e))?,
         };
         self.created_output = self.plan != Plan::Append;
         self.writer = Some(io::BufWriter::with_capacity(64 * 1024, file));
@@ -399,19 +324,19 @@ impl Journal {
     }
 
     /// Writes `identity` into the job file.
-    fn record_job(&mut self, identity: &JobIdentity) -> Result<(), BatchError> {
+    fn record_job(&mut self, identity: &JobIdentity) -> Result<(), JobError> {
         let bytes = identity.to_bytes();
         let job = &mut self.job;
         job.set_len(0)
             .and_then(|()| job.seek(SeekFrom::Start(0)))
             .and_then(|_| job.write_all(&bytes))
             .and_then(|()| job.sync_data())
-            .map_err(|e| BatchError::io(IoOp::WriteOutput, &self.job_path, e))?;
+            .map_err(|e| JobError::io(Step::WriteOutput, &self.job_path, e))?;
         Ok(())
     }
 
     /// Records what the output holds now, so that a resume can tell it is still this file.
-    fn record_fingerprint(&mut self) -> Result<(), BatchError> {
+    fn record_fingerprint(&mut self) -> Result<(), JobError> {
         let Some(job) = self.written.as_ref().or(self.recorded.as_ref()) else {
             return Ok(());
         };
@@ -419,17 +344,17 @@ impl Journal {
             return Ok(());
         }
         let fp = Fingerprint::of_whole(&self.path)
-            .map_err(|e| BatchError::io(IoOp::WriteOutput, &self.path, e))?;
+            .map_err(|e| JobError::io(Step::WriteOutput, &self.path, e))?;
         let job = job.with_output(fp);
         self.record_job(&job)
     }
 
-    fn sync(&mut self) -> Result<(), BatchError> {
+    fn sync(&mut self) -> Result<(), JobError> {
         match &mut self.writer {
             Some(w) => w
                 .flush()
                 .and_then(|()| w.get_ref().sync_data())
-                .map_err(|e| BatchError::io(IoOp::WriteOutput, &self.path, e)),
+                .map_err(|e| JobError::io(Step::WriteOutput, &self.path, e)),
             None => Ok(()),
         }
     }
@@ -457,10 +382,10 @@ fn is_symlink(path: &Path) -> bool {
 /// Opens the private file `path` (see [`crate::fs`]): a job file or journal that is a link, not
 /// a regular file, another user's or open to others is not trusted to say which job the output
 /// belongs to, nor continued.
-fn open_private(path: &Path, access: Access) -> Result<File, BatchError> {
+fn open_private(path: &Path, access: Access) -> Result<File, JobError> {
     fs::open(path, access).map_err(|e| {
-        BatchError::io(
-            IoOp::CreateOutput,
+        JobError::io(
+            Step::CreateOutput,
             path,
             e.into_io("tokenwarden only continues its own files"),
         )
@@ -469,12 +394,12 @@ fn open_private(path: &Path, access: Access) -> Result<File, BatchError> {
 
 /// Opens (creating it 0600 if needed) the job file. The claim makes this run the only one that
 /// touches it.
-fn open_job_file(job_path: &Path) -> Result<File, BatchError> {
+fn open_job_file(job_path: &Path) -> Result<File, JobError> {
     open_private(job_path, Access::ReadWriteCreate)
 }
 
 /// Refuses to resume into a journal that is not this user's own private file.
-fn check_journal(path: &Path) -> Result<(), BatchError> {
+fn check_journal(path: &Path) -> Result<(), JobError> {
     open_private(path, Access::Read).map(drop)
 }
 
@@ -498,16 +423,7 @@ mod tests {
         let out = dir.path().join("out.jsonl");
         let mut first = Output::acquire(&out, false, false).unwrap();
         let second = Output::acquire(&out, true, false).err().unwrap();
-        assert!(
-            matches!(
-                &second,
-                BatchError::Journal {
-                    problem: JournalProblem::Busy,
-                    ..
-                }
-            ),
-            "{second}"
-        );
+        assert!(matches!(&second, JobError::Busy(_)), "{second}");
         first.write_line(b"{}\n", identity).unwrap();
         drop(first);
         // Released with the run.
@@ -539,8 +455,8 @@ mod tests {
         assert!(
             matches!(
                 e,
-                BatchError::Io {
-                    op: IoOp::CreateOutput,
+                JobError::Io {
+                    step: Step::CreateOutput,
                     ..
                 }
             ),

@@ -1,8 +1,9 @@
 //! What a batch tells while it runs (each [`Event`], which [`BatchProgress`] adds up) and once it
 //! ends ([`BatchReport`], with the [`StopReason`] of a run that stopped early).
 
-use super::{BatchError, FailureLimit};
+use super::FailureLimit;
 use crate::error::Error;
+use crate::jobs::{JobError, RunReport};
 use std::fmt;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,10 +84,10 @@ impl BatchProgress {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum StopReason {
-    /// The executor stopped the job ([`Outcome::Abort`], e.g. rejected credentials). The records
+    /// The executor stopped the job ([`Outcome::Abort`](super::Outcome::Abort), e.g. rejected credentials). The records
     /// in flight were abandoned unrecorded: a resume runs them.
     Aborted(Error),
-    /// More records failed than [`BatchOptions::max_failures`] allows. The records in flight were
+    /// More records failed than [`BatchOptions::max_failures`](super::BatchOptions::max_failures) allows. The records in flight were
     /// finished and recorded.
     TooManyFailures {
         /// Records failed in this run.
@@ -97,9 +98,9 @@ pub enum StopReason {
         limit: FailureLimit,
     },
     /// The input could not be read to its end (the records before were run and recorded).
-    Input(BatchError),
-    /// The API could not be reached ([`Outcome::Unreachable`]) for every record in the
-    /// [`Breaker`]'s window, or for the last records of the input. Those records were not
+    Input(JobError),
+    /// The API could not be reached ([`Outcome::Unreachable`](super::Outcome::Unreachable)) for every record in the
+    /// [`Breaker`](super::Breaker)'s window, or for the last records of the input. Those records were not
     /// recorded, nor were the records in flight: a resume runs them.
     Unreachable {
         /// Records in a row that found the API unreachable.
@@ -109,7 +110,7 @@ pub enum StopReason {
         /// The last of their errors.
         last: Error,
     },
-    /// [`BatchOptions::interrupt`] stopped the job; the records in flight were abandoned
+    /// [`BatchOptions::interrupt`](super::BatchOptions::interrupt) stopped the job; the records in flight were abandoned
     /// unrecorded.
     Interrupted,
 }
@@ -120,7 +121,7 @@ impl StopReason {
     pub fn error(&self) -> Option<&Error> {
         match self {
             StopReason::Aborted(e) => Some(e),
-            StopReason::Input(BatchError::Api(e)) => Some(e),
+            StopReason::Input(JobError::Api(e)) => Some(e),
             StopReason::Unreachable { last, .. } => Some(last),
             StopReason::Input(_) | StopReason::TooManyFailures { .. } | StopReason::Interrupted => {
                 None
@@ -170,17 +171,20 @@ fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// What a finished (or stopped) batch did.
-#[derive(Debug, Clone, serde::Serialize)]
+/// What a finished (or stopped) batch did. Serialized with the field names it always had
+/// (`skipped`, `repaired_bytes`, `elapsed` in seconds, `stopped` in words).
+#[derive(Debug, Clone)]
 pub struct BatchReport {
+    /// What every run reports: resumed or not, records run by this run (`done`: ok + failed) and
+    /// skipped as recorded by earlier ones (`done_earlier`), bytes of a torn last line cut from
+    /// the output on resume (`cut_bytes`), wall time.
+    pub run: RunReport,
     /// Records answered 2xx in this run.
     pub ok: u64,
     /// Records failed in this run (including invalid lines).
     pub failed: u64,
     /// Of which invalid input lines.
     pub invalid: u64,
-    /// Records skipped as already recorded.
-    pub skipped: u64,
     /// Of the skipped records, those an earlier run recorded as failed (including invalid
     /// lines) and that stay in the output as failed: the output holds `failed +
     /// earlier_failed` failed records.
@@ -190,13 +194,7 @@ pub struct BatchReport {
     /// Whether the output exists at the end of the run (written by this run or an earlier one):
     /// there is something to resume.
     pub output_exists: bool,
-    /// Bytes of a torn last line cut from the output on resume.
-    pub repaired_bytes: u64,
-    /// Wall time of the run.
-    #[serde(serialize_with = "secs")]
-    pub elapsed: Duration,
     /// Why the run stopped early, if it did.
-    #[serde(serialize_with = "reason_str")]
     pub stopped: Option<StopReason>,
 }
 
@@ -212,13 +210,20 @@ impl BatchReport {
     }
 }
 
-fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
-}
-
-fn reason_str<S: serde::Serializer>(r: &Option<StopReason>, s: S) -> Result<S::Ok, S::Error> {
-    match r {
-        Some(r) => s.serialize_some(&r.to_string()),
-        None => s.serialize_none(),
+impl serde::Serialize for BatchReport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut r = s.serialize_struct("BatchReport", 10)?;
+        r.serialize_field("ok", &self.ok)?;
+        r.serialize_field("failed", &self.failed)?;
+        r.serialize_field("invalid", &self.invalid)?;
+        r.serialize_field("skipped", &self.run.done_earlier)?;
+        r.serialize_field("earlier_failed", &self.earlier_failed)?;
+        r.serialize_field("earlier_invalid", &self.earlier_invalid)?;
+        r.serialize_field("output_exists", &self.output_exists)?;
+        r.serialize_field("repaired_bytes", &self.run.cut_bytes)?;
+        r.serialize_field("elapsed", &self.run.elapsed.as_secs_f64())?;
+        r.serialize_field("stopped", &self.stopped.as_ref().map(ToString::to_string))?;
+        r.end()
     }
 }

@@ -2,27 +2,27 @@
 //! input ([`prepare`]), stream the work, run the records, record their outcomes, finish.
 
 use super::breaker::Streak;
-use super::error::{BatchError, IoOp};
 use super::input::Parser;
 use super::job::{JobIdentity, Mismatch};
-use super::output::{JournalProblem, Output};
+use super::output::Output;
 use super::work::{Done, Work, work_stream};
 use super::{BatchOptions, BatchReport, Event, Input, Outcome, Record, StopReason};
 use super::{journal, source};
 use crate::error::Error;
+use crate::jobs::ownership::Writer;
+use crate::jobs::{JobError, Refusal, RunReport, Step};
 use futures::StreamExt as _;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 /// Runs a batch from `input` to `output`, calling `exec` for each valid record and `on_event` as
 /// it goes (as [`export::run`](crate::jobs::export::run) does); see the [module
 /// documentation](super) for what it guarantees.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), tokenwarden::jobs::batch::BatchError> {
+/// # async fn run() -> Result<(), tokenwarden::jobs::JobError> {
 /// use tokenwarden::jobs::batch::{self, BatchOptions, BatchProgress, Input, Outcome};
 /// let progress = BatchProgress::default();
 /// let base = url::Url::parse("https://api.mypurecloud.ie").unwrap();
@@ -40,14 +40,15 @@ use std::time::Duration;
 ///
 /// # Errors
 /// Before anything is sent or written:
-/// - [`BatchError::Journal`] when the output is busy (another run writes it), exists (without
-///   `resume` or `overwrite`), or is not this job's journal (with `resume`).
-/// - [`BatchError::Io`] when the input cannot be opened ([`IoOp::OpenInput`]), the output's
-///   directory does not exist ([`IoOp::OutputDirectory`]) or a file cannot be created or locked.
-/// - [`BatchError::Api`] with [`Error::Config`] for a path template that lacks `{id}` or leaves
+/// - [`JobError::Busy`] when the output is busy (another run writes it); [`JobError::Refused`]
+///   when it exists (without `resume` or `overwrite`), or is not this job's journal (with
+///   `resume`).
+/// - [`JobError::Io`] when the input cannot be opened ([`Step::OpenInput`]), the output's
+///   directory does not exist ([`Step::OutputDirectory`]) or a file cannot be created or locked.
+/// - [`JobError::Api`] with [`Error::Config`] for a path template that lacks `{id}` or leaves
 ///   the API's origin.
 ///
-/// During the run, [`BatchError::Io`] with [`IoOp::WriteOutput`] when the output cannot be written (a
+/// During the run, [`JobError::Io`] with [`Step::WriteOutput`] when the output cannot be written (a
 /// full disk): the job stops there. A credentials failure, too many failed records or an input
 /// that breaks off are not errors here: they end the run with [`BatchReport::stopped`] set.
 pub async fn run<F, Fut>(
@@ -56,7 +57,7 @@ pub async fn run<F, Fut>(
     options: &BatchOptions,
     on_event: impl FnMut(Event) + Send,
     exec: F,
-) -> Result<BatchReport, BatchError>
+) -> Result<BatchReport, JobError>
 where
     F: Fn(Record) -> Fut,
     Fut: Future<Output = Outcome>,
@@ -69,6 +70,7 @@ where
         mut source,
         scan,
     } = prepare(input, output, options).await?;
+    let resumed = out.resuming().is_some();
     // A shard runs part of the lines: their count is not its total.
     let countable = source.countable.take().filter(|_| options.shard.is_none());
     let cancel_count = Arc::new(AtomicBool::new(false));
@@ -112,8 +114,10 @@ where
     let mut report = recording.report;
     out.finish(report.stopped.is_none(), identity)?;
     report.output_exists = out.exists();
-    report.skipped = events.skipped.load(Ordering::Relaxed);
-    report.elapsed = started.elapsed();
+    report.run.resumed = resumed;
+    report.run.done = report.ok + report.failed;
+    report.run.done_earlier = events.skipped.load(Ordering::Relaxed);
+    report.run.elapsed = started.elapsed();
     Ok(report)
 }
 
@@ -225,12 +229,13 @@ impl<'a, E: FnMut(Event)> Recording<'a, E> {
                 ok: 0,
                 failed: 0,
                 invalid: 0,
-                skipped: 0,
                 earlier_failed: scan.failed,
                 earlier_invalid: scan.invalid,
                 output_exists: false,
-                repaired_bytes: scan.repaired_bytes,
-                elapsed: Duration::ZERO,
+                run: RunReport {
+                    cut_bytes: scan.repaired_bytes,
+                    ..RunReport::default()
+                },
                 stopped: None,
             },
             ran: 0,
@@ -255,7 +260,7 @@ impl<'a, E: FnMut(Event)> Recording<'a, E> {
         out: &mut Output,
         identity: &impl Fn() -> JobIdentity,
         stop_reading: &AtomicBool,
-    ) -> Result<(), BatchError> {
+    ) -> Result<(), JobError> {
         let mut results = std::pin::pin!(results);
         while let Some(d) = results.next().await {
             let d = match d.outcome {
@@ -329,7 +334,7 @@ impl<'a, E: FnMut(Event)> Recording<'a, E> {
         d: Done,
         out: &mut Output,
         identity: &impl Fn() -> JobIdentity,
-    ) -> Result<bool, BatchError> {
+    ) -> Result<bool, JobError> {
         self.line.clear();
         let ok = journal::encode_line(&mut self.line, d.id, d.line, &d.outcome, d.invalid)?;
         out.write_line(&self.line, identity)?;
@@ -377,7 +382,7 @@ async fn prepare(
     input: &Input,
     output: &Path,
     options: &BatchOptions,
-) -> Result<Prepared, BatchError> {
+) -> Result<Prepared, JobError> {
     let mut out = Output::acquire(output, options.resume, options.overwrite)?;
     // A corrected path template or method is accepted when every failure runs again.
     let mut corrected = None;
@@ -407,8 +412,8 @@ async fn prepare(
         }
     }
     if let Some(why) = corrected {
-        let succeeded = journal::has_success(output)
-            .map_err(|e| BatchError::io(IoOp::ReadJournal, output, e))?;
+        let succeeded =
+            journal::has_success(output).map_err(|e| JobError::io(Step::ReadJournal, output, e))?;
         if succeeded {
             return Err(other_job(
                 output,
@@ -433,20 +438,17 @@ async fn prepare(
     Ok(Prepared { out, source, scan })
 }
 
-fn input_error(input: &Input, e: std::io::Error) -> BatchError {
-    BatchError::io(IoOp::ReadInput, Path::new(&input.name()), e)
+fn input_error(input: &Input, e: std::io::Error) -> JobError {
+    JobError::io(Step::ReadInput, Path::new(&input.name()), e)
 }
 
-fn other_job(output: &Path, detail: String) -> BatchError {
-    BatchError::Journal {
-        path: output.to_path_buf(),
-        problem: JournalProblem::OtherJob { detail },
-    }
+fn other_job(output: &Path, detail: String) -> JobError {
+    JobError::refused(Writer::Batch, output, Refusal::OtherJob { detail })
 }
 
 /// Reads this job's journal (already recognised as this job's): cuts a torn last line, drops the
 /// failed records when they are to run again, and collects the keys of the recorded ones.
-async fn scan_journal(output: &Path, retry_failed: bool) -> Result<journal::Scan, BatchError> {
+async fn scan_journal(output: &Path, retry_failed: bool) -> Result<journal::Scan, JobError> {
     let path = output.to_path_buf();
     let scan = tokio::task::spawn_blocking(move || {
         let scan = journal::scan_and_repair(&path)?;
@@ -461,14 +463,16 @@ async fn scan_journal(output: &Path, retry_failed: bool) -> Result<journal::Scan
     })
     .await
     .map_err(|e| Error::Internal(format!("resume scan: {e}")))?
-    .map_err(|e| BatchError::io(IoOp::ReadJournal, output, e))?;
+    .map_err(|e| JobError::io(Step::ReadJournal, output, e))?;
     if let Some(line) = scan.foreign_line {
-        return Err(BatchError::Journal {
-            path: output.to_path_buf(),
-            problem: JournalProblem::Changed {
+        return Err(JobError::refused(
+            Writer::Batch,
+            output,
+            Refusal::Changed {
+                sidecar: super::job_file_path(output),
                 detail: format!("line {line} is not a line a batch writes"),
             },
-        });
+        ));
     }
     // Said by whoever shows the report (`repaired_bytes`): a debug event only.
     if scan.repaired_bytes > 0 {

@@ -2,7 +2,7 @@
 //! standard input, line by line with a cap on line length, keeping the first bytes read as the
 //! job's fingerprint.
 
-use super::error::{BatchError, IoOp};
+use crate::jobs::{JobError, Step};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,11 +56,11 @@ impl Input {
 
     /// Opens the input for one front-to-back read. A regular file also gives its path, so that its
     /// lines can be counted (on a handle of their own) for a percentage; a pipe cannot be.
-    pub(crate) async fn open(&self, max_line: usize) -> Result<Source, BatchError> {
+    pub(crate) async fn open(&self, max_line: usize) -> Result<Source, JobError> {
         let (reader, countable): (Box<dyn AsyncRead + Send + Unpin>, _) = match self {
             Input::Stdin => (Box::new(tokio::io::stdin()), None),
             Input::Path(path) => {
-                let open_error = |e| BatchError::io(IoOp::OpenInput, path, e);
+                let open_error = |e| JobError::io(Step::OpenInput, path, e);
                 let meta = tokio::fs::metadata(path).await.map_err(open_error)?;
                 if meta.is_dir() {
                     return Err(open_error(io::Error::new(

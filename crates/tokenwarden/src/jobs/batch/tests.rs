@@ -1,4 +1,5 @@
 use super::*;
+use crate::jobs::{JobError, Refusal, Step};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -83,7 +84,7 @@ async fn go<F, Fut>(
     output: &Path,
     options: &BatchOptions,
     exec: F,
-) -> Result<BatchReport, BatchError>
+) -> Result<BatchReport, JobError>
 where
     F: Fn(Record) -> Fut,
     Fut: Future<Output = Outcome>,
@@ -143,7 +144,10 @@ async fn every_record_once_with_bounded_concurrency() {
     )
     .await
     .unwrap();
-    assert_eq!((report.ok, report.failed, report.skipped), (500, 0, 0));
+    assert_eq!(
+        (report.ok, report.failed, report.run.done_earlier),
+        (500, 0, 0)
+    );
     assert!(report.stopped.is_none());
     let out = lines(&output);
     assert_eq!(out.len(), 500);
@@ -234,9 +238,9 @@ async fn the_events_add_up_to_the_report() {
     .unwrap();
     let events = events.into_inner().unwrap();
     let count = |f: &dyn Fn(&Event) -> bool| events.iter().filter(|e| f(e)).count() as u64;
-    assert!(r.skipped > 0 && r.failed >= 2, "{r:?}");
-    assert_eq!((r.invalid, r.ok + r.failed + r.skipped), (1, 31));
-    assert_eq!(count(&|e| *e == Event::Skipped), r.skipped);
+    assert!(r.run.done_earlier > 0 && r.failed >= 2, "{r:?}");
+    assert_eq!((r.invalid, r.ok + r.failed + r.run.done_earlier), (1, 31));
+    assert_eq!(count(&|e| *e == Event::Skipped), r.run.done_earlier);
     assert_eq!(
         count(&|e| matches!(e, Event::Recorded { ok: true, .. })),
         r.ok
@@ -409,6 +413,7 @@ async fn abort_stops_at_once_and_resume_completes_exactly_once() {
     .await
     .unwrap();
     assert!(matches!(r.stopped, Some(StopReason::Aborted(ref e)) if e.is_credentials()));
+    assert!(!r.run.resumed);
     let first = lines(&output).len();
     assert!((100..=124).contains(&first), "{first}");
     // A torn write at the kill point.
@@ -423,8 +428,8 @@ async fn abort_stops_at_once_and_resume_completes_exactly_once() {
     assert!(
         matches!(
             e,
-            BatchError::Journal {
-                problem: JournalProblem::Exists,
+            JobError::Refused {
+                reason: Refusal::Exists,
                 ..
             }
         ),
@@ -435,15 +440,17 @@ async fn abort_stops_at_once_and_resume_completes_exactly_once() {
         ..opts.clone()
     };
     let r2 = go(&input, &output, &resume, ok).await.unwrap();
-    assert!(r2.repaired_bytes > 0);
-    assert_eq!(r2.skipped as usize, first);
+    assert!(r2.run.cut_bytes > 0);
+    assert_eq!(r2.run.done_earlier as usize, first);
     assert_eq!(r2.ok as usize, 300 - first);
+    assert!(r2.run.resumed);
+    assert_eq!(r2.run.done, r2.ok + r2.failed);
     let counts = ids_count(&lines(&output));
     assert_eq!(counts.len(), 300);
     assert!(counts.values().all(|c| *c == 1));
     // Resuming a finished job does nothing.
     let r3 = go(&input, &output, &resume, ok).await.unwrap();
-    assert_eq!((r3.ok, r3.skipped), (0, 300));
+    assert_eq!((r3.ok, r3.run.done_earlier), (0, 300));
 }
 
 #[tokio::test]
@@ -460,7 +467,7 @@ async fn resume_keeps_invalid_lines_recorded_once() {
     };
     go(&input, &output, &opts, ok).await.unwrap();
     let r = go(&input, &output, &opts, ok).await.unwrap();
-    assert_eq!((r.ok, r.failed, r.skipped), (0, 0, 3));
+    assert_eq!((r.ok, r.failed, r.run.done_earlier), (0, 0, 3));
     assert_eq!(lines(&output).len(), 3);
 }
 
@@ -519,7 +526,7 @@ async fn retry_failed_runs_only_the_failures_again() {
     })
     .await
     .unwrap();
-    assert_eq!((r2.ok, r2.failed, r2.skipped), (12, 0, 89));
+    assert_eq!((r2.ok, r2.failed, r2.run.done_earlier), (12, 0, 89));
     assert_eq!(retried.lock().unwrap().len(), 12);
     let out = lines(&output);
     assert_eq!(out.len(), 101);
@@ -632,8 +639,8 @@ async fn a_run_that_fails_before_its_first_record_leaves_nothing_behind() {
     assert!(
         matches!(
             e,
-            BatchError::Io {
-                op: IoOp::OpenInput,
+            JobError::Io {
+                step: Step::OpenInput,
                 ..
             }
         ),
@@ -664,8 +671,8 @@ async fn an_output_directory_that_does_not_exist_is_not_created() {
     assert!(
         matches!(
             e,
-            BatchError::Io {
-                op: IoOp::OutputDirectory,
+            JobError::Io {
+                step: Step::OutputDirectory,
                 ..
             }
         ),
@@ -690,9 +697,9 @@ async fn resume_refuses_another_jobs_journal_and_touches_nothing() {
     go(&a, &output, &opts(), ok).await.unwrap();
     let before = std::fs::read(&output).unwrap();
     let job_before = std::fs::read(job_file_path(&output)).unwrap();
-    let refused = |e: BatchError| match e {
-        BatchError::Journal {
-            problem: JournalProblem::OtherJob { detail },
+    let refused = |e: JobError| match e {
+        JobError::Refused {
+            reason: Refusal::OtherJob { detail },
             ..
         } => detail,
         other => panic!("{other}"),
@@ -722,7 +729,7 @@ async fn resume_refuses_another_jobs_journal_and_touches_nothing() {
     // The same job, from a copy of its input elsewhere, with records appended: resumed.
     let grown = d.file("a-grown.jsonl", &jsonl(40));
     let r = go(&grown, &output, &resume, ok).await.unwrap();
-    assert_eq!((r.skipped, r.ok), (30, 10));
+    assert_eq!((r.run.done_earlier, r.ok), (30, 10));
 }
 
 #[tokio::test]
@@ -745,8 +752,8 @@ async fn resume_never_touches_a_file_no_batch_wrote() {
     assert!(
         matches!(
             e,
-            BatchError::Journal {
-                problem: JournalProblem::NotAJournal { .. },
+            JobError::Refused {
+                reason: Refusal::NotAJournal { .. },
                 ..
             }
         ),
@@ -790,16 +797,7 @@ async fn a_second_run_on_a_busy_output_is_refused_at_once() {
         e
     };
     let (first, e) = tokio::join!(first, second);
-    assert!(
-        matches!(
-            &e,
-            BatchError::Journal {
-                problem: JournalProblem::Busy,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(&e, JobError::Busy(_)), "{e}");
     assert!(
         e.to_string()
             .contains("another tokenwarden run is writing it"),
@@ -827,8 +825,8 @@ async fn a_non_regular_output_is_a_stream_and_a_full_disk_is_an_io_error() {
         assert!(
             matches!(
                 e,
-                BatchError::Io {
-                    op: IoOp::WriteOutput,
+                JobError::Io {
+                    step: Step::WriteOutput,
                     ..
                 }
             ),
@@ -849,8 +847,8 @@ async fn a_non_regular_output_is_a_stream_and_a_full_disk_is_an_io_error() {
     assert!(
         matches!(
             e,
-            BatchError::Journal {
-                problem: JournalProblem::NotResumable,
+            JobError::Refused {
+                reason: Refusal::NotResumable,
                 ..
             }
         ),
@@ -900,8 +898,8 @@ async fn a_corrected_template_resumes_with_retry_failed_only_when_nothing_succee
     assert!(
         matches!(
             e,
-            BatchError::Journal {
-                problem: JournalProblem::OtherJob { .. },
+            JobError::Refused {
+                reason: Refusal::OtherJob { .. },
                 ..
             }
         ),
@@ -912,7 +910,7 @@ async fn a_corrected_template_resumes_with_retry_failed_only_when_nothing_succee
         ..fixed.clone()
     };
     let r = go(&input, &output, &retry, answer).await.unwrap();
-    assert_eq!((r.ok, r.failed, r.skipped), (300, 0, 0));
+    assert_eq!((r.ok, r.failed, r.run.done_earlier), (300, 0, 0));
     assert_eq!(ids_count(&lines(&output)).len(), 300);
     // Now records succeeded under the new template: another change is refused.
     let again = BatchOptions {
@@ -970,6 +968,24 @@ async fn a_symlinked_output_is_never_created_or_resumed_through() {
     assert_eq!(std::fs::read(&real).unwrap(), before);
 }
 
+/// A run with one record in flight at a time, answered by `answer` as [`nth`] does: its report
+/// and how many records were sent.
+async fn one_at_a_time(
+    input: &Input,
+    output: &Path,
+    answer: impl Fn(usize) -> Option<Outcome>,
+) -> (BatchReport, usize) {
+    let sent = AtomicUsize::new(0);
+    let options = BatchOptions {
+        concurrency: 1,
+        ..opts()
+    };
+    let r = go(input, output, &options, nth(&sent, answer))
+        .await
+        .unwrap();
+    (r, sent.load(Ordering::SeqCst))
+}
+
 fn unreachable_error() -> Error {
     Error::RetriesExhausted {
         method: "GET".into(),
@@ -984,21 +1000,10 @@ fn unreachable_error() -> Error {
 async fn an_api_that_went_down_stops_the_job_and_its_records_run_on_resume() {
     let (_dir, input, output) = job(100);
     // The API answers the first 10 records, then is gone (killed mid-run).
-    let seen = AtomicUsize::new(0);
-    let options = BatchOptions {
-        concurrency: 1,
-        ..opts()
-    };
-    let r = go(
-        &input,
-        &output,
-        &options,
-        nth(&seen, |n| {
-            (n >= 10).then(|| Outcome::Unreachable(unreachable_error()))
-        }),
-    )
-    .await
-    .unwrap();
+    let (r, sent) = one_at_a_time(&input, &output, |n| {
+        (n >= 10).then(|| Outcome::Unreachable(unreachable_error()))
+    })
+    .await;
     assert!(
         matches!(r.stopped, Some(StopReason::Unreachable { records: 20, .. })),
         "{:?}",
@@ -1006,7 +1011,7 @@ async fn an_api_that_went_down_stops_the_job_and_its_records_run_on_resume() {
     );
     assert_eq!((r.ok, r.failed), (10, 0), "nothing recorded as failed");
     assert_eq!(lines(&output).len(), 10);
-    assert_eq!(seen.load(Ordering::SeqCst), 30, "stopped after 20 in a row");
+    assert_eq!(sent, 30, "stopped after 20 in a row");
     // Back up: a resume runs the other 90, each once.
     let r = go(
         &input,
@@ -1019,7 +1024,7 @@ async fn an_api_that_went_down_stops_the_job_and_its_records_run_on_resume() {
     )
     .await
     .unwrap();
-    assert_eq!((r.ok, r.skipped, r.failed), (90, 10, 0));
+    assert_eq!((r.ok, r.run.done_earlier, r.failed), (90, 10, 0));
     let counts = ids_count(&lines(&output));
     assert_eq!(counts.len(), 100);
     assert!(counts.values().all(|c| *c == 1));
@@ -1028,24 +1033,13 @@ async fn an_api_that_went_down_stops_the_job_and_its_records_run_on_resume() {
 #[tokio::test]
 async fn records_that_found_the_api_down_are_failed_once_it_answers_again() {
     let (_dir, input, output) = job(10);
-    let seen = AtomicUsize::new(0);
-    let options = BatchOptions {
-        concurrency: 1,
-        ..opts()
-    };
     // A blip: records 3..6 find it down, then it answers again.
-    let r = go(
-        &input,
-        &output,
-        &options,
-        nth(&seen, |n| {
-            (3..6)
-                .contains(&n)
-                .then(|| Outcome::Unreachable(unreachable_error()))
-        }),
-    )
-    .await
-    .unwrap();
+    let (r, _) = one_at_a_time(&input, &output, |n| {
+        (3..6)
+            .contains(&n)
+            .then(|| Outcome::Unreachable(unreachable_error()))
+    })
+    .await;
     assert!(r.stopped.is_none(), "{:?}", r.stopped);
     assert_eq!((r.ok, r.failed), (7, 3));
     let errors = lines(&output)
@@ -1066,9 +1060,9 @@ async fn regression_files_and_streams_of_another_user_are_refused_not_written_or
     }
     let d = Dir::new();
     let input = d.file("in.jsonl", &jsonl(2));
-    let refused = |e: &BatchError, what: &str| {
+    let refused = |e: &JobError, what: &str| {
         let shown = match e {
-            BatchError::Io { source, .. } => format!("{e}: {source}"),
+            JobError::Io { source, .. } => format!("{e}: {source}"),
             e => e.to_string(),
         };
         assert!(shown.contains("belongs to another user"), "{what}: {shown}");

@@ -6,7 +6,8 @@
 //! first, so the items are spooled as JSON Lines while the listing is read and the CSV is written
 //! from the spool at the end: two reads of the spool, one row per item, no column lost.
 
-use super::ExportError;
+use super::refuse;
+use crate::jobs::{JobError, Refusal, Step};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader, Read, Write};
@@ -57,14 +58,14 @@ struct Columns {
 }
 
 impl Columns {
-    fn add(&mut self, key: &str) -> Result<(), ExportError> {
+    fn add(&mut self, key: &str) -> Result<(), Refusal> {
         if self.index.contains_key(key) {
             return Ok(());
         }
         if self.names.len() >= MAX_CSV_COLUMNS {
-            return Err(ExportError::Refused(format!(
-                "the items have more than {MAX_CSV_COLUMNS} distinct fields, too many for one CSV header; use --format jsonl"
-            )));
+            return Err(Refusal::TooManyColumns {
+                limit: MAX_CSV_COLUMNS,
+            });
         }
         self.index.insert(key.to_string(), self.names.len());
         self.names.push(key.to_string());
@@ -82,20 +83,23 @@ pub(super) fn render<R: Read + std::io::Seek>(
     out: impl Write,
     out_path: &Path,
     terminal: bool,
-) -> Result<u64, ExportError> {
+) -> Result<u64, JobError> {
     let parse = |line: &[u8], n: u64| {
         serde_json::from_slice::<Value>(line).map_err(|e| {
-            ExportError::Refused(format!(
-                "{} line {n} is not JSON ({e}): it was changed outside tokenwarden; use --force to start over",
-                spool_path.display()
-            ))
+            refuse(
+                spool_path,
+                Refusal::NotJson {
+                    line: n,
+                    detail: e.to_string(),
+                },
+            )
         })
     };
     let mut columns = Columns::default();
     let mut failure = None;
     for (n, line) in lines(spool, spool_path, len)?.enumerate() {
         let item = parse(
-            &line.map_err(ExportError::io("reading", spool_path))?,
+            &line.map_err(JobError::io_at(Step::Read, spool_path))?,
             n as u64 + 1,
         )?;
         flatten(&item, |k, _| {
@@ -103,13 +107,18 @@ pub(super) fn render<R: Read + std::io::Seek>(
                 failure = columns.add(k).err();
             }
         });
-        if let Some(e) = failure.take() {
-            return Err(e);
+        if let Some(reason) = failure.take() {
+            return Err(refuse(out_path, reason));
         }
     }
     let write_err = |e: csv::Error| match e.into_kind() {
-        csv::ErrorKind::Io(e) => ExportError::io("writing", out_path)(e),
-        other => ExportError::Refused(format!("CSV: {other:?}")),
+        csv::ErrorKind::Io(e) => JobError::io_at(Step::Write, out_path)(e),
+        other => refuse(
+            out_path,
+            Refusal::Csv {
+                detail: format!("{other:?}"),
+            },
+        ),
     };
     let mut csv = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
@@ -127,7 +136,7 @@ pub(super) fn render<R: Read + std::io::Seek>(
     let mut rows = 0;
     for (n, line) in lines(spool, spool_path, len)?.enumerate() {
         let item = parse(
-            &line.map_err(ExportError::io("reading", spool_path))?,
+            &line.map_err(JobError::io_at(Step::Read, spool_path))?,
             n as u64 + 1,
         )?;
         row.iter_mut().for_each(String::clear);
@@ -140,7 +149,7 @@ pub(super) fn render<R: Read + std::io::Seek>(
         rows += 1;
     }
     csv.flush()
-        .map_err(|e| ExportError::io("writing", out_path)(e))?;
+        .map_err(|e| JobError::io_at(Step::Write, out_path)(e))?;
     Ok(rows)
 }
 
@@ -149,10 +158,10 @@ fn lines<'a, R: Read + std::io::Seek>(
     spool: &'a mut R,
     path: &Path,
     len: u64,
-) -> Result<std::io::Split<BufReader<std::io::Take<&'a mut R>>>, ExportError> {
+) -> Result<std::io::Split<BufReader<std::io::Take<&'a mut R>>>, JobError> {
     spool
         .seek(std::io::SeekFrom::Start(0))
-        .map_err(ExportError::io("reading", path))?;
+        .map_err(JobError::io_at(Step::Read, path))?;
     Ok(BufReader::with_capacity(1 << 20, spool.take(len)).split(b'\n'))
 }
 

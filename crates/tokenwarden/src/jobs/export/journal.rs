@@ -11,11 +11,13 @@
 //! after the page's items reached the data file; a resume cuts the data file back to the recorded
 //! length, so an item written after the last record is written again, once.
 
-use super::ExportError;
+use super::refuse;
 use crate::fs::{self, Access, OpenError, Untrusted};
+use crate::jobs::identity::{self, Decision};
 use crate::jobs::ownership::{
     self, Claim, ClaimError, Fingerprint, SPOOL_SUFFIX, STATE_SUFFIX, Writer, sidecar,
 };
+use crate::jobs::{JobError, Mode, Refusal, Step};
 use crate::paginate::Position;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -143,30 +145,17 @@ pub(super) enum Found {
     Ready(Opened),
 }
 
-/// How an existing output is treated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Want {
-    New,
-    Overwrite,
-    Resume,
-}
-
 /// Opens the data file for a run in `want` mode (see [`super::Mode`]).
-pub(super) fn open(paths: &Paths, want: Want, definition: Value) -> Result<Found, ExportError> {
+pub(super) fn open(paths: &Paths, want: Mode, definition: Value) -> Result<Found, JobError> {
     check_directory(&paths.out)?;
     let claim = Claim::take(&paths.out).map_err(|e| match e {
-        ClaimError::Busy { out } => ExportError::Busy(out),
-        ClaimError::Io { lock, source, .. } => ExportError::io("locking", lock)(source),
+        ClaimError::Busy { out } => JobError::Busy(out),
+        ClaimError::Io { lock, source, .. } => JobError::io_at(Step::Lock, lock)(source),
     })?;
-    if want == Want::Resume
+    if want == Mode::Resume
         && let Some(job) = ownership::written_by(&paths.out, Writer::Batch)
     {
-        return Err(ExportError::Refused(format!(
-            "{} was written by {} ({} is its job file), not by paginate or export, so it is not resumed and not touched; rerun that batch with --resume, or use --force to replace it",
-            paths.out.display(),
-            Writer::Batch.describe(),
-            job.display()
-        )));
+        return Err(refuse(&paths.out, Refusal::OtherCommand { sidecar: job }));
     }
     let recorded = read_state(&paths.state)?;
     let exists = |p: &Path| p.symlink_metadata().is_ok();
@@ -175,41 +164,33 @@ pub(super) fn open(paths: &Paths, want: Want, definition: Value) -> Result<Found
         .map(PathBuf::as_path)
         .filter(|p| exists(p))
         .collect();
-    match (want, recorded) {
-        (Want::New, _) if !existing.is_empty() => Err(ExportError::Refused(format!(
-            "{} already exists: it may hold an unfinished export; rerun with --resume to continue it, or --force to overwrite it",
-            existing[0].display()
-        ))),
-        (Want::Resume, None) if !existing.is_empty() => Err(ExportError::Refused(format!(
-            "{} has no recorded position ({} is missing): it was not written by a resumable tokenwarden export, so it cannot be continued; use --force to overwrite it",
-            existing[0].display(),
-            paths.state.display()
-        ))),
-        (Want::New | Want::Resume, None) | (Want::New, Some(_)) => {
+    let decision = identity::decide(want, !existing.is_empty(), recorded, paths.state.clone());
+    match decision.map_err(|reason| refuse(existing[0], reason))? {
+        Decision::Create => {
             let data = create_new(&paths.data)?;
             fresh(paths, claim, data, definition)
         }
-        (Want::Overwrite, _) => {
+        Decision::Replace => {
             let data = overwrite(&paths.data)?;
             if paths.data != paths.out {
                 // A CSV from an earlier run must not pass for this one's while it runs.
                 match std::fs::remove_file(&paths.out) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(ExportError::io("removing", &paths.out)(e));
+                        return Err(JobError::io_at(Step::Remove, &paths.out)(e));
                     }
                     _ => {}
                 }
             }
             fresh(paths, claim, data, definition)
         }
-        (Want::Resume, Some(state)) => resume(paths, claim, state, &definition),
+        Decision::Resume(state) => resume(paths, claim, state, &definition),
     }
 }
 
 /// Starts the output over: whatever a batch kept beside it describes another file now.
-fn fresh(paths: &Paths, claim: Claim, data: File, definition: Value) -> Result<Found, ExportError> {
+fn fresh(paths: &Paths, claim: Claim, data: File, definition: Value) -> Result<Found, JobError> {
     ownership::remove_sidecars(&paths.out, Writer::Batch)
-        .map_err(|(p, e)| ExportError::io("removing", p)(e))?;
+        .map_err(|(p, e)| JobError::io_at(Step::Remove, p)(e))?;
     let state = State::new(definition);
     save_state(&paths.state, &state)?;
     Ok(Found::Ready(Opened {
@@ -225,12 +206,9 @@ fn resume(
     claim: Claim,
     state: State,
     definition: &Value,
-) -> Result<Found, ExportError> {
+) -> Result<Found, JobError> {
     if let Some(diff) = difference(&state.definition, definition) {
-        return Err(ExportError::Refused(format!(
-            "{} records another export ({diff}): rerun the command that started it with --resume, or use --force to start this one over",
-            paths.state.display()
-        )));
+        return Err(refuse(&paths.state, Refusal::OtherJob { detail: diff }));
     }
     if state.phase == Phase::Complete {
         changed(&paths.out, &paths.state, state.fingerprint.as_ref())?;
@@ -238,32 +216,35 @@ fn resume(
     }
     let mut data = match open_owned(&paths.data) {
         Ok(f) => f,
-        Err(ExportError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ExportError::Refused(format!(
-                "{} is missing, but {} records {} items in it: put it back, or use --force to start over",
-                paths.data.display(),
-                paths.state.display(),
-                state.items
-            )));
+        Err(JobError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Err(refuse(
+                &paths.data,
+                Refusal::DataMissing {
+                    state: paths.state.clone(),
+                    items: state.items,
+                },
+            ));
         }
         Err(e) => return Err(e),
     };
     let len = data
         .metadata()
-        .map_err(ExportError::io("reading", &paths.data))?
+        .map_err(JobError::io_at(Step::Read, &paths.data))?
         .len();
     if len < state.bytes {
-        return Err(ExportError::Refused(format!(
-            "{} is shorter ({len} bytes) than its recorded position ({} bytes): it was changed outside tokenwarden; use --force to start over",
-            paths.data.display(),
-            state.bytes
-        )));
+        return Err(refuse(
+            &paths.data,
+            Refusal::Shorter {
+                len,
+                recorded: state.bytes,
+            },
+        ));
     }
     changed(&paths.data, &paths.state, state.fingerprint.as_ref())?;
     data.set_len(state.bytes)
-        .map_err(ExportError::io("truncating", &paths.data))?;
+        .map_err(JobError::io_at(Step::Truncate, &paths.data))?;
     data.seek(SeekFrom::Start(state.bytes))
-        .map_err(ExportError::io("seeking in", &paths.data))?;
+        .map_err(JobError::io_at(Step::Seek, &paths.data))?;
     Ok(Found::Ready(Opened {
         claim,
         data,
@@ -276,18 +257,20 @@ fn resume(
 
 /// Refuses a file that is not the one `state` fingerprinted (a state written before fingerprints
 /// were recorded has none, and is trusted on its length alone).
-fn changed(file: &Path, state: &Path, fp: Option<&Fingerprint>) -> Result<(), ExportError> {
+fn changed(file: &Path, state: &Path, fp: Option<&Fingerprint>) -> Result<(), JobError> {
     let Some(fp) = fp else { return Ok(()) };
     let why = fp
         .mismatch(file)
-        .map_err(ExportError::io("reading", file))?;
+        .map_err(JobError::io_at(Step::Read, file))?;
     match why {
         None => Ok(()),
-        Some(why) => Err(ExportError::Refused(format!(
-            "{} is not the file {} describes ({why}): it was changed outside this export, so it is not resumed and not touched; use --force to start over",
-            file.display(),
-            state.display()
-        ))),
+        Some(why) => Err(refuse(
+            file,
+            Refusal::Changed {
+                sidecar: state.to_path_buf(),
+                detail: why.to_string(),
+            },
+        )),
     }
 }
 
@@ -359,42 +342,43 @@ fn difference(recorded: &Value, asked: &Value) -> Option<String> {
 
 /// Refuses an output in a directory that does not exist (it is not created: a typo should not
 /// make a new tree).
-fn check_directory(out: &Path) -> Result<(), ExportError> {
+fn check_directory(out: &Path) -> Result<(), JobError> {
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     if !dir.is_dir() {
-        return Err(ExportError::NoDirectory(out.to_path_buf()));
+        return Err(JobError::NoDirectory(out.to_path_buf()));
     }
     if out.is_dir() {
-        return Err(ExportError::Refused(format!(
-            "{} is a directory: give a file name for the output",
-            out.display()
-        )));
+        return Err(refuse(out, Refusal::IsADirectory));
     }
     Ok(())
 }
 
 /// An output that cannot be created or opened for lack of permission is a usage problem: another
 /// place must be given.
-fn no_permission(path: &Path) -> ExportError {
-    ExportError::Refused(format!(
-        "{} cannot be written (permission denied): choose another --out",
-        path.display()
-    ))
+fn no_permission(path: &Path) -> JobError {
+    refuse(path, Refusal::NoPermission)
+}
+
+/// A file [`fs::open`] found not private.
+fn not_private(path: &Path, why: Untrusted) -> JobError {
+    refuse(
+        path,
+        Refusal::NotPrivate {
+            why: why.to_string(),
+        },
+    )
 }
 
 /// Creates `path`, which must not exist (not even as a symbolic link), 0600.
-fn create_new(path: &Path) -> Result<File, ExportError> {
+fn create_new(path: &Path) -> Result<File, JobError> {
     fs::create_new(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => ExportError::Refused(format!(
-            "{} already exists (another run may have just created it); rerun with --resume or --force",
-            path.display()
-        )),
-        std::io::ErrorKind::NotFound => ExportError::NoDirectory(path.to_path_buf()),
+        std::io::ErrorKind::AlreadyExists => refuse(path, Refusal::JustCreated),
+        std::io::ErrorKind::NotFound => JobError::NoDirectory(path.to_path_buf()),
         std::io::ErrorKind::PermissionDenied => no_permission(path),
-        _ => ExportError::io("creating", path)(e),
+        _ => JobError::io_at(Step::Create, path)(e),
     })
 }
 
@@ -402,23 +386,23 @@ fn create_new(path: &Path) -> Result<File, ExportError> {
 /// user's (see [`crate::fs`]): a symbolic link (planted in a shared directory, it would point the
 /// writes elsewhere), something other than a regular file, another user's file, a file open to
 /// others.
-fn open_owned(path: &Path) -> Result<File, ExportError> {
+fn open_owned(path: &Path) -> Result<File, JobError> {
     fs::open(path, Access::ReadWrite).map_err(|e| refused(path, e))
 }
 
 /// The data file of a run that starts over (`--force`), empty and private. A file of this user's
 /// that others may read is not written in place (a descriptor opened on it earlier would read
 /// the new data): it is replaced by a new private file.
-fn overwrite(path: &Path) -> Result<File, ExportError> {
+fn overwrite(path: &Path) -> Result<File, JobError> {
     match fs::open(path, Access::ReadWrite) {
         Ok(file) => {
             file.set_len(0)
-                .map_err(ExportError::io("truncating", path))?;
+                .map_err(JobError::io_at(Step::Truncate, path))?;
             Ok(file)
         }
         Err(e) if e.is_not_found() => create_new(path),
         Err(OpenError::Untrusted(Untrusted::ReadableByOthers { .. })) => {
-            std::fs::remove_file(path).map_err(ExportError::io("replacing", path))?;
+            std::fs::remove_file(path).map_err(JobError::io_at(Step::Replace, path))?;
             create_new(path)
         }
         Err(e) => Err(refused(path, e)),
@@ -426,18 +410,12 @@ fn overwrite(path: &Path) -> Result<File, ExportError> {
 }
 
 /// The message for a file [`fs::open`] refused, or its error.
-fn refused(path: &Path, e: OpenError) -> ExportError {
+fn refused(path: &Path, e: OpenError) -> JobError {
     match e {
-        OpenError::Untrusted(Untrusted::Symlink) => ExportError::Refused(format!(
-            "{} is a symbolic link: give the file's real path",
-            path.display()
-        )),
-        OpenError::Untrusted(why) => ExportError::Refused(format!(
-            "{} {why}: tokenwarden only continues or overwrites its own private files",
-            path.display()
-        )),
+        OpenError::Untrusted(Untrusted::Symlink) => refuse(path, Refusal::Symlink),
+        OpenError::Untrusted(why) => not_private(path, why),
         OpenError::Io(e) if e.kind() == std::io::ErrorKind::PermissionDenied => no_permission(path),
-        OpenError::Io(e) => ExportError::io("opening", path)(e),
+        OpenError::Io(e) => JobError::io_at(Step::Open, path)(e),
     }
 }
 
@@ -445,56 +423,54 @@ fn refused(path: &Path, e: OpenError) -> ExportError {
 const MAX_STATE_BYTES: u64 = 1 << 20;
 
 /// The recorded state, if there is one; checked to be this user's own file before it is trusted.
-fn read_state(path: &Path) -> Result<Option<State>, ExportError> {
+fn read_state(path: &Path) -> Result<Option<State>, JobError> {
     let file = match fs::open(path, Access::Read) {
         Ok(f) => f,
         Err(e) if e.is_not_found() => return Ok(None),
         Err(OpenError::Untrusted(Untrusted::Symlink)) => {
-            return Err(ExportError::Refused(format!(
-                "{} is a symbolic link, not a state tokenwarden wrote; remove it",
-                path.display()
-            )));
+            return Err(refuse(path, Refusal::StateSymlink));
         }
         Err(OpenError::Untrusted(why)) => {
-            return Err(ExportError::Refused(format!(
-                "{} {why}: tokenwarden only continues or overwrites its own private files",
-                path.display()
-            )));
+            return Err(not_private(path, why));
         }
-        Err(OpenError::Io(e)) => return Err(ExportError::io("reading", path)(e)),
+        Err(OpenError::Io(e)) => return Err(JobError::io_at(Step::Read, path)(e)),
     };
     let mut text = Vec::new();
     use std::io::Read as _;
     file.take(MAX_STATE_BYTES)
         .read_to_end(&mut text)
-        .map_err(ExportError::io("reading", path))?;
+        .map_err(JobError::io_at(Step::Read, path))?;
     let state: State = serde_json::from_slice(&text).map_err(|e| {
-        ExportError::Refused(format!(
-            "{} is not a tokenwarden export state ({e}); remove it, or use --force to start over",
-            path.display()
-        ))
+        refuse(
+            path,
+            Refusal::NotAState {
+                detail: e.to_string(),
+            },
+        )
     })?;
     if state.tokenwarden_export != STATE_VERSION {
-        return Err(ExportError::Refused(format!(
-            "{} was written by another version of tokenwarden (layout {}); use --force to start over",
-            path.display(),
-            state.tokenwarden_export
-        )));
+        return Err(refuse(
+            path,
+            Refusal::OtherVersion {
+                layout: state.tokenwarden_export,
+            },
+        ));
     }
     Ok(Some(state))
 }
 
 /// Replaces the state file atomically ([`fs::replace`]: a private temporary file beside it,
 /// synced, renamed over it, the directory synced).
-pub(super) fn save_state(path: &Path, state: &State) -> Result<(), ExportError> {
+pub(super) fn save_state(path: &Path, state: &State) -> Result<(), JobError> {
     let mut json = serde_json::to_vec_pretty(state).unwrap_or_default();
     json.push(b'\n');
-    fs::replace_with_prefix(path, ".twstate-", &json).map_err(ExportError::io("saving", path))
+    fs::replace_with_prefix(path, ".twstate-", &json)
+        .map_err(JobError::io_at(Step::SaveState, path))
 }
 
 /// Makes the finished files durable (a power cut after "complete" loses nothing).
-pub(super) fn sync(file: &File, path: &Path) -> Result<(), ExportError> {
-    file.sync_all().map_err(ExportError::io("syncing", path))
+pub(super) fn sync(file: &File, path: &Path) -> Result<(), JobError> {
+    file.sync_all().map_err(JobError::io_at(Step::Sync, path))
 }
 
 #[cfg(all(test, unix))]
@@ -509,28 +485,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let paths = Paths::new(&dir.path().join("out.jsonl"), false);
         let def = json!({"command": "paginate", "path": "/a"});
-        let Found::Ready(first) = open(&paths, Want::New, def.clone()).unwrap() else {
+        let Found::Ready(first) = open(&paths, Mode::New, def.clone()).unwrap() else {
             panic!()
         };
         assert_eq!(mode(&paths.out), 0o600);
         assert_eq!(mode(&paths.state), 0o600);
         // Another run while the first holds the lock: refused, whatever the mode.
-        for want in [Want::New, Want::Overwrite, Want::Resume] {
+        for want in [Mode::New, Mode::Overwrite, Mode::Resume] {
             let e = open(&paths, want, def.clone()).err().unwrap();
-            assert!(matches!(e, ExportError::Busy(_)), "{want:?}: {e}");
+            assert!(matches!(e, JobError::Busy(_)), "{want:?}: {e}");
         }
         drop(first);
-        let e = open(&paths, Want::New, def.clone())
+        let e = open(&paths, Mode::New, def.clone())
             .err()
             .unwrap()
             .to_string();
         assert!(e.contains("--resume") && e.contains("--force"), "{e}");
         // Another export's state is not continued.
         let other = json!({"command": "paginate", "path": "/b"});
-        let e = open(&paths, Want::Resume, other).err().unwrap().to_string();
+        let e = open(&paths, Mode::Resume, other).err().unwrap().to_string();
         assert!(e.contains("path /a, not /b"), "{e}");
         assert!(matches!(
-            open(&paths, Want::Resume, def).unwrap(),
+            open(&paths, Mode::Resume, def).unwrap(),
             Found::Ready(Opened {
                 start: Start::Resumed { cut: 0 },
                 ..
@@ -543,7 +519,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let paths = Paths::new(&dir.path().join("out.jsonl"), false);
         let def = json!({"x": 1});
-        let Found::Ready(o) = open(&paths, Want::New, def.clone()).unwrap() else {
+        let Found::Ready(o) = open(&paths, Mode::New, def.clone()).unwrap() else {
             panic!()
         };
         let mut data = o.data;
@@ -555,7 +531,7 @@ mod tests {
         save_state(&paths.state, &st).unwrap();
         drop(data);
         drop(o.claim);
-        let Found::Ready(o) = open(&paths, Want::Resume, def.clone()).unwrap() else {
+        let Found::Ready(o) = open(&paths, Mode::Resume, def.clone()).unwrap() else {
             panic!()
         };
         assert_eq!(o.start, Start::Resumed { cut: 13 });
@@ -566,7 +542,7 @@ mod tests {
         );
         // A data file shorter than recorded is refused, not "repaired".
         std::fs::write(&paths.out, b"{").unwrap();
-        let e = open(&paths, Want::Resume, def).err().unwrap().to_string();
+        let e = open(&paths, Mode::Resume, def).err().unwrap().to_string();
         assert!(e.contains("shorter"), "{e}");
     }
 
@@ -579,14 +555,14 @@ mod tests {
         std::os::unix::fs::symlink(&victim, &out).unwrap();
         let paths = Paths::new(&out, false);
         let def = json!({});
-        for want in [Want::New, Want::Overwrite, Want::Resume] {
+        for want in [Mode::New, Mode::Overwrite, Mode::Resume] {
             assert!(open(&paths, want, def.clone()).is_err(), "{want:?}");
         }
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
         // A state file planted as a link is refused too.
         let out2 = dir.path().join("two.jsonl");
         std::os::unix::fs::symlink(&victim, sidecar(&out2, STATE_SUFFIX)).unwrap();
-        let e = open(&Paths::new(&out2, false), Want::Resume, def.clone())
+        let e = open(&Paths::new(&out2, false), Mode::Resume, def.clone())
             .err()
             .unwrap();
         assert!(e.to_string().contains("symbolic link"), "{e}");
@@ -595,7 +571,7 @@ mod tests {
         let st = sidecar(&out3, STATE_SUFFIX);
         save_state(&st, &State::new(def.clone())).unwrap();
         chmod(&st, 0o666);
-        let e = open(&Paths::new(&out3, false), Want::Resume, def)
+        let e = open(&Paths::new(&out3, false), Mode::Resume, def)
             .err()
             .unwrap();
         assert!(e.to_string().contains("writable by other users"), "{e}");
@@ -605,10 +581,52 @@ mod tests {
     fn a_missing_directory_is_not_created() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("no-such-dir").join("out.jsonl");
-        let e = open(&Paths::new(&out, false), Want::New, json!({}))
+        let e = open(&Paths::new(&out, false), Mode::New, json!({}))
             .err()
             .unwrap();
-        assert!(matches!(e, ExportError::NoDirectory(_)), "{e}");
+        assert!(matches!(e, JobError::NoDirectory(_)), "{e}");
         assert!(!dir.path().join("no-such-dir").exists());
+    }
+
+    /// A state as the first layout wrote it, before fingerprints were recorded: still read, and
+    /// the export resumes where it records (the torn page after it cut).
+    #[test]
+    fn a_state_written_before_is_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(&dir.path().join("out.jsonl"), false);
+        fs::create_new(&paths.out)
+            .unwrap()
+            .write_all(b"{\"id\":1}\n{\"id\":2}\n{\"id\":3,\"to")
+            .unwrap();
+        let on_disk = r#"{
+  "tokenwarden_export": 1,
+  "definition": {
+    "command": "paginate",
+    "path": "/a"
+  },
+  "phase": "fetching",
+  "bytes": 18,
+  "items": 2,
+  "pages": 1,
+  "position": null
+}
+"#;
+        fs::create_new(&paths.state)
+            .unwrap()
+            .write_all(on_disk.as_bytes())
+            .unwrap();
+        let def = json!({"command": "paginate", "path": "/a"});
+        let Found::Ready(o) = open(&paths, Mode::Resume, def).unwrap() else {
+            panic!("a state of layout 1 is continued")
+        };
+        assert_eq!(o.start, Start::Resumed { cut: 11 });
+        assert_eq!((o.state.items, o.state.pages, o.state.bytes), (2, 1, 18));
+        let mut again = serde_json::to_vec_pretty(&o.state).unwrap();
+        again.push(b'\n');
+        assert_eq!(
+            String::from_utf8(again).unwrap(),
+            on_disk,
+            "the same layout"
+        );
     }
 }

@@ -41,7 +41,6 @@
 //! an item, even spelled with JSON escapes, does not put it in the output.
 
 mod csv;
-mod error;
 mod journal;
 mod options;
 mod report;
@@ -49,16 +48,19 @@ mod sink;
 mod slices;
 
 pub use self::csv::MAX_CSV_COLUMNS;
-pub use error::ExportError;
+/// The export engine's error, now the one error of both engines.
+#[deprecated(note = "use `jobs::JobError`, the error of both engines")]
+pub type ExportError = crate::jobs::JobError;
 pub use journal::resumable_after_stop;
 pub use options::{Destination, ExportOptions, Format, Mode, Source};
 pub use report::{Event, Report};
 
 use crate::client::ApiClient;
+use crate::jobs::{JobError, Refusal, RunReport};
 use crate::paginate::{MAX_SLICE, Page, Position, cursor_pages, numbered_pages, query_pages};
 use futures::stream::BoxStream;
 use futures::{StreamExt as _, TryStreamExt as _};
-use journal::{Found, Paths, Phase, State, Want};
+use journal::{Found, Paths, Phase, State};
 use serde_json::{Value, json};
 use sink::Sink;
 use slices::{JobRun, conversations};
@@ -67,7 +69,7 @@ use slices::{JobRun, conversations};
 /// goes.
 ///
 /// ```no_run
-/// # async fn run(client: tokenwarden::ApiClient) -> Result<(), tokenwarden::jobs::export::ExportError> {
+/// # async fn run(client: tokenwarden::ApiClient) -> Result<(), tokenwarden::jobs::JobError> {
 /// use tokenwarden::jobs::export::{self, Destination, ExportOptions, Format, Mode, Source};
 /// let source = Source::Pages { path: "/api/v2/users?pageSize=100".into() };
 /// let report = export::run(
@@ -83,45 +85,58 @@ use slices::{JobRun, conversations};
 /// ```
 ///
 /// # Errors
-/// [`ExportError::Api`] when the API fails after retries (the output keeps every complete page and
-/// its position: a resume continues there); [`ExportError::Refused`] when the output cannot be used
-/// as asked (nothing changed); [`ExportError::NoDirectory`]; [`ExportError::Io`] when a local file
+/// [`JobError::Api`] when the API fails after retries (the output keeps every complete page and
+/// its position: a resume continues there); [`JobError::Refused`] when the output cannot be used
+/// as asked (nothing changed); [`JobError::NoDirectory`]; [`JobError::Io`] when a local file
 /// cannot be read or written.
 pub async fn run(
     client: &ApiClient,
     source: Source,
     destination: Destination,
     options: ExportOptions,
+    on_event: impl FnMut(Event),
+) -> Result<Report, JobError> {
+    let started = tokio::time::Instant::now();
+    let mut report = export(client, source, destination, options, on_event).await?;
+    report.run.done_earlier = report.items.saturating_sub(report.run.done);
+    report.run.elapsed = started.elapsed();
+    Ok(report)
+}
+
+async fn export(
+    client: &ApiClient,
+    source: Source,
+    destination: Destination,
+    options: ExportOptions,
     mut on_event: impl FnMut(Event),
-) -> Result<Report, ExportError> {
+) -> Result<Report, JobError> {
     if let Source::Conversations { slice, .. } = &source
         && (slice.is_zero() || *slice > MAX_SLICE)
     {
-        return Err(ExportError::Refused(format!(
-            "a slice must be longer than zero and at most 31 days, not {}",
-            crate::error::human_duration(*slice)
-        )));
+        let out = match &destination {
+            Destination::File(out) => out.as_path(),
+            Destination::Stream(_) => std::path::Path::new("-"),
+        };
+        return Err(refuse(out, Refusal::SliceLength(*slice)));
     }
     let definition = definition(&source, client, options.format);
     let mut sink = match destination {
         Destination::Stream(w) => Sink::stream(w, options, definition)?,
         Destination::File(out) => {
             let paths = Paths::new(&out, options.format == Format::Csv);
-            let want = match options.mode {
-                Mode::New => Want::New,
-                Mode::Overwrite => Want::Overwrite,
-                Mode::Resume => Want::Resume,
-            };
-            match journal::open(&paths, want, definition)? {
+            match journal::open(&paths, options.mode, definition)? {
                 Found::Complete(state, _claim) => {
                     if paths.data != paths.out {
                         // Left by a run stopped between writing the CSV and removing its spool.
                         let _ = std::fs::remove_file(&paths.data);
                     }
                     return Ok(Report {
+                        run: RunReport {
+                            resumed: true,
+                            ..RunReport::default()
+                        },
                         items: state.items,
                         already_complete: true,
-                        resumed: true,
                         ..Report::default()
                     });
                 }
@@ -129,10 +144,10 @@ pub async fn run(
             }
         }
     };
-    if sink.report.resumed {
+    if sink.report.run.resumed {
         on_event(Event::Resumed {
             items: sink.state.items,
-            cut_bytes: sink.report.cut_bytes,
+            cut_bytes: sink.report.run.cut_bytes,
             from: describe(&sink.state),
         });
     }
@@ -152,7 +167,7 @@ async fn fetch(
     source: &Source,
     sink: &mut Sink,
     on_event: &mut impl FnMut(Event),
-) -> Result<(), ExportError> {
+) -> Result<(), JobError> {
     let from = sink.state.position.clone();
     let pages = match source {
         Source::Pages { path } => numbered_pages(client, path, from).boxed(),
@@ -175,6 +190,11 @@ async fn fetch(
         }
     };
     read_listing(pages, sink, on_event).await
+}
+
+/// The export's refusal of `path`, in its words.
+fn refuse(path: impl Into<std::path::PathBuf>, reason: Refusal) -> JobError {
+    JobError::refused(crate::jobs::ownership::Writer::Export, path, reason)
 }
 
 /// What an export was asked to do, recorded with its state: a resume of another one is refused.
@@ -219,7 +239,7 @@ async fn read_listing(
     mut pages: BoxStream<'static, crate::error::Result<Page>>,
     sink: &mut Sink,
     on_event: &mut impl FnMut(Event),
-) -> Result<(), ExportError> {
+) -> Result<(), JobError> {
     while let Some(page) = pages.try_next().await? {
         sink.write_items(&page.items)?;
         if page.next.is_none() {

@@ -66,17 +66,7 @@ impl Format {
     }
 }
 
-/// What to do when the output file exists already.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
-    /// Refuse ([`ExportError::Refused`](super::ExportError::Refused)) if the output or its state exists.
-    #[default]
-    New,
-    /// Start over, replacing the output.
-    Overwrite,
-    /// Continue the export recorded beside the output (start one if there is none and no output).
-    Resume,
-}
+pub use crate::jobs::Mode;
 
 /// Where the items go.
 pub enum Destination {

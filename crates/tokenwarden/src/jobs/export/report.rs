@@ -1,5 +1,6 @@
 //! What an export tells as it goes ([`Event`]) and once it ends ([`Report`]).
 
+use crate::jobs::RunReport;
 use crate::paginate::Interval;
 
 /// What happens during an export, for progress messages.
@@ -63,16 +64,14 @@ pub enum Event {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Report {
+    /// What every run reports: resumed or not, items written by this run (`done`) and before it
+    /// (`done_earlier`), bytes cut from the end of the output on resume (items of a page that was
+    /// being written), wall time.
+    pub run: RunReport,
     /// Items in the output.
     pub items: u64,
-    /// Items written by this run.
-    pub new_items: u64,
     /// Pages read by this run.
     pub pages: u64,
-    /// An earlier run was continued.
-    pub resumed: bool,
-    /// Bytes cut from the end of the output on resume (items of a page that was being written).
-    pub cut_bytes: u64,
     /// The export was complete already: nothing was done.
     pub already_complete: bool,
     /// Slices of a conversation export.

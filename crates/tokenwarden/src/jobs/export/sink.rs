@@ -2,8 +2,9 @@
 //! state recorded after each page, the CSV written at the end.
 
 use super::journal::{self, Paths, Phase, SliceState, Start, State};
-use super::{Event, ExportError, ExportOptions, Format, Report, csv};
+use super::{Event, ExportOptions, Format, Report, csv};
 use crate::jobs::ownership;
+use crate::jobs::{JobError, Refusal, RunReport, Step};
 use crate::paginate::Position;
 use serde_json::Value;
 use std::fs::File;
@@ -44,16 +45,21 @@ pub(super) struct Sink {
 const STREAM: &str = "-";
 
 impl Sink {
+    /// The output file, or `-` for a stream.
+    pub(super) fn out_path(&self) -> &Path {
+        self.output.as_deref().unwrap_or(Path::new(STREAM))
+    }
+
     pub(super) fn stream(
         w: Box<dyn Write + Send>,
         options: ExportOptions,
         definition: Value,
-    ) -> Result<Self, ExportError> {
+    ) -> Result<Self, JobError> {
         let (data, csv) = match options.format {
             Format::Jsonl => (Data::Stream(BufWriter::with_capacity(1 << 16, w)), None),
             Format::Csv => {
                 let spool = tempfile::tempfile()
-                    .map_err(ExportError::io("creating a temporary file", "$TMPDIR"))?;
+                    .map_err(JobError::io_at(Step::CreateTemporary, "$TMPDIR"))?;
                 (
                     Data::File {
                         w: BufWriter::with_capacity(1 << 16, spool),
@@ -88,8 +94,11 @@ impl Sink {
             },
             state_path: Some(paths.state.clone()),
             report: Report {
-                resumed,
-                cut_bytes,
+                run: RunReport {
+                    resumed,
+                    cut_bytes,
+                    ..RunReport::default()
+                },
                 items: opened.state.items,
                 ..Report::default()
             },
@@ -110,7 +119,7 @@ impl Sink {
     }
 
     /// Writes `items`, each scrubbed of every secret the process knows, one per line.
-    pub(super) fn write_items(&mut self, items: &[Value]) -> Result<(), ExportError> {
+    pub(super) fn write_items(&mut self, items: &[Value]) -> Result<(), JobError> {
         let mut buf = Vec::with_capacity(items.len() * 256);
         for item in items {
             buf.extend_from_slice(&scrub_line(item));
@@ -121,15 +130,15 @@ impl Sink {
             Data::File { w, .. } => w.write_all(&buf),
             Data::Stream(w) => w.write_all(&buf),
         }
-        .map_err(ExportError::io("writing", path))?;
+        .map_err(JobError::io_at(Step::Write, path))?;
         self.state.bytes += buf.len() as u64;
         self.state.items += items.len() as u64;
-        self.report.new_items += items.len() as u64;
+        self.report.run.done += items.len() as u64;
         self.report.items = self.state.items;
         Ok(())
     }
 
-    pub(super) fn page_done(&mut self) -> Result<(), ExportError> {
+    pub(super) fn page_done(&mut self) -> Result<(), JobError> {
         self.state.pages += 1;
         self.report.pages += 1;
         self.save()
@@ -144,13 +153,13 @@ impl Sink {
 
     /// Flushes the items to the data file, then records the state: never the other way round, so
     /// the state never claims an item the file does not hold.
-    pub(super) fn save(&mut self) -> Result<(), ExportError> {
+    pub(super) fn save(&mut self) -> Result<(), JobError> {
         let path = self.data_path().to_path_buf();
         match &mut self.data {
             Data::File { w, .. } => w.flush(),
             Data::Stream(w) => w.flush(),
         }
-        .map_err(ExportError::io("writing", path))?;
+        .map_err(JobError::io_at(Step::Write, path))?;
         if let Some(p) = &self.state_path {
             self.state.fingerprint = self.fingerprint()?;
             journal::save_state(p, &self.state)?;
@@ -160,16 +169,16 @@ impl Sink {
 
     /// What the state vouches for: the good part of the data file while fetching, the output
     /// once complete (for a CSV, the spool is gone by then).
-    pub(super) fn fingerprint(&self) -> Result<Option<ownership::Fingerprint>, ExportError> {
+    pub(super) fn fingerprint(&self) -> Result<Option<ownership::Fingerprint>, JobError> {
         let Data::File { path, .. } = &self.data else {
             return Ok(None);
         };
         let fp = match (&self.output, self.state.phase) {
             (Some(out), Phase::Complete) => {
-                ownership::Fingerprint::of_whole(out).map_err(ExportError::io("reading", out))?
+                ownership::Fingerprint::of_whole(out).map_err(JobError::io_at(Step::Read, out))?
             }
             _ => ownership::Fingerprint::of(path, self.state.bytes)
-                .map_err(ExportError::io("reading", path))?,
+                .map_err(JobError::io_at(Step::Read, path))?,
         };
         Ok(Some(fp))
     }
@@ -215,28 +224,27 @@ impl Sink {
     }
 
     /// Takes back everything written for the current slice and forgets its job.
-    pub(super) fn restart_slice(&mut self) -> Result<(), ExportError> {
+    pub(super) fn restart_slice(&mut self) -> Result<(), JobError> {
         let Some(s) = self.state.slice.clone() else {
             return Ok(());
         };
         if s.start_bytes != self.state.bytes {
             let Data::File { w, path } = &mut self.data else {
-                return Err(ExportError::Refused(
-                    "cannot take back items already written to a stream".into(),
-                ));
+                return Err(super::refuse(STREAM, Refusal::StreamTakeBack));
             };
-            let io = |op| ExportError::io(op, path.clone());
-            w.flush().map_err(io("writing"))?;
+            let io = |step| JobError::io_at(step, path.clone());
+            w.flush().map_err(io(Step::Write))?;
             w.get_mut()
                 .set_len(s.start_bytes)
-                .map_err(io("truncating"))?;
+                .map_err(io(Step::Truncate))?;
             w.get_mut()
                 .seek(SeekFrom::Start(s.start_bytes))
-                .map_err(io("seeking in"))?;
+                .map_err(io(Step::Seek))?;
         }
-        self.report.new_items = self
+        self.report.run.done = self
             .report
-            .new_items
+            .run
+            .done
             .saturating_sub(self.state.items - s.start_items);
         self.state.bytes = s.start_bytes;
         self.state.items = s.start_items;
@@ -249,7 +257,7 @@ impl Sink {
     /// path or a refused credential must not leave an "unfinished export" that blocks the
     /// corrected command.
     pub(super) fn discard_if_empty(&mut self) {
-        if self.report.resumed || self.state.pages > 0 || self.state.bytes > 0 {
+        if self.report.run.resumed || self.state.pages > 0 || self.state.bytes > 0 {
             return;
         }
         let Some(state) = &self.state_path else {
@@ -262,10 +270,7 @@ impl Sink {
     }
 
     /// Writes the CSV if needed, marks the export complete, makes the files durable.
-    pub(super) fn finish(
-        mut self,
-        on_event: &mut impl FnMut(Event),
-    ) -> Result<Report, ExportError> {
+    pub(super) fn finish(mut self, on_event: &mut impl FnMut(Event)) -> Result<Report, JobError> {
         self.save()?;
         if self.state.phase == Phase::Fetched {
             if let (Data::File { w, path }, Some(to)) = (&mut self.data, self.csv.take()) {
@@ -274,7 +279,7 @@ impl Sink {
                 match to {
                     CsvTo::Stream(mut out) => {
                         csv::render(spool, path, len, &mut out, Path::new(STREAM), self.terminal)?;
-                        out.flush().map_err(ExportError::io("writing", STREAM))?;
+                        out.flush().map_err(JobError::io_at(Step::Write, STREAM))?;
                     }
                     CsvTo::File(out) => write_csv_file(spool, path, len, &out, self.terminal)?,
                 }
@@ -303,16 +308,16 @@ fn write_csv_file(
     len: u64,
     out: &Path,
     terminal: bool,
-) -> Result<(), ExportError> {
+) -> Result<(), JobError> {
     let new = crate::fs::Replacement::begin(out, ".twcsv-")
-        .map_err(ExportError::io("creating a temporary file for", out))?;
+        .map_err(JobError::io_at(Step::CreateTemporaryFor, out))?;
     let tmp_path = new.temp_path().to_path_buf();
     let mut w = BufWriter::with_capacity(1 << 16, new);
     csv::render(spool, spool_path, len, &mut w, &tmp_path, terminal)?;
     let new = w
         .into_inner()
-        .map_err(|e| ExportError::io("writing", tmp_path.clone())(e.into_error()))?;
-    new.commit().map_err(ExportError::io("replacing", out))
+        .map_err(|e| JobError::io_at(Step::Write, tmp_path.clone())(e.into_error()))?;
+    new.commit().map_err(JobError::io_at(Step::Replace, out))
 }
 
 /// An item as one JSON line with every registered secret replaced by `[REDACTED]`: its strings

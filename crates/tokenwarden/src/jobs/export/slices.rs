@@ -1,11 +1,12 @@
 //! Conversation exports in slices: one analytics job per slice, the next one submitted while the
 //! current one's results are read, each conversation kept in the slice it started in.
 
+use super::Event;
 use super::journal::{Phase, SliceState};
 use super::sink::Sink;
-use super::{Event, ExportError};
 use crate::client::ApiClient;
 use crate::error::Error;
+use crate::jobs::{JobError, Refusal};
 use crate::paginate::analytics::{delete, results, submit, wait_for};
 use crate::paginate::{Interval, JobOptions, Position};
 use futures::{StreamExt as _, TryStreamExt as _};
@@ -51,10 +52,10 @@ pub(super) async fn conversations(
     slice_len: Duration,
     sink: &mut Sink,
     on_event: &mut impl FnMut(Event),
-) -> Result<(), ExportError> {
+) -> Result<(), JobError> {
     let slices = interval
         .slices(slice_len)
-        .map_err(|e| ExportError::Refused(e.to_string()))?;
+        .map_err(|e| super::refuse(sink.out_path(), Refusal::Slices(e)))?;
     let count = slices.len();
     sink.report.slices = count;
     if sink.state.slice.is_none() {
@@ -72,9 +73,7 @@ pub(super) async fn conversations(
             break;
         };
         let Some(slice) = slices.get(k) else {
-            return Err(ExportError::Refused(
-                "the recorded slice is outside the interval".into(),
-            ));
+            return Err(super::refuse(sink.out_path(), Refusal::SliceOutside));
         };
         on_event(Event::SliceStarted {
             index: k,
@@ -103,7 +102,7 @@ pub(super) async fn conversations(
                 // Recorded first: deleting the job before would make a resume redo the slice.
                 let _ = delete(job.client, job.jobs_path, &job_id).await;
             }
-            Err(ExportError::Api(e)) if job_gone(&e) && !redone[k] && sink.can_restart_slice() => {
+            Err(JobError::Api(e)) if job_gone(&e) && !redone[k] && sink.can_restart_slice() => {
                 redone[k] = true;
                 sink.report.slices_redone += 1;
                 on_event(Event::SliceRedone {
@@ -129,7 +128,7 @@ async fn read_slice(
     cursor: Option<String>,
     sink: &mut Sink,
     on_event: &mut impl FnMut(Event),
-) -> Result<(), ExportError> {
+) -> Result<(), JobError> {
     wait_for(job.client, job.jobs_path, job_id, job.options).await?;
     // The next slice's job runs on the server while this one's results are read.
     let wants_next = sink

@@ -11,7 +11,7 @@
 //!   `paginate` and `export` keep their state `OUT.twstate` (and a CSV spool `OUT.twspool`).
 //!   [`written_by`] says which command's sidecars are there, so that a resume refuses another
 //!   command's output, and a run that replaces `OUT` removes the other command's sidecars with it.
-//! - **A sidecar vouches for its file.** A [`Fingerprint`] (length and SHA-256 of the first and
+//! - **A sidecar vouches for its file.** A `Fingerprint` (length and SHA-256 of the first and
 //!   last bytes) kept in a sidecar tells whether the file is still the one it describes.
 //! - **Streams are not files.** An output that exists and is not a regular file (`/dev/null`, a
 //!   FIFO, a terminal), or any path under `/dev/` or `/proc/` (`/dev/stdout` even when the shell
@@ -178,12 +178,7 @@ mod tests {
         assert!(!is_stream(&file));
         assert!(!is_stream(dir.path()), "a directory is refused elsewhere");
         let fifo = dir.path().join("fifo");
-        rustix::fs::mkfifoat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-        )
-        .unwrap();
+        crate::fs::make_fifo(&fifo);
         assert!(is_stream(&fifo));
     }
 }
