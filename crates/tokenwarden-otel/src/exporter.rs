@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Sends the SDK's export requests (see the [module documentation](self)).
+/// Sends the SDK's export requests on the workspace's reqwest: each export bounded by its timeout, sent
+/// on the job's Tokio runtime, a failure logged once as a warning that never shows a header value.
 #[derive(Clone)]
 pub struct ReqwestExporter {
     client: reqwest::Client,
