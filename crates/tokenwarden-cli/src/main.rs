@@ -52,7 +52,11 @@ fn main() -> ExitCode {
         let code = tokio::select! {
             r = &mut command => finished(r),
             () = interrupted => {
-                if interrupt::handled_by_command() {
+                if interrupt::passed_on() {
+                    // `exec`: signals are its command's (passed on to it), this one and any
+                    // later one: tokenwarden exits with the command's status once it ends.
+                    finished(command.await)
+                } else if interrupt::handled_by_command() {
                     // The command stops cleanly and reports; a second signal does not wait.
                     let again = self::interrupted();
                     tokio::select! {

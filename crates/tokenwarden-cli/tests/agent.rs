@@ -1,6 +1,8 @@
 //! `tokenwarden agent` and `tokenwarden exec` as built, against an in-process simulator: the
-//! address announced, sinks written and removed, a clean stop on SIGTERM, secrets absent from
-//! every log line at -vvv, a non-loopback address refused, `exec`'s variables and exit status.
+//! address announced, sinks written and removed, a clean stop on SIGTERM and SIGHUP, secrets
+//! absent from every log line at -vvv, a non-loopback address refused, `exec`'s variables (no
+//! credential of the organisation's), signals (each once, none ending tokenwarden before its
+//! command) and exit status.
 
 mod common;
 
@@ -299,4 +301,278 @@ async fn exec_passes_signals_on_to_the_command() {
         .unwrap();
     assert_eq!(status.code(), Some(5));
     assert_eq!(std::fs::read_to_string(&mark).unwrap().trim(), "term");
+}
+
+/// Waits (polling what another process writes: waiting for it, not synchronising with it) until
+/// `done` holds; panics with `what` after 4 s.
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn lines_in(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn send(pid: u32, sig: rustix::process::Signal) {
+    rustix::process::kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap(), sig)
+        .unwrap();
+}
+
+/// Waits for a child on a blocking thread (the simulator keeps serving), with its stderr.
+async fn finish(child: Child) -> (Option<i32>, String) {
+    tokio::task::spawn_blocking(move || {
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// The command's environment as `exec` gave it, from `env` run by the command.
+async fn env_seen_by_the_command(sb: &Sandbox, mut tw: std::process::Command) -> Vec<String> {
+    let out = sb.path("env.txt");
+    let _ = std::fs::remove_file(&out);
+    tw.args([
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        &format!("env > {}", out.display()),
+    ]);
+    run(tw, &[]).await.ok();
+    lines_in(&out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_exec_keeps_every_credential_tokenwarden_reads_from_the_command() {
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let parent_key = "p".repeat(64);
+    let mut tw = sb.tw();
+    tw.env("TOKENWARDEN_TOKEN_STORE", "memory")
+        .env("TOKENWARDEN_AGENT_KEY", &parent_key)
+        .env("GITHUB_TOKEN", "the-users-own-token");
+    let env = env_seen_by_the_command(&sb, tw).await;
+    let value = |name: &str| {
+        env.iter()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")).map(str::to_string))
+    };
+    assert_eq!(value("GENESYSCLOUD_OAUTHCLIENT_SECRET"), None, "{env:?}");
+    assert_eq!(value("TOKENWARDEN_TOKEN_STORE"), None, "{env:?}");
+    assert!(
+        !env.join("\n")
+            .contains(tokenwarden_sim::DEFAULT_CLIENT_SECRET)
+    );
+    // The command's own key replaces the parent agent's.
+    let key = value("TOKENWARDEN_AGENT_KEY").unwrap();
+    assert_eq!(key.len(), 64);
+    assert_ne!(key, parent_key);
+    assert!(!env.join("\n").contains(&parent_key));
+    // What is no credential of the organisation's is the user's, and passed on.
+    assert_eq!(
+        value("GITHUB_TOKEN").as_deref(),
+        Some("the-users-own-token")
+    );
+    assert!(value("GENESYSCLOUD_OAUTHCLIENT_ID").is_some());
+    assert!(value("TOKENWARDEN_AGENT_URL").is_some());
+
+    // A token supplied directly is not passed on either.
+    let token = sb
+        .sim
+        .issue_access_token(tokenwarden_sim::DEFAULT_CLIENT_ID);
+    let mut tw = sb.bare();
+    tw.args(["--api-base", &sb.sim.base_url()])
+        .env("GENESYSCLOUD_ACCESS_TOKEN", &token);
+    let env = env_seen_by_the_command(&sb, tw).await;
+    assert!(env.iter().any(|l| l.starts_with("TOKENWARDEN_AGENT_KEY=")));
+    assert!(
+        !env.iter()
+            .any(|l| l.starts_with("GENESYSCLOUD_ACCESS_TOKEN=")),
+        "{env:?}"
+    );
+    assert!(!env.join("\n").contains(&token));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_repeated_interrupts_reach_the_command_and_exec_waits_for_it() {
+    use rustix::process::Signal;
+    use std::os::unix::process::CommandExt as _;
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let (ready, mark, go) = (sb.path("ready"), sb.path("ints"), sb.path("go"));
+    let script = format!(
+        "trap 'echo int >> {}' INT; touch {}; while [ ! -e {} ]; do sleep 0.01; done; exit 9",
+        mark.display(),
+        ready.display(),
+        go.display()
+    );
+    let mut cmd = sb.tw();
+    // A process group of its own: never the foreground of a terminal the tests run in, so its
+    // SIGINTs come from `kill` (as a terminal's would not) and are passed on.
+    cmd.process_group(0)
+        .args(["exec", "--", "sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut tw = cmd.spawn().unwrap();
+    let pid = tw.id();
+    wait_until("the command starts", || ready.exists()).await;
+    for n in 1..=3 {
+        send(pid, Signal::INT);
+        wait_until("the command sees the interrupt", || {
+            lines_in(&mark).len() >= n
+        })
+        .await;
+        assert!(
+            tw.try_wait().unwrap().is_none(),
+            "tokenwarden exited at interrupt {n}, before its command"
+        );
+    }
+    std::fs::write(&go, "").unwrap();
+    let (code, stderr) = finish(tw).await;
+    assert_eq!(code, Some(9), "the command's status: {stderr}");
+    // Each interrupt once.
+    assert_eq!(lines_in(&mark), ["int", "int", "int"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_sighup_stops_the_agent_cleanly_and_sigusr_is_ignored() {
+    use rustix::process::Signal;
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let sink = sb.path("token");
+    let mut cmd = sb.tw();
+    cmd.args(["agent", "--listen", "127.0.0.1:0", "--key-file"])
+        .arg(sb.path("agent.key"))
+        .arg("--sink")
+        .arg(&sink);
+    let agent = Running::spawn(cmd);
+    let pid = agent.child.id();
+    let log = || agent.lines.lock().unwrap().join("\n");
+    wait_until("the sink is written", || sink.exists()).await;
+    send(pid, Signal::USR1);
+    send(pid, Signal::USR2);
+    wait_until("both are ignored", || {
+        log().contains("SIGUSR1 ignored") && log().contains("SIGUSR2 ignored")
+    })
+    .await;
+    // Still serving.
+    let health = reqwest::get(format!("{}/healthz", agent.url))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    send(pid, Signal::HUP);
+    let mut child = agent.child;
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let log = || agent.lines.lock().unwrap().join("\n");
+    // The reader thread ends with the pipe.
+    wait_until("the stop is logged", || log().contains("agent stopped")).await;
+    assert_eq!(status.code(), Some(0), "{}", log());
+    assert!(log().contains("SIGHUP: stopping the agent"), "{}", log());
+    assert!(!sink.exists(), "the sink is removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_exec_leaves_its_command_running_with_an_agent_that_refuses_connections() {
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let (seen, go) = (sb.path("seen"), sb.path("go"));
+    let script = format!(
+        "echo \"$$ $TOKENWARDEN_AGENT_URL\" > {0}.tmp; mv {0}.tmp {0}; while [ ! -e {1} ]; do sleep 0.01; done",
+        seen.display(),
+        go.display()
+    );
+    let mut cmd = sb.tw();
+    cmd.args(["exec", "--", "sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut tw = cmd.spawn().unwrap();
+    wait_until("the command starts", || seen.exists()).await;
+    let text = std::fs::read_to_string(&seen).unwrap();
+    let (pid, url) = text.trim().split_once(' ').unwrap();
+    let orphan = rustix::process::Pid::from_raw(pid.parse().unwrap()).unwrap();
+    tw.kill().unwrap();
+    let _ = finish(tw).await;
+    // The command still runs (nothing safe ties it to tokenwarden's death)...
+    assert!(rustix::process::test_kill_process(orphan).is_ok());
+    // ...but its agent is gone: the key it holds opens nothing.
+    let e = reqwest::get(format!("{url}/healthz")).await.unwrap_err();
+    assert!(e.is_connect(), "{e}");
+    std::fs::write(&go, "").unwrap();
+}
+
+/// `cmd` (the binary, its arguments, environment and directory) as one `sh` command line.
+fn shell_line(cmd: &std::process::Command) -> String {
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
+    let mut line = String::from("env");
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => line.push_str(&format!(" {}={}", k.to_string_lossy(), quote(v))),
+            None => line.push_str(&format!(" -u {}", k.to_string_lossy())),
+        }
+    }
+    line.push(' ');
+    line.push_str(&quote(cmd.get_program()));
+    for a in cmd.get_args() {
+        line.push(' ');
+        line.push_str(&quote(a));
+    }
+    line
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_ctrl_c_typed_in_the_terminal_is_not_passed_on_a_second_time() {
+    use std::io::Write as _;
+    // util-linux's `script` (a terminal without `unsafe`): skipped loudly when missing.
+    let Some(script) = tokenwarden_test_support::tool::installed("script") else {
+        return;
+    };
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let (ready, mark, go) = (sb.path("ready"), sb.path("ints"), sb.path("go"));
+    let child_script = format!(
+        "trap 'echo int >> {}' INT; touch {}; while [ ! -e {} ]; do sleep 0.01; done; exit 4",
+        mark.display(),
+        ready.display(),
+        go.display()
+    );
+    let mut tw = sb.tw();
+    tw.env("NO_COLOR", "1")
+        .args(["-vv", "exec", "--", "sh", "-c", &child_script]);
+    // `script` runs it on a terminal of its own, as that terminal's foreground process group,
+    // and types what it reads on its stdin there: ^C is a Ctrl-C.
+    let mut terminal = std::process::Command::new(script)
+        .args(["-qfec", &shell_line(&tw), "/dev/null"])
+        .current_dir(sb.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut keyboard = terminal.stdin.take().unwrap();
+    wait_until("the command starts", || ready.exists()).await;
+    keyboard.write_all(b"\x03").unwrap();
+    keyboard.flush().unwrap();
+    wait_until("the command sees the Ctrl-C", || {
+        !lines_in(&mark).is_empty()
+    })
+    .await;
+    std::fs::write(&go, "").unwrap();
+    let out = tokio::task::spawn_blocking(move || terminal.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    drop(keyboard);
+    // What the terminal showed: tokenwarden's -vv log says it left the Ctrl-C to the terminal.
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{shown}");
+    assert!(shown.contains("not passed on"), "{shown}");
+    assert!(!shown.contains("passing the signal on"), "{shown}");
+    assert_eq!(lines_in(&mark), ["int"]);
 }

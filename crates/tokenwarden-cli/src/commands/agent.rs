@@ -6,19 +6,42 @@ use crate::exit::UsageError;
 use crate::ui::{self, Kind};
 use anyhow::Result;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use tokenwarden::ApiClient;
 use tokenwarden_agent::{Agent, AgentError, AgentKey, AgentOptions, KEY_ENV, Sink, SinkFormat};
 
 /// The variables `exec` sets for its command.
 pub(crate) const URL_ENV: &str = "TOKENWARDEN_AGENT_URL";
 
-/// The client secret's variable: `exec` does not pass it on (the agent holds the credentials; the
-/// command gets the key).
-const SECRET_ENV: &str = "GENESYSCLOUD_OAUTHCLIENT_SECRET";
+/// The variables `exec` removes from its command's environment: every variable tokenwarden
+/// itself reads that carries a credential of the organisation (the agent holds them; the command
+/// gets its agent's URL and key, nothing else). Kept in step with `tokenwarden-config`'s settings
+/// table (its `secret` rows and the token store) and the agent's key:
+/// - `GENESYSCLOUD_OAUTHCLIENT_SECRET`: the client secret;
+/// - `GENESYSCLOUD_ACCESS_TOKEN`: a token supplied directly;
+/// - `TOKENWARDEN_TOKEN_STORE`: a `redis://user:password@...` URL holds the Redis password (and
+///   the store holds the organisation's token);
+/// - `TOKENWARDEN_AGENT_KEY`: a parent agent's key (replaced by the command's fresh key).
+///
+/// The refresh token of `login` lives in a file or the keyring, never in a variable. Variables
+/// tokenwarden does not read (a `GITHUB_TOKEN` the command needs) are the user's business and
+/// are passed on, as are the standard ones the command's own tools read too (`HTTPS_PROXY`,
+/// `OTEL_EXPORTER_OTLP_*`).
+pub(crate) const CREDENTIAL_ENV: &[&str] = &[
+    "GENESYSCLOUD_OAUTHCLIENT_SECRET",
+    "GENESYSCLOUD_ACCESS_TOKEN",
+    "TOKENWARDEN_TOKEN_STORE",
+    KEY_ENV,
+];
 
-/// `tokenwarden agent`: serves until Ctrl-C or SIGTERM, then removes its sinks.
+/// `tokenwarden agent`: serves until Ctrl-C, SIGTERM or SIGHUP, then removes its sinks.
+/// SIGUSR1 and SIGUSR2 are ignored (their default action would kill it with its sinks left).
 pub(crate) async fn agent(g: &GlobalArgs, a: AgentArgs, hint: &mut Option<String>) -> Result<u8> {
     check_listen(a.listen)?;
+    check_sinks(&a.serve.sink, a.key_file.as_deref())?;
+    // From here on SIGHUP, SIGUSR1 and SIGUSR2 no longer kill the process: a hangup during the
+    // start stops the agent as soon as it has started.
+    let mut other_signals = OtherSignals::listen()?;
     let key = match (
         &a.key_file,
         std::env::var(KEY_ENV).ok().filter(|k| !k.is_empty()),
@@ -38,7 +61,10 @@ pub(crate) async fn agent(g: &GlobalArgs, a: AgentArgs, hint: &mut Option<String
     // From here on, Ctrl-C and SIGTERM stop the agent cleanly (its sinks removed).
     let mut stop = crate::interrupt::subscribe();
     announce(&agent);
-    let _ = stop.wait_for(|s| *s).await;
+    tokio::select! {
+        _ = stop.wait_for(|s| *s) => {}
+        name = other_signals.hangup() => ui::note(&format!("{name}: stopping the agent")),
+    }
     agent.shutdown().await;
     ui::note("agent stopped");
     Ok(crate::exit::OK)
@@ -47,14 +73,74 @@ pub(crate) async fn agent(g: &GlobalArgs, a: AgentArgs, hint: &mut Option<String
 /// `tokenwarden exec -- CMD ARGS...`: an agent of CMD's own on a free port with a fresh key, for
 /// as long as CMD runs; exits with CMD's status.
 pub(crate) async fn exec(g: &GlobalArgs, a: ExecArgs, hint: &mut Option<String>) -> Result<u8> {
+    check_sinks(&a.serve.sink, None)?;
     let key = AgentKey::generate();
     let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     let agent = start(g, &a.serve, listen, key.clone(), hint).await?;
-    // Signals are CMD's to handle from here on: they are passed on to it.
-    let _stop = crate::interrupt::subscribe();
-    let status = run_child(&a.command, &agent, &key).await;
+    // Signals are CMD's to handle from here on: listened for before CMD starts, passed on to it,
+    // and none makes tokenwarden exit while CMD runs.
+    let forwarder = Forwarder::listen()?;
+    crate::interrupt::pass_on_to_command();
+    let status = run_child(&a.command, &agent, &key, forwarder).await;
     agent.shutdown().await;
     status
+}
+
+/// Refuses a `--sink` that is the agent's key file (the key would be overwritten with the token,
+/// then deleted when the agent stops) or that names the same file as another `--sink`, before
+/// anything is created or asked.
+fn check_sinks(sinks: &[PathBuf], key_file: Option<&Path>) -> Result<()> {
+    for (i, sink) in sinks.iter().enumerate() {
+        if let Some(key) = key_file.filter(|k| same_file(sink, k)) {
+            return Err(UsageError(format!(
+                "--sink {}: is the agent's key file ({}): the key would be overwritten with the token\nhint: give the sink a file of its own",
+                sink.display(),
+                key.display()
+            ))
+            .into());
+        }
+        if let Some(earlier) = sinks[..i].iter().find(|e| same_file(sink, e)) {
+            return Err(UsageError(format!(
+                "--sink {}: the same file as --sink {}: give each sink once",
+                sink.display(),
+                earlier.display()
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Whether two paths name one file: the same path once made canonical (links followed, `.` and
+/// `..` resolved; a file not there yet by its directory's canonical path), or, both existing,
+/// the same device and inode (a hard link).
+fn same_file(a: &Path, b: &Path) -> bool {
+    if canonical(a) == canonical(b) {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return x.dev() == y.dev() && x.ino() == y.ino();
+        }
+    }
+    false
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    match path.file_name() {
+        Some(name) => dir.join(name),
+        None => dir,
+    }
 }
 
 async fn start(
@@ -117,18 +203,71 @@ fn announce(agent: &Agent) {
     );
 }
 
+/// The signals `agent` handles besides Ctrl-C and SIGTERM (which `main` and [`crate::interrupt`]
+/// handle): SIGHUP stops it the same clean way; SIGUSR1 and SIGUSR2 are ignored. Without a
+/// handler, each of them would end the process at once, its sinks left behind.
+struct OtherSignals {
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    user1: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    user2: tokio::signal::unix::Signal,
+}
+
+impl OtherSignals {
+    /// Handles the signals from now on (not from the first poll).
+    fn listen() -> Result<OtherSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(OtherSignals {
+                hangup: signal(SignalKind::hangup())?,
+                user1: signal(SignalKind::user_defined1())?,
+                user2: signal(SignalKind::user_defined2())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(OtherSignals {})
+    }
+
+    /// Resolves at the first SIGHUP, with its name; notes each SIGUSR1 or SIGUSR2 meanwhile.
+    async fn hangup(&mut self) -> &'static str {
+        #[cfg(unix)]
+        loop {
+            let ignored = tokio::select! {
+                _ = self.hangup.recv() => return "SIGHUP",
+                _ = self.user1.recv() => "SIGUSR1",
+                _ = self.user2.recv() => "SIGUSR2",
+            };
+            ui::note(&format!(
+                "{ignored} ignored: the agent stops on Ctrl-C, SIGTERM or SIGHUP"
+            ));
+        }
+        #[cfg(not(unix))]
+        std::future::pending().await
+    }
+}
+
 /// Runs CMD with the agent's variables, passing signals on, and returns its exit status (128 + N
 /// for a command killed by signal N, 127 for one that cannot be found, 126 for one that cannot be
 /// run).
-async fn run_child(command: &[std::ffi::OsString], agent: &Agent, key: &AgentKey) -> Result<u8> {
+async fn run_child(
+    command: &[std::ffi::OsString],
+    agent: &Agent,
+    key: &AgentKey,
+    forwarder: Forwarder,
+) -> Result<u8> {
     let (program, args) = command
         .split_first()
         .ok_or_else(|| UsageError("give the command to run after --".into()))?;
     let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
-        .env(URL_ENV, agent.url())
-        .env(tokenwarden_agent::KEY_ENV, key.expose())
-        .env_remove(SECRET_ENV);
+    cmd.args(args);
+    for name in CREDENTIAL_ENV {
+        cmd.env_remove(name);
+    }
+    // Set after the removals: the command's own key replaces a parent agent's.
+    cmd.env(URL_ENV, agent.url()).env(KEY_ENV, key.expose());
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -143,61 +282,119 @@ async fn run_child(command: &[std::ffi::OsString], agent: &Agent, key: &AgentKey
             return Ok(code);
         }
     };
-    let status = wait_forwarding_signals(&mut child).await?;
+    let status = forwarder.wait(&mut child).await?;
     Ok(exit_code(status))
 }
 
+/// The signals `exec` passes on to its command, listened for from before it starts (so that none
+/// is missed or takes its default action in between).
 #[cfg(unix)]
-async fn wait_forwarding_signals(
-    child: &mut tokio::process::Child,
-) -> std::io::Result<std::process::ExitStatus> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let kinds = [
-        (SignalKind::interrupt(), rustix::process::Signal::INT),
-        (SignalKind::terminate(), rustix::process::Signal::TERM),
-        (SignalKind::hangup(), rustix::process::Signal::HUP),
-        (SignalKind::quit(), rustix::process::Signal::QUIT),
-        (SignalKind::user_defined1(), rustix::process::Signal::USR1),
-        (SignalKind::user_defined2(), rustix::process::Signal::USR2),
-    ];
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut listeners = Vec::new();
-    for (kind, sig) in kinds {
-        let mut stream = signal(kind)?;
-        let tx = tx.clone();
-        listeners.push(tokio::spawn(async move {
-            while stream.recv().await.is_some() {
-                if tx.send(sig).is_err() {
-                    break;
+struct Forwarder {
+    received: tokio::sync::mpsc::UnboundedReceiver<rustix::process::Signal>,
+    listeners: Vec<tokio::task::JoinHandle<()>>,
+}
+
+#[cfg(unix)]
+impl Forwarder {
+    fn listen() -> std::io::Result<Forwarder> {
+        use rustix::process::Signal;
+        use tokio::signal::unix::{SignalKind, signal};
+        let kinds = [
+            (SignalKind::interrupt(), Signal::INT),
+            (SignalKind::terminate(), Signal::TERM),
+            (SignalKind::hangup(), Signal::HUP),
+            (SignalKind::quit(), Signal::QUIT),
+            (SignalKind::user_defined1(), Signal::USR1),
+            (SignalKind::user_defined2(), Signal::USR2),
+        ];
+        let (tx, received) = tokio::sync::mpsc::unbounded_channel();
+        let mut listeners = Vec::new();
+        for (kind, sig) in kinds {
+            let mut stream = signal(kind)?;
+            let tx = tx.clone();
+            listeners.push(tokio::spawn(async move {
+                while stream.recv().await.is_some() {
+                    if tx.send(sig).is_err() {
+                        break;
+                    }
                 }
-            }
-        }));
-    }
-    let pid = child
-        .id()
-        .and_then(|id| rustix::process::Pid::from_raw(id as i32));
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => break status,
-            Some(sig) = rx.recv() => {
-                if let Some(pid) = pid {
-                    tracing::debug!(signal = ?sig, "passing the signal on to the command");
-                    let _ = rustix::process::kill_process(pid, sig);
-                }
-            }
+            }));
         }
-    };
-    for l in listeners {
-        l.abort();
+        Ok(Forwarder {
+            received,
+            listeners,
+        })
     }
-    status
+
+    /// Waits for the command, passing signals on to it; whatever comes, only its end ends this.
+    async fn wait(
+        mut self,
+        child: &mut tokio::process::Child,
+    ) -> std::io::Result<std::process::ExitStatus> {
+        let pid = child
+            .id()
+            .and_then(|id| rustix::process::Pid::from_raw(id as i32));
+        let status = loop {
+            tokio::select! {
+                status = child.wait() => break status,
+                Some(sig) = self.received.recv() => {
+                    let Some(pid) = pid else { continue };
+                    if passed_on(sig, in_terminal_foreground) {
+                        tracing::debug!(signal = ?sig, "passing the signal on to the command");
+                        let _ = rustix::process::kill_process(pid, sig);
+                    } else {
+                        tracing::debug!(signal = ?sig, "not passed on: typed in the terminal, which sent it to the command too");
+                    }
+                }
+            }
+        };
+        for l in self.listeners {
+            l.abort();
+        }
+        status
+    }
+}
+
+/// Whether a signal tokenwarden received is passed on to its command. The command is in
+/// tokenwarden's process group, so a Ctrl-C (SIGINT) or Ctrl-\ (SIGQUIT) typed in the terminal
+/// whose foreground group that is has reached it already: passed on, it would get it twice. Every
+/// other signal, and SIGINT/SIGQUIT when tokenwarden is not the terminal's foreground (then they
+/// came from `kill`), was sent to tokenwarden alone and is passed on. (A `kill -INT` to
+/// tokenwarden while it is the terminal's foreground is not: it cannot be told from a Ctrl-C.)
+#[cfg(unix)]
+fn passed_on(sig: rustix::process::Signal, in_terminal_foreground: impl FnOnce() -> bool) -> bool {
+    use rustix::process::Signal;
+    if sig == Signal::INT || sig == Signal::QUIT {
+        return !in_terminal_foreground();
+    }
+    true
+}
+
+/// Whether tokenwarden's process group is the foreground group of its controlling terminal
+/// (`/dev/tty`, whatever its standard streams are redirected to). No terminal: no.
+#[cfg(unix)]
+fn in_terminal_foreground() -> bool {
+    let Ok(tty) = std::fs::File::open("/dev/tty") else {
+        return false;
+    };
+    rustix::termios::tcgetpgrp(&tty).is_ok_and(|fg| fg == rustix::process::getpgrp())
 }
 
 #[cfg(not(unix))]
-async fn wait_forwarding_signals(
-    child: &mut tokio::process::Child,
-) -> std::io::Result<std::process::ExitStatus> {
-    child.wait().await
+struct Forwarder;
+
+#[cfg(not(unix))]
+impl Forwarder {
+    fn listen() -> std::io::Result<Forwarder> {
+        Ok(Forwarder)
+    }
+
+    async fn wait(
+        self,
+        child: &mut tokio::process::Child,
+    ) -> std::io::Result<std::process::ExitStatus> {
+        child.wait().await
+    }
 }
 
 fn exit_code(status: std::process::ExitStatus) -> u8 {
@@ -212,4 +409,67 @@ fn exit_code(status: std::process::ExitStatus) -> u8 {
         }
     }
     1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regression_a_sink_that_is_the_key_file_or_another_sink_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        let key = d.join("agent.key");
+        let refused = |sinks: &[PathBuf], key: Option<&Path>| {
+            let e = check_sinks(sinks, key).expect_err("refused");
+            assert_eq!(crate::exit::code(&e), crate::exit::USAGE);
+            e.to_string()
+        };
+        // The key file not created yet, then existing: the same name however it is spelt.
+        for _ in 0..2 {
+            for spelling in [
+                key.clone(),
+                d.join("./agent.key"),
+                d.join("sub/../agent.key"),
+            ] {
+                let e = refused(&[d.join("token"), spelling], Some(key.as_path()));
+                assert!(e.contains("is the agent's key file"), "{e}");
+            }
+            std::fs::write(&key, "k").unwrap();
+        }
+        // A hard link to the key file, a symlink to it.
+        std::fs::hard_link(&key, d.join("hard")).unwrap();
+        std::os::unix::fs::symlink(&key, d.join("soft")).unwrap();
+        for other in ["hard", "soft"] {
+            let e = refused(&[d.join(other)], Some(key.as_path()));
+            assert!(e.contains("is the agent's key file"), "{e}");
+        }
+        // One sink twice, with or without the file there.
+        for twice in [d.join("sub/../token"), d.join("./hard")] {
+            let first = d.join(twice.file_name().unwrap());
+            let e = refused(&[first, d.join("other"), twice], None);
+            assert!(e.contains("the same file as --sink"), "{e}");
+        }
+        // Distinct files are fine, with a key file or without one.
+        let sinks = [d.join("token"), d.join("sub/token"), d.join("token.json")];
+        check_sinks(&sinks, Some(key.as_path())).unwrap();
+        check_sinks(&sinks, None).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn regression_int_and_quit_typed_in_the_terminal_are_not_passed_on_twice() {
+        use rustix::process::Signal;
+        for sig in [Signal::INT, Signal::QUIT] {
+            // The terminal sent it to the whole foreground group, the command included.
+            assert!(!passed_on(sig, || true));
+            // Not the terminal's foreground: it came from `kill`, to tokenwarden alone.
+            assert!(passed_on(sig, || false));
+        }
+        for sig in [Signal::TERM, Signal::HUP, Signal::USR1, Signal::USR2] {
+            assert!(passed_on(sig, || true));
+            assert!(passed_on(sig, || false));
+        }
+    }
 }
