@@ -2,7 +2,7 @@
 //! address announced, sinks written and removed, a clean stop on SIGTERM and SIGHUP, secrets
 //! absent from every log line at -vvv, a non-loopback address refused, `exec`'s variables (no
 //! credential of the organisation's), signals (each once, none ending tokenwarden before its
-//! command) and exit status.
+//! command) and exit status, and the deployment files.
 
 mod common;
 
@@ -575,4 +575,47 @@ async fn regression_a_ctrl_c_typed_in_the_terminal_is_not_passed_on_a_second_tim
     assert!(shown.contains("not passed on"), "{shown}");
     assert!(!shown.contains("passing the signal on"), "{shown}");
     assert_eq!(lines_in(&mark), ["int"]);
+}
+
+#[test]
+fn the_deployment_files_keep_the_token_in_memory_and_run_unprivileged() {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let read = |name: &str| std::fs::read_to_string(deploy.join(name)).unwrap();
+    let lines = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| l.split('#').next().unwrap_or_default().trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
+    let sidecar = lines(&read("agent-sidecar.yaml"));
+    for want in [
+        "medium: Memory",
+        "runAsNonRoot: true",
+        "runAsUser: 10001",
+        "- { name: TOKENWARDEN_TOKEN_STORE, value: memory }",
+    ] {
+        assert!(sidecar.iter().any(|l| l.starts_with(want)), "{want}");
+    }
+    // In each container.
+    for want in [
+        "readOnlyRootFilesystem: true",
+        "allowPrivilegeEscalation: false",
+    ] {
+        assert_eq!(sidecar.iter().filter(|l| *l == want).count(), 2, "{want}");
+    }
+    let unit = lines(&read("tokenwarden-agent.service"));
+    for want in [
+        "DynamicUser=yes",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+    ] {
+        assert!(unit.iter().any(|l| l == want), "{want}");
+    }
+    // The memory store first: the environment file, read after it, may name a Redis store.
+    let at = |l: &str| unit.iter().position(|u| u == l).unwrap();
+    assert!(
+        at("Environment=TOKENWARDEN_TOKEN_STORE=memory")
+            < at("EnvironmentFile=/etc/tokenwarden/agent.env")
+    );
 }
