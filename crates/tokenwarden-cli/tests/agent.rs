@@ -501,7 +501,7 @@ async fn a_killed_exec_leaves_its_command_running_with_an_agent_that_refuses_con
     let orphan = rustix::process::Pid::from_raw(pid.parse().unwrap()).unwrap();
     tw.kill().unwrap();
     let _ = finish(tw).await;
-    // The command still runs (nothing safe ties it to tokenwarden's death)...
+    // The command still runs (nothing ties it to tokenwarden's death: SECURITY.md says why)...
     assert!(rustix::process::test_kill_process(orphan).is_ok());
     // ...but its agent is gone: the key it holds opens nothing.
     let e = reqwest::get(format!("{url}/healthz")).await.unwrap_err();
