@@ -77,10 +77,11 @@ pub(crate) async fn exec(g: &GlobalArgs, a: ExecArgs, hint: &mut Option<String>)
     let key = AgentKey::generate();
     let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     let agent = start(g, &a.serve, listen, key.clone(), hint).await?;
-    // Signals are CMD's to handle from here on: listened for before CMD starts, passed on to it,
-    // and none makes tokenwarden exit while CMD runs.
-    let forwarder = Forwarder::listen()?;
+    // Signals are CMD's to handle from here on: none makes tokenwarden exit while CMD runs
+    // (said first, so that `main` never exits on one once CMD may have started), and they are
+    // listened for before CMD starts and passed on to it.
     crate::interrupt::pass_on_to_command();
+    let forwarder = Forwarder::listen()?;
     let status = run_child(&a.command, &agent, &key, forwarder).await;
     agent.shutdown().await;
     status
