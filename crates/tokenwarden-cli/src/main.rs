@@ -12,6 +12,8 @@ mod logging;
 mod progress;
 mod text;
 mod ui;
+#[cfg(target_os = "linux")]
+mod watchdog;
 
 use args::LogFormat;
 use clap::Parser as _;
@@ -22,6 +24,11 @@ pub(crate) use exit::ConfigError;
 
 fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
+    // `exec`'s watchdog process: nothing else of tokenwarden runs in it.
+    #[cfg(target_os = "linux")]
+    if argv.len() == 2 && argv[1] == watchdog::ARG {
+        return watchdog::run();
+    }
     let parsed = args::Cli::try_parse_from(&argv);
     let json = json_requested(&argv);
     wipe(argv);

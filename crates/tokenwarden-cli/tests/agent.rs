@@ -481,14 +481,16 @@ async fn regression_sighup_stops_the_agent_cleanly_and_sigusr_is_ignored() {
     assert!(!sink.exists(), "the sink is removed");
 }
 
+#[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_exec_leaves_its_command_running_with_an_agent_that_refuses_connections() {
+async fn regression_a_killed_exec_takes_its_command_with_it() {
     let sb = Sandbox::start(SimConfig::default()).await;
-    let (seen, go) = (sb.path("seen"), sb.path("go"));
+    let (seen, mark, go) = (sb.path("seen"), sb.path("got-term"), sb.path("go"));
     let script = format!(
-        "echo \"$$ $TOKENWARDEN_AGENT_URL\" > {0}.tmp; mv {0}.tmp {0}; while [ ! -e {1} ]; do sleep 0.01; done",
+        "trap 'echo term > {2}; exit 3' TERM; echo \"$$ $TOKENWARDEN_AGENT_URL\" > {0}.tmp; mv {0}.tmp {0}; while [ ! -e {1} ]; do sleep 0.01; done",
         seen.display(),
-        go.display()
+        go.display(),
+        mark.display()
     );
     let mut cmd = sb.tw();
     cmd.args(["exec", "--", "sh", "-c", &script])
@@ -497,13 +499,13 @@ async fn a_killed_exec_leaves_its_command_running_with_an_agent_that_refuses_con
     let mut tw = cmd.spawn().unwrap();
     wait_until("the command starts", || seen.exists()).await;
     let text = std::fs::read_to_string(&seen).unwrap();
-    let (pid, url) = text.trim().split_once(' ').unwrap();
-    let orphan = rustix::process::Pid::from_raw(pid.parse().unwrap()).unwrap();
+    let (_, url) = text.trim().split_once(' ').unwrap();
+    // SIGKILL: tokenwarden cannot do anything about it itself.
     tw.kill().unwrap();
     let _ = finish(tw).await;
-    // The command still runs (nothing ties it to tokenwarden's death: SECURITY.md says why)...
-    assert!(rustix::process::test_kill_process(orphan).is_ok());
-    // ...but its agent is gone: the key it holds opens nothing.
+    // Its watchdog sends the command SIGTERM...
+    wait_until("the command gets SIGTERM", || lines_in(&mark) == ["term"]).await;
+    // ...and the agent is gone with tokenwarden: the key the command held opens nothing.
     let e = reqwest::get(format!("{url}/healthz")).await.unwrap_err();
     assert!(e.is_connect(), "{e}");
     std::fs::write(&go, "").unwrap();

@@ -283,7 +283,14 @@ async fn run_child(
             return Ok(code);
         }
     };
+    // If tokenwarden is killed, the watchdog sends CMD SIGTERM.
+    #[cfg(target_os = "linux")]
+    let watchdog = child.id().and_then(crate::watchdog::Watchdog::start);
     let status = forwarder.wait(&mut child).await?;
+    #[cfg(target_os = "linux")]
+    if let Some(w) = watchdog {
+        w.release().await;
+    }
     Ok(exit_code(status))
 }
 
