@@ -68,6 +68,7 @@ pub(crate) async fn forward(state: &State, req: Request<Incoming>) -> Response<B
     let http::request::Parts {
         method,
         uri,
+        version,
         mut headers,
         ..
     } = parts;
@@ -123,7 +124,7 @@ pub(crate) async fn forward(state: &State, req: Request<Incoming>) -> Response<B
     let status = answer.status();
     state.counters.record(Some(status.as_u16()), took);
     tracing::debug!(%method, path = %path, status = status.as_u16(), took_ms = took.as_millis() as u64, "forwarded");
-    respond(state, &method, answer).await
+    respond(state, &method, version, answer).await
 }
 
 /// What the caller gets for a library error: a status and a stable code (the message is the
@@ -203,6 +204,7 @@ async fn read_body(mut body: Incoming, max: u64) -> Result<ReadBody, guard::Refu
 async fn respond(
     state: &State,
     method: &Method,
+    version: http::Version,
     answer: tokenwarden::client::ForwardResponse,
 ) -> Response<Body> {
     let status = answer.status();
@@ -296,6 +298,20 @@ async fn respond(
             let clean = scrub::whole(whole.freeze(), json);
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(clean.len()));
             full(clean)
+        } else if version < http::Version::HTTP_11 {
+            // A streamed answer has no length; to an HTTP/1.0 caller its end is the connection's
+            // close, so a cut (past the limit, or the API's connection broken) would look like
+            // a whole answer. Only chunked encoding marks the end.
+            tracing::info!("a streamed answer refused to an HTTP/1.0 caller");
+            return error_response(
+                StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+                "agent.http.version",
+                &format!(
+                    "the answer is larger than {SCRUBBED_WHOLE} bytes and is streamed, which needs \
+                     HTTP/1.1 so that an answer cut short is seen as one: send the request with \
+                     HTTP/1.1"
+                ),
+            );
         } else {
             streamed(state, whole.freeze(), response, max)
         }

@@ -498,3 +498,46 @@ async fn an_answer_over_max_response_is_refused_when_announced_and_cut_when_stre
     assert_eq!(r.status(), 502);
     agent.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_streamed_answer_is_refused_to_an_http_1_0_caller_whose_answer_end_is_the_close() {
+    // Without chunked encoding an answer cut short (past the limit, or the API gone) ends like a
+    // whole one; HTTP/1.0 has none, so what must stream is refused it.
+    let n = tokenwarden_agent::SCRUBBED_WHOLE + 1000;
+    let api = raw_api(move |_| {
+        vec![
+            head(200, &[("content-type", "application/octet-stream")]),
+            Piece::Bytes(vec![b'x'; n]),
+        ]
+    });
+    let agent = agent_for(&api.base, |b| b, |o| o).await;
+    let addr = agent.local_addr();
+    let request = |version: &str| {
+        format!(
+            "GET /api/v2/big {version}\r\nHost: {addr}\r\nAuthorization: Bearer {KEY}\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let old = common::raw_exchange(addr, request("HTTP/1.0").as_bytes()).await;
+    assert!(
+        old.starts_with("HTTP/1.0 505"),
+        "{}",
+        &old[..old.len().min(300)]
+    );
+    assert!(
+        old.contains("agent.http.version"),
+        "{}",
+        &old[..old.len().min(300)]
+    );
+    // HTTP/1.1 gets it, chunked.
+    let new = common::raw_exchange(addr, request("HTTP/1.1").as_bytes()).await;
+    assert!(
+        new.starts_with("HTTP/1.1 200"),
+        "{}",
+        &new[..new.len().min(300)]
+    );
+    assert!(
+        new.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+    );
+    agent.shutdown().await;
+}
