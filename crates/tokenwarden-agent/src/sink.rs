@@ -40,6 +40,12 @@ impl SinkFormat {
 }
 
 /// A file the token is written to.
+///
+/// A sink never takes a file the agent did not create: beside it the agent keeps a marker,
+/// `DIR/.NAME.tokenwarden-sink` (0600, no secret in it), recording which file (device and inode)
+/// it put at the path. Something already at the path is refused by [`check`](Self::check) unless
+/// the marker names it (a sink an agent killed with `-9` left), and at stop the sink is removed
+/// only if it is still the file last written ([`remove_written`](Self::remove_written)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sink {
     /// The file.
@@ -57,7 +63,7 @@ const MARKER_VERSION: u64 = 1;
 
 impl Sink {
     /// Checks that the sink can be written: its directory exists, and nothing is at the path, or
-    /// only a sink an agent left there (see the [module](self)): a regular file of the user's,
+    /// only a sink an agent left there (see [`Sink`]): a regular file of the user's,
     /// 0600, one link, that its marker file names.
     ///
     /// # Errors
