@@ -44,16 +44,18 @@ impl AgentKey {
     /// # Errors
     /// [`AgentError::Key`] if it is shorter than [`MIN_KEY_LEN`] or not printable ASCII.
     pub fn from_text(text: &str) -> Result<Self, AgentError> {
+        Self::parse(text).map_err(|why| AgentError::Key(format!("the key {why}")))
+    }
+
+    /// [`from_text`](Self::from_text), the error being what is wrong with the key (for a message
+    /// that names where it came from).
+    fn parse(text: &str) -> Result<Self, String> {
         let key = text.trim();
         if key.len() < MIN_KEY_LEN {
-            return Err(AgentError::Key(format!(
-                "the agent key must be at least {MIN_KEY_LEN} characters long"
-            )));
+            return Err(format!("must be at least {MIN_KEY_LEN} characters long"));
         }
         if !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(AgentError::Key(
-                "the agent key must be printable ASCII without spaces".into(),
-            ));
+            return Err("must be printable ASCII without spaces".into());
         }
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes())
             .expect("HMAC takes a key of any length");
@@ -79,20 +81,36 @@ impl AgentKey {
 
     /// The key in `path`, created (0600, [`KEY_BYTES`] random bytes in hex) when missing.
     ///
+    /// The file is created whole or not at all (written to a private temporary file, then linked
+    /// into place only if nothing is there): of several agents started at once on a missing file,
+    /// one creates it and the others read its key, so that all hold the same.
+    ///
     /// # Errors
     /// [`AgentError::Key`] if the file is a symlink, not a regular file, readable or writable by
     /// the group or others, or holds no valid key; [`AgentError::Io`] if it cannot be read or
     /// created.
     pub fn load_or_create(path: &Path) -> Result<Self, AgentError> {
-        match read_private(path)? {
-            Some(text) => Self::from_text(&text)
-                .map_err(|e| AgentError::Key(format!("{}: {e}", path.display()))),
-            None => {
-                let text = random_key();
-                create_private(path, format!("{text}\n").as_bytes())?;
+        let from_file = |text: &str| {
+            Self::parse(text).map_err(|why| {
+                AgentError::Key(format!("file {}: the key in it {why}", path.display()))
+            })
+        };
+        if let Some(text) = read_private(path)? {
+            return from_file(&text);
+        }
+        let text = Zeroizing::new(random_key());
+        let line = Zeroizing::new(format!("{}\n", text.as_str()));
+        match tokenwarden::fs::create_private_with(path, line.as_bytes()) {
+            Ok(()) => {
                 tracing::info!(path = %path.display(), "created a new agent key file (0600)");
                 Self::from_text(&text)
             }
+            // Another agent created it in between: its key is the one.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match read_private(path)? {
+                Some(text) => from_file(&text),
+                None => Err(AgentError::io("create", path, e)),
+            },
+            Err(e) => Err(AgentError::io("create", path, e)),
         }
     }
 
@@ -135,8 +153,6 @@ fn random_key() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The file's text, if it exists: opened without following a symlink, and refused unless it is a
-/// regular file that only its owner can read or write.
 /// The first line of the key file at `path`, `None` when there is none. Opened through the
 /// library's one private-file rule (`tokenwarden::fs`): never through a symbolic link, and only
 /// a regular file of the user's that nobody else may read or write.
@@ -147,7 +163,7 @@ fn read_private(path: &Path) -> Result<Option<Zeroizing<String>>, AgentError> {
         Ok(None) => return Ok(None),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             return Err(AgentError::Key(format!(
-                "{} {e}: the key file must be a regular file of yours that only you can read \
+                "file {} {e}: it must be a regular file of yours that only you can read \
                  (chmod 600 on it; give the key file itself, not a symlink)",
                 path.display()
             )));
@@ -160,17 +176,6 @@ fn read_private(path: &Path) -> Result<Option<Zeroizing<String>>, AgentError> {
         .map_err(|e| AgentError::io("read", path, e))?;
     let first = Zeroizing::new(text.lines().next().unwrap_or_default().to_string());
     Ok(Some(first))
-}
-
-/// Creates `path` with `contents`, readable by its owner only; never over an existing file or
-/// through a symlink.
-fn create_private(path: &Path, contents: &[u8]) -> Result<(), AgentError> {
-    use std::io::Write as _;
-    let mut file =
-        tokenwarden::fs::create_private(path).map_err(|e| AgentError::io("create", path, e))?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| AgentError::io("write", path, e))
 }
 
 #[cfg(test)]
@@ -195,6 +200,39 @@ mod tests {
         assert!(!format!("{k:?}").contains("kkkk"));
         assert!(AgentKey::from_text("short").is_err());
         assert!(AgentKey::from_text(&format!("{} x", "k".repeat(40))).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_error_says_agent_key_and_the_path_once() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.key");
+        let shown = path.display().to_string();
+        std::fs::write(&path, "too-short\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let short = AgentKey::load_or_create(&path).unwrap_err().to_string();
+        assert_eq!(
+            short,
+            format!("agent key: file {shown}: the key in it must be at least 32 characters long")
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let open = AgentKey::load_or_create(&path).unwrap_err().to_string();
+        let text = AgentKey::from_text("short").unwrap_err().to_string();
+        assert_eq!(
+            text,
+            "agent key: the key must be at least 32 characters long"
+        );
+        for e in [&short, &open, &text] {
+            assert_eq!(e.matches("agent key").count(), 1, "{e}");
+            assert!(e.matches(shown.as_str()).count() <= 1, "{e}");
+        }
+        assert!(
+            open.starts_with(&format!(
+                "agent key: file {shown} can be read by other users"
+            )),
+            "{open}"
+        );
     }
 
     #[cfg(unix)]

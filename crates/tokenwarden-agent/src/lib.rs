@@ -43,7 +43,7 @@ pub use key::{AgentKey, KEY_BYTES, KEY_ENV, MIN_KEY_LEN};
 pub use metrics::{ProxyCounters, render};
 pub use proxy::{REPLAYABLE_BODY, SCRUBBED_WHOLE, strip_hop_by_hop};
 pub use scrub::Streaming;
-pub use server::{LOCAL_TOKEN_LIFETIME, Limits, MAX_HEAD, MAX_HEADERS};
+pub use server::{DRAIN_TIMEOUT, LOCAL_TOKEN_LIFETIME, Limits, MAX_HEAD, MAX_HEADERS};
 pub use sink::{Sink, SinkFormat};
 
 use std::net::SocketAddr;
@@ -84,22 +84,22 @@ impl AgentOptions {
     }
 }
 
-/// A running agent. Dropping it stops it (and removes its sinks) without waiting; prefer
-/// [`shutdown`](Self::shutdown).
+/// A running agent. Dropping it stops it (and removes its sinks) without waiting for the requests
+/// in progress; prefer [`shutdown`](Self::shutdown).
 pub struct Agent {
     addr: SocketAddr,
     state: Arc<server::State>,
     stop: watch::Sender<bool>,
     accept: Option<JoinHandle<()>>,
     sink_task: Option<JoinHandle<()>>,
-    sinks: Vec<Sink>,
+    sinks: Arc<sink::Sinks>,
 }
 
 impl std::fmt::Debug for Agent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Agent")
             .field("addr", &self.addr)
-            .field("sinks", &self.sinks)
+            .field("sinks", &self.sinks.list())
             .finish_non_exhaustive()
     }
 }
@@ -110,7 +110,10 @@ impl Agent {
     /// # Errors
     /// [`AgentError::Listen`] for an address that is not loopback (the agent speaks plain HTTP:
     /// off loopback the key and the answers would travel in clear text) or that cannot be bound;
-    /// [`AgentError::Sink`] for an unusable sink.
+    /// [`AgentError::Sink`] for an unusable sink (see [`Sink::check`]); with sinks, the first
+    /// token is had and written to them before it returns ([`AgentError::Library`] if it cannot
+    /// be had, [`AgentError::Io`] if a sink cannot be written), so that a program finds a token
+    /// in them as soon as the agent listens.
     pub async fn start(client: ApiClient, options: AgentOptions) -> Result<Agent, AgentError> {
         let AgentOptions {
             listen,
@@ -138,17 +141,31 @@ impl Agent {
             addr: listen.to_string(),
             why: e.to_string(),
         })?;
+        let sinks = Arc::new(sink::Sinks::new(sinks));
+        let mut written = None;
+        if !sinks.list().is_empty() {
+            let bearer = client.tokens().bearer().await?;
+            if let Err(e) = sinks.write_all(&bearer) {
+                sinks.remove_all();
+                return Err(e);
+            }
+            written = Some(bearer.generation());
+        }
         let state = Arc::new(server::State {
             client: client.clone(),
             key,
             local: addr,
             counters: ProxyCounters::default(),
+            max_response: limits
+                .max_response
+                .unwrap_or_else(|| client.max_response_bytes()),
             limits,
         });
         let (stop, stopped) = watch::channel(false);
         let accept = tokio::spawn(server::serve(listener, Arc::clone(&state), stopped));
-        let sink_task = (!sinks.is_empty()).then(|| tokio::spawn(sink::run(client, sinks.clone())));
-        tracing::info!(%addr, sinks = sinks.len(), "agent listening");
+        let sink_task = (!sinks.list().is_empty())
+            .then(|| tokio::spawn(sink::run(client, Arc::clone(&sinks), written)));
+        tracing::info!(%addr, sinks = sinks.list().len(), "agent listening");
         Ok(Agent {
             addr,
             state,
@@ -174,15 +191,15 @@ impl Agent {
         render(&self.state.client, &self.state.counters)
     }
 
-    /// Stops listening, lets the requests in progress finish, and removes the sinks.
+    /// Stops listening, removes the sinks (those still holding the file the agent wrote), and
+    /// lets the requests in progress finish: each connection is asked to close once its answer is
+    /// sent, and those still busy after [`DRAIN_TIMEOUT`] are closed.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         if let Some(t) = self.sink_task.take() {
             t.abort();
         }
-        for s in &self.sinks {
-            s.remove();
-        }
+        self.sinks.remove_all();
         if let Some(a) = self.accept.take() {
             let _ = a.await;
         }
@@ -197,10 +214,9 @@ impl Drop for Agent {
             t.abort();
         }
         if let Some(a) = self.accept.take() {
+            // The connections are the accept task's: aborted with it.
             a.abort();
-            for s in &self.sinks {
-                s.remove();
-            }
+            self.sinks.remove_all();
         }
     }
 }

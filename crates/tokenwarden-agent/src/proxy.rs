@@ -68,6 +68,7 @@ pub(crate) async fn forward(state: &State, req: Request<Incoming>) -> Response<B
     let http::request::Parts {
         method,
         uri,
+        version,
         mut headers,
         ..
     } = parts;
@@ -84,8 +85,13 @@ pub(crate) async fn forward(state: &State, req: Request<Incoming>) -> Response<B
     }
 
     strip_hop_by_hop(&mut headers);
-    // The agent reads what it forwards back: an encoded answer could not be scrubbed.
-    headers.remove(header::ACCEPT_ENCODING);
+    // The agent reads what it forwards back: an encoded answer could not be scrubbed. So it asks
+    // for none (an API that compresses by default without `Accept-Encoding` is told not to), and
+    // refuses an encoded answer all the same (`respond`).
+    headers.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
     // Answered by the agent's own HTTP server when it reads the body.
     headers.remove(header::EXPECT);
     headers.append(header::VIA, HeaderValue::from_static(VIA));
@@ -118,7 +124,7 @@ pub(crate) async fn forward(state: &State, req: Request<Incoming>) -> Response<B
     let status = answer.status();
     state.counters.record(Some(status.as_u16()), took);
     tracing::debug!(%method, path = %path, status = status.as_u16(), took_ms = took.as_millis() as u64, "forwarded");
-    respond(state, &method, answer).await
+    respond(state, &method, version, answer).await
 }
 
 /// What the caller gets for a library error: a status and a stable code (the message is the
@@ -198,6 +204,7 @@ async fn read_body(mut body: Incoming, max: u64) -> Result<ReadBody, guard::Refu
 async fn respond(
     state: &State,
     method: &Method,
+    version: http::Version,
     answer: tokenwarden::client::ForwardResponse,
 ) -> Response<Body> {
     let status = answer.status();
@@ -227,13 +234,52 @@ async fn respond(
     let body = if no_body {
         full(Bytes::new())
     } else {
+        if let Some(coding) = encoded(&headers) {
+            // Compressed bytes cannot be searched for the token: nothing of it is passed on.
+            tracing::info!(
+                content_encoding = %coding,
+                "the API's answer is encoded although identity was asked for: refused"
+            );
+            return error_response(
+                StatusCode::BAD_GATEWAY,
+                "agent.api.encoded",
+                &format!(
+                    "the API answered with Content-Encoding {coding}, which the agent cannot scrub \
+                     of the token; it asks for identity, so the API ignored Accept-Encoding"
+                ),
+            );
+        }
+        let max = state.max_response;
+        let announced = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(n) = announced.filter(|n| *n > max) {
+            tracing::info!(
+                length = n,
+                limit = max,
+                "the API's answer is larger than the limit: refused"
+            );
+            return too_large(Some(n), max);
+        }
         headers.remove(header::CONTENT_LENGTH);
-        // Read up to the limit; an answer that ends there is scrubbed whole.
+        // Read up to the limit; an answer that ends there is scrubbed whole. One that announces
+        // more streams at once.
         let mut whole = Gathered::default();
         let mut complete = false;
-        while whole.len() <= SCRUBBED_WHOLE {
+        let gather = announced.is_none_or(|n| n <= SCRUBBED_WHOLE as u64);
+        while gather && whole.len() <= SCRUBBED_WHOLE {
             match response.chunk().await {
-                Ok(Some(c)) => whole.push(c),
+                Ok(Some(c)) => {
+                    whole.push(c);
+                    if whole.len() as u64 > max {
+                        tracing::info!(
+                            limit = max,
+                            "the API's answer is larger than the limit: refused"
+                        );
+                        return too_large(None, max);
+                    }
+                }
                 Ok(None) => {
                     complete = true;
                     break;
@@ -252,14 +298,57 @@ async fn respond(
             let clean = scrub::whole(whole.freeze(), json);
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(clean.len()));
             full(clean)
+        } else if version < http::Version::HTTP_11 {
+            // A streamed answer has no length; to an HTTP/1.0 caller its end is the connection's
+            // close, so a cut (past the limit, or the API's connection broken) would look like
+            // a whole answer. Only chunked encoding marks the end.
+            tracing::info!("a streamed answer refused to an HTTP/1.0 caller");
+            return error_response(
+                StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+                "agent.http.version",
+                &format!(
+                    "the answer is larger than {SCRUBBED_WHOLE} bytes and is streamed, which needs \
+                     HTTP/1.1 so that an answer cut short is seen as one: send the request with \
+                     HTTP/1.1"
+                ),
+            );
         } else {
-            streamed(state, whole.freeze(), response)
+            streamed(state, whole.freeze(), response, max)
         }
     };
     let mut out = Response::new(body);
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     out
+}
+
+/// The content coding of an answer other than `identity`, if it has one.
+fn encoded(headers: &HeaderMap) -> Option<String> {
+    let codings: Vec<String> = headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .flat_map(|v| {
+            v.split(',')
+                .map(|c| c.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .filter(|c| !c.is_empty() && c != "identity")
+        .collect();
+    let shown: String = codings.join(", ").chars().take(100).collect();
+    (!codings.is_empty()).then(|| tokenwarden::redact::redact(&shown).into_owned())
+}
+
+/// 502 `agent.api.too.large`: an answer larger than [`Limits::max_response`](crate::Limits).
+fn too_large(length: Option<u64>, max: u64) -> Response<Body> {
+    let size = length.map_or_else(|| "more than that".to_string(), |n| format!("{n} bytes"));
+    error_response(
+        StatusCode::BAD_GATEWAY,
+        "agent.api.too.large",
+        &format!(
+            "the API's answer is larger than the agent passes on ({size}; the limit is {max}              bytes: raise it with --max-response-bytes if the answer is expected)"
+        ),
+    )
 }
 
 /// Chunks read into one buffer: the first kept as it is (no copy for the common answer of one
@@ -293,8 +382,9 @@ impl Gathered {
     }
 }
 
-/// A large answer, streamed and scrubbed of the raw tokens as it passes.
-fn streamed(state: &State, head: Bytes, response: reqwest::Response) -> Body {
+/// A large answer, streamed and scrubbed of the raw tokens as it passes; cut (an error that
+/// closes the connection before the answer's end) once more than `max` bytes came.
+fn streamed(state: &State, head: Bytes, response: reqwest::Response, max: u64) -> Body {
     let tokens: Vec<zeroize::Zeroizing<String>> = state
         .client
         .token_managers()
@@ -307,8 +397,18 @@ fn streamed(state: &State, head: Bytes, response: reqwest::Response) -> Body {
     let first = scrubber.push(&head);
     let scrubber = std::sync::Arc::new(std::sync::Mutex::new(scrubber));
     let tail = std::sync::Arc::clone(&scrubber);
+    let mut seen = head.len() as u64;
     let rest = response.bytes_stream().map(move |c| match c {
-        Ok(c) => Ok(scrubber.lock().unwrap_or_else(|e| e.into_inner()).push(&c)),
+        Ok(c) => {
+            seen += c.len() as u64;
+            if seen > max {
+                tracing::info!(limit = max, "the API's answer streamed past the limit: cut");
+                return Err(std::io::Error::other(
+                    "the API's answer is larger than the agent passes on",
+                ));
+            }
+            Ok(scrubber.lock().unwrap_or_else(|e| e.into_inner()).push(&c))
+        }
         Err(e) => Err(std::io::Error::other(e.without_url())),
     });
     let end = futures::stream::once(async move {

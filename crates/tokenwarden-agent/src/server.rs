@@ -28,20 +28,32 @@ pub const MAX_HEADERS: usize = 100;
 const MAX_TOKEN_REQUEST: usize = 16 * 1024;
 /// A request head must arrive within this time.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a stopping agent waits for the requests in progress to be answered; connections
+/// still busy then are closed.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// What the agent's token endpoint says its local credential lives: a year. It is no token of
 /// the API; it is valid for as long as the key is.
 pub const LOCAL_TOKEN_LIFETIME: u64 = 365 * 86_400;
 
-/// Limits on what a local caller may send.
+/// Limits on what a local caller may send, and on what it is answered.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// The largest request body forwarded.
     pub max_body: u64,
+    /// The largest answer passed on, in bytes; `None` (the default): the client's
+    /// [`max_response_bytes`](tokenwarden::ApiClient::max_response_bytes) (the CLI's
+    /// `--max-response-bytes`, 64 MiB by default). An answer that announces a larger
+    /// `Content-Length` is refused (502 `agent.api.too.large`); one that streams past it is cut
+    /// (the connection closed before its end), never passed on truncated as if it were whole.
+    pub max_response: Option<u64>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body: 64 << 20 }
+        Self {
+            max_body: 64 << 20,
+            max_response: None,
+        }
     }
 }
 
@@ -52,6 +64,8 @@ pub(crate) struct State {
     pub(crate) local: SocketAddr,
     pub(crate) counters: ProxyCounters,
     pub(crate) limits: Limits,
+    /// The largest answer passed on ([`Limits::max_response`], resolved).
+    pub(crate) max_response: u64,
 }
 
 pub(crate) fn full(bytes: Bytes) -> Body {
@@ -89,16 +103,22 @@ pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> R
     r
 }
 
-/// Accepts connections until `stop` turns true, then lets each connection finish its request.
+/// Accepts connections until `stop` turns true; then stops accepting, lets each connection
+/// finish the request it is serving (up to [`DRAIN_TIMEOUT`]) and returns when all are done.
 pub(crate) async fn serve(
     listener: TcpListener,
     state: Arc<State>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // The connections are kept (not detached): a stop waits for them, and aborting this task
+    // (the agent dropped) aborts them.
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
+            // Finished connections are reaped as they end.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
         };
         let (stream, _) = match accepted {
             Ok(a) => a,
@@ -109,32 +129,62 @@ pub(crate) async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
+        connections.spawn(connection(stream, Arc::clone(&state), stop.clone()));
+    }
+    drop(listener);
+    drain(connections).await;
+}
+
+/// Waits for the connections to end, at most [`DRAIN_TIMEOUT`]; then closes those left.
+async fn drain(mut connections: tokio::task::JoinSet<()>) {
+    if connections.is_empty() {
+        return;
+    }
+    tracing::debug!(
+        connections = connections.len(),
+        "waiting for the requests in progress"
+    );
+    let all = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(DRAIN_TIMEOUT, all).await.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            "requests still in progress {} s after the stop: their connections are closed",
+            DRAIN_TIMEOUT.as_secs()
+        );
+        connections.shutdown().await;
+    }
+}
+
+/// Serves one connection until it ends, or, once `stop` turns true, until the request in progress
+/// is answered (hyper's graceful shutdown: an idle connection closes at once).
+async fn connection(
+    stream: tokio::net::TcpStream,
+    state: Arc<State>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let service = hyper::service::service_fn(move |req| {
         let state = Arc::clone(&state);
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let state = Arc::clone(&state);
-                async move { Ok::<_, std::convert::Infallible>(handle(&state, req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEAD_TIMEOUT)
-                .max_buf_size(MAX_HEAD)
-                .max_headers(MAX_HEADERS)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, "connection ended");
-                    }
-                }
-                _ = async { let _ = stop.wait_for(|s| *s).await; } => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
+        async move { Ok::<_, std::convert::Infallible>(handle(&state, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(MAX_HEAD)
+        .max_headers(MAX_HEADERS)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "connection ended");
             }
-        });
+        }
+        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+            conn.as_mut().graceful_shutdown();
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended");
+            }
+        }
     }
 }
 
@@ -258,6 +308,23 @@ fn oauth_error(status: StatusCode, error: &str, description: &str, basic: bool) 
     r
 }
 
+/// The client secret of a Basic `Authorization` value (`id:secret` in base64), as it was sent and
+/// form-decoded; `None` when it is not one.
+fn basic_secret(b64: &str) -> Option<(zeroize::Zeroizing<String>, zeroize::Zeroizing<String>)> {
+    let raw = zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.decode(b64).ok()?);
+    let text = std::str::from_utf8(&raw).ok()?;
+    let (_, secret) = text.split_once(':')?;
+    let query = zeroize::Zeroizing::new(format!("s={secret}"));
+    let decoded: String = url::form_urlencoded::parse(query.as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    Some((
+        zeroize::Zeroizing::new(secret.to_string()),
+        zeroize::Zeroizing::new(decoded),
+    ))
+}
+
 /// `POST /oauth/token`: `client_credentials` with the key as the client secret (HTTP Basic or
 /// form fields), answered with the local credential.
 async fn token_endpoint(state: &State, req: Request<Incoming>) -> Response<Body> {
@@ -288,25 +355,18 @@ async fn token_endpoint(state: &State, req: Request<Incoming>) -> Response<Body>
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
         .map(|(_, b64)| b64.trim().to_string());
-    let secret: Option<zeroize::Zeroizing<String>> = match &basic {
-        Some(b64) => base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .ok()
-            .map(zeroize::Zeroizing::new)
-            .and_then(|raw| {
-                let text = std::str::from_utf8(&raw).ok()?.to_string();
-                let text = zeroize::Zeroizing::new(text);
-                let (_, secret) = text.split_once(':')?;
-                // RFC 6749 §2.3.1: both parts are form-encoded before they are joined.
-                let decoded: String = url::form_urlencoded::parse(format!("s={secret}").as_bytes())
-                    .next()
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default();
-                Some(zeroize::Zeroizing::new(decoded))
-            }),
-        None => field("client_secret").map(|s| zeroize::Zeroizing::new(s.to_string())),
+    let accepted = match &basic {
+        Some(b64) => basic_secret(b64).is_some_and(|(raw, decoded)| {
+            // RFC 6749 §2.3.1 form-encodes the secret before Basic; many clients (requests'
+            // HTTPBasicAuth, curl -u) do not. Either spelling of the key is the key, and both are
+            // compared, always, in constant time.
+            let raw = state.key.is_key(&raw);
+            let decoded = state.key.is_key(&decoded);
+            raw | decoded
+        }),
+        None => field("client_secret").is_some_and(|s| state.key.is_key(s)),
     };
-    if !secret.as_deref().is_some_and(|s| state.key.is_key(s)) {
+    if !accepted {
         state.counters.refused();
         tracing::info!("token request refused: wrong or missing client secret");
         return oauth_error(

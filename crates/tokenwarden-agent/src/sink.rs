@@ -1,12 +1,23 @@
 //! Sinks: the real token written to files, for programs that read it from a shared volume (a
 //! sidecar's app container). Each write is atomic (a private temporary file renamed over the
-//! sink) and 0600; a new token is written as soon as the manager has it, which is at its refresh
-//! point (the refresh margin before expiry), so that a reader always finds a token with at least
-//! that margin left. The files are removed when the agent stops.
+//! sink) and 0600; the first is made before the agent listens, then a new token is written as
+//! soon as the manager has it, which is at its refresh point (the refresh margin before expiry),
+//! so that a reader always finds a token with at least that margin left.
+//!
+//! A sink never takes a file the agent did not create. Beside each sink the agent keeps a marker,
+//! `DIR/.NAME.tokenwarden-sink` (0600, no secret in it), recording which file (device and inode)
+//! it put at the sink's path. At start, something already at the path is refused unless it is
+//! recognisably a sink an agent left (killed with `-9`; in Kubernetes an `emptyDir` outlives a
+//! restarted sidecar): a regular file of the user's, 0600, one link, whose identity the marker
+//! records. At stop the sink is removed only if the file at the path is still the one last
+//! written: a file someone put there since is left alone.
 
 use crate::error::AgentError;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
+use tokenwarden::fs::FileId;
 use tokenwarden::{ApiClient, Bearer};
 
 /// How a sink file holds the token.
@@ -19,7 +30,22 @@ pub enum SinkFormat {
     Json,
 }
 
+impl SinkFormat {
+    fn name(self) -> &'static str {
+        match self {
+            SinkFormat::Raw => "raw",
+            SinkFormat::Json => "json",
+        }
+    }
+}
+
 /// A file the token is written to.
+///
+/// A sink never takes a file the agent did not create: beside it the agent keeps a marker,
+/// `DIR/.NAME.tokenwarden-sink` (0600, no secret in it), recording which file (device and inode)
+/// it put at the path. Something already at the path is refused by [`check`](Self::check) unless
+/// the marker names it (a sink an agent killed with `-9` left), and at stop the sink is removed
+/// only if it is still the file last written ([`remove_written`](Self::remove_written)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sink {
     /// The file.
@@ -28,12 +54,20 @@ pub struct Sink {
     pub format: SinkFormat,
 }
 
+/// What ends the name of a sink's marker file: `DIR/.NAME.tokenwarden-sink`.
+const MARKER_SUFFIX: &str = "tokenwarden-sink";
+/// The most of a marker file read (a few identities in JSON).
+const MAX_MARKER: u64 = 4096;
+/// The marker's layout version.
+const MARKER_VERSION: u64 = 1;
+
 impl Sink {
-    /// Checks that the sink can be written: its directory exists, and the file is not a symlink
-    /// or a directory.
+    /// Checks that the sink can be written: its directory exists, and nothing is at the path, or
+    /// only a sink an agent left there (see [`Sink`]): a regular file of the user's,
+    /// 0600, one link, that its marker file names.
     ///
     /// # Errors
-    /// [`AgentError::Sink`] saying why not.
+    /// [`AgentError::Sink`] saying what is at the path and what to do.
     pub fn check(&self) -> Result<(), AgentError> {
         let err = |why: String| AgentError::Sink {
             path: self.path.display().to_string(),
@@ -46,20 +80,115 @@ impl Sink {
                 dir.display()
             )));
         }
+        if self.path.file_name().is_none() {
+            return Err(err("is not a file name".into()));
+        }
         match std::fs::symlink_metadata(&self.path) {
-            Ok(m) if m.file_type().is_symlink() => {
-                Err(err("is a symlink: give the file itself".into()))
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // The marker's name is the agent's too: a file there that is no marker is not
+                // written over either.
+                let marker = self.marker_path();
+                match read_marker(&marker) {
+                    Ok(_) => Ok(()),
+                    Err(why) => Err(err(format!(
+                        "its marker's name {} is taken by a file that {why}: move it away",
+                        marker.display()
+                    ))),
+                }
             }
-            Ok(m) if !m.file_type().is_file() => Err(err("is not a regular file".into())),
-            _ => Ok(()),
+            Err(e) => Err(err(format!("cannot be examined: {e}"))),
+            Ok(_) => self.left_by_an_agent().map_err(|what| {
+                err(format!(
+                    "already exists and {what}; the agent writes the token over its sink and \
+                     deletes it when it stops, so it never takes a file it did not create: give \
+                     a path where nothing is (e.g. in a directory of the agent's own), or move \
+                     the file away"
+                ))
+            }),
         }
     }
 
-    /// Writes `bearer` to the sink, atomically and 0600.
+    /// The marker file beside the sink: `DIR/.NAME.tokenwarden-sink`.
+    pub fn marker_path(&self) -> PathBuf {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        parent(&self.path).join(format!(".{name}.{MARKER_SUFFIX}"))
+    }
+
+    /// `Ok` when what is at the path is a sink an agent left; otherwise what it is.
+    fn left_by_an_agent(&self) -> Result<(), String> {
+        let md =
+            std::fs::symlink_metadata(&self.path).map_err(|e| format!("cannot be read: {e}"))?;
+        if md.file_type().is_symlink() {
+            return Err("is a symlink (give the file itself)".into());
+        }
+        if !md.is_file() {
+            return Err("is not a regular file".into());
+        }
+        // Opened the library's private way (never through a link; the owner and mode checked on
+        // the descriptor, so that what is examined is what was opened).
+        let file = match tokenwarden::fs::open_private(&self.path) {
+            Ok(Some(f)) => f,
+            Ok(None) => return Err("vanished while it was examined".into()),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(format!(
+                    "is a file that {e}, not a sink of an agent (those are 0600)"
+                ));
+            }
+            Err(e) => return Err(format!("cannot be read: {e}")),
+        };
+        let md = file
+            .metadata()
+            .map_err(|e| format!("cannot be read: {e}"))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            if md.mode() & 0o7777 != 0o600 {
+                return Err(format!(
+                    "has mode {:04o}, not the 0600 of a sink",
+                    md.mode() & 0o7777
+                ));
+            }
+            if md.nlink() != 1 {
+                return Err(format!(
+                    "has {} hard links, where a sink has one",
+                    md.nlink()
+                ));
+            }
+        }
+        let marker = self.marker_path();
+        let recorded = match read_marker(&marker) {
+            Ok(Some(ids)) => ids,
+            Ok(None) => {
+                return Err(format!(
+                    "is not a sink an agent left (no marker {} beside it)",
+                    marker.display()
+                ));
+            }
+            Err(why) => return Err(format!("its marker {} {why}", marker.display())),
+        };
+        if recorded.contains(&FileId::of(&md)) {
+            tracing::info!(path = %self.path.display(), "a sink an agent left is taken over");
+            Ok(())
+        } else {
+            Err(format!(
+                "is not the file an agent left there (its marker {} names another: the file \
+                 was replaced since)",
+                marker.display()
+            ))
+        }
+    }
+
+    /// Writes `bearer` to the sink, atomically and 0600, and records the new file in the marker
+    /// (before it is renamed into place, so that a kill at any point leaves a sink its marker
+    /// names). Returns the identity of the file written, for [`remove_written`](Self::remove_written).
     ///
     /// # Errors
-    /// [`AgentError::Io`] when the file cannot be written.
-    pub fn write(&self, bearer: &Bearer) -> Result<(), AgentError> {
+    /// [`AgentError::Io`] when the file or its marker cannot be written.
+    pub fn write(&self, bearer: &Bearer) -> Result<FileId, AgentError> {
         let token = bearer.access_token().expose_secret();
         let contents = zeroize::Zeroizing::new(match self.format {
             SinkFormat::Raw => token.to_string(),
@@ -82,28 +211,174 @@ impl Sink {
                 .to_string()
             }
         });
+        let marker = self.marker_path();
+        // The file now at the path, if the marker names it (ours): kept in the marker until the
+        // new one is in place.
+        let current = FileId::at(&self.path).ok().flatten();
+        let ours = read_marker(&marker).ok().flatten().unwrap_or_default();
+        let previous = current.filter(|c| ours.contains(c));
         // The library's one atomic replace: a private (0600) temporary file beside the sink,
         // synced and renamed over it (the directory synced too): a reader sees the old token or
         // the new one, never half of one, and a link planted at the name is replaced, not
         // followed.
-        tokenwarden::fs::replace(&self.path, contents.as_bytes())
-            .map_err(|e| AgentError::io("replace", &self.path, e))
+        let written = tokenwarden::fs::replace_announced(&self.path, contents.as_bytes(), |new| {
+            let mut ids: Vec<FileId> = previous.into_iter().collect();
+            ids.push(new);
+            self.write_marker(&marker, &ids)
+        })
+        .map_err(|e| AgentError::io("replace", &self.path, e))?;
+        // Only the new file is ours now.
+        self.write_marker(&marker, &[written])
+            .map_err(|e| AgentError::io("replace", &marker, e))?;
+        Ok(written)
     }
 
-    /// Removes the sink file (the agent stops: the token must not outlive it there).
-    pub fn remove(&self) {
-        match std::fs::remove_file(&self.path) {
+    fn write_marker(&self, marker: &Path, ids: &[FileId]) -> std::io::Result<()> {
+        let files: Vec<serde_json::Value> = ids
+            .iter()
+            .map(|id| serde_json::json!({"dev": id.dev(), "ino": id.ino()}))
+            .collect();
+        let text = serde_json::json!({
+            "tokenwarden_sink": MARKER_VERSION,
+            "format": self.format.name(),
+            "files": files,
+        })
+        .to_string();
+        tokenwarden::fs::replace(marker, text.as_bytes())
+    }
+
+    /// Removes the sink and its marker when the agent stops (the token must not outlive it
+    /// there), but the sink only if the file at the path is still `written`, the one the agent
+    /// last wrote: a file someone put there since is left as it is. Returns whether the sink was
+    /// removed (or was already gone).
+    pub fn remove_written(&self, written: FileId) -> bool {
+        let removed = match FileId::at(&self.path) {
+            Ok(None) => true,
+            Ok(Some(id)) if id == written => match std::fs::remove_file(&self.path) {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+                Err(e) => {
+                    tracing::warn!(path = %self.path.display(), error = %e, "cannot remove sink");
+                    false
+                }
+            },
+            Ok(Some(_)) => {
+                tracing::warn!(
+                    path = %self.path.display(),
+                    "the sink was replaced by another file since the agent wrote it: left as it is"
+                );
+                false
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot examine sink");
+                false
+            }
+        };
+        match std::fs::remove_file(self.marker_path()) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(path = %self.path.display(), error = %e, "cannot remove sink"),
+            Err(e) => {
+                tracing::warn!(path = %self.marker_path().display(), error = %e, "cannot remove the sink's marker")
+            }
         }
+        removed
     }
+}
+
+/// The identities a marker records; `None` when there is no marker. An error says what is wrong
+/// with the one there.
+fn read_marker(marker: &Path) -> Result<Option<Vec<FileId>>, String> {
+    let file = match tokenwarden::fs::open_private(marker) {
+        Ok(Some(f)) => f,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut text = String::new();
+    file.take(MAX_MARKER)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot be read: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|_| "is not a sink marker".to_string())?;
+    if v["tokenwarden_sink"].as_u64() != Some(MARKER_VERSION) {
+        return Err("is not a sink marker".into());
+    }
+    let ids = v["files"]
+        .as_array()
+        .map(|files| {
+            files
+                .iter()
+                .filter_map(|f| Some(FileId::from_parts(f["dev"].as_u64()?, f["ino"].as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Some(ids))
 }
 
 fn parent(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
+    }
+}
+
+/// The sinks of one agent, with the file last written to each: written at start, by the refresh
+/// task, and removed at stop (after which nothing is written any more).
+#[derive(Debug)]
+pub(crate) struct Sinks {
+    sinks: Vec<Sink>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    written: Vec<Option<FileId>>,
+    stopped: bool,
+}
+
+impl Sinks {
+    pub(crate) fn new(sinks: Vec<Sink>) -> Self {
+        let written = vec![None; sinks.len()];
+        Self {
+            sinks,
+            state: Mutex::new(State {
+                written,
+                stopped: false,
+            }),
+        }
+    }
+
+    pub(crate) fn list(&self) -> &[Sink] {
+        &self.sinks
+    }
+
+    /// Writes `bearer` to every sink; the first error, if any (the others are still written).
+    pub(crate) fn write_all(&self, bearer: &Bearer) -> Result<(), AgentError> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.stopped {
+            return Ok(());
+        }
+        let mut first = None;
+        for (sink, written) in self.sinks.iter().zip(state.written.iter_mut()) {
+            match sink.write(bearer) {
+                Ok(id) => *written = Some(id),
+                Err(e) => {
+                    tracing::warn!(error = %e, "sink not written");
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Removes every sink the agent wrote (if it is still the file written), and stops writing.
+    pub(crate) fn remove_all(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.stopped = true;
+        for (sink, written) in self.sinks.iter().zip(state.written.iter_mut()) {
+            if let Some(id) = written.take() {
+                sink.remove_written(id);
+            }
+        }
     }
 }
 
@@ -114,28 +389,19 @@ fn next_look(left: Duration) -> Duration {
     (left / 10).clamp(Duration::from_millis(50), Duration::from_secs(10))
 }
 
-/// Keeps every sink holding the current token until cancelled.
-pub(crate) async fn run(client: ApiClient, sinks: Vec<Sink>) {
-    let mut written: Option<u64> = None;
+/// Keeps every sink holding the current token until cancelled; `written` is the generation of
+/// the token already written (at start).
+pub(crate) async fn run(client: ApiClient, sinks: std::sync::Arc<Sinks>, mut written: Option<u64>) {
     loop {
         let wait = match client.tokens().bearer().await {
             Ok(bearer) => {
-                if written != Some(bearer.generation()) {
-                    let mut all = true;
-                    for sink in &sinks {
-                        if let Err(e) = sink.write(&bearer) {
-                            all = false;
-                            tracing::warn!(error = %e, "sink not written");
-                        }
-                    }
-                    if all {
-                        written = Some(bearer.generation());
-                        tracing::debug!(
-                            generation = bearer.generation(),
-                            sinks = sinks.len(),
-                            "token written to the sinks"
-                        );
-                    }
+                if written != Some(bearer.generation()) && sinks.write_all(&bearer).is_ok() {
+                    written = Some(bearer.generation());
+                    tracing::debug!(
+                        generation = bearer.generation(),
+                        sinks = sinks.list().len(),
+                        "token written to the sinks"
+                    );
                 }
                 next_look(
                     bearer
@@ -166,6 +432,18 @@ mod tests {
         assert_eq!(
             next_look(Duration::from_secs(86_400)),
             Duration::from_secs(10)
+        );
+    }
+
+    #[test]
+    fn the_marker_sits_beside_the_sink() {
+        let s = Sink {
+            path: PathBuf::from("/run/tw/token"),
+            format: SinkFormat::Json,
+        };
+        assert_eq!(
+            s.marker_path(),
+            PathBuf::from("/run/tw/.token.tokenwarden-sink")
         );
     }
 }

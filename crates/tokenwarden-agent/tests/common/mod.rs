@@ -122,3 +122,140 @@ fn complete(out: &[u8]) -> Option<String> {
         .unwrap_or(0);
     (body.len() >= len).then(|| text.into_owned())
 }
+
+/// The real token of the agents in front of a [`raw_api`]: a static one, so that a test can look
+/// for it in what callers get.
+pub const REAL_TOKEN: &str = "real-token-of-the-scripted-api-0123456789";
+
+/// An agent in front of the API at `base` (a [`raw_api`]) with the static [`REAL_TOKEN`], its
+/// client and options as the test sets them.
+pub async fn agent_for(
+    base: &str,
+    client: impl FnOnce(tokenwarden::ApiClientBuilder) -> tokenwarden::ApiClientBuilder,
+    options: impl FnOnce(AgentOptions) -> AgentOptions,
+) -> Agent {
+    let tokens = TokenManager::builder(tokenwarden::StaticToken::new(
+        tokenwarden::AccessToken::new(REAL_TOKEN),
+    ))
+    .build();
+    let client = client(ApiClient::builder(base, tokens)).build().unwrap();
+    Agent::start(
+        client,
+        options(AgentOptions::new(
+            "127.0.0.1:0".parse().unwrap(),
+            AgentKey::from_text(KEY).unwrap(),
+        )),
+    )
+    .await
+    .unwrap()
+}
+
+/// What a [`raw_api`] writes for a request, in order.
+pub enum Piece {
+    /// Bytes, as they are.
+    Bytes(Vec<u8>),
+    /// A pause: a slow API.
+    Pause(Duration),
+}
+
+/// `HTTP/1.1 status` with `headers` and `connection: close`, the blank line included.
+pub fn head(status: u16, headers: &[(&str, &str)]) -> Piece {
+    let mut h = format!("HTTP/1.1 {status} X\r\nconnection: close\r\n");
+    for (n, v) in headers {
+        h.push_str(&format!("{n}: {v}\r\n"));
+    }
+    h.push_str("\r\n");
+    Piece::Bytes(h.into_bytes())
+}
+
+/// A request a [`raw_api`] received: its request line and headers (names in lower case).
+#[derive(Debug, Clone)]
+pub struct RawRequest {
+    pub line: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl RawRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A loopback API of the test's own that writes, for each request (one per connection, each on a
+/// thread of its own), the pieces `answer` gives, then closes the connection.
+pub struct RawApi {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Every request received.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<RawRequest>>>,
+    /// One message per request, once its head has been read (before it is answered).
+    pub received: std::sync::mpsc::Receiver<()>,
+}
+
+pub fn raw_api(answer: impl Fn(&RawRequest) -> Vec<Piece> + Send + Sync + 'static) -> RawApi {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&log);
+    let (tx, received) = std::sync::mpsc::channel();
+    let answer = std::sync::Arc::new(answer);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            let (seen, tx, answer) = (
+                std::sync::Arc::clone(&seen),
+                tx.clone(),
+                std::sync::Arc::clone(&answer),
+            );
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(conn);
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    return;
+                }
+                let mut headers = Vec::new();
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((n, v)) = h.split_once(':') {
+                        headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+                    }
+                }
+                let request = RawRequest {
+                    line: line.trim().to_string(),
+                    headers,
+                };
+                let length = request
+                    .header("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0usize);
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                seen.lock().unwrap().push(request.clone());
+                let _ = tx.send(());
+                let conn = reader.get_mut();
+                for piece in answer(&request) {
+                    match piece {
+                        Piece::Bytes(b) => {
+                            if conn.write_all(&b).and_then(|()| conn.flush()).is_err() {
+                                return;
+                            }
+                        }
+                        Piece::Pause(d) => std::thread::sleep(d),
+                    }
+                }
+            });
+        }
+    });
+    RawApi {
+        base,
+        log,
+        received,
+    }
+}

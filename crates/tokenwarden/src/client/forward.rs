@@ -26,6 +26,11 @@ use url::Url;
 ///   handed back unfollowed (the token never goes there).
 ///
 /// The 401, 429, retry and replay rules are the client's own (see [`ApiClient`]).
+///
+/// The client's request timeout bounds the wait for the answer's head and then each read of its
+/// body (every chunk that arrives starts it again), not the whole exchange: an answer streamed on
+/// as it arrives (a large download) is not cut while it keeps coming, and one that stalls fails
+/// after the timeout. [`timeout`](Self::timeout) sets a deadline on the whole attempt instead.
 #[must_use = "a request does nothing until it is sent"]
 pub struct ForwardRequest {
     /// What is sent: the caller's headers as the request's own, the body, timeout and replay
@@ -102,8 +107,9 @@ impl ForwardRequest {
         self
     }
 
-    /// The timeout of each attempt, reading the whole answer included (default: the client's
-    /// request timeout).
+    /// A deadline on each whole attempt, reading the whole answer included. Without one (the
+    /// default), the client's request timeout bounds the wait for the head and each read of the
+    /// body, so that a long answer that keeps coming is not cut.
     pub fn timeout(self, d: Duration) -> Self {
         self.with(|r| r.timeout(d))
     }
@@ -128,17 +134,21 @@ impl ForwardRequest {
         let r = self.request;
         let client = r.client.clone();
         let inner = &*client.inner;
-        let attempt = r.url.map(|url| ForwardAttempt {
-            inner,
-            target: Target {
-                method: r.method,
-                url,
-                replay_safe: r.replay_safe,
-            },
-            headers: r.caller_headers,
-            body: r.body,
-            timeout: r.timeout.unwrap_or(inner.request_timeout),
-        });
+        let http = forward_http(inner);
+        let attempt = http
+            .and_then(|http| r.url.map(|url| (http, url)))
+            .map(|(http, url)| ForwardAttempt {
+                inner,
+                http,
+                target: Target {
+                    method: r.method,
+                    url,
+                    replay_safe: r.replay_safe,
+                },
+                headers: r.caller_headers,
+                body: r.body,
+                timeout: r.timeout,
+            });
         let response = request::send_counted(inner, attempt).await?;
         Ok(ForwardResponse { response })
     }
@@ -172,13 +182,30 @@ impl ForwardResponse {
     }
 }
 
+/// The HTTP client forwarded requests go through ([`Inner::forward_http`]), built the first time.
+fn forward_http(inner: &Inner) -> Result<&reqwest::Client> {
+    if let Some(http) = inner.forward_http.get() {
+        return Ok(http);
+    }
+    let http = crate::transport::http::streaming_client(&crate::transport::http::HttpOptions {
+        connect_timeout: inner.connect_timeout,
+        timeout: inner.request_timeout,
+        user_agent: &inner.user_agent,
+        proxies: &inner.proxies,
+    })?;
+    // Two first requests at once build two; one is kept.
+    Ok(inner.forward_http.get_or_init(|| http))
+}
+
 /// The forwarding [`Attempt`]: the caller's headers and body, the answer unread.
 struct ForwardAttempt<'c> {
     inner: &'c Inner,
+    http: &'c reqwest::Client,
     target: Target,
     headers: HeaderMap,
     body: Option<Body>,
-    timeout: Duration,
+    /// A deadline on the whole attempt, if the caller set one.
+    timeout: Option<Duration>,
 }
 
 impl Attempt for ForwardAttempt<'_> {
@@ -208,8 +235,7 @@ impl Attempt for ForwardAttempt<'_> {
         )?;
         let target = (&self.target.method, &self.target.url);
         Ok(
-            match request::execute(self.inner, req, target, || shown_path(&self.target.url)).await?
-            {
+            match request::execute(self.http, req, target, || shown_path(&self.target.url)).await? {
                 Ok(resp) => Sent::Answer(resp),
                 Err(failed) => failed,
             },

@@ -99,6 +99,12 @@ pub(crate) struct Inner {
     /// The API base, token, budget, pacing and counters: what the send loop works with.
     pub(crate) core: send::Core,
     pub(crate) http: reqwest::Client,
+    /// The HTTP client of forwarded requests ([`ApiClient::forward`]): the same settings, but the
+    /// request timeout bounds the wait for the head and each read, not a whole streamed answer.
+    /// Built at the first forwarded request (most clients never forward one).
+    pub(crate) forward_http: std::sync::OnceLock<reqwest::Client>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) user_agent: String,
     pub(crate) request_timeout: Duration,
     pub(crate) max_redirects: u32,
     pub(crate) follow_cross_origin: bool,
@@ -174,6 +180,12 @@ impl ApiClient {
             Some(pool) => pool.slots.iter().map(|s| &s.tokens).collect(),
             None => vec![&self.inner.core.tokens],
         }
+    }
+
+    /// The largest answer body the client accepts, in bytes
+    /// ([`ApiClientBuilder::max_response_bytes`]); a forwarding proxy applies it too.
+    pub fn max_response_bytes(&self) -> u64 {
+        self.inner.max_response_bytes
     }
 
     /// The API base URL.

@@ -68,14 +68,14 @@ impl Body {
 
 /// One attempt's reqwest request: `headers` as they are, with the token in `Authorization` when
 /// `bearer` is given (and no `Authorization` otherwise), the body (a stream taken: it is sent
-/// once), the timeout.
+/// once), the timeout of the whole attempt (`None`: the HTTP client's own).
 pub(super) fn build(
     method: &Method,
     url: &Url,
     mut headers: HeaderMap,
     bearer: Option<&Bearer>,
     body: &mut Option<Body>,
-    timeout: Duration,
+    timeout: Option<Duration>,
 ) -> Result<reqwest::Request> {
     match bearer {
         Some(b) => {
@@ -92,19 +92,20 @@ pub(super) fn build(
         Some(Body::Bytes(b)) => Some(reqwest::Body::from(b.clone())),
         Some(Body::Once(b)) => Some(b.take().ok_or_else(|| send::not_replayable(method, url))?),
     };
-    *req.timeout_mut() = Some(timeout);
+    *req.timeout_mut() = timeout;
     Ok(req)
 }
 
-/// Sends one attempt: the answer, or the transport failure (`Ok(Err)`, said as `where_` in the
-/// error); a request reqwest cannot even build is an [`Error::Config`] (nothing to retry).
+/// Sends one attempt on `http`: the answer, or the transport failure (`Ok(Err)`, said as
+/// `where_` in the error); a request reqwest cannot even build is an [`Error::Config`] (nothing to
+/// retry).
 pub(super) async fn execute<A>(
-    inner: &Inner,
+    http: &reqwest::Client,
     req: reqwest::Request,
     (method, url): (&Method, &Url),
     where_: impl FnOnce() -> String,
 ) -> Result<std::result::Result<reqwest::Response, Sent<A, Error>>> {
-    match inner.http.execute(req).await {
+    match http.execute(req).await {
         Ok(resp) => Ok(Ok(resp)),
         Err(e) if e.is_builder() => Err(Error::Config(format!(
             "invalid request {method} {}: {}",
@@ -345,11 +346,14 @@ impl Attempt for ClientAttempt<'_> {
             headers,
             bearer,
             &mut self.body,
-            self.timeout,
+            Some(self.timeout),
         )?;
-        let resp = match execute(inner, req, (&self.target.method, &self.target.url), || {
-            host_path(&self.target.url)
-        })
+        let resp = match execute(
+            &inner.http,
+            req,
+            (&self.target.method, &self.target.url),
+            || host_path(&self.target.url),
+        )
         .await?
         {
             Ok(resp) => resp,

@@ -222,6 +222,107 @@ pub fn replace(path: &Path, contents: &[u8]) -> io::Result<()> {
     replace_with_prefix(path, &format!(".{}.", name.to_string_lossy()), contents)
 }
 
+/// [`replace`], handing back the [`FileId`] of the file put in place: what a caller that must
+/// later recognise its own file (and tell it from one someone else put there since) keeps.
+///
+/// # Errors
+/// As [`replace`].
+pub fn replace_identified(path: &Path, contents: &[u8]) -> io::Result<FileId> {
+    replace_announced(path, contents, |_| Ok(()))
+}
+
+/// [`replace_identified`], telling `before_rename` the [`FileId`] the file will have (the
+/// temporary file's, which the rename keeps) once the contents are written and synced, just
+/// before it is renamed into place. A caller that records identities elsewhere (a marker file)
+/// records the new one there first, so that a kill at any point leaves the file at `path` with an
+/// identity it recorded. An error from `before_rename` leaves `path` unchanged.
+///
+/// # Errors
+/// As [`replace`], and `before_rename`'s.
+pub fn replace_announced(
+    path: &Path,
+    contents: &[u8],
+    before_rename: impl FnOnce(FileId) -> io::Result<()>,
+) -> io::Result<FileId> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut new = Replacement::begin(path, &format!(".{}.", name.to_string_lossy()))?;
+    new.write_all(contents)?;
+    new.tmp.as_file().sync_all()?;
+    let id = FileId::of(&new.tmp.as_file().metadata()?);
+    before_rename(id)?;
+    new.commit()?;
+    Ok(id)
+}
+
+/// Creates the private file `path` (0600) holding `contents`, complete or not at all: written to a
+/// private temporary file beside it, synced, then linked into place only if nothing is at the
+/// path (not even a symbolic link, which is never followed). Of several processes creating the
+/// same file at once, one wins and the others get [`io::ErrorKind::AlreadyExists`]; a reader
+/// never finds the file empty or half-written.
+///
+/// # Errors
+/// [`io::ErrorKind::AlreadyExists`] when something is at the path; the operating system's.
+pub fn create_private_with(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut new = Replacement::begin(path, &format!(".{}.", name.to_string_lossy()))?;
+    new.write_all(contents)?;
+    new.commit_new()
+}
+
+/// Which file a path leads to: the device and inode numbers (`st_dev`, `st_ino`) on Unix. Two
+/// `FileId`s are equal when they name the same file; a file renamed keeps its identity, one
+/// written in its place by [`replace`] (or by anyone else) has another.
+///
+/// Elsewhere, where the standard library gives no stable file identity, it is a fingerprint of
+/// the file's length and modification time: weaker (a file rewritten with the same length within
+/// the clock's resolution looks the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    /// The identity of the file `md` describes (from `fstat` on an open file, or `lstat` on a
+    /// path: a symbolic link has its own).
+    pub fn of(md: &Metadata) -> Self {
+        os::file_id(md)
+    }
+
+    /// The identity of what is at `path`, not following a symbolic link (`lstat`); `None` when
+    /// nothing is there.
+    ///
+    /// # Errors
+    /// The operating system's, other than nothing at the path.
+    pub fn at(path: &Path) -> io::Result<Option<Self>> {
+        match std::fs::symlink_metadata(path) {
+            Ok(md) => Ok(Some(Self::of(&md))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A file identity from its two numbers (as recorded by [`dev`](Self::dev) and
+    /// [`ino`](Self::ino)).
+    pub fn from_parts(dev: u64, ino: u64) -> Self {
+        Self { dev, ino }
+    }
+
+    /// The device number (`st_dev`).
+    pub fn dev(&self) -> u64 {
+        self.dev
+    }
+
+    /// The inode number (`st_ino`).
+    pub fn ino(&self) -> u64 {
+        self.ino
+    }
+}
+
 /// [`replace`], the temporary file's name starting with `prefix`.
 pub(crate) fn replace_with_prefix(path: &Path, prefix: &str, contents: &[u8]) -> io::Result<()> {
     let mut new = Replacement::begin(path, prefix)?;
@@ -435,6 +536,13 @@ mod os {
         rustix::process::geteuid().as_raw()
     }
 
+    pub(super) fn file_id(md: &Metadata) -> super::FileId {
+        super::FileId {
+            dev: md.dev(),
+            ino: md.ino(),
+        }
+    }
+
     /// 0600 when created; no symbolic link followed; no wait for a FIFO's other end (`fstat`
     /// then refuses it).
     pub(super) fn private_no_follow(options: &mut OpenOptions) {
@@ -468,6 +576,19 @@ mod os {
     use std::fs::{Metadata, OpenOptions};
 
     pub(super) fn private_no_follow(_: &mut OpenOptions) {}
+
+    /// No stable identity in the standard library here: the length and modification time.
+    pub(super) fn file_id(md: &Metadata) -> super::FileId {
+        let modified = md
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as u64);
+        super::FileId {
+            dev: md.len(),
+            ino: modified,
+        }
+    }
 
     pub(super) fn check_owner_and_mode(_: &Metadata) -> Result<(), Untrusted> {
         Ok(())
@@ -599,6 +720,58 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn replace_identified_names_the_file_it_put_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sink");
+        let first = replace_identified(&p, b"one").unwrap();
+        assert_eq!(FileId::at(&p).unwrap(), Some(first));
+        let mut announced = None;
+        let second = replace_announced(&p, b"two", |id| {
+            // Told before the rename: the old file is still in place.
+            assert_eq!(FileId::at(&p).unwrap(), Some(first));
+            announced = Some(id);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(announced, Some(second));
+        assert_ne!(first, second, "a new file in place is another file");
+        assert_eq!(FileId::at(&p).unwrap(), Some(second));
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        // Refused before the rename: nothing changes, no temporary file is left.
+        let e = replace_announced(&p, b"three", |_| Err(io::Error::other("no"))).unwrap_err();
+        assert_eq!(e.to_string(), "no");
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // A rename keeps the identity.
+        let moved = dir.path().join("moved");
+        std::fs::rename(&p, &moved).unwrap();
+        assert_eq!(FileId::at(&moved).unwrap(), Some(second));
+        assert_eq!(FileId::at(&p).unwrap(), None);
+        let parts = FileId::from_parts(second.dev(), second.ino());
+        assert_eq!(parts, second);
+    }
+
+    #[test]
+    fn create_private_with_is_whole_and_never_over_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("key");
+        create_private_with(&p, b"first").unwrap();
+        let md = std::fs::symlink_metadata(&p).unwrap();
+        assert_eq!(md.permissions().mode() & 0o777, 0o600);
+        let e = create_private_with(&p, b"second").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&p).unwrap(), b"first");
+        // A dangling link is not created through.
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &dangling).unwrap();
+        let e = create_private_with(&dangling, b"x").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert!(!dir.path().join("elsewhere").exists());
+        // No temporary file left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 
     #[tokio::test(start_paused = true)]

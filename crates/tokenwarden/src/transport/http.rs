@@ -21,10 +21,24 @@ pub(crate) struct HttpOptions<'a> {
 /// # Errors
 /// [`Error::Config`] if a proxy setting is unusable or the TLS backend cannot start.
 pub(crate) fn client(o: &HttpOptions<'_>) -> Result<reqwest::Client> {
-    let builder = reqwest::Client::builder()
+    build(o, reqwest::Client::builder().timeout(o.timeout))
+}
+
+/// As [`client`], but `o.timeout` bounds the wait for the answer's head and each read of its
+/// body (reset by every chunk that arrives), not the whole exchange: for answers that are streamed
+/// on as they arrive (the agent's proxy), which may take longer than any one read. A stalled
+/// answer still fails after `o.timeout` without a byte.
+///
+/// # Errors
+/// As [`client`].
+pub(crate) fn streaming_client(o: &HttpOptions<'_>) -> Result<reqwest::Client> {
+    build(o, reqwest::Client::builder().read_timeout(o.timeout))
+}
+
+fn build(o: &HttpOptions<'_>, builder: reqwest::ClientBuilder) -> Result<reqwest::Client> {
+    let builder = builder
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(o.connect_timeout)
-        .timeout(o.timeout)
         .user_agent(o.user_agent);
     o.proxies
         .apply(builder)?

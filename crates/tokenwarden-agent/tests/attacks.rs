@@ -1,0 +1,543 @@
+//! What an attacker's review of the agent found (issue #18), each answered by a test that fails
+//! without its fix: sinks that clobber a user's file, encoded answers that escape the scrubber,
+//! requests dropped at shutdown, Basic secrets with `+` or `%`, two agents creating the key file
+//! at once, and answers too large or too slow for a whole-request timeout.
+
+mod common;
+
+use common::{KEY, Piece, REAL_TOKEN, Setup, agent_for, head, raw_api};
+use std::path::Path;
+use std::time::Duration;
+use tokenwarden_agent::{AgentKey, AgentOptions, Limits, Sink, SinkFormat};
+use tokenwarden_sim::SimConfig;
+
+fn sink(path: &Path) -> Sink {
+    Sink {
+        path: path.to_path_buf(),
+        format: SinkFormat::Raw,
+    }
+}
+
+#[cfg(unix)]
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+// M1: `--sink ~/.bashrc` overwrote the file with the token and deleted it on stop.
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_sink_never_takes_a_file_it_did_not_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let bashrc = dir.path().join(".bashrc");
+    std::fs::write(&bashrc, "export PATH=~/bin:$PATH\n").unwrap();
+    let linked = dir.path().join("linked");
+    for (mode, what) in [(0o644, "mode 0644"), (0o600, "no marker")] {
+        chmod(&bashrc, mode);
+        let e = sink(&bashrc).check().unwrap_err().to_string();
+        assert!(e.contains("already exists") && e.contains(what), "{e}");
+        assert!(e.contains("give a path where nothing is"), "{e}");
+        // Nor does an agent started with it (whatever the CLI checked before).
+        let sim = tokenwarden_sim::Simulator::start(SimConfig::default())
+            .await
+            .unwrap();
+        let e = tokenwarden_agent::Agent::start(
+            common::client_for(&sim),
+            AgentOptions::new(
+                "127.0.0.1:0".parse().unwrap(),
+                AgentKey::from_text(KEY).unwrap(),
+            )
+            .sink(sink(&bashrc)),
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("already exists"), "{e}");
+        assert_eq!(sim.journal().token_requests, 0, "refused before a token");
+    }
+    // A second link to it: not a sink either, even with a marker that names it.
+    std::fs::hard_link(&bashrc, &linked).unwrap();
+    let marker = sink(&bashrc).marker_path();
+    let id = tokenwarden::fs::FileId::at(&bashrc).unwrap().unwrap();
+    std::fs::write(
+        &marker,
+        format!(
+            r#"{{"tokenwarden_sink":1,"format":"raw","files":[{{"dev":{},"ino":{}}}]}}"#,
+            id.dev(),
+            id.ino()
+        ),
+    )
+    .unwrap();
+    chmod(&marker, 0o600);
+    let e = sink(&bashrc).check().unwrap_err().to_string();
+    assert!(e.contains("2 hard links"), "{e}");
+    std::fs::remove_file(&linked).unwrap();
+    // A marker that names another file: the sink was replaced.
+    std::fs::write(
+        &marker,
+        r#"{"tokenwarden_sink":1,"format":"raw","files":[{"dev":1,"ino":2}]}"#,
+    )
+    .unwrap();
+    let e = sink(&bashrc).check().unwrap_err().to_string();
+    assert!(e.contains("replaced"), "{e}");
+    // A symlink and a directory.
+    let link = dir.path().join("token-link");
+    std::os::unix::fs::symlink(&bashrc, &link).unwrap();
+    assert!(
+        sink(&link)
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("symlink")
+    );
+    assert!(
+        sink(dir.path())
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("not a regular file")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&bashrc).unwrap(),
+        "export PATH=~/bin:$PATH\n"
+    );
+}
+
+#[tokio::test]
+async fn a_sink_holds_the_token_when_start_returns_and_a_stale_one_is_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    let s = Setup::with(SimConfig::default(), |o| o.sink(sink(&path))).await;
+    // Written before `start` returned: a program started next finds a token.
+    let written = std::fs::read_to_string(&path).expect("the sink is written at start");
+    let real: serde_json::Value = s.get("/token").await.json().await.unwrap();
+    assert_eq!(written, real["access_token"].as_str().unwrap());
+    let marker = sink(&path).marker_path();
+    let recorded = std::fs::read_to_string(&marker).unwrap();
+    assert!(!recorded.contains(&written), "no secret in the marker");
+
+    // A kill -9 leaves the sink and its marker: kept aside (renamed: the same files) while
+    // this agent stops, then put back.
+    let aside = tempfile::tempdir_in(dir.path()).unwrap();
+    std::fs::rename(&path, aside.path().join("token")).unwrap();
+    std::fs::rename(&marker, aside.path().join("marker")).unwrap();
+    s.agent.shutdown().await;
+    std::fs::rename(aside.path().join("token"), &path).unwrap();
+    std::fs::rename(aside.path().join("marker"), &marker).unwrap();
+
+    // The restarted agent takes its own leftover over, rewrites it, and removes it at stop.
+    sink(&path)
+        .check()
+        .expect("a stale sink of an agent is ours");
+    let again = Setup::with(SimConfig::default(), |o| o.sink(sink(&path))).await;
+    let real: serde_json::Value = again.get("/token").await.json().await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        real["access_token"].as_str().unwrap()
+    );
+    again.agent.shutdown().await;
+    assert!(!path.exists() && !marker.exists(), "removed at stop");
+}
+
+#[tokio::test]
+async fn a_file_put_in_the_sinks_place_is_left_alone_at_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    let s = Setup::with(SimConfig::default(), |o| o.sink(sink(&path))).await;
+    assert!(path.exists());
+    // Someone puts a file of their own at the path (a rename over it, as editors save).
+    let theirs = dir.path().join("theirs");
+    std::fs::write(&theirs, "mine").unwrap();
+    std::fs::rename(&theirs, &path).unwrap();
+    s.agent.shutdown().await;
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "mine");
+    assert!(!sink(&path).marker_path().exists(), "the marker is removed");
+}
+
+// M4: the proxy removed Accept-Encoding, but an API may compress all the same, and the token in
+// a compressed answer is not scrubbed.
+
+#[tokio::test]
+async fn an_encoded_answer_is_refused_and_identity_is_asked_for() {
+    // An API that gzips whatever it is asked (the body: gzip's magic, then bytes no scrubber
+    // can read, as the token would be).
+    let api = raw_api(|r| {
+        let coding = if r.line.contains("plain") {
+            "identity"
+        } else {
+            "gzip"
+        };
+        let body = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03compressed".to_vec();
+        vec![
+            head(
+                200,
+                &[
+                    ("content-type", "application/json"),
+                    ("content-encoding", coding),
+                    ("content-length", &body.len().to_string()),
+                ],
+            ),
+            Piece::Bytes(body),
+        ]
+    });
+    let agent = agent_for(&api.base, |b| b, |o| o).await;
+    let http = reqwest::Client::new();
+    let r = http
+        .get(format!("{}/api/v2/users/me", agent.url()))
+        .bearer_auth(KEY)
+        .header("accept-encoding", "gzip, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(r.headers().get("content-encoding").is_none());
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "agent.api.encoded");
+    assert_eq!(v["status"], 502);
+    assert!(v["message"].as_str().unwrap().contains("gzip"), "{v}");
+    let seen = api.log.lock().unwrap()[0].clone();
+    assert_eq!(seen.header("accept-encoding"), Some("identity"), "{seen:?}");
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Bearer {REAL_TOKEN}").as_str())
+    );
+    // `identity` is no encoding.
+    let r = http
+        .get(format!("{}/api/v2/plain", agent.url()))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    agent.shutdown().await;
+}
+
+// M2: `shutdown` returned while connections were still answering; the process then exits and
+// the answers are lost.
+
+#[test]
+fn a_request_in_flight_at_shutdown_gets_its_whole_answer() {
+    let body = format!(r#"{{"done":true,"pad":"{}"}}"#, "x".repeat(1000));
+    let answer = body.clone();
+    let api = raw_api(move |_| {
+        vec![
+            // A slow API: the answer comes well after the stop.
+            Piece::Pause(Duration::from_millis(400)),
+            head(
+                200,
+                &[
+                    ("content-type", "application/json"),
+                    ("content-length", &answer.len().to_string()),
+                ],
+            ),
+            Piece::Bytes(answer.as_bytes().to_vec()),
+        ]
+    });
+    // The agent on a runtime of its own, dropped right after `shutdown` returns, as a process
+    // that exits then.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let agent = runtime.block_on(agent_for(&api.base, |b| b, |o| o));
+    let addr = agent.local_addr();
+    let caller = std::thread::spawn(move || {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        write!(
+            s,
+            "GET /api/v2/slow HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {KEY}\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    api.received
+        .recv_timeout(Duration::from_secs(3))
+        .expect("the request reached the API");
+    let started = std::time::Instant::now();
+    runtime.block_on(agent.shutdown());
+    let took = started.elapsed();
+    drop(runtime);
+    let got = caller.join().unwrap();
+    assert!(got.starts_with("HTTP/1.1 200"), "{got:?}");
+    assert!(got.ends_with(&body), "the whole answer: {got:?}");
+    assert!(took < tokenwarden_agent::DRAIN_TIMEOUT, "{took:?}");
+}
+
+// L8: RFC 6749 §2.3.1 form-encodes the secret before Basic; requests and curl do not.
+
+#[tokio::test]
+async fn basic_auth_takes_the_key_raw_or_form_encoded() {
+    let key_text = "k+ey/with%2Bplus+slash/and%25percent0123456789";
+    let key = AgentKey::from_text(key_text).unwrap();
+    let sim = tokenwarden_sim::Simulator::start(SimConfig::default())
+        .await
+        .unwrap();
+    let agent = tokenwarden_agent::Agent::start(
+        common::client_for(&sim),
+        AgentOptions::new("127.0.0.1:0".parse().unwrap(), key.clone()),
+    )
+    .await
+    .unwrap();
+    let url = format!("{}/oauth/token", agent.url());
+    let http = reqwest::Client::new();
+    let token = |id: String, secret: String| {
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+        http.post(&url)
+            .header("authorization", format!("Basic {basic}"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    let encoded: String = url::form_urlencoded::byte_serialize(key_text.as_bytes()).collect();
+    assert_ne!(encoded, key_text);
+    for (what, secret) in [("raw", key_text.to_string()), ("form-encoded", encoded)] {
+        let r = token("my+client".into(), secret).await.unwrap();
+        assert_eq!(r.status(), 200, "{what}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["access_token"], key.local_credential(), "{what}");
+    }
+    // What decoding a raw key gives (`+` as a space, `%2B` as `+`) is not the key.
+    for wrong in [
+        key_text.replace('+', " "),
+        key_text.replace("%2B", "+"),
+        key_text[1..].to_string(),
+    ] {
+        let r = token("c".into(), wrong.clone()).await.unwrap();
+        assert_eq!(r.status(), 401, "{wrong}");
+    }
+    assert_eq!(sim.journal().token_requests, 0);
+    agent.shutdown().await;
+}
+
+// L9: two agents creating the key file at once: the loser failed, or read an empty file.
+
+#[cfg(unix)]
+#[test]
+fn agents_creating_the_key_file_at_once_all_hold_the_same_key() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..20 {
+        let path = dir.path().join(format!("agent-{round}.key"));
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let threads: Vec<_> = (0..6)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), std::sync::Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    AgentKey::load_or_create(&path).map(|k| k.expose().to_string())
+                })
+            })
+            .collect();
+        let keys: Vec<String> = threads
+            .into_iter()
+            .map(|t| t.join().unwrap().expect("every agent gets a key"))
+            .collect();
+        assert!(
+            keys.iter().all(|k| k == &keys[0]),
+            "round {round}: {keys:?}"
+        );
+        assert_eq!(keys[0].len(), 64);
+        let md = std::fs::symlink_metadata(&path).unwrap();
+        assert_eq!(md.permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap().trim(),
+            keys[0].as_str()
+        );
+    }
+    // Nothing but the key files is left (no temporary file).
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 20);
+}
+
+// L5: an answer was cut by the whole-request timeout while it was still coming, and nothing
+// bounded its size.
+
+#[tokio::test]
+async fn a_long_answer_that_keeps_coming_outlives_the_request_timeout_and_a_stall_does_not() {
+    let api = raw_api(|r| {
+        let piece = vec![b'x'; 100];
+        let mut pieces = vec![head(
+            200,
+            &[
+                ("content-type", "application/octet-stream"),
+                ("content-length", "1000"),
+            ],
+        )];
+        if r.line.contains("stall") {
+            pieces.push(Piece::Bytes(piece));
+            pieces.push(Piece::Pause(Duration::from_millis(1200)));
+        } else {
+            // 1000 bytes over 1 s: each read well within the timeout, the whole well past it.
+            for _ in 0..10 {
+                pieces.push(Piece::Bytes(piece.clone()));
+                pieces.push(Piece::Pause(Duration::from_millis(100)));
+            }
+        }
+        pieces
+    });
+    let timeout = Duration::from_millis(400);
+    let agent = agent_for(&api.base, |b| b.request_timeout(timeout), |o| o).await;
+    let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    let r = http
+        .get(format!("{}/api/v2/download", agent.url()))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().len(), 1000);
+    assert!(started.elapsed() > timeout * 2, "{:?}", started.elapsed());
+    // A body that stops coming fails after the timeout, not never.
+    let started = std::time::Instant::now();
+    let r = http
+        .get(format!("{}/api/v2/stall", agent.url()))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "agent.api.unreachable", "{v}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1100),
+        "{:?}",
+        started.elapsed()
+    );
+    agent.shutdown().await;
+}
+
+fn with_max_response(mut options: AgentOptions, max: u64) -> AgentOptions {
+    options.limits = Limits {
+        max_response: Some(max),
+        ..Limits::default()
+    };
+    options
+}
+
+#[tokio::test]
+async fn an_answer_over_max_response_is_refused_when_announced_and_cut_when_streamed() {
+    const SMALL: u64 = 1000;
+    let api = raw_api(|r| {
+        let n: usize = r
+            .line
+            .split("n=")
+            .nth(1)
+            .and_then(|v| v.split(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let announced = n.to_string();
+        let mut headers = vec![("content-type", "application/octet-stream")];
+        if r.line.contains("announced") {
+            headers.push(("content-length", &announced));
+        }
+        // Without a length the answer ends when the connection closes.
+        vec![head(200, &headers), Piece::Bytes(vec![b'x'; n])]
+    });
+    let agent = agent_for(&api.base, |b| b, |o| with_max_response(o, SMALL)).await;
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        http.get(format!("{}{path}", agent.url()))
+            .bearer_auth(KEY)
+            .send()
+    };
+    // Within the limit: passed on whole.
+    for kind in ["announced", "streamed"] {
+        let r = get(format!("/api/v2/{kind}?n={SMALL}")).await.unwrap();
+        assert_eq!(r.status(), 200, "{kind}");
+        assert_eq!(r.bytes().await.unwrap().len() as u64, SMALL, "{kind}");
+    }
+    // Over it, announced or found out before anything was sent: refused.
+    for kind in ["announced", "streamed"] {
+        let r = get(format!("/api/v2/{kind}?n={}", SMALL + 1))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 502, "{kind}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["code"], "agent.api.too.large", "{kind}: {v}");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .contains("--max-response-bytes")
+        );
+    }
+    agent.shutdown().await;
+
+    // Past the limit once the answer is streaming (beyond what is scrubbed whole): cut, never a
+    // shorter answer that looks complete.
+    let max = tokenwarden_agent::SCRUBBED_WHOLE as u64 + (256 << 10);
+    let agent = agent_for(&api.base, |b| b, |o| with_max_response(o, max)).await;
+    let r = http
+        .get(format!(
+            "{}/api/v2/streamed?n={}",
+            agent.url(),
+            max + (512 << 10)
+        ))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "the head was sent before the size was known"
+    );
+    assert!(r.bytes().await.is_err(), "the answer is cut, not ended");
+    // One that announces its size is refused before a byte.
+    let r = http
+        .get(format!("{}/api/v2/announced?n={}", agent.url(), max + 1))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_streamed_answer_is_refused_to_an_http_1_0_caller_whose_answer_end_is_the_close() {
+    // Without chunked encoding an answer cut short (past the limit, or the API gone) ends like a
+    // whole one; HTTP/1.0 has none, so what must stream is refused it.
+    let n = tokenwarden_agent::SCRUBBED_WHOLE + 1000;
+    let api = raw_api(move |_| {
+        vec![
+            head(200, &[("content-type", "application/octet-stream")]),
+            Piece::Bytes(vec![b'x'; n]),
+        ]
+    });
+    let agent = agent_for(&api.base, |b| b, |o| o).await;
+    let addr = agent.local_addr();
+    let request = |version: &str| {
+        format!(
+            "GET /api/v2/big {version}\r\nHost: {addr}\r\nAuthorization: Bearer {KEY}\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let old = common::raw_exchange(addr, request("HTTP/1.0").as_bytes()).await;
+    assert!(
+        old.starts_with("HTTP/1.0 505"),
+        "{}",
+        &old[..old.len().min(300)]
+    );
+    assert!(
+        old.contains("agent.http.version"),
+        "{}",
+        &old[..old.len().min(300)]
+    );
+    // HTTP/1.1 gets it, chunked.
+    let new = common::raw_exchange(addr, request("HTTP/1.1").as_bytes()).await;
+    assert!(
+        new.starts_with("HTTP/1.1 200"),
+        "{}",
+        &new[..new.len().min(300)]
+    );
+    assert!(
+        new.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+    );
+    agent.shutdown().await;
+}
