@@ -279,6 +279,54 @@ mod tests {
         assert!(j.same_input(b"1\n").is_some(), "a shorter input differs");
     }
 
+    /// What differs is named in one order (the shard, then the API, then the input format),
+    /// in the words a refusal has always used.
+    #[test]
+    fn the_first_difference_is_named() {
+        let ids = |t: &str| InputFormat::Ids {
+            path_template: t.into(),
+            method: http::Method::GET,
+        };
+        let shard = |i| Some(super::super::Shard::new(i, 2).unwrap());
+        // prepare()'s order before: the shard, then mismatch().
+        let mm = |j: &JobIdentity, f: &InputFormat, b: &Url, s| {
+            j.shard_mismatch(s)
+                .map(Mismatch::Job)
+                .or_else(|| j.mismatch(f, b))
+        };
+        let other = Url::parse("https://api.example.com:8443/").unwrap();
+        let j = JobIdentity::new("ids.txt", &ids("/a/{id}"), &base(), b"1\n").with_shard(shard(0));
+        let job = |s: &str| Some(Mismatch::Job(s.to_string()));
+        assert_eq!(
+            mm(&j, &ids("/b/{id}"), &other, shard(1)),
+            job("it holds the records of shard 0/2, and this run is for shard 1/2")
+        );
+        assert_eq!(
+            mm(&j, &ids("/a/{id}"), &base(), None),
+            job("it holds the records of shard 0/2, and this run is for the whole input")
+        );
+        assert_eq!(
+            mm(&j, &ids("/b/{id}"), &other, shard(0)),
+            job(
+                "its records were sent to https://api.example.com, and this run talks to https://api.example.com:8443"
+            )
+        );
+        assert_eq!(
+            mm(&j, &ids("/b/{id}"), &base(), shard(0)),
+            Some(Mismatch::Definition(
+                "it holds the results of ids for GET /a/{id} (input ids.txt), and this run reads ids for GET /b/{id}"
+                    .into()
+            ))
+        );
+        assert_eq!(
+            mm(&j, &InputFormat::Jsonl, &base(), shard(0)),
+            job(
+                "it holds the results of ids for GET /a/{id} (input ids.txt), and this run reads JSON Lines records"
+            )
+        );
+        assert_eq!(mm(&j, &ids("/a/{id}"), &base(), shard(0)), None);
+    }
+
     #[test]
     fn anything_else_is_not_a_job_file() {
         assert_eq!(JobIdentity::parse(b""), None);
@@ -322,4 +370,53 @@ mod tests {
         let same = JobIdentity::new("in.jsonl", &InputFormat::Jsonl, &base(), b"{\"id\":1}\n");
         assert_eq!(job.without_output(), same);
     }
+
+    /// The job file each input format writes, for fixed inputs (ids of a shard to an API with a
+    /// port and a path; JSON Lines to the default port), pinned as version 1 writes them: a job
+    /// file on disk keeps resuming only while these stay the same.
+    #[test]
+    fn the_recorded_identity_is_pinned() {
+        let ids = InputFormat::Ids {
+            path_template: "/api/v2/users/{id}".into(),
+            method: http::Method::DELETE,
+        };
+        let shard = Some(super::super::Shard::new(2, 4).unwrap());
+        let with_port = Url::parse("https://API.example.com:8443/api/").unwrap();
+        let got = [
+            JobIdentity::new("ids.txt", &ids, &with_port, b"1\n2\n3\n").with_shard(shard),
+            JobIdentity::new("-", &InputFormat::Jsonl, &base(), b""),
+        ]
+        .map(|j| String::from_utf8(j.to_bytes()).unwrap());
+        assert_eq!(got, PINNED);
+    }
+
+    const PINNED: [&str; 2] = [
+        r#"{
+  "kind": "tokenwarden batch job",
+  "version": 1,
+  "input": "ids.txt",
+  "format": {
+    "kind": "ids",
+    "path_template": "/api/v2/users/{id}",
+    "method": "DELETE"
+  },
+  "origin": "https://api.example.com:8443",
+  "prefix_len": 6,
+  "prefix_sha256": "14c5e74c4b96ccef41cd94db73a9ec3348038ac094feca4fd897cecffa07cdae",
+  "shard": "2/4"
+}
+"#,
+        r#"{
+  "kind": "tokenwarden batch job",
+  "version": 1,
+  "input": "-",
+  "format": {
+    "kind": "jsonl"
+  },
+  "origin": "https://api.example.com",
+  "prefix_len": 0,
+  "prefix_sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+}
+"#,
+    ];
 }

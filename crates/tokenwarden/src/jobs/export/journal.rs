@@ -577,6 +577,43 @@ mod tests {
         assert!(e.to_string().contains("writable by other users"), "{e}");
     }
 
+    /// A resume of another export names the first field that differs, in the flag's words.
+    #[test]
+    fn the_first_difference_is_named_as_its_flag() {
+        let said = |r: Value, a: Value| difference(&r, &a);
+        assert_eq!(said(json!({"x": 1}), json!({"x": 1})), None);
+        assert_eq!(
+            said(
+                json!({"path": "/a", "slice_seconds": 86400.0}),
+                json!({"path": "/a", "slice_seconds": 3600.0})
+            ),
+            Some("--slice 1 d, not 1 h".into())
+        );
+        assert_eq!(
+            said(
+                json!({"format": "csv", "path": "/a"}),
+                json!({"format": "jsonl", "path": "/b"})
+            ),
+            Some("--format csv, not jsonl".into())
+        );
+        assert_eq!(
+            said(json!({}), json!({"page_size": 5})),
+            Some("--page-size nothing, not 5".into())
+        );
+        assert_eq!(
+            said(
+                json!({"api_base": "https://a.example/"}),
+                json!({"api_base": "https://b.example/"})
+            ),
+            Some("api_base https://a.example/, not https://b.example/".into())
+        );
+        assert_eq!(
+            said(json!(3), json!({})),
+            Some("a different definition".into())
+        );
+        assert_eq!(said(json!(3), json!(3)), None);
+    }
+
     #[test]
     fn a_missing_directory_is_not_created() {
         let dir = tempfile::tempdir().unwrap();
