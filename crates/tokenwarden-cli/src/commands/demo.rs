@@ -79,7 +79,7 @@ pub(crate) async fn run(a: DemoArgs, g: &GlobalArgs) -> Result<u8> {
         format: InputFormat::Jsonl,
         concurrency: a.concurrency.max(1) as usize,
         overwrite: true,
-        ..BatchOptions::new(client.api_base().url().clone())
+        ..BatchOptions::new(client.api_base())
     };
     let report = super::batch::execute(
         &client,

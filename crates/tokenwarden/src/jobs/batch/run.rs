@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// # async fn run() -> Result<(), tokenwarden::jobs::JobError> {
 /// use tokenwarden::jobs::batch::{self, BatchOptions, BatchProgress, Input, Outcome};
 /// let progress = BatchProgress::default();
-/// let base = url::Url::parse("https://api.mypurecloud.ie").unwrap();
+/// let base = tokenwarden::ApiBase::parse("https://api.mypurecloud.ie").unwrap();
 /// let report = batch::run(
 ///     &Input::from_arg("in.jsonl"),
 ///     "out.jsonl".as_ref(),
