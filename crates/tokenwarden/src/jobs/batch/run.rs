@@ -386,15 +386,9 @@ async fn prepare(
     let mut out = Output::acquire(output, options.resume, options.overwrite)?;
     // A corrected path template or method is accepted when every failure runs again.
     let mut corrected = None;
-    if let Some(why) = out
-        .resuming()
-        .and_then(|job| job.shard_mismatch(options.shard))
-    {
-        return Err(other_job(output, why));
-    }
     match out
         .resuming()
-        .and_then(|job| job.mismatch(&options.format, &options.api_base))
+        .and_then(|job| job.mismatch(&options.format, &options.api_base, options.shard))
     {
         None => {}
         Some(Mismatch::Definition(why)) if options.retry_failed => corrected = Some(why),

@@ -61,7 +61,7 @@ use crate::paginate::{MAX_SLICE, Page, Position, cursor_pages, numbered_pages, q
 use futures::stream::BoxStream;
 use futures::{StreamExt as _, TryStreamExt as _};
 use journal::{Found, Paths, Phase, State};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sink::Sink;
 use slices::{JobRun, conversations};
 
@@ -197,30 +197,14 @@ fn refuse(path: impl Into<std::path::PathBuf>, reason: Refusal) -> JobError {
     JobError::refused(crate::jobs::ownership::Writer::Export, path, reason)
 }
 
-/// What an export was asked to do, recorded with its state: a resume of another one is refused.
+/// What an export was asked to do (its `Identity`: the source, the API base, the format),
+/// recorded with its state as its definition: a resume of another one is refused.
 fn definition(source: &Source, client: &ApiClient, format: Format) -> Value {
-    let mut d = match source {
-        Source::Pages { path } => json!({"source": "page-number listing", "path": path}),
-        Source::Cursor { path } => json!({"source": "cursor listing", "path": path}),
-        Source::Query { path, body } => json!({"source": "query", "path": path, "body": body}),
-        Source::Conversations {
-            jobs_path,
-            interval,
-            slice,
-            filter,
-            options,
-        } => json!({
-            "source": "conversation jobs",
-            "path": jobs_path,
-            "interval": interval.to_string(),
-            "slice_seconds": slice.as_secs_f64(),
-            "filter": filter,
-            "page_size": options.page_size,
-        }),
-    };
-    d["api_base"] = json!(client.api_base().as_str());
-    d["format"] = json!(format.name());
-    d
+    source
+        .identity()
+        .with("api_base", client.api_base().as_str())
+        .with("format", format.name())
+        .to_value()
 }
 
 fn describe(state: &State) -> String {
@@ -258,6 +242,7 @@ async fn read_listing(
 mod tests {
     use super::*;
     use crate::paginate::JobOptions;
+    use serde_json::json;
     use std::time::Duration;
 
     /// The definition each source records in its state file, for fixed inputs: the bytes a
