@@ -161,14 +161,8 @@ struct Revocations {
 }
 
 fn revocations(j: &tokenwarden_sim::Journal) -> Revocations {
-    let tokens: std::collections::BTreeSet<&str> = j
-        .entries
-        .iter()
-        .filter(|e| e.outcome == tokenwarden_sim::Outcome::RevokedToken)
-        .filter_map(|e| e.token_id.as_deref())
-        .collect();
     Revocations {
-        tokens: tokens.len(),
+        tokens: j.revoked_tokens().len(),
         complete: j.entries.len() as u64 == j.api_requests + j.token_requests,
     }
 }
