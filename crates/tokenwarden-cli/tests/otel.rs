@@ -10,7 +10,6 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use http_body_util::{BodyExt as _, Full};
 use hyper::{Request, Response};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -19,49 +18,13 @@ use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::V
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokenwarden_sim::{DEFAULT_CLIENT_SECRET, SimConfig};
+use tokenwarden_test_support::otlp::{self, serve};
 
-// ---- a small HTTP server, the receiver and a token-recording proxy ------------------------------
-
-type Handler = Arc<
-    dyn Fn(Request<Bytes>) -> Pin<Box<dyn Future<Output = Response<Bytes>> + Send>> + Send + Sync,
->;
-
-/// Serves `handler` on a free loopback port (HTTP/1) until the test ends; its base URL.
-async fn serve(handler: Handler) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let handler = Arc::clone(&handler);
-            tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let handler = Arc::clone(&handler);
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let body = body
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let answer = handler(Request::from_parts(parts, body)).await;
-                            Ok::<_, std::convert::Infallible>(answer.map(Full::new))
-                        }
-                    });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    base
-}
+// ---- the receiver and a token-recording proxy, on test-support's OTLP server ----------------
 
 /// One export as it arrived.
 #[derive(Clone)]
@@ -99,12 +62,7 @@ impl Receiver {
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
-                let mut r = Response::new(Bytes::new());
-                r.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("application/x-protobuf"),
-                );
-                r
+                otlp::accepted()
             })
         }))
         .await;

@@ -11,12 +11,12 @@
 //! ```
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
 use hyper::{Request, Response};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tokenwarden_test_support::otlp;
 
 #[derive(Default)]
 struct Counts {
@@ -74,35 +74,17 @@ async fn main() {
         .expect("the receiver's port");
     eprintln!("otlp_receiver: listening on http://127.0.0.1:{port}");
     let counts = Arc::new(Counts::default());
-    while let Ok((stream, _)) = listener.accept().await {
-        let counts = Arc::clone(&counts);
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let counts = Arc::clone(&counts);
-                async move {
-                    let (parts, body) = req.into_parts();
-                    let body = body
-                        .collect()
-                        .await
-                        .map(|b| b.to_bytes())
-                        .unwrap_or_default();
-                    let answer = if parts.method == hyper::Method::GET {
-                        Response::new(Full::new(Bytes::from(counts.line())))
-                    } else {
-                        counts.add(parts.uri.path(), &body);
-                        let mut r = Response::new(Full::new(Bytes::new()));
-                        r.headers_mut().insert(
-                            hyper::header::CONTENT_TYPE,
-                            hyper::header::HeaderValue::from_static("application/x-protobuf"),
-                        );
-                        r
-                    };
-                    Ok::<_, std::convert::Infallible>(answer)
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    otlp::serve_on(
+        listener,
+        Arc::new(move |req: Request<Bytes>| {
+            let answer = if req.method() == hyper::Method::GET {
+                Response::new(Bytes::from(counts.line()))
+            } else {
+                counts.add(req.uri().path(), req.body());
+                otlp::accepted()
+            };
+            Box::pin(async move { answer })
+        }),
+    )
+    .await;
 }

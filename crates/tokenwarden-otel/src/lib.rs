@@ -70,21 +70,17 @@ impl Telemetry {
         let resource = resource();
         let runtime = tokio::runtime::Handle::current();
         let warned = Arc::new(AtomicBool::new(false));
-        let mut timeout = Duration::ZERO;
+        let mut exporters = Exporters {
+            runtime: &runtime,
+            warned: &warned,
+            timeout: Duration::ZERO,
+        };
         let spans = Arc::new(spans::SpanCounts::default());
         let mut queue = 0;
         let tracer = match &settings.traces {
             Some(target) => {
-                timeout = timeout.max(target.timeout);
-                let exporter = configured(
-                    opentelemetry_otlp::SpanExporter::builder().with_http(),
-                    target,
-                    "traces",
-                    &runtime,
-                    &warned,
-                )
-                .build()
-                .map_err(|e| StartError(e.to_string()))?;
+                let builder = opentelemetry_otlp::SpanExporter::builder().with_http();
+                let exporter = exporters.build(builder, target, "traces", |b| b.build())?;
                 let (processor, size) = spans::processor(exporter, &spans);
                 queue = size;
                 Some(
@@ -98,16 +94,8 @@ impl Telemetry {
         };
         let meter = match &settings.metrics {
             Some(target) => {
-                timeout = timeout.max(target.timeout);
-                let exporter = configured(
-                    opentelemetry_otlp::MetricExporter::builder().with_http(),
-                    target,
-                    "metrics",
-                    &runtime,
-                    &warned,
-                )
-                .build()
-                .map_err(|e| StartError(e.to_string()))?;
+                let builder = opentelemetry_otlp::MetricExporter::builder().with_http();
+                let exporter = exporters.build(builder, target, "metrics", |b| b.build())?;
                 let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(exporter).build();
                 Some(
                     SdkMeterProvider::builder()
@@ -148,7 +136,7 @@ impl Telemetry {
         Ok(Telemetry {
             tracer,
             meter,
-            timeout,
+            timeout: exporters.timeout,
             warned,
             spans,
             queue,
@@ -218,28 +206,42 @@ impl Telemetry {
     }
 }
 
-/// The OTLP exporter `builder` configured for `target`: the workspace's reqwest client, the
-/// endpoint, the timeout; the headers are the client's (never the SDK's own variables).
-fn configured<B>(
-    builder: B,
-    target: &SignalTarget,
-    signal: &'static str,
-    runtime: &tokio::runtime::Handle,
-    warned: &Arc<AtomicBool>,
-) -> B
-where
-    B: opentelemetry_otlp::WithExportConfig + opentelemetry_otlp::WithHttpConfig,
-{
-    builder
-        .with_http_client(ReqwestExporter::new(
-            target,
-            signal,
-            runtime.clone(),
-            Arc::clone(warned),
-        ))
-        .with_endpoint(target.endpoint.as_str())
-        .with_timeout(target.timeout)
-        .with_headers(Default::default())
+/// What every signal's exporter is built with: the runtime the exports are sent on, the run's
+/// one warning, and the longest export timeout so far (the shutdown's bound).
+struct Exporters<'a> {
+    runtime: &'a tokio::runtime::Handle,
+    warned: &'a Arc<AtomicBool>,
+    timeout: Duration,
+}
+
+impl Exporters<'_> {
+    /// The OTLP exporter of `builder` configured for `target` (the workspace's reqwest client,
+    /// the endpoint, the timeout; the headers are the client's, never the SDK's own variables),
+    /// then built by `build`.
+    fn build<B, T, E>(
+        &mut self,
+        builder: B,
+        target: &SignalTarget,
+        signal: &'static str,
+        build: impl FnOnce(B) -> Result<T, E>,
+    ) -> Result<T, StartError>
+    where
+        B: opentelemetry_otlp::WithExportConfig + opentelemetry_otlp::WithHttpConfig,
+        E: std::fmt::Display,
+    {
+        self.timeout = self.timeout.max(target.timeout);
+        let builder = builder
+            .with_http_client(ReqwestExporter::new(
+                target,
+                signal,
+                self.runtime.clone(),
+                Arc::clone(self.warned),
+            ))
+            .with_endpoint(target.endpoint.as_str())
+            .with_timeout(target.timeout)
+            .with_headers(Default::default());
+        build(builder).map_err(|e| StartError(e.to_string()))
+    }
 }
 
 /// `service.name` (default `tokenwarden`, or `OTEL_SERVICE_NAME`, or the `service.name` of

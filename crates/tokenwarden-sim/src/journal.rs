@@ -1,6 +1,6 @@
 //! The journal: what the simulator saw and answered, for assertions in tests.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -160,6 +160,18 @@ impl Journal {
     pub fn count_outcome(&self, outcome: Outcome) -> usize {
         self.entries.iter().filter(|e| e.outcome == outcome).count()
     }
+
+    /// The distinct tokens (their [`JournalEntry::token_id`]s) that API requests carried after
+    /// the server revoked them, among the retained entries: one revocation answers 401 to every
+    /// request that carries that token, so this is how many tokens were revoked in use, where
+    /// [`api_revoked_token`](Self::api_revoked_token) counts the requests.
+    pub fn revoked_tokens(&self) -> BTreeSet<&str> {
+        self.entries
+            .iter()
+            .filter(|e| e.outcome == Outcome::RevokedToken)
+            .filter_map(|e| e.token_id.as_deref())
+            .collect()
+    }
 }
 
 /// Mutable journal state behind the simulator's journal lock.
@@ -289,5 +301,42 @@ impl JournalState {
     pub(crate) fn reset(&mut self) {
         self.counters = Journal::default();
         self.entries.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(outcome: Outcome, token: Option<&str>) -> JournalEntry {
+        JournalEntry {
+            seq: 1,
+            at_ms: 0,
+            method: "GET".into(),
+            path: "/api/v2/users/me".into(),
+            status: 401,
+            outcome,
+            token_id: token.map(str::to_string),
+            authorization_present: true,
+            body_len: 0,
+            refresh_token_presented: None,
+            refresh_token_issued: None,
+        }
+    }
+
+    #[test]
+    fn revoked_tokens_are_counted_once_each() {
+        let j = Journal {
+            entries: vec![
+                entry(Outcome::RevokedToken, Some("a")),
+                entry(Outcome::RevokedToken, Some("a")),
+                entry(Outcome::Ok, Some("b")),
+                entry(Outcome::RevokedToken, Some("c")),
+                entry(Outcome::RevokedToken, None),
+                entry(Outcome::ExpiredToken, Some("d")),
+            ],
+            ..Journal::default()
+        };
+        assert_eq!(j.revoked_tokens(), BTreeSet::from(["a", "c"]));
     }
 }

@@ -11,11 +11,14 @@
 //! - [`RefusedPort`]: a loopback port where every connection is refused, for as long as it lives;
 //! - [`loopback`]: servers of a test's own (a scripted API, a fixed answer, a black hole) and a
 //!   free port;
+//! - [`otlp`]: an OTLP/HTTP receiver's server (an HTTP/1 server on loopback for a handler of
+//!   the test's own) and a collector's answer;
 //! - [`browser`]: an HTTP client that, like a test playing the browser needs, does not follow
 //!   redirects.
 
 pub mod chromium;
 pub mod loopback;
+pub mod otlp;
 pub mod prometheus;
 pub mod redis_server;
 pub mod tool;

@@ -54,8 +54,8 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn base() -> url::Url {
-    url::Url::parse("http://127.0.0.1:9").unwrap()
+fn base() -> tokenwarden::ApiBase {
+    tokenwarden::ApiBase::parse("http://127.0.0.1:9").unwrap()
 }
 
 fn main() {

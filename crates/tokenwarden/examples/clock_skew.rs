@@ -84,12 +84,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let j = sim.journal();
     let m = tokens.metrics();
     // Tokens the server revoked while in use (each costs one token request, whatever the client).
-    let revoked: std::collections::HashSet<_> = j
-        .entries
-        .iter()
-        .filter(|e| e.outcome == tokenwarden_sim::Outcome::RevokedToken)
-        .filter_map(|e| e.token_id.as_deref())
-        .collect();
+    let revoked = j.revoked_tokens();
     let lifetimes = (elapsed.as_secs_f64() / 4.0).ceil() as usize;
     println!(
         "server {server}: {requests} requests at concurrency {concurrency} in {:.1} s: {} ok, \

@@ -516,14 +516,7 @@ mod tests {
 
     #[test]
     fn durations_and_counts_read_like_words() {
-        let ms = Duration::from_millis;
-        assert_eq!(human_duration(ms(250)), "250 ms");
-        assert_eq!(human_duration(ms(2_538)), "2.5 s");
-        assert_eq!(human_duration(ms(2_010)), "2 s");
-        assert_eq!(human_duration(ms(45_900)), "45 s");
-        assert_eq!(human_duration(ms(90_000)), "1 min 30 s");
-        assert_eq!(human_duration(ms(300_000)), "5 min");
-        assert_eq!(human_duration(ms(7_500_000)), "2 h 5 min");
+        // The durations' words are `duration::human`'s, tested there.
         assert_eq!(plural(1, "page"), "1 page");
         assert_eq!(plural(0, "page"), "0 pages");
         assert_eq!(plural(3, "attempt"), "3 attempts");

@@ -6,10 +6,9 @@
 mod common;
 
 use common::{eight_workers_until, grant};
-use std::collections::HashSet;
 use std::time::Duration;
 use tokenwarden::{ApiClient, TokenManager};
-use tokenwarden_sim::{DEFAULT_CLIENT_SECRET, Journal, Outcome, SimConfig, Simulator};
+use tokenwarden_sim::{DEFAULT_CLIENT_SECRET, Journal, SimConfig, Simulator};
 
 /// Runs 8 workers through one `ApiClient` for `run`; returns the journal, the manager and how long
 /// the run took.
@@ -78,12 +77,7 @@ async fn revocations_at_random_ages_cause_no_refresh_storm() {
     )
     .await;
     let m = tokens.metrics();
-    let revoked: HashSet<_> = j
-        .entries
-        .iter()
-        .filter(|e| e.outcome == Outcome::RevokedToken)
-        .filter_map(|e| e.token_id.clone())
-        .collect();
+    let revoked = j.revoked_tokens();
     let periods = (elapsed.as_secs_f64() / lifetime.mul_f64(0.75).as_secs_f64()).ceil() as u64;
     const SMALL: u64 = 3;
     let bound = revoked.len() as u64 + periods + 1 + SMALL;

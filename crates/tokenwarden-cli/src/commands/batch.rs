@@ -155,7 +155,7 @@ async fn run_job(
         shard: a.shard,
         // Ctrl-C stops the job cleanly: what finished is recorded, the summary written, exit 130.
         interrupt: Some(crate::interrupt::subscribe()),
-        ..BatchOptions::new(client.api_base().url().clone())
+        ..BatchOptions::new(client.api_base())
     };
     if input == Input::Stdin && std::io::stdin().is_terminal() {
         crate::ui::note("reading records from the terminal: end with Ctrl-D");

@@ -79,7 +79,7 @@ pub(crate) async fn run(a: DemoArgs, g: &GlobalArgs) -> Result<u8> {
         format: InputFormat::Jsonl,
         concurrency: a.concurrency.max(1) as usize,
         overwrite: true,
-        ..BatchOptions::new(client.api_base().url().clone())
+        ..BatchOptions::new(client.api_base())
     };
     let report = super::batch::execute(
         &client,
@@ -161,14 +161,8 @@ struct Revocations {
 }
 
 fn revocations(j: &tokenwarden_sim::Journal) -> Revocations {
-    let tokens: std::collections::BTreeSet<&str> = j
-        .entries
-        .iter()
-        .filter(|e| e.outcome == tokenwarden_sim::Outcome::RevokedToken)
-        .filter_map(|e| e.token_id.as_deref())
-        .collect();
     Revocations {
-        tokens: tokens.len(),
+        tokens: j.revoked_tokens().len(),
         complete: j.entries.len() as u64 == j.api_requests + j.token_requests,
     }
 }

@@ -435,3 +435,29 @@ pub fn assert_no_secret(r: &Run, what: &str, secrets: &[&str]) {
         token_shaped(&r.stderr)
     );
 }
+
+/// Asserts what every command run with the wrong client secret `secret` shows: exit 3 within
+/// 5 s, a message that names the client id used and the secret (never the secret itself), and a
+/// journal of at most two token requests, at least one refused, and no API request sent.
+#[track_caller]
+pub fn assert_wrong_secret_refused(r: &Run, sb: &Sandbox, secret: &str) {
+    r.expect_code(3);
+    assert!(r.elapsed < Duration::from_secs(5), "took {:?}", r.elapsed);
+    let msg = r.stderr.to_lowercase();
+    assert!(
+        msg.contains("client id") && msg.contains("secret"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains(&format!("client id \"{DEFAULT_CLIENT_ID}\"")),
+        "says which credentials were used: {}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains(secret), "the secret is never printed");
+    let j = sb.sim.journal_counters();
+    assert!(j.token_requests <= 2, "{j:?}");
+    assert!(j.token_bad_credentials >= 1, "{j:?}");
+    assert_eq!(j.api_requests, 0, "{j:?}");
+}

@@ -69,6 +69,12 @@ macro_rules! typed_url {
             }
         }
 
+        impl From<&$name> for $name {
+            fn from(u: &$name) -> $name {
+                u.clone()
+            }
+        }
+
         impl From<$name> for Url {
             fn from(u: $name) -> Url {
                 u.0

@@ -10,7 +10,8 @@
 //! end (more records appended) is still the same job; an input that differs within its first
 //! bytes is not.
 
-use super::InputFormat;
+use super::{InputFormat, Shard};
+use crate::jobs::identity::Identity;
 use crate::jobs::ownership::Fingerprint;
 use sha2::{Digest as _, Sha256};
 use url::Url;
@@ -81,7 +82,7 @@ impl FormatIdentity {
 /// How a run differs from the job recorded for its output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Mismatch {
-    /// Another job: another kind of input or another API.
+    /// Another job: another shard, another API or another kind of input.
     Job(String),
     /// The same ids with another path template or method: a correction, acceptable when every
     /// recorded record failed and they all run again.
@@ -152,27 +153,9 @@ impl JobIdentity {
     }
 
     /// This identity for the records of `shard` only.
-    pub(crate) fn with_shard(mut self, shard: Option<super::Shard>) -> Self {
+    pub(crate) fn with_shard(mut self, shard: Option<Shard>) -> Self {
         self.shard = shard.map(|s| s.to_string());
         self
-    }
-
-    /// Why a run of `shard` cannot resume this journal, if it cannot (another shard's records,
-    /// or a split where there was none, or the other way round).
-    pub(crate) fn shard_mismatch(&self, shard: Option<super::Shard>) -> Option<String> {
-        let wanted = shard.map(|s| s.to_string());
-        if wanted == self.shard {
-            return None;
-        }
-        let say = |s: &Option<String>| match s {
-            Some(s) => format!("shard {s}"),
-            None => "the whole input".to_string(),
-        };
-        Some(format!(
-            "it holds the records of {}, and this run is for {}",
-            say(&self.shard),
-            say(&wanted)
-        ))
     }
 
     /// Reads a job file's contents; `None` for anything that is not one.
@@ -193,28 +176,61 @@ impl JobIdentity {
         usize::try_from(self.prefix_len).unwrap_or(usize::MAX)
     }
 
-    /// How a job with `format` sending to `base` differs from this one, if it does.
-    pub(crate) fn mismatch(&self, format: &InputFormat, base: &Url) -> Option<Mismatch> {
-        let origin = origin(base);
-        if origin != self.origin {
-            return Some(Mismatch::Job(format!(
+    /// The [`Identity`] of a batch, in the order it is compared: the shard whose records it
+    /// holds, the API origin the records go to, the input format.
+    fn identity(shard: &Option<String>, origin: &str, format: &FormatIdentity) -> Identity {
+        Identity::new()
+            .with("shard", shard)
+            .with("origin", origin)
+            .with("format", format)
+    }
+
+    /// How a run of `shard` reading `format` and sending to `base` differs from this job, if
+    /// it does: the first field of their [`Identity`]s that differs, in words.
+    pub(crate) fn mismatch(
+        &self,
+        format: &InputFormat,
+        base: &Url,
+        shard: Option<Shard>,
+    ) -> Option<Mismatch> {
+        let (shard, origin, format) = (
+            shard.map(|s| s.to_string()),
+            origin(base),
+            FormatIdentity::of(format),
+        );
+        let recorded = Self::identity(&self.shard, &self.origin, &self.format);
+        let asked = Self::identity(&shard, &origin, &format);
+        let difference = recorded.difference(&asked)?;
+        Some(match difference.field {
+            "shard" => {
+                let say = |s: &Option<String>| match s {
+                    Some(s) => format!("shard {s}"),
+                    None => "the whole input".to_string(),
+                };
+                Mismatch::Job(format!(
+                    "it holds the records of {}, and this run is for {}",
+                    say(&self.shard),
+                    say(&shard)
+                ))
+            }
+            "origin" => Mismatch::Job(format!(
                 "its records were sent to {}, and this run talks to {origin}",
                 self.origin
-            )));
-        }
-        let format = FormatIdentity::of(format);
-        if format == self.format {
-            return None;
-        }
-        let why = format!(
-            "it holds the results of {} (input {}), and this run reads {}",
-            self.format.describe(),
-            self.input,
-            format.describe()
-        );
-        Some(match (&self.format, &format) {
-            (FormatIdentity::Ids { .. }, FormatIdentity::Ids { .. }) => Mismatch::Definition(why),
-            _ => Mismatch::Job(why),
+            )),
+            _ => {
+                let why = format!(
+                    "it holds the results of {} (input {}), and this run reads {}",
+                    self.format.describe(),
+                    self.input,
+                    format.describe()
+                );
+                match (&self.format, &format) {
+                    (FormatIdentity::Ids { .. }, FormatIdentity::Ids { .. }) => {
+                        Mismatch::Definition(why)
+                    }
+                    _ => Mismatch::Job(why),
+                }
+            }
         })
     }
 
@@ -252,12 +268,12 @@ mod tests {
         let j = JobIdentity::new("in.jsonl", &InputFormat::Jsonl, &base(), b"{\"id\":1}\n");
         let back = JobIdentity::parse(&j.to_bytes()).unwrap();
         assert_eq!(back, j);
-        assert_eq!(back.mismatch(&InputFormat::Jsonl, &base()), None);
+        assert_eq!(back.mismatch(&InputFormat::Jsonl, &base(), None), None);
         assert_eq!(back.redefined(&InputFormat::Jsonl), back);
         assert_eq!(back.same_input(b"{\"id\":1}\n"), None);
         // The port is part of the origin.
         let other = Url::parse("https://api.example.com:8443/").unwrap();
-        assert!(back.mismatch(&InputFormat::Jsonl, &other).is_some());
+        assert!(back.mismatch(&InputFormat::Jsonl, &other, None).is_some());
     }
 
     #[test]
@@ -267,16 +283,58 @@ mod tests {
             method: http::Method::GET,
         };
         let j = JobIdentity::new("ids.txt", &ids("/a/{id}"), &base(), b"1\n2\n");
-        let Some(Mismatch::Definition(why)) = j.mismatch(&ids("/b/{id}"), &base()) else {
+        let Some(Mismatch::Definition(why)) = j.mismatch(&ids("/b/{id}"), &base(), None) else {
             panic!()
         };
         assert!(why.contains("/a/{id}"), "{why}");
         assert!(matches!(
-            j.mismatch(&InputFormat::Jsonl, &base()),
+            j.mismatch(&InputFormat::Jsonl, &base(), None),
             Some(Mismatch::Job(_))
         ));
         assert!(j.same_input(b"1\n3\n").is_some());
         assert!(j.same_input(b"1\n").is_some(), "a shorter input differs");
+    }
+
+    /// What differs is named in one order (the shard, then the API, then the input format),
+    /// in the words a refusal has always used.
+    #[test]
+    fn the_first_difference_is_named() {
+        let ids = |t: &str| InputFormat::Ids {
+            path_template: t.into(),
+            method: http::Method::GET,
+        };
+        let shard = |i| Some(Shard::new(i, 2).unwrap());
+        let other = Url::parse("https://api.example.com:8443/").unwrap();
+        let j = JobIdentity::new("ids.txt", &ids("/a/{id}"), &base(), b"1\n").with_shard(shard(0));
+        let job = |s: &str| Some(Mismatch::Job(s.to_string()));
+        assert_eq!(
+            j.mismatch(&ids("/b/{id}"), &other, shard(1)),
+            job("it holds the records of shard 0/2, and this run is for shard 1/2")
+        );
+        assert_eq!(
+            j.mismatch(&ids("/a/{id}"), &base(), None),
+            job("it holds the records of shard 0/2, and this run is for the whole input")
+        );
+        assert_eq!(
+            j.mismatch(&ids("/b/{id}"), &other, shard(0)),
+            job(
+                "its records were sent to https://api.example.com, and this run talks to https://api.example.com:8443"
+            )
+        );
+        assert_eq!(
+            j.mismatch(&ids("/b/{id}"), &base(), shard(0)),
+            Some(Mismatch::Definition(
+                "it holds the results of ids for GET /a/{id} (input ids.txt), and this run reads ids for GET /b/{id}"
+                    .into()
+            ))
+        );
+        assert_eq!(
+            j.mismatch(&InputFormat::Jsonl, &base(), shard(0)),
+            job(
+                "it holds the results of ids for GET /a/{id} (input ids.txt), and this run reads JSON Lines records"
+            )
+        );
+        assert_eq!(j.mismatch(&ids("/a/{id}"), &base(), shard(0)), None);
     }
 
     #[test]
@@ -315,11 +373,60 @@ mod tests {
             "76208b940c3aeccc2e274307080c03af1921fce4d178d79400e57f49c03ee142",
         );
         let job = JobIdentity::parse(on_disk.as_bytes()).expect("a job file of version 1");
-        assert_eq!(job.mismatch(&InputFormat::Jsonl, &base()), None);
+        assert_eq!(job.mismatch(&InputFormat::Jsonl, &base(), None), None);
         assert_eq!(job.same_input(b"{\"id\":1}\n"), None);
         assert_eq!(job.output_mismatch(&out), None);
         assert_eq!(String::from_utf8(job.to_bytes()).unwrap(), on_disk);
         let same = JobIdentity::new("in.jsonl", &InputFormat::Jsonl, &base(), b"{\"id\":1}\n");
         assert_eq!(job.without_output(), same);
     }
+
+    /// The job file each input format writes, for fixed inputs (ids of a shard to an API with a
+    /// port and a path; JSON Lines to the default port), pinned as version 1 writes them: a job
+    /// file on disk keeps resuming only while these stay the same.
+    #[test]
+    fn the_recorded_identity_is_pinned() {
+        let ids = InputFormat::Ids {
+            path_template: "/api/v2/users/{id}".into(),
+            method: http::Method::DELETE,
+        };
+        let shard = Some(Shard::new(2, 4).unwrap());
+        let with_port = Url::parse("https://API.example.com:8443/api/").unwrap();
+        let got = [
+            JobIdentity::new("ids.txt", &ids, &with_port, b"1\n2\n3\n").with_shard(shard),
+            JobIdentity::new("-", &InputFormat::Jsonl, &base(), b""),
+        ]
+        .map(|j| String::from_utf8(j.to_bytes()).unwrap());
+        assert_eq!(got, PINNED);
+    }
+
+    const PINNED: [&str; 2] = [
+        r#"{
+  "kind": "tokenwarden batch job",
+  "version": 1,
+  "input": "ids.txt",
+  "format": {
+    "kind": "ids",
+    "path_template": "/api/v2/users/{id}",
+    "method": "DELETE"
+  },
+  "origin": "https://api.example.com:8443",
+  "prefix_len": 6,
+  "prefix_sha256": "14c5e74c4b96ccef41cd94db73a9ec3348038ac094feca4fd897cecffa07cdae",
+  "shard": "2/4"
+}
+"#,
+        r#"{
+  "kind": "tokenwarden batch job",
+  "version": 1,
+  "input": "-",
+  "format": {
+    "kind": "jsonl"
+  },
+  "origin": "https://api.example.com",
+  "prefix_len": 0,
+  "prefix_sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+}
+"#,
+    ];
 }

@@ -65,13 +65,13 @@ pub use report::{BatchProgress, BatchReport, Event, StopReason};
 pub use run::run;
 
 use crate::error::Error;
-use url::Url;
+use crate::transport::ApiBase;
 
 /// How a batch runs.
 #[derive(Debug, Clone)]
 pub struct BatchOptions {
     /// The API base: every record's URL is resolved against it and must stay on its origin.
-    pub api_base: Url,
+    pub api_base: ApiBase,
     /// How input lines are read.
     pub format: InputFormat,
     /// Records in flight at once (at least 1).
@@ -102,10 +102,11 @@ pub struct BatchOptions {
 
 impl BatchOptions {
     /// The defaults for a batch against `api_base`: JSON Lines, 8 in flight, a fresh output, no
-    /// failure limit, lines up to [`DEFAULT_MAX_LINE_BYTES`].
-    pub fn new(api_base: Url) -> Self {
+    /// failure limit, lines up to [`DEFAULT_MAX_LINE_BYTES`]. `api_base` is an [`ApiBase`], or a
+    /// reference to one (`BatchOptions::new(client.api_base())`).
+    pub fn new(api_base: impl Into<ApiBase>) -> Self {
         Self {
-            api_base,
+            api_base: api_base.into(),
             format: InputFormat::Jsonl,
             concurrency: 8,
             resume: false,

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// # async fn run() -> Result<(), tokenwarden::jobs::JobError> {
 /// use tokenwarden::jobs::batch::{self, BatchOptions, BatchProgress, Input, Outcome};
 /// let progress = BatchProgress::default();
-/// let base = url::Url::parse("https://api.mypurecloud.ie").unwrap();
+/// let base = tokenwarden::ApiBase::parse("https://api.mypurecloud.ie").unwrap();
 /// let report = batch::run(
 ///     &Input::from_arg("in.jsonl"),
 ///     "out.jsonl".as_ref(),
@@ -386,15 +386,9 @@ async fn prepare(
     let mut out = Output::acquire(output, options.resume, options.overwrite)?;
     // A corrected path template or method is accepted when every failure runs again.
     let mut corrected = None;
-    if let Some(why) = out
-        .resuming()
-        .and_then(|job| job.shard_mismatch(options.shard))
-    {
-        return Err(other_job(output, why));
-    }
     match out
         .resuming()
-        .and_then(|job| job.mismatch(&options.format, &options.api_base))
+        .and_then(|job| job.mismatch(&options.format, &options.api_base, options.shard))
     {
         None => {}
         Some(Mismatch::Definition(why)) if options.retry_failed => corrected = Some(why),

@@ -31,8 +31,8 @@ impl Dir {
     }
 }
 
-fn base() -> Url {
-    Url::parse("http://127.0.0.1:9").unwrap()
+fn base() -> ApiBase {
+    ApiBase::parse("http://127.0.0.1:9").unwrap()
 }
 
 /// A directory with an input of `n` records (`in.jsonl`), and the output's path in it.
@@ -45,6 +45,20 @@ fn job(n: usize) -> (Dir, Input, PathBuf) {
 
 fn opts() -> BatchOptions {
     BatchOptions::new(base())
+}
+
+/// A batch's API base is the typed one, normalised once: the client's, by reference, or one of
+/// its own.
+#[test]
+fn the_options_take_the_typed_api_base() {
+    let client_base = ApiBase::parse("HTTPS://API.example.com:443").unwrap();
+    let options = BatchOptions::new(&client_base);
+    assert_eq!(options.api_base, client_base);
+    assert_eq!(options.api_base.as_str(), "https://api.example.com/");
+    assert_eq!(
+        BatchOptions::new(base()).api_base.as_str(),
+        "http://127.0.0.1:9/"
+    );
 }
 
 fn lines(p: &Path) -> Vec<Value> {
@@ -719,7 +733,7 @@ async fn resume_refuses_another_jobs_journal_and_touches_nothing() {
     let e = go(&a, &output, &ids, never).await.unwrap_err();
     assert!(refused(e).contains("JSON Lines"));
     let elsewhere = BatchOptions {
-        api_base: Url::parse("http://127.0.0.1:10").unwrap(),
+        api_base: ApiBase::parse("http://127.0.0.1:10").unwrap(),
         ..resume.clone()
     };
     let e = go(&a, &output, &elsewhere, never).await.unwrap_err();

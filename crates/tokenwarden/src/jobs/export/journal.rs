@@ -13,7 +13,7 @@
 
 use super::refuse;
 use crate::fs::{self, Access, OpenError, Untrusted};
-use crate::jobs::identity::{self, Decision};
+use crate::jobs::identity::{self, Decision, Identity};
 use crate::jobs::ownership::{
     self, Claim, ClaimError, Fingerprint, SPOOL_SUFFIX, STATE_SUFFIX, Writer, sidecar,
 };
@@ -298,14 +298,13 @@ pub fn resumable_after_stop(out: &Path) -> bool {
     false
 }
 
-/// The first field where two definitions differ, in words; `None` if they are the same.
+/// The first field where two definitions (the [`Identity`]s they record) differ, in words;
+/// `None` if they are the same.
 fn difference(recorded: &Value, asked: &Value) -> Option<String> {
-    if recorded == asked {
-        return None;
-    }
-    let (Some(r), Some(a)) = (recorded.as_object(), asked.as_object()) else {
-        return Some("a different definition".into());
+    let (Some(r), Some(a)) = (Identity::recorded(recorded), Identity::recorded(asked)) else {
+        return (recorded != asked).then(|| "a different definition".into());
     };
+    let d = r.difference(&a)?;
     let show = |v: Option<&Value>| {
         crate::error::excerpt(
             &v.map_or_else(
@@ -318,26 +317,24 @@ fn difference(recorded: &Value, asked: &Value) -> Option<String> {
             100,
         )
     };
-    r.keys()
-        .chain(a.keys())
-        .find(|k| r.get(*k) != a.get(*k))
-        .map(|k| match k.as_str() {
-            // Recorded in seconds; typed as --slice.
-            "slice_seconds" => {
-                let secs = |v: Option<&Value>| {
-                    v.and_then(Value::as_f64).map_or_else(
-                        || "nothing".to_string(),
-                        |s| crate::error::human_duration(std::time::Duration::from_secs_f64(s)),
-                    )
-                };
-                format!("--slice {}, not {}", secs(r.get(k)), secs(a.get(k)))
-            }
-            "interval" | "filter" | "body" | "format" => {
-                format!("--{k} {}, not {}", show(r.get(k)), show(a.get(k)))
-            }
-            "page_size" => format!("--page-size {}, not {}", show(r.get(k)), show(a.get(k))),
-            _ => format!("{k} {}, not {}", show(r.get(k)), show(a.get(k))),
-        })
+    let (k, r, a) = (d.field, d.recorded, d.asked);
+    Some(match k {
+        // Recorded in seconds; typed as --slice.
+        "slice_seconds" => {
+            let secs = |v: Option<&Value>| {
+                v.and_then(Value::as_f64).map_or_else(
+                    || "nothing".to_string(),
+                    |s| crate::error::human_duration(std::time::Duration::from_secs_f64(s)),
+                )
+            };
+            format!("--slice {}, not {}", secs(r), secs(a))
+        }
+        "interval" | "filter" | "body" | "format" => {
+            format!("--{k} {}, not {}", show(r), show(a))
+        }
+        "page_size" => format!("--page-size {}, not {}", show(r), show(a)),
+        _ => format!("{k} {}, not {}", show(r), show(a)),
+    })
 }
 
 /// Refuses an output in a directory that does not exist (it is not created: a typo should not
@@ -575,6 +572,43 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.to_string().contains("writable by other users"), "{e}");
+    }
+
+    /// A resume of another export names the first field that differs, in the flag's words.
+    #[test]
+    fn the_first_difference_is_named_as_its_flag() {
+        let said = |r: Value, a: Value| difference(&r, &a);
+        assert_eq!(said(json!({"x": 1}), json!({"x": 1})), None);
+        assert_eq!(
+            said(
+                json!({"path": "/a", "slice_seconds": 86400.0}),
+                json!({"path": "/a", "slice_seconds": 3600.0})
+            ),
+            Some("--slice 1 d, not 1 h".into())
+        );
+        assert_eq!(
+            said(
+                json!({"format": "csv", "path": "/a"}),
+                json!({"format": "jsonl", "path": "/b"})
+            ),
+            Some("--format csv, not jsonl".into())
+        );
+        assert_eq!(
+            said(json!({}), json!({"page_size": 5})),
+            Some("--page-size nothing, not 5".into())
+        );
+        assert_eq!(
+            said(
+                json!({"api_base": "https://a.example/"}),
+                json!({"api_base": "https://b.example/"})
+            ),
+            Some("api_base https://a.example/, not https://b.example/".into())
+        );
+        assert_eq!(
+            said(json!(3), json!({})),
+            Some("a different definition".into())
+        );
+        assert_eq!(said(json!(3), json!(3)), None);
     }
 
     #[test]

@@ -61,7 +61,7 @@ use crate::paginate::{MAX_SLICE, Page, Position, cursor_pages, numbered_pages, q
 use futures::stream::BoxStream;
 use futures::{StreamExt as _, TryStreamExt as _};
 use journal::{Found, Paths, Phase, State};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sink::Sink;
 use slices::{JobRun, conversations};
 
@@ -197,30 +197,14 @@ fn refuse(path: impl Into<std::path::PathBuf>, reason: Refusal) -> JobError {
     JobError::refused(crate::jobs::ownership::Writer::Export, path, reason)
 }
 
-/// What an export was asked to do, recorded with its state: a resume of another one is refused.
+/// What an export was asked to do (its `Identity`: the source, the API base, the format),
+/// recorded with its state as its definition: a resume of another one is refused.
 fn definition(source: &Source, client: &ApiClient, format: Format) -> Value {
-    let mut d = match source {
-        Source::Pages { path } => json!({"source": "page-number listing", "path": path}),
-        Source::Cursor { path } => json!({"source": "cursor listing", "path": path}),
-        Source::Query { path, body } => json!({"source": "query", "path": path, "body": body}),
-        Source::Conversations {
-            jobs_path,
-            interval,
-            slice,
-            filter,
-            options,
-        } => json!({
-            "source": "conversation jobs",
-            "path": jobs_path,
-            "interval": interval.to_string(),
-            "slice_seconds": slice.as_secs_f64(),
-            "filter": filter,
-            "page_size": options.page_size,
-        }),
-    };
-    d["api_base"] = json!(client.api_base().as_str());
-    d["format"] = json!(format.name());
-    d
+    source
+        .identity()
+        .with("api_base", client.api_base().as_str())
+        .with("format", format.name())
+        .to_value()
 }
 
 fn describe(state: &State) -> String {
@@ -252,4 +236,57 @@ async fn read_listing(
     // A listing always ends with a page that has no next one; this only guards an empty stream.
     sink.state.phase = Phase::Fetched;
     sink.save()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paginate::JobOptions;
+    use serde_json::json;
+    use std::time::Duration;
+
+    /// The definition each source records in its state file, for fixed inputs: the bytes a
+    /// resume compares, pinned as the first layout wrote them (a state file on disk keeps
+    /// resuming only while these stay the same).
+    #[tokio::test]
+    async fn the_recorded_definition_is_pinned() {
+        let tokens =
+            crate::TokenManager::builder(crate::StaticToken::new(crate::AccessToken::new("t")))
+                .build();
+        let client = ApiClient::builder("https://API.example.com:443/base", tokens)
+            .build()
+            .unwrap();
+        let sources = [
+            Source::Pages {
+                path: "/api/v2/users?pageSize=100".into(),
+            },
+            Source::Cursor {
+                path: "/api/v2/externalcontacts/scan/contacts?limit=200".into(),
+            },
+            Source::Query {
+                path: "/api/v2/analytics/conversations/details/query".into(),
+                body: json!({"interval": "2024-01-01/P1D", "paging": {"pageSize": 100}}),
+            },
+            Source::Conversations {
+                jobs_path: "/api/v2/analytics/conversations/details/jobs".into(),
+                interval: "2024-01-01/P7D".parse().unwrap(),
+                slice: Duration::from_secs(86_400),
+                filter: json!({"order": "asc"}),
+                options: JobOptions::default(),
+            },
+        ];
+        let got: Vec<String> = sources
+            .iter()
+            .zip([Format::Jsonl, Format::Csv, Format::Jsonl, Format::Csv])
+            .map(|(s, f)| serde_json::to_string(&definition(s, &client, f)).unwrap())
+            .collect();
+        assert_eq!(got, PINNED);
+    }
+
+    const PINNED: [&str; 4] = [
+        r#"{"api_base":"https://api.example.com/base","format":"jsonl","path":"/api/v2/users?pageSize=100","source":"page-number listing"}"#,
+        r#"{"api_base":"https://api.example.com/base","format":"csv","path":"/api/v2/externalcontacts/scan/contacts?limit=200","source":"cursor listing"}"#,
+        r#"{"api_base":"https://api.example.com/base","body":{"interval":"2024-01-01/P1D","paging":{"pageSize":100}},"format":"jsonl","path":"/api/v2/analytics/conversations/details/query","source":"query"}"#,
+        r#"{"api_base":"https://api.example.com/base","filter":{"order":"asc"},"format":"csv","interval":"2024-01-01T00:00:00.000Z/2024-01-08T00:00:00.000Z","page_size":500,"path":"/api/v2/analytics/conversations/details/jobs","slice_seconds":86400.0,"source":"conversation jobs"}"#,
+    ];
 }

@@ -1,6 +1,7 @@
 //! What an export is asked to do: its [`Source`], its [`Destination`] and how it writes
 //! ([`ExportOptions`]: the [`Format`], the [`Mode`] for an existing output).
 
+use crate::jobs::identity::Identity;
 use crate::paginate::{Interval, JobOptions};
 use serde_json::Value;
 use std::io::Write;
@@ -45,6 +46,36 @@ pub enum Source {
         /// Polling and results page size.
         options: JobOptions,
     },
+}
+
+impl Source {
+    /// What this source is, for the export's [`Identity`]: its kind and what it reads.
+    pub(super) fn identity(&self) -> Identity {
+        let what = Identity::new();
+        match self {
+            Source::Pages { path } => what
+                .with("source", "page-number listing")
+                .with("path", path),
+            Source::Cursor { path } => what.with("source", "cursor listing").with("path", path),
+            Source::Query { path, body } => what
+                .with("source", "query")
+                .with("path", path)
+                .with("body", body),
+            Source::Conversations {
+                jobs_path,
+                interval,
+                slice,
+                filter,
+                options,
+            } => what
+                .with("source", "conversation jobs")
+                .with("path", jobs_path)
+                .with("interval", interval.to_string())
+                .with("slice_seconds", slice.as_secs_f64())
+                .with("filter", filter)
+                .with("page_size", options.page_size),
+        }
+    }
 }
 
 /// How the items are written.
