@@ -127,21 +127,24 @@ impl Agent {
                 why: "not a loopback address: the agent speaks plain HTTP, so the key and the API's answers would cross the network in clear text, and it has no TLS; listen on 127.0.0.1 (in Kubernetes, a sidecar shares the pod's loopback)".into(),
             });
         }
-        for s in &sinks {
-            s.check()?;
-        }
+        // Each sink claimed (its lock held for the agent's life) and checked, before listening.
+        let sinks = Arc::new(sink::Sinks::claim(sinks)?);
         let listener =
             tokio::net::TcpListener::bind(listen)
                 .await
                 .map_err(|e| AgentError::Listen {
                     addr: listen.to_string(),
-                    why: e.to_string(),
+                    why: match e.kind() {
+                        std::io::ErrorKind::AddrInUse => format!(
+                            "{e}: another agent, or another program, listens there already; stop it, or listen on port 0 (127.0.0.1:0) for a free port, printed at start"
+                        ),
+                        _ => e.to_string(),
+                    },
                 })?;
         let addr = listener.local_addr().map_err(|e| AgentError::Listen {
             addr: listen.to_string(),
             why: e.to_string(),
         })?;
-        let sinks = Arc::new(sink::Sinks::new(sinks));
         let mut written = None;
         if !sinks.list().is_empty() {
             let bearer = client.tokens().bearer().await?;

@@ -56,6 +56,9 @@ pub struct Sink {
 
 /// What ends the name of a sink's marker file: `DIR/.NAME.tokenwarden-sink`.
 const MARKER_SUFFIX: &str = "tokenwarden-sink";
+/// What ends the name of a sink's lock file: `DIR/.NAME.tokenwarden-sink.lock`, locked
+/// (`flock`) by the agent that writes the sink for as long as it runs.
+const LOCK_SUFFIX: &str = "tokenwarden-sink.lock";
 /// The most of a marker file read (a few identities in JSON).
 const MAX_MARKER: u64 = 4096;
 /// The marker's layout version.
@@ -116,6 +119,77 @@ impl Sink {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         parent(&self.path).join(format!(".{name}.{MARKER_SUFFIX}"))
+    }
+
+    /// The lock file beside the sink: `DIR/.NAME.tokenwarden-sink.lock`.
+    pub fn lock_path(&self) -> PathBuf {
+        let mut marker = self.marker_path().into_os_string();
+        marker.push(".lock");
+        debug_assert!(marker.to_string_lossy().ends_with(LOCK_SUFFIX));
+        PathBuf::from(marker)
+    }
+
+    /// Takes the sink for this agent: an exclusive advisory lock on its lock file (created
+    /// private, 0600, when missing), held for as long as the returned file is open and released
+    /// by the kernel when the process dies, a `kill -9` included. So a sink an agent left (its
+    /// marker naming it) is taken over only when that agent is gone, never while it still writes
+    /// the sink.
+    ///
+    /// # Errors
+    /// [`AgentError::Sink`] when another agent running now holds the sink, or when the lock file
+    /// cannot be had.
+    pub fn claim(&self) -> Result<std::fs::File, AgentError> {
+        let err = |why: String| AgentError::Sink {
+            path: self.path.display().to_string(),
+            why,
+        };
+        let path = self.lock_path();
+        // Twice at most: a lock file removed (by the agent that held it, at its stop) between
+        // being opened and locked is one no other agent will look at.
+        for _ in 0..3 {
+            let file = match tokenwarden::fs::open_private(&path) {
+                Ok(Some(f)) => f,
+                Ok(None) => match tokenwarden::fs::create_private(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => {
+                        return Err(err(format!(
+                            "its lock file {} cannot be created: {e}",
+                            path.display()
+                        )));
+                    }
+                },
+                Err(e) => {
+                    return Err(err(format!(
+                        "its lock file {} cannot be used: {e}",
+                        path.display()
+                    )));
+                }
+            };
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(err(
+                        "is in use by another agent running now (it holds the sink's lock file):                          give each agent a sink of its own, or stop the other agent first"
+                            .into(),
+                    ));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(err(format!(
+                        "its lock file {} cannot be locked: {e}",
+                        path.display()
+                    )));
+                }
+            }
+            let held = file.metadata().map(|m| FileId::of(&m)).ok();
+            if held.is_some() && FileId::at(&path).ok().flatten() == held {
+                return Ok(file);
+            }
+        }
+        Err(err(format!(
+            "its lock file {} keeps being replaced: is another agent starting and stopping on it?",
+            path.display()
+        )))
     }
 
     /// `Ok` when what is at the path is a sink an agent left; otherwise what it is.
@@ -281,6 +355,9 @@ impl Sink {
                 tracing::warn!(path = %self.marker_path().display(), error = %e, "cannot remove the sink's marker")
             }
         }
+        // Removed while still held (the caller keeps the lock until after this): an agent that
+        // opened it meanwhile sees it gone from the path once it has the lock, and starts over.
+        let _ = std::fs::remove_file(self.lock_path());
         removed
     }
 }
@@ -327,6 +404,8 @@ fn parent(path: &Path) -> &Path {
 pub(crate) struct Sinks {
     sinks: Vec<Sink>,
     state: Mutex<State>,
+    /// The sinks' lock files, held (locked) for the agent's life ([`Sink::claim`]).
+    _locks: Vec<std::fs::File>,
 }
 
 #[derive(Debug)]
@@ -336,15 +415,26 @@ struct State {
 }
 
 impl Sinks {
-    pub(crate) fn new(sinks: Vec<Sink>) -> Self {
+    /// The sinks, each claimed ([`Sink::claim`]) and then checked ([`Sink::check`]): a sink an
+    /// agent left is taken over only once its lock shows that agent gone.
+    ///
+    /// # Errors
+    /// The first sink that cannot be claimed or is refused.
+    pub(crate) fn claim(sinks: Vec<Sink>) -> Result<Self, AgentError> {
+        let mut locks = Vec::with_capacity(sinks.len());
+        for s in &sinks {
+            locks.push(s.claim()?);
+            s.check()?;
+        }
         let written = vec![None; sinks.len()];
-        Self {
+        Ok(Self {
             sinks,
             state: Mutex::new(State {
                 written,
                 stopped: false,
             }),
-        }
+            _locks: locks,
+        })
     }
 
     pub(crate) fn list(&self) -> &[Sink] {
