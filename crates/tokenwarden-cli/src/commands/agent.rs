@@ -46,7 +46,10 @@ pub(crate) async fn agent(g: &GlobalArgs, a: AgentArgs, hint: &mut Option<String
         &a.key_file,
         std::env::var(KEY_ENV).ok().filter(|k| !k.is_empty()),
     ) {
-        (Some(path), _) => AgentKey::load_or_create(path).map_err(usage)?,
+        (Some(path), _) => {
+            check_key_dir(path)?;
+            AgentKey::load_or_create(path).map_err(usage)?
+        }
         (None, Some(text)) => {
             AgentKey::from_text(&text).map_err(|e| UsageError(format!("{KEY_ENV}: {e}")))?
         }
@@ -173,6 +176,24 @@ async fn start(
         AgentError::Library(e) => anyhow::Error::new(e),
         other => usage(other),
     })
+}
+
+/// Refuses a key file whose directory does not exist, saying so (rather than the error of the
+/// temporary file the key would have been written to).
+fn check_key_dir(path: &std::path::Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => return Ok(()),
+    };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    Err(UsageError(format!(
+        "--key-file {}: its directory {} does not exist: create it (mkdir -p, mode 0700) or give a path in an existing directory",
+        path.display(),
+        dir.display()
+    ))
+    .into())
 }
 
 /// Refuses a listen address that is not loopback, before any credentials are read.
@@ -422,6 +443,20 @@ fn exit_code(status: std::process::ExitStatus) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_file_in_a_missing_directory_names_the_directory_not_a_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nodir").join("agent.key");
+        let e = check_key_dir(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("its directory") && e.contains("nodir") && e.contains("does not exist"),
+            "{e}"
+        );
+        assert!(!e.contains(".agent.key."), "no temporary file named: {e}");
+        check_key_dir(&dir.path().join("agent.key")).expect("an existing directory");
+        check_key_dir(std::path::Path::new("agent.key")).expect("the current directory");
+    }
 
     #[test]
     fn regression_a_sink_that_is_the_key_file_or_another_sink_is_refused() {
