@@ -144,7 +144,7 @@ impl Sink {
             why,
         };
         let path = self.lock_path();
-        // Twice at most: a lock file removed (by the agent that held it, at its stop) between
+        // Three tries at most: a lock file removed (by the agent that held it, at its stop) between
         // being opened and locked is one no other agent will look at.
         for _ in 0..3 {
             let file = match tokenwarden::fs::open_private(&path) {
