@@ -511,10 +511,13 @@ async fn regression_a_killed_exec_takes_its_command_with_it() {
     std::fs::write(&go, "").unwrap();
 }
 
-/// `cmd` (the binary, its arguments, environment and directory) as one `sh` command line.
+/// `cmd` (the binary, its arguments, environment and directory) as one `sh` command line. It
+/// starts with `exec`: dash (Debian's `sh`, which `script` runs when `SHELL` is unset or `/bin/sh`)
+/// does not replace itself with a `-c` line's last command as bash does, and a shell left waiting
+/// between the terminal and tokenwarden dies of the Ctrl-C itself, hanging the terminal up.
 fn shell_line(cmd: &std::process::Command) -> String {
     let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
-    let mut line = String::from("env");
+    let mut line = String::from("exec env");
     for (k, v) in cmd.get_envs() {
         match v {
             Some(v) => line.push_str(&format!(" {}={}", k.to_string_lossy(), quote(v))),
@@ -552,6 +555,8 @@ async fn regression_a_ctrl_c_typed_in_the_terminal_is_not_passed_on_a_second_tim
     // and types what it reads on its stdin there: ^C is a Ctrl-C.
     let mut terminal = std::process::Command::new(script)
         .args(["-qfec", &shell_line(&tw), "/dev/null"])
+        // The same shell here as on CI, whose SHELL differs (or is unset).
+        .env("SHELL", "/bin/sh")
         .current_dir(sb.dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
