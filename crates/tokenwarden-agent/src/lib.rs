@@ -34,15 +34,13 @@ pub mod guard;
 mod key;
 mod metrics;
 mod proxy;
-mod scrub;
 mod server;
 mod sink;
 
 pub use error::AgentError;
 pub use key::{AgentKey, KEY_BYTES, KEY_ENV, MIN_KEY_LEN};
 pub use metrics::{ProxyCounters, render};
-pub use proxy::{REPLAYABLE_BODY, SCRUBBED_WHOLE, strip_hop_by_hop};
-pub use scrub::Streaming;
+pub use proxy::{GATHER_WINDOW, REPLAYABLE_BODY, SCRUBBED_WHOLE, strip_hop_by_hop};
 pub use server::{DRAIN_TIMEOUT, LOCAL_TOKEN_LIFETIME, Limits, MAX_HEAD, MAX_HEADERS};
 pub use sink::{Sink, SinkFormat};
 

@@ -2,8 +2,8 @@
 //! client with the real token (see [`tokenwarden::ApiClient::forward`]), and the answer streamed
 //! back, hop-by-hop headers handled as RFC 9110 §7.6.1 says and the real token scrubbed.
 
+use crate::guard;
 use crate::server::{Body, State, error_response, full};
-use crate::{guard, scrub};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -16,9 +16,18 @@ use std::time::Instant;
 /// 429 or a retry can send it again; a larger one streams, and is sent once.
 pub const REPLAYABLE_BODY: usize = 1 << 20;
 
-/// An answer up to this size is read whole, scrubbed of the token (JSON decoded) and sent with
-/// its exact `Content-Length`; a larger one streams, scrubbed of the raw token as it passes.
+/// An answer up to this size that arrives within [`GATHER_WINDOW`] is read whole, scrubbed of
+/// every secret the agent knows with its escapes decoded ([`tokenwarden::redact::redact_body`]:
+/// JSON or not) and sent with its exact `Content-Length`; a larger or slower one streams,
+/// scrubbed of every registered form of every secret as it passes
+/// ([`tokenwarden::redact::Streaming`]).
 pub const SCRUBBED_WHOLE: usize = 8 << 20;
+
+/// How long an answer is gathered to be scrubbed whole before what came is passed on and the rest
+/// streams: an answer that trickles (a long poll, a slow export) reaches its caller as it comes
+/// instead of at its end. (To an HTTP/1.0 caller, which cannot be streamed to, the whole answer is
+/// gathered, however long it takes.)
+pub const GATHER_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The header that carries the agent's own marker: its value is `1.1 tokenwarden-agent`.
 const VIA: &str = "1.1 tokenwarden-agent";
@@ -222,10 +231,6 @@ async fn respond(
     }
     scrub_headers(&mut headers);
     headers.append(header::VIA, HeaderValue::from_static(VIA));
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.contains("json"));
 
     let no_body = *method == Method::HEAD
         || status.is_informational()
@@ -268,8 +273,24 @@ async fn respond(
         let mut whole = Gathered::default();
         let mut complete = false;
         let gather = announced.is_none_or(|n| n <= SCRUBBED_WHOLE as u64);
+        let window = (version >= http::Version::HTTP_11)
+            .then(|| tokio::time::Instant::now() + GATHER_WINDOW);
         while gather && whole.len() <= SCRUBBED_WHOLE {
-            match response.chunk().await {
+            let next = match window {
+                // `chunk` is cancel safe: a chunk is taken from the body only when it is returned.
+                Some(end) => match tokio::time::timeout_at(end, response.chunk()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        tracing::debug!(
+                            gathered = whole.len(),
+                            "the API's answer is slow to come: streamed from here"
+                        );
+                        break;
+                    }
+                },
+                None => response.chunk().await,
+            };
+            match next {
                 Ok(Some(c)) => {
                     whole.push(c);
                     if whole.len() as u64 > max {
@@ -295,7 +316,7 @@ async fn respond(
             }
         }
         if complete {
-            let clean = scrub::whole(whole.freeze(), json);
+            let clean = scrubbed_whole(whole.freeze());
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(clean.len()));
             full(clean)
         } else if version < http::Version::HTTP_11 {
@@ -313,7 +334,7 @@ async fn respond(
                 ),
             );
         } else {
-            streamed(state, whole.freeze(), response, max)
+            streamed(whole.freeze(), response, max)
         }
     };
     let mut out = Response::new(body);
@@ -382,19 +403,20 @@ impl Gathered {
     }
 }
 
-/// A large answer, streamed and scrubbed of the raw tokens as it passes; cut (an error that
-/// closes the connection before the answer's end) once more than `max` bytes came.
-fn streamed(state: &State, head: Bytes, response: reqwest::Response, max: u64) -> Body {
-    let tokens: Vec<zeroize::Zeroizing<String>> = state
-        .client
-        .token_managers()
-        .into_iter()
-        .filter_map(|t| t.current())
-        .map(|b| zeroize::Zeroizing::new(b.access_token().expose_secret().to_string()))
-        .collect();
-    let refs: Vec<&str> = tokens.iter().map(|t| t.as_str()).collect();
-    let mut scrubber = scrub::Streaming::new(&refs);
-    let first = scrubber.push(&head);
+/// A body read whole, scrubbed (no copy when there is nothing to replace).
+fn scrubbed_whole(body: Bytes) -> Bytes {
+    match tokenwarden::redact::redact_body(&body) {
+        std::borrow::Cow::Borrowed(_) => body,
+        std::borrow::Cow::Owned(v) => Bytes::from(v),
+    }
+}
+
+/// A large or slow answer, streamed and scrubbed as it passes of every secret registered (each
+/// token the process minted, in every form); cut (an error that closes the connection before the
+/// answer's end) once more than `max` bytes came.
+fn streamed(head: Bytes, response: reqwest::Response, max: u64) -> Body {
+    let mut scrubber = tokenwarden::redact::Streaming::new();
+    let first = Bytes::from(scrubber.push(&head));
     let scrubber = std::sync::Arc::new(std::sync::Mutex::new(scrubber));
     let tail = std::sync::Arc::clone(&scrubber);
     let mut seen = head.len() as u64;
@@ -407,12 +429,16 @@ fn streamed(state: &State, head: Bytes, response: reqwest::Response, max: u64) -
                     "the API's answer is larger than the agent passes on",
                 ));
             }
-            Ok(scrubber.lock().unwrap_or_else(|e| e.into_inner()).push(&c))
+            Ok(Bytes::from(
+                scrubber.lock().unwrap_or_else(|e| e.into_inner()).push(&c),
+            ))
         }
         Err(e) => Err(std::io::Error::other(e.without_url())),
     });
     let end = futures::stream::once(async move {
-        Ok(tail.lock().unwrap_or_else(|e| e.into_inner()).finish())
+        Ok(Bytes::from(
+            tail.lock().unwrap_or_else(|e| e.into_inner()).finish(),
+        ))
     });
     let stream = futures::stream::once(async move { Ok(first) })
         .chain(rest)

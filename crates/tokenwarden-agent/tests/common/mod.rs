@@ -156,6 +156,8 @@ pub enum Piece {
     Bytes(Vec<u8>),
     /// A pause: a slow API.
     Pause(Duration),
+    /// Runs the function (which may block, waiting for the test) before writing on.
+    Until(Box<dyn FnOnce() + Send>),
 }
 
 /// `HTTP/1.1 status` with `headers` and `connection: close`, the blank line included.
@@ -248,6 +250,7 @@ pub fn raw_api(answer: impl Fn(&RawRequest) -> Vec<Piece> + Send + Sync + 'stati
                             }
                         }
                         Piece::Pause(d) => std::thread::sleep(d),
+                        Piece::Until(wait) => wait(),
                     }
                 }
             });

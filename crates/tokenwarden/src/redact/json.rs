@@ -61,6 +61,104 @@ pub fn redact_json_bytes(bytes: &[u8]) -> Cow<'_, [u8]> {
     redact_bytes(bytes)
 }
 
+/// A body of any type, scrubbed as far as its text allows: what a proxy passes on, whatever its
+/// `Content-Type` says. Without a backslash in it, every JSON string reads as it is written, so
+/// the bytes are matched as they are ([`redact_bytes`]: one pass, no copy when clean). With one,
+/// it is scrubbed as JSON ([`redact_json_bytes`]) when it is one JSON value, labelled so or not;
+/// when it is not (NDJSON, JSON quoted in text, a `text/plain` answer, a script), its escapes
+/// (`\uXXXX` with surrogate pairs, `\xHH`, `\/`, `\"`, `\'`, `\\`) are decoded and, if a
+/// secret shows there, the decoded text is returned scrubbed: the other escapes are lost, which
+/// only happens to a body that echoed a secret.
+///
+/// ```
+/// tokenwarden::redact::register_secret("TOK-body-secret-3");
+/// let ndjson = b"{\"a\":1}\n{\"echo\":\"\\u0054OK-body-secret-3\"}\n";
+/// assert!(!String::from_utf8_lossy(&tokenwarden::redact::redact_body(ndjson)).contains("body-secret"));
+/// let text = br"say \x54OK-body-secret-3";
+/// assert_eq!(&*tokenwarden::redact::redact_body(text), b"say [REDACTED]");
+/// ```
+pub fn redact_body(bytes: &[u8]) -> Cow<'_, [u8]> {
+    if !bytes.contains(&b'\\') {
+        return redact_bytes(bytes);
+    }
+    let Some(m) = matcher() else {
+        return Cow::Borrowed(bytes);
+    };
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(mut value) => {
+            if scrub(&mut value, &m) {
+                return Cow::Owned(scrub_serialized(
+                    serde_json::to_vec(&value).unwrap_or_default(),
+                ));
+            }
+        }
+        Err(_) => {
+            let decoded = unescaped(bytes);
+            if m.is_match(&decoded) {
+                return Cow::Owned(m.replace_bytes(&decoded).unwrap_or(decoded));
+            }
+        }
+    }
+    redact_bytes(bytes)
+}
+
+/// `bytes` with the backslash escapes of JSON, JavaScript and Python string literals decoded
+/// (`\uXXXX`, a surrogate pair as one character, `\xHH`, and `\` before `/`, `"`, `'`, `\`);
+/// anything else, a broken escape included, kept as it is.
+fn unescaped(bytes: &[u8]) -> Vec<u8> {
+    fn hex(digits: Option<&[u8]>) -> Option<u32> {
+        let digits = digits?;
+        let text = std::str::from_utf8(digits).ok()?;
+        text.bytes()
+            .all(|b| b.is_ascii_hexdigit())
+            .then(|| u32::from_str_radix(text, 16).ok())
+            .flatten()
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            match bytes.get(i + 1) {
+                Some(b'u') => {
+                    if let Some(unit) = hex(bytes.get(i + 2..i + 6)) {
+                        let low = (0xD800..0xDC00)
+                            .contains(&unit)
+                            .then(|| bytes.get(i + 6..i + 8).filter(|e| *e == b"\\u"))
+                            .flatten()
+                            .and_then(|_| hex(bytes.get(i + 8..i + 12)))
+                            .filter(|low| (0xDC00..0xE000).contains(low));
+                        let (code, used) = match low {
+                            Some(low) => (0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00), 12),
+                            None => (unit, 6),
+                        };
+                        if let Some(c) = char::from_u32(code) {
+                            out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                            i += used;
+                            continue;
+                        }
+                    }
+                }
+                Some(b'x') => {
+                    if let Some(byte) = hex(bytes.get(i + 2..i + 4)) {
+                        out.push(byte as u8);
+                        i += 4;
+                        continue;
+                    }
+                }
+                Some(&c @ (b'/' | b'"' | b'\'' | b'\\')) => {
+                    out.push(c);
+                    i += 2;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
 /// The last pass over JSON text written from scrubbed values: a secret that spans JSON
 /// punctuation (`a","b`) is in no single string, but is in the text. It is replaced when the
 /// result is still JSON; otherwise the text is kept as it is (every string in it is clean).
@@ -117,6 +215,7 @@ fn scrub(v: &mut Value, m: &Built) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::redact::REDACTED;
     use serde_json::json;
 
     const TOKEN: &str = "TOK-abcdefghijklmnopqrstuvwxyz0123456789";
@@ -149,6 +248,37 @@ mod tests {
         );
         let parsed: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(redact_json(&parsed).as_ref(), &back);
+    }
+
+    #[test]
+    fn regression_a_body_of_any_type_is_scrubbed_of_an_escaped_token() {
+        // The agent decoded escapes only when the answer said it was JSON: a `text/plain` echo,
+        // NDJSON and a token in a JavaScript string passed with their escapes.
+        crate::redact::register(TOKEN, crate::redact::Lifespan::Rotating);
+        let escaped = every_char_escaped(TOKEN);
+        let hexed: String = TOKEN.bytes().map(|b| format!("\\x{b:02x}")).collect();
+        let surrogate = format!("\\ud83d\\ude00 {}", every_char_escaped(TOKEN));
+        for body in [
+            format!(r#"{{"echo":"{escaped}"}}"#),
+            format!("{{\"a\":1}}\n{{\"echo\":\"{escaped}\"}}\n"),
+            format!("var t = '{hexed}'; // C:\\temp"),
+            format!("you sent: {escaped} (C:\\x)"),
+            format!("got {}", TOKEN.replace('-', "\\u002D")),
+            surrogate,
+        ] {
+            let clean = String::from_utf8_lossy(&redact_body(body.as_bytes())).into_owned();
+            assert!(
+                clean.contains(REDACTED) && !clean.contains("abcdef"),
+                "{body}: {clean}"
+            );
+        }
+        // A pair decodes to one character, and what is not an escape is kept.
+        assert_eq!(unescaped(br"\ud83d\ude00"), "\u{1f600}".as_bytes());
+        assert_eq!(unescaped(br"\u12 \x4 \q \"), br"\u12 \x4 \q \");
+        // A clean body with backslashes is kept byte for byte, JSON or not.
+        for clean in [&br#"{"path":"C:\\temp\u0041"}"#[..], br"C:\temp\x41 \u0041"] {
+            assert!(matches!(redact_body(clean), Cow::Borrowed(_)));
+        }
     }
 
     #[test]

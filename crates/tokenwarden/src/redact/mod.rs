@@ -21,9 +21,11 @@
 
 mod forms;
 mod json;
+mod stream;
 
-pub use json::{redact_json, redact_json_bytes};
+pub use json::{redact_body, redact_json, redact_json_bytes};
 pub(crate) use json::{redact_json_in_place, scrub_serialized};
+pub use stream::Streaming;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use arc_swap::ArcSwapOption;
