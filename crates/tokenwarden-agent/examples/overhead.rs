@@ -308,8 +308,35 @@ struct Path {
     switches: f64,
 }
 
-#[tokio::main]
-async fn main() {
+/// Each process's runtime: tokio's multi-thread one as the CLI builds it; `OVERHEAD_THREADS=N`
+/// gives it N workers, and `0` a current-thread runtime (what a runtime's thread hand-offs cost);
+/// `OVERHEAD_PROXY_THREADS` does the same for the agent and the floor only.
+fn main() {
+    let proxy = matches!(
+        std::env::args().nth(1).as_deref(),
+        Some("agent" | "floor")
+    );
+    let threads = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
+    let wanted = match proxy {
+        true => threads("OVERHEAD_PROXY_THREADS").or_else(|| threads("OVERHEAD_THREADS")),
+        false => threads("OVERHEAD_THREADS"),
+    };
+    let runtime = match wanted {
+        Some(0usize) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    runtime.unwrap().block_on(run());
+}
+
+async fn run() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("sim") => return sim_role(args[1].parse().unwrap()).await,
