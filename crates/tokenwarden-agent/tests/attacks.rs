@@ -541,3 +541,49 @@ async fn a_streamed_answer_is_refused_to_an_http_1_0_caller_whose_answer_end_is_
     );
     agent.shutdown().await;
 }
+
+// A key file in a directory others can write to: they could replace it, and so choose the key.
+
+#[cfg(unix)]
+#[test]
+fn a_key_file_in_a_directory_others_can_write_to_is_refused_unless_it_is_sticky() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    let inner = shared.join("inner");
+    std::fs::create_dir_all(&inner).unwrap();
+    let path = shared.join("agent.key");
+    // Created while the directory is private; then it is opened to others.
+    let key = AgentKey::load_or_create(&path).unwrap();
+    let canonical = std::fs::canonicalize(&shared).unwrap();
+    for mode in [0o777, 0o770, 0o702] {
+        chmod(&shared, mode);
+        for (what, file) in [
+            ("existing", path.clone()),
+            ("to create", inner.join("agent.key")),
+        ] {
+            let e = AgentKey::load_or_create(&file).unwrap_err().to_string();
+            assert!(e.starts_with("agent key: file "), "{what} {mode:o}: {e}");
+            assert!(
+                e.contains(&format!(
+                    "{}, which other users can write to",
+                    canonical.display()
+                )),
+                "{what} {mode:o}: {e}"
+            );
+            assert!(
+                e.contains(&format!("chmod go-w {}", canonical.display())),
+                "{e}"
+            );
+            assert!(!e.contains(key.expose()), "{e}");
+        }
+        assert!(!inner.join("agent.key").exists(), "nothing created");
+    }
+    // Sticky (as /tmp is): only an entry's owner may rename or remove it.
+    chmod(&shared, 0o1777);
+    assert_eq!(
+        AgentKey::load_or_create(&path).unwrap().expose(),
+        key.expose()
+    );
+    tokenwarden::fs::check_parent_dirs(&inner.join("agent.key")).unwrap();
+    chmod(&shared, 0o700);
+}
