@@ -211,6 +211,8 @@ async fn respond(
     let mut response = answer.into_response();
     // The answer's own headers, taken (not copied): the body is read from `response` alone.
     let mut headers = std::mem::take(response.headers_mut());
+    // Looked at before the hop-by-hop headers go: `Transfer-Encoding` is one of them.
+    let transfer = transfer_coded(&headers);
     strip_hop_by_hop(&mut headers);
     // No CORS header ever leaves the agent, whatever the API says.
     let cors = |n: &HeaderName| n.as_str().starts_with("access-control-");
@@ -234,6 +236,22 @@ async fn respond(
     let body = if no_body {
         full(Bytes::new())
     } else {
+        if let Some(coding) = transfer {
+            // The HTTP client undoes `chunked` only: the bytes under another transfer coding
+            // (`gzip, chunked`) cannot be searched for the token either.
+            tracing::info!(
+                transfer_encoding = %coding,
+                "the API's answer has a transfer coding other than chunked: refused"
+            );
+            return error_response(
+                StatusCode::BAD_GATEWAY,
+                "agent.api.encoded",
+                &format!(
+                    "the API answered with Transfer-Encoding {coding}, which the agent cannot \
+                     scrub of the token (only chunked is undone)"
+                ),
+            );
+        }
         if let Some(coding) = encoded(&headers) {
             // Compressed bytes cannot be searched for the token: nothing of it is passed on.
             tracing::info!(
@@ -324,8 +342,30 @@ async fn respond(
 
 /// The content coding of an answer other than `identity`, if it has one.
 fn encoded(headers: &HeaderMap) -> Option<String> {
-    let codings: Vec<String> = headers
-        .get_all(header::CONTENT_ENCODING)
+    let codings = codings(headers, &header::CONTENT_ENCODING);
+    let unscrubbable: Vec<&str> = codings
+        .iter()
+        .map(String::as_str)
+        .filter(|c| *c != "identity")
+        .collect();
+    shown(&unscrubbable)
+}
+
+/// The transfer codings of an answer, unless they are none or `chunked` alone (which the HTTP
+/// client undoes).
+fn transfer_coded(headers: &HeaderMap) -> Option<String> {
+    let codings = codings(headers, &header::TRANSFER_ENCODING);
+    let all: Vec<&str> = codings.iter().map(String::as_str).collect();
+    match all.as_slice() {
+        [] | ["chunked"] => None,
+        _ => shown(&all),
+    }
+}
+
+/// The codings a header lists (lower case, empty ones left out).
+fn codings(headers: &HeaderMap, name: &HeaderName) -> Vec<String> {
+    headers
+        .get_all(name)
         .iter()
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .flat_map(|v| {
@@ -333,10 +373,14 @@ fn encoded(headers: &HeaderMap) -> Option<String> {
                 .map(|c| c.trim().to_ascii_lowercase())
                 .collect::<Vec<_>>()
         })
-        .filter(|c| !c.is_empty() && c != "identity")
-        .collect();
-    let shown: String = codings.join(", ").chars().take(100).collect();
-    (!codings.is_empty()).then(|| tokenwarden::redact::redact(&shown).into_owned())
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+/// Codings as a message shows them (at most 100 characters, scrubbed), `None` for none.
+fn shown(codings: &[&str]) -> Option<String> {
+    let text: String = codings.join(", ").chars().take(100).collect();
+    (!codings.is_empty()).then(|| tokenwarden::redact::redact(&text).into_owned())
 }
 
 /// 502 `agent.api.too.large`: an answer larger than [`Limits::max_response`](crate::Limits).

@@ -587,3 +587,53 @@ fn a_key_file_in_a_directory_others_can_write_to_is_refused_unless_it_is_sticky(
     tokenwarden::fs::check_parent_dirs(&inner.join("agent.key")).unwrap();
     chmod(&shared, 0o700);
 }
+// An answer with `Transfer-Encoding: gzip, chunked`: the HTTP client undoes `chunked` only, the
+// hop-by-hop strip removed the header, and the caller got gzip bytes the scrubber never read.
+
+#[tokio::test]
+async fn an_answer_with_a_transfer_coding_other_than_chunked_is_refused() {
+    let api = raw_api(|r| {
+        let coding = if r.line.contains("plain") {
+            "chunked"
+        } else {
+            "gzip, chunked"
+        };
+        let data = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03compressed";
+        let mut body = format!("{:x}\r\n", data.len()).into_bytes();
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n0\r\n\r\n");
+        vec![
+            head(
+                200,
+                &[
+                    ("content-type", "application/json"),
+                    ("transfer-encoding", coding),
+                ],
+            ),
+            Piece::Bytes(body),
+        ]
+    });
+    let agent = agent_for(&api.base, |b| b, |o| o).await;
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        http.get(format!("{}{path}", agent.url()))
+            .bearer_auth(KEY)
+            .send()
+    };
+    let r = get("/api/v2/gzipped").await.unwrap();
+    assert_eq!(r.status(), 502);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "agent.api.encoded", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("Transfer-Encoding gzip, chunked"),
+        "{v}"
+    );
+    // `chunked` alone is undone by the client: passed on.
+    let r = get("/api/v2/plain").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.unwrap().ends_with(b"compressed"));
+    agent.shutdown().await;
+}
