@@ -100,7 +100,7 @@ pub(crate) async fn forward(state: &State, req: Request<Incoming>) -> Response<B
         .client
         .forward(method.clone(), target)
         .headers(headers);
-    match read_body(body, state.limits.max_body).await {
+    match read_body(body, state.limits.max_body, state.body_stall).await {
         Ok(ReadBody::Whole(bytes)) if bytes.is_empty() && announced.is_none() => {}
         Ok(ReadBody::Whole(bytes)) => request = request.body(bytes),
         Ok(ReadBody::Stream(body)) => request = request.body_stream(body),
@@ -154,11 +154,19 @@ enum ReadBody {
 }
 
 /// The request body: whole when it ends within [`REPLAYABLE_BODY`], else a stream of what was
-/// read and what follows, cut off (the forwarded request fails) past `max` bytes.
-async fn read_body(mut body: Incoming, max: u64) -> Result<ReadBody, guard::Refusal> {
+/// read and what follows, cut off (the forwarded request fails) past `max` bytes or once nothing
+/// arrived for `stall` (408 [`guard::STALLED_BODY`] while it is read whole).
+async fn read_body(
+    mut body: Incoming,
+    max: u64,
+    stall: std::time::Duration,
+) -> Result<ReadBody, guard::Refusal> {
     let mut head = bytes::BytesMut::new();
     loop {
-        match body.frame().await {
+        let Ok(frame) = tokio::time::timeout(stall, body.frame()).await else {
+            return Err(guard::STALLED_BODY);
+        };
+        match frame {
             None => return Ok(ReadBody::Whole(head.freeze())),
             Some(Err(_)) => return Err(guard::BROKEN_BODY),
             Some(Ok(frame)) => {
@@ -176,9 +184,22 @@ async fn read_body(mut body: Incoming, max: u64) -> Result<ReadBody, guard::Refu
     }
     let mut seen = head.len() as u64;
     let first = futures::stream::once(async move { Ok::<Bytes, std::io::Error>(head.freeze()) });
-    let rest = http_body_util::BodyStream::new(body).filter_map(move |frame| {
+    // Each read bounded by `stall`; after a stall or an error, the stream ends.
+    let frames = futures::stream::unfold(Some(body), move |body| async move {
+        let mut body = body?;
+        match tokio::time::timeout(stall, body.frame()).await {
+            Err(_) => Some((
+                Err(std::io::Error::other("the request body stopped arriving")),
+                None,
+            )),
+            Ok(None) => None,
+            Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), None)),
+            Ok(Some(Ok(frame))) => Some((Ok(frame), Some(body))),
+        }
+    });
+    let rest = frames.filter_map(move |frame| {
         let item = match frame {
-            Err(e) => Some(Err(std::io::Error::other(e))),
+            Err(e) => Some(Err(e)),
             Ok(f) => match f.into_data() {
                 Ok(data) => {
                     seen += data.len() as u64;
