@@ -184,3 +184,54 @@ impl Connections {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn at_the_cap_the_oldest_connection_without_the_key_makes_room_and_a_burst_ends_quietly()
+    {
+        let cap = Connections::new(3);
+        let a = cap.admit().unwrap();
+        let b = cap.admit().unwrap();
+        let c = cap.admit().unwrap();
+        assert!(cap.burst_ends().is_none(), "below the cap: no burst");
+        a.slot.keyed();
+        // The oldest without the key is b: told to close, its place taken.
+        let d = cap.admit().unwrap();
+        tokio::time::timeout(Duration::from_millis(1), b.slot.evicted())
+            .await
+            .expect("b is evicted");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(1), a.slot.evicted())
+                .await
+                .is_err(),
+            "a showed the key: kept"
+        );
+        let ends = cap.burst_ends().expect("a burst began");
+        // Then c (older than d); once all have shown the key, a new one is refused.
+        let e = cap.admit().unwrap();
+        tokio::time::timeout(Duration::from_millis(1), c.slot.evicted())
+            .await
+            .expect("c is evicted");
+        d.slot.keyed();
+        e.slot.keyed();
+        assert!(
+            cap.admit().is_none(),
+            "every open connection showed the key"
+        );
+        // A place given back (a connection ended) is free again.
+        drop(a);
+        let f = cap.admit().expect("a's place");
+        // The burst lasts while the cap is reached less than BURST_QUIET apart.
+        assert!(cap.burst_ends().unwrap() > ends);
+        tokio::time::advance(BURST_QUIET - Duration::from_millis(1)).await;
+        cap.end_burst();
+        assert!(cap.burst_ends().is_some(), "not quiet long enough");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        cap.end_burst();
+        assert!(cap.burst_ends().is_none(), "ended");
+        drop((b, c, d, e, f));
+    }
+}
