@@ -68,6 +68,12 @@ pub const BROKEN_BODY: Refusal = Refusal::new(
     "agent.body.broken",
     "the request body could not be read",
 );
+/// A request body that stopped arriving (no byte for the forward timeout): cut, not waited for.
+pub const STALLED_BODY: Refusal = Refusal::new(
+    StatusCode::REQUEST_TIMEOUT,
+    "agent.body.stalled",
+    "the request body stopped arriving",
+);
 /// A request head (target and headers) larger than [`MAX_HEAD`](crate::MAX_HEAD).
 pub const HEAD_TOO_LARGE: Refusal = Refusal::new(
     StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

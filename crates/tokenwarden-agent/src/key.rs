@@ -87,7 +87,8 @@ impl AgentKey {
     ///
     /// # Errors
     /// [`AgentError::Key`] if the file is a symlink, not a regular file, readable or writable by
-    /// the group or others, or holds no valid key; [`AgentError::Io`] if it cannot be read or
+    /// the group or others, in a directory that others can write to and that is not sticky (it,
+    /// or one above it: see [`tokenwarden::fs::check_parent_dirs`]), or holds no valid key; [`AgentError::Io`] if it cannot be read or
     /// created.
     pub fn load_or_create(path: &Path) -> Result<Self, AgentError> {
         let from_file = |text: &str| {
@@ -95,6 +96,17 @@ impl AgentKey {
                 AgentError::Key(format!("file {}: the key in it {why}", path.display()))
             })
         };
+        // Another user who can write to a directory on the way could replace the file (or the
+        // directory) with their own, and so choose the key. A missing directory is left to the
+        // creation below, which says what to do.
+        match tokenwarden::fs::check_parent_dirs(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(AgentError::Key(format!("file {e}")));
+            }
+            Err(e) => return Err(AgentError::io("check the directory of", path, e)),
+        }
         if let Some(text) = read_private(path)? {
             return from_file(&text);
         }

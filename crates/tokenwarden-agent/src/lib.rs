@@ -29,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+mod connections;
 mod error;
 pub mod guard;
 mod key;
@@ -41,7 +42,10 @@ pub use error::AgentError;
 pub use key::{AgentKey, KEY_BYTES, KEY_ENV, MIN_KEY_LEN};
 pub use metrics::{ProxyCounters, render};
 pub use proxy::{GATHER_WINDOW, REPLAYABLE_BODY, SCRUBBED_WHOLE, strip_hop_by_hop};
-pub use server::{DRAIN_TIMEOUT, LOCAL_TOKEN_LIFETIME, Limits, MAX_HEAD, MAX_HEADERS};
+pub use server::{
+    DRAIN_TIMEOUT, HEAD_TIMEOUT, LOCAL_TOKEN_LIFETIME, Limits, MAX_CONNECTIONS, MAX_HEAD,
+    MAX_HEADERS, TOKEN_BODY_TIMEOUT,
+};
 pub use sink::{Sink, SinkFormat};
 
 use std::net::SocketAddr;
@@ -160,6 +164,9 @@ impl Agent {
             max_response: limits
                 .max_response
                 .unwrap_or_else(|| client.max_response_bytes()),
+            body_stall: limits
+                .body_stall
+                .unwrap_or_else(|| client.request_timeout()),
             limits,
         });
         let (stop, stopped) = watch::channel(false);

@@ -109,7 +109,7 @@ pub(crate) async fn forward(state: &State, req: Request<Incoming>) -> Response<B
         .client
         .forward(method.clone(), target)
         .headers(headers);
-    match read_body(body, state.limits.max_body).await {
+    match read_body(body, state.limits.max_body, state.body_stall).await {
         Ok(ReadBody::Whole(bytes)) if bytes.is_empty() && announced.is_none() => {}
         Ok(ReadBody::Whole(bytes)) => request = request.body(bytes),
         Ok(ReadBody::Stream(body)) => request = request.body_stream(body),
@@ -163,11 +163,19 @@ enum ReadBody {
 }
 
 /// The request body: whole when it ends within [`REPLAYABLE_BODY`], else a stream of what was
-/// read and what follows, cut off (the forwarded request fails) past `max` bytes.
-async fn read_body(mut body: Incoming, max: u64) -> Result<ReadBody, guard::Refusal> {
+/// read and what follows, cut off (the forwarded request fails) past `max` bytes or once nothing
+/// arrived for `stall` (408 [`guard::STALLED_BODY`] while it is read whole).
+async fn read_body(
+    mut body: Incoming,
+    max: u64,
+    stall: std::time::Duration,
+) -> Result<ReadBody, guard::Refusal> {
     let mut head = bytes::BytesMut::new();
     loop {
-        match body.frame().await {
+        let Ok(frame) = tokio::time::timeout(stall, body.frame()).await else {
+            return Err(guard::STALLED_BODY);
+        };
+        match frame {
             None => return Ok(ReadBody::Whole(head.freeze())),
             Some(Err(_)) => return Err(guard::BROKEN_BODY),
             Some(Ok(frame)) => {
@@ -185,9 +193,22 @@ async fn read_body(mut body: Incoming, max: u64) -> Result<ReadBody, guard::Refu
     }
     let mut seen = head.len() as u64;
     let first = futures::stream::once(async move { Ok::<Bytes, std::io::Error>(head.freeze()) });
-    let rest = http_body_util::BodyStream::new(body).filter_map(move |frame| {
+    // Each read bounded by `stall`; after a stall or an error, the stream ends.
+    let frames = futures::stream::unfold(Some(body), move |body| async move {
+        let mut body = body?;
+        match tokio::time::timeout(stall, body.frame()).await {
+            Err(_) => Some((
+                Err(std::io::Error::other("the request body stopped arriving")),
+                None,
+            )),
+            Ok(None) => None,
+            Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), None)),
+            Ok(Some(Ok(frame))) => Some((Ok(frame), Some(body))),
+        }
+    });
+    let rest = frames.filter_map(move |frame| {
         let item = match frame {
-            Err(e) => Some(Err(std::io::Error::other(e))),
+            Err(e) => Some(Err(e)),
             Ok(f) => match f.into_data() {
                 Ok(data) => {
                     seen += data.len() as u64;
@@ -220,6 +241,8 @@ async fn respond(
     let mut response = answer.into_response();
     // The answer's own headers, taken (not copied): the body is read from `response` alone.
     let mut headers = std::mem::take(response.headers_mut());
+    // Looked at before the hop-by-hop headers go: `Transfer-Encoding` is one of them.
+    let transfer = transfer_coded(&headers);
     strip_hop_by_hop(&mut headers);
     // No CORS header ever leaves the agent, whatever the API says.
     let cors = |n: &HeaderName| n.as_str().starts_with("access-control-");
@@ -239,6 +262,22 @@ async fn respond(
     let body = if no_body {
         full(Bytes::new())
     } else {
+        if let Some(coding) = transfer {
+            // The HTTP client undoes `chunked` only: the bytes under another transfer coding
+            // (`gzip, chunked`) cannot be searched for the token either.
+            tracing::info!(
+                transfer_encoding = %coding,
+                "the API's answer has a transfer coding other than chunked: refused"
+            );
+            return error_response(
+                StatusCode::BAD_GATEWAY,
+                "agent.api.encoded",
+                &format!(
+                    "the API answered with Transfer-Encoding {coding}, which the agent cannot \
+                     scrub of the token (only chunked is undone)"
+                ),
+            );
+        }
         if let Some(coding) = encoded(&headers) {
             // Compressed bytes cannot be searched for the token: nothing of it is passed on.
             tracing::info!(
@@ -345,8 +384,30 @@ async fn respond(
 
 /// The content coding of an answer other than `identity`, if it has one.
 fn encoded(headers: &HeaderMap) -> Option<String> {
-    let codings: Vec<String> = headers
-        .get_all(header::CONTENT_ENCODING)
+    let codings = codings(headers, &header::CONTENT_ENCODING);
+    let unscrubbable: Vec<&str> = codings
+        .iter()
+        .map(String::as_str)
+        .filter(|c| *c != "identity")
+        .collect();
+    shown(&unscrubbable)
+}
+
+/// The transfer codings of an answer, unless they are none or `chunked` alone (which the HTTP
+/// client undoes).
+fn transfer_coded(headers: &HeaderMap) -> Option<String> {
+    let codings = codings(headers, &header::TRANSFER_ENCODING);
+    let all: Vec<&str> = codings.iter().map(String::as_str).collect();
+    match all.as_slice() {
+        [] | ["chunked"] => None,
+        _ => shown(&all),
+    }
+}
+
+/// The codings a header lists (lower case, empty ones left out).
+fn codings(headers: &HeaderMap, name: &HeaderName) -> Vec<String> {
+    headers
+        .get_all(name)
         .iter()
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .flat_map(|v| {
@@ -354,10 +415,14 @@ fn encoded(headers: &HeaderMap) -> Option<String> {
                 .map(|c| c.trim().to_ascii_lowercase())
                 .collect::<Vec<_>>()
         })
-        .filter(|c| !c.is_empty() && c != "identity")
-        .collect();
-    let shown: String = codings.join(", ").chars().take(100).collect();
-    (!codings.is_empty()).then(|| tokenwarden::redact::redact(&shown).into_owned())
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+/// Codings as a message shows them (at most 100 characters, scrubbed), `None` for none.
+fn shown(codings: &[&str]) -> Option<String> {
+    let text: String = codings.join(", ").chars().take(100).collect();
+    (!codings.is_empty()).then(|| tokenwarden::redact::redact(&text).into_owned())
 }
 
 /// 502 `agent.api.too.large`: an answer larger than [`Limits::max_response`](crate::Limits).

@@ -1,8 +1,9 @@
 //! The HTTP server: one loopback listener, HTTP/1.1 with bounded heads, every request checked by
 //! [`guard::check`] before it is routed to an endpoint or to the proxy.
 
+use crate::connections::{Admission, Connections, Slot};
 use crate::metrics::ProxyCounters;
-use crate::{AgentKey, guard, metrics, proxy};
+use crate::{AgentKey, connections, guard, metrics, proxy};
 use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -26,8 +27,16 @@ pub const MAX_HEAD: usize = 64 * 1024;
 pub const MAX_HEADERS: usize = 100;
 /// The largest body of `POST /oauth/token`.
 const MAX_TOKEN_REQUEST: usize = 16 * 1024;
-/// A request head must arrive within this time.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// A request head must arrive within this time ([`Limits::head_timeout`]'s default), counted from
+/// the moment the connection waits for one: its start, or the end of the previous answer (so an
+/// idle keep-alive connection is closed after it too).
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// The body of `POST /oauth/token` must arrive within this time ([`Limits::token_body_timeout`]'s
+/// default): it is read before the key is checked (it may hold the key).
+pub const TOKEN_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most connections open at once ([`Limits::max_connections`]'s default): well under the
+/// usual soft limit of 1024 file descriptors, with room for the API's connections and files.
+pub const MAX_CONNECTIONS: usize = 512;
 /// How long a stopping agent waits for the requests in progress to be answered; connections
 /// still busy then are closed.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,6 +55,23 @@ pub struct Limits {
     /// `Content-Length` is refused (502 `agent.api.too.large`); one that streams past it is cut
     /// (the connection closed before its end), never passed on truncated as if it were whole.
     pub max_response: Option<u64>,
+    /// How long a request head may take to arrive, from the connection's start or the end of the
+    /// previous answer on it ([`HEAD_TIMEOUT`]): a head that never completes, or a keep-alive
+    /// connection idle that long, is closed.
+    pub head_timeout: Duration,
+    /// How long the body of `POST /oauth/token` may take to arrive ([`TOKEN_BODY_TIMEOUT`]): a
+    /// slower one is answered 408 `invalid_request` and its connection closed.
+    pub token_body_timeout: Duration,
+    /// How long a forwarded request body may stop arriving before it is cut (408
+    /// `agent.body.stalled` while it is read, the forwarded request failed once it streams);
+    /// `None` (the default): the client's
+    /// [`request_timeout`](tokenwarden::ApiClient::request_timeout). A body that keeps coming is
+    /// not cut, however long it takes.
+    pub body_stall: Option<Duration>,
+    /// The most connections open at once ([`MAX_CONNECTIONS`]). At the cap a new connection
+    /// closes the oldest one that has not shown the key, or is answered 503 and closed when every
+    /// open one has.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -53,6 +79,10 @@ impl Default for Limits {
         Self {
             max_body: 64 << 20,
             max_response: None,
+            head_timeout: HEAD_TIMEOUT,
+            token_body_timeout: TOKEN_BODY_TIMEOUT,
+            body_stall: None,
+            max_connections: MAX_CONNECTIONS,
         }
     }
 }
@@ -66,6 +96,8 @@ pub(crate) struct State {
     pub(crate) limits: Limits,
     /// The largest answer passed on ([`Limits::max_response`], resolved).
     pub(crate) max_response: u64,
+    /// How long a forwarded body may stop arriving ([`Limits::body_stall`], resolved).
+    pub(crate) body_stall: Duration,
 }
 
 pub(crate) fn full(bytes: Bytes) -> Body {
@@ -113,11 +145,18 @@ pub(crate) async fn serve(
     // The connections are kept (not detached): a stop waits for them, and aborting this task
     // (the agent dropped) aborts them.
     let mut connections = tokio::task::JoinSet::new();
+    let cap = Connections::new(state.limits.max_connections);
     loop {
+        let burst_ends = cap.burst_ends();
         let accepted = tokio::select! {
             a = listener.accept() => a,
             // Finished connections are reaped as they end.
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            () = tokio::time::sleep_until(burst_ends.unwrap_or_else(tokio::time::Instant::now)),
+                if burst_ends.is_some() => {
+                cap.end_burst();
+                continue;
+            }
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
         };
         let (stream, _) = match accepted {
@@ -128,8 +167,20 @@ pub(crate) async fn serve(
                 continue;
             }
         };
+        // Accepted even at the cap (never left in the backlog, where it would wait unanswered):
+        // it takes the place of an older connection that has not shown the key, or is told so
+        // and closed.
+        let Some(admission) = cap.admit() else {
+            let _ = stream.try_write(connections::refused_answer().as_bytes());
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        connections.spawn(connection(stream, Arc::clone(&state), stop.clone()));
+        connections.spawn(connection(
+            stream,
+            Arc::clone(&state),
+            stop.clone(),
+            admission,
+        ));
     }
     drop(listener);
     drain(connections).await;
@@ -156,24 +207,32 @@ async fn drain(mut connections: tokio::task::JoinSet<()>) {
 }
 
 /// Serves one connection until it ends, or, once `stop` turns true, until the request in progress
-/// is answered (hyper's graceful shutdown: an idle connection closes at once).
+/// is answered (hyper's graceful shutdown: an idle connection closes at once), or until it is
+/// evicted to make room for a new one (closed at once).
 async fn connection(
     stream: tokio::net::TcpStream,
     state: Arc<State>,
     mut stop: watch::Receiver<bool>,
+    admission: Admission,
 ) {
+    let slot = Arc::clone(&admission.slot);
+    let head_timeout = state.limits.head_timeout;
     let service = hyper::service::service_fn(move |req| {
-        let state = Arc::clone(&state);
-        async move { Ok::<_, std::convert::Infallible>(handle(&state, req).await) }
+        let (state, slot) = (Arc::clone(&state), Arc::clone(&slot));
+        async move { Ok::<_, std::convert::Infallible>(handle(&state, &slot, req).await) }
     });
+    // hyper's header read timeout starts whenever the connection waits for a head: at its start
+    // and after each answer (hyper 1.x), so it bounds an idle keep-alive connection too
+    // (`attacks::a_head_that_never_completes_and_an_idle_connection_are_closed_at_the_deadline`).
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEAD_TIMEOUT)
+        .header_read_timeout(head_timeout)
         .max_buf_size(MAX_HEAD)
         .max_headers(MAX_HEADERS)
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     tokio::select! {
+        () = admission.slot.evicted() => {}
         r = conn.as_mut() => {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "connection ended");
@@ -188,8 +247,8 @@ async fn connection(
     }
 }
 
-/// Routes one request.
-async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
+/// Routes one request; marks its connection as keyed once the request passes the key check.
+async fn handle(state: &State, slot: &Slot, req: Request<Incoming>) -> Response<Body> {
     if let Err(refusal) = guard::check(req.method(), req.uri(), req.headers(), state.local) {
         state.counters.refused();
         tracing::info!(code = refusal.code, method = %req.method(), "request refused");
@@ -214,25 +273,29 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
             _ => not_allowed("GET"),
         },
         "/oauth/token" => match method {
-            Method::POST => token_endpoint(state, req).await,
+            Method::POST => token_endpoint(state, slot, req).await,
             _ => not_allowed("POST"),
         },
         "/token" => match method {
-            Method::GET => match authorized(state, &req) {
+            Method::GET => match authorized(state, slot, &req) {
                 true => real_token(state).await,
                 false => unauthorized(state),
             },
             _ => not_allowed("GET"),
         },
-        _ => match authorized(state, &req) {
+        _ => match authorized(state, slot, &req) {
             true => proxy::forward(state, req).await,
             false => unauthorized(state),
         },
     }
 }
 
-fn authorized(state: &State, req: &Request<Incoming>) -> bool {
-    guard::bearer(req.headers()).is_some_and(|b| state.key.accepts(b))
+fn authorized(state: &State, slot: &Slot, req: &Request<Incoming>) -> bool {
+    let yes = guard::bearer(req.headers()).is_some_and(|b| state.key.accepts(b));
+    if yes {
+        slot.keyed();
+    }
+    yes
 }
 
 fn unauthorized(state: &State) -> Response<Body> {
@@ -327,16 +390,38 @@ fn basic_secret(b64: &str) -> Option<(zeroize::Zeroizing<String>, zeroize::Zeroi
 
 /// `POST /oauth/token`: `client_credentials` with the key as the client secret (HTTP Basic or
 /// form fields), answered with the local credential.
-async fn token_endpoint(state: &State, req: Request<Incoming>) -> Response<Body> {
+async fn token_endpoint(state: &State, slot: &Slot, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let limited = http_body_util::Limited::new(body, MAX_TOKEN_REQUEST);
-    let Ok(collected) = limited.collect().await else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "the request body is too large or broken",
-            false,
-        );
+    // The body is read before the key is checked: without a deadline, a caller sending a byte a
+    // minute would hold the connection (and a task) for ever.
+    let deadline = state.limits.token_body_timeout;
+    let collected = match tokio::time::timeout(deadline, limited.collect()).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(_)) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the request body is too large or broken",
+                false,
+            );
+        }
+        Err(_) => {
+            // Debug only: a flood of slow token requests must not flood the log.
+            tracing::debug!("token request body slower than the deadline: answered 408, closed");
+            let mut r = oauth_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request",
+                &format!(
+                    "the request body did not arrive within {}",
+                    tokenwarden::duration::human(deadline)
+                ),
+                false,
+            );
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
     };
     let body = collected.to_bytes();
     let form: Vec<(String, zeroize::Zeroizing<String>)> = url::form_urlencoded::parse(&body)
@@ -366,7 +451,9 @@ async fn token_endpoint(state: &State, req: Request<Incoming>) -> Response<Body>
         }),
         None => field("client_secret").is_some_and(|s| state.key.is_key(s)),
     };
-    if !accepted {
+    if accepted {
+        slot.keyed();
+    } else {
         state.counters.refused();
         tracing::info!("token request refused: wrong or missing client secret");
         return oauth_error(

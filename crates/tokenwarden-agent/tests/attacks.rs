@@ -1,15 +1,20 @@
 //! What an attacker's review of the agent found (issue #18), each answered by a test that fails
 //! without its fix: sinks that clobber a user's file, encoded answers that escape the scrubber,
 //! requests dropped at shutdown, Basic secrets with `+` or `%`, two agents creating the key file
-//! at once, and answers too large or too slow for a whole-request timeout.
+//! at once, and answers too large or too slow for a whole-request timeout. Then (session 7) the
+//! slow connections of a local user without the key (slowloris: trickled bodies and heads, idle
+//! connections, a flood past the file descriptor limit), a key file in a directory others can
+//! write to, and a transfer coding the scrubber cannot read.
 
 mod common;
 
-use common::{KEY, Piece, REAL_TOKEN, Setup, agent_for, head, raw_api};
+use common::{KEY, Piece, REAL_TOKEN, Setup, agent_for, closed_within, head, raw_api, read_answer};
 use std::path::Path;
 use std::time::Duration;
 use tokenwarden_agent::{AgentKey, AgentOptions, Limits, Sink, SinkFormat};
 use tokenwarden_sim::SimConfig;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpStream;
 
 fn sink(path: &Path) -> Sink {
     Sink {
@@ -411,12 +416,24 @@ async fn a_long_answer_that_keeps_coming_outlives_the_request_timeout_and_a_stal
     agent.shutdown().await;
 }
 
-fn with_max_response(mut options: AgentOptions, max: u64) -> AgentOptions {
-    options.limits = Limits {
-        max_response: Some(max),
-        ..Limits::default()
-    };
+fn with_limits(mut options: AgentOptions, limits: Limits) -> AgentOptions {
+    options.limits = limits;
     options
+}
+
+/// An agent in front of the simulator with `limits`.
+async fn setup_with(limits: Limits) -> Setup {
+    Setup::with(SimConfig::default(), |o| with_limits(o, limits)).await
+}
+
+fn with_max_response(options: AgentOptions, max: u64) -> AgentOptions {
+    with_limits(
+        options,
+        Limits {
+            max_response: Some(max),
+            ..Limits::default()
+        },
+    )
 }
 
 #[tokio::test]
@@ -539,5 +556,361 @@ async fn a_streamed_answer_is_refused_to_an_http_1_0_caller_whose_answer_end_is_
         new.to_ascii_lowercase()
             .contains("transfer-encoding: chunked")
     );
+    agent.shutdown().await;
+}
+
+// Slowloris (Medium, session 7): without the key, a local user held connections and tasks for
+// ever (a token request's body one byte a minute, heads never finished, idle keep-alive
+// connections), and 1,100 of them under a 1024 file descriptor limit made `accept` fail for the
+// callers with the key.
+
+#[tokio::test]
+async fn a_token_request_body_that_trickles_is_cut_at_the_deadline_and_its_connection_closed() {
+    let deadline = Duration::from_millis(300);
+    let s = setup_with(Limits {
+        token_body_timeout: deadline,
+        ..Limits::default()
+    })
+    .await;
+    let addr = s.agent.local_addr();
+    let (mut rx, mut tx) = TcpStream::connect(addr).await.unwrap().into_split();
+    tx.write_all(
+        format!(
+            "POST /oauth/token HTTP/1.1\r\nHost: {addr}\r\ncontent-type: \
+             application/x-www-form-urlencoded\r\ncontent-length: 200\r\n\r\ngrant_type="
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    // The attacker's pace: a byte every 50 ms, so that no single read ever waits long.
+    let trickle = tokio::spawn(async move {
+        for b in b"client_credentials&client_secret=not-the-key-at-all" {
+            if tx.write_all(&[*b]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Then nothing more, the connection left open.
+        std::future::pending::<()>().await;
+    });
+    let got = closed_within(&mut rx, Duration::from_secs(3))
+        .await
+        .expect("the connection is closed at the deadline");
+    let took = started.elapsed();
+    trickle.abort();
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    assert!(got.contains(r#""error":"invalid_request""#), "{got}");
+    assert!(
+        got.to_ascii_lowercase().contains("connection: close"),
+        "{got}"
+    );
+    assert!(
+        took >= deadline && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    // The agent still answers the next caller.
+    let r = s
+        .http
+        .post(s.url("/oauth/token"))
+        .form(&[("grant_type", "client_credentials"), ("client_secret", KEY)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    s.agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_head_that_never_completes_and_an_idle_connection_are_closed_at_the_deadline() {
+    let deadline = Duration::from_millis(300);
+    let s = setup_with(Limits {
+        head_timeout: deadline,
+        ..Limits::default()
+    })
+    .await;
+    let addr = s.agent.local_addr();
+    let healthz = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    for case in ["nothing sent", "half a head", "idle after an answer"] {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        match case {
+            "half a head" => c
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: ")
+                .await
+                .unwrap(),
+            "idle after an answer" => {
+                c.write_all(healthz.as_bytes()).await.unwrap();
+                let answer = read_answer(&mut c).await;
+                assert!(answer.starts_with("HTTP/1.1 "), "{case}: {answer}");
+                assert!(!answer.contains("connection: close"), "{case}: {answer}");
+            }
+            _ => {}
+        }
+        let started = std::time::Instant::now();
+        let got = closed_within(&mut c, Duration::from_secs(2)).await;
+        let took = started.elapsed();
+        assert!(got.is_some(), "{case}: still open after {took:?}");
+        assert!(took >= deadline / 2, "{case}: closed after {took:?} only");
+    }
+    s.agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn at_the_connection_cap_slow_connections_without_the_key_make_room_for_callers_with_it() {
+    const CAP: usize = 8;
+    let idle = Duration::from_millis(1500);
+    // On this (current) thread, the runtime's: the agent's events too.
+    let (logs, _guard) = tokenwarden_test_support::logs::capture();
+    let s = setup_with(Limits {
+        max_connections: CAP,
+        head_timeout: idle,
+        ..Limits::default()
+    })
+    .await;
+    let addr = s.agent.local_addr();
+    // CAP connections without the key, each served once (so each is surely open) and then
+    // sending a head that never ends.
+    let mut slow = Vec::new();
+    for _ in 0..CAP {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        assert!(read_answer(&mut c).await.starts_with("HTTP/1.1 "));
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: ")
+            .await
+            .unwrap();
+        slow.push(c);
+    }
+    // A caller with the key gets in: the oldest of them is closed to make room.
+    let r = s.get("/token").await;
+    assert_eq!(r.status(), 200);
+    let started = std::time::Instant::now();
+    assert!(
+        closed_within(&mut slow[0], Duration::from_secs(1))
+            .await
+            .is_some()
+    );
+    assert!(started.elapsed() < idle, "evicted, not timed out");
+    // More callers with the key (on connections of their own, kept open) take the others'
+    // places, one each; the first caller's connection, idle in its pool, is kept.
+    let keyed_request =
+        format!("GET /token HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {KEY}\r\n\r\n");
+    let mut keyed = Vec::new();
+    for _ in 1..CAP {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(keyed_request.as_bytes()).await.unwrap();
+        let answer = read_answer(&mut c).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        keyed.push(c);
+    }
+    for (i, c) in slow.iter_mut().enumerate().skip(1) {
+        assert!(
+            closed_within(c, Duration::from_secs(1)).await.is_some(),
+            "slow connection {i} evicted"
+        );
+    }
+    // Every connection open has shown the key: a new one is told so and closed, at once.
+    let mut refused = TcpStream::connect(addr).await.unwrap();
+    let got = closed_within(&mut refused, Duration::from_secs(1))
+        .await
+        .expect("closed at once");
+    assert!(got.starts_with("HTTP/1.1 503"), "{got}");
+    assert!(got.contains("agent.connections.full"), "{got}");
+    // 9 connections past the cap, one warning.
+    let text = logs.text();
+    assert_eq!(
+        text.matches("connections at the cap").count(),
+        1,
+        "once per burst: {text}"
+    );
+    // Once the callers' connections end (their idle deadline), the agent serves again.
+    for c in &mut keyed {
+        assert!(closed_within(c, Duration::from_secs(3)).await.is_some());
+    }
+    let answer = common::raw_exchange(
+        addr,
+        format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await;
+    assert!(!answer.contains("agent.connections.full"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
+    s.agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_forwarded_body_that_stops_arriving_is_cut_after_the_stall_timeout() {
+    let api = raw_api(|_| {
+        vec![
+            head(200, &[("content-length", "2")]),
+            Piece::Bytes(b"{}".to_vec()),
+        ]
+    });
+    let stall = Duration::from_millis(300);
+    let agent = agent_for(
+        &api.base,
+        |b| b,
+        |o| {
+            with_limits(
+                o,
+                Limits {
+                    body_stall: Some(stall),
+                    ..Limits::default()
+                },
+            )
+        },
+    )
+    .await;
+    let addr = agent.local_addr();
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(
+        format!(
+            "POST /api/v2/upload HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {KEY}\r\n\
+             content-length: 1000\r\n\r\n{{\"a\":"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let got = closed_within(&mut c, Duration::from_secs(3))
+        .await
+        .expect("answered and closed");
+    let took = started.elapsed();
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    assert!(got.contains("agent.body.stalled"), "{got}");
+    assert!(took >= stall && took < Duration::from_secs(2), "{took:?}");
+    assert!(api.log.lock().unwrap().is_empty(), "nothing forwarded");
+    agent.shutdown().await;
+
+    // Past what is read whole, the body streams to the API (here the simulator's echo, which
+    // reads it all): a stall there fails the forwarded request, after the same timeout.
+    let s = setup_with(Limits {
+        body_stall: Some(stall),
+        ..Limits::default()
+    })
+    .await;
+    let addr = s.agent.local_addr();
+    let whole = tokenwarden_agent::REPLAYABLE_BODY;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(
+        format!(
+            "POST /api/v2/sim/echo HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {KEY}\r\n\
+             content-length: {}\r\n\r\n",
+            whole + 100_000
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    c.write_all(&vec![b'x'; whole + 1000]).await.unwrap();
+    let started = std::time::Instant::now();
+    let got = closed_within(&mut c, Duration::from_secs(3))
+        .await
+        .expect("answered and closed");
+    let took = started.elapsed();
+    assert!(got.starts_with("HTTP/1.1 502"), "{got}");
+    assert!(
+        took >= stall && took < Duration::from_secs(2),
+        "{took:?} {got}"
+    );
+    s.agent.shutdown().await;
+}
+
+// A key file in a directory others can write to: they could replace it, and so choose the key.
+
+#[cfg(unix)]
+#[test]
+fn a_key_file_in_a_directory_others_can_write_to_is_refused_unless_it_is_sticky() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    let inner = shared.join("inner");
+    std::fs::create_dir_all(&inner).unwrap();
+    let path = shared.join("agent.key");
+    // Created while the directory is private; then it is opened to others.
+    let key = AgentKey::load_or_create(&path).unwrap();
+    let canonical = std::fs::canonicalize(&shared).unwrap();
+    for mode in [0o777, 0o770, 0o702] {
+        chmod(&shared, mode);
+        for (what, file) in [
+            ("existing", path.clone()),
+            ("to create", inner.join("agent.key")),
+        ] {
+            let e = AgentKey::load_or_create(&file).unwrap_err().to_string();
+            assert!(e.starts_with("agent key: file "), "{what} {mode:o}: {e}");
+            assert!(
+                e.contains(&format!(
+                    "{}, which other users can write to",
+                    canonical.display()
+                )),
+                "{what} {mode:o}: {e}"
+            );
+            assert!(
+                e.contains(&format!("chmod go-w {}", canonical.display())),
+                "{e}"
+            );
+            assert!(!e.contains(key.expose()), "{e}");
+        }
+        assert!(!inner.join("agent.key").exists(), "nothing created");
+    }
+    // Sticky (as /tmp is): only an entry's owner may rename or remove it.
+    chmod(&shared, 0o1777);
+    assert_eq!(
+        AgentKey::load_or_create(&path).unwrap().expose(),
+        key.expose()
+    );
+    tokenwarden::fs::check_parent_dirs(&inner.join("agent.key")).unwrap();
+    chmod(&shared, 0o700);
+}
+
+// An answer with `Transfer-Encoding: gzip, chunked`: the HTTP client undoes `chunked` only, the
+// hop-by-hop strip removed the header, and the caller got gzip bytes the scrubber never read.
+
+#[tokio::test]
+async fn an_answer_with_a_transfer_coding_other_than_chunked_is_refused() {
+    let api = raw_api(|r| {
+        let coding = if r.line.contains("plain") {
+            "chunked"
+        } else {
+            "gzip, chunked"
+        };
+        let data = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03compressed";
+        let mut body = format!("{:x}\r\n", data.len()).into_bytes();
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n0\r\n\r\n");
+        vec![
+            head(
+                200,
+                &[
+                    ("content-type", "application/json"),
+                    ("transfer-encoding", coding),
+                ],
+            ),
+            Piece::Bytes(body),
+        ]
+    });
+    let agent = agent_for(&api.base, |b| b, |o| o).await;
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        http.get(format!("{}{path}", agent.url()))
+            .bearer_auth(KEY)
+            .send()
+    };
+    let r = get("/api/v2/gzipped").await.unwrap();
+    assert_eq!(r.status(), 502);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "agent.api.encoded", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("Transfer-Encoding gzip, chunked"),
+        "{v}"
+    );
+    // `chunked` alone is undone by the client: passed on.
+    let r = get("/api/v2/plain").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.unwrap().ends_with(b"compressed"));
     agent.shutdown().await;
 }

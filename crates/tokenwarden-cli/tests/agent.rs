@@ -271,6 +271,33 @@ async fn exec_gives_the_command_its_agent_and_exits_with_its_status() {
     r.expect_code(127);
 }
 
+// 1,100 slow connections under a soft limit of 1024 open files made the agent's accept fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_exec_and_agent_raise_the_open_files_soft_limit_to_the_hard_one() {
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let hard = std::process::Command::new("sh")
+        .args(["-c", "ulimit -Hn"])
+        .output()
+        .unwrap();
+    let hard = String::from_utf8_lossy(&hard.stdout).trim().to_string();
+    // tokenwarden started with a low soft limit; its command says the one it inherited.
+    let mut tw = sb.tw();
+    tw.args(["-vvv", "exec", "--", "sh", "-c", "ulimit -Sn"]);
+    let line = format!("ulimit -Sn 256 && {}", shell_line(&tw));
+    let out = std::process::Command::new("sh")
+        .args(["-c", &line])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout.trim(), hard, "{stderr}");
+    assert!(
+        stderr.contains("open files limit"),
+        "logged at debug: {stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_passes_signals_on_to_the_command() {
     let sb = Sandbox::start(SimConfig::default()).await;

@@ -13,10 +13,12 @@
 //!   free port;
 //! - [`otlp`]: an OTLP/HTTP receiver's server (an HTTP/1 server on loopback for a handler of
 //!   the test's own) and a collector's answer;
+//! - [`logs`]: what a test's code logs, captured;
 //! - [`browser`]: an HTTP client that, like a test playing the browser needs, does not follow
 //!   redirects.
 
 pub mod chromium;
+pub mod logs;
 pub mod loopback;
 pub mod otlp;
 pub mod prometheus;

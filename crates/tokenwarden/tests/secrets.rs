@@ -5,8 +5,6 @@ mod common;
 
 use common::grant;
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokenwarden::{
     ApiClient, ClientSecret, RefreshToken, RefreshTokenGrant, TokenEndpoint, TokenManager,
@@ -15,28 +13,9 @@ use tokenwarden_sim::{DEFAULT_CLIENT_ID, SimClient, SimConfig, Simulator};
 
 const SECRET: &str = "Sup3r-Secret-Value-0xC0FFEE";
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn nothing_secret_reaches_logs_debug_or_errors_at_trace() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = tokenwarden_test_support::logs::capture();
 
     let sim = Simulator::start(SimConfig {
         clients: vec![SimClient::new(DEFAULT_CLIENT_ID, SECRET, "secret test")],
@@ -100,7 +79,7 @@ async fn nothing_secret_reaches_logs_debug_or_errors_at_trace() {
     let again = rtm.rejected(&fresh).await.unwrap_err();
     shown += &format!("{again} {again:?}\n");
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(
         logs.len() > 1000,
         "TRACE logging captured: {} bytes",

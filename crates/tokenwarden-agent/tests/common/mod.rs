@@ -92,6 +92,12 @@ pub fn client_for(sim: &Simulator) -> ApiClient {
 pub async fn raw_exchange(addr: std::net::SocketAddr, raw: &[u8]) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(raw).await.unwrap();
+    read_answer(&mut s).await
+}
+
+/// One answer read from `s` (a keep-alive connection stays open): up to the end of a body of
+/// known length, or what came until the connection closed or 2 s passed.
+pub async fn read_answer(s: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
@@ -99,7 +105,6 @@ pub async fn raw_exchange(addr: std::net::SocketAddr, raw: &[u8]) -> String {
             Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
             Ok(Ok(n)) => {
                 out.extend_from_slice(&buf[..n]);
-                // One answer is enough: stop at the end of a body of known length.
                 if let Some(text) = complete(&out) {
                     return text;
                 }
@@ -107,6 +112,26 @@ pub async fn raw_exchange(addr: std::net::SocketAddr, raw: &[u8]) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What `s` receives until the agent closes it, if it does within `within` (`None`: still open
+/// then). A reset counts as a close.
+pub async fn closed_within(
+    s: &mut (impl tokio::io::AsyncRead + Unpin),
+    within: Duration,
+) -> Option<String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let read_all = async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(within, read_all).await.ok()?;
+    Some(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn complete(out: &[u8]) -> Option<String> {

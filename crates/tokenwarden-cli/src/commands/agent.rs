@@ -37,6 +37,7 @@ pub(crate) const CREDENTIAL_ENV: &[&str] = &[
 /// `tokenwarden agent`: serves until Ctrl-C, SIGTERM or SIGHUP, then removes its sinks.
 /// SIGUSR1 and SIGUSR2 are ignored (their default action would kill it with its sinks left).
 pub(crate) async fn agent(g: &GlobalArgs, a: AgentArgs, hint: &mut Option<String>) -> Result<u8> {
+    raise_open_files_limit();
     check_listen(a.listen)?;
     check_sinks(&a.serve.sink, a.key_file.as_deref())?;
     // From here on SIGHUP, SIGUSR1 and SIGUSR2 no longer kill the process: a hangup during the
@@ -76,6 +77,7 @@ pub(crate) async fn agent(g: &GlobalArgs, a: AgentArgs, hint: &mut Option<String
 /// `tokenwarden exec -- CMD ARGS...`: an agent of CMD's own on a free port with a fresh key, for
 /// as long as CMD runs; exits with CMD's status.
 pub(crate) async fn exec(g: &GlobalArgs, a: ExecArgs, hint: &mut Option<String>) -> Result<u8> {
+    raise_open_files_limit();
     check_sinks(&a.serve.sink, None)?;
     let key = AgentKey::generate();
     let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
@@ -88,6 +90,39 @@ pub(crate) async fn exec(g: &GlobalArgs, a: ExecArgs, hint: &mut Option<String>)
     let status = run_child(&a.command, &agent, &key, forwarder).await;
     agent.shutdown().await;
     status
+}
+
+/// Raises the soft limit of open files to the hard one: each of the agent's connections is a file
+/// descriptor, and the usual soft limit (1024) is close to its connection cap
+/// ([`tokenwarden_agent::MAX_CONNECTIONS`]) plus the API's connections and files. (`exec`'s
+/// command inherits the raised limit, as under systemd's `LimitNOFILE=`.) A failure is only
+/// logged: the cap still holds.
+fn raise_open_files_limit() {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let before = getrlimit(Resource::Nofile);
+        let raised = match (before.current, before.maximum) {
+            (Some(soft), hard) if hard.is_none_or(|h| h > soft) => setrlimit(
+                Resource::Nofile,
+                Rlimit {
+                    current: hard,
+                    maximum: hard,
+                },
+            )
+            .map_err(|e| tracing::debug!(error = %e, "could not raise the open files limit"))
+            .is_ok(),
+            _ => false,
+        };
+        let now = getrlimit(Resource::Nofile);
+        let shown = |l: Option<u64>| l.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+        tracing::debug!(
+            soft = %shown(now.current),
+            hard = %shown(now.maximum),
+            raised,
+            "open files limit"
+        );
+    }
 }
 
 /// Refuses a `--sink` that is the agent's key file (the key would be overwritten with the token,

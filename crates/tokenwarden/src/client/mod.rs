@@ -188,6 +188,12 @@ impl ApiClient {
         self.inner.max_response_bytes
     }
 
+    /// The timeout of one attempt ([`ApiClientBuilder::request_timeout`]); a forwarding proxy
+    /// bounds each read of a caller's body by it too.
+    pub fn request_timeout(&self) -> std::time::Duration {
+        self.inner.request_timeout
+    }
+
     /// The API base URL.
     pub fn api_base(&self) -> &ApiBase {
         &self.inner.core.origin

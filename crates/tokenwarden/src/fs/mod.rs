@@ -30,6 +30,7 @@
 mod private_dir;
 
 pub(crate) use private_dir::PrivateDir;
+pub use private_dir::check_parent_dirs;
 
 use std::fmt;
 use std::fs::{File, Metadata, OpenOptions};

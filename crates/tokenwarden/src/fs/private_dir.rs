@@ -15,9 +15,48 @@
 use super::{Access, OpenError, Replacement, Untrusted};
 use crate::error::Error;
 use std::fs::File;
-use std::io::{ErrorKind, Read as _, Write as _};
+use std::io::{self, ErrorKind, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
+
+/// Checks that no other user can replace the file at `path` (which need not exist): neither the
+/// directory it is in nor any directory above it may be writable by group or others unless it
+/// is sticky (`/tmp`, where only an entry's owner may rename or remove it). A secret kept in a
+/// file of its own (the agent's key) is only as safe as the directories on its way: whoever can
+/// write to one of them can swap the file, or the directory holding it, for their own.
+///
+/// The directories are those of the canonical path (symbolic links resolved). On other systems
+/// than Unix nothing is checked.
+///
+/// # Errors
+/// [`io::ErrorKind::PermissionDenied`] naming the first such directory, its mode and the fix;
+/// the operating system's error when the directory cannot be resolved (a missing one:
+/// [`io::ErrorKind::NotFound`]).
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// let dir = tempfile::tempdir()?;
+/// tokenwarden::fs::check_parent_dirs(&dir.path().join("agent.key"))?;
+/// # Ok(()) }
+/// ```
+pub fn check_parent_dirs(path: &Path) -> io::Result<()> {
+    let dir = std::fs::canonicalize(super::parent(path))?;
+    for d in dir.ancestors() {
+        if let Some(mode) = os::replaceable_by_others(&std::fs::symlink_metadata(d)?) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} is in {}, which other users can write to (mode {mode:04o}, not sticky): \
+                     they could replace the file; fix: chmod go-w {}, or keep the file elsewhere",
+                    path.display(),
+                    d.display(),
+                    d.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// A directory that passed the checks, by its canonical path (no symbolic links left in it).
 #[derive(Debug)]
@@ -267,13 +306,18 @@ mod os {
                 md.uid()
             )));
         }
-        if md.mode() & SHARED_WRITE != 0 && md.mode() & STICKY == 0 {
+        if let Some(mode) = replaceable_by_others(md) {
             return Err(Error::store(format!(
-                "the token cache directory {d} is inside {a}, which other users can write to (mode {:04o}) and so could replace it: refusing to use it; fix: chmod go-w {a}, or use a cache directory elsewhere",
-                md.mode() & 0o7777
+                "the token cache directory {d} is inside {a}, which other users can write to (mode {mode:04o}) and so could replace it: refusing to use it; fix: chmod go-w {a}, or use a cache directory elsewhere"
             )));
         }
         Ok(())
+    }
+
+    /// The mode of a directory whose entries other users can rename or replace (group or others
+    /// may write to it and it is not sticky), `None` for one they cannot.
+    pub(super) fn replaceable_by_others(md: &Metadata) -> Option<u32> {
+        (md.mode() & SHARED_WRITE != 0 && md.mode() & STICKY == 0).then_some(md.mode() & 0o7777)
     }
 }
 
@@ -295,5 +339,9 @@ mod os {
 
     pub(super) fn check_ancestor(_: &Path, _: &Path, _: &Metadata) -> Result<(), Error> {
         Ok(())
+    }
+
+    pub(super) fn replaceable_by_others(_: &Metadata) -> Option<u32> {
+        None
     }
 }
