@@ -312,10 +312,7 @@ struct Path {
 /// gives it N workers, and `0` a current-thread runtime (what a runtime's thread hand-offs cost);
 /// `OVERHEAD_PROXY_THREADS` does the same for the agent and the floor only.
 fn main() {
-    let proxy = matches!(
-        std::env::args().nth(1).as_deref(),
-        Some("agent" | "floor")
-    );
+    let proxy = matches!(std::env::args().nth(1).as_deref(), Some("agent" | "floor"));
     let threads = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
     let wanted = match proxy {
         true => threads("OVERHEAD_PROXY_THREADS").or_else(|| threads("OVERHEAD_THREADS")),

@@ -4,11 +4,15 @@
 //! at once, and answers too large or too slow for a whole-request timeout. Then (session 7) the
 //! slow connections of a local user without the key (slowloris: trickled bodies and heads, idle
 //! connections, a flood past the file descriptor limit), a key file in a directory others can
-//! write to, and a transfer coding the scrubber cannot read.
+//! write to, a transfer coding the scrubber cannot read, and an API answering 401 to everything,
+//! which bought a token per forwarded request.
 
 mod common;
 
-use common::{KEY, Piece, REAL_TOKEN, Setup, agent_for, closed_within, head, raw_api, read_answer};
+use common::{
+    KEY, Piece, REAL_TOKEN, Setup, agent_for, agent_with, closed_within, head, raw_api,
+    read_answer, tokens_for,
+};
 use std::path::Path;
 use std::time::Duration;
 use tokenwarden_agent::{AgentKey, AgentOptions, Limits, Sink, SinkFormat};
@@ -912,5 +916,56 @@ async fn an_answer_with_a_transfer_coding_other_than_chunked_is_refused() {
     let r = get("/api/v2/plain").await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.bytes().await.unwrap().ends_with(b"compressed"));
+    agent.shutdown().await;
+}
+
+// An API that answers 401 to every request, whatever token it carries: each forwarded request
+// healed its 401 with a token of its own (20 calls took the token endpoint from 2 requests to 11),
+// a flood of the token endpoint that Genesys rate-limits for the whole client.
+
+#[tokio::test]
+async fn an_api_answering_401_forever_does_not_cost_a_token_per_forwarded_request() {
+    let login = tokenwarden_sim::Simulator::start(SimConfig::default())
+        .await
+        .unwrap();
+    let body = br#"{"message":"Invalid login credentials.","code":"bad.credentials","status":401}"#;
+    let api = raw_api(move |_| {
+        vec![
+            head(
+                401,
+                &[
+                    ("content-type", "application/json"),
+                    ("content-length", &body.len().to_string()),
+                ],
+            ),
+            Piece::Bytes(body.to_vec()),
+        ]
+    });
+    let agent = agent_with(&api.base, tokens_for(&login), |b| b, |o| o).await;
+    let http = reqwest::Client::new();
+    let call = || {
+        http.get(format!("{}/api/v2/users/me", agent.url()))
+            .bearer_auth(KEY)
+            .send()
+    };
+    for _ in 0..20 {
+        let r = call().await.unwrap();
+        assert_eq!(r.status(), 401);
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["code"], "agent.token.refused", "{v}");
+    }
+    let j = login.journal();
+    assert_eq!(j.token_requests, 2, "the first token and one heal: {j:?}");
+    // 20 at once: the same.
+    let answers = futures::future::join_all((0..20).map(|_| call())).await;
+    for r in answers {
+        assert_eq!(r.unwrap().status(), 401);
+    }
+    assert_eq!(login.journal().token_requests, 2);
+    assert_eq!(
+        api.log.lock().unwrap().len(),
+        41,
+        "each call sent once, the first twice"
+    );
     agent.shutdown().await;
 }

@@ -151,6 +151,144 @@ async fn regression_an_api_refusing_every_token_after_one_use_cannot_make_us_min
 }
 
 #[tokio::test]
+async fn regression_a_token_pool_stops_replacing_tokens_refused_after_one_use_too() {
+    // The streak of tokens refused after one use was counted on the pool's first manager
+    // whichever token was refused: the others' tokens were replaced for as long as the job ran.
+    let sim = sim(SimConfig {
+        revoke_every: Some(2),
+        ..SimConfig::default()
+    })
+    .await;
+    let client = builder(&sim, tokens(&sim))
+        .add_token(tokens(&sim), None)
+        .add_token(tokens(&sim), None)
+        .build()
+        .unwrap();
+    let mut stopped = 0;
+    for _ in 0..150 {
+        if let Err(e) = client.get_json(ECHO).await {
+            assert!(matches!(e, Error::Unauthorized { .. }), "{e:?}");
+            stopped += 1;
+        }
+    }
+    let tokens = sim.journal().token_requests;
+    assert!(
+        stopped > 100,
+        "every manager stops replacing: {stopped} refusals, {tokens} tokens"
+    );
+    // At most 8 single-use tokens in a row per manager, the first ones and the pool's prefetches.
+    assert!(tokens <= 3 * 13, "{tokens} tokens for 150 requests");
+}
+
+/// A path the simulator answers with 401 whatever token the request carries, while it accepts
+/// the same token everywhere else: an API that refuses every token, seen from the client.
+const REFUSED: &str = "/api/v2/sim/status/401";
+
+/// Sends `n` requests to `path` at once and checks that each ends in `Error::Unauthorized`.
+async fn all_refused(client: &ApiClient, path: &str, n: usize) {
+    let results =
+        futures::future::join_all((0..n).map(|_| async { client.get(path).send().await })).await;
+    for r in results {
+        let err = r.expect_err("a 401 for every request");
+        assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
+        assert!(err.is_credentials(), "{err}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn regression_an_api_answering_401_forever_costs_one_heal_per_window_not_a_token_per_request()
+{
+    // Each request healed its 401 with a token of its own: 20 requests, 10 more token requests
+    // (found through the agent, which forwards whatever it is asked).
+    let sim = sim(SimConfig::default()).await;
+    let client = client(&sim);
+    for _ in 0..20 {
+        all_refused(&client, REFUSED, 1).await;
+    }
+    let j = sim.journal();
+    assert_eq!(j.token_requests, 2, "the first token and one heal: {j:?}");
+    assert_eq!(
+        j.api_requests, 21,
+        "each request sent once, the first twice"
+    );
+    // 20 at once: the 401s of the doubted token are passed back too.
+    all_refused(&client, REFUSED, 20).await;
+    assert_eq!(sim.journal().token_requests, 2);
+    // 20 at once from the start: one token, one heal.
+    let other = common::sim(SimConfig::default()).await;
+    all_refused(&common::client(&other), REFUSED, 20).await;
+    assert_eq!(other.journal().token_requests, 2);
+
+    // Once the 15 s window has passed, one heal, whoever asks for it...
+    tokio::time::advance(Duration::from_secs(15)).await;
+    all_refused(&client, REFUSED, 20).await;
+    assert_eq!(sim.journal().token_requests, 3);
+    // ...and the next window is twice as long.
+    tokio::time::advance(Duration::from_secs(29)).await;
+    all_refused(&client, REFUSED, 5).await;
+    assert_eq!(sim.journal().token_requests, 3);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    all_refused(&client, REFUSED, 5).await;
+    assert_eq!(sim.journal().token_requests, 4);
+
+    // A wrong secret still stops at once with a credentials message.
+    let sim = common::sim(SimConfig::default()).await;
+    let wrong = TokenManager::builder(common::grant(&sim, "wrong-secret")).build();
+    let client = builder(&sim, wrong).build().unwrap();
+    let err = client.get(REFUSED).send().await.unwrap_err();
+    assert!(matches!(err, Error::Credentials { .. }), "{err:?}");
+    assert_eq!(sim.journal().token_requests, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn regression_a_path_answering_401_while_others_accept_the_token_cannot_flood_either() {
+    // The token is accepted on /tokens/me, so each 401 on the refusing path looks like a
+    // revocation: healing each would buy a token per pair of requests.
+    let sim = sim(SimConfig::default()).await;
+    let client = client(&sim);
+    for _ in 0..20 {
+        client.get_json(ME).await.unwrap();
+        all_refused(&client, REFUSED, 1).await;
+    }
+    assert_eq!(sim.journal().token_requests, 2);
+    // Concurrently, the same.
+    futures::future::join(
+        futures::future::join_all((0..10).map(|_| client.get_json(ME))),
+        all_refused(&client, REFUSED, 10),
+    )
+    .await
+    .0
+    .into_iter()
+    .for_each(|r| assert!(r.is_ok(), "{r:?}"));
+    assert_eq!(sim.journal().token_requests, 2);
+    // After the window: one heal, refused again (the next window is longer).
+    tokio::time::advance(Duration::from_secs(15)).await;
+    all_refused(&client, REFUSED, 3).await;
+    assert_eq!(sim.journal().token_requests, 3);
+
+    // A token revoked once its window is over is healed at once (one token request), and the
+    // heal working starts the row of windows again.
+    tokio::time::advance(Duration::from_secs(30)).await;
+    client.request(Method::DELETE, ME).send().await.unwrap();
+    client.get_json(ME).await.unwrap();
+    assert_eq!(sim.journal().token_requests, 4);
+    assert_eq!(sim.journal().api_revoked_token, 1);
+    // The healed token is no doubted one: revoked too, it is healed at once, every time.
+    for n in 0..5 {
+        client.request(Method::DELETE, ME).send().await.unwrap();
+        client.get_json(ME).await.unwrap();
+        assert_eq!(sim.journal().token_requests, 5 + n);
+    }
+    // And the refusing path costs one heal again, then a 15 s window (not 60 s).
+    all_refused(&client, REFUSED, 3).await;
+    assert_eq!(sim.journal().token_requests, 10);
+    tokio::time::advance(Duration::from_secs(15)).await;
+    all_refused(&client, REFUSED, 3).await;
+    assert_eq!(sim.journal().token_requests, 11);
+    assert_eq!(client.metrics().failures, 20 + 10 + 3 + 3 + 3);
+}
+
+#[tokio::test]
 async fn forbidden_is_an_error_and_never_refreshes() {
     let sim = sim(SimConfig {
         forbidden_paths: vec!["/api/v2/users".into()],

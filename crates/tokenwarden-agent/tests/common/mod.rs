@@ -69,15 +69,19 @@ impl Setup {
     }
 }
 
-pub fn client_for(sim: &Simulator) -> ApiClient {
+/// A token manager for the simulator's default client.
+pub fn tokens_for(sim: &Simulator) -> TokenManager {
     let endpoint = TokenEndpoint::new(&sim.token_url()).unwrap();
     let grant = ClientCredentials::new(
         endpoint,
         DEFAULT_CLIENT_ID,
         ClientSecret::new(DEFAULT_CLIENT_SECRET),
     );
-    let tokens = TokenManager::builder(grant).build();
-    ApiClient::builder(&sim.base_url(), tokens)
+    TokenManager::builder(grant).build()
+}
+
+pub fn client_for(sim: &Simulator) -> ApiClient {
+    ApiClient::builder(&sim.base_url(), tokens_for(sim))
         .backoff(tokenwarden::retry::Backoff {
             initial: Duration::from_millis(20),
             max_delay: Duration::from_millis(200),
@@ -163,6 +167,16 @@ pub async fn agent_for(
         tokenwarden::AccessToken::new(REAL_TOKEN),
     ))
     .build();
+    agent_with(base, tokens, client, options).await
+}
+
+/// An agent in front of the API at `base` (a [`raw_api`]) whose tokens come from `tokens`.
+pub async fn agent_with(
+    base: &str,
+    tokens: TokenManager,
+    client: impl FnOnce(tokenwarden::ApiClientBuilder) -> tokenwarden::ApiClientBuilder,
+    options: impl FnOnce(AgentOptions) -> AgentOptions,
+) -> Agent {
     let client = client(ApiClient::builder(base, tokens)).build().unwrap();
     Agent::start(
         client,

@@ -41,6 +41,10 @@ use std::time::Duration;
 ///   is sent once more with the new token, whatever its method: Genesys authenticates before it
 ///   acts, so a 401 proves nothing happened. A 401 again, with that fresh token, is
 ///   [`Error::Unauthorized`](crate::Error::Unauthorized) (the client's role or scopes are the problem), never a loop.
+///   That token is then not healed again for a while (15 s, doubling up to 5 minutes while such
+///   refusals go on): its 401s are [`Error::Unauthorized`](crate::Error::Unauthorized) at once, without a token request, so
+///   an API that refuses every token cannot make each request buy one. Any other token (revoked
+///   after the API accepted it, or refreshed since) is healed at once.
 /// - **403:** [`Error::Forbidden`](crate::Error::Forbidden) with Genesys's message and code; never a refresh.
 /// - **429:** waits `Retry-After` (plus a little jitter, capped by
 ///   [`Backoff::max_retry_after`](crate::retry::Backoff::max_retry_after)), or backs off exponentially without it.

@@ -1,8 +1,10 @@
 //! The client's rules as pure functions: what an answer means, which requests may be sent again,
 //! where a redirect may carry the token. The send loop in `send.rs` only applies them.
 
+use crate::clock::Instant;
 use crate::error::Class;
 use http::{Method, StatusCode};
+use std::time::Duration;
 use url::Url;
 
 /// What a failed attempt proves about the server, for the replay rule.
@@ -66,7 +68,8 @@ pub(crate) enum Action {
     Redirect,
     /// Report the rejected token, and send again with a new one.
     Heal,
-    /// The API rejected the token it was just given: stop with [`Error::Unauthorized`].
+    /// The API rejected the token it was just given, or one a heal could not help
+    /// ([`may_heal`]): stop with [`Error::Unauthorized`].
     ///
     /// [`Error::Unauthorized`]: crate::Error::Unauthorized
     Unauthorized,
@@ -95,15 +98,15 @@ impl Action {
 /// Classifies a status.
 ///
 /// `carried_token`: whether this request carried our token (a 401 or 403 from a host we did not
-/// give the token to says nothing about it and is returned as it is). `after_heal`: whether the
-/// token this request carried came from healing a 401 of the same request, with nothing in between:
-/// then a second 401 means the token is fine but the client is not allowed, and refreshing again
-/// would loop.
-pub(crate) fn action(status: StatusCode, carried_token: bool, after_heal: bool) -> Action {
+/// give the token to says nothing about it and is returned as it is). `refused`: whether a 401 is
+/// not to be healed ([`note_answer`]): the token this request carried came from healing a 401 of
+/// the same request, with nothing in between, so a second 401 means the token is fine but the
+/// client is not allowed, and refreshing again would loop; or the token is doubted ([`may_heal`]).
+pub(crate) fn action(status: StatusCode, carried_token: bool, refused: bool) -> Action {
     match status.as_u16() {
         301 | 302 | 303 | 307 | 308 => Action::Redirect,
         401 if !carried_token => Action::Return,
-        401 if after_heal => Action::Unauthorized,
+        401 if refused => Action::Unauthorized,
         401 => Action::Heal,
         403 if carried_token => Action::Forbidden,
         429 => Action::Retry(Failure::RateLimited),
@@ -116,34 +119,107 @@ pub(crate) fn action(status: StatusCode, carried_token: bool, after_heal: bool) 
 /// was refused had been revoked meanwhile (see [`note_answer`]).
 pub(crate) const MAX_HEALS: u32 = 3;
 
-/// Notes what an answer says about the token it carried, and decides whether a 401 right after a
-/// heal means "this client is not allowed" (`true`: stop with `Error::Unauthorized`).
+/// The first window of the heal rule ([`may_heal`]): long enough that an API refusing every token
+/// costs a few token requests a minute at most, short enough that a job whose token really was
+/// revoked at that moment waits little.
+pub(crate) const FIRST_DOUBT: Duration = Duration::from_secs(15);
+
+/// The longest window of the heal rule: however long the refusals go on, one heal is tried every
+/// five minutes (Genesys limits token creation per client; 12 an hour are far within it).
+pub(crate) const LONGEST_DOUBT: Duration = Duration::from_secs(300);
+
+/// The window of the `n`-th token in a row that a heal could not help (`n` from 1): 15 s, then
+/// doubling, at most [`LONGEST_DOUBT`].
+pub(crate) fn doubt_window(n: u32) -> Duration {
+    let doublings = n.saturating_sub(1).min(16);
+    FIRST_DOUBT
+        .saturating_mul(1 << doublings)
+        .min(LONGEST_DOUBT)
+}
+
+/// **The heal rule: a token that a heal could not help is not healed again for a while.**
 ///
-/// Any answer but 401 marks the token as accepted by the API. A 401 after a heal is a refusal,
-/// unless the token it carried was revoked meanwhile: the API had already accepted it, or another
-/// request already reported it and it was replaced. Then healing again is right, at most
-/// [`MAX_HEALS`] times per request. (A token revoked on its very first use cannot be told apart from
-/// one the client may not use at all: that case is reported as a refusal.)
+/// When a request ends with [`Error::Unauthorized`] after a heal (the API refused the token the
+/// heal just gave it, or refused every token of [`MAX_HEALS`] heals), the token it last carried is
+/// *doubted* ([`TokenManager::doubt`]): until its window ends, a 401 carrying that token (the same
+/// generation) is passed back at once ([`Error::Unauthorized`]; the agent hands on the 401) without
+/// a token request, and only then may one request heal it again (a single token request, as every
+/// 401 of one token causes). The window is [`doubt_window`] of the tokens doubted in a row: 15 s,
+/// 30 s, 60 s, ... at most 5 minutes; a heal that works (its replay gets past the token check)
+/// starts the row again.
+///
+/// Why: a 401 proves only that the API refused the token it carried. Healing it once per request
+/// is right for a token revoked in use, but against an API that refuses every token (a client it
+/// does not know, a path it never allows, an attacker's API behind the agent) each request would
+/// buy a token: a flood of the token endpoint, which Genesys rate-limits for the whole client.
+/// Keyed on the token, the rule leaves every other token alone: a token revoked after the API had
+/// accepted it is healed at once by every request (its replay is accepted, nothing is doubted),
+/// and a new token (a proactive refresh, or one another request healed to) starts undoubted.
+///
+/// An answer the API accepts with the doubted token does not lift its window: an API that answers
+/// 401 on one path while accepting the token on others (`/x` always 401, `/users/me` 200) would
+/// otherwise make each 401 on `/x` after an accepted `/users/me` look like a revocation, and each
+/// pair of requests buy a token. With the rule that costs one token request per window, and a real
+/// revocation of the doubted token waits at most its window for the heal it needs (one).
+///
+/// `doubted_until`: until when the token is doubted, if it is ([`TokenManager::doubted_until`]).
+///
+/// [`Error::Unauthorized`]: crate::Error::Unauthorized
+/// [`TokenManager::doubt`]: crate::manager::TokenManager::doubt
+/// [`TokenManager::doubted_until`]: crate::manager::TokenManager::doubted_until
+pub(crate) fn may_heal(doubted_until: Option<Instant>, now: Instant) -> bool {
+    doubted_until.is_none_or(|until| now >= until)
+}
+
+/// Notes what an answer says about the token it carried, and decides whether a 401 means "stop
+/// with `Error::Unauthorized`" (`true`) instead of a heal.
+///
+/// Any answer but 401 marks the token as accepted by the API (and, right after a heal, tells the
+/// manager that healing works). A 401 of a doubted token is a refusal while its window runs (the
+/// heal rule, [`may_heal`]). A 401 after a heal is a refusal, unless the token it carried was
+/// revoked meanwhile: the API had already accepted it, or another request already reported it and
+/// it was replaced. Then healing again is right, at most [`MAX_HEALS`] times per request. (A token
+/// revoked on its very first use cannot be told apart from one the client may not use at all: that
+/// case is reported as a refusal.) A refusal after a heal doubts the token it carried.
 pub(crate) fn note_answer(
     status: StatusCode,
     bearer: Option<&crate::token::Bearer>,
     tokens: &crate::manager::TokenManager,
     after_heal: bool,
     heals: u32,
+    now: Instant,
 ) -> bool {
     let Some(b) = bearer else { return false };
     if status != StatusCode::UNAUTHORIZED {
         b.mark_accepted();
+        if after_heal {
+            tokens.heal_worked();
+        }
         return false;
     }
+    let healable = may_heal(tokens.doubted_until(b), now);
     if !after_heal {
-        return false;
+        if !healable {
+            tracing::debug!(
+                generation = b.generation(),
+                "401 of a token a heal could not help: passed back without a token request"
+            );
+        }
+        return !healable;
     }
     let revoked_meanwhile = b.was_accepted()
         || tokens
             .current()
             .is_none_or(|c| c.generation() != b.generation());
-    heals >= MAX_HEALS || !revoked_meanwhile
+    let refused = heals >= MAX_HEALS || !revoked_meanwhile || !healable;
+    if refused && let Some(window) = tokens.doubt(b, now, doubt_window) {
+        tracing::info!(
+            generation = b.generation(),
+            window_s = window.as_secs(),
+            "the API refused the token a heal gave it; its 401s are passed back unhealed for a while"
+        );
+    }
+    refused
 }
 
 /// Classifies a transport error: a failed connect proves nothing was sent.
@@ -327,30 +403,89 @@ mod tests {
         assert_eq!(redirected(s(308), &Method::PUT), (Method::PUT, true));
     }
 
-    #[tokio::test]
-    async fn a_second_401_is_a_refusal_unless_the_token_was_revoked_meanwhile() {
+    /// A manager holding one static token, and that token as a request carries it.
+    async fn static_token() -> (crate::TokenManager, crate::token::Bearer) {
         let tokens =
             crate::TokenManager::builder(crate::StaticToken::new(crate::AccessToken::new("t")))
                 .build();
         let b = tokens.bearer().await.unwrap();
-        let unauthorized = StatusCode::UNAUTHORIZED;
+        (tokens, b)
+    }
+
+    const DENIED: StatusCode = StatusCode::UNAUTHORIZED;
+    const OK: StatusCode = StatusCode::OK;
+
+    #[tokio::test]
+    async fn a_second_401_is_a_refusal_unless_the_token_was_revoked_meanwhile() {
+        let now = Instant::now();
+        let (tokens, b) = static_token().await;
+        let refused = |status, after_heal, heals| {
+            note_answer(status, Some(&b), &tokens, after_heal, heals, now)
+        };
         // Without a token, or before any heal, a 401 is never a refusal.
-        assert!(!note_answer(unauthorized, None, &tokens, true, 1));
-        assert!(!note_answer(unauthorized, Some(&b), &tokens, false, 0));
-        // Right after a heal, a never-accepted current token refused: the client is not allowed.
-        assert!(note_answer(unauthorized, Some(&b), &tokens, true, 1));
+        assert!(!note_answer(DENIED, None, &tokens, true, 1, now));
+        assert!(!refused(DENIED, false, 0));
         // Once the API accepted the token, a 401 means it was revoked: heal again...
-        assert!(!note_answer(StatusCode::OK, Some(&b), &tokens, false, 0));
+        assert!(!refused(OK, false, 0));
         assert!(b.was_accepted());
-        assert!(!note_answer(unauthorized, Some(&b), &tokens, true, 1));
+        assert!(!refused(DENIED, true, 1));
         // ...but never more than MAX_HEALS times.
-        assert!(note_answer(
-            unauthorized,
-            Some(&b),
-            &tokens,
-            true,
-            MAX_HEALS
-        ));
+        assert!(refused(DENIED, true, MAX_HEALS));
+        // Right after a heal, a never-accepted current token refused: the client is not allowed.
+        let (tokens, b) = static_token().await;
+        assert!(note_answer(DENIED, Some(&b), &tokens, true, 1, now));
+    }
+
+    #[test]
+    fn doubt_windows_double_from_15_seconds_to_5_minutes() {
+        let secs = |n| doubt_window(n).as_secs();
+        assert_eq!(
+            [0, 1, 2, 3, 4, 5, 6, 7, 40, u32::MAX].map(secs),
+            [15, 15, 30, 60, 120, 240, 300, 300, 300, 300]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_a_heal_could_not_help_is_not_healed_until_its_window_ends() {
+        let (tokens, b) = static_token().await;
+        let refused = |status, after_heal, heals, at| {
+            note_answer(status, Some(&b), &tokens, after_heal, heals, at)
+        };
+        let start = Instant::now();
+        assert!(may_heal(None, start));
+        assert!(may_heal(tokens.doubted_until(&b), start));
+        // The token a heal gave is refused: doubted for 15 s.
+        assert!(refused(DENIED, true, 1, start));
+        let until = tokens.doubted_until(&b).expect("doubted");
+        assert_eq!(until - start, FIRST_DOUBT);
+        // Its 401s are refusals until the window ends, whatever the API accepted meanwhile.
+        assert!(refused(DENIED, false, 0, start));
+        assert!(!refused(OK, false, 0, start));
+        let just_before = until - Duration::from_millis(1);
+        assert!(!may_heal(Some(until), just_before));
+        assert!(refused(DENIED, false, 0, just_before));
+        assert!(refused(DENIED, true, 1, just_before));
+        assert_eq!(
+            tokens.doubted_until(&b),
+            Some(until),
+            "one window per token"
+        );
+        // Then one request may heal it.
+        assert!(may_heal(Some(until), until));
+        assert!(!refused(DENIED, false, 0, until));
+        // Refused again (the API accepted this token elsewhere, so a refusal after a heal takes
+        // the heals running out): the next window is twice as long...
+        assert!(!refused(DENIED, true, 1, until));
+        assert!(refused(DENIED, true, MAX_HEALS, until));
+        assert_eq!(tokens.doubted_until(&b), Some(until + doubt_window(2)));
+        // ...until a heal works: then the row starts again.
+        let later = until + doubt_window(2);
+        assert!(!refused(OK, true, 1, later));
+        assert!(refused(DENIED, true, MAX_HEALS, later));
+        assert_eq!(tokens.doubted_until(&b), Some(later + FIRST_DOUBT));
+        // Another manager's token is not doubted.
+        let (other, c) = static_token().await;
+        assert!(may_heal(other.doubted_until(&c), later));
     }
 
     #[test]

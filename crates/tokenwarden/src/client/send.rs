@@ -319,9 +319,15 @@ async fn send_until_done<A: Attempt>(
                         ctx.recorder.step(Step::RateCut);
                     }
                 }
-                let fresh_token_refused =
-                    policy::note_answer(status, bearer.as_ref(), tokens, after_heal, heals);
-                match policy::action(status, carry, fresh_token_refused) {
+                let refused = policy::note_answer(
+                    status,
+                    bearer.as_ref(),
+                    tokens,
+                    after_heal,
+                    heals,
+                    answered_at,
+                );
+                match policy::action(status, carry, refused) {
                     Action::Return => return Ok(answer),
                     Action::Redirect => {
                         hops += 1;
@@ -345,7 +351,7 @@ async fn send_until_done<A: Attempt>(
                         // A 401 proves the server did not act: any method may be sent again.
                         debug_assert!(policy::may_replay(a.method(), false, Failure::Unauthorized));
                         let rejected = bearer.as_ref().expect("Heal only with a token");
-                        if ctx.tokens.single_use_streak(rejected) {
+                        if tokens.single_use_streak(rejected) {
                             return Err(A::lift(Error::Unauthorized {
                                 method: a.method().to_string(),
                                 path: shown_path(a.url()),

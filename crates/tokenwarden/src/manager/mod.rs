@@ -146,6 +146,8 @@ struct Inner {
     counters: Counters,
     /// Tokens in a row that the API refused after accepting them at most once.
     single_use: std::sync::atomic::AtomicU32,
+    /// guards the token whose 401s are not healed for a while (`client::policy::may_heal`).
+    doubt: std::sync::Mutex<Doubt>,
     /// Where refreshes are recorded: given to the builder, or the first client's.
     recorder: std::sync::OnceLock<crate::observe::Recorder>,
 }
@@ -153,6 +155,17 @@ struct Inner {
 /// How many tokens in a row the API may refuse after at most one use each before the manager
 /// stops replacing them: see [`TokenManager::single_use_streak`].
 pub(crate) const MAX_SINGLE_USE_TOKENS: u32 = 8;
+
+/// The token a heal could not help, as the client's heal rule (`client::policy::may_heal`) keeps
+/// it: its generation and until when its 401s are not healed, and how many tokens in a row were
+/// doubted so (the window grows with them).
+#[derive(Debug, Default)]
+struct Doubt {
+    /// The doubted token's generation, and the end of its window.
+    token: Option<(u64, Instant)>,
+    /// Tokens doubted since the last heal that worked.
+    in_a_row: u32,
+}
 
 /// Configures a [`TokenManager`].
 pub struct TokenManagerBuilder {
@@ -273,6 +286,7 @@ impl TokenManagerBuilder {
                 failures: Failures::new(self.fatal_cooldown, pause),
                 counters: Counters::default(),
                 single_use: std::sync::atomic::AtomicU32::new(0),
+                doubt: std::sync::Mutex::default(),
                 recorder: self
                     .recorder
                     .map(std::sync::OnceLock::from)
@@ -446,6 +460,54 @@ impl TokenManager {
             return false;
         }
         self.inner.single_use.fetch_add(1, Relaxed) + 1 > MAX_SINGLE_USE_TOKENS
+    }
+
+    /// Until when a 401 carrying `token` is not healed, if a heal could not help it (see
+    /// [`doubt`](Self::doubt)); `None` for any other token. The rule is the client's
+    /// (`client::policy::may_heal`); the manager keeps what it needs, keyed on the generation.
+    pub(crate) fn doubted_until(&self, token: &Bearer) -> Option<Instant> {
+        let doubt = self.inner.doubt.lock().unwrap_or_else(|p| p.into_inner());
+        doubt
+            .token
+            .filter(|(generation, _)| *generation == token.generation())
+            .map(|(_, until)| until)
+    }
+
+    /// Records that a heal could not help `token` (the API refused it right after a heal), so
+    /// that its 401s are not healed until `now + window(n)`, `n` counting the tokens doubted in a
+    /// row (this one included) since a heal last worked. Only the current token is doubted (the
+    /// 401s of a replaced one cost no token request), and once per window: the many requests
+    /// refused with one token count once. Returns the window when it starts one.
+    pub(crate) fn doubt(
+        &self,
+        token: &Bearer,
+        now: Instant,
+        window: impl FnOnce(u32) -> Duration,
+    ) -> Option<Duration> {
+        let is_current = self
+            .inner
+            .current
+            .load()
+            .as_ref()
+            .is_some_and(|c| c.generation == token.generation());
+        let mut doubt = self.inner.doubt.lock().unwrap_or_else(|p| p.into_inner());
+        let running = doubt
+            .token
+            .is_some_and(|(generation, until)| generation == token.generation() && now < until);
+        if !is_current || running {
+            return None;
+        }
+        doubt.in_a_row = doubt.in_a_row.saturating_add(1);
+        let d = window(doubt.in_a_row);
+        doubt.token = Some((token.generation(), now + d));
+        Some(d)
+    }
+
+    /// A heal worked (the API accepted the request it replayed): the next doubt starts with the
+    /// shortest window again.
+    pub(crate) fn heal_worked(&self) {
+        let mut doubt = self.inner.doubt.lock().unwrap_or_else(|p| p.into_inner());
+        doubt.in_a_row = 0;
     }
 
     /// The current token, if any, without refreshing or waiting (even if it is expired).
