@@ -201,7 +201,7 @@ impl Agent {
 
     /// Stops listening, removes the sinks (those still holding the file the agent wrote), and
     /// lets the requests in progress finish: each connection is asked to close once its answer is
-    /// sent, and those still busy after [`DRAIN_TIMEOUT`] are closed.
+    /// sent, and those still busy after [`Limits::drain_timeout`] are closed.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         if let Some(t) = self.sink_task.take() {

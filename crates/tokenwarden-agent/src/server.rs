@@ -72,6 +72,9 @@ pub struct Limits {
     /// closes the oldest one that has not shown the key, or is answered 503 and closed when every
     /// open one has.
     pub max_connections: usize,
+    /// How long a stopping agent waits for the requests in progress ([`DRAIN_TIMEOUT`]); the
+    /// connections still busy then are closed.
+    pub drain_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -83,6 +86,7 @@ impl Default for Limits {
             token_body_timeout: TOKEN_BODY_TIMEOUT,
             body_stall: None,
             max_connections: MAX_CONNECTIONS,
+            drain_timeout: DRAIN_TIMEOUT,
         }
     }
 }
@@ -136,7 +140,8 @@ pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> R
 }
 
 /// Accepts connections until `stop` turns true; then stops accepting, lets each connection
-/// finish the request it is serving (up to [`DRAIN_TIMEOUT`]) and returns when all are done.
+/// finish the request it is serving (up to [`Limits::drain_timeout`]) and returns when all are
+/// done.
 pub(crate) async fn serve(
     listener: TcpListener,
     state: Arc<State>,
@@ -146,6 +151,7 @@ pub(crate) async fn serve(
     // (the agent dropped) aborts them.
     let mut connections = tokio::task::JoinSet::new();
     let cap = Connections::new(state.limits.max_connections);
+    let mut failures = AcceptFailures::default();
     loop {
         let burst_ends = cap.burst_ends();
         let accepted = tokio::select! {
@@ -160,10 +166,13 @@ pub(crate) async fn serve(
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
         };
         let (stream, _) = match accepted {
-            Ok(a) => a,
+            Ok(a) => {
+                failures.succeeded();
+                a
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                failures.failed(&e, tokio::time::Instant::now());
+                tokio::time::sleep(ACCEPT_RETRY).await;
                 continue;
             }
         };
@@ -183,11 +192,63 @@ pub(crate) async fn serve(
         ));
     }
     drop(listener);
-    drain(connections).await;
+    drain(connections, state.limits.drain_timeout).await;
 }
 
-/// Waits for the connections to end, at most [`DRAIN_TIMEOUT`]; then closes those left.
-async fn drain(mut connections: tokio::task::JoinSet<()>) {
+/// How long the accept loop waits after a failed accept (out of file descriptors, most often)
+/// before it tries again.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+
+/// How often, at most, failed accepts are logged while they go on.
+pub(crate) const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Failed accepts, logged without flooding: the first of a run at once, then at most one line
+/// every [`ACCEPT_WARN_EVERY`] with how many failed since (a run of EMFILE fails every
+/// [`ACCEPT_RETRY`], 20 a second), and one line when accepting works again.
+#[derive(Default)]
+pub(crate) struct AcceptFailures {
+    /// Failed accepts in this run, and since the last line.
+    total: u64,
+    unsaid: u64,
+    /// When the last line was written, while a run goes on.
+    said: Option<tokio::time::Instant>,
+}
+
+impl AcceptFailures {
+    /// Counts a failed accept; `true` when it was logged.
+    pub(crate) fn failed(&mut self, e: &std::io::Error, now: tokio::time::Instant) -> bool {
+        self.total += 1;
+        self.unsaid += 1;
+        if self
+            .said
+            .is_some_and(|at| now.duration_since(at) < ACCEPT_WARN_EVERY)
+        {
+            return false;
+        }
+        tracing::warn!(
+            error = %e,
+            failed = self.unsaid,
+            "accept failed: new connections wait in the backlog (the open files limit?)"
+        );
+        self.unsaid = 0;
+        self.said = Some(now);
+        true
+    }
+
+    /// An accept worked: ends a run of failures (and says so); `true` when one ended.
+    pub(crate) fn succeeded(&mut self) -> bool {
+        if self.total == 0 {
+            return false;
+        }
+        tracing::info!(failed = self.total, "accepting connections again");
+        *self = Self::default();
+        true
+    }
+}
+
+/// Waits for the connections to end, at most `timeout` ([`Limits::drain_timeout`]); then closes
+/// those left.
+async fn drain(mut connections: tokio::task::JoinSet<()>, timeout: Duration) {
     if connections.is_empty() {
         return;
     }
@@ -196,11 +257,11 @@ async fn drain(mut connections: tokio::task::JoinSet<()>) {
         "waiting for the requests in progress"
     );
     let all = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(DRAIN_TIMEOUT, all).await.is_err() {
+    if tokio::time::timeout(timeout, all).await.is_err() {
         tracing::warn!(
             connections = connections.len(),
-            "requests still in progress {} s after the stop: their connections are closed",
-            DRAIN_TIMEOUT.as_secs()
+            waited_ms = timeout.as_millis() as u64,
+            "requests still in progress after the stop: their connections are closed"
         );
         connections.shutdown().await;
     }
@@ -483,4 +544,44 @@ async fn token_endpoint(state: &State, slot: &Slot, req: Request<Incoming>) -> R
     r.headers_mut()
         .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The accept loop logged every failed accept: out of file descriptors, 20 lines a second for
+    // as long as it lasted.
+    #[tokio::test(start_paused = true)]
+    async fn failed_accepts_are_logged_once_per_interval_with_their_count() {
+        let (logs, _guard) = tokenwarden_test_support::logs::capture();
+        let emfile = std::io::Error::from_raw_os_error(24);
+        let mut f = AcceptFailures::default();
+        assert!(!f.succeeded(), "no run of failures to end");
+        let start = tokio::time::Instant::now();
+        // 30 s of failures every 50 ms: 600 failures, 3 lines.
+        let mut said = Vec::new();
+        for i in 0..600u32 {
+            if f.failed(&emfile, start + ACCEPT_RETRY * i) {
+                said.push(i);
+            }
+        }
+        assert_eq!(
+            said,
+            [0, 200, 400],
+            "the first at once, then one every 10 s"
+        );
+        let text = logs.text();
+        assert_eq!(text.matches("accept failed").count(), 3, "{text}");
+        assert!(text.contains("failed=1\n"), "{text}");
+        assert_eq!(text.matches("failed=200\n").count(), 2, "{text}");
+        // Accepting works again: said once, and the next failure is logged at once.
+        assert!(f.succeeded());
+        assert!(
+            logs.text()
+                .contains("accepting connections again failed=600")
+        );
+        assert!(!f.succeeded());
+        assert!(f.failed(&emfile, start + ACCEPT_RETRY * 601));
+    }
 }

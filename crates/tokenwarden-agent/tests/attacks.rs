@@ -242,14 +242,41 @@ fn a_request_in_flight_at_shutdown_gets_its_whole_answer() {
             Piece::Bytes(answer.as_bytes().to_vec()),
         ]
     });
-    // The agent on a runtime of its own, dropped right after `shutdown` returns, as a process
-    // that exits then.
+    let stop = stop_during_a_request(&api, "/api/v2/slow", |o| o);
+    let got = String::from_utf8_lossy(&stop.answer).into_owned();
+    assert!(got.starts_with("HTTP/1.1 200"), "{got:?}");
+    assert!(got.ends_with(&body), "the whole answer: {got:?}");
+    assert!(
+        stop.took < tokenwarden_agent::DRAIN_TIMEOUT,
+        "{:?}",
+        stop.took
+    );
+}
+
+/// What a caller got when the agent stopped during its request.
+struct Stopped {
+    /// How long `shutdown` took.
+    took: Duration,
+    /// The caller's read to the end: `Ok` or the error's kind; what it read; how long it waited.
+    read: Result<usize, std::io::ErrorKind>,
+    answer: Vec<u8>,
+    waited: Duration,
+}
+
+/// Starts an agent (with `options`) in front of `api` on a runtime of its own, sends `GET path`
+/// with the key from a plain socket, stops the agent once the request has reached the API, then
+/// drops the runtime right after `shutdown` returns, as a process that exits then.
+fn stop_during_a_request(
+    api: &common::RawApi,
+    path: &'static str,
+    options: impl FnOnce(AgentOptions) -> AgentOptions,
+) -> Stopped {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    let agent = runtime.block_on(agent_for(&api.base, |b| b, |o| o));
+    let agent = runtime.block_on(agent_for(&api.base, |b| b, options));
     let addr = agent.local_addr();
     let caller = std::thread::spawn(move || {
         use std::io::{Read as _, Write as _};
@@ -257,12 +284,13 @@ fn a_request_in_flight_at_shutdown_gets_its_whole_answer() {
         s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
         write!(
             s,
-            "GET /api/v2/slow HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {KEY}\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {KEY}\r\n\r\n"
         )
         .unwrap();
+        let started = std::time::Instant::now();
         let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
-        String::from_utf8_lossy(&out).into_owned()
+        let read = s.read_to_end(&mut out);
+        (read.map_err(|e| e.kind()), out, started.elapsed())
     });
     api.received
         .recv_timeout(Duration::from_secs(3))
@@ -271,10 +299,64 @@ fn a_request_in_flight_at_shutdown_gets_its_whole_answer() {
     runtime.block_on(agent.shutdown());
     let took = started.elapsed();
     drop(runtime);
-    let got = caller.join().unwrap();
-    assert!(got.starts_with("HTTP/1.1 200"), "{got:?}");
-    assert!(got.ends_with(&body), "the whole answer: {got:?}");
-    assert!(took < tokenwarden_agent::DRAIN_TIMEOUT, "{took:?}");
+    let (read, answer, waited) = caller.join().unwrap();
+    Stopped {
+        took,
+        read,
+        answer,
+        waited,
+    }
+}
+
+// The other half of the drain: a request whose answer never comes does not hold the stop for
+// ever. Its connection is closed at the drain timeout, and the caller sees the connection end
+// without an answer (never a made-up one).
+
+#[test]
+fn a_request_still_unanswered_at_the_drain_timeout_has_its_connection_closed() {
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let held = std::sync::Mutex::new(Some(held));
+    let api = raw_api(move |_| {
+        let held = held.lock().unwrap().take();
+        vec![
+            // An API that never answers (until the test ends).
+            Piece::Until(Box::new(move || {
+                if let Some(h) = held {
+                    let _ = h.recv();
+                }
+            })),
+            head(200, &[("content-length", "2")]),
+            Piece::Bytes(b"{}".to_vec()),
+        ]
+    });
+    let drain = Duration::from_millis(300);
+    let Stopped {
+        took,
+        read,
+        answer: out,
+        waited,
+    } = stop_during_a_request(&api, "/api/v2/never", |o| {
+        with_limits(
+            o,
+            Limits {
+                drain_timeout: drain,
+                ..Limits::default()
+            },
+        )
+    });
+    drop(release);
+    assert!(took >= drain, "the stop waited for the request: {took:?}");
+    assert!(took < Duration::from_secs(2), "then closed it: {took:?}");
+    assert!(
+        out.is_empty(),
+        "no answer: {:?}",
+        String::from_utf8_lossy(&out)
+    );
+    assert!(
+        read.is_ok() || read == Err(std::io::ErrorKind::ConnectionReset),
+        "the connection ended (not the caller's 3-s timeout): {read:?}"
+    );
+    assert!(waited < Duration::from_secs(2), "{waited:?}");
 }
 
 // L8: RFC 6749 §2.3.1 form-encodes the secret before Basic; requests and curl do not.

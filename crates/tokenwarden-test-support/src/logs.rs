@@ -36,6 +36,7 @@ pub fn capture() -> (Capture, tracing::subscriber::DefaultGuard) {
     let writer = capture.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
     (capture, tracing::subscriber::set_default(subscriber))
