@@ -271,6 +271,47 @@ async fn exec_gives_the_command_its_agent_and_exits_with_its_status() {
     r.expect_code(127);
 }
 
+// `exec --client-secret-stdin -- CMD` read the secret's line through standard input's buffer:
+// CMD's input lost its first 8-16 KiB from a pipe, more from a file, and it all exited 0.
+#[tokio::test]
+async fn regression_exec_leaves_the_command_all_of_standard_input_after_the_secret_line() {
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let lines: String = (1..=20_000).map(|i| format!("{i}\n")).collect();
+    let input = format!("{}\n{lines}", tokenwarden_sim::DEFAULT_CLIENT_SECRET);
+    let exec = || {
+        let mut tw = sb.tw();
+        tw.env_remove("GENESYSCLOUD_OAUTHCLIENT_SECRET").args([
+            "exec",
+            "--client-secret-stdin",
+            "--",
+            "cat",
+        ]);
+        tw
+    };
+    // From a pipe.
+    let r = run_with_stdin(exec(), Some(input.clone())).await;
+    r.expect_code(0);
+    assert!(
+        r.stdout == lines,
+        "{} bytes of {}",
+        r.stdout.len(),
+        lines.len()
+    );
+    // From a file.
+    let path = sb.path("input.txt");
+    std::fs::write(&path, &input).unwrap();
+    let mut tw = exec();
+    tw.stdin(std::fs::File::open(&path).unwrap());
+    let r = run_with_stdin(tw, None).await;
+    r.expect_code(0);
+    assert!(
+        r.stdout == lines,
+        "{} bytes of {}",
+        r.stdout.len(),
+        lines.len()
+    );
+}
+
 // 1,100 slow connections under a soft limit of 1024 open files made the agent's accept fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regression_exec_and_agent_raise_the_open_files_soft_limit_to_the_hard_one() {

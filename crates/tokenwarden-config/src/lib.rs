@@ -176,7 +176,7 @@ pub fn process_env(k: &str) -> Option<String> {
 /// buffer.
 pub fn read_stdin_secret() -> Result<Zeroizing<String>, ReadError> {
     tracing::debug!("reading the client secret from standard input");
-    secret::read_bounded(std::io::stdin().lock(), secret::MAX_SECRET_BYTES, true)
+    secret::read_bounded(secret::UnbufferedStdin, secret::MAX_SECRET_BYTES, true)
 }
 
 /// Resolves the settings: reads every source, then decides each setting. The warnings found

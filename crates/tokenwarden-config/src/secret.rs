@@ -49,7 +49,14 @@ pub(crate) fn read_bounded(
         if filled == buf.len() {
             return Err(ReadError::TooLarge(max));
         }
-        let n = match r.read(&mut buf[filled..]) {
+        // The first line only: a byte at a time, so that nothing after it is taken from the
+        // reader (standard input is the command's too, for `exec`, and a batch's input).
+        let end = if first_line_only {
+            filled + 1
+        } else {
+            buf.len()
+        };
+        let n = match r.read(&mut buf[filled..end]) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(ReadError::Io(e)),
@@ -68,6 +75,16 @@ pub(crate) fn read_bounded(
     Ok(out)
 }
 
+/// Standard input read without a buffer (each `read` one system call), so that reading the
+/// secret's line leaves the rest of the stream where it was, for whoever reads it next.
+pub(crate) struct UnbufferedStdin;
+
+impl Read for UnbufferedStdin {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Ok(rustix::io::read(std::io::stdin(), buf)?)
+    }
+}
+
 /// Reads a file with [`read_bounded`].
 pub(crate) fn read_file(path: &Path, max: usize) -> Result<Zeroizing<String>, ReadError> {
     let f = std::fs::File::open(path).map_err(ReadError::Io)?;
@@ -82,6 +99,20 @@ pub(crate) fn first_line(text: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // `exec --client-secret-stdin -- CMD` lost the start of CMD's input: the secret's line was
+    // read in blocks of up to 16 KiB, through standard input's own 8-KiB buffer.
+    #[test]
+    fn regression_the_secret_line_is_read_without_taking_what_follows() {
+        let input = b"tw-secret\nline2\nline3\n";
+        let mut r = io::Cursor::new(&input[..]);
+        let got = read_bounded(&mut r, MAX_SECRET_BYTES, true).unwrap();
+        assert_eq!(got.as_str(), "tw-secret\n");
+        assert_eq!(r.position(), 10, "nothing after the line taken");
+        let mut rest = String::new();
+        r.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "line2\nline3\n");
+    }
 
     #[test]
     fn reads_up_to_the_bound_and_no_further() {
@@ -101,12 +132,18 @@ mod tests {
     #[test]
     fn a_terminal_line_ends_the_read() {
         // A reader that would block after the first line, like a terminal.
+        // (Each chunk is what one read may return; after the last one, a read panics.)
         struct Terminal(Vec<&'static [u8]>);
         impl Read for Terminal {
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                let chunk = self.0.remove(0);
-                buf[..chunk.len()].copy_from_slice(chunk);
-                Ok(chunk.len())
+                let chunk = self.0[0];
+                let n = chunk.len().min(buf.len());
+                buf[..n].copy_from_slice(&chunk[..n]);
+                match chunk.len() == n {
+                    true => drop(self.0.remove(0)),
+                    false => self.0[0] = &chunk[n..],
+                }
+                Ok(n)
             }
         }
         let t = Terminal(vec![b"s3cr", b"et\n"]);
