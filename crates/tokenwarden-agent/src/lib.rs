@@ -46,7 +46,7 @@ pub use server::{
     DRAIN_TIMEOUT, HEAD_TIMEOUT, LOCAL_TOKEN_LIFETIME, Limits, MAX_CONNECTIONS, MAX_HEAD,
     MAX_HEADERS, TOKEN_BODY_TIMEOUT,
 };
-pub use sink::{Sink, SinkFormat};
+pub use sink::{Sink, SinkFormat, Written};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

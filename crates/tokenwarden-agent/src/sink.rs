@@ -9,8 +9,10 @@
 //! it put at the sink's path. At start, something already at the path is refused unless it is
 //! recognisably a sink an agent left (killed with `-9`; in Kubernetes an `emptyDir` outlives a
 //! restarted sidecar): a regular file of the user's, 0600, one link, whose identity the marker
-//! records. At stop the sink is removed only if the file at the path is still the one last
-//! written: a file someone put there since is left alone.
+//! records. A new token replaces the file at the path, and at stop the sink is removed, only if
+//! that file is still the one last written (its identity and its contents): a file someone put
+//! there since (moved there, or written anew, even on a reused inode) is left alone, and the
+//! sink is given up with one warning.
 
 use crate::error::AgentError;
 use std::io::Read as _;
@@ -258,11 +260,15 @@ impl Sink {
 
     /// Writes `bearer` to the sink, atomically and 0600, and records the new file in the marker
     /// (before it is renamed into place, so that a kill at any point leaves a sink its marker
-    /// names). Returns the identity of the file written, for [`remove_written`](Self::remove_written).
+    /// names). `last`: what this agent wrote there last, if it did; the file at the path is
+    /// replaced only if it is that one (or, for the first write, one the marker names, or
+    /// nothing). Returns what was written, for the next write and
+    /// [`remove_written`](Self::remove_written).
     ///
     /// # Errors
+    /// [`AgentError::Sink`] when another file has taken the sink's place (it is left as it is);
     /// [`AgentError::Io`] when the file or its marker cannot be written.
-    pub fn write(&self, bearer: &Bearer) -> Result<FileId, AgentError> {
+    pub fn write(&self, bearer: &Bearer, last: Option<&Written>) -> Result<Written, AgentError> {
         let token = bearer.access_token().expose_secret();
         let contents = zeroize::Zeroizing::new(match self.format {
             SinkFormat::Raw => token.to_string(),
@@ -286,11 +292,30 @@ impl Sink {
             }
         });
         let marker = self.marker_path();
-        // The file now at the path, if the marker names it (ours): kept in the marker until the
-        // new one is in place.
-        let current = FileId::at(&self.path).ok().flatten();
-        let ours = read_marker(&marker).ok().flatten().unwrap_or_default();
-        let previous = current.filter(|c| ours.contains(c));
+        // The file now at the path, if it is ours: kept in the marker until the new one is in
+        // place. Anything else there is someone's file, never overwritten.
+        let current =
+            FileId::at(&self.path).map_err(|e| AgentError::io("examine", &self.path, e))?;
+        let previous = match (current, last) {
+            (None, _) => None,
+            (Some(c), Some(last)) if self.holds(last, c) => Some(c),
+            (Some(c), None)
+                if read_marker(&marker)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|ours| ours.contains(&c)) =>
+            {
+                Some(c)
+            }
+            (Some(_), _) => {
+                return Err(AgentError::Sink {
+                    path: self.path.display().to_string(),
+                    why: "another file has taken its place since the agent wrote it: left as it \
+                          is, and the sink is no longer written"
+                        .into(),
+                });
+            }
+        };
         // The library's one atomic replace: a private (0600) temporary file beside the sink,
         // synced and renamed over it (the directory synced too): a reader sees the old token or
         // the new one, never half of one, and a link planted at the name is replaced, not
@@ -304,7 +329,27 @@ impl Sink {
         // Only the new file is ours now.
         self.write_marker(&marker, &[written])
             .map_err(|e| AgentError::io("replace", &marker, e))?;
-        Ok(written)
+        Ok(Written {
+            id: written,
+            contents,
+        })
+    }
+
+    /// Whether the file at the path (identity `at`) is still what `last` says was written: the
+    /// same file, holding the same bytes. The identity alone is not enough: a file deleted and
+    /// written anew often gets the freed inode back.
+    fn holds(&self, last: &Written, at: FileId) -> bool {
+        if at != last.id {
+            return false;
+        }
+        let Ok(Some(file)) = tokenwarden::fs::open_private(&self.path) else {
+            return false;
+        };
+        let mut now = zeroize::Zeroizing::new(Vec::with_capacity(last.contents.len() + 1));
+        let read = file
+            .take(last.contents.len() as u64 + 1)
+            .read_to_end(&mut now);
+        read.is_ok() && now.as_slice() == last.contents.as_bytes()
     }
 
     fn write_marker(&self, marker: &Path, ids: &[FileId]) -> std::io::Result<()> {
@@ -322,13 +367,13 @@ impl Sink {
     }
 
     /// Removes the sink and its marker when the agent stops (the token must not outlive it
-    /// there), but the sink only if the file at the path is still `written`, the one the agent
-    /// last wrote: a file someone put there since is left as it is. Returns whether the sink was
-    /// removed (or was already gone).
-    pub fn remove_written(&self, written: FileId) -> bool {
+    /// there), but the sink only if the file at the path is still `written`, what the agent
+    /// last wrote (the same file, the same bytes): a file someone put there since is left as it
+    /// is. Returns whether the sink was removed (or was already gone).
+    pub fn remove_written(&self, written: &Written) -> bool {
         let removed = match FileId::at(&self.path) {
             Ok(None) => true,
-            Ok(Some(id)) if id == written => match std::fs::remove_file(&self.path) {
+            Ok(Some(id)) if self.holds(written, id) => match std::fs::remove_file(&self.path) {
                 Ok(()) => true,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
                 Err(e) => {
@@ -348,6 +393,12 @@ impl Sink {
                 false
             }
         };
+        self.remove_marker_and_lock();
+        removed
+    }
+
+    /// Removes the sink's marker and lock file (the agent's own files beside it).
+    fn remove_marker_and_lock(&self) {
         match std::fs::remove_file(self.marker_path()) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -358,7 +409,6 @@ impl Sink {
         // Removed while still held (the caller keeps the lock until after this): an agent that
         // opened it meanwhile sees it gone from the path once it has the lock, and starts over.
         let _ = std::fs::remove_file(self.lock_path());
-        removed
     }
 }
 
@@ -400,6 +450,31 @@ fn parent(path: &Path) -> &Path {
 
 /// The sinks of one agent, with the file last written to each: written at start, by the refresh
 /// task, and removed at stop (after which nothing is written any more).
+/// What a sink was last written with: the file's identity and its bytes (the token; never shown).
+pub struct Written {
+    id: FileId,
+    contents: zeroize::Zeroizing<String>,
+}
+
+impl std::fmt::Debug for Written {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Written")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A sink's state in a running agent.
+#[derive(Debug)]
+enum Slot {
+    /// Not written yet.
+    Empty,
+    /// Written, with what.
+    Written(Written),
+    /// Given up: another file took its place (said once, never written again).
+    Taken,
+}
+
 #[derive(Debug)]
 pub(crate) struct Sinks {
     sinks: Vec<Sink>,
@@ -410,7 +485,7 @@ pub(crate) struct Sinks {
 
 #[derive(Debug)]
 struct State {
-    written: Vec<Option<FileId>>,
+    written: Vec<Slot>,
     stopped: bool,
 }
 
@@ -426,7 +501,7 @@ impl Sinks {
             locks.push(s.claim()?);
             s.check()?;
         }
-        let written = vec![None; sinks.len()];
+        let written = sinks.iter().map(|_| Slot::Empty).collect();
         Ok(Self {
             sinks,
             state: Mutex::new(State {
@@ -448,9 +523,19 @@ impl Sinks {
             return Ok(());
         }
         let mut first = None;
-        for (sink, written) in self.sinks.iter().zip(state.written.iter_mut()) {
-            match sink.write(bearer) {
-                Ok(id) => *written = Some(id),
+        for (sink, slot) in self.sinks.iter().zip(state.written.iter_mut()) {
+            let last = match &*slot {
+                Slot::Taken => continue,
+                Slot::Written(w) => Some(w),
+                Slot::Empty => None,
+            };
+            match sink.write(bearer, last) {
+                Ok(w) => *slot = Slot::Written(w),
+                Err(e @ AgentError::Sink { .. }) => {
+                    // Said once; the other sinks and the agent go on.
+                    tracing::warn!(error = %e, "sink given up");
+                    *slot = Slot::Taken;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "sink not written");
                     first.get_or_insert(e);
@@ -464,9 +549,14 @@ impl Sinks {
     pub(crate) fn remove_all(&self) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.stopped = true;
-        for (sink, written) in self.sinks.iter().zip(state.written.iter_mut()) {
-            if let Some(id) = written.take() {
-                sink.remove_written(id);
+        for (sink, slot) in self.sinks.iter().zip(state.written.iter_mut()) {
+            match std::mem::replace(slot, Slot::Empty) {
+                Slot::Written(w) => {
+                    sink.remove_written(&w);
+                }
+                // Its marker and lock are ours all the same; the file is not.
+                Slot::Taken => sink.remove_marker_and_lock(),
+                Slot::Empty => {}
             }
         }
     }
@@ -511,6 +601,102 @@ pub(crate) async fn run(client: ApiClient, sinks: std::sync::Arc<Sinks>, mut wri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn bearer(token: &str) -> Bearer {
+        tokenwarden::TokenManager::builder(tokenwarden::StaticToken::new(
+            tokenwarden::AccessToken::new(token),
+        ))
+        .build()
+        .bearer()
+        .await
+        .unwrap()
+    }
+
+    // A new user's finding: a file moved into a sink's place was overwritten with the token at
+    // the next refresh and deleted at stop; one written anew at the path (the same inode, or a
+    // freed one reused) was deleted at stop.
+    #[tokio::test]
+    async fn regression_a_file_put_in_a_sinks_place_is_never_overwritten_nor_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let s = Sink {
+            path: path.clone(),
+            format: SinkFormat::Raw,
+        };
+        let (one, two) = (
+            bearer("token-one-0123").await,
+            bearer("token-two-4567").await,
+        );
+        let private = |p: &Path, text: &str| {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(p)
+                .unwrap();
+            std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+        };
+
+        // Moved into its place (another inode).
+        let w = s.write(&one, None).unwrap();
+        let w = s.write(&two, Some(&w)).expect("its own file is replaced");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "token-two-4567");
+        let theirs = dir.path().join("theirs");
+        private(&theirs, "user data");
+        std::fs::rename(&theirs, &path).unwrap();
+        let e = s.write(&one, Some(&w)).expect_err("not overwritten");
+        assert!(matches!(e, AgentError::Sink { .. }), "{e:?}");
+        assert!(
+            e.to_string().contains("another file has taken its place"),
+            "{e}"
+        );
+        assert!(!s.remove_written(&w), "not removed");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "user data");
+
+        // Written anew in place: the same inode, other bytes.
+        std::fs::remove_file(&path).unwrap();
+        let w = s.write(&one, None).unwrap();
+        private(&path, "more user data");
+        assert_eq!(FileId::at(&path).unwrap(), Some(w.id), "the same file");
+        assert!(s.write(&two, Some(&w)).is_err(), "not overwritten");
+        assert!(!s.remove_written(&w), "not removed");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "more user data");
+
+        // Through the agent's sinks: given up with one warning, the others go on, and at stop
+        // the file is left and the agent's marker and lock are removed.
+        std::fs::remove_file(&path).unwrap();
+        let other = dir.path().join("other");
+        let sinks = Sinks::claim(vec![
+            s.clone(),
+            Sink {
+                path: other.clone(),
+                format: SinkFormat::Raw,
+            },
+        ])
+        .unwrap();
+        let (logs, _guard) = tokenwarden_test_support::logs::capture();
+        sinks.write_all(&one).unwrap();
+        private(&path, "user data");
+        sinks
+            .write_all(&two)
+            .expect("a sink given up is no failure");
+        sinks.write_all(&one).unwrap();
+        assert_eq!(
+            logs.text().matches("sink given up").count(),
+            1,
+            "{}",
+            logs.text()
+        );
+        assert_eq!(std::fs::read_to_string(&other).unwrap(), "token-one-0123");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "user data");
+        sinks.remove_all();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "user data");
+        assert!(!other.exists());
+        assert!(!s.marker_path().exists() && !s.lock_path().exists());
+        assert!(!logs.text().contains("token-"), "no token logged");
+    }
 
     #[test]
     fn looks_often_enough_for_short_tokens_and_rarely_for_long_ones() {
