@@ -240,6 +240,80 @@ async fn regression_an_api_answering_401_forever_costs_one_heal_per_window_not_a
     assert_eq!(sim.journal().token_requests, 1);
 }
 
+// An attacker's review: a request that cannot be sent again (a streamed body) replaced the
+// token on each 401 and never doubted it, so each upload to an API refusing every token bought
+// a token, without end.
+#[tokio::test(start_paused = true)]
+async fn regression_uploads_that_cannot_be_sent_again_cannot_buy_a_token_each() {
+    let sim = sim(SimConfig::default()).await;
+    let client = client(&sim);
+    let upload = || {
+        let body = reqwest::Body::wrap(http_body_util::Full::new(Bytes::from_static(b"once")));
+        client
+            .request(Method::POST, &format!("{ECHO}?status=401"))
+            .body_stream(body)
+            .send()
+    };
+    let mut errors = Vec::new();
+    for _ in 0..20 {
+        errors.push(upload().await.expect_err("a 401 for every upload"));
+    }
+    assert!(
+        matches!(errors[0], Error::NotReplayable(_)),
+        "{:?}",
+        errors[0]
+    );
+    for e in &errors[1..] {
+        assert!(matches!(e, Error::Unauthorized { .. }), "{e:?}");
+    }
+    let j = sim.journal();
+    assert_eq!(j.token_requests, 2, "the first token and one heal: {j:?}");
+    assert_eq!(j.api_requests, 20, "each upload sent once");
+    // Once the window has passed, one heal again (one token), then refusals.
+    tokio::time::advance(Duration::from_secs(15)).await;
+    for _ in 0..5 {
+        upload().await.unwrap_err();
+    }
+    assert_eq!(sim.journal().token_requests, 3);
+}
+
+// An attacker's review: requests that waited for a heal's token got it as any request does, so
+// each one's 401 of that token healed it again (replacing it before the healing request could
+// doubt it): an API refusing every token, answering slowly, cost a few tokens per burst instead
+// of one heal.
+#[tokio::test(start_paused = true)]
+async fn regression_requests_that_waited_for_a_heal_do_not_heal_its_token_again() {
+    let sim = sim(SimConfig {
+        // A slow token endpoint: the burst below arrives while the heal's token is fetched.
+        token_latency: Duration::from_millis(200),
+        ..SimConfig::default()
+    })
+    .await;
+    let client = client(&sim);
+    client.get_json(ME).await.unwrap();
+    assert_eq!(sim.journal().token_requests, 1);
+    // The first request's 401 comes after 100 ms, its heal's token 200 ms later; the burst asks
+    // for a token meanwhile, gets the heal's, and its (quick) 401s come before the replay's.
+    let refused = format!("{ECHO}?status=401");
+    let slowly = format!("{ECHO}?status=401&delay_ms=100");
+    let first = client.get(&slowly).send();
+    let burst = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        futures::future::join_all((0..20).map(|_| client.get(&refused).send())).await
+    };
+    let (first, burst) = futures::future::join(first, burst).await;
+    for r in std::iter::once(first).chain(burst) {
+        let e = r.expect_err("a 401 for every request");
+        assert!(matches!(e, Error::Unauthorized { .. }), "{e:?}");
+    }
+    assert_eq!(
+        sim.journal().token_requests,
+        2,
+        "one heal: {:?}",
+        sim.journal()
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn regression_a_path_answering_401_while_others_accept_the_token_cannot_flood_either() {
     // The token is accepted on /tokens/me, so each 401 on the refusing path looks like a

@@ -197,29 +197,46 @@ pub(crate) fn note_answer(
         }
         return false;
     }
-    let healable = may_heal(tokens.doubted_until(b), now);
+    let doubted_until = tokens.doubted_until(b);
+    let healable = may_heal(doubted_until, now);
     if !after_heal {
         if !healable {
             tracing::debug!(
                 generation = b.generation(),
                 "401 of a token a heal could not help: passed back without a token request"
             );
+            return true;
         }
-        return !healable;
+        // The token a heal gave, refused before the API ever accepted it, by a request other
+        // than the one that healed (one that waited for the heal, or the next one after a
+        // request that cannot be sent again): the heal did not help it either. Once its window
+        // has passed (it was doubted before), one request may heal it again.
+        let heal_failed = doubted_until.is_none() && !b.was_accepted() && tokens.came_from_heal(b);
+        if heal_failed {
+            doubt(tokens, b, now);
+        }
+        return heal_failed;
     }
     let revoked_meanwhile = b.was_accepted()
         || tokens
             .current()
             .is_none_or(|c| c.generation() != b.generation());
     let refused = heals >= MAX_HEALS || !revoked_meanwhile || !healable;
-    if refused && let Some(window) = tokens.doubt(b, now, doubt_window) {
+    if refused {
+        doubt(tokens, b, now);
+    }
+    refused
+}
+
+/// Doubts `b` (the heal rule, [`may_heal`]), saying so when its window starts.
+fn doubt(tokens: &crate::manager::TokenManager, b: &crate::token::Bearer, now: Instant) {
+    if let Some(window) = tokens.doubt(b, now, doubt_window) {
         tracing::info!(
             generation = b.generation(),
             window_s = window.as_secs(),
             "the API refused the token a heal gave it; its 401s are passed back unhealed for a while"
         );
     }
-    refused
 }
 
 /// Classifies a transport error: a failed connect proves nothing was sent.

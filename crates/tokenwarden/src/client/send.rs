@@ -368,6 +368,15 @@ async fn send_until_done<A: Attempt>(
                             "API answered 401; refreshing the token and retrying once"
                         );
                         let body = ErrorBody::parse(&answer.error_body().await);
+                        // Doubted by another request while this one read the answer: passed
+                        // back as the rule says, not healed.
+                        if !policy::may_heal(tokens.doubted_until(rejected), Instant::now()) {
+                            return Err(A::lift(Error::Unauthorized {
+                                method: a.method().to_string(),
+                                path: shown_path(a.url()),
+                                code: body.code.map(|c| excerpt(&c, 100)),
+                            }));
+                        }
                         let why = crate::manager::Rejection::from_code(body.code.as_deref());
                         ctx.recorder.token_refused();
                         tokens.rejected_with(rejected, why).await.map_err(A::lift)?;

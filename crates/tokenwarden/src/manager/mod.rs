@@ -163,6 +163,8 @@ pub(crate) const MAX_SINGLE_USE_TOKENS: u32 = 8;
 struct Doubt {
     /// The doubted token's generation, and the end of its window.
     token: Option<(u64, Instant)>,
+    /// The generation of the token the last heal gave ([`TokenManager::rejected_with`]).
+    healed_to: Option<u64>,
     /// Tokens doubted since the last heal that worked.
     in_a_row: u32,
 }
@@ -412,6 +414,11 @@ impl TokenManager {
         }
         let (b, _) = Inner::refresh(inner, Reason::Rejected, Some(token.generation())).await?;
         b.held.mark_used();
+        inner
+            .doubt
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .healed_to = Some(b.generation());
         Ok(b)
     }
 
@@ -463,14 +470,35 @@ impl TokenManager {
     }
 
     /// Until when a 401 carrying `token` is not healed, if a heal could not help it (see
-    /// [`doubt`](Self::doubt)); `None` for any other token. The rule is the client's
-    /// (`client::policy::may_heal`); the manager keeps what it needs, keyed on the generation.
+    /// [`doubt`](Self::doubt)) and it is still the current token; `None` for any other token (a
+    /// doubted token already replaced costs no token request to heal: the current one is
+    /// handed on). The rule is the client's (`client::policy::may_heal`); the manager keeps
+    /// what it needs, keyed on the generation.
     pub(crate) fn doubted_until(&self, token: &Bearer) -> Option<Instant> {
+        if !self.is_current(token) {
+            return None;
+        }
         let doubt = self.inner.doubt.lock().unwrap_or_else(|p| p.into_inner());
         doubt
             .token
             .filter(|(generation, _)| *generation == token.generation())
             .map(|(_, until)| until)
+    }
+
+    /// Whether `token` is the one the last heal gave ([`rejected_with`](Self::rejected_with)):
+    /// a 401 of it before the API accepted it says the heal did not help, whichever request
+    /// carried it.
+    pub(crate) fn came_from_heal(&self, token: &Bearer) -> bool {
+        let doubt = self.inner.doubt.lock().unwrap_or_else(|p| p.into_inner());
+        doubt.healed_to == Some(token.generation())
+    }
+
+    fn is_current(&self, token: &Bearer) -> bool {
+        self.inner
+            .current
+            .load()
+            .as_ref()
+            .is_some_and(|c| c.generation == token.generation())
     }
 
     /// Records that a heal could not help `token` (the API refused it right after a heal), so
@@ -484,12 +512,7 @@ impl TokenManager {
         now: Instant,
         window: impl FnOnce(u32) -> Duration,
     ) -> Option<Duration> {
-        let is_current = self
-            .inner
-            .current
-            .load()
-            .as_ref()
-            .is_some_and(|c| c.generation == token.generation());
+        let is_current = self.is_current(token);
         let mut doubt = self.inner.doubt.lock().unwrap_or_else(|p| p.into_inner());
         let running = doubt
             .token
