@@ -171,8 +171,8 @@ impl Agent {
         });
         let (stop, stopped) = watch::channel(false);
         let accept = tokio::spawn(server::serve(listener, Arc::clone(&state), stopped));
-        let sink_task = (!sinks.list().is_empty())
-            .then(|| tokio::spawn(sink::run(client, Arc::clone(&sinks), written)));
+        // Also without sinks: it keeps the token fresh while no caller asks.
+        let sink_task = Some(tokio::spawn(sink::run(client, Arc::clone(&sinks), written)));
         tracing::info!(%addr, sinks = sinks.list().len(), "agent listening");
         Ok(Agent {
             addr,

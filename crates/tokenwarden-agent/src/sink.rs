@@ -172,7 +172,8 @@ impl Sink {
                 Ok(()) => {}
                 Err(std::fs::TryLockError::WouldBlock) => {
                     return Err(err(
-                        "is in use by another agent running now (it holds the sink's lock file):                          give each agent a sink of its own, or stop the other agent first"
+                        "is in use by another agent running now (it holds the sink's lock file): \
+                         give each agent a sink of its own, or stop the other agent first"
                             .into(),
                     ));
                 }
@@ -569,19 +570,33 @@ fn next_look(left: Duration) -> Duration {
     (left / 10).clamp(Duration::from_millis(50), Duration::from_secs(10))
 }
 
-/// Keeps every sink holding the current token until cancelled; `written` is the generation of
-/// the token already written (at start).
+/// Keeps the agent's token fresh and every sink holding it, until cancelled; `written` is the
+/// generation of the token already written (at start). With no sink it still runs: an idle
+/// agent keeps a valid token at hand (its `/healthz` stays 200, the next caller waits for no
+/// token request), at one token request per lifetime. Without sinks it starts once a first
+/// caller has had a token: an agent nobody has used yet asks for none.
 pub(crate) async fn run(client: ApiClient, sinks: std::sync::Arc<Sinks>, mut written: Option<u64>) {
+    let mut failing = false;
     loop {
+        if sinks.list().is_empty() && client.tokens().current().is_none() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
         let wait = match client.tokens().bearer().await {
             Ok(bearer) => {
+                if failing {
+                    tracing::info!("a token is at hand again");
+                    failing = false;
+                }
                 if written != Some(bearer.generation()) && sinks.write_all(&bearer).is_ok() {
                     written = Some(bearer.generation());
-                    tracing::debug!(
-                        generation = bearer.generation(),
-                        sinks = sinks.list().len(),
-                        "token written to the sinks"
-                    );
+                    if !sinks.list().is_empty() {
+                        tracing::debug!(
+                            generation = bearer.generation(),
+                            sinks = sinks.list().len(),
+                            "token written to the sinks"
+                        );
+                    }
                 }
                 next_look(
                     bearer
@@ -590,7 +605,11 @@ pub(crate) async fn run(client: ApiClient, sinks: std::sync::Arc<Sinks>, mut wri
                 )
             }
             Err(e) => {
-                tracing::warn!(error = %e, "no token for the sinks yet");
+                // Once per outage: the manager's own backoff decides when it asks again.
+                if !failing {
+                    tracing::warn!(error = %e, "no token at hand (the agent keeps asking)");
+                    failing = true;
+                }
                 Duration::from_secs(1)
             }
         };

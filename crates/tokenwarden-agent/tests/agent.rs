@@ -563,3 +563,38 @@ async fn regression_a_streamed_body_refused_with_401_still_replaces_the_token() 
     let j = s.sim.journal();
     assert_eq!((j.tokens_issued, j.api_revoked_token), (2, 1));
 }
+
+// A new user's finding: an agent without a sink let its token expire once nobody asked, and its
+// `/healthz` then answered 503 (a monitor saw a healthy idle agent as down, overnight with 24-h
+// tokens). It keeps the token fresh now, at one token request per lifetime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_an_idle_agent_keeps_its_token_fresh() {
+    let s = Setup::new(SimConfig {
+        token_ttl: Duration::from_secs(1),
+        ..quick()
+    })
+    .await;
+    let health = async || s.http.get(s.url("/healthz")).send().await.unwrap().status();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        s.sim.journal().token_requests,
+        0,
+        "an agent nobody used asks for no token"
+    );
+    assert_eq!(s.get("/api/v2/tokens/me").await.status(), 200);
+    // Idle from now on, for three lifetimes: the token is refreshed before it expires all the
+    // same (the manager refreshed once by itself, then let the next one expire).
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while s.sim.journal().token_requests < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not refreshed while idle: {:?}",
+            s.sim.journal()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(health().await, 200);
+    let j = s.sim.journal();
+    assert_eq!(j.api_requests, 1, "{j:?}");
+    assert_eq!(j.max_concurrent_token_requests, 1);
+}

@@ -367,7 +367,7 @@ a profile sets it with redirect_uri, and grant = \"user\" makes every command ac
     /// Serve the token to every local program: a token endpoint and an API proxy on loopback
     #[command(after_help = "Examples:
   tokenwarden agent --listen 127.0.0.1:8181 --key-file ~/.config/tokenwarden/agent.key
-  curl -H \"Authorization: Bearer $(cat ~/.config/tokenwarden/agent.key)\" http://127.0.0.1:8181/api/v2/tokens/me
+  echo \"Authorization: Bearer $(cat ~/.config/tokenwarden/agent.key)\" | curl -H @- http://127.0.0.1:8181/api/v2/tokens/me
   tokenwarden agent --listen 127.0.0.1:0 --key-file agent.key --sink /run/token --sink-format json")]
     Agent(Connected<AgentArgs>),
     /// Run CMD with an agent of its own (TOKENWARDEN_AGENT_URL, TOKENWARDEN_AGENT_KEY)

@@ -183,6 +183,30 @@ async fn agent_serves_writes_sinks_removes_them_and_logs_no_secret_at_vvv() {
     assert_eq!(j.api_requests, 3);
 }
 
+// A new user's finding: a typo'd --key-file made a new key, said only at -v; the programs
+// reading the right file then got 401 with nothing to say why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_key_file_is_announced_at_the_default_verbosity() {
+    let sb = Sandbox::start(SimConfig::default()).await;
+    let key_file = sb.path("agnet.key");
+    let start = || {
+        let mut cmd = sb.tw();
+        cmd.args(["agent", "--listen", "127.0.0.1:0", "--key-file"])
+            .arg(&key_file);
+        Running::spawn(cmd)
+    };
+    let (code, log) = start().stop();
+    assert_eq!(code, 0, "{log}");
+    let said = format!("created a new agent key in {}", key_file.display());
+    assert!(log.contains(&said), "{log}");
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    assert!(!log.contains(key.trim()), "not the key itself: {log}");
+    // The next start finds it: nothing said.
+    let (code, log) = start().stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(!log.contains("created a new agent key"), "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_loopback_listen_address_is_refused_before_anything_is_asked() {
     let sb = Sandbox::start(SimConfig::default()).await;

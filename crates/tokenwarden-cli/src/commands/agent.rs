@@ -49,7 +49,22 @@ pub(crate) async fn agent(g: &GlobalArgs, a: AgentArgs, hint: &mut Option<String
     ) {
         (Some(path), _) => {
             check_key_dir(path)?;
-            AgentKey::load_or_create(path).map_err(usage)?
+            let existed = std::fs::symlink_metadata(path).is_ok();
+            let key = AgentKey::load_or_create(path).map_err(usage)?;
+            if !existed {
+                // Said at every verbosity but -q: a typo'd path makes a new key, and programs
+                // reading the old file then get 401.
+                ui::emit(
+                    Kind::Note,
+                    &format!(
+                        "created a new agent key in {} (0600): programs using the agent need this key",
+                        path.display()
+                    ),
+                    serde_json::json!({"event": "key_created", "path": path.display().to_string()}),
+                    false,
+                );
+            }
+            key
         }
         (None, Some(text)) => {
             AgentKey::from_text(&text).map_err(|e| UsageError(format!("{KEY_ENV}: {e}")))?
