@@ -7,10 +7,48 @@
 //! with arbitrary `\u` escapes) and percent-decoding of text whose encoder is not one of the
 //! registered forms. Those are only caught in bodies read whole ([`super::redact_body`]).
 
-use super::{REDACTED, REGISTRY};
+use super::{GENERATION, REDACTED, REGISTRY};
 use aho_corasick::automaton::Automaton as _;
 use aho_corasick::nfa::contiguous::NFA;
 use aho_corasick::{Anchored, Input, MatchKind};
+use arc_swap::ArcSwapOption;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// The streaming automaton of a registry generation, shared by every stream made while the
+/// registry stays as it is (an agent streaming many answers builds it once per new token).
+struct Shared {
+    generation: u64,
+    /// `None`: the automaton could not be built (then a stream passes nothing on).
+    nfa: Option<NFA>,
+}
+
+static SHARED: ArcSwapOption<Shared> = ArcSwapOption::const_empty();
+
+/// The automaton for the registry as it is now; `None` when nothing is registered.
+fn shared() -> Option<Arc<Shared>> {
+    let wanted = GENERATION.load(Ordering::Acquire);
+    if wanted == 0 {
+        return None;
+    }
+    if let Some(s) = SHARED.load_full().filter(|s| s.generation == wanted) {
+        return Some(s);
+    }
+    let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    let generation = GENERATION.load(Ordering::Acquire);
+    let patterns: Vec<&str> = reg.patterns().collect();
+    if patterns.is_empty() {
+        return None;
+    }
+    let nfa = NFA::builder()
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(&patterns)
+        .map_err(|e| tracing::error!(error = %e, "cannot build the streaming scrubber: streamed answers are withheld"))
+        .ok();
+    let built = Arc::new(Shared { generation, nfa });
+    SHARED.store(Some(Arc::clone(&built)));
+    Some(built)
+}
 
 /// Scrubs a stream of chunks of every secret registered when it was made.
 ///
@@ -29,8 +67,8 @@ use aho_corasick::{Anchored, Input, MatchKind};
 /// ```
 pub struct Streaming {
     /// Every form of every secret registered at the start, leftmost-longest; walked anchored to
-    /// tell whether a tail could be the start of one.
-    nfa: Option<NFA>,
+    /// tell whether a tail could be the start of one. `None`: nothing is registered.
+    shared: Option<Arc<Shared>>,
     /// The longest form of a secret, less one: at most what is held back between chunks.
     keep: usize,
     /// Held back from the last chunk.
@@ -52,27 +90,18 @@ impl Default for Streaming {
 }
 
 impl Streaming {
-    /// A scrubber of the secrets registered now (a secret registered later is not matched). It
-    /// builds an automaton of its own (linear in the registered forms' total length), so it is
-    /// for a body too large to scrub whole, not for each line of text.
+    /// A scrubber of the secrets registered now (a secret registered later is not matched). Its
+    /// automaton (linear in the registered forms' total length) is built once per state of the
+    /// registry and shared by the streams made meanwhile. Should it fail to build, the stream
+    /// passes nothing on (fails closed, said once as an error).
     pub fn new() -> Self {
-        let nfa = {
-            let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-            let patterns: Vec<&str> = reg.patterns().collect();
-            (!patterns.is_empty())
-                .then(|| {
-                    NFA::builder()
-                        .match_kind(MatchKind::LeftmostLongest)
-                        .build(&patterns)
-                        .ok()
-                })
-                .flatten()
-        };
-        let keep = nfa
+        let shared = shared();
+        let keep = shared
             .as_ref()
+            .and_then(|s| s.nfa.as_ref())
             .map_or(0, |n| n.max_pattern_len().saturating_sub(1));
         Self {
-            nfa,
+            shared,
             keep,
             pending: Vec::new(),
         }
@@ -81,8 +110,11 @@ impl Streaming {
     /// The next chunk, scrubbed: what can be sent now (possibly empty, when all of it could be
     /// the start of a secret).
     pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
-        let Some(nfa) = &self.nfa else {
+        let Some(shared) = &self.shared else {
             return chunk.to_vec();
+        };
+        let Some(nfa) = &shared.nfa else {
+            return Vec::new();
         };
         let mut buf = std::mem::take(&mut self.pending);
         buf.extend_from_slice(chunk);
@@ -113,7 +145,12 @@ impl Streaming {
     /// the longest one.)
     pub fn finish(&mut self) -> Vec<u8> {
         let rest = std::mem::take(&mut self.pending);
-        let Some(nfa) = &self.nfa else { return rest };
+        let Some(shared) = &self.shared else {
+            return rest;
+        };
+        let Some(nfa) = &shared.nfa else {
+            return REDACTED.as_bytes().to_vec();
+        };
         let mut out = Vec::with_capacity(rest.len());
         let mut pos = 0;
         while let Some((start, end)) = next_match(nfa, &rest, pos) {
@@ -156,6 +193,31 @@ fn first_open(nfa: &NFA, buf: &[u8], from: usize) -> usize {
 mod tests {
     use super::super::{Lifespan, register};
     use super::*;
+
+    // An attacker's review: each streamed answer built an automaton of the whole registry of its
+    // own (up to 1,024 tokens in several forms each).
+    #[test]
+    fn streams_made_while_the_registry_stays_share_one_automaton() {
+        register("shared-automaton-secret-1", Lifespan::Process);
+        let (a, b) = (Streaming::new(), Streaming::new());
+        let same = |x: &Streaming, y: &Streaming| match (&x.shared, &y.shared) {
+            (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+            _ => false,
+        };
+        // (Other tests register secrets meanwhile: retry until two were made in one state.)
+        let shared_once = same(&a, &b) || {
+            let (c, d) = (Streaming::new(), Streaming::new());
+            same(&c, &d)
+        };
+        assert!(shared_once);
+        register("shared-automaton-secret-2", Lifespan::Process);
+        let c = Streaming::new();
+        assert!(!same(&a, &c), "a new registration, a new automaton");
+        let mut c = c;
+        let mut out = c.push(b"x shared-automaton-secret-2 y");
+        out.extend(c.finish());
+        assert_eq!(out, b"x [REDACTED] y");
+    }
 
     fn run(chunks: &[&[u8]]) -> String {
         let mut s = Streaming::new();
