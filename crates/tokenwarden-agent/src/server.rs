@@ -485,6 +485,28 @@ async fn token_endpoint(state: &State, slot: &Slot, req: Request<Incoming>) -> R
         }
     };
     let body = collected.to_bytes();
+    // A body of another type (JSON, the common mistake) would read as no fields at all, and the
+    // caller be told its secret is wrong.
+    let form_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form_type {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the token request's body must be form-encoded (Content-Type: \
+             application/x-www-form-urlencoded, RFC 6749 §4.4): grant_type=client_credentials",
+            false,
+        );
+    }
     let form: Vec<(String, zeroize::Zeroizing<String>)> = url::form_urlencoded::parse(&body)
         .map(|(k, v)| (k.into_owned(), zeroize::Zeroizing::new(v.into_owned())))
         .collect();

@@ -598,3 +598,44 @@ async fn regression_an_idle_agent_keeps_its_token_fresh() {
     assert_eq!(j.api_requests, 1, "{j:?}");
     assert_eq!(j.max_concurrent_token_requests, 1);
 }
+
+// A new user's finding: a JSON body with the key in it was told "the client secret must be the
+// agent key", which sent them to look at the key.
+#[tokio::test]
+async fn a_token_request_that_is_not_form_encoded_is_told_so() {
+    let s = Setup::new(quick()).await;
+    let r = s
+        .http
+        .post(s.url("/oauth/token"))
+        .json(&serde_json::json!({
+            "grant_type": "client_credentials",
+            "client_id": "any",
+            "client_secret": KEY,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "invalid_request", "{v}");
+    let said = v["error_description"].as_str().unwrap();
+    assert!(said.contains("application/x-www-form-urlencoded"), "{said}");
+    // Form-encoded, with or without the header's parameters: served.
+    for content_type in [
+        "application/x-www-form-urlencoded",
+        "Application/X-WWW-Form-Urlencoded; charset=utf-8",
+    ] {
+        let r = s
+            .http
+            .post(s.url("/oauth/token"))
+            .header("content-type", content_type)
+            .body(format!(
+                "grant_type=client_credentials&client_id=any&client_secret={KEY}"
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{content_type}");
+    }
+    assert_eq!(s.sim.journal().token_requests, 0);
+}

@@ -423,7 +423,7 @@ pub(crate) enum SinkFormatArg {
 #[derive(Debug, Args)]
 pub(crate) struct AgentArgs {
     /// Loopback address to listen on (port 0 picks a free one)
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8181")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8181", value_parser = parse_listen)]
     pub(crate) listen: std::net::SocketAddr,
     /// The agent key, created 0600 if missing [or env: TOKENWARDEN_AGENT_KEY]
     #[arg(long, value_name = "FILE")]
@@ -566,7 +566,7 @@ pub(crate) struct ObserveArgs {
     #[arg(long, value_name = "FILE.html")]
     pub(crate) report: Option<PathBuf>,
     /// Serve Prometheus metrics at ADDR/metrics, e.g. 127.0.0.1:9464
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     pub(crate) metrics_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub(crate) otlp: OtlpArgs,
@@ -629,6 +629,21 @@ pub(crate) struct ExportArgs {
     pub(crate) page_size: Option<u32>,
     #[command(flatten)]
     pub(crate) out: ExportOutArgs,
+}
+
+/// An address to listen on: `IP:PORT`, or `localhost:PORT` for 127.0.0.1 (a name is not looked
+/// up: what it resolves to is not ours to trust).
+fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    let s = s.trim();
+    if let Some(port) = s.strip_prefix("localhost:") {
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("{port:?} is not a port (0 to 65535)"))?;
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse().map_err(|_| {
+        "expected IP:PORT, such as 127.0.0.1:8181 or [::1]:8181 (port 0 picks a free one)".into()
+    })
 }
 
 fn parse_interval(s: &str) -> Result<tokenwarden::paginate::Interval, String> {
@@ -984,6 +999,28 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
     use std::time::Duration;
+
+    // A new user's finding: `--listen localhost:0` got clap's "invalid socket address syntax".
+    #[test]
+    fn listen_takes_localhost_and_says_what_it_expects() {
+        assert_eq!(
+            parse_listen("localhost:0").unwrap(),
+            "127.0.0.1:0".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen("[::1]:8181").unwrap(),
+            "[::1]:8181".parse().unwrap()
+        );
+        let e = parse_listen("localhost").unwrap_err();
+        assert!(e.contains("expected IP:PORT"), "{e}");
+        assert!(
+            parse_listen("localhost:99999")
+                .unwrap_err()
+                .contains("not a port")
+        );
+        // A name is not looked up.
+        assert!(parse_listen("example.com:80").is_err());
+    }
 
     #[test]
     fn sizes() {
