@@ -312,28 +312,19 @@ async fn regression_exec_leaves_the_command_all_of_standard_input_after_the_secr
         ]);
         tw
     };
-    // From a pipe.
-    let r = run_with_stdin(exec(), Some(input.clone())).await;
-    r.expect_code(0);
-    assert!(
-        r.stdout == lines,
-        "{} bytes of {}",
-        r.stdout.len(),
-        lines.len()
-    );
-    // From a file.
+    // From a pipe, then from a file.
     let path = sb.path("input.txt");
     std::fs::write(&path, &input).unwrap();
-    let mut tw = exec();
-    tw.stdin(std::fs::File::open(&path).unwrap());
-    let r = run_with_stdin(tw, None).await;
-    r.expect_code(0);
-    assert!(
-        r.stdout == lines,
-        "{} bytes of {}",
-        r.stdout.len(),
-        lines.len()
-    );
+    let mut from_file = exec();
+    from_file.stdin(std::fs::File::open(&path).unwrap());
+    for (how, r) in [
+        ("a pipe", run_with_stdin(exec(), Some(input.clone())).await),
+        ("a file", run_with_stdin(from_file, None).await),
+    ] {
+        r.expect_code(0);
+        let (got, want) = (r.stdout.len(), lines.len());
+        assert!(r.stdout == lines, "from {how}: {got} bytes of {want}");
+    }
 }
 
 // 1,100 slow connections under a soft limit of 1024 open files made the agent's accept fail.
