@@ -150,6 +150,45 @@ async fn regression_an_api_refusing_every_token_after_one_use_cannot_make_us_min
     assert!(sim.journal().token_requests >= 20);
 }
 
+// An attacker's review: once 8 tokens in a row were refused after one use, heals stopped until a
+// token was accepted twice: after an outage of the API's token check, the job's dead token was
+// never replaced until its own proactive refresh (hours later with 24-hour tokens).
+#[tokio::test(start_paused = true)]
+async fn regression_the_single_use_stop_lets_one_heal_through_every_five_minutes() {
+    let sim = sim(SimConfig {
+        revoke_every: Some(2),
+        ..SimConfig::default()
+    })
+    .await;
+    let client = client(&sim);
+    let mut stopped = false;
+    for _ in 0..100 {
+        if client.get_json(ECHO).await.is_err() {
+            stopped = true;
+            break;
+        }
+    }
+    assert!(stopped, "the streak stops the heals");
+    let tokens = sim.journal().token_requests;
+    // Stopped: no token request for 5 minutes, however many requests are refused.
+    for _ in 0..10 {
+        let e = client.get_json(ECHO).await.unwrap_err();
+        assert!(matches!(e, Error::Unauthorized { .. }), "{e:?}");
+    }
+    tokio::time::advance(Duration::from_secs(299)).await;
+    client.get_json(ECHO).await.unwrap_err();
+    assert_eq!(sim.journal().token_requests, tokens);
+    // Then one heal goes through (its token serves the request)...
+    tokio::time::advance(Duration::from_secs(1)).await;
+    client.get_json(ECHO).await.unwrap();
+    assert_eq!(sim.journal().token_requests, tokens + 1);
+    // ...and the next refusal stops them for 5 minutes again.
+    for _ in 0..10 {
+        let _ = client.get_json(ECHO).await;
+    }
+    assert_eq!(sim.journal().token_requests, tokens + 1);
+}
+
 #[tokio::test]
 async fn regression_a_token_pool_stops_replacing_tokens_refused_after_one_use_too() {
     // The streak of tokens refused after one use was counted on the pool's first manager

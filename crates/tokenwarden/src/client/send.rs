@@ -351,7 +351,7 @@ async fn send_until_done<A: Attempt>(
                         // A 401 proves the server did not act: any method may be sent again.
                         debug_assert!(policy::may_replay(a.method(), false, Failure::Unauthorized));
                         let rejected = bearer.as_ref().expect("Heal only with a token");
-                        if tokens.single_use_streak(rejected) {
+                        if tokens.single_use_streak(rejected, answered_at) {
                             return Err(A::lift(Error::Unauthorized {
                                 method: a.method().to_string(),
                                 path: shown_path(a.url()),

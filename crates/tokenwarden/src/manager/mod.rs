@@ -156,6 +156,9 @@ struct Inner {
 /// stops replacing them: see [`TokenManager::single_use_streak`].
 pub(crate) const MAX_SINGLE_USE_TOKENS: u32 = 8;
 
+/// How long the single-use streak stops heals before it lets one through again.
+pub(crate) const SINGLE_USE_STOP: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// The token a heal could not help, as the client's heal rule (`client::policy::may_heal`) keeps
 /// it: its generation and until when its 401s are not healed, and how many tokens in a row were
 /// doubted so (the window grows with them).
@@ -165,6 +168,8 @@ struct Doubt {
     token: Option<(u64, Instant)>,
     /// The generation of the token the last heal gave ([`TokenManager::rejected_with`]).
     healed_to: Option<u64>,
+    /// Until when the single-use streak stops heals ([`TokenManager::single_use_streak`]).
+    streak_stop: Option<Instant>,
     /// Tokens doubted since the last heal that worked.
     in_a_row: u32,
 }
@@ -453,7 +458,13 @@ impl TokenManager {
     /// request for as long as the job runs. Only the first refusal of the current token counts
     /// (one per token, however many requests carried it); a token accepted twice or more before
     /// its refusal ends the streak.
-    pub(crate) fn single_use_streak(&self, token: &Bearer) -> bool {
+    ///
+    /// The stop lasts [`SINGLE_USE_STOP`] (5 minutes), then one heal is let through, and the
+    /// next refusal stops them for as long again: an outage of the API's token check that
+    /// refused every token for a while costs a token per 5 minutes, and the job heals within 5
+    /// minutes of its end, instead of waiting for the dead token's proactive refresh (hours
+    /// later with 24-hour tokens).
+    pub(crate) fn single_use_streak(&self, token: &Bearer, now: Instant) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
         let current = self.inner.current.load();
         let is_current = current
@@ -464,9 +475,29 @@ impl TokenManager {
         }
         if token.held.accepted_again.load(Relaxed) {
             self.inner.single_use.store(0, Relaxed);
+            self.inner
+                .doubt
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .streak_stop = None;
             return false;
         }
-        self.inner.single_use.fetch_add(1, Relaxed) + 1 > MAX_SINGLE_USE_TOKENS
+        if self.inner.single_use.fetch_add(1, Relaxed) < MAX_SINGLE_USE_TOKENS {
+            return false;
+        }
+        let mut doubt = self.inner.doubt.lock().unwrap_or_else(|p| p.into_inner());
+        match doubt.streak_stop {
+            Some(until) if now < until => true,
+            // The stop is over: this one heal goes through; the next refusal stops them again.
+            Some(_) => {
+                doubt.streak_stop = None;
+                false
+            }
+            None => {
+                doubt.streak_stop = Some(now + SINGLE_USE_STOP);
+                true
+            }
+        }
     }
 
     /// Until when a 401 carrying `token` is not healed, if a heal could not help it (see
