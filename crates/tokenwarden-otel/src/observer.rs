@@ -104,7 +104,7 @@ pub(crate) fn register_metrics(meter: &Meter, client: &ApiClient) {
         .f64_observable_gauge("tokenwarden_token_remaining")
         .with_unit("s")
         .with_description(
-            "Seconds until the current access token expires (absent while there is none, or it never expires).",
+            "Seconds until the current access token expires (0 once it has expired; absent while there is none, or it never expires).",
         )
         .with_callback(move |o| {
             if let Some(d) = c.token_metrics().time_to_expiry {

@@ -113,7 +113,7 @@ pub fn render_prometheus(recorder: &Recorder, token_remaining: Option<Duration>)
         &mut out,
         "tokenwarden_token_remaining_seconds",
         "gauge",
-        "Seconds until the current access token expires (absent while there is none, or it never expires).",
+        "Seconds until the current access token expires (0 once it has expired; absent while there is none, or it never expires).",
     );
     if let Some(d) = token_remaining {
         lines.push(format!("{name} {}", number(d.as_secs_f64())));
