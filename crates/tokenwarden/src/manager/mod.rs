@@ -466,11 +466,7 @@ impl TokenManager {
     /// later with 24-hour tokens).
     pub(crate) fn single_use_streak(&self, token: &Bearer, now: Instant) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
-        let current = self.inner.current.load();
-        let is_current = current
-            .as_ref()
-            .is_some_and(|c| c.generation == token.generation());
-        if !is_current || token.held.withdrawn.load(Relaxed) {
+        if !self.is_current(token) || token.held.withdrawn.load(Relaxed) {
             return false;
         }
         if token.held.accepted_again.load(Relaxed) {

@@ -125,6 +125,10 @@ static MATCHER: ArcSwapOption<Built> = ArcSwapOption::const_empty();
 struct Built {
     generation: u64,
     ac: AhoCorasick,
+    /// The forms it was built from, for the streaming automaton ([`Streaming`]), built from them
+    /// on first use and shared by every stream made while the registry stays as it is.
+    patterns: Vec<String>,
+    stream: std::sync::OnceLock<Option<aho_corasick::nfa::contiguous::NFA>>,
 }
 
 impl Built {
@@ -244,7 +248,12 @@ fn matcher() -> Option<Arc<Built>> {
         .kind(Some(AhoCorasickKind::ContiguousNFA))
         .build(&patterns)
         .ok()?;
-    let built = Arc::new(Built { generation, ac });
+    let built = Arc::new(Built {
+        generation,
+        ac,
+        patterns: patterns.iter().map(|p| p.to_string()).collect(),
+        stream: std::sync::OnceLock::new(),
+    });
     MATCHER.store(Some(Arc::clone(&built)));
     Some(built)
 }

@@ -7,47 +7,33 @@
 //! with arbitrary `\u` escapes) and percent-decoding of text whose encoder is not one of the
 //! registered forms. Those are only caught in bodies read whole ([`super::redact_body`]).
 
-use super::{GENERATION, REDACTED, REGISTRY};
+use super::{Built, GENERATION, REDACTED, matcher};
 use aho_corasick::automaton::Automaton as _;
 use aho_corasick::nfa::contiguous::NFA;
 use aho_corasick::{Anchored, Input, MatchKind};
-use arc_swap::ArcSwapOption;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-/// The streaming automaton of a registry generation, shared by every stream made while the
-/// registry stays as it is (an agent streaming many answers builds it once per new token).
-struct Shared {
-    generation: u64,
-    /// `None`: the automaton could not be built (then a stream passes nothing on).
-    nfa: Option<NFA>,
-}
-
-static SHARED: ArcSwapOption<Shared> = ArcSwapOption::const_empty();
-
-/// The automaton for the registry as it is now; `None` when nothing is registered.
-fn shared() -> Option<Arc<Shared>> {
-    let wanted = GENERATION.load(Ordering::Acquire);
-    if wanted == 0 {
-        return None;
+impl Built {
+    /// The streaming automaton of the registry state this matcher was built from: built on
+    /// first use, then shared by every stream made while the registry stays as it is (an agent
+    /// streaming many answers builds it once per new token). `None` when it cannot be built.
+    fn stream_nfa(&self) -> Option<&NFA> {
+        self.stream
+            .get_or_init(|| {
+                NFA::builder()
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .build(&self.patterns)
+                    .map_err(|e| {
+                        tracing::error!(
+                            error = %e,
+                            "cannot build the streaming scrubber: streamed answers are withheld"
+                        )
+                    })
+                    .ok()
+            })
+            .as_ref()
     }
-    if let Some(s) = SHARED.load_full().filter(|s| s.generation == wanted) {
-        return Some(s);
-    }
-    let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    let generation = GENERATION.load(Ordering::Acquire);
-    let patterns: Vec<&str> = reg.patterns().collect();
-    if patterns.is_empty() {
-        return None;
-    }
-    let nfa = NFA::builder()
-        .match_kind(MatchKind::LeftmostLongest)
-        .build(&patterns)
-        .map_err(|e| tracing::error!(error = %e, "cannot build the streaming scrubber: streamed answers are withheld"))
-        .ok();
-    let built = Arc::new(Shared { generation, nfa });
-    SHARED.store(Some(Arc::clone(&built)));
-    Some(built)
 }
 
 /// Scrubs a stream of chunks of every secret registered when it was made.
@@ -67,8 +53,11 @@ fn shared() -> Option<Arc<Shared>> {
 /// ```
 pub struct Streaming {
     /// Every form of every secret registered at the start, leftmost-longest; walked anchored to
-    /// tell whether a tail could be the start of one. `None`: nothing is registered.
-    shared: Option<Arc<Shared>>,
+    /// tell whether a tail could be the start of one (through [`Built::stream_nfa`]). `None`:
+    /// nothing is registered, or no automaton could be built.
+    shared: Option<Arc<Built>>,
+    /// Secrets are registered but no automaton could be built: nothing is passed on.
+    withheld: bool,
     /// The longest form of a secret, less one: at most what is held back between chunks.
     keep: usize,
     /// Held back from the last chunk.
@@ -95,13 +84,15 @@ impl Streaming {
     /// registry and shared by the streams made meanwhile. Should it fail to build, the stream
     /// passes nothing on (fails closed, said once as an error).
     pub fn new() -> Self {
-        let shared = shared();
+        let shared = matcher().filter(|m| m.stream_nfa().is_some());
+        let withheld = shared.is_none() && GENERATION.load(Ordering::Acquire) != 0;
         let keep = shared
             .as_ref()
-            .and_then(|s| s.nfa.as_ref())
+            .and_then(|m| m.stream_nfa())
             .map_or(0, |n| n.max_pattern_len().saturating_sub(1));
         Self {
             shared,
+            withheld,
             keep,
             pending: Vec::new(),
         }
@@ -110,11 +101,12 @@ impl Streaming {
     /// The next chunk, scrubbed: what can be sent now (possibly empty, when all of it could be
     /// the start of a secret).
     pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
-        let Some(shared) = &self.shared else {
-            return chunk.to_vec();
-        };
-        let Some(nfa) = &shared.nfa else {
-            return Vec::new();
+        let Some(nfa) = self.shared.as_ref().and_then(|m| m.stream_nfa()) else {
+            return if self.withheld {
+                Vec::new()
+            } else {
+                chunk.to_vec()
+            };
         };
         let mut buf = std::mem::take(&mut self.pending);
         buf.extend_from_slice(chunk);
@@ -145,11 +137,12 @@ impl Streaming {
     /// the longest one.)
     pub fn finish(&mut self) -> Vec<u8> {
         let rest = std::mem::take(&mut self.pending);
-        let Some(shared) = &self.shared else {
-            return rest;
-        };
-        let Some(nfa) = &shared.nfa else {
-            return REDACTED.as_bytes().to_vec();
+        let Some(nfa) = self.shared.as_ref().and_then(|m| m.stream_nfa()) else {
+            return if self.withheld {
+                REDACTED.as_bytes().to_vec()
+            } else {
+                rest
+            };
         };
         let mut out = Vec::with_capacity(rest.len());
         let mut pos = 0;
