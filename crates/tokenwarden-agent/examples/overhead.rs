@@ -15,6 +15,11 @@
 //! then the medians: the throughput ratio, the latency the agent (and the floor) adds (p50, p99),
 //! their CPU and context switches per request.
 //!
+//! The simulator keeps its latency with the OS's high-resolution timer (tokio's millisecond wheel
+//! rounded 20 ms up to 20-22 ms and answered the requests of each millisecond together, which
+//! made any proxy in front of it look costlier: docs/BENCHMARKS.md). `OVERHEAD_JITTER_MS=J` adds
+//! up to J ms more to each answer, drawn afresh: an API whose latency varies.
+//!
 //! `OVERHEAD_FLOOR=reqwest` makes the floor forward through a plain `reqwest::Client` instead of
 //! hyper-util's (what reqwest's layers cost). `STAGGER` 1 starts the load loops spread over the first `LATENCY_MS` instead of all at once (by
 //! default they start together, so the requests come in waves of `CONCURRENCY`).
@@ -192,10 +197,13 @@ async fn until_stdin_closes() {
     .unwrap();
 }
 
-/// `overhead sim LATENCY_MS`: the simulator; prints its URL, and its journal counters at the end.
+/// `overhead sim LATENCY_MS`: the simulator (with up to `OVERHEAD_JITTER_MS` more, drawn for each
+/// answer); prints its URL, and its journal counters at the end.
 async fn sim_role(latency_ms: u64) {
+    let jitter = std::env::var("OVERHEAD_JITTER_MS").map_or(0, |v| v.parse().expect("ms"));
     let sim = Simulator::start(SimConfig {
         latency: Duration::from_millis(latency_ms),
+        latency_jitter: Duration::from_millis(jitter),
         ..SimConfig::default()
     })
     .await
@@ -387,7 +395,8 @@ async fn run() {
     }
 
     println!(
-        "{requests} requests a round, concurrency {concurrency}, server latency {latency_ms} ms, {rounds} rounds of each path (direct, agent, floor), interleaved, loops started {}; four processes (the floor over {floor_client})",
+        "{requests} requests a round, concurrency {concurrency}, server latency {latency_ms} ms (+ up to {} ms), {rounds} rounds of each path (direct, agent, floor), interleaved, loops started {}; four processes (the floor over {floor_client})",
+        std::env::var("OVERHEAD_JITTER_MS").unwrap_or_else(|_| "0".into()),
         match stagger.is_zero() {
             true => "together".to_string(),
             false => format!("{} µs apart", stagger.as_micros()),

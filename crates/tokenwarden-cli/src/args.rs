@@ -824,6 +824,9 @@ pub(crate) struct SimKnobs {
     /// Latency added to every API response.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) latency: Option<std::time::Duration>,
+    /// Up to this much more latency, drawn for each API response (an API whose latency varies).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) latency_jitter: Option<std::time::Duration>,
     /// Number of users.
     #[arg(long, value_name = "N")]
     pub(crate) users: Option<usize>,

@@ -67,6 +67,7 @@ pub(crate) fn config_view(c: &SimConfig) -> Value {
         "drop_rate": c.drop_rate,
         "seed": c.seed,
         "latency_ms": ms(c.latency),
+        "latency_jitter_ms": ms(c.latency_jitter),
         "scopes": c.scopes,
         "forbidden_paths": c.forbidden_paths,
         "users": c.users,

@@ -90,9 +90,16 @@ fn add_rate_headers(resp: &mut Response, rate: &RateInfo) {
 }
 
 async fn api_pipeline(inner: Arc<Inner>, req: Request, next: Next) -> Response {
-    let latency = inner.cfg().latency;
+    let (latency, jitter) = {
+        let c = inner.cfg();
+        (c.latency, c.latency_jitter)
+    };
+    let latency = match jitter.is_zero() {
+        true => latency,
+        false => latency + jitter.mul_f64(rand::random::<f64>()),
+    };
     if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
+        inner.delays.sleep(latency).await;
     }
     let cfg = inner.cfg();
     let (parts, body) = req.into_parts();

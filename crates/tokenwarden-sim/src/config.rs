@@ -211,7 +211,8 @@ pub struct SimConfig {
     pub token_creation_limit: Option<u32>,
     /// The sliding window of `token_creation_limit`. Default 1 s.
     pub token_creation_window: Duration,
-    /// The token endpoint sleeps this long before answering. Default 0.
+    /// The token endpoint sleeps this long before answering. Default 0. On tokio's timer (a test
+    /// on a paused clock skips it), unlike [`latency`](Self::latency).
     pub token_latency: Duration,
     /// When set, a successful token request is answered 200 with exactly this body, with
     /// `{access_token}` replaced by the token issued (which the API accepts as usual): for testing
@@ -238,8 +239,13 @@ pub struct SimConfig {
     /// Seed of the RNG behind `error_rate` and `drop_rate`: the i-th authenticated request gets the
     /// same fate in every run with the same seed. Default 42.
     pub seed: u64,
-    /// Added to every API response (slept before the request is processed). Default 0.
+    /// Added to every API response (slept before the request is processed). Default 0. Kept by
+    /// the operating system's high-resolution timer, not tokio's millisecond wheel (which
+    /// rounds it up, 20 ms to 20-22 ms): real time, which a paused tokio clock does not skip.
     pub latency: Duration,
+    /// Up to this much more, drawn afresh (uniformly) for each API response: an API whose
+    /// latency varies, as a real one's does, instead of the same `latency` every time. Default 0.
+    pub latency_jitter: Duration,
     /// Scopes reported by `GET /api/v2/tokens/me` (`authorizedScope`). Default
     /// [`default_scopes()`].
     pub scopes: Vec<String>,
@@ -317,6 +323,7 @@ impl Default for SimConfig {
             drop_rate: 0.0,
             seed: 42,
             latency: Duration::ZERO,
+            latency_jitter: Duration::ZERO,
             scopes: default_scopes(),
             forbidden_paths: Vec::new(),
             users: 1000,
@@ -419,6 +426,9 @@ pub struct ConfigPatch {
     /// New [`SimConfig::latency`], in ms.
     #[serde(default)]
     pub latency_ms: Option<u64>,
+    /// New [`SimConfig::latency_jitter`], in ms.
+    #[serde(default)]
+    pub latency_jitter_ms: Option<u64>,
     /// New [`SimConfig::scopes`].
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
@@ -526,6 +536,9 @@ impl ConfigPatch {
         }
         if let Some(v) = self.latency_ms {
             c.latency = ms(v);
+        }
+        if let Some(v) = self.latency_jitter_ms {
+            c.latency_jitter = ms(v);
         }
         if let Some(v) = &self.scopes {
             c.scopes = v.clone();

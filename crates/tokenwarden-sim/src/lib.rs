@@ -65,6 +65,7 @@ mod api;
 mod authorize;
 mod config;
 pub mod data;
+mod delay;
 mod ids;
 mod journal;
 pub mod recorder;

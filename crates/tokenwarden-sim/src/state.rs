@@ -151,6 +151,8 @@ pub(crate) struct Inner {
     fate_counter: AtomicU64,
     injected_errors: AtomicU64,
     pub(crate) echo_counter: AtomicU64,
+    /// The API's latency, kept by the OS's timer ([`crate::delay`]).
+    pub(crate) delays: crate::delay::Delays,
 }
 
 /// Decrements the in-flight token request count when dropped.
@@ -197,6 +199,7 @@ impl Inner {
             fate_counter: AtomicU64::new(0),
             injected_errors: AtomicU64::new(0),
             echo_counter: AtomicU64::new(0),
+            delays: crate::delay::Delays::default(),
         }
     }
 

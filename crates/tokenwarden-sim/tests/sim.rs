@@ -564,6 +564,32 @@ async fn token_latency_and_max_concurrency() {
 }
 
 #[tokio::test]
+async fn the_api_latency_is_never_short_and_its_jitter_varies_it() {
+    let sim = start(SimConfig {
+        latency: Duration::from_millis(2),
+        latency_jitter: Duration::from_millis(40),
+        ..SimConfig::default()
+    })
+    .await;
+    let c = client();
+    let tok = token(&sim, &c).await;
+    let mut took = Vec::new();
+    for i in 0..12 {
+        let t = std::time::Instant::now();
+        let r = get(&sim, &c, &format!("/api/v2/users/user-{i:06}"), &tok).await;
+        assert_eq!(r.status(), 200);
+        took.push(t.elapsed());
+    }
+    assert!(
+        took.iter().all(|t| *t >= Duration::from_millis(2)),
+        "{took:?}"
+    );
+    // Twelve uniform draws over 40 ms all within 8 ms of each other: about 1 in 10^6.
+    let spread = *took.iter().max().unwrap() - *took.iter().min().unwrap();
+    assert!(spread > Duration::from_millis(8), "{took:?}");
+}
+
+#[tokio::test]
 async fn rate_limit_429_shape_and_window() {
     let sim = start(SimConfig {
         api_rate_limit_per_minute: Some(3),

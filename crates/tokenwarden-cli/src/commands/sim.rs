@@ -54,6 +54,9 @@ pub(crate) fn apply(k: &SimKnobs, c: &mut SimConfig) {
     if let Some(v) = k.latency {
         c.latency = v;
     }
+    if let Some(v) = k.latency_jitter {
+        c.latency_jitter = v;
+    }
     if let Some(v) = k.users {
         c.users = v;
     }
