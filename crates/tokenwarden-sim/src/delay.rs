@@ -16,9 +16,10 @@
 //! then wakes each request whose time has come. The delay is real time: a paused tokio clock does
 //! not skip it (tests on a paused clock use `token_latency`, which is tokio's).
 
+use crate::sync::lock;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -26,7 +27,8 @@ use tokio::sync::oneshot;
 /// (with the simulator).
 #[derive(Default)]
 pub(crate) struct Delays {
-    shared: OnceLock<Arc<Shared>>,
+    /// None when the thread could not be started.
+    shared: OnceLock<Option<Arc<Shared>>>,
 }
 
 #[derive(Default)]
@@ -41,7 +43,6 @@ struct State {
     due: BinaryHeap<Reverse<Due>>,
     /// Ties between equal deadlines are broken by arrival.
     added: u64,
-    started: bool,
     ended: bool,
 }
 
@@ -71,12 +72,6 @@ impl Ord for Due {
     }
 }
 
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl Delays {
     /// Returns once `d` has passed (at once if the simulator is being dropped meanwhile).
     pub(crate) async fn sleep(&self, d: Duration) {
@@ -99,31 +94,25 @@ impl Delays {
         let _ = woken.await;
     }
 
+    /// The thread's state, the thread started on the first call (once, whoever calls).
     fn shared(&self) -> Option<&Arc<Shared>> {
-        if let Some(shared) = self.shared.get() {
-            return Some(shared);
-        }
-        let shared = self.shared.get_or_init(Arc::default);
-        // The thread is started under the lock, so that two first calls start one.
-        let mut s = lock(&shared.state);
-        if !s.started {
-            let theirs = Arc::clone(shared);
-            s.started = std::thread::Builder::new()
-                .name("sim-delays".into())
-                .spawn(move || run(&theirs))
-                .is_ok();
-            if !s.started {
-                return None;
-            }
-        }
-        drop(s);
-        Some(shared)
+        self.shared
+            .get_or_init(|| {
+                let shared = Arc::<Shared>::default();
+                let theirs = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name("sim-delays".into())
+                    .spawn(move || run(&theirs))
+                    .ok()
+                    .map(|_| shared)
+            })
+            .as_ref()
     }
 }
 
 impl Drop for Delays {
     fn drop(&mut self) {
-        if let Some(shared) = self.shared.get() {
+        if let Some(Some(shared)) = self.shared.get() {
             lock(&shared.state).ended = true;
             shared.changed.notify_one();
         }
